@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up and run every check: the one command the README gives for testing, and what CI runs.
+# Installs uv and the locked dependencies, then runs lint, types, import layers and the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+uv sync --frozen --quiet
+uv run ruff check src tests
+uv run ruff format --check src tests
+uv run mypy
+uv run lint-imports
+uv run pytest -q "$@"

@@ -1,0 +1,96 @@
+"""Messages between agents and teams, questions, decisions and knowledge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from loomkin.core.events.base import JSON, Event, register
+from loomkin.core.records import Tier
+from loomkin.ids import AgentId, DecisionId, MessageId, QuestionId, TeamId
+
+__all__ = [
+    "DecisionLogged",
+    "MessageSent",
+    "QuestionAnswered",
+    "QuestionAsked",
+    "QuestionExpired",
+]
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageSent(Event):
+    """A message was sent to an agent, a team or a topic.
+
+    ``msg_type`` is the message's type (``peer_message``, ``tasks_unblocked``, ...); its tier is
+    derived from it by the priority router and recorded here for the feed.
+    """
+
+    kind: Literal["message_sent"] = "message_sent"
+    message_id: MessageId
+    msg_type: str
+    tier: Tier
+    content: str
+    """Readable text, as the recipient's model will see it."""
+    from_agent: AgentId | None = None
+    from_name: str = "system"
+    from_team: TeamId | None = None
+    to_agent: AgentId | None = None
+    to_team: TeamId | None = None
+    topic: str | None = None
+    data: dict[str, JSON] | None = None
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionAsked(Event):
+    """An agent asked a question, of one agent or a team, with a deadline."""
+
+    kind: Literal["question_asked"] = "question_asked"
+    question_id: QuestionId
+    asker: AgentId
+    asker_team: TeamId
+    question: str
+    to_agent: AgentId | None = None
+    to_team: TeamId | None = None
+    deadline: float = 0.0
+    """Unix seconds after which an unanswered question expires."""
+    hops: tuple[str, ...] = ()
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionAnswered(Event):
+    """A question got its answer; it is routed back to the asker."""
+
+    kind: Literal["question_answered"] = "question_answered"
+    question_id: QuestionId
+    answerer: AgentId
+    answer: str
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionExpired(Event):
+    """A question reached its deadline unanswered; the asker is told."""
+
+    kind: Literal["question_expired"] = "question_expired"
+    question_id: QuestionId
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionLogged(Event):
+    """A node was added to the decision graph (goal, option, decision, outcome, ...)."""
+
+    kind: Literal["decision_logged"] = "decision_logged"
+    decision_id: DecisionId
+    team_id: TeamId
+    node_type: Literal["goal", "decision", "option", "action", "outcome", "observation"]
+    title: str
+    description: str = ""
+    agent_id: AgentId | None = None
+    parent_id: DecisionId | None = None
+    confidence: int | None = None
+    metadata: dict[str, JSON] | None = None

@@ -1,0 +1,165 @@
+"""The whole exception tree of Loomkin.
+
+Every error Loomkin raises on purpose derives from :class:`LoomkinError`. The tree keeps
+three families apart, because callers handle them differently:
+
+* **API misuse and bad input** — the caller can fix it: :class:`UserError` and below
+  (bad config, a refused state transition, a path outside the project, an unknown agent).
+* **Runtime failures** — something broke underneath: :class:`StoreError` (corrupt or
+  undecodable data, schema drift), :class:`ProviderError` (the model's service failed),
+  :class:`AgentCrashed`, :class:`BudgetExceeded`.
+* **Model-facing signals** — not failures of Loomkin at all: :class:`ToolError` is caught by
+  the agent loop and shown to the model as a readable tool result so it can correct itself.
+
+::
+
+    LoomkinError
+    ├── UserError
+    │   ├── ConfigError
+    │   ├── NotFound
+    │   ├── InvalidTransition
+    │   ├── TaskCycleError
+    │   ├── PolicyRefused
+    │   └── PathEscapeError
+    ├── StoreError
+    │   ├── EventDecodeError
+    │   ├── SchemaVersionError
+    │   ├── CorruptStoreError
+    │   └── ConcurrencyError
+    ├── ProviderError
+    │   ├── RateLimited
+    │   ├── ProviderTimeout
+    │   ├── ProviderUnavailable
+    │   └── MissingCredentials
+    ├── AgentCrashed
+    ├── BudgetExceeded
+    └── ToolError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentCrashed",
+    "BudgetExceeded",
+    "ConcurrencyError",
+    "ConfigError",
+    "CorruptStoreError",
+    "EventDecodeError",
+    "InvalidTransition",
+    "LoomkinError",
+    "MissingCredentials",
+    "NotFound",
+    "PathEscapeError",
+    "PolicyRefused",
+    "ProviderError",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "RateLimited",
+    "SchemaVersionError",
+    "StoreError",
+    "TaskCycleError",
+    "ToolError",
+    "UserError",
+]
+
+
+class LoomkinError(Exception):
+    """Root of every error Loomkin raises on purpose."""
+
+
+class UserError(LoomkinError):
+    """The caller asked for something that cannot be done as asked; the message says why."""
+
+
+class ConfigError(UserError):
+    """``loomkin.toml`` or a command-line option is invalid; the message names the key."""
+
+
+class NotFound(UserError):
+    """A session, team, agent, task or other named thing does not exist."""
+
+
+class InvalidTransition(UserError):
+    """A state machine refused a transition (for example a task going from completed to pending)."""
+
+
+class TaskCycleError(UserError):
+    """Adding this dependency would close a cycle in the task graph."""
+
+
+class PolicyRefused(UserError):
+    """A policy (communication, permission, team depth) refused the action."""
+
+
+class PathEscapeError(UserError):
+    """A path resolves outside the project root (``..``, absolute path or symlink)."""
+
+
+class StoreError(LoomkinError):
+    """The event store failed or holds data it cannot use."""
+
+
+class EventDecodeError(StoreError):
+    """A stored event cannot be decoded into a known event type."""
+
+
+class SchemaVersionError(StoreError):
+    """A stored event or database has a schema version this code does not understand."""
+
+
+class CorruptStoreError(StoreError):
+    """The store's file or tables are damaged (not a database, truncated, wrong layout)."""
+
+
+class ConcurrencyError(StoreError):
+    """An append expected a stream version that is no longer current."""
+
+
+class ProviderError(LoomkinError):
+    """The model provider failed; ``transient`` says whether retrying may help."""
+
+    def __init__(self, message: str, *, transient: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+class RateLimited(ProviderError):
+    """The provider answered 429 (or an equivalent overload code)."""
+
+    def __init__(self, message: str, *, status: int | None = 429):
+        super().__init__(message, transient=True, status=status)
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer in time."""
+
+    def __init__(self, message: str):
+        super().__init__(message, transient=True)
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider answered 5xx or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message, transient=True, status=status)
+
+
+class MissingCredentials(ProviderError):
+    """No API key was found for the provider; the message says which variable to set."""
+
+
+class AgentCrashed(LoomkinError):
+    """An agent's loop failed with an unexpected error and was handed to its supervisor."""
+
+
+class BudgetExceeded(LoomkinError):
+    """A token or cost budget would be exceeded by the next model call."""
+
+    def __init__(self, message: str, *, scope: str):
+        super().__init__(message)
+        self.scope = scope
+
+
+class ToolError(LoomkinError):
+    """A tool could not do what the model asked; the message is shown to the model as-is."""
