@@ -1,0 +1,272 @@
+"""The provider-neutral model interface: requests, stream events, responses.
+
+How this works and why:
+
+* A :class:`ModelRequest` is the whole input of one model call: the transcript
+  (:mod:`loomkin.core.chat` messages, system prompts included), the tool schemas and the
+  sampling knobs. Adapters translate it to each provider's wire format; :meth:`to_json`
+  gives the exact request for the journal.
+* :meth:`Model.stream` is an async generator of :data:`StreamEvent` values: text deltas,
+  tool-call deltas (grouped by ``index``), one usage report and a final :class:`StreamEnd`.
+  The caller may stop iterating at any point (an ``asap`` pause abandons the stream);
+  closing the generator closes the HTTP stream underneath.
+* :class:`ResponseBuilder` folds the events into a :class:`ModelResponse`. ``partial()``
+  returns what streamed so far, for a stream that was interrupted.
+* Adapters do not retry; :mod:`loomkin.llm.retry` wraps any model with the one retry policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, assert_never, runtime_checkable
+
+from loomkin.core.chat import AssistantMessage, ChatMessage, ToolCall, message_to_json
+from loomkin.core.events.base import JSON
+from loomkin.ids import uuid7
+
+__all__ = [
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "ResponseBuilder",
+    "StopReason",
+    "StreamEnd",
+    "StreamEvent",
+    "TextDelta",
+    "ToolCallDelta",
+    "ToolSchema",
+    "UsageReport",
+    "complete",
+]
+
+StopReason = str
+"""Why the model stopped. Adapters normalise the common cases to ``"stop"`` (a final
+answer), ``"tool_calls"``, ``"length"`` (hit ``max_tokens``) and ``"content_filter"``;
+anything else is passed through as the provider spelled it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolSchema:
+    """A tool as the model sees it."""
+
+    name: str
+    """The name the model calls the tool by."""
+    description: str
+    """What the tool does, for the model."""
+    parameters: dict[str, JSON]
+    """JSON Schema (an ``object`` schema) of the tool's arguments."""
+
+    def to_json(self) -> dict[str, JSON]:
+        """Return the schema as a JSON object."""
+        return {"name": self.name, "description": self.description, "parameters": self.parameters}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelRequest:
+    """Everything one model call receives."""
+
+    messages: tuple[ChatMessage, ...]
+    """The transcript; system prompts are :class:`~loomkin.core.chat.SystemMessage` entries."""
+    tools: tuple[ToolSchema, ...] = ()
+    """Tools the model may call."""
+    max_tokens: int | None = None
+    """Cap on output tokens (``None``: the adapter's default)."""
+    temperature: float | None = None
+    """Sampling temperature (``None``: the provider's default)."""
+
+    def to_json(self) -> dict[str, JSON]:
+        """Return the exact request as a JSON object, for journaling."""
+        return {
+            "messages": [message_to_json(m) for m in self.messages],
+            "tools": [t.to_json() for t in self.tools],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextDelta:
+    """A piece of the answer's text."""
+
+    kind: Literal["text"] = "text"
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallDelta:
+    """A piece of one tool call; deltas with the same ``index`` belong to the same call."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    index: int
+    """Position of the call among this response's tool calls (0-based)."""
+    call_id: str | None = None
+    """The provider's call id, usually only on the first delta of a call."""
+    name: str | None = None
+    """The tool's name, usually only on the first delta of a call."""
+    arguments_delta: str = ""
+    """More of the raw JSON arguments text."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageReport:
+    """Token counts of the whole call so far (cumulative; the last report wins)."""
+
+    kind: Literal["usage"] = "usage"
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamEnd:
+    """The model finished; always the last event of a complete stream."""
+
+    kind: Literal["end"] = "end"
+    stop_reason: StopReason
+
+
+StreamEvent = TextDelta | ToolCallDelta | UsageReport | StreamEnd
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A chat model that streams its answer."""
+
+    @property
+    def name(self) -> str:
+        """``"provider:model"``, e.g. ``"openai:gpt-4.1"``."""
+        ...
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the answer to ``request``.
+
+        Implemented as an async generator. Errors before the first event are raised as
+        :class:`~loomkin.errors.ProviderError` subclasses (transient ones may be retried);
+        an error after the first event is raised as-is and is never retried. Closing the
+        generator early (``aclose()``) releases the connection.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelResponse:
+    """A model's answer, whole or partial."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    """Calls in the order the model made them; ``arguments`` is raw text (may be invalid)."""
+    input_tokens: int
+    output_tokens: int
+    stop_reason: StopReason
+    """``""`` when the stream did not finish."""
+    complete: bool
+    """False when the stream was interrupted before :class:`StreamEnd`."""
+
+    def to_message(self) -> AssistantMessage:
+        """Return the answer as a transcript message (``interrupted`` when incomplete)."""
+        return AssistantMessage(
+            text=self.text, tool_calls=self.tool_calls, interrupted=not self.complete
+        )
+
+    def to_json(self) -> dict[str, JSON]:
+        """Return the response as a JSON object, for journaling."""
+        return {
+            "text": self.text,
+            "tool_calls": [
+                {"call_id": c.call_id, "name": c.name, "arguments": c.arguments}
+                for c in self.tool_calls
+            ],
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "stop_reason": self.stop_reason,
+            "complete": self.complete,
+        }
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    call_id: str | None = None
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class ResponseBuilder:
+    """Accumulates stream events into a :class:`ModelResponse`.
+
+    A call whose provider gave no id gets ``call_<uuid7>`` the first time it is built;
+    the id is kept, so ``partial()`` and ``build()`` agree.
+    """
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: dict[int, _PendingCall] = {}
+        self._input_tokens = 0
+        self._output_tokens = 0
+        self._stop_reason: StopReason | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once :class:`StreamEnd` was added."""
+        return self._stop_reason is not None
+
+    def add(self, event: StreamEvent) -> None:
+        """Fold one event into the response."""
+        match event:
+            case TextDelta(text=text):
+                self._text.append(text)
+            case ToolCallDelta():
+                call = self._calls.setdefault(event.index, _PendingCall())
+                if event.call_id and call.call_id is None:
+                    call.call_id = event.call_id
+                if event.name:
+                    call.name = event.name
+                call.arguments.append(event.arguments_delta)
+            case UsageReport(input_tokens=input_tokens, output_tokens=output_tokens):
+                self._input_tokens = input_tokens
+                self._output_tokens = output_tokens
+            case StreamEnd(stop_reason=stop_reason):
+                self._stop_reason = stop_reason
+            case _:
+                assert_never(event)
+
+    def partial(self) -> ModelResponse:
+        """Return what has streamed so far (``complete`` only if the stream ended)."""
+        calls: list[ToolCall] = []
+        for index in sorted(self._calls):
+            pending = self._calls[index]
+            if pending.call_id is None:
+                pending.call_id = f"call_{uuid7()}"
+            calls.append(
+                ToolCall(
+                    call_id=pending.call_id, name=pending.name, arguments="".join(pending.arguments)
+                )
+            )
+        return ModelResponse(
+            text="".join(self._text),
+            tool_calls=tuple(calls),
+            input_tokens=self._input_tokens,
+            output_tokens=self._output_tokens,
+            stop_reason=self._stop_reason or "",
+            complete=self._stop_reason is not None,
+        )
+
+    def build(self) -> ModelResponse:
+        """Return the response; same as :meth:`partial` (``complete`` tells them apart)."""
+        return self.partial()
+
+
+async def complete(model: Model, request: ModelRequest) -> ModelResponse:
+    """Run ``request`` on ``model`` to the end and return the whole response."""
+    builder = ResponseBuilder()
+    stream = model.stream(request)
+    try:
+        async for event in stream:
+            builder.add(event)
+    finally:
+        await _aclose(stream)
+    return builder.build()
+
+
+async def _aclose(stream: AsyncIterator[StreamEvent]) -> None:
+    if isinstance(stream, AsyncGenerator):
+        await stream.aclose()

@@ -1,0 +1,245 @@
+"""Deterministic fake models for tests, the demo and the benchmarks.
+
+How this works and why:
+
+* :class:`ScriptedModel` plays a fixed script: each :meth:`~ScriptedModel.stream` call
+  consumes the next step, a :class:`Reply` (text and/or tool calls) or a :class:`Fail`
+  (raises a :class:`~loomkin.errors.ProviderError` before any event, exactly where a real
+  adapter raises, so the retry policy sees it).
+* :class:`FunctionModel` computes each step from the request, for agents whose behaviour
+  depends on their prompt.
+* Both stream like a real model: text in chunks of ``chunk_chars`` with
+  ``asyncio.sleep(chunk_delay_s)`` between chunks (virtual time under ``looptime``), then
+  the tool calls, a usage report and the end. Tool call ids are ``call_1``, ``call_2``, …
+  per model, and usage defaults to ``len(text) / 4`` tokens, so runs are reproducible.
+* Every request is recorded in ``.requests`` so tests can assert what the model saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from loomkin.core.chat import AssistantMessage, SystemMessage, ToolResultMessage, UserMessage
+from loomkin.core.events.base import JSON
+from loomkin.errors import ProviderError
+from loomkin.llm.model import (
+    ModelRequest,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+
+__all__ = ["Call", "Fail", "FunctionModel", "Reply", "ScriptStep", "ScriptedModel"]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One tool call in a scripted reply: ``Call("read_file", {"path": "a.py"})``."""
+
+    name: str
+    """The tool's name."""
+    args: dict[str, JSON] | str = field(default_factory=dict)
+    """The arguments: a dict (sent as JSON) or raw text (sent as-is, possibly invalid JSON)."""
+
+    def arguments_text(self) -> str:
+        """Return the arguments as the raw text the model would stream."""
+        if isinstance(self.args, str):
+            return self.args
+        return json.dumps(self.args, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """A scripted answer."""
+
+    text: str = ""
+    tool_calls: Sequence[Call] = ()
+    input_tokens: int | None = None
+    """Reported input tokens (``None``: estimated as the request's characters / 4)."""
+    output_tokens: int | None = None
+    """Reported output tokens (``None``: estimated as the reply's characters / 4)."""
+    stop_reason: str | None = None
+    """``None``: ``"tool_calls"`` if there are calls, else ``"stop"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """A scripted failure: the call raises ``error`` before streaming anything."""
+
+    error: ProviderError
+
+
+ScriptStep = Reply | Fail
+
+
+class _FakeModel:
+    """Shared streaming of fake replies (chunking, delays, ids, usage)."""
+
+    def __init__(
+        self, *, name: str, chunk_chars: int | None, chunk_delay_s: float, latency_s: float
+    ) -> None:
+        if chunk_chars is not None and chunk_chars < 1:
+            raise ValueError(f"chunk_chars must be at least 1, got {chunk_chars!r}")
+        self._name = name
+        self._chunk_chars = chunk_chars
+        self._chunk_delay_s = chunk_delay_s
+        self._latency_s = latency_s
+        self._next_call = 0
+        self.requests: list[ModelRequest] = []
+        """Every request received, in order."""
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def _play(self, request: ModelRequest, step: ScriptStep) -> AsyncIterator[StreamEvent]:
+        if self._latency_s > 0:
+            await asyncio.sleep(self._latency_s)
+        match step:
+            case Fail(error=error):
+                raise error
+            case Reply():
+                async for event in self._play_reply(request, step):
+                    yield event
+            case _:
+                assert_never(step)
+
+    async def _play_reply(self, request: ModelRequest, reply: Reply) -> AsyncIterator[StreamEvent]:
+        for i, chunk in enumerate(self._chunks(reply.text)):
+            if i > 0 and self._chunk_delay_s > 0:
+                await asyncio.sleep(self._chunk_delay_s)
+            yield TextDelta(text=chunk)
+        out_chars = len(reply.text)
+        for index, call in enumerate(reply.tool_calls):
+            self._next_call += 1
+            arguments = call.arguments_text()
+            out_chars += len(call.name) + len(arguments)
+            yield ToolCallDelta(
+                index=index,
+                call_id=f"call_{self._next_call}",
+                name=call.name,
+                arguments_delta=arguments,
+            )
+        yield UsageReport(
+            input_tokens=_or_estimate(reply.input_tokens, _request_chars(request)),
+            output_tokens=_or_estimate(reply.output_tokens, out_chars),
+        )
+        default_stop = "tool_calls" if reply.tool_calls else "stop"
+        yield StreamEnd(stop_reason=reply.stop_reason or default_stop)
+
+    def _chunks(self, text: str) -> list[str]:
+        if not text:
+            return []
+        size = self._chunk_chars or len(text)
+        return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class ScriptedModel(_FakeModel):
+    """A model that plays a fixed script, one step per call.
+
+    Args:
+        script: The steps, consumed in order, one per :meth:`stream` call.
+        name: The model's ``provider:model`` name.
+        chunk_chars: Stream text in chunks of this many characters (``None``: one chunk).
+        chunk_delay_s: Sleep between text chunks (``asyncio.sleep``, virtual in tests).
+        latency_s: Sleep before the first event of every call.
+    """
+
+    def __init__(
+        self,
+        script: Sequence[ScriptStep],
+        *,
+        name: str = "scripted:demo",
+        chunk_chars: int | None = None,
+        chunk_delay_s: float = 0.0,
+        latency_s: float = 0.0,
+    ) -> None:
+        super().__init__(
+            name=name, chunk_chars=chunk_chars, chunk_delay_s=chunk_delay_s, latency_s=latency_s
+        )
+        self._script = list(script)
+        self._position = 0
+
+    @property
+    def remaining(self) -> int:
+        """How many steps have not been played yet."""
+        return len(self._script) - self._position
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        self.requests.append(request)
+        if self._position >= len(self._script):
+            raise ProviderError(
+                f"scripted model {self.name!r} ran out of script: call {self._position + 1} "
+                f"but the script has only {len(self._script)} step(s)"
+            )
+        step = self._script[self._position]
+        self._position += 1
+        async for event in self._play(request, step):
+            yield event
+
+
+StepFunction = Callable[[ModelRequest], ScriptStep | Awaitable[ScriptStep]]
+"""Computes a :class:`Reply` (or :class:`Fail`) from a request; may be async."""
+
+
+class FunctionModel(_FakeModel):
+    """A model whose answer is computed from the request by ``fn``.
+
+    Args:
+        fn: Returns the step for a request (sync or async); may also raise.
+        name: The model's ``provider:model`` name.
+        chunk_chars: Stream text in chunks of this many characters (``None``: one chunk).
+        chunk_delay_s: Sleep between text chunks (``asyncio.sleep``, virtual in tests).
+        latency_s: Sleep before the first event of every call.
+    """
+
+    def __init__(
+        self,
+        fn: StepFunction,
+        *,
+        name: str = "function:test",
+        chunk_chars: int | None = None,
+        chunk_delay_s: float = 0.0,
+        latency_s: float = 0.0,
+    ) -> None:
+        super().__init__(
+            name=name, chunk_chars=chunk_chars, chunk_delay_s=chunk_delay_s, latency_s=latency_s
+        )
+        self._fn = fn
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        self.requests.append(request)
+        result = self._fn(request)
+        step = result if isinstance(result, Reply | Fail) else await result
+        async for event in self._play(request, step):
+            yield event
+
+
+def _or_estimate(given: int | None, chars: int) -> int:
+    if given is not None:
+        return given
+    return max(1, math.ceil(chars / 4)) if chars else 0
+
+
+def _request_chars(request: ModelRequest) -> int:
+    total = 0
+    for message in request.messages:
+        match message:
+            case SystemMessage(text=text) | UserMessage(text=text):
+                total += len(text)
+            case AssistantMessage(text=text, tool_calls=calls):
+                total += len(text) + sum(len(c.name) + len(c.arguments) for c in calls)
+            case ToolResultMessage(content=content):
+                total += len(content)
+            case _:
+                assert_never(message)
+    for tool in request.tools:
+        total += len(tool.name) + len(tool.description) + len(json.dumps(tool.parameters))
+    return total
