@@ -1,0 +1,28 @@
+"""Tools the agents call: the port, the built-in file/shell/git tools, permissions."""
+
+from loomkin.tools.base import (
+    FileAccessLog,
+    FunctionTool,
+    MemoryFileAccessLog,
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolSet,
+    ToolSpec,
+    tool,
+)
+from loomkin.tools.paths import display_path, resolve_in_project
+
+__all__ = [
+    "FileAccessLog",
+    "FunctionTool",
+    "MemoryFileAccessLog",
+    "Tool",
+    "ToolArgs",
+    "ToolContext",
+    "ToolSet",
+    "ToolSpec",
+    "display_path",
+    "resolve_in_project",
+    "tool",
+]
