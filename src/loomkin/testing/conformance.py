@@ -1,0 +1,499 @@
+"""The event store conformance suite: one set of tests every EventStore backend must pass.
+
+How to use it: subclass :class:`EventStoreConformance` in a pytest module under a ``Test…``
+name and implement :meth:`~EventStoreConformance.open_store` (a fresh, empty store per call)
+and, if the backend can, :meth:`~EventStoreConformance.damage_row`::
+
+    class TestMyStore(EventStoreConformance):
+        @contextlib.asynccontextmanager
+        async def open_store(self) -> AsyncIterator[EventStore]:
+            store = await MyStore.open(...)
+            try:
+                yield store
+            finally:
+                await store.close()
+
+The tests are ``async def`` methods, so the project needs pytest-asyncio in ``auto`` mode. The
+module imports neither pytest nor hypothesis at import time (the shipped ``loomkin.testing``
+package must import without dev dependencies): a test that cannot run raises
+:class:`unittest.SkipTest`, which pytest reports as a skip, and the property test imports
+hypothesis when it runs. It drives its examples on its own event loop (``asyncio.Runner``),
+one fresh store per example; lower :attr:`~EventStoreConformance.max_examples` for backends
+whose stores are slow to create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import unittest
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import psycopg
+
+from loomkin.core.events import (
+    ModelCallCompleted,
+    NewEvent,
+    QuestionAsked,
+    RecordedEvent,
+    TaskCreated,
+    UserMessagePosted,
+)
+from loomkin.errors import ConcurrencyError, EventDecodeError, SchemaVersionError, StoreError
+from loomkin.ids import (
+    AgentId,
+    CallId,
+    EventId,
+    MessageId,
+    QuestionId,
+    SessionId,
+    TaskId,
+    TeamId,
+    new_id,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    from loomkin.core.events import Event
+    from loomkin.core.store import EventStore
+
+__all__ = [
+    "POSTGRES_CANDIDATES",
+    "EventStoreConformance",
+    "new_event",
+    "postgres_test_url",
+    "scratch_postgres_schema",
+    "task_event",
+]
+
+POSTGRES_CANDIDATES = (
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+)
+"""Where tests look for PostgreSQL (trust auth), after ``$LOOMKIN_TEST_POSTGRES_URL``."""
+
+
+def new_event(event: Event, *, recorded_at: float = 1_732_420_000.25) -> NewEvent:
+    """Wrap ``event`` for appending, with a fresh event id."""
+    return NewEvent(event_id=EventId(new_id("evt_")), recorded_at=recorded_at, event=event)
+
+
+def task_event(task: str, *, session: str = "s1", title: str = "") -> NewEvent:
+    """A small event on stream ``task:<task>`` of session ``session``."""
+    return new_event(
+        TaskCreated(
+            session_id=SessionId(session),
+            task_id=TaskId(task),
+            team_id=TeamId("team"),
+            title=title or f"do {task}",
+        )
+    )
+
+
+@contextlib.contextmanager
+def _raises(kind: type[BaseException], *fragments: str) -> Iterator[None]:
+    """Like ``pytest.raises``: the block must raise ``kind`` with every fragment in its text."""
+    try:
+        yield
+    except kind as exc:
+        caught = exc
+    else:
+        raise AssertionError(f"expected {kind.__name__}, nothing was raised")
+    missing = [f for f in fragments if f not in str(caught)]
+    assert not missing, f"{type(caught).__name__}({caught!s}) does not mention {missing}"
+
+
+def _positions(events: Sequence[RecordedEvent]) -> list[int]:
+    return [e.position for e in events]
+
+
+def _ids(events: Sequence[RecordedEvent]) -> list[str]:
+    return [e.event_id for e in events]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Batch:
+    """One step of a generated append plan."""
+
+    events: tuple[tuple[int, int], ...]
+    """``(task number, session number)`` per event."""
+    expect: str
+    """``"none"``, ``"current"`` (correct expected versions) or ``"stale"`` (one is wrong)."""
+
+
+class EventStoreConformance:
+    """Tests of the :class:`~loomkin.core.store.EventStore` contract; subclass per backend."""
+
+    max_examples: ClassVar[int] = 40
+    """Hypothesis examples for the property test (each example opens a fresh store)."""
+
+    def open_store(self) -> AbstractAsyncContextManager[EventStore]:
+        """Return a context manager that opens a fresh, empty store and closes it at exit."""
+        raise NotImplementedError(f"{type(self).__name__} must implement open_store()")
+
+    async def damage_row(
+        self,
+        store: EventStore,
+        position: int,
+        *,
+        kind: str | None = None,
+        schema_version: int | None = None,
+        data: str | None = None,
+    ) -> None:
+        """Overwrite columns of the stored row at ``position``, as disk damage or a bad writer.
+
+        Backends that cannot do this leave it as is; the bad-row tests then skip.
+        """
+        raise unittest.SkipTest(f"{type(self).__name__} does not implement damage_row()")
+
+    # -- basic log semantics -------------------------------------------------------------
+
+    async def test_empty_store(self) -> None:
+        async with self.open_store() as store:
+            assert await store.last_position() == 0
+            assert await store.read() == []
+            assert await store.read_stream("task:a") == []
+
+    async def test_append_returns_recorded_events(self) -> None:
+        async with self.open_store() as store:
+            batch = [task_event("a"), task_event("b"), task_event("a")]
+            recorded = await store.append(batch)
+            assert _positions(recorded) == [1, 2, 3]
+            assert [e.stream for e in recorded] == ["task:a", "task:b", "task:a"]
+            assert [e.stream_version for e in recorded] == [1, 1, 2]
+            assert _ids(recorded) == [e.event_id for e in batch]
+            assert [e.event for e in recorded] == [e.event for e in batch]
+            assert [e.recorded_at for e in recorded] == [e.recorded_at for e in batch]
+            assert await store.read() == recorded
+            assert await store.last_position() == 3
+
+    async def test_positions_and_versions_continue_across_batches(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a"), task_event("b")])
+            second = await store.append([task_event("b"), task_event("c"), task_event("a")])
+            assert _positions(second) == [3, 4, 5]
+            assert [e.stream_version for e in second] == [2, 1, 2]
+            assert _positions(await store.read()) == [1, 2, 3, 4, 5]
+
+    async def test_events_round_trip_exactly(self) -> None:
+        events = [
+            ModelCallCompleted(
+                session_id=SessionId("s1"),
+                agent_id=AgentId("agent-1"),
+                call_id=CallId("call-1"),
+                text='héllo ✓ \x00 "quoted" \n newline',
+                tool_calls=({"name": "read", "args": {"path": "a.py", "lines": [1, 2]}},),
+                input_tokens=2**53 + 1,
+                cost_usd=0.1 + 0.2,
+                interrupted=True,
+            ),
+            QuestionAsked(
+                session_id=SessionId("s1"),
+                question_id=QuestionId("q1"),
+                asker=AgentId("agent-1"),
+                asker_team=TeamId("team"),
+                question="why?",
+                hops=("team", "parent"),
+                deadline=1e-7,
+            ),
+            UserMessagePosted(
+                session_id=SessionId("s2"), message_id=MessageId("m1"), text="", to_agent=None
+            ),
+        ]
+        async with self.open_store() as store:
+            batch = [new_event(e, recorded_at=1_732_420_000.123456) for e in events]
+            await store.append(batch)
+            read = await store.read()
+            assert [e.event for e in read] == events
+            assert [e.recorded_at for e in read] == [1_732_420_000.123456] * 3
+            assert _ids(read) == [e.event_id for e in batch]
+
+    async def test_large_batch_is_one_append(self) -> None:
+        async with self.open_store() as store:
+            recorded = await store.append([task_event(f"t{i % 10}") for i in range(500)])
+            assert _positions(recorded) == list(range(1, 501))
+            assert [e.stream_version for e in await store.read_stream("task:t3")] == list(
+                range(1, 51)
+            )
+
+    async def test_empty_batch_writes_nothing(self) -> None:
+        async with self.open_store() as store:
+            assert await store.append([]) == []
+            assert await store.last_position() == 0
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def test_read_after_and_limit(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event(f"t{i}") for i in range(6)])
+            assert _positions(await store.read(after=4)) == [5, 6]
+            assert _positions(await store.read(after=1, limit=2)) == [2, 3]
+            assert await store.read(limit=0) == []
+            assert await store.read(after=6) == []
+            assert await store.read(after=99) == []
+
+    async def test_read_filters_by_session(self) -> None:
+        async with self.open_store() as store:
+            sessions = ["s1", "s2", "s1", "s3", "s1", "s2"]
+            await store.append([task_event(f"t{i}", session=s) for i, s in enumerate(sessions)])
+            assert _positions(await store.read(session_id="s1")) == [1, 3, 5]
+            assert _positions(await store.read(after=1, session_id="s1")) == [3, 5]
+            assert _positions(await store.read(limit=1, session_id="s2")) == [2]
+            assert await store.read(session_id="nobody") == []
+
+    async def test_read_stream_after(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a"), task_event("b"), task_event("a")])
+            await store.append([task_event("a")])
+            stream = await store.read_stream("task:a")
+            assert [(e.position, e.stream_version) for e in stream] == [(1, 1), (3, 2), (4, 3)]
+            assert [e.stream_version for e in await store.read_stream("task:a", after=2)] == [3]
+            assert await store.read_stream("task:missing") == []
+
+    # -- optimistic concurrency and rejected appends -------------------------------------
+
+    async def test_expected_versions_that_hold_let_the_batch_in(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a")], expected_versions={"task:a": 0})
+            recorded = await store.append(
+                [task_event("a"), task_event("b")],
+                expected_versions={"task:a": 1, "task:b": 0},
+            )
+            assert [e.stream_version for e in recorded] == [2, 1]
+
+    async def test_stale_expected_version_raises_and_writes_nothing(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a"), task_event("a")])
+            with _raises(ConcurrencyError, "'task:a'", "2", "1"):
+                await store.append(
+                    [task_event("b"), task_event("a")], expected_versions={"task:a": 1}
+                )
+            with _raises(ConcurrencyError, "'task:c'"):
+                await store.append([task_event("b")], expected_versions={"task:c": 1})
+            assert await store.last_position() == 2
+            assert await store.read_stream("task:b") == []
+            recorded = await store.append([task_event("b")], expected_versions={"task:a": 2})
+            assert _positions(recorded) == [3]
+
+    async def test_duplicate_event_id_raises_and_writes_nothing(self) -> None:
+        async with self.open_store() as store:
+            first = task_event("a")
+            await store.append([first])
+            with _raises(StoreError, first.event_id):
+                await store.append([task_event("b"), first])
+            twice = task_event("c")
+            with _raises(StoreError, twice.event_id):
+                await store.append([twice, twice])
+            assert _positions(await store.read()) == [1]
+            assert _positions(await store.append([task_event("d")])) == [2]
+
+    async def test_concurrent_appends_stay_gapless_and_atomic(self) -> None:
+        async with self.open_store() as store:
+            batches = [[task_event(f"t{i % 3}") for _ in range(1 + i % 4)] for i in range(20)]
+            results = await asyncio.gather(*(store.append(b) for b in batches))
+            for recorded in results:
+                positions = _positions(recorded)
+                assert positions == list(range(positions[0], positions[0] + len(positions)))
+            everything = await store.read()
+            assert _positions(everything) == list(range(1, sum(map(len, batches)) + 1))
+            for stream in ("task:t0", "task:t1", "task:t2"):
+                versions = [e.stream_version for e in await store.read_stream(stream)]
+                assert versions == list(range(1, len(versions) + 1))
+
+    async def test_concurrent_writers_with_one_expected_version_one_wins(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a")])
+            attempts = [
+                store.append([task_event("a")], expected_versions={"task:a": 1}) for _ in range(5)
+            ]
+            outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+            assert sum(isinstance(o, list) for o in outcomes) == 1, outcomes
+            assert all(isinstance(o, list | ConcurrencyError) for o in outcomes), outcomes
+            assert await store.last_position() == 2
+
+    async def test_close_is_final_and_idempotent(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a")])
+            await store.close()
+            await store.close()
+            with _raises(StoreError):
+                await store.append([task_event("b")])
+
+    # -- damaged rows (skipped unless the subclass implements damage_row) ----------------
+
+    async def _store_with_bad_row(
+        self,
+        store: EventStore,
+        *,
+        kind: str | None = None,
+        schema_version: int | None = None,
+        data: str | None = None,
+    ) -> None:
+        await store.append([task_event("a"), task_event("b")])
+        await store.append([task_event("a"), task_event("c")])
+        await self.damage_row(store, 3, kind=kind, schema_version=schema_version, data=data)
+
+    async def _assert_rest_still_reads(self, store: EventStore) -> None:
+        assert _positions(await store.read(limit=2)) == [1, 2]
+        assert _positions(await store.read(after=3)) == [4]
+        assert _positions(await store.read_stream("task:c")) == [4]
+        assert await store.last_position() == 4
+        assert _positions(await store.append([task_event("d")])) == [5]
+
+    async def test_unknown_kind_names_position_and_kind(self) -> None:
+        async with self.open_store() as store:
+            await self._store_with_bad_row(store, kind="no_such_kind")
+            with _raises(EventDecodeError, "position 3", "'no_such_kind'"):
+                await store.read()
+            with _raises(EventDecodeError, "position 3"):
+                await store.read_stream("task:a")
+            await self._assert_rest_still_reads(store)
+
+    async def test_non_json_payload_names_position_and_kind(self) -> None:
+        async with self.open_store() as store:
+            await self._store_with_bad_row(store, data="{not json")
+            with _raises(EventDecodeError, "position 3", "'task_created'", "not JSON"):
+                await store.read(after=1)
+            await self._assert_rest_still_reads(store)
+
+    async def test_payload_with_wrong_fields_names_position(self) -> None:
+        async with self.open_store() as store:
+            await self._store_with_bad_row(store, data='{"session_id": "s1", "bogus": 1}')
+            with _raises(EventDecodeError, "position 3", "bogus"):
+                await store.read()
+            await self._assert_rest_still_reads(store)
+
+    async def test_wrong_schema_version_raises_schema_version_error(self) -> None:
+        async with self.open_store() as store:
+            await self._store_with_bad_row(store, schema_version=99)
+            with _raises(SchemaVersionError, "position 3", "99"):
+                await store.read()
+            await self._assert_rest_still_reads(store)
+
+    # -- properties ----------------------------------------------------------------------
+
+    def test_log_invariants_hold_for_any_appends(self) -> None:
+        """Any sequence of batches keeps positions and versions gapless and reads consistent."""
+        from hypothesis import HealthCheck, given, settings
+        from hypothesis import strategies as st
+
+        event = st.tuples(st.integers(0, 4), st.integers(0, 2))
+        batch = st.builds(
+            _Batch,
+            events=st.lists(event, max_size=6).map(tuple),
+            expect=st.sampled_from(["none", "none", "current", "stale"]),
+        )
+        plans = st.lists(batch, max_size=8)
+
+        with asyncio.Runner() as runner:
+
+            @settings(
+                max_examples=self.max_examples,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            )
+            @given(plan=plans, after=st.integers(0, 40), limit=st.none() | st.integers(0, 10))
+            def check(plan: list[_Batch], after: int, limit: int | None) -> None:
+                runner.run(self._check_plan(plan, after, limit))
+
+            check()
+
+    async def _check_plan(self, plan: list[_Batch], after: int, limit: int | None) -> None:
+        async with self.open_store() as store:
+            appended: list[NewEvent] = []
+            versions: dict[str, int] = {}
+            for step in plan:
+                await self._append_step(store, step, appended, versions)
+            everything = await store.read()
+            assert _positions(everything) == list(range(1, len(appended) + 1))
+            assert _ids(everything) == [e.event_id for e in appended]
+            assert [e.event for e in everything] == [e.event for e in appended]
+            assert await store.last_position() == len(appended)
+            assert await store.read(after=after, limit=limit) == everything[after:][:limit]
+            for stream, version in versions.items():
+                of_stream = await store.read_stream(stream)
+                assert of_stream == [e for e in everything if e.stream == stream]
+                assert [e.stream_version for e in of_stream] == list(range(1, version + 1))
+            for session in ("s0", "s1", "s2"):
+                of_session = await store.read(session_id=session)
+                assert of_session == [e for e in everything if e.event.session_id == session]
+
+    async def _append_step(
+        self, store: EventStore, step: _Batch, appended: list[NewEvent], versions: dict[str, int]
+    ) -> None:
+        batch = [task_event(f"t{task}", session=f"s{session}") for task, session in step.events]
+        streams = sorted({e.event.stream() for e in batch}) or ["task:t0"]
+        expected = {s: versions.get(s, 0) for s in streams}
+        if step.expect == "stale":
+            expected[streams[0]] += 1
+            with _raises(ConcurrencyError):
+                await store.append(batch, expected_versions=expected)
+            return
+        recorded = await store.append(
+            batch, expected_versions=expected if step.expect == "current" else None
+        )
+        assert _positions(recorded) == list(
+            range(len(appended) + 1, len(appended) + 1 + len(batch))
+        )
+        for new, rec in zip(batch, recorded, strict=True):
+            versions[rec.stream] = versions.get(rec.stream, 0) + 1
+            assert rec.stream_version == versions[rec.stream]
+            assert rec.event_id == new.event_id
+        appended.extend(batch)
+
+
+# -- PostgreSQL for tests --------------------------------------------------------------------
+
+
+@functools.cache
+def _probe_postgres() -> tuple[str | None, str]:
+    env = os.environ.get("LOOMKIN_TEST_POSTGRES_URL")
+    errors: list[str] = []
+    for url in (env,) if env else POSTGRES_CANDIDATES:
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                return url, ""
+        except psycopg.Error as exc:
+            errors.append(f"{url}: {str(exc).strip()}")
+    return None, "; ".join(errors)
+
+
+def postgres_test_url() -> str:
+    """Return the URL of the test PostgreSQL server, or skip the calling test.
+
+    Tries ``$LOOMKIN_TEST_POSTGRES_URL``, else :data:`POSTGRES_CANDIDATES` (once per
+    process). When no server answers the test is skipped with the reason, unless ``$CI`` is
+    set: CI must really run the Postgres tests, so there the test fails instead.
+
+    Raises:
+        unittest.SkipTest: no server answers and ``$CI`` is not set.
+        AssertionError: no server answers and ``$CI`` is set.
+    """
+    url, why = _probe_postgres()
+    if url is not None:
+        return url
+    if os.environ.get("CI"):
+        raise AssertionError(f"CI is set but PostgreSQL is unreachable: {why}")
+    raise unittest.SkipTest(f"PostgreSQL is unreachable ({why})")
+
+
+@contextlib.asynccontextmanager
+async def scratch_postgres_schema(url: str | None = None) -> AsyncIterator[str]:
+    """Yield a fresh schema name (``loomkin_test_<hex>``) on the test server; drop it at exit.
+
+    Args:
+        url: the server; default :func:`postgres_test_url` (which may skip the test).
+    """
+    server = url or postgres_test_url()
+    schema = f"loomkin_test_{uuid.uuid4().hex[:16]}"
+    try:
+        yield schema
+    finally:
+        async with await psycopg.AsyncConnection.connect(server, autocommit=True) as conn:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
