@@ -10,6 +10,7 @@ from loomkin.runtime.eventlog import (
 from loomkin.runtime.mailbox import CONTROL_CAPACITY, Mailbox, MailboxStatistics, Tiered
 from loomkin.runtime.registry import Registry
 from loomkin.runtime.supervisor import Supervisor, SupervisorStatistics
+from loomkin.runtime.teams import TeamManager
 
 __all__ = [
     "CONTROL_CAPACITY",
@@ -24,5 +25,6 @@ __all__ = [
     "SubscriptionStatistics",
     "Supervisor",
     "SupervisorStatistics",
+    "TeamManager",
     "Tiered",
 ]
