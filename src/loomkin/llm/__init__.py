@@ -1,4 +1,4 @@
-"""Provider-neutral model interface and the provider adapters."""
+"""Provider-neutral model interface, the provider adapters, retries and prices."""
 
 from loomkin.llm.model import (
     Model,
@@ -14,12 +14,22 @@ from loomkin.llm.model import (
     UsageReport,
     complete,
 )
+from loomkin.llm.pricing import Price, PriceTable
+from loomkin.llm.profiles import EndpointProfile, profile_for
+from loomkin.llm.registry import make_model, parse_model_spec
+from loomkin.llm.retry import OnRetry, RetryingModel, RetryPolicy, stream_with_retries
 
 __all__ = [
+    "EndpointProfile",
     "Model",
     "ModelRequest",
     "ModelResponse",
+    "OnRetry",
+    "Price",
+    "PriceTable",
     "ResponseBuilder",
+    "RetryPolicy",
+    "RetryingModel",
     "StopReason",
     "StreamEnd",
     "StreamEvent",
@@ -28,4 +38,8 @@ __all__ = [
     "ToolSchema",
     "UsageReport",
     "complete",
+    "make_model",
+    "parse_model_spec",
+    "profile_for",
+    "stream_with_retries",
 ]

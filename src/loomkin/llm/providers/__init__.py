@@ -1,0 +1,1 @@
+"""Adapters from the provider-neutral model interface to each vendor's SDK."""

@@ -1,0 +1,320 @@
+"""Adapter for the Anthropic Messages API.
+
+How this works and why:
+
+* One :class:`anthropic.AsyncAnthropic` client per model with the SDK's retries off
+  (``max_retries=0``): :mod:`loomkin.llm.retry` is the one retry policy.
+* Leading system messages become the ``system`` parameter; a system notice later in the
+  transcript goes in as user text (the API has no mid-conversation system role).
+  Consecutive messages of one role are merged, so all tool results answering one turn sit
+  in one user message, as the API requires.
+* The stream is ``messages.create(stream=True)``: ``content_block_start`` opens a text or
+  ``tool_use`` block, ``input_json_delta`` streams a tool's arguments, ``message_start`` /
+  ``message_delta`` carry usage and the stop reason. Content-block indexes count text
+  blocks too, so tool calls are renumbered 0, 1, … for :class:`ToolCallDelta`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, assert_never
+
+import anthropic
+from anthropic.types import (
+    RawContentBlockDeltaEvent,
+    RawContentBlockStartEvent,
+    RawContentBlockStopEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+    RawMessageStopEvent,
+)
+
+from loomkin.core.chat import (
+    AssistantMessage,
+    ChatMessage,
+    SystemMessage,
+    ToolResultMessage,
+    UserMessage,
+)
+from loomkin.errors import ProviderError, ProviderUnavailable
+from loomkin.llm.model import (
+    ModelRequest,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolSchema,
+    UsageReport,
+)
+from loomkin.llm.providers._errors import connection_error, status_error, timeout_error
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from anthropic.types import (
+        ContentBlockParam,
+        MessageParam,
+        RawMessageStreamEvent,
+        ToolParam,
+    )
+
+__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicModel", "to_anthropic_messages", "to_anthropic_tools"]
+
+DEFAULT_MAX_TOKENS = 8192
+"""Output cap when the request sets none (the API requires one)."""
+
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "content_filter",
+}
+
+
+class AnthropicModel:
+    """A Claude model behind the Anthropic Messages API.
+
+    Args:
+        model: The model's name (``"claude-sonnet-4-5"``).
+        api_key: The API key.
+        base_url: Another endpoint speaking the same API (``None``: Anthropic's).
+        timeout: Seconds to wait for the server (connect, and between streamed chunks).
+        default_max_tokens: Output cap when a request sets none.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 120.0,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> None:
+        self.model = model
+        self.timeout = timeout
+        self.default_max_tokens = default_max_tokens
+        self._name = f"anthropic:{model}"
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.close()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        try:
+            stream = await self._open(request)
+        except anthropic.AnthropicError as error:
+            raise self._translate(error) from error
+        state = _StreamState()
+        try:
+            async for raw in stream:
+                for event in state.feed(raw):
+                    yield event
+        except anthropic.AnthropicError as error:
+            raise self._translate(error) from error
+        finally:
+            await stream.close()
+        if state.stop_reason is None:
+            raise ProviderUnavailable(f"{self.name}: the stream ended before the model finished")
+        yield UsageReport(input_tokens=state.input_tokens, output_tokens=state.output_tokens)
+        yield StreamEnd(stop_reason=_STOP_REASONS.get(state.stop_reason, state.stop_reason))
+
+    async def _open(self, request: ModelRequest) -> anthropic.AsyncStream[RawMessageStreamEvent]:
+        system, messages = to_anthropic_messages(request.messages)
+        tools = to_anthropic_tools(request.tools)
+        extra: dict[str, object] = {}
+        if request.temperature is not None:
+            extra["temperature"] = request.temperature
+        return await self._client.messages.create(
+            model=self.model,
+            max_tokens=request.max_tokens or self.default_max_tokens,
+            system=system or anthropic.omit,
+            messages=messages,
+            tools=tools or anthropic.omit,
+            stream=True,
+            extra_body=extra or None,
+        )
+
+    def _translate(self, error: anthropic.AnthropicError) -> ProviderError:
+        if isinstance(error, anthropic.APITimeoutError):
+            return timeout_error(self.name, self.timeout)
+        if isinstance(error, anthropic.APIConnectionError):
+            return connection_error(self.name, str(self._client.base_url))
+        if isinstance(error, anthropic.APIStatusError):
+            return status_error(
+                self.name, error.status_code, _detail(error), key_env="ANTHROPIC_API_KEY"
+            )
+        return ProviderError(f"{self.name}: {error}")
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """Folds raw stream events; maps content-block indexes to tool-call indexes."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    stop_reason: str | None = None
+    tool_index: dict[int, int] = field(default_factory=dict)
+    """Content-block index → tool-call index."""
+    streamed_args: dict[int, bool] = field(default_factory=dict)
+    initial_input: dict[int, object] = field(default_factory=dict)
+
+    def feed(self, raw: RawMessageStreamEvent) -> list[StreamEvent]:
+        if isinstance(raw, RawMessageStartEvent):
+            usage = raw.message.usage
+            self.input_tokens = (
+                usage.input_tokens
+                + (usage.cache_creation_input_tokens or 0)
+                + (usage.cache_read_input_tokens or 0)
+            )
+            self.output_tokens = usage.output_tokens
+        elif isinstance(raw, RawContentBlockStartEvent):
+            return self._block_start(raw)
+        elif isinstance(raw, RawContentBlockDeltaEvent):
+            return self._block_delta(raw)
+        elif isinstance(raw, RawContentBlockStopEvent):
+            return self._block_stop(raw.index)
+        elif isinstance(raw, RawMessageDeltaEvent):
+            self.stop_reason = raw.delta.stop_reason or self.stop_reason
+            self.output_tokens = raw.usage.output_tokens
+            if raw.usage.input_tokens is not None:
+                self.input_tokens = max(self.input_tokens, raw.usage.input_tokens)
+        else:
+            assert isinstance(raw, RawMessageStopEvent), f"unexpected stream event {raw!r}"
+        return []
+
+    def _block_start(self, raw: RawContentBlockStartEvent) -> list[StreamEvent]:
+        block = raw.content_block
+        if block.type == "text":
+            return [TextDelta(text=block.text)] if block.text else []
+        if block.type == "tool_use":
+            index = len(self.tool_index)
+            self.tool_index[raw.index] = index
+            self.initial_input[raw.index] = block.input
+            return [ToolCallDelta(index=index, call_id=block.id, name=block.name)]
+        return []  # thinking and server-tool blocks are not part of the answer
+
+    def _block_delta(self, raw: RawContentBlockDeltaEvent) -> list[StreamEvent]:
+        delta = raw.delta
+        if delta.type == "text_delta":
+            return [TextDelta(text=delta.text)] if delta.text else []
+        if delta.type == "input_json_delta" and raw.index in self.tool_index:
+            if not delta.partial_json:
+                return []
+            self.streamed_args[raw.index] = True
+            return [
+                ToolCallDelta(index=self.tool_index[raw.index], arguments_delta=delta.partial_json)
+            ]
+        return []
+
+    def _block_stop(self, block_index: int) -> list[StreamEvent]:
+        if block_index not in self.tool_index or self.streamed_args.get(block_index):
+            return []
+        # No input_json_delta at all: the tool takes no arguments (or they came whole).
+        arguments = json.dumps(self.initial_input.get(block_index) or {})
+        return [ToolCallDelta(index=self.tool_index[block_index], arguments_delta=arguments)]
+
+
+def to_anthropic_messages(messages: tuple[ChatMessage, ...]) -> tuple[str, list[MessageParam]]:
+    """Return ``(system, messages)`` in Messages-API form."""
+    system: list[str] = []
+    groups: list[tuple[Literal["user", "assistant"], list[ContentBlockParam]]] = []
+    for message in messages:
+        if isinstance(message, SystemMessage) and not groups:
+            system.append(message.text)
+            continue
+        role, blocks = _blocks(message)
+        if not blocks:
+            continue
+        if groups and groups[-1][0] == role:
+            groups[-1][1].extend(blocks)
+        else:
+            groups.append((role, blocks))
+    wire: list[MessageParam] = [
+        {"role": "user", "content": blocks}
+        if role == "user"
+        else {"role": "assistant", "content": blocks}
+        for role, blocks in groups
+    ]
+    return "\n\n".join(s for s in system if s), wire
+
+
+def _blocks(
+    message: ChatMessage,
+) -> tuple[Literal["user", "assistant"], list[ContentBlockParam]]:
+    match message:
+        case SystemMessage(text=text):
+            return "user", _text(f"[system notice] {text}" if text else "")
+        case UserMessage(text=text):
+            return "user", _text(text)
+        case AssistantMessage(text=text, tool_calls=calls):
+            blocks = _text(text)
+            for call in calls:
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.call_id,
+                        "name": call.name,
+                        "input": _tool_input(call.arguments),
+                    }
+                )
+            return "assistant", blocks
+        case ToolResultMessage(call_id=call_id, content=content, is_error=is_error):
+            result: ContentBlockParam = {
+                "type": "tool_result",
+                "tool_use_id": call_id,
+                "content": content,
+                "is_error": is_error,
+            }
+            return "user", [result]
+        case _:
+            assert_never(message)
+
+
+def _text(text: str) -> list[ContentBlockParam]:
+    # The API rejects empty text blocks.
+    return [{"type": "text", "text": text}] if text else []
+
+
+def _tool_input(arguments: str) -> dict[str, object]:
+    try:
+        value = json.loads(arguments) if arguments else {}
+    except json.JSONDecodeError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    # The model produced invalid arguments; show it what it sent (the tool result says why).
+    return {"invalid_arguments": arguments}
+
+
+def to_anthropic_tools(tools: tuple[ToolSchema, ...]) -> list[ToolParam]:
+    """Return the tool schemas in Messages-API form."""
+    return [
+        {
+            "name": tool.name,
+            "description": tool.description,
+            "input_schema": dict[str, object](tool.parameters),
+        }
+        for tool in tools
+    ]
+
+
+def _detail(error: anthropic.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict):
+            message = inner.get("message")
+            if isinstance(message, str) and message:
+                return message
+    return error.message

@@ -1,0 +1,247 @@
+"""Adapter for the OpenAI chat-completions API and every server that speaks it.
+
+How this works and why:
+
+* One :class:`openai.AsyncOpenAI` client per model, with the SDK's retries off
+  (``max_retries=0``): :mod:`loomkin.llm.retry` is the one retry policy.
+* Requests stream (``stream=True``). Text deltas, tool-call deltas (already split by
+  ``index`` on the wire) and the usage chunk map one-to-one to stream events.
+* An :class:`~loomkin.llm.profiles.EndpointProfile` carries the servers' quirks: llama.cpp
+  rejects ``content: null`` beside tool calls, local servers know ``max_tokens`` but not
+  ``max_completion_tokens``, o-series models reject ``temperature``.
+* SDK errors become :class:`~loomkin.errors.ProviderError` subclasses raised ``from`` the
+  SDK error (so :func:`~loomkin.llm.retry.retry_after` can read the headers). The stream is
+  closed in ``finally``, so abandoning the generator releases the connection.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, assert_never
+
+import openai
+
+from loomkin.core.chat import (
+    AssistantMessage,
+    ChatMessage,
+    SystemMessage,
+    ToolResultMessage,
+    UserMessage,
+)
+from loomkin.errors import ProviderError, ProviderUnavailable
+from loomkin.llm.model import (
+    ModelRequest,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolSchema,
+    UsageReport,
+)
+from loomkin.llm.profiles import EndpointProfile, profile_for
+from loomkin.llm.providers._errors import connection_error, status_error, timeout_error
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from openai.types.chat import (
+        ChatCompletionChunk,
+        ChatCompletionMessageParam,
+        ChatCompletionMessageToolCallParam,
+        ChatCompletionToolParam,
+    )
+
+__all__ = ["OpenAIModel", "to_openai_messages", "to_openai_tools"]
+
+_FINISH_REASONS = {"function_call": "tool_calls"}
+"""Legacy spellings normalised to Loomkin's stop reasons; the rest pass through."""
+
+
+class OpenAIModel:
+    """A chat model behind the OpenAI chat-completions API (or a compatible server).
+
+    Args:
+        model: The model's name on the server (``"gpt-4.1"``, ``"llama3.1:8b"``).
+        api_key: The API key (local servers accept any string).
+        base_url: The server's ``…/v1`` URL (``None``: official OpenAI).
+        profile: The endpoint's quirks (``None``: :func:`profile_for` picks them).
+        timeout: Seconds to wait for the server (connect, and between streamed chunks).
+        provider: The ``provider`` half of :attr:`name` (``"ollama"`` for an alias).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        profile: EndpointProfile | None = None,
+        timeout: float = 120.0,
+        provider: str = "openai",
+    ) -> None:
+        self.model = model
+        self.profile = profile or profile_for(base_url, model)
+        self.timeout = timeout
+        self._name = f"{provider}:{model}"
+        self._key_env = "OPENAI_API_KEY" if base_url is None else None
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.close()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        try:
+            stream = await self._open(request)
+        except openai.OpenAIError as error:
+            raise self._translate(error) from error
+        finish: str | None = None
+        saw_tool_calls = False
+        try:
+            async for chunk in stream:
+                for event in _chunk_events(chunk):
+                    saw_tool_calls = saw_tool_calls or isinstance(event, ToolCallDelta)
+                    yield event
+                for choice in chunk.choices:
+                    finish = choice.finish_reason or finish
+        except openai.OpenAIError as error:
+            raise self._translate(error) from error
+        finally:
+            await stream.close()
+        if finish is None:
+            raise ProviderUnavailable(f"{self.name}: the stream ended before the model finished")
+        yield StreamEnd(stop_reason=_stop_reason(finish, saw_tool_calls=saw_tool_calls))
+
+    async def _open(self, request: ModelRequest) -> openai.AsyncStream[ChatCompletionChunk]:
+        profile = self.profile
+        tools = to_openai_tools(request.tools)
+        max_tokens = request.max_tokens if request.max_tokens is not None else openai.omit
+        use_completion_tokens = profile.max_tokens_param == "max_completion_tokens"
+        temperature = request.temperature
+        return await self._client.chat.completions.create(
+            model=self.model,
+            messages=to_openai_messages(request.messages, profile),
+            stream=True,
+            stream_options={"include_usage": True}
+            if profile.supports_stream_usage
+            else openai.omit,
+            tools=tools or openai.omit,
+            parallel_tool_calls=(
+                True if tools and profile.supports_parallel_tool_calls else openai.omit
+            ),
+            max_completion_tokens=max_tokens if use_completion_tokens else openai.omit,
+            max_tokens=openai.omit if use_completion_tokens else max_tokens,
+            temperature=(
+                temperature
+                if temperature is not None and profile.supports_temperature
+                else openai.omit
+            ),
+        )
+
+    def _translate(self, error: openai.OpenAIError) -> ProviderError:
+        if isinstance(error, openai.APITimeoutError):
+            return timeout_error(self.name, self.timeout)
+        if isinstance(error, openai.APIConnectionError):
+            return connection_error(self.name, str(self._client.base_url))
+        if isinstance(error, openai.APIStatusError):
+            return status_error(self.name, error.status_code, _detail(error), key_env=self._key_env)
+        return ProviderError(f"{self.name}: {error}")
+
+
+def to_openai_messages(
+    messages: tuple[ChatMessage, ...], profile: EndpointProfile
+) -> list[ChatCompletionMessageParam]:
+    """Return the transcript in chat-completions form."""
+    wire: list[ChatCompletionMessageParam] = []
+    for message in messages:
+        match message:
+            case SystemMessage(text=text):
+                wire.append({"role": "system", "content": text})
+            case UserMessage(text=text):
+                wire.append({"role": "user", "content": text})
+            case AssistantMessage():
+                wire.append(_assistant(message, profile))
+            case ToolResultMessage(call_id=call_id, content=content):
+                wire.append({"role": "tool", "tool_call_id": call_id, "content": content})
+            case _:
+                assert_never(message)
+    return wire
+
+
+def _assistant(message: AssistantMessage, profile: EndpointProfile) -> ChatCompletionMessageParam:
+    if not message.tool_calls:
+        return {"role": "assistant", "content": message.text}
+    calls: list[ChatCompletionMessageToolCallParam] = [
+        {
+            "id": call.call_id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for call in message.tool_calls
+    ]
+    null_ok = profile.assistant_content_null_with_tool_calls_ok
+    content = message.text or (None if null_ok else "")
+    return {"role": "assistant", "content": content, "tool_calls": calls}
+
+
+def to_openai_tools(tools: tuple[ToolSchema, ...]) -> list[ChatCompletionToolParam]:
+    """Return the tool schemas in chat-completions form."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": dict[str, object](tool.parameters),
+            },
+        }
+        for tool in tools
+    ]
+
+
+def _chunk_events(chunk: ChatCompletionChunk) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    for choice in chunk.choices:
+        delta = choice.delta
+        if delta.content:
+            events.append(TextDelta(text=delta.content))
+        for call in delta.tool_calls or ():
+            function = call.function
+            events.append(
+                ToolCallDelta(
+                    index=call.index,
+                    call_id=call.id or None,
+                    name=(function.name or None) if function else None,
+                    arguments_delta=(function.arguments or "") if function else "",
+                )
+            )
+    if chunk.usage is not None:
+        events.append(
+            UsageReport(
+                input_tokens=chunk.usage.prompt_tokens,
+                output_tokens=chunk.usage.completion_tokens,
+            )
+        )
+    return events
+
+
+def _stop_reason(finish: str, *, saw_tool_calls: bool) -> str:
+    reason = _FINISH_REASONS.get(finish, finish)
+    # Some local servers (Ollama) say "stop" after a tool call; the calls are what matters.
+    if saw_tool_calls and reason == "stop":
+        return "tool_calls"
+    return reason
+
+
+def _detail(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return message
+    return error.message

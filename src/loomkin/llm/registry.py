@@ -1,0 +1,144 @@
+"""From a ``provider:model`` spec to a ready model.
+
+``openai`` and ``anthropic`` are the vendors' APIs; ``ollama``, ``vllm``, ``lmstudio``,
+``llamacpp`` and ``openrouter`` are OpenAI-compatible servers with their usual base URLs;
+``openai-compatible`` is any other such server (``--base-url`` required). ``local`` (an
+in-process llama.cpp model) needs the ``local`` extra. ``scripted:`` specs belong to the
+testing layer and are not handled here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from loomkin.errors import ConfigError, MissingCredentials
+from loomkin.llm.providers.anthropic import AnthropicModel
+from loomkin.llm.providers.openai import OpenAIModel
+from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryingModel, RetryPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from loomkin.llm.model import Model
+
+__all__ = ["KNOWN_PROVIDERS", "make_model", "parse_model_spec"]
+
+_LOCAL_KEY = "loomkin-local"
+"""Local OpenAI-compatible servers ignore the key, but the SDK insists on one."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Compatible:
+    base_url: str | None
+    key_env: str | None
+    """Variable holding the key; ``None`` for servers that need none."""
+
+
+_COMPATIBLE: Mapping[str, _Compatible] = {
+    "ollama": _Compatible(base_url="http://localhost:11434/v1", key_env=None),
+    "vllm": _Compatible(base_url="http://localhost:8000/v1", key_env=None),
+    "lmstudio": _Compatible(base_url="http://localhost:1234/v1", key_env=None),
+    "llamacpp": _Compatible(base_url="http://localhost:8080/v1", key_env=None),
+    "openrouter": _Compatible(
+        base_url="https://openrouter.ai/api/v1", key_env="OPENROUTER_API_KEY"
+    ),
+    "openai-compatible": _Compatible(base_url=None, key_env=None),
+}
+
+KNOWN_PROVIDERS = ("openai", "anthropic", *_COMPATIBLE, "local")
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """Split ``"provider:model"`` into its two halves (the model may contain ``:``).
+
+    Raises:
+        ConfigError: The spec is malformed or names an unknown provider.
+    """
+    provider, sep, model = spec.strip().partition(":")
+    if not sep or not provider or not model:
+        raise ConfigError(
+            f"model spec {spec!r} must look like 'provider:model', e.g. 'openai:gpt-4.1' or "
+            "'anthropic:claude-sonnet-4-5'"
+        )
+    provider = provider.lower()
+    if provider not in KNOWN_PROVIDERS:
+        raise ConfigError(
+            f"unknown model provider {provider!r} in {spec!r}; known providers: "
+            f"{', '.join(KNOWN_PROVIDERS)}"
+        )
+    return provider, model
+
+
+def make_model(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    timeout: float = 120.0,
+    retry: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+) -> Model:
+    """Build the model for ``spec``, wrapped in the retry policy.
+
+    Args:
+        spec: ``"provider:model"``.
+        base_url: An OpenAI-compatible server to use instead of the provider's default.
+        env: Where API keys are read from.
+        timeout: Seconds to wait for the server.
+        retry: The retry policy (``None``: no retries, the bare adapter).
+
+    Raises:
+        ConfigError: A malformed spec, an unknown provider, or a missing ``--base-url``.
+        MissingCredentials: No API key; the message says which variable to set.
+    """
+    provider, name = parse_model_spec(spec)
+    model: Model
+    if provider == "anthropic":
+        key = _key(env, "ANTHROPIC_API_KEY", provider, base_url=None)
+        model = AnthropicModel(name, api_key=key, base_url=base_url, timeout=timeout)
+    elif provider == "openai":
+        key = _key(env, "OPENAI_API_KEY", provider, base_url=base_url)
+        model = OpenAIModel(name, api_key=key, base_url=base_url, timeout=timeout)
+    elif provider == "local":
+        raise _local_unavailable()
+    else:
+        model = _compatible(provider, name, base_url=base_url, env=env, timeout=timeout)
+    return model if retry is None else RetryingModel(model, policy=retry)
+
+
+def _compatible(
+    provider: str, name: str, *, base_url: str | None, env: Mapping[str, str], timeout: float
+) -> OpenAIModel:
+    server = _COMPATIBLE[provider]
+    url = base_url or server.base_url
+    if url is None:
+        raise ConfigError(
+            f"provider {provider!r} needs the server's address: pass --base-url "
+            "(e.g. http://localhost:8000/v1)"
+        )
+    key = _key(env, server.key_env, provider, base_url=base_url) if server.key_env else _LOCAL_KEY
+    return OpenAIModel(name, api_key=key, base_url=url, timeout=timeout, provider=provider)
+
+
+def _key(env: Mapping[str, str], var: str, provider: str, *, base_url: str | None) -> str:
+    key = env.get(var, "").strip()
+    if key:
+        return key
+    if base_url is not None:
+        return _LOCAL_KEY  # a local server at --base-url needs no key
+    raise MissingCredentials(
+        f"no API key for {provider!r}: set the {var} environment variable, or use --base-url "
+        "with a local OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio), or run "
+        "`loomkin demo` to see Loomkin work without a key"
+    )
+
+
+def _local_unavailable() -> ConfigError:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return ConfigError("the local provider needs `pip install 'loomkin[local]'`")
+    return ConfigError(
+        "the local provider is not available in this version yet; run a llama.cpp server and "
+        "use 'llamacpp:<model>' (or --base-url) instead"
+    )
