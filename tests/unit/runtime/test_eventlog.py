@@ -204,3 +204,50 @@ async def test_loop_clock_follows_virtual_time() -> None:
     await asyncio.sleep(3600)
     assert clock.monotonic() - m0 == pytest.approx(3600)
     assert clock.now() - t0 == pytest.approx(3600)
+
+
+@pytest.mark.parametrize("maxsize", [1, 7, 10_000])
+async def test_many_subscribers_started_mid_stream_see_every_event_once(store, maxsize) -> None:
+    total = 400
+    async with EventLog(store) as log:
+
+        async def produce(k: int) -> None:
+            for i in range(k, total, 8):
+                await log.append(msg(i))
+
+        async def consume(after: int | None, yield_every: int) -> list[int]:
+            sub = log.subscribe(after=after, maxsize=maxsize)
+            start = log.last_position if after is None else after
+            got: list[int] = []
+            async with sub:
+                async for rec in sub:
+                    got.append(rec.position)
+                    if len(got) % yield_every == 0:
+                        await asyncio.sleep(0)
+                    if rec.position == total:
+                        break
+            assert got == list(range(start + 1, total + 1))
+            return got
+
+        producers = [asyncio.create_task(produce(k)) for k in range(8)]
+        consumers = []
+        for j in range(6):
+            await asyncio.sleep(0)
+            after = None if j % 2 else log.last_position // 2
+            consumers.append(asyncio.create_task(consume(after, 1 + j)))
+        await asyncio.gather(*producers)
+        results = await asyncio.gather(*consumers)
+    assert all(r[-1] == total for r in results)
+
+
+async def test_live_subscription_made_before_start_does_not_replay_history(store) -> None:
+    async with EventLog(store) as first:
+        await first.append(msg(1), msg(2))
+    log = EventLog(store)
+    sub = log.subscribe(maxsize=1)
+    await log.start()
+    await log.append(msg(3), msg(4), msg(5))  # overflows: re-reads from the store
+    assert [(await anext(sub)).position for _ in range(3)] == [3, 4, 5]
+    stats = sub.statistics()
+    assert (stats.delivered, stats.cursor, stats.overflows) == (3, 5, 1)
+    await log.close()
