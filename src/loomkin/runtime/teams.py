@@ -65,25 +65,7 @@ class TeamManager:
         """
         if not name.strip():
             raise UserError("a team needs a non-empty name")
-        depth = 0
-        if parent_team_id is not None:
-            parent = self._state.team(parent_team_id)
-            if parent.status != "active":
-                raise InvalidTransition(
-                    f"cannot create team {name!r} under team {parent_team_id!r}: "
-                    "the parent team is dissolved"
-                )
-            if parent.session_id != session_id:
-                raise UserError(
-                    f"team {parent_team_id!r} belongs to session {parent.session_id!r}, "
-                    f"not {session_id!r}"
-                )
-            depth = parent.depth + 1
-        if depth > self._max_depth:
-            raise PolicyRefused(
-                f"cannot create team {name!r} under team {parent_team_id!r}: it would have "
-                f"depth {depth}, beyond the team depth limit of {self._max_depth}"
-            )
+        depth = 0 if parent_team_id is None else self._child_depth(session_id, name, parent_team_id)
         new_team = TeamId(team_id if team_id is not None else new_id("team_"))
         await self._log.append(
             TeamCreated(
@@ -97,6 +79,26 @@ class TeamManager:
             )
         )
         return new_team
+
+    def _child_depth(self, session_id: str, name: str, parent_team_id: str) -> int:
+        parent = self._state.team(parent_team_id)
+        if parent.status != "active":
+            raise InvalidTransition(
+                f"cannot create team {name!r} under team {parent_team_id!r}: "
+                "the parent team is dissolved"
+            )
+        if parent.session_id != session_id:
+            raise UserError(
+                f"team {parent_team_id!r} belongs to session {parent.session_id!r}, "
+                f"not {session_id!r}"
+            )
+        depth = parent.depth + 1
+        if depth > self._max_depth:
+            raise PolicyRefused(
+                f"cannot create team {name!r} under team {parent_team_id!r}: it would have "
+                f"depth {depth}, beyond the team depth limit of {self._max_depth}"
+            )
+        return depth
 
     async def dissolve(self, team_id: str, *, reason: str, by: str | None = None) -> list[TeamId]:
         """Dissolve the team and its live sub-teams, children first, in one atomic batch.

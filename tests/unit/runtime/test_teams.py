@@ -6,7 +6,7 @@ import pytest
 
 from loomkin.core.events import SessionStarted, TeamDissolved
 from loomkin.core.state import State
-from loomkin.errors import InvalidTransition, NotFound, PolicyRefused
+from loomkin.errors import InvalidTransition, NotFound, PolicyRefused, UserError
 from loomkin.ids import SessionId, TeamId
 from loomkin.runtime import EventLog, TeamManager
 
@@ -83,3 +83,11 @@ async def test_concurrent_team_creation(teams: TeamManager) -> None:
         *(teams.create_team("s", f"t{i}", parent_team_id=root) for i in range(20))
     )
     assert [t.team_id for t in teams.children(root)] == ids
+
+
+async def test_parent_from_another_session_or_empty_name_is_refused(teams: TeamManager) -> None:
+    root = await teams.create_team("s", "main", team_id="root")
+    with pytest.raises(UserError, match="belongs to session 's', not 'other'"):
+        await teams.create_team("other", "x", parent_team_id=root)
+    with pytest.raises(UserError, match="non-empty name"):
+        await teams.create_team("s", "  ")
