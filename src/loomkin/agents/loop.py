@@ -1,0 +1,318 @@
+"""The agent loop: small step functions and the thin driver that checks the control lane.
+
+How this works and why:
+
+The driver (:func:`run_loop`) looks at the agent's transcript to decide the next step, runs
+it, and reads the control lane at a checkpoint between every two steps:
+
+* ``prepare`` — fold waiting messages, steering and notices into the transcript;
+* ``call_model`` — stream one model response, reading the control lane between chunks, so an
+  ``asap`` pause abandons the stream and keeps what had streamed;
+* ``run_tools`` — run the tool calls of the last response one by one; each call is journaled
+  as started before it runs and as completed (with its result) after, so a resume never runs
+  a completed call again, and a call that was started but never completed (the process died)
+  is reported to the model as interrupted instead of being silently re-run;
+* ``decide`` — a response without tool calls ends the loop (after one nudge if the agent
+  still owns an open task).
+
+Because the next step is derived from the journaled transcript, the same driver serves a
+fresh start, a resume after a pause and a restart after a crash. Bad model output never
+crashes the agent: unknown tools, invalid JSON and schema violations come back as error
+results the model can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from loomkin.core.chat import (
+    AssistantMessage,
+    ChatMessage,
+    SystemMessage,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+)
+from loomkin.core.events import (
+    ModelCallCompleted,
+    ModelCallFailed,
+    ModelCallStarted,
+)
+from loomkin.errors import ProviderError
+from loomkin.ids import CallId, new_id
+from loomkin.llm.model import ModelRequest, ModelResponse, ResponseBuilder, ToolSchema
+
+if TYPE_CHECKING:
+    from loomkin.agents.agent import Agent
+    from loomkin.agents.control import Checkpoint, Directive
+
+__all__ = ["LoopOutcome", "run_loop"]
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["final", "max_iterations", "cancelled", "paused", "error", "budget"]
+
+MODEL_ATTEMPTS = 3
+"""Loop-level attempts of one model call (the adapters already retry transient errors)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopOutcome:
+    """How a loop ended."""
+
+    outcome: Outcome
+    text: str = ""
+
+
+Step = Literal["run_tools", "call_model", "decide"]
+
+
+def next_step(transcript: list[ChatMessage], unanswered: list[ToolCall]) -> Step:
+    """Derive the next step from the transcript alone (so resumes need no extra state)."""
+    if unanswered:
+        return "run_tools"
+    if transcript and isinstance(transcript[-1], AssistantMessage):
+        last = transcript[-1]
+        return "call_model" if last.interrupted else "decide"
+    return "call_model"
+
+
+async def run_loop(agent: Agent) -> LoopOutcome:
+    """Run the agent's loop until a final answer, a pause, a cancel or the iteration limit."""
+    while True:
+        memory = agent.memory
+        step = next_step(memory.transcript, memory.unanswered_calls())
+        if step == "run_tools":
+            stop = await run_tools(agent, memory.unanswered_calls())
+        elif step == "decide":
+            result = await decide(agent)
+            if result is not None:
+                return result
+            continue
+        else:
+            stop = await call_model_step(agent)
+        if stop is not None:
+            return stop
+
+
+async def checkpoint(agent: Agent, where: Checkpoint) -> LoopOutcome | None:
+    """Read the control lane (and urgent messages) at ``where``; return an outcome to stop."""
+    directive = agent.controls.at(where) if agent.controls.pending() else None
+    if directive is not None:
+        return await apply_directive(agent, directive, where)
+    if where != "stream" and agent.mailbox.has_urgent():
+        await agent.ingest_messages()
+    return None
+
+
+async def apply_directive(agent: Agent, directive: Directive, where: Checkpoint) -> LoopOutcome:
+    """Skip the tool calls still planned, then pause or cancel."""
+    reason = "paused by user" if directive.action == "pause" else "cancelled by user"
+    await skip_unanswered(agent, f"skipped: {reason}")
+    if directive.action == "pause":
+        await agent.enter_paused(directive.command, where, reason=directive.reason)
+        return LoopOutcome(outcome="paused", text=reason)
+    await agent.apply_cancel(directive.command, where)
+    return LoopOutcome(outcome="cancelled", text=reason)
+
+
+async def skip_unanswered(agent: Agent, text: str) -> None:
+    """Give every unanswered tool call a result saying it did not run."""
+    for call in agent.memory.unanswered_calls():
+        await agent.record_tool_result(call, text, outcome="skipped", is_error=True)
+
+
+# -- call_model ---------------------------------------------------------------------------------
+
+
+async def call_model_step(agent: Agent) -> LoopOutcome | None:
+    """Prepare the prompt, check budget and limits, and make one model call."""
+    stop = await checkpoint(agent, "before_model")
+    if stop is not None:
+        return stop
+    await agent.ingest_messages()
+    await agent.apply_steers()
+    if agent.memory.iteration >= agent.max_iterations:
+        text = (
+            f"Stopped after reaching the iteration limit ({agent.max_iterations} model calls) "
+            "without a final answer."
+        )
+        await agent.append_transcript(AssistantMessage(text=text))
+        return LoopOutcome(outcome="max_iterations", text=text)
+    breach = agent.budget_breach()
+    if breach is not None:
+        await agent.enter_budget_pause(breach)
+        return LoopOutcome(outcome="budget", text=breach)
+    return await call_model(agent)
+
+
+def build_request(agent: Agent) -> ModelRequest:
+    """Return the exact request for the next model call."""
+    messages: list[ChatMessage] = [SystemMessage(text=agent.system_prompt)]
+    messages.extend(agent.memory.transcript)
+    tools = tuple(
+        ToolSchema(name=s.name, description=s.description, parameters=s.parameters)
+        for s in agent.tools.schemas()
+    )
+    return ModelRequest(messages=tuple(messages), tools=tools)
+
+
+async def call_model(agent: Agent) -> LoopOutcome | None:
+    """Stream one response (retrying failures a few times) and record it."""
+    request = build_request(agent)
+    iteration = agent.memory.iteration + 1
+    for attempt in range(1, MODEL_ATTEMPTS + 1):
+        call_id = CallId(new_id("mc_"))
+        await agent.emit(
+            ModelCallStarted(
+                session_id=agent.session_id,
+                agent_id=agent.agent_id,
+                call_id=call_id,
+                iteration=iteration,
+                model=agent.model.name,
+                request=request.to_json(),
+                task_id=agent.memory.task_id,
+            )
+        )
+        try:
+            return await stream_response(agent, request, call_id)
+        except ProviderError as exc:
+            will_retry = exc.transient and attempt < MODEL_ATTEMPTS
+            await agent.emit(
+                ModelCallFailed(
+                    session_id=agent.session_id,
+                    agent_id=agent.agent_id,
+                    call_id=call_id,
+                    error=str(exc),
+                    attempt=attempt,
+                    will_retry=will_retry,
+                )
+            )
+            if not will_retry:
+                text = f"The model provider failed: {exc}"
+                return LoopOutcome(outcome="error", text=text)
+            await asyncio.sleep(2.0**attempt)
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+async def stream_response(
+    agent: Agent, request: ModelRequest, call_id: CallId
+) -> LoopOutcome | None:
+    """Consume the model's stream, checking the control lane between chunks."""
+    await agent.set_status("thinking")
+    builder = ResponseBuilder()
+    started = agent.clock.monotonic()
+    stream = agent.model.stream(request)
+    directive: Directive | None = None
+    try:
+        async for chunk in stream:
+            builder.add(chunk)
+            if agent.controls.pending():
+                directive = agent.controls.at("stream")
+                if directive is not None:
+                    break
+    finally:
+        await _aclose(stream)
+    response = builder.partial() if directive is not None else builder.build()
+    await record_response(agent, call_id, response, started, interrupted=directive is not None)
+    if directive is not None:
+        return await apply_directive(agent, directive, "stream")
+    return await checkpoint(agent, "after_model")
+
+
+async def _aclose(stream: object) -> None:
+    aclose = getattr(stream, "aclose", None)  # async generators close; plain iterators need not
+    if aclose is not None:
+        await aclose()
+
+
+async def record_response(
+    agent: Agent,
+    call_id: CallId,
+    response: ModelResponse,
+    started: float,
+    *,
+    interrupted: bool,
+) -> None:
+    """Journal the response and append it to the transcript in one batch."""
+    latency_ms = (agent.clock.monotonic() - started) * 1000.0
+    calls = () if interrupted else response.tool_calls
+    message = AssistantMessage(text=response.text, tool_calls=calls, interrupted=interrupted)
+    cost = agent.prices.cost(agent.model.name, response.input_tokens, response.output_tokens)
+    completed = ModelCallCompleted(
+        session_id=agent.session_id,
+        agent_id=agent.agent_id,
+        call_id=call_id,
+        text=response.text,
+        tool_calls=tuple(
+            {"call_id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls
+        ),
+        input_tokens=response.input_tokens,
+        output_tokens=response.output_tokens,
+        cost_usd=cost,
+        latency_ms=latency_ms,
+        stop_reason=response.stop_reason,
+        interrupted=interrupted,
+    )
+    await agent.append_transcript(message, completed)
+
+
+# -- run_tools ----------------------------------------------------------------------------------
+
+
+async def run_tools(agent: Agent, calls: list[ToolCall]) -> LoopOutcome | None:
+    """Run the planned tool calls in order, with a checkpoint after each."""
+    for call in calls:
+        if call.call_id in agent.memory.started_calls:
+            # Started before a crash and never completed: report it, never re-run it.
+            await agent.record_tool_result(
+                call,
+                "interrupted: the process stopped while this tool call was running; it may or "
+                "may not have taken effect. Check the current state before retrying it.",
+                outcome="interrupted",
+                is_error=True,
+            )
+        else:
+            await agent.execute_tool(call)
+        stop = await checkpoint(agent, "after_tool")
+        if stop is not None:
+            return stop
+        if agent.memory.unanswered_calls() and agent.mailbox.has_urgent():
+            await skip_unanswered(agent, "skipped: interrupted by an urgent message")
+            return None
+    return None
+
+
+# -- decide -------------------------------------------------------------------------------------
+
+
+async def decide(agent: Agent) -> LoopOutcome | None:
+    """A final answer: nudge once if a task is still open, else end the loop."""
+    last = agent.memory.transcript[-1]
+    assert isinstance(last, AssistantMessage)
+    if len(agent.mailbox) > 0:
+        # New input arrived while the model was answering: keep going with it.
+        await agent.ingest_messages()
+        if not isinstance(agent.memory.transcript[-1], AssistantMessage):
+            return None
+    if await agent.needs_completion_nudge():
+        await agent.append_transcript(
+            UserMessage(
+                source="system",
+                text=(
+                    "[System] Your task is still open. If it is done, call task_complete with "
+                    "the result and the hand-off; if you are blocked, call task_update with "
+                    "status 'blocked' and say why."
+                ),
+            )
+        )
+        return None
+    return LoopOutcome(outcome="final", text=last.text)
+
+
+def tool_result(call: ToolCall, text: str, *, is_error: bool) -> ToolResultMessage:
+    """Build the transcript message for a tool call's result."""
+    return ToolResultMessage(call_id=call.call_id, name=call.name, content=text, is_error=is_error)

@@ -1,0 +1,623 @@
+"""One session's agents: spawning, routing, activation, controls, permissions and budgets.
+
+How this works and why:
+
+* Agents are created from events. :meth:`SessionRuntime.spawn_agent` appends
+  ``AgentSpawned``; the log listener (:meth:`SessionRuntime.on_event`) builds the
+  :class:`~loomkin.agents.agent.Agent` when it sees that event. A replay after a restart goes
+  through the same listener, so live and restored agents are built the same way.
+* Messages are delivered from the log, not beside it: a ``MessageSent`` event is published on
+  the bus only once it is committed, so a message an agent reads is always in the log, and
+  after a restart the messages an agent had not yet read are delivered again.
+* Bootstrap is deferred to the first user message: then the Concierge and the Orienter are
+  spawned, the user's words go to the Concierge, and the Orienter starts its own scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from loomkin.agents.agent import Agent
+from loomkin.agents.control import ControlCommand
+from loomkin.agents.memory import AgentMemory
+from loomkin.agents.questions import QuestionBook
+from loomkin.agents.roles import Role, resolve_role
+from loomkin.bus import BusMessage, agent_topic, classify, team_topic
+from loomkin.core.events import (
+    AgentCrashed,
+    AgentEvent,
+    AgentFailedPermanently,
+    AgentRestarted,
+    AgentSpawned,
+    ControlRequested,
+    DecisionLogged,
+    MessageSent,
+    PermissionResolved,
+    QuestionAnswered,
+    QuestionAsked,
+    QuestionExpired,
+    RecordedEvent,
+    SessionBootstrapped,
+    TaskAssigned,
+    TaskStatusChanged,
+    UserMessagePosted,
+)
+from loomkin.core.scheduling import AgentCandidate, CapabilityStats
+from loomkin.errors import NotFound, PolicyRefused, UserError
+from loomkin.ids import AgentId, MessageId, QuestionId, RequestId, SessionId, TeamId, new_id
+from loomkin.tools.base import MemoryFileAccessLog
+from loomkin.tools.builtin import ShellPolicy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from loomkin.bus import Bus
+    from loomkin.core.records import ControlAction, PauseMode, PermissionDecision
+    from loomkin.core.state import State
+    from loomkin.llm.model import Model
+    from loomkin.llm.pricing import PriceTable
+    from loomkin.runtime.clock import Clock
+    from loomkin.runtime.eventlog import EventLog
+    from loomkin.runtime.supervisor import Supervisor
+    from loomkin.runtime.teams import TeamManager
+    from loomkin.tasks.service import TaskService
+    from loomkin.tools.base import ToolSet
+    from loomkin.tools.permissions import PermissionPolicy
+
+__all__ = ["Budgets", "PermissionResponder", "SessionRuntime", "SessionSettings"]
+
+logger = logging.getLogger(__name__)
+
+PermissionResponder = Callable[[Agent, str], Awaitable["PermissionDecision | None"]]
+"""Answers a permission prompt on behalf of the user (``--yes``, the demo); ``None`` = ask."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budgets:
+    """Token and cost limits; ``None`` means no limit."""
+
+    session_usd: float | None = None
+    team_usd: float | None = None
+    agent_usd: float | None = None
+    session_tokens: int | None = None
+    team_tokens: int | None = None
+    agent_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSettings:
+    """Limits and switches of a session (built from ``loomkin.toml`` by the service layer)."""
+
+    max_iterations: int = 30
+    max_agents_per_team: int = 8
+    max_team_depth: int = 3
+    budgets: Budgets = field(default_factory=Budgets)
+    bootstrap_orienter: bool = True
+    custom_roles: dict[str, Role] = field(default_factory=dict)
+    question_timeout_s: float = 300.0
+    comms_policy: Literal["neighbours", "open"] = "neighbours"
+    comms_allow: frozenset[tuple[str, str]] = frozenset()
+    """Extra pairs of team names allowed to talk (either direction) beyond the policy."""
+    shell_policy: ShellPolicy = field(default_factory=ShellPolicy)
+    coordination_roles: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
+    """Roles the scheduler does not hand tasks to automatically."""
+
+
+ModelFactory = Callable[[Role, str], "Model"]
+ToolsetFactory = Callable[[Role], "ToolSet[Agent]"]
+
+
+class SessionRuntime:
+    """The live side of one session: its agents and the services their tools use."""
+
+    def __init__(
+        self,
+        *,
+        session_id: SessionId,
+        project_root: Path,
+        root_team_id: TeamId,
+        log: EventLog,
+        state: State,
+        bus: Bus,
+        supervisor: Supervisor,
+        timers: Supervisor,
+        teams: TeamManager,
+        tasks: TaskService,
+        policy: PermissionPolicy,
+        prices: PriceTable,
+        clock: Clock,
+        settings: SessionSettings,
+        model_factory: ModelFactory,
+        toolset_factory: ToolsetFactory,
+    ) -> None:
+        self.session_id = session_id
+        self.project_root = project_root
+        self.root_team_id = root_team_id
+        self.log = log
+        self.state = state
+        self.bus = bus
+        self.supervisor = supervisor
+        self.timers = timers
+        self.teams = teams
+        self.tasks = tasks
+        self.policy = policy
+        self.prices = prices
+        self.clock = clock
+        self.settings = settings
+        self.model_factory = model_factory
+        self.toolset_factory = toolset_factory
+        self.agents: dict[AgentId, Agent] = {}
+        self.questions = QuestionBook()
+        self.questions.on_asked = self._arm_question
+        self.decisions: list[DecisionLogged] = []
+        self.file_access = MemoryFileAccessLog()
+        self.scheduler_stats = CapabilityStats()
+        self.permission_responder: PermissionResponder | None = None
+        self._unsubscribers: dict[AgentId, list[Callable[[], None]]] = {}
+        self._bootstrapped = False
+        self._replaying = False
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def on_event(self, recorded: RecordedEvent) -> None:
+        """Log listener: keep agents' memories current and deliver committed messages."""
+        event = recorded.event
+        if event.session_id != self.session_id:
+            return
+        match event:
+            case AgentSpawned():
+                self._build_agent(event)
+            case SessionBootstrapped():
+                self._bootstrapped = True
+            case MessageSent():
+                if not self._replaying:
+                    self._deliver(event)
+            case PermissionResolved(decision="allow_always", tool=tool, target=target):
+                self.policy.grant_always(tool, target or "*")
+            case DecisionLogged():
+                self.decisions.append(event)
+            case QuestionAsked() | QuestionAnswered() | QuestionExpired():
+                self.questions.apply(event)
+            case _:
+                pass
+        if isinstance(event, AgentEvent):
+            agent = self.agents.get(event.agent_id)
+            if agent is not None:
+                agent.memory.apply(event)
+        elif isinstance(event, TaskAssigned | TaskStatusChanged):
+            self._route_task_event(event)
+
+    def _route_task_event(self, event: TaskAssigned | TaskStatusChanged) -> None:
+        owner = (
+            event.owner if isinstance(event, TaskAssigned) else self.tasks.owner_of(event.task_id)
+        )
+        agent = self.agents.get(AgentId(owner)) if owner else None
+        if agent is not None:
+            agent.memory.apply(event)
+
+    def _build_agent(self, event: AgentSpawned) -> None:
+        role = resolve_role(event.role, self.settings.custom_roles)
+        memory = AgentMemory(agent_id=event.agent_id)
+        memory.apply(event)
+        team = self.state.team(event.team_id)
+        agent = Agent(
+            session=self,
+            memory=memory,
+            role=role,
+            model=self.model_factory(role, event.name),
+            tools=self.toolset_factory(role),
+            system_prompt=role.system_prompt(
+                agent_name=event.name, team_name=team.name, project=str(self.project_root)
+            ),
+        )
+        self.agents[event.agent_id] = agent
+        self._unsubscribers[event.agent_id] = [
+            self.bus.subscribe(agent_topic(event.agent_id), agent.mailbox),
+            self.bus.subscribe(team_topic(event.team_id), agent.mailbox),
+        ]
+
+    def _deliver(self, event: MessageSent) -> None:
+        message = BusMessage(
+            message_id=event.message_id,
+            msg_type=event.msg_type,
+            tier=event.tier,
+            content=event.content,
+            from_agent=event.from_agent,
+            from_name=event.from_name,
+            from_team=event.from_team,
+            to_agent=event.to_agent,
+            to_team=event.to_team,
+            topic=event.topic,
+            data=event.data,
+            sent_at=self.clock.now(),
+        )
+        if event.to_agent is not None:
+            self.bus.publish(agent_topic(event.to_agent), message)
+        elif event.to_team is not None:
+            self.bus.publish(team_topic(event.to_team), message)
+        elif event.topic is not None:
+            self.bus.publish(event.topic, message)
+
+    # -- replay -----------------------------------------------------------------------------------
+
+    def replay(self, events: list[RecordedEvent]) -> None:
+        """Rebuild agents and memories from the log (no message is delivered twice)."""
+        self._replaying = True
+        try:
+            for recorded in events:
+                self.on_event(recorded)
+        finally:
+            self._replaying = False
+        self._redeliver_unread(events)
+
+    def _redeliver_unread(self, events: list[RecordedEvent]) -> None:
+        read: set[str] = set()
+        for agent in self.agents.values():
+            read |= agent.memory.read_messages
+        for recorded in events:
+            event = recorded.event
+            if (
+                isinstance(event, MessageSent)
+                and event.message_id not in read
+                and event.to_agent in self.agents
+            ):
+                self._deliver(event)
+
+    def resume_interrupted(self) -> list[Agent]:
+        """Re-activate agents that were working when the process stopped."""
+        woken = []
+        for agent in self.agents.values():
+            if agent.memory.status in ("thinking", "executing_tool", "waiting_permission"):
+                self.activate(agent)
+                woken.append(agent)
+        return woken
+
+    # -- agents -----------------------------------------------------------------------------------
+
+    async def spawn_agent(
+        self, team_id: TeamId, name: str, role: str, *, spawned_by: AgentId | None = None
+    ) -> Agent:
+        """Create an agent in ``team_id``; the name must be unique in the team."""
+        if self.find_agent(team_id, name) is not None:
+            raise PolicyRefused(f"team {team_id!r} already has an agent named {name!r}")
+        members = [a for a in self.agents.values() if a.team_id == team_id]
+        if len(members) >= self.settings.max_agents_per_team:
+            raise PolicyRefused(
+                f"team {team_id!r} is full ({self.settings.max_agents_per_team} agents; "
+                "raise limits.max_agents_per_team in loomkin.toml)"
+            )
+        resolved = resolve_role(role, self.settings.custom_roles)
+        agent_id = AgentId(new_id("agent_"))
+        await self.log.append(
+            AgentSpawned(
+                session_id=self.session_id,
+                agent_id=agent_id,
+                team_id=team_id,
+                name=name,
+                role=resolved.name,
+                model=self.model_factory(resolved, name).name,
+                spawned_by=spawned_by,
+            )
+        )
+        return self.agents[agent_id]
+
+    def find_agent(self, team_id: TeamId, name: str) -> Agent | None:
+        """Return the agent called ``name`` in ``team_id``, if any."""
+        for agent in self.agents.values():
+            if agent.team_id == team_id and agent.name == name:
+                return agent
+        return None
+
+    def agent(self, name: str, team_id: TeamId | None = None) -> Agent:
+        """Return an agent by name (``team/name`` or a name unique in the session)."""
+        if "/" in name and team_id is None:
+            team_part, name = name.split("/", 1)
+            team_id = self.resolve_team(team_part)
+        matches = [
+            a for a in self.agents.values() if a.name == name and team_id in (None, a.team_id)
+        ]
+        if not matches:
+            raise NotFound(f"no agent named {name!r} in session {self.session_id!r}")
+        if len(matches) > 1:
+            teams = ", ".join(sorted(self.state.team(a.team_id).name for a in matches))
+            raise UserError(f"agent name {name!r} is ambiguous; say team/name (teams: {teams})")
+        return matches[0]
+
+    def resolve_team(self, name_or_id: str) -> TeamId:
+        """Return the id of a team of this session given its id or name."""
+        for team in self.state.teams(self.session_id):
+            if name_or_id in (team.team_id, team.name):
+                return team.team_id
+        raise NotFound(f"no team {name_or_id!r} in session {self.session_id!r}")
+
+    def activate(self, agent: Agent) -> None:
+        """Run the agent's activation under the supervisor (a no-op if it already runs)."""
+        key = f"agent:{agent.agent_id}"
+
+        async def on_crash(_key: str, exc: BaseException, restarts: int) -> None:
+            await self.log.append(
+                AgentCrashed(
+                    session_id=self.session_id,
+                    agent_id=agent.agent_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                    restarts_in_window=restarts,
+                ),
+                AgentRestarted(
+                    session_id=self.session_id, agent_id=agent.agent_id, attempt=restarts
+                ),
+            )
+
+        async def on_give_up(_key: str, exc: BaseException) -> None:
+            task_id = agent.memory.task_id
+            await self.log.append(
+                AgentFailedPermanently(
+                    session_id=self.session_id,
+                    agent_id=agent.agent_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                    released_task_id=task_id,
+                )
+            )
+            await agent.set_status("crashed", "gave up after repeated crashes")
+            if task_id is not None:
+                await self.tasks.release(task_id, reason=f"agent {agent.name!r} failed permanently")
+
+        self.supervisor.run(key, agent.activation, on_crash=on_crash, on_give_up=on_give_up)
+
+    # -- user messages and bootstrap ----------------------------------------------------------
+
+    async def post_user_message(self, text: str, *, to: str | None = None) -> MessageId:
+        """Send the user's words to the Concierge (or to the agent named ``to``)."""
+        if not text.strip():
+            raise UserError("the message is empty")
+        if not self._bootstrapped:
+            await self.bootstrap()
+        target = self.agent(to) if to else self.agent("concierge", self.root_team_id)
+        message_id = MessageId(new_id("msg_"))
+        await self.log.append(
+            UserMessagePosted(
+                session_id=self.session_id,
+                message_id=message_id,
+                text=text,
+                to_agent=target.agent_id,
+            ),
+            self.message_event(
+                msg_type="user_message", content=text, to_agent=target.agent_id, from_name="user"
+            ),
+        )
+        return message_id
+
+    async def bootstrap(self) -> None:
+        """Spawn the Concierge and the Orienter; start the Orienter's scan."""
+        concierge = await self.spawn_agent(self.root_team_id, "concierge", "concierge")
+        orienter = None
+        if self.settings.bootstrap_orienter:
+            orienter = await self.spawn_agent(self.root_team_id, "orienter", "orienter")
+        await self.log.append(
+            SessionBootstrapped(
+                session_id=self.session_id,
+                concierge_id=concierge.agent_id,
+                orienter_id=orienter.agent_id if orienter else None,
+            )
+        )
+        if orienter is not None:
+            await self.log.append(
+                self.message_event(
+                    msg_type="orient",
+                    content=(
+                        "The session has started. Scan the project and send your brief to the "
+                        "concierge."
+                    ),
+                    to_agent=orienter.agent_id,
+                )
+            )
+
+    def message_event(
+        self,
+        *,
+        msg_type: str,
+        content: str,
+        to_agent: AgentId | None = None,
+        to_team: TeamId | None = None,
+        sender: Agent | None = None,
+        from_name: str = "system",
+        data: dict[str, object] | None = None,
+    ) -> MessageSent:
+        """Build a ``MessageSent`` event (delivered once committed)."""
+        return MessageSent(
+            session_id=self.session_id,
+            message_id=MessageId(new_id("msg_")),
+            msg_type=msg_type,
+            tier=classify(msg_type),
+            content=content,
+            from_agent=sender.agent_id if sender else None,
+            from_name=sender.name if sender else from_name,
+            from_team=sender.team_id if sender else None,
+            to_agent=to_agent,
+            to_team=to_team,
+            data=data,  # type: ignore[arg-type]  # callers pass JSON values only
+        )
+
+    # -- controls ---------------------------------------------------------------------------------
+
+    async def control(
+        self,
+        agent: Agent,
+        action: ControlAction,
+        *,
+        mode: PauseMode = "asap",
+        text: str = "",
+        force: bool = False,
+        requested_by: str = "user",
+    ) -> str:
+        """Journal a control request and put it on the agent's control lane."""
+        _check_control(agent, action, text, force)
+        request_id = RequestId(new_id("ctl_"))
+        requested_at = self.clock.monotonic()
+        await self.log.append(
+            ControlRequested(
+                session_id=self.session_id,
+                agent_id=agent.agent_id,
+                request_id=request_id,
+                action=action,
+                mode=mode,
+                text=text,
+                force=force,
+                requested_by=requested_by,
+            )
+        )
+        command = ControlCommand(
+            request_id=request_id,
+            action=action,
+            mode=mode,
+            text=text,
+            force=force,
+            requested_at=requested_at,
+        )
+        agent.submit_control(command)
+        return request_id
+
+    async def answer_permission(self, request_id: str, decision: PermissionDecision) -> None:
+        """Answer a pending permission prompt by its id."""
+        for agent in self.agents.values():
+            pending = agent.memory.pending_permission
+            if pending is not None and pending.request_id == request_id:
+                agent.answer_permission(request_id, decision)
+                return
+        raise NotFound(f"no pending permission request {request_id!r}")
+
+    def permission_asked(self, agent: Agent, request_id: str) -> None:
+        """Let the session's responder (``--yes``, the demo) answer the prompt, if set."""
+        responder = self.permission_responder
+        if responder is None:
+            return
+
+        async def respond() -> None:
+            decision = await responder(agent, request_id)
+            if decision is not None:
+                agent.answer_permission(request_id, decision)
+
+        self.supervisor.run(f"permission:{request_id}", respond)
+
+    # -- budgets ----------------------------------------------------------------------------------
+
+    def budget_breach(self, agent: Agent) -> str | None:
+        """Describe the budget the agent's next model call would break, or ``None``."""
+        b = self.settings.budgets
+        team = [a for a in self.agents.values() if a.team_id == agent.team_id]
+        scopes = (
+            ("agent", [agent], b.agent_usd, b.agent_tokens),
+            ("team", team, b.team_usd, b.team_tokens),
+            ("session", list(self.agents.values()), b.session_usd, b.session_tokens),
+        )
+        for scope, members, usd, tokens in scopes:
+            spent = sum(a.memory.cost_usd for a in members)
+            used = sum(a.memory.total_tokens() for a in members)
+            if usd is not None and spent >= usd:
+                return f"{scope} budget of ${usd:.2f} reached (spent ${spent:.4f})"
+            if tokens is not None and used >= tokens:
+                return f"{scope} budget of {tokens} tokens reached (used {used})"
+        return None
+
+    async def escalate_budget(self, agent: Agent, description: str) -> None:
+        """Tell the team lead (or the Concierge) that ``agent`` paused on its budget."""
+        lead = self._lead_for(agent)
+        if lead is None or lead is agent:
+            return
+        await self.log.append(
+            self.message_event(
+                msg_type="budget_exceeded",
+                content=(
+                    f"Agent {agent.name} paused: {description}. Its finished work is kept. "
+                    "Ask the user to raise the budget, or reassign the remaining work."
+                ),
+                to_agent=lead.agent_id,
+            )
+        )
+
+    def _lead_for(self, agent: Agent) -> Agent | None:
+        for role in ("lead", "concierge"):
+            for candidate in self.agents.values():
+                if candidate.role.name == role and candidate.team_id == agent.team_id:
+                    return candidate
+        return self.find_agent(self.root_team_id, "concierge")
+
+    # -- teams, comms, questions ------------------------------------------------------------------
+
+    def candidates(self, team_id: TeamId) -> list[AgentCandidate]:
+        """Agents of ``team_id`` the scheduler may give tasks to."""
+        return [
+            AgentCandidate(
+                agent_id=a.agent_id,
+                name=a.name,
+                role=a.role.name,
+                idle=a.memory.status == "idle" and a.memory.task_id is None,
+            )
+            for a in self.agents.values()
+            if a.team_id == team_id and a.role.name not in self.settings.coordination_roles
+        ]
+
+    def check_comms(self, from_team: TeamId, to_team: TeamId) -> None:
+        """Refuse a message between teams the communication policy keeps apart."""
+        if from_team == to_team or self.settings.comms_policy == "open":
+            return
+        state = self.state
+        parent = state.parent(from_team)
+        neighbours = {t.team_id for t in (*state.children(from_team), *state.siblings(from_team))}
+        if to_team in neighbours or (parent is not None and parent.team_id == to_team):
+            return
+        names = (state.team(from_team).name, state.team(to_team).name)
+        if names in self.settings.comms_allow or names[::-1] in self.settings.comms_allow:
+            return
+        raise PolicyRefused(
+            f"team {names[0]!r} may not message team {names[1]!r}: the communication policy "
+            "allows the team's parent, children and siblings (add the pair to [comms] allow "
+            "in loomkin.toml)"
+        )
+
+    async def dissolve_team(self, team_id: TeamId, *, reason: str, by: AgentId | None) -> None:
+        """Dissolve ``team_id`` and its sub-teams; their agents stop taking work."""
+        doomed = {t.team_id for t in self.state.subtree(team_id)}
+        await self.teams.dissolve(team_id, reason=reason, by=by)
+        for agent in list(self.agents.values()):
+            if agent.team_id in doomed:
+                await agent.set_status("done", f"team dissolved: {reason}")
+                for unsubscribe in self._unsubscribers.pop(agent.agent_id, []):
+                    unsubscribe()
+
+    def _arm_question(self, asked: QuestionAsked) -> None:
+        delay = max(0.0, asked.deadline - self.clock.now())
+
+        async def expire() -> None:
+            await asyncio.sleep(delay)
+            if not self.questions.is_open(asked.question_id):
+                return
+            await self.log.append(
+                QuestionExpired(
+                    session_id=self.session_id, question_id=QuestionId(asked.question_id)
+                ),
+                self.message_event(
+                    msg_type="answer",
+                    content=(
+                        f"No answer to your question {asked.question!r} within "
+                        f"{self.settings.question_timeout_s:.0f} s; it has expired. Proceed "
+                        "without it or ask someone else."
+                    ),
+                    to_agent=asked.asker,
+                ),
+            )
+
+        self.timers.run(f"question:{asked.question_id}", expire)
+
+
+def _check_control(agent: Agent, action: ControlAction, text: str, force: bool) -> None:
+    status = agent.memory.status
+    if action == "steer" and not text.strip():
+        raise UserError("steer needs the guidance text")
+    if action == "resume" and status != "paused":
+        raise UserError(f"agent {agent.name!r} is not paused (status: {status})")
+    if force and action != "pause":
+        raise UserError("only pause can be forced")

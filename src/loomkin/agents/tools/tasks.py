@@ -1,0 +1,256 @@
+"""Task tools: create, read, update, complete, depend, reach milestones, publish output."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from loomkin.errors import ToolError
+from loomkin.ids import TaskId
+from loomkin.tasks import DependencySpec, Handoff
+from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
+
+if TYPE_CHECKING:
+    from loomkin.agents.agent import Agent
+    from loomkin.core.tasks import TaskView
+
+__all__ = ["TASK_TOOLS"]
+
+DepKindArg = Literal["blocks", "informs", "requires_output"]
+
+
+def _current_task(agent: Agent, task_id: str | None) -> TaskId:
+    if task_id:
+        return TaskId(task_id)
+    if agent.memory.task_id is None:
+        raise ToolError("You have no task in progress; pass task_id explicitly.")
+    return TaskId(agent.memory.task_id)
+
+
+def _line(view: TaskView) -> str:
+    owner = view.owner.name if view.owner else "unassigned"
+    prio = f"p{view.priority}"
+    if view.effective_priority != view.priority:
+        prio += f"→p{view.effective_priority}"
+    return f"- [{view.status}] {view.task_id} {view.title!r} ({owner}, {prio})"
+
+
+class TaskCreateArgs(ToolArgs):
+    """Arguments of ``task_create``."""
+
+    title: str = Field(description="Short title of the task.")
+    description: str = Field(default="", description="What to do, with acceptance criteria.")
+    priority: int = Field(default=3, ge=1, le=5, description="1 (highest) to 5 (lowest).")
+    role: str = Field(default="", description="Role that should do it (coder, tester, ...).")
+    depends_on: list[str] = Field(default_factory=list, description="Task ids it waits for.")
+    dep_kind: DepKindArg = Field(
+        default="blocks",
+        description="blocks: wait for completion; requires_output: wait for (partial) output "
+        "and receive it; informs: never wait.",
+    )
+    milestone: str | None = Field(
+        default=None, description="Wait only for this named milestone of each predecessor."
+    )
+    team: str | None = Field(default=None, description="Team name or id; default: yours.")
+
+
+@tool(name="task_create", category="coordination", args=TaskCreateArgs)
+async def task_create(args: TaskCreateArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Put a new task on a team's board, optionally depending on other tasks."""
+    session = deps.session
+    team_id = session.resolve_team(args.team) if args.team else deps.team_id
+    specs = [
+        DependencySpec(depends_on=TaskId(d), kind=args.dep_kind, milestone=args.milestone)
+        for d in args.depends_on
+    ]
+    task_id = await session.tasks.create(
+        session_id=ctx.session_id,
+        team_id=team_id,
+        title=args.title,
+        description=args.description,
+        priority=args.priority,
+        role=args.role,
+        created_by=ctx.agent_id,
+        depends_on=specs,
+    )
+    waits = f", waiting for {', '.join(args.depends_on)}" if args.depends_on else ""
+    return f"Created task {task_id} {args.title!r}{waits}."
+
+
+class TaskListArgs(ToolArgs):
+    """Arguments of ``task_list``."""
+
+    team: str | None = Field(default=None, description="Team name or id; default: yours.")
+    status: str | None = Field(default=None, description="Only tasks with this status.")
+
+
+@tool(name="task_list", category="coordination", args=TaskListArgs)
+async def task_list(args: TaskListArgs, ctx: ToolContext, deps: Agent) -> str:
+    """List the tasks of a team (yours by default, or another team's by name)."""
+    session = deps.session
+    team_id = session.resolve_team(args.team) if args.team else deps.team_id
+    views = [
+        v
+        for v in session.tasks.board.tasks(team_id)
+        if args.status is None or v.status == args.status
+    ]
+    if not views:
+        return "No tasks."
+    return "\n".join(_line(v) for v in views)
+
+
+class TaskReadArgs(ToolArgs):
+    """Arguments of ``task_read``."""
+
+    task_id: str = Field(description="The task to read (any team's).")
+
+
+@tool(name="task_read", category="coordination", args=TaskReadArgs)
+async def task_read(args: TaskReadArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Read a task in full: description, status, owner, output, milestones, dependencies."""
+    board = deps.session.tasks.board
+    view = board.task(TaskId(args.task_id))
+    lines = [_line(view)]
+    if view.description:
+        lines.append(f"Description: {view.description}")
+    if view.milestones:
+        lines.append(f"Milestones reached: {', '.join(view.milestones)}")
+    for dep in board.dependencies(view.task_id):
+        lines.append(f"Depends on: {dep.describe()}")
+    if view.result:
+        lines.append(f"Result:\n{view.result}")
+    for chunk in view.partial_chunks:
+        lines.append(f"Partial output #{chunk.seq}:\n{chunk.content}")
+    if view.handoff is not None and not view.handoff.is_empty():
+        h = view.handoff
+        for label, items in (
+            ("Actions taken", h.actions_taken),
+            ("Files changed", h.files_changed),
+            ("Decisions", h.decisions),
+            ("Open questions", h.open_questions),
+        ):
+            if items:
+                lines.append(f"{label}: {'; '.join(items)}")
+    return "\n".join(lines)
+
+
+class TaskUpdateArgs(ToolArgs):
+    """Arguments of ``task_update``."""
+
+    status: Literal["in_progress", "blocked", "ready_for_review", "partially_complete", "paused"]
+    note: str = Field(default="", description="Why (for blocked: what you wait for).")
+    task_id: str | None = Field(default=None, description="Default: your current task.")
+
+
+@tool(name="task_update", category="coordination", args=TaskUpdateArgs)
+async def task_update(args: TaskUpdateArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Report your task's status: blocked, ready for review, partially complete, ..."""
+    task_id = _current_task(deps, args.task_id)
+    await deps.session.tasks.set_status(task_id, args.status, by=ctx.agent_id, note=args.note)
+    return f"Task {task_id} is now {args.status}."
+
+
+class TaskCompleteArgs(ToolArgs):
+    """Arguments of ``task_complete``."""
+
+    result: str = Field(description="What you produced or found (this is what others read).")
+    actions_taken: list[str] = Field(default_factory=list)
+    files_changed: list[str] = Field(default_factory=list)
+    decisions: list[str] = Field(default_factory=list)
+    open_questions: list[str] = Field(default_factory=list)
+    task_id: str | None = Field(default=None, description="Default: your current task.")
+
+
+@tool(name="task_complete", category="coordination", args=TaskCompleteArgs)
+async def task_complete(args: TaskCompleteArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Complete a task with its result and a structured hand-off."""
+    task_id = _current_task(deps, args.task_id)
+    handoff = Handoff(
+        actions_taken=tuple(args.actions_taken),
+        files_changed=tuple(args.files_changed),
+        decisions=tuple(args.decisions),
+        open_questions=tuple(args.open_questions),
+    )
+    await deps.session.tasks.complete(task_id, by=ctx.agent_id, result=args.result, handoff=handoff)
+    return f"Task {task_id} completed."
+
+
+class AddDependencyArgs(ToolArgs):
+    """Arguments of ``add_dependency``."""
+
+    task_id: str = Field(description="The task that must wait.")
+    depends_on: str = Field(description="The task it waits for (may be another team's).")
+    kind: DepKindArg = "blocks"
+    milestone: str | None = Field(default=None, description="Wait only for this milestone.")
+
+
+@tool(name="add_dependency", category="coordination", args=AddDependencyArgs)
+async def add_dependency(args: AddDependencyArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Make a task wait for another while work runs (cycles are refused)."""
+    added = await deps.session.tasks.add_dependency(
+        TaskId(args.task_id),
+        TaskId(args.depends_on),
+        kind=args.kind,
+        milestone=args.milestone,
+        by=ctx.agent_id,
+    )
+    if not added:
+        return "That dependency already exists."
+    what = f"milestone {args.milestone!r} of " if args.milestone else ""
+    return f"Task {args.task_id} now waits ({args.kind}) for {what}{args.depends_on}."
+
+
+class EmitMilestoneArgs(ToolArgs):
+    """Arguments of ``emit_milestone``."""
+
+    name: str = Field(description='Milestone name, e.g. "interface" or "schema_ready".')
+    note: str = Field(default="", description="What is ready now.")
+    task_id: str | None = Field(default=None, description="Default: your current task.")
+
+
+@tool(name="emit_milestone", category="coordination", args=EmitMilestoneArgs)
+async def emit_milestone(args: EmitMilestoneArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Announce that your task reached a named milestone (tasks waiting on it may start)."""
+    task_id = _current_task(deps, args.task_id)
+    new = await deps.session.tasks.emit_milestone(
+        task_id, args.name, by=ctx.agent_id, note=args.note
+    )
+    return f"Milestone {args.name!r} of task {task_id} " + (
+        "recorded." if new else "was already recorded."
+    )
+
+
+class PublishPartialArgs(ToolArgs):
+    """Arguments of ``publish_partial``."""
+
+    content: str = Field(description="The next chunk of your task's output.")
+    completed_items: int | None = Field(default=None, ge=0)
+    total_items: int | None = Field(default=None, ge=0)
+    task_id: str | None = Field(default=None, description="Default: your current task.")
+
+
+@tool(name="publish_partial", category="coordination", args=PublishPartialArgs)
+async def publish_partial(args: PublishPartialArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Publish part of your task's output now, so dependents can start consuming it."""
+    task_id = _current_task(deps, args.task_id)
+    seq = await deps.session.tasks.publish_partial(
+        task_id,
+        args.content,
+        by=ctx.agent_id,
+        completed_items=args.completed_items,
+        total_items=args.total_items,
+    )
+    return f"Published chunk {seq} of task {task_id}."
+
+
+TASK_TOOLS: tuple[Tool[Agent], ...] = (
+    task_create,
+    task_list,
+    task_read,
+    task_update,
+    task_complete,
+    add_dependency,
+    emit_milestone,
+    publish_partial,
+)

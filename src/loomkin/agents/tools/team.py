@@ -1,0 +1,211 @@
+"""Team tools: spawn sub-teams, hand out work, watch progress, discover teams, dissolve."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loomkin.core.scheduling import choose_agent
+from loomkin.errors import PolicyRefused, ToolError
+from loomkin.ids import TaskId, TeamId
+from loomkin.tasks import DependencySpec
+from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
+
+if TYPE_CHECKING:
+    from loomkin.agents.agent import Agent
+    from loomkin.agents.session import SessionRuntime
+
+__all__ = ["TEAM_TOOLS"]
+
+
+class RoleSpec(BaseModel):
+    """One agent to spawn."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(description="Agent name, unique in the new team.")
+    role: str = Field(description="A role name (coder, tester, ...) or a short description.")
+
+
+class TeamSpawnArgs(ToolArgs):
+    """Arguments of ``team_spawn``."""
+
+    team_name: str
+    roles: list[RoleSpec] = Field(min_length=1, description="The agents of the new team.")
+    purpose: str = Field(default="", description="What the team is for.")
+
+
+@tool(name="team_spawn", category="coordination", args=TeamSpawnArgs)
+async def team_spawn(args: TeamSpawnArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Create a sub-team of your team with the given agents (they start idle)."""
+    session = deps.session
+    team_id = await session.teams.create_team(
+        ctx.session_id,
+        args.team_name,
+        parent_team_id=deps.team_id,
+        spawned_by=ctx.agent_id,
+        purpose=args.purpose,
+    )
+    spawned = []
+    for spec in args.roles:
+        agent = await session.spawn_agent(team_id, spec.name, spec.role, spawned_by=ctx.agent_id)
+        spawned.append(f"{agent.name} ({agent.role.name})")
+    return (
+        f"Created team {args.team_name!r} (id {team_id}) under your team with agents: "
+        f"{', '.join(spawned)}. Give them work with team_assign, or create tasks in that team "
+        f"(task_create with team={args.team_name!r}) and the scheduler assigns them."
+    )
+
+
+class TeamAssignArgs(ToolArgs):
+    """Arguments of ``team_assign``."""
+
+    agent: str = Field(description='Who: "name" or "team/name".')
+    title: str
+    description: str = ""
+    priority: int = Field(default=3, ge=1, le=5)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+@tool(name="team_assign", category="coordination", args=TeamAssignArgs)
+async def team_assign(args: TeamAssignArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Create a task and give it to a named agent (it starts when its dependencies allow)."""
+    session = deps.session
+    target = session.agent(args.agent, None if "/" in args.agent else deps.team_id)
+    task_id = await session.tasks.create(
+        session_id=ctx.session_id,
+        team_id=target.team_id,
+        title=args.title,
+        description=args.description,
+        priority=args.priority,
+        role=target.role.name,
+        created_by=ctx.agent_id,
+        depends_on=[DependencySpec(depends_on=TaskId(d)) for d in args.depends_on],
+    )
+    await session.tasks.assign(task_id, target, by=deps.name, reason=f"assigned by {deps.name}")
+    return f"Task {task_id} {args.title!r} assigned to {target.name}."
+
+
+class SmartAssignArgs(ToolArgs):
+    """Arguments of ``team_smart_assign``."""
+
+    task_id: str
+
+
+@tool(name="team_smart_assign", category="coordination", args=SmartAssignArgs)
+async def team_smart_assign(args: SmartAssignArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Give a task to the best agent of its team: idle first, then capability, then load."""
+    session = deps.session
+    tasks = session.tasks
+    view = tasks.task(args.task_id)
+    candidates = session.candidates(view.team_id)
+    choice = choose_agent(view, candidates, session.scheduler_stats, tasks.board.load())
+    if choice is None:
+        raise ToolError(f"Team {view.team_id} has no agent that can take task {view.task_id}.")
+    target = session.agents[choice.agent_id]
+    await tasks.assign(view.task_id, target, by=deps.name, reason=choice.reason)
+    return f"Task {view.task_id} assigned to {target.name}: {choice.reason}."
+
+
+class TeamProgressArgs(ToolArgs):
+    """Arguments of ``team_progress``."""
+
+    team: str | None = Field(default=None, description="Team name or id; default: yours.")
+
+
+@tool(name="team_progress", category="coordination", args=TeamProgressArgs)
+async def team_progress(args: TeamProgressArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Show a team's agents (status, task, cost) and tasks (status, owner, priority)."""
+    session = deps.session
+    team_id = session.resolve_team(args.team) if args.team else deps.team_id
+    return progress_report(session, team_id)
+
+
+def progress_report(session: SessionRuntime, team_id: TeamId) -> str:
+    """Readable progress of one team."""
+    team = session.state.team(team_id)
+    lines = [f"Team {team.name} (id {team_id})", "Agents:"]
+    members = [a for a in session.agents.values() if a.team_id == team_id]
+    for agent in members:
+        task = f", task {agent.memory.task_id}" if agent.memory.task_id else ""
+        lines.append(
+            f"- {agent.name} ({agent.role.name}): {agent.memory.status}{task}, "
+            f"${agent.memory.cost_usd:.4f}"
+        )
+    lines.append("Tasks:")
+    views = session.tasks.board.tasks(team_id)
+    for view in views:
+        owner = view.owner.name if view.owner else "unassigned"
+        lines.append(f"- [{view.status}] {view.task_id} {view.title!r} ({owner}, p{view.priority})")
+    if not views:
+        lines.append("- none")
+    return "\n".join(lines)
+
+
+class ListTeamsArgs(ToolArgs):
+    """Arguments of ``list_teams`` (none)."""
+
+
+@tool(name="list_teams", category="coordination", args=ListTeamsArgs)
+async def list_teams(args: ListTeamsArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Discover your parent, sibling and child teams: members, roles, statuses, tasks."""
+    session = deps.session
+    state = session.state
+    parent = state.parent(deps.team_id)
+    sections: list[tuple[str, list[TeamId]]] = [
+        ("Parent team", [parent.team_id] if parent else []),
+        ("Sibling teams", [t.team_id for t in state.siblings(deps.team_id)]),
+        ("Child teams", [t.team_id for t in state.children(deps.team_id)]),
+    ]
+    lines: list[str] = []
+    for title, team_ids in sections:
+        lines.append(f"## {title}")
+        if not team_ids:
+            lines.append("(none)")
+        for team_id in team_ids:
+            lines.append(_team_summary(session, team_id))
+    return "\n".join(lines)
+
+
+def _team_summary(session: SessionRuntime, team_id: TeamId) -> str:
+    team = session.state.team(team_id)
+    members = []
+    for agent in session.agents.values():
+        if agent.team_id == team_id:
+            task = (
+                session.tasks.board.get(TaskId(agent.memory.task_id))
+                if agent.memory.task_id
+                else None
+            )
+            doing = f", on {task.title!r}" if task else ""
+            members.append(f"{agent.name} ({agent.role.name}, {agent.memory.status}{doing})")
+    return f"- {team.name} (id {team_id}): " + ("; ".join(members) or "no agents")
+
+
+class TeamDissolveArgs(ToolArgs):
+    """Arguments of ``team_dissolve``."""
+
+    team: str = Field(description="Name or id of a team below yours.")
+    reason: str = "work done"
+
+
+@tool(name="team_dissolve", category="coordination", args=TeamDissolveArgs)
+async def team_dissolve(args: TeamDissolveArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Dissolve a sub-team of yours (and its sub-teams)."""
+    session = deps.session
+    team_id = session.resolve_team(args.team)
+    below = {t.team_id for t in session.state.subtree(deps.team_id)}
+    if team_id == deps.team_id or team_id not in below:
+        raise PolicyRefused(f"team {args.team!r} is not below your team; you cannot dissolve it")
+    await session.dissolve_team(team_id, reason=args.reason, by=ctx.agent_id)
+    return f"Team {args.team!r} dissolved."
+
+
+TEAM_TOOLS: tuple[Tool[Agent], ...] = (
+    team_spawn,
+    team_assign,
+    team_smart_assign,
+    team_progress,
+    list_teams,
+    team_dissolve,
+)

@@ -1,0 +1,14 @@
+"""Task service and scheduler: commands on the task board, and automatic assignment."""
+
+from loomkin.tasks.scheduler import Scheduler, SchedulerStatistics
+from loomkin.tasks.service import DependencySpec, Handoff, TaskService, Worker, WorkerRef
+
+__all__ = [
+    "DependencySpec",
+    "Handoff",
+    "Scheduler",
+    "SchedulerStatistics",
+    "TaskService",
+    "Worker",
+    "WorkerRef",
+]

@@ -1,0 +1,134 @@
+"""The scheduler: ready tasks are assigned to idle agents as soon as either appears.
+
+It reacts to events, never polls: a task becoming ready (a completion, a milestone, a first
+partial chunk, a new task), an agent becoming idle, or a finished task freeing its owner marks
+the schedule dirty and wakes the scheduler's loop, which plans with the pure policy of
+:mod:`loomkin.core.scheduling` (effective priority first, then capability and load) and
+appends one ``TaskAssigned`` per decision, each with its reason. An agent that finishes a task
+therefore gets the next one without waiting for a lead's turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from loomkin.core.events import (
+    AgentSpawned,
+    AgentStatusChanged,
+    RecordedEvent,
+    TaskCreated,
+    TaskStatusChanged,
+)
+from loomkin.core.scheduling import AgentCandidate, CapabilityStats, plan_assignments
+from loomkin.errors import LoomkinError
+from loomkin.tasks.service import WorkerRef
+
+if TYPE_CHECKING:
+    from loomkin.ids import TaskId, TeamId
+    from loomkin.tasks.service import TaskService
+
+__all__ = ["Scheduler", "SchedulerStatistics"]
+
+logger = logging.getLogger(__name__)
+
+CandidateSource = Callable[["TeamId"], Sequence[AgentCandidate]]
+"""Returns the agents of a team that may take tasks, with whether each is idle."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerStatistics:
+    """Counters of the scheduler's work."""
+
+    rounds: int
+    assignments: int
+    refused: int
+    """Assignments the board refused because the world moved between plan and append."""
+
+
+class Scheduler:
+    """Assigns ready tasks to idle agents, reacting to events."""
+
+    def __init__(self, tasks: TaskService, candidates: CandidateSource) -> None:
+        self.tasks = tasks
+        self.candidates = candidates
+        self.stats = CapabilityStats()
+        self._wakeup = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._rounds = 0
+        self._assignments = 0
+        self._refused = 0
+        tasks.on_ready = self._on_ready
+
+    def _on_ready(self, _task_ids: Sequence[TaskId]) -> None:
+        self.kick()
+
+    def on_event(self, recorded: RecordedEvent) -> None:
+        """Log listener: learn capabilities and wake up when an agent may have become free."""
+        event = recorded.event
+        self.stats.apply(event)
+        match event:
+            case AgentStatusChanged(status="idle") | AgentSpawned() | TaskCreated():
+                self.kick()
+            case TaskStatusChanged(status="completed" | "failed" | "cancelled" | "pending"):
+                self.kick()
+            case _:
+                pass
+
+    def kick(self) -> None:
+        """Mark the schedule dirty (cheap; the loop plans once for many kicks)."""
+        self._settled.clear()
+        self._wakeup.set()
+
+    def settled(self) -> bool:
+        """True when no kick is waiting and no planning round is running."""
+        return self._settled.is_set()
+
+    async def wait_settled(self) -> None:
+        """Wait until the scheduler has handled every kick so far."""
+        await self._settled.wait()
+
+    async def run_forever(self) -> None:
+        """Plan and assign whenever kicked (run it under a supervisor)."""
+        while True:
+            if not self._wakeup.is_set():
+                self._settled.set()
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self.schedule_once()
+
+    async def schedule_once(self) -> int:
+        """Assign every ready task an idle agent can take now; return how many."""
+        self._rounds += 1
+        board = self.tasks.board
+        by_team: dict[TeamId, list[TaskId]] = {}
+        for view in board.ready_tasks():
+            by_team.setdefault(view.team_id, []).append(view.task_id)
+        load = board.load()
+        placed = 0
+        for team_id in by_team:
+            ready = board.ready_tasks(team_id)
+            pool = [c for c in self.candidates(team_id) if c.idle and not load.get(c.agent_id)]
+            for decision in plan_assignments(ready, pool, self.stats, load):
+                worker = WorkerRef(
+                    agent_id=decision.agent_id, name=decision.agent_name, team_id=team_id
+                )
+                try:
+                    await self.tasks.assign(decision.task_id, worker, reason=decision.reason)
+                except LoomkinError as exc:
+                    self._refused += 1
+                    logger.info("assignment of %s refused: %s", decision.task_id, exc)
+                    continue
+                placed += 1
+        self._assignments += placed
+        return placed
+
+    def statistics(self) -> SchedulerStatistics:
+        """Return the scheduler's counters."""
+        return SchedulerStatistics(
+            rounds=self._rounds, assignments=self._assignments, refused=self._refused
+        )

@@ -1,0 +1,462 @@
+"""The task service: every task command checks the board, then appends the events.
+
+How this works and why:
+
+* **Check, append, apply.** A command asks the pure :class:`~loomkin.core.tasks.TaskBoard`
+  whether the change is valid (a clear error if not), appends the events, and the board
+  applies them from the log listener (:meth:`TaskService.on_event`). Commands run one at a
+  time under a lock, so a check is never invalidated by another command before its append.
+* **Consequences are events too.** Applying an event may raise effective priorities (priority
+  inheritance) or make tasks ready; the service appends ``TaskPriorityChanged`` events with
+  their reason and wakes the scheduler, which assigns the newly ready tasks (nothing is merely
+  announced).
+* **Agents hear about tasks through messages.** An assignment is committed together with a
+  ``task_assigned`` message to the new owner; new partial output of a ``requires_output``
+  predecessor is sent to the dependents' owners as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from loomkin.bus import classify
+from loomkin.core.events import (
+    DependencyAdded,
+    Event,
+    MessageSent,
+    MilestoneEmitted,
+    PartialResultPublished,
+    RecordedEvent,
+    TaskAssigned,
+    TaskCreated,
+    TaskPriorityChanged,
+    TaskStatusChanged,
+)
+from loomkin.core.records import DepKind
+from loomkin.errors import NotFound, UserError
+from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from loomkin.bus import BusMessage
+    from loomkin.core.records import TaskStatus
+    from loomkin.core.tasks import TaskBoard, TaskView
+    from loomkin.runtime.eventlog import EventLog
+
+__all__ = ["DependencySpec", "Handoff", "TaskService", "Worker", "WorkerRef"]
+
+_OPEN: frozenset[str] = frozenset(
+    {"assigned", "in_progress", "paused", "blocked", "partially_complete"}
+)
+
+
+class Worker(Protocol):
+    """The agent a task command acts for (the task layer knows agents only by id and name)."""
+
+    @property
+    def agent_id(self) -> AgentId: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def team_id(self) -> TeamId: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRef:
+    """A plain :class:`Worker` (used by the scheduler, which sees agents as records)."""
+
+    agent_id: AgentId
+    name: str
+    team_id: TeamId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DependencySpec:
+    """A dependency to add when creating a task."""
+
+    depends_on: TaskId
+    kind: DepKind = "blocks"
+    milestone: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handoff:
+    """Structured hand-off given when a task completes."""
+
+    actions_taken: tuple[str, ...] = ()
+    files_changed: tuple[str, ...] = ()
+    decisions: tuple[str, ...] = ()
+    open_questions: tuple[str, ...] = ()
+
+
+class TaskService:
+    """Commands on the task board of one runtime (all sessions)."""
+
+    def __init__(self, log: EventLog, board: TaskBoard) -> None:
+        self.log = log
+        self.board = board
+        self._lock = asyncio.Lock()
+        self._priority_events: list[TaskPriorityChanged] = []
+        self._replaying = False
+        self.on_ready: Callable[[Sequence[TaskId]], None] | None = None
+        """Called with newly ready tasks (the scheduler's wake-up)."""
+
+    # -- projection -------------------------------------------------------------------------------
+
+    def on_event(self, recorded: RecordedEvent) -> None:
+        """Log listener: apply to the board and collect the consequences."""
+        changes = self.board.apply(recorded.event)
+        if self._replaying:
+            return
+        for change in changes.priority_changes:
+            self._priority_events.append(self.board.priority_event(change))
+        if changes.newly_ready and self.on_ready is not None:
+            self.on_ready(changes.newly_ready)
+
+    def replay(self, events: Sequence[RecordedEvent]) -> None:
+        """Rebuild the board from history without re-emitting consequences."""
+        self._replaying = True
+        try:
+            for recorded in events:
+                self.on_event(recorded)
+        finally:
+            self._replaying = False
+
+    async def _append(self, *events: Event) -> None:
+        await self.log.append(*events)
+        while self._priority_events:
+            pending, self._priority_events = self._priority_events, []
+            await self.log.append(*pending)
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def task(self, task_id: str) -> TaskView:
+        """Return the task ``task_id`` (raises ``NotFound``)."""
+        return self.board.task(TaskId(task_id))
+
+    def owner_of(self, task_id: str) -> AgentId | None:
+        """Return the owner of the task, if it exists and has one."""
+        view = self.board.get(TaskId(task_id))
+        return None if view is None or view.owner is None else view.owner.agent_id
+
+    def is_open(self, task_id: str) -> bool:
+        """True while the task is assigned or being worked on."""
+        view = self.board.get(TaskId(task_id))
+        return view is not None and view.status in _OPEN
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        session_id: SessionId,
+        team_id: TeamId,
+        title: str,
+        description: str = "",
+        priority: int = 3,
+        role: str = "",
+        created_by: AgentId | None = None,
+        work_s: float = 0.0,
+        depends_on: Sequence[DependencySpec] = (),
+    ) -> TaskId:
+        """Create a task (and its dependencies, atomically)."""
+        task_id = TaskId(new_id("task_"))
+        async with self._lock:
+            self.board.check_create(task_id, title, priority)
+            for dep in depends_on:
+                if self.board.get(dep.depends_on) is None:
+                    raise NotFound(f"no task {dep.depends_on!r} to depend on")
+            created = TaskCreated(
+                session_id=session_id,
+                task_id=task_id,
+                team_id=team_id,
+                title=title,
+                description=description,
+                priority=priority,
+                role=role,
+                created_by=created_by,
+                work_s=work_s,
+            )
+            deps = [
+                DependencyAdded(
+                    session_id=session_id,
+                    task_id=task_id,
+                    depends_on=d.depends_on,
+                    dep_kind=d.kind,
+                    milestone=d.milestone,
+                    added_by=created_by,
+                )
+                for d in depends_on
+            ]
+            await self._append(created, *deps)
+        return task_id
+
+    async def assign(
+        self, task_id: TaskId, worker: Worker, *, by: str = "scheduler", reason: str = ""
+    ) -> None:
+        """Give the task to ``worker``; the owner is told by a ``task_assigned`` message."""
+        async with self._lock:
+            view = self.task(task_id)
+            if not self.board.check_assign(task_id, worker.agent_id):
+                return
+            assigned = TaskAssigned(
+                session_id=view.session_id,
+                task_id=task_id,
+                owner=worker.agent_id,
+                owner_name=worker.name,
+                assigned_by=by,
+                reason=reason,
+            )
+            notice = self._message(
+                view,
+                msg_type="task_assigned",
+                to_agent=worker.agent_id,
+                content=f"Task assigned to you: {view.title} (id {task_id}). {reason}".strip(),
+                data={"task_id": task_id},
+            )
+            await self._append(assigned, notice)
+
+    async def set_status(
+        self,
+        task_id: TaskId,
+        status: TaskStatus,
+        *,
+        by: AgentId | None = None,
+        note: str = "",
+        result: str | None = None,
+        handoff: Handoff | None = None,
+    ) -> None:
+        """Move the task to ``status`` (refused transitions raise ``InvalidTransition``)."""
+        async with self._lock:
+            await self._set_status(
+                task_id, status, by=by, note=note, result=result, handoff=handoff
+            )
+
+    async def _set_status(
+        self,
+        task_id: TaskId,
+        status: TaskStatus,
+        *,
+        by: AgentId | None,
+        note: str = "",
+        result: str | None = None,
+        handoff: Handoff | None = None,
+    ) -> None:
+        view = self.task(task_id)
+        self.board.check_status(task_id, status)
+        h = handoff or Handoff()
+        await self._append(
+            TaskStatusChanged(
+                session_id=view.session_id,
+                task_id=task_id,
+                status=status,
+                previous=view.status,
+                note=note,
+                result=result,
+                actions_taken=h.actions_taken,
+                files_changed=h.files_changed,
+                decisions=h.decisions,
+                open_questions=h.open_questions,
+                by=by,
+            )
+        )
+
+    async def complete(
+        self, task_id: TaskId, *, by: AgentId | None, result: str, handoff: Handoff | None = None
+    ) -> None:
+        """Complete the task with its result and hand-off (an empty result is refused)."""
+        if not result.strip() and (handoff is None or handoff == Handoff()):
+            raise UserError(
+                f"task {task_id!r}: a completion needs a result or a hand-off saying what was done"
+            )
+        await self.set_status(task_id, "completed", by=by, result=result, handoff=handoff)
+
+    async def release(self, task_id: TaskId, *, reason: str) -> None:
+        """Put an owned task back to pending so another agent can take it."""
+        if self.is_open(task_id):
+            await self.set_status(task_id, "pending", note=reason)
+
+    async def add_dependency(
+        self,
+        task_id: TaskId,
+        depends_on: TaskId,
+        *,
+        kind: DepKind = "blocks",
+        milestone: str | None = None,
+        by: AgentId | None = None,
+    ) -> bool:
+        """Add a dependency while work runs; a cycle is refused with ``TaskCycleError``."""
+        async with self._lock:
+            view = self.task(task_id)
+            if not self.board.check_dependency(task_id, depends_on, kind, milestone):
+                return False
+            await self._append(
+                DependencyAdded(
+                    session_id=view.session_id,
+                    task_id=task_id,
+                    depends_on=depends_on,
+                    dep_kind=kind,
+                    milestone=milestone,
+                    added_by=by,
+                )
+            )
+            return True
+
+    async def emit_milestone(
+        self, task_id: TaskId, name: str, *, by: AgentId, note: str = ""
+    ) -> bool:
+        """Record a named milestone of the task (owner only; idempotent per name)."""
+        async with self._lock:
+            view = self.task(task_id)
+            if not self.board.check_milestone(task_id, name, by):
+                return False
+            await self._append(
+                MilestoneEmitted(
+                    session_id=view.session_id, task_id=task_id, name=name, by=by, note=note
+                )
+            )
+            return True
+
+    async def publish_partial(
+        self,
+        task_id: TaskId,
+        content: str,
+        *,
+        by: AgentId,
+        completed_items: int | None = None,
+        total_items: int | None = None,
+    ) -> int:
+        """Publish the next chunk of the task's output; returns its sequence number."""
+        async with self._lock:
+            view = self.task(task_id)
+            seq = (view.partial_chunks[-1].seq if view.partial_chunks else 0) + 1
+            self.board.check_partial(
+                task_id, seq, by=by, completed_items=completed_items, total_items=total_items
+            )
+            chunk = PartialResultPublished(
+                session_id=view.session_id,
+                task_id=task_id,
+                seq=seq,
+                content=content,
+                completed_items=completed_items,
+                total_items=total_items,
+                by=by,
+            )
+            notices = self._partial_notices(view, seq, content, completed_items, total_items)
+            await self._append(chunk, *notices)
+            return seq
+
+    def _partial_notices(
+        self,
+        view: TaskView,
+        seq: int,
+        content: str,
+        completed: int | None,
+        total: int | None,
+    ) -> list[MessageSent]:
+        progress = f" ({completed}/{total} items)" if completed is not None and total else ""
+        notices = []
+        for dep in self.board.dependents(view.task_id):
+            dependent = self.board.task(dep.task_id)
+            if dep.kind != "requires_output" or dependent.owner is None:
+                continue
+            if dependent.status not in ("in_progress", "partially_complete"):
+                continue
+            notices.append(
+                self._message(
+                    view,
+                    msg_type="partial_output",
+                    to_agent=dependent.owner.agent_id,
+                    content=(
+                        f"Task {view.title!r} (id {view.task_id}) published chunk {seq}"
+                        f"{progress}:\n{content}"
+                    ),
+                    data={"task_id": view.task_id, "seq": seq},
+                )
+            )
+        return notices
+
+    # -- what agents need -------------------------------------------------------------------------
+
+    async def start_for(self, worker: Worker, message: BusMessage) -> str | None:
+        """Start the task named in a ``task_assigned`` message; return its brief for the model."""
+        raw = (message.data or {}).get("task_id")
+        if not isinstance(raw, str):
+            return None
+        view = self.board.get(TaskId(raw))
+        if view is None or view.owner is None or view.owner.agent_id != worker.agent_id:
+            return None  # reassigned or withdrawn since the message was sent
+        if view.status == "assigned":
+            await self.set_status(view.task_id, "in_progress", by=worker.agent_id)
+        elif view.status != "in_progress":
+            return None
+        return self.brief(view.task_id)
+
+    def brief(self, task_id: TaskId) -> str:
+        """The text an agent starting ``task_id`` reads: task, dependencies' outputs, hints."""
+        view = self.task(task_id)
+        parts = [
+            f"[Task assigned] {view.title} (task id {view.task_id}, priority {view.priority})",
+        ]
+        if view.description:
+            parts.append(view.description)
+        outputs = self.board.predecessor_outputs(task_id)
+        if outputs:
+            parts.append(outputs)
+        parts.append(
+            "When you are done, call task_complete with the result and the hand-off "
+            "(actions taken, files changed, decisions, open questions)."
+        )
+        return "\n\n".join(parts)
+
+    async def settle_after_loop(
+        self, worker: Worker, task_id: str, outcome: str, text: str
+    ) -> None:
+        """Close a task its owner's loop ended without closing (after the completion nudge)."""
+        tid = TaskId(task_id)
+        view = self.board.get(tid)
+        if view is None or view.status not in ("in_progress", "partially_complete"):
+            return
+        if outcome == "final" and text.strip():
+            await self.set_status(
+                tid,
+                "completed",
+                by=worker.agent_id,
+                result=text,
+                note="completed from the agent's final answer (it did not call task_complete)",
+            )
+        elif outcome in ("max_iterations", "error", "final"):
+            await self.set_status(tid, "failed", by=worker.agent_id, result=text, note=outcome)
+
+    async def cancel_with_partial(self, worker: Worker, task_id: str, partial: str) -> None:
+        """Cancel the task, recording what was done so far as its result."""
+        tid = TaskId(task_id)
+        if self.is_open(tid):
+            await self.set_status(
+                tid, "cancelled", by=worker.agent_id, result=partial, note="cancelled by user"
+            )
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _message(
+        self,
+        view: TaskView,
+        *,
+        msg_type: str,
+        to_agent: AgentId,
+        content: str,
+        data: dict[str, str | int],
+    ) -> MessageSent:
+        return MessageSent(
+            session_id=view.session_id,
+            message_id=MessageId(new_id("msg_")),
+            msg_type=msg_type,
+            tier=classify(msg_type),
+            content=content,
+            from_name="task board",
+            to_agent=to_agent,
+            data=dict(data),
+        )

@@ -1,0 +1,29 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    # looptime asks the loop policy for a loop even around sync tests, which creates a loop
+    # nobody closes (a ResourceWarning, an error under filterwarnings=error, once gc runs).
+    # Giving sync tests a loop we own and close avoids it.
+    if inspect.iscoroutinefunction(request.function):
+        yield
+        return
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
