@@ -12,11 +12,19 @@ from loomkin.tools.base import (
     tool,
 )
 from loomkin.tools.paths import display_path, resolve_in_project
+from loomkin.tools.permissions import (
+    PermissionGrant,
+    PermissionOutcome,
+    PermissionPolicy,
+)
 
 __all__ = [
     "FileAccessLog",
     "FunctionTool",
     "MemoryFileAccessLog",
+    "PermissionGrant",
+    "PermissionOutcome",
+    "PermissionPolicy",
     "Tool",
     "ToolArgs",
     "ToolContext",
