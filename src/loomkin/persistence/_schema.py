@@ -10,6 +10,7 @@ with :class:`~loomkin.errors.SchemaVersionError` instead of touching the data.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Protocol
 
 from loomkin.errors import SchemaVersionError
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = ["needs_upgrade", "upgrade"]
+
+# Alembic's ``context`` is a module-level proxy, so two migrations in one process (two stores
+# opened at once, each migrating from its own thread) must not overlap.
+_MIGRATING = threading.Lock()
 
 
 class _DbapiConnection(Protocol):
@@ -64,7 +69,7 @@ def upgrade(
 
     engine = create_engine(dialect_url, creator=creator, poolclass=NullPool)
     try:
-        with engine.begin() as connection:
+        with _MIGRATING, engine.begin() as connection:
             config = Config()
             config.set_main_option("script_location", str(SCRIPT_LOCATION))
             config.attributes["connection"] = connection

@@ -17,8 +17,9 @@ The tests are ``async def`` methods, so the project needs pytest-asyncio in ``au
 module imports neither pytest nor hypothesis at import time (the shipped ``loomkin.testing``
 package must import without dev dependencies): a test that cannot run raises
 :class:`unittest.SkipTest`, which pytest reports as a skip, and the property test imports
-hypothesis when it runs. It drives its examples on its own event loop (``asyncio.Runner``),
-one fresh store per example; lower :attr:`~EventStoreConformance.max_examples` for backends
+hypothesis when it runs. It drives its examples in a worker thread on an event loop of its
+own (``asyncio.Runner``), one fresh store per example, so :meth:`open_store` must not depend
+on the test's loop; lower :attr:`~EventStoreConformance.max_examples` for backends
 whose stores are slow to create.
 """
 
@@ -378,8 +379,13 @@ class EventStoreConformance:
 
     # -- properties ----------------------------------------------------------------------
 
-    def test_log_invariants_hold_for_any_appends(self) -> None:
+    async def test_log_invariants_hold_for_any_appends(self) -> None:
         """Any sequence of batches keeps positions and versions gapless and reads consistent."""
+        # Hypothesis drives examples synchronously, so they run in a worker thread with an
+        # event loop of their own (one fresh store per example), leaving this loop free.
+        await asyncio.to_thread(self._run_property)
+
+    def _run_property(self) -> None:
         from hypothesis import HealthCheck, given, settings
         from hypothesis import strategies as st
 
