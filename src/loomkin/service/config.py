@@ -1,0 +1,315 @@
+"""``loomkin.toml``: the project's configuration, validated at the boundary.
+
+How this works and why: the file is parsed with :mod:`tomllib` and validated by pydantic
+models that refuse unknown keys everywhere (a typo must not be silently ignored) and accept
+no lossy coercion (``max_iterations = "30"`` or ``= true`` is an error, not 30 or 1). Every
+problem becomes one :class:`~loomkin.errors.ConfigError` naming the file, the dotted key path
+(``limits.max_iterations``) and what is wrong. Below the service layer nothing sees these
+models: :mod:`loomkin.service.options` turns them into the plain values the lower layers take
+(permission policy, shell policy, price table, session settings).
+
+Example::
+
+    [model]
+    default = "anthropic:claude-sonnet-4-5"
+
+    [permissions]
+    auto_approve = ["file_edit", "category:write"]
+    deny = ["shell"]
+
+    [limits]
+    max_iterations = 40
+
+    [roles.docs-writer]
+    prompt = "You write and update documentation."
+    tools = ["file_read", "file_write", "file_edit"]
+
+    [pricing."openai:my-finetune"]
+    input_per_mtok = 3.0
+    output_per_mtok = 12.0
+
+    [comms]
+    policy = "neighbours"
+    allow = [["frontend", "backend"]]
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+
+from loomkin.errors import ConfigError, UserError
+from loomkin.tools.permissions import validate_rule
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pydantic_core import ErrorDetails
+
+__all__ = [
+    "CONFIG_FILE",
+    "BudgetsSection",
+    "CommsSection",
+    "LimitsSection",
+    "LoomkinConfig",
+    "ModelSection",
+    "PermissionsSection",
+    "PriceSection",
+    "RebalancerSection",
+    "RoleSection",
+    "ShellSection",
+    "load_config",
+    "parse_config",
+]
+
+CONFIG_FILE = "loomkin.toml"
+"""The configuration file's name, at the project root."""
+
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Text = Annotated[str, Strict()]
+Positive = Annotated[int, Strict(), Field(gt=0)]
+PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(_Section):
+    """``[model]``: which model agents use by default."""
+
+    default: Text | None = None
+    """``"provider:model"``, e.g. ``"openai:gpt-4.1"``; None: the CLI's default."""
+    base_url: Text | None = None
+    """Endpoint of an OpenAI-compatible server (local models, proxies)."""
+
+    @field_validator("default")
+    @classmethod
+    def _provider_and_model(cls, value: str | None) -> str | None:
+        if value is not None:
+            provider, sep, model = value.partition(":")
+            if not sep or not provider or not model:
+                raise ValueError("must look like 'provider:model'")
+        return value
+
+
+class PermissionsSection(_Section):
+    """``[permissions]``: tool calls allowed without asking, and refused outright."""
+
+    auto_approve: tuple[Text, ...] = ()
+    """Tool names, ``"category:<read|write|execute|coordination>"`` or ``"*"``."""
+    deny: tuple[Text, ...] = ()
+    """Same forms; deny wins over everything."""
+
+    @field_validator("auto_approve", "deny")
+    @classmethod
+    def _valid_rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for rule in value:
+            try:
+                validate_rule(rule)
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+class ShellSection(_Section):
+    """``[shell]``: which commands the shell tool may run, and for how long."""
+
+    allow: tuple[Text, ...] = ()
+    """When non-empty, only these programs may run."""
+    deny: tuple[Text, ...] = ()
+    """Programs (``"docker"``) or word prefixes (``"git push"``) refused; deny wins."""
+    timeout_s: Annotated[float, Strict(), Field(gt=0, le=600)] = 30.0
+    """Default timeout of one command (at most 600 s, the shell tool's upper bound)."""
+
+
+class BudgetsSection(_Section):
+    """``[budgets]``: cost (USD) and token limits per session, team and agent."""
+
+    session_usd: PositiveFloat | None = None
+    team_usd: PositiveFloat | None = None
+    agent_usd: PositiveFloat | None = None
+    session_tokens: Positive | None = None
+    team_tokens: Positive | None = None
+    agent_tokens: Positive | None = None
+
+
+class LimitsSection(_Section):
+    """``[limits]``: sizes of loops and teams."""
+
+    max_iterations: Positive = 30
+    """Model calls one agent loop may make before it stops."""
+    max_team_depth: Positive = 3
+    """Depth of the team tree (the root team is depth 1)."""
+    max_agents_per_team: Positive = 8
+
+
+class RoleSection(_Section):
+    """``[roles.<name>]``: a custom role."""
+
+    prompt: Annotated[str, Strict(), Field(min_length=1)]
+    """The role-specific part of the system prompt."""
+    tools: tuple[Text, ...] = ()
+    """Names of the tools the role may call."""
+    description: Text = ""
+    """One line: what the role is for."""
+
+
+class PriceSection(_Section):
+    """``[pricing."<model>"]``: USD per million tokens."""
+
+    input_per_mtok: Annotated[float, Strict(), Field(ge=0)]
+    output_per_mtok: Annotated[float, Strict(), Field(ge=0)]
+
+
+class CommsSection(_Section):
+    """``[comms]``: which teams may message each other."""
+
+    policy: Literal["neighbours", "open"] = "neighbours"
+    """``neighbours``: parent, children and siblings only; ``open``: every team."""
+    allow: tuple[tuple[Text, Text], ...] = ()
+    """Extra pairs of team names allowed to talk (either direction)."""
+
+
+class RebalancerSection(_Section):
+    """``[rebalancer]``: when a busy agent counts as stuck."""
+
+    stuck_after_s: PositiveFloat = 300.0
+    check_every_s: PositiveFloat = 60.0
+
+
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
+
+
+class LoomkinConfig(_Section):
+    """The whole of ``loomkin.toml`` (every section optional)."""
+
+    model: ModelSection = ModelSection()
+    permissions: PermissionsSection = PermissionsSection()
+    shell: ShellSection = ShellSection()
+    budgets: BudgetsSection = BudgetsSection()
+    limits: LimitsSection = LimitsSection()
+    roles: dict[str, RoleSection] = Field(default_factory=dict)
+    pricing: dict[str, PriceSection] = Field(default_factory=dict)
+    comms: CommsSection = CommsSection()
+    rebalancer: RebalancerSection = RebalancerSection()
+
+    @field_validator("roles")
+    @classmethod
+    def _role_names(cls, value: dict[str, RoleSection]) -> dict[str, RoleSection]:
+        for name in value:
+            if not _ROLE_NAME.match(name):
+                raise ValueError(
+                    f"role name {name!r} must be lower-case letters, digits, '-' or '_'"
+                )
+        return value
+
+
+def load_config(project_root: Path) -> LoomkinConfig:
+    """Read ``loomkin.toml`` from the project root (defaults when there is none).
+
+    Args:
+        project_root: The project directory.
+
+    Raises:
+        ConfigError: the file cannot be read, is not valid TOML, or breaks the schema; the
+            message names the file, the dotted key path and the problem.
+    """
+    path = project_root / CONFIG_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return LoomkinConfig()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str = CONFIG_FILE) -> LoomkinConfig:
+    """Parse and validate the text of a ``loomkin.toml``.
+
+    Args:
+        text: The TOML document.
+        source: The file name used in error messages.
+
+    Raises:
+        ConfigError: invalid TOML (with line and column) or a schema violation.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    try:
+        return LoomkinConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        if len(problems) == 1:
+            raise ConfigError(f"{source}: {problems[0]}") from None
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{source}: {len(problems)} problems:\n{listing}") from None
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+_SECTION_KEYS: dict[str, type[_Section]] = {
+    "model": ModelSection,
+    "permissions": PermissionsSection,
+    "shell": ShellSection,
+    "budgets": BudgetsSection,
+    "limits": LimitsSection,
+    "comms": CommsSection,
+    "rebalancer": RebalancerSection,
+}
+_ENTRY_KEYS: dict[str, type[_Section]] = {"roles": RoleSection, "pricing": PriceSection}
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+        elif _BARE_KEY.match(part):
+            parts.append(part)
+        else:
+            parts.append(json.dumps(part))
+    return ".".join(parts)
+
+
+def _known_keys(parent: tuple[int | str, ...]) -> list[str]:
+    model: type[_Section] | None = None
+    if not parent:
+        model = LoomkinConfig
+    elif len(parent) == 1 and isinstance(parent[0], str):
+        model = _SECTION_KEYS.get(parent[0])
+    elif len(parent) == 2 and isinstance(parent[0], str):
+        model = _ENTRY_KEYS.get(parent[0])
+    return list(model.model_fields) if model is not None else []
+
+
+def _describe(error: ErrorDetails) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        where = _dotted(loc)
+        close = difflib.get_close_matches(key, _known_keys(loc[:-1]), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}: unknown key {key!r}{hint}"
+    where = _dotted(loc) or "(top level)"
+    if kind == "missing":
+        return f"{where}: is required"
+    message = error["msg"].removeprefix("Value error, ")
+    message = message.replace("Input should be", "must be")
+    got = json.dumps(error.get("input"), default=str)
+    if len(got) > 60:
+        got = got[:57] + "..."
+    return f"{where}: {message} (got {got})"
