@@ -10,10 +10,12 @@ from loomkin.core.records import DepKind, TaskStatus
 from loomkin.ids import AgentId, TaskId, TeamId
 
 __all__ = [
+    "AnyTaskEvent",
     "DependencyAdded",
     "MilestoneEmitted",
     "PartialResultPublished",
     "TaskAssigned",
+    "TaskClaimed",
     "TaskCreated",
     "TaskEvent",
     "TaskPriorityChanged",
@@ -58,6 +60,23 @@ class TaskAssigned(TaskEvent):
     owner: AgentId
     owner_name: str
     assigned_by: str = "scheduler"
+    reason: str = ""
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskClaimed(TaskEvent):
+    """An agent claimed a ready task queued for another (work stealing; SPEC §3.10).
+
+    The service appends it with the task stream's expected version, so two claims of one task
+    cannot both succeed; ``previous_owner`` is the owner the claimer saw (``None`` when the
+    task was unowned).
+    """
+
+    kind: Literal["task_claimed"] = "task_claimed"
+    owner: AgentId
+    owner_name: str
+    previous_owner: AgentId | None = None
     reason: str = ""
 
 
@@ -125,5 +144,21 @@ class TaskPriorityChanged(TaskEvent):
 
     kind: Literal["task_priority_changed"] = "task_priority_changed"
     priority: int
+    """The base priority after the change, 1 (highest) to 5 (lowest)."""
     effective_priority: int
+    """The effective priority after inheritance; informational, the task board derives it."""
     reason: str = ""
+    """Why, for example ``"inherited from <task> (p1)"``."""
+
+
+AnyTaskEvent = (
+    TaskCreated
+    | TaskAssigned
+    | TaskClaimed
+    | TaskStatusChanged
+    | DependencyAdded
+    | MilestoneEmitted
+    | PartialResultPublished
+    | TaskPriorityChanged
+)
+"""Every task event kind the task board projects (match on it exhaustively)."""
