@@ -76,7 +76,7 @@ class Agent:
         self.system_prompt = system_prompt
         self.controls = ControlLane()
         self.mailbox: Mailbox[BusMessage, ControlCommand] = Mailbox(on_arrival=self.wake)
-        self._permission: tuple[str, asyncio.Future[PermissionAnswer]] | None = None
+        self._permission: tuple[str, asyncio.Future[tuple[PermissionAnswer, str]]] | None = None
         self._nudged_for: str | None = None
         self._serving_user = False
 
@@ -248,7 +248,8 @@ class Agent:
             return
         if task_id is not None:
             await self.session.tasks.settle_after_loop(self, task_id, outcome.outcome, outcome.text)
-        if self._serving_user and outcome.outcome == "final" and outcome.text.strip():
+        to_user = self._serving_user or self.role.name == "concierge"
+        if to_user and outcome.outcome == "final" and outcome.text.strip():
             await self.emit(
                 AssistantReplied(
                     session_id=self.session_id,
@@ -321,7 +322,7 @@ class Agent:
         if command.action == "pause" and command.force and self._permission is not None:
             _, future = self._permission
             if not future.done():
-                future.set_result("force_pause")
+                future.set_result(("force_pause", "force_pause"))
         self.mailbox.put_control(command)
 
     async def _control_applied(self, command: ControlCommand, where: Checkpoint) -> None:
@@ -464,16 +465,16 @@ class Agent:
                     target=target,
                 )
             )
-        future: asyncio.Future[PermissionAnswer] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[PermissionAnswer, str]]
+        future = asyncio.get_running_loop().create_future()
         self._permission = (request_id, future)
         await self.set_status("waiting_permission", f"{tool.name} {target}".strip())
         self.session.permission_asked(self, request_id)
         try:
-            answer = await future
+            answer, decided_by = await future
         finally:
             self._permission = None
         decision: PermissionDecision = "deny" if answer == "force_pause" else answer
-        decided_by = "force_pause" if answer == "force_pause" else "user"
         await self.emit(
             PermissionResolved(
                 session_id=self.session_id,
@@ -487,13 +488,15 @@ class Agent:
         )
         return answer
 
-    def answer_permission(self, request_id: str, decision: PermissionDecision) -> None:
-        """Answer the pending permission prompt ``request_id``."""
+    def answer_permission(
+        self, request_id: str, decision: PermissionDecision, *, by: str = "user"
+    ) -> None:
+        """Answer the pending permission prompt ``request_id`` (``by`` is recorded)."""
         if self._permission is None or self._permission[0] != request_id:
             raise UserError(f"agent {self.name!r} has no pending permission request {request_id!r}")
         future = self._permission[1]
         if not future.done():
-            future.set_result(decision)
+            future.set_result((decision, by))
 
     async def _run_tool(
         self, call: ToolCall, tool: Tool[Agent], args: BaseModel, ctx: ToolContext, target: str

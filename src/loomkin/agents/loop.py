@@ -23,7 +23,6 @@ results the model can read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -54,9 +53,6 @@ __all__ = ["LoopOutcome", "run_loop"]
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["final", "max_iterations", "cancelled", "paused", "error", "budget"]
-
-MODEL_ATTEMPTS = 3
-"""Loop-level attempts of one model call (the adapters already retry transient errors)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,41 +157,39 @@ def build_request(agent: Agent) -> ModelRequest:
 
 
 async def call_model(agent: Agent) -> LoopOutcome | None:
-    """Stream one response (retrying failures a few times) and record it."""
+    """Stream one response and record it; a provider failure ends the loop with its reason.
+
+    The adapters already retry transient failures (429, 5xx, timeouts) with backoff before
+    anything streamed, so a failure that reaches the loop is final for this loop.
+    """
     request = build_request(agent)
-    iteration = agent.memory.iteration + 1
-    for attempt in range(1, MODEL_ATTEMPTS + 1):
-        call_id = CallId(new_id("mc_"))
+    call_id = CallId(new_id("mc_"))
+    await agent.emit(
+        ModelCallStarted(
+            session_id=agent.session_id,
+            agent_id=agent.agent_id,
+            call_id=call_id,
+            iteration=agent.memory.iteration + 1,
+            model=agent.model.name,
+            request=request.to_json(),
+            task_id=agent.memory.task_id,
+        )
+    )
+    try:
+        return await stream_response(agent, request, call_id)
+    except ProviderError as exc:
         await agent.emit(
-            ModelCallStarted(
+            ModelCallFailed(
                 session_id=agent.session_id,
                 agent_id=agent.agent_id,
                 call_id=call_id,
-                iteration=iteration,
-                model=agent.model.name,
-                request=request.to_json(),
-                task_id=agent.memory.task_id,
+                error=str(exc),
+                attempt=1,
+                will_retry=False,
             )
         )
-        try:
-            return await stream_response(agent, request, call_id)
-        except ProviderError as exc:
-            will_retry = exc.transient and attempt < MODEL_ATTEMPTS
-            await agent.emit(
-                ModelCallFailed(
-                    session_id=agent.session_id,
-                    agent_id=agent.agent_id,
-                    call_id=call_id,
-                    error=str(exc),
-                    attempt=attempt,
-                    will_retry=will_retry,
-                )
-            )
-            if not will_retry:
-                text = f"The model provider failed: {exc}"
-                return LoopOutcome(outcome="error", text=text)
-            await asyncio.sleep(2.0**attempt)
-    raise AssertionError("unreachable: the last attempt returns")
+        await agent.set_status("idle", "model provider failed")
+        return LoopOutcome(outcome="error", text=f"The model provider failed: {exc}")
 
 
 async def stream_response(

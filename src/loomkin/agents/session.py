@@ -498,7 +498,7 @@ class SessionRuntime:
         async def respond() -> None:
             decision = await responder(agent, request_id)
             if decision is not None:
-                agent.answer_permission(request_id, decision)
+                agent.answer_permission(request_id, decision, by="auto")
 
         self.supervisor.run(f"permission:{request_id}", respond)
 

@@ -1,1 +1,1 @@
-"""api"""
+"""The web app and HTTP API."""

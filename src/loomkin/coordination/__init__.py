@@ -1,1 +1,1 @@
-"""coordination"""
+"""Coordination services: conflicts, rebalancing, decisions and knowledge."""

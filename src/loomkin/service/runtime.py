@@ -149,7 +149,7 @@ class Loomkin:
             title: A title for the session list.
         """
         root = Path(project).expanduser().resolve()
-        if not root.is_dir():  # noqa: ASYNC240 - one stat at session start
+        if not root.is_dir():
             raise UserError(f"project directory {str(root)!r} does not exist")
         factory = _model_factory(model, model_factory, base_url)
         session_id = SessionId(new_id("session_"))

@@ -248,6 +248,7 @@ class TaskService:
         view = self.task(task_id)
         self.board.check_status(task_id, status)
         h = handoff or Handoff()
+        notices = self._finish_notices(view, status, result, by)
         await self._append(
             TaskStatusChanged(
                 session_id=view.session_id,
@@ -261,8 +262,31 @@ class TaskService:
                 decisions=h.decisions,
                 open_questions=h.open_questions,
                 by=by,
-            )
+            ),
+            *notices,
         )
+
+    def _finish_notices(
+        self, view: TaskView, status: TaskStatus, result: str | None, by: AgentId | None
+    ) -> list[MessageSent]:
+        """Tell the task's creator when it ends (unless the creator ended it)."""
+        if status not in ("completed", "failed") or view.created_by in (None, by):
+            return []
+        assert view.created_by is not None
+        owner = view.owner.name if view.owner else "nobody"
+        verb = "completed" if status == "completed" else "failed"
+        text = f"Task {view.title!r} (id {view.task_id}) {verb} by {owner}."
+        if result:
+            text += f"\nResult: {result}"
+        return [
+            self._message(
+                view,
+                msg_type=f"task_{verb}",
+                to_agent=view.created_by,
+                content=text,
+                data={"task_id": view.task_id},
+            )
+        ]
 
     async def complete(
         self, task_id: TaskId, *, by: AgentId | None, result: str, handoff: Handoff | None = None

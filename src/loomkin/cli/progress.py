@@ -1,0 +1,126 @@
+"""Live progress in the terminal: one readable line per event that matters to a person."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+
+from loomkin.core.events import (
+    AgentSpawned,
+    AgentStatusChanged,
+    AssistantReplied,
+    BudgetExceeded,
+    ControlApplied,
+    ControlRequested,
+    DecisionLogged,
+    DependencyAdded,
+    Event,
+    LoopFinished,
+    MessageSent,
+    MilestoneEmitted,
+    ModelCallCompleted,
+    ModelCallFailed,
+    PartialResultPublished,
+    PermissionRequested,
+    PermissionResolved,
+    TaskAssigned,
+    TaskCreated,
+    TaskStatusChanged,
+    TeamCreated,
+    ToolCallCompleted,
+    ToolCallStarted,
+    UserMessagePosted,
+)
+
+if TYPE_CHECKING:
+    from loomkin.service import Session
+
+__all__ = ["describe", "short"]
+
+
+def short(text: str, limit: int = 100) -> str:
+    """One line of at most ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _who(session: Session, agent_id: str | None) -> str:
+    if agent_id is None:
+        return "system"
+    agent = session.runtime.agents.get(agent_id)  # type: ignore[call-overload]  # ids are str
+    return agent.name if agent is not None else agent_id[:14]
+
+
+def _task(session: Session, task_id: str) -> str:
+    view = session.loomkin.board.get(task_id)  # type: ignore[arg-type]  # ids are str
+    return repr(view.title) if view is not None else task_id
+
+
+def _relative(session: Session, target: str) -> str:
+    root = session.project_root.rstrip("/") + "/"
+    return target[len(root) :] if target.startswith(root) else target
+
+
+def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat dispatch
+    """Return the line to print for ``event`` (rich markup), or ``None`` to stay quiet."""
+    match event:
+        case UserMessagePosted(text=text):
+            return f"[bold]you[/] → {escape(short(text))}"
+        case AssistantReplied(agent_name=name, text=text):
+            return f"[bold green]{name}[/] → you: {escape(text)}"
+        case TeamCreated(name=name, depth=depth) if depth > 0:
+            return f"[magenta]team[/] {name} created (depth {depth})"
+        case AgentSpawned(name=name, role=role):
+            return f"[magenta]spawn[/] {name} ({role})"
+        case ToolCallStarted(agent_id=aid, tool=tool, target=target):
+            where = _relative(session, target)
+            return f"{_who(session, aid)} [cyan]{tool}[/] {escape(short(where, 70))}"
+        case ToolCallCompleted(agent_id=aid, tool=tool, result=result, outcome=outcome) if (
+            outcome != "ok"
+        ):
+            return f"{_who(session, aid)} [yellow]{tool} {outcome}[/]: {escape(short(result, 80))}"
+        case TaskCreated(title=title, priority=priority):
+            return f"[blue]task[/] created {title!r} (p{priority})"
+        case TaskAssigned(task_id=tid, owner_name=owner, reason=reason):
+            return f"[blue]task[/] {_task(session, tid)} → {owner} ({escape(short(reason, 70))})"
+        case TaskStatusChanged(task_id=tid, status=status, by=by):
+            return f"[blue]task[/] {_task(session, tid)} {status} ({_who(session, by)})"
+        case DependencyAdded(task_id=tid, depends_on=dep, dep_kind=kind, milestone=milestone):
+            what = f"milestone {milestone!r} of " if milestone else ""
+            return (
+                f"[blue]dep[/] {_task(session, tid)} waits ({kind}) for {what}{_task(session, dep)}"
+            )
+        case MilestoneEmitted(task_id=tid, name=name):
+            return f"[bold blue]milestone[/] {name!r} of {_task(session, tid)}"
+        case PartialResultPublished(task_id=tid, seq=seq):
+            return f"[blue]partial[/] chunk {seq} of {_task(session, tid)}"
+        case MessageSent(msg_type="peer_message" | "question" | "answer", from_name=f, content=c):
+            return f"{f} [white]✉[/] {escape(short(c, 80))}"
+        case PermissionRequested(agent_id=aid, tool=tool, target=target):
+            where = escape(_relative(session, target))
+            return f"[bold yellow]permission[/] {_who(session, aid)} asks to run {tool} {where}"
+        case PermissionResolved(decision=decision, tool=tool, decided_by=by):
+            return f"[yellow]permission[/] {tool}: {decision} (by {by})"
+        case ControlRequested(agent_id=aid, action=action, text=text):
+            extra = f": {escape(short(text, 60))}" if text else ""
+            return f"[bold red]control[/] {action} {_who(session, aid)}{extra}"
+        case ControlApplied(agent_id=aid, action=action, checkpoint=cp, latency_ms=ms):
+            return f"[red]control[/] {action} applied to {_who(session, aid)} at {cp} ({ms:.0f} ms)"
+        case AgentStatusChanged(agent_id=aid, status="paused" | "crashed" as status, reason=r):
+            return f"[red]{status}[/] {_who(session, aid)} {escape(r)}"
+        case DecisionLogged(node_type=kind, title=title):
+            return f"[green]decision[/] {kind}: {escape(title)}"
+        case BudgetExceeded(agent_id=aid, scope=scope):
+            return f"[bold red]budget[/] {scope} budget reached; {_who(session, aid)} paused"
+        case ModelCallFailed(agent_id=aid, error=error):
+            return f"[bold red]model error[/] {_who(session, aid)}: {escape(short(error))}"
+        case LoopFinished(agent_id=aid, outcome=outcome, text=text) if outcome not in (
+            "final",
+            "paused",
+        ):
+            return f"[red]{outcome}[/] {_who(session, aid)}: {escape(short(text))}"
+        case ModelCallCompleted():
+            return None
+        case _:
+            return None

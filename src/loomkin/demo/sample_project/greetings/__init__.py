@@ -1,0 +1,5 @@
+"""greetings: say hello."""
+
+from greetings.core import greet
+
+__all__ = ["greet"]
