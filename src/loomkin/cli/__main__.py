@@ -1,0 +1,5 @@
+"""``python -m loomkin.cli`` runs the ``loomkin`` command."""
+
+from loomkin.cli.main import main
+
+main()
