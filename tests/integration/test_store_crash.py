@@ -104,6 +104,10 @@ async def _crash_trials(url: str, trials: int, rng: random.Random) -> None:
         await store.close()
 
 
+def _sep(url: str) -> str:
+    return "&" if "?" in url else "?"
+
+
 async def test_sqlite_store_loses_no_acknowledged_event_on_kill_9(tmp_path: Path) -> None:
     seed = random.randrange(2**32)
     print(f"seed {seed}")
@@ -116,4 +120,4 @@ async def test_postgres_store_loses_no_acknowledged_event_on_kill_9() -> None:
     seed = random.randrange(2**32)
     print(f"seed {seed}")
     async with scratch_postgres_schema(url) as schema:
-        await _crash_trials(f"{url}?schema={schema}", trials=2, rng=random.Random(seed))
+        await _crash_trials(f"{url}{_sep(url)}schema={schema}", trials=2, rng=random.Random(seed))

@@ -398,6 +398,7 @@ class EventStoreConformance:
         plans = st.lists(batch, max_size=8)
 
         with asyncio.Runner() as runner:
+            runner.run(self._open_once())  # a skip or setup failure surfaces here, unshrunk
 
             @settings(
                 max_examples=self.max_examples,
@@ -409,6 +410,10 @@ class EventStoreConformance:
                 runner.run(self._check_plan(plan, after, limit))
 
             check()
+
+    async def _open_once(self) -> None:
+        async with self.open_store():
+            pass
 
     async def _check_plan(self, plan: list[_Batch], after: int, limit: int | None) -> None:
         async with self.open_store() as store:

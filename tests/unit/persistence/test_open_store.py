@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+def _sep(url: str) -> str:
+    return "&" if "?" in url else "?"
+
+
 async def test_memory_url() -> None:
     store = await open_store("memory:")
     assert isinstance(store, MemoryStore)
@@ -77,11 +81,12 @@ async def test_bad_url_errors_hide_passwords() -> None:
 
 @pytest.mark.postgres
 async def test_postgres_url_with_schema(pg_url: str, pg_schema: str) -> None:
-    store = await open_store(f"{pg_url}?schema={pg_schema}")
+    store = await open_store(f"{pg_url}{_sep(pg_url)}schema={pg_schema}")
     assert isinstance(store, PostgresStore)
     await store.append([task_event("a")])
     await store.close()
-    again = await open_store(f"{pg_url.replace('postgresql', 'postgres', 1)}?schema={pg_schema}")
+    short_scheme = pg_url.replace("postgresql", "postgres", 1)
+    again = await open_store(f"{short_scheme}{_sep(pg_url)}schema={pg_schema}")
     assert await again.last_position() == 1
     await again.close()
 
