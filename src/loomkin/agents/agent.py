@@ -232,6 +232,11 @@ class Agent:
         while (command := self.mailbox.take_control()) is not None:
             self.controls.add(command)
 
+    def poll_controls(self) -> bool:
+        """Move control commands waiting in the mailbox onto the lane; True if one is pending."""
+        self._take_control_commands()
+        return self.controls.pending()
+
     async def _finish_loop(self, outcome: LoopOutcome) -> None:
         task_id = self.memory.task_id
         await self.emit(

@@ -96,7 +96,7 @@ async def run_loop(agent: Agent) -> LoopOutcome:
 
 async def checkpoint(agent: Agent, where: Checkpoint) -> LoopOutcome | None:
     """Read the control lane (and urgent messages) at ``where``; return an outcome to stop."""
-    directive = agent.controls.at(where) if agent.controls.pending() else None
+    directive = agent.controls.at(where) if agent.poll_controls() else None
     if directive is not None:
         return await apply_directive(agent, directive, where)
     if where != "stream" and agent.mailbox.has_urgent():
@@ -204,7 +204,7 @@ async def stream_response(
     try:
         async for chunk in stream:
             builder.add(chunk)
-            if agent.controls.pending():
+            if agent.poll_controls():
                 directive = agent.controls.at("stream")
                 if directive is not None:
                     break
