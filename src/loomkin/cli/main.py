@@ -177,7 +177,7 @@ def demo(project: Path | None, pace: float) -> None:
 async def _demo(project: Path | None, pace: float) -> int:
     from loomkin.demo import copy_sample_project, start_demo  # the demo is optional weight
 
-    root = await asyncio.to_thread(copy_sample_project, project.resolve() if project else None)
+    root = await asyncio.to_thread(lambda: copy_sample_project(project and project.resolve()))
     console.print(
         "[bold yellow]SIMULATED[/]: the model's answers are scripted; every agent, tool call, "
         "file write, task and message is the real runtime working on a sample project at "

@@ -148,9 +148,7 @@ class Loomkin:
             prices: Price table for cost accounting.
             title: A title for the session list.
         """
-        root = Path(project).expanduser().resolve()
-        if not root.is_dir():
-            raise UserError(f"project directory {str(root)!r} does not exist")
+        root = await asyncio.to_thread(_project_root, project)
         factory = _model_factory(model, model_factory, base_url)
         session_id = SessionId(new_id("session_"))
         team_id = TeamId(new_id("team_"))
@@ -252,6 +250,13 @@ class Loomkin:
 
 if TYPE_CHECKING:
     from loomkin.core.scheduling import AgentCandidate as AgentCandidateT
+
+
+def _project_root(project: str | Path) -> Path:
+    root = Path(project).expanduser().resolve()
+    if not root.is_dir():
+        raise UserError(f"project directory {str(root)!r} does not exist")
+    return root
 
 
 def _probe_role() -> Role:
