@@ -208,7 +208,9 @@ class Agent:
                 return
             outcome = await run_loop(self)
             await self._finish_loop(outcome)
-            if outcome.outcome in ("paused", "budget"):
+            if outcome.outcome in ("paused", "budget", "error"):
+                # After a provider failure the transcript still ends with input, so has_work()
+                # stays true: looping again would call the failing provider forever.
                 return
 
     async def _apply_idle_controls(self) -> bool:
