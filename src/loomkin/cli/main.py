@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
+from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
 from loomkin.cli.progress import describe
-from loomkin.errors import LoomkinError
+from loomkin.errors import LoomkinError, UserError
 from loomkin.service import Loomkin, Session
 from loomkin.service.config import load_config
 from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import AsyncIterator, Coroutine
 
     from loomkin.agents.agent import Agent
     from loomkin.agents.session import PermissionResponder
@@ -59,6 +60,13 @@ def cli() -> None:
 @click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
 @click.option("--yes", is_flag=True, help="Allow every write and shell call without asking.")
 @click.option("--store", help="Event store URL (default: sqlite file in <project>/.loomkin).")
+@click.option(
+    "--serve",
+    "serve_port",
+    type=int,
+    default=None,
+    help="Also serve the web app on this port (0: any free port) for watching and steering.",
+)
 def run(
     goal: str,
     project: Path,
@@ -66,9 +74,10 @@ def run(
     base_url: str | None,
     yes: bool,
     store: str | None,
+    serve_port: int | None,
 ) -> None:
     """Run GOAL with a team of agents on the project, showing live progress."""
-    _run(_run_goal(goal, project.resolve(), model_spec, base_url, yes, store))
+    _run(_run_goal(goal, project.resolve(), model_spec, base_url, yes, store, serve_port))
 
 
 async def _run_goal(
@@ -78,6 +87,7 @@ async def _run_goal(
     base_url: str | None,
     yes: bool,
     store: str | None,
+    serve_port: int | None = None,
 ) -> int:
     if not project.is_dir():  # noqa: ASYNC240 - one stat before anything runs
         raise click.BadParameter(f"{project} is not a directory", param_hint="--project")
@@ -94,7 +104,10 @@ async def _run_goal(
         )
         session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
         console.print(f"[bold]session[/] {session.session_id} on {project}")
-        return await _drive(session, goal)
+        if serve_port is None:
+            return await _drive(session, goal)
+        async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
+            return await _drive(session, goal)
 
 
 async def _allow_all(_agent: Agent, _request_id: str) -> PermissionDecision:
@@ -187,6 +200,212 @@ async def _demo(project: Path | None, pace: float) -> int:
         session = await start_demo(loomkin, project=root, pace_s=pace)
         console.print("[yellow]permission prompts are answered automatically in the demo[/]")
         return await _drive(session, None)
+
+
+@contextlib.asynccontextmanager
+async def _web_app(
+    loomkin: Loomkin, session: Session, *, host: str, port: int, token: str | None
+) -> AsyncIterator[str]:
+    """Serve the web app while the block runs; record it for ``loomkin agent`` commands."""
+    from loomkin.api.server import serve  # the web stack loads only when asked for
+
+    listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def ready(url: str) -> None:
+        if not listening.done():
+            listening.set_result(url)
+
+    def stopped(task: asyncio.Task[None]) -> None:
+        if not listening.done():
+            error = None if task.cancelled() else task.exception()
+            listening.set_exception(
+                error or UserError("the web server stopped before it was ready")
+            )
+
+    server = asyncio.create_task(serve(loomkin, host=host, port=port, token=token, ready=ready))
+    server.add_done_callback(stopped)
+    try:
+        url = await listening
+        info = write_server_info(
+            Path(session.project_root), url=url, session_id=session.session_id, token=token
+        )
+        console.print(f"[bold]web app[/] {url}  (agent controls: loomkin agent --help; {info})")
+        yield url
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+
+
+@cli.command()
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The project to work on (with --demo: where to put the sample project).",
+)
+@click.option("--model", "model_spec", help="PROVIDER:MODEL for the agents.")
+@click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
+@click.option("--demo", is_flag=True, help="Serve the demo scenario (scripted model, no key).")
+@click.option(
+    "--pace",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="With --demo: real seconds each scripted model call takes.",
+)
+@click.option(
+    "--no-auto-approve",
+    is_flag=True,
+    help="With --demo: answer the permission prompts yourself, in the page.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option(
+    "--token", envvar="LOOMKIN_TOKEN", help="Required on every request (env LOOMKIN_TOKEN)."
+)
+@click.option("--store", help="Event store URL (default: sqlite file in <project>/.loomkin).")
+def serve(
+    project: Path | None,
+    model_spec: str | None,
+    base_url: str | None,
+    demo: bool,
+    pace: float,
+    no_auto_approve: bool,
+    host: str,
+    port: int,
+    token: str | None,
+    store: str | None,
+) -> None:
+    """Serve the web app: chat, live feed, agent cards, team tree, task graph, controls."""
+    _run(
+        _serve(
+            project, model_spec, base_url, demo, pace, not no_auto_approve, host, port, token, store
+        )
+    )
+
+
+async def _serve(
+    project: Path | None,
+    model_spec: str | None,
+    base_url: str | None,
+    demo: bool,
+    pace: float,
+    auto_approve: bool,
+    host: str,
+    port: int,
+    token: str | None,
+    store: str | None,
+) -> int:
+    from loomkin.api.server import is_loopback
+
+    if not is_loopback(host) and not token:
+        raise click.UsageError("binding a non-loopback address needs --token (or LOOMKIN_TOKEN)")
+    if demo:
+        from loomkin.demo import copy_sample_project, start_demo
+
+        root = await asyncio.to_thread(lambda: copy_sample_project(project and project.resolve()))
+        console.print(f"[bold yellow]SIMULATED[/] demo on a sample project at {root}")
+    elif project is None:
+        raise click.UsageError("pass --project DIR (or --demo)")
+    else:
+        root = await asyncio.to_thread(project.resolve)
+    async with await Loomkin.open(store or default_store(root)) as loomkin:
+        if demo:
+            session = await start_demo(
+                loomkin, project=root, auto_approve=auto_approve, pace_s=pace
+            )
+        else:
+            options = session_options(load_config(root))
+            session = await loomkin.open_session(
+                root,
+                model=model_spec or options.model,
+                base_url=base_url or options.base_url,
+                settings=options.settings,
+                policy=options.policy,
+                prices=options.prices,
+            )
+        async with _web_app(loomkin, session, host=host, port=port, token=token):
+            await asyncio.Event().wait()  # until Ctrl-C
+    return 0
+
+
+@cli.group()
+def agent() -> None:
+    """Pause, resume, steer, cancel or inspect an agent of a running session."""
+
+
+_project_option = click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="The project whose running server to talk to.",
+)
+_session_option = click.option(
+    "--session", "session_id", help="Session id (default: the served one)."
+)
+
+
+@agent.command("pause")
+@click.argument("name")
+@click.option(
+    "--mode", type=click.Choice(["asap", "at_boundary"]), default="asap", show_default=True
+)
+@click.option("--force", is_flag=True, help="Also cancel a permission prompt it waits on.")
+@_project_option
+@_session_option
+def agent_pause(name: str, mode: str, force: bool, project: Path, session_id: str | None) -> None:
+    """Pause agent NAME at its next checkpoint (asap) or step boundary."""
+    _control(project, session_id, name, "pause", {"mode": mode, "force": force})
+
+
+@agent.command("resume")
+@click.argument("name")
+@_project_option
+@_session_option
+def agent_resume(name: str, project: Path, session_id: str | None) -> None:
+    """Resume agent NAME from its checkpoint."""
+    _control(project, session_id, name, "resume", {})
+
+
+@agent.command("steer")
+@click.argument("name")
+@click.argument("text")
+@_project_option
+@_session_option
+def agent_steer(name: str, text: str, project: Path, session_id: str | None) -> None:
+    """Give agent NAME guidance that lands in its very next model call."""
+    _control(project, session_id, name, "steer", {"text": text})
+
+
+@agent.command("cancel")
+@click.argument("name")
+@_project_option
+@_session_option
+def agent_cancel(name: str, project: Path, session_id: str | None) -> None:
+    """Cancel agent NAME's current task (its partial result is kept)."""
+    _control(project, session_id, name, "cancel", {})
+
+
+@agent.command("inspect")
+@click.argument("name")
+@_project_option
+@_session_option
+def agent_inspect(name: str, project: Path, session_id: str | None) -> None:
+    """Show what agent NAME is doing: step, tool, task, iteration, usage, messages."""
+    _control(project, session_id, name, "inspect", None)
+
+
+def _control(
+    project: Path, session_id: str | None, name: str, action: str, body: dict[str, object] | None
+) -> None:
+    try:
+        info = read_server_info(project.resolve())
+        path = agent_path(info, session_id, name, action)
+        echo_json(call(info, "GET" if body is None else "POST", path, body))
+    except LoomkinError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
 
 
 def main() -> None:

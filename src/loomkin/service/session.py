@@ -110,6 +110,23 @@ class Session:
                 )
         return pending
 
+    # -- teams and agents -------------------------------------------------------------------------
+
+    async def create_team(self, name: str, *, parent: str | None = None, purpose: str = "") -> str:
+        """Create a team under ``parent`` (a team name or id; default: the root team)."""
+        runtime = self.runtime
+        parent_id = runtime.resolve_team(parent) if parent else runtime.root_team_id
+        return await runtime.teams.create_team(
+            runtime.session_id, name, parent_team_id=parent_id, purpose=purpose
+        )
+
+    async def spawn_agent(self, name: str, role: str, *, team: str | None = None) -> AgentInfo:
+        """Add an agent with ``role`` (a role name or a description) to ``team`` (default: root)."""
+        runtime = self.runtime
+        team_id = runtime.resolve_team(team) if team else runtime.root_team_id
+        agent = await runtime.spawn_agent(team_id, name, role)
+        return next(info for info in self.agents() if info.agent_id == agent.agent_id)
+
     # -- controls -------------------------------------------------------------------------------
 
     def agent(self, name: str) -> Agent:
