@@ -55,17 +55,35 @@ LEAD_TOOLS = (
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
 
-_SHARED = """
-How you work:
-- You are one agent of a team working on a software project; other agents work in parallel.
-- Prefer small, verifiable steps. Read before you edit.
-- When you finish a task, call task_complete with a short result and a hand-off:
-  actions taken, files changed, decisions made, open questions.
-- Reach a named milestone (for example "interface" once your public API exists) with
-  emit_milestone, so that tasks waiting on it can start before you finish.
-- Talk to other agents with peer_message; ask with ask_question; answer with answer_question.
-- Messages from the user marked [User guidance] take precedence over your plan.
-""".strip()
+_SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # (guideline, the tools it mentions): a role is told only what its tool set lets it do.
+    (
+        "You are one agent of a team working on a software project; other agents work in parallel.",
+        (),
+    ),
+    ("Prefer small, verifiable steps. Read before you edit.", ()),
+    (
+        "When you finish a task, call task_complete with a short result and a hand-off:\n"
+        "  actions taken, files changed, decisions made, open questions.",
+        ("task_complete",),
+    ),
+    (
+        'Reach a named milestone (for example "interface" once your public API exists) with\n'
+        "  emit_milestone, so that tasks waiting on it can start before you finish.",
+        ("emit_milestone",),
+    ),
+    (
+        "Talk to other agents with peer_message; ask with ask_question; answer with "
+        "answer_question.",
+        ("peer_message", "ask_question", "answer_question"),
+    ),
+    ("Messages from the user marked [User guidance] take precedence over your plan.", ()),
+)
+
+
+def _shared_for(tools: tuple[str, ...]) -> str:
+    lines = [f"- {text}" for text, needs in _SHARED if set(needs) <= set(tools)]
+    return "How you work:\n" + "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +102,7 @@ class Role:
         """Return the full system prompt of an agent with this role."""
         return (
             f"You are {agent_name}, the {self.name} of team {team_name!r} in Loomkin, working "
-            f"on the project at {project}.\n\n{self.prompt.strip()}\n\n{_SHARED}"
+            f"on the project at {project}.\n\n{self.prompt.strip()}\n\n{_shared_for(self.tools)}"
         )
 
 
