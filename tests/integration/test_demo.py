@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -21,7 +18,11 @@ def test_demo_runs_every_step_and_changes_the_sample_project(tmp_path: Path) -> 
         capture_output=True,
         text=True,
         timeout=110,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)},
+        env={
+            "COLUMNS": "200",
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin:/usr/local/bin",
+            "HOME": str(tmp_path),
+        },
         check=False,
     )
     out = result.stdout

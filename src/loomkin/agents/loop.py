@@ -233,7 +233,14 @@ async def record_response(
 ) -> None:
     """Journal the response and append it to the transcript in one batch."""
     latency_ms = (agent.clock.monotonic() - started) * 1000.0
-    calls = () if interrupted else response.tool_calls
+    # Provider call ids are only unique within one response (and fake models count from 1
+    # again after a restart), but the journal keys side effects on them: give each call an id
+    # of our own, unique in the log, and keep the provider's beside it.
+    provider_ids = {} if interrupted else {c.call_id: new_id("call_") for c in response.tool_calls}
+    calls = tuple(
+        ToolCall(call_id=provider_ids[c.call_id], name=c.name, arguments=c.arguments)
+        for c in (() if interrupted else response.tool_calls)
+    )
     message = AssistantMessage(text=response.text, tool_calls=calls, interrupted=interrupted)
     cost = agent.prices.cost(agent.model.name, response.input_tokens, response.output_tokens)
     completed = ModelCallCompleted(
@@ -242,7 +249,13 @@ async def record_response(
         call_id=call_id,
         text=response.text,
         tool_calls=tuple(
-            {"call_id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls
+            {
+                "call_id": ours,
+                "provider_call_id": theirs,
+                "name": c.name,
+                "arguments": c.arguments,
+            }
+            for (theirs, ours), c in zip(provider_ids.items(), calls, strict=True)
         ),
         input_tokens=response.input_tokens,
         output_tokens=response.output_tokens,

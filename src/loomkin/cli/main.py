@@ -132,8 +132,8 @@ def _ask_in_terminal() -> PermissionResponder:
     return ask
 
 
-async def _drive(session: Session, goal: str | None) -> int:
-    printer = asyncio.create_task(_print_events(session))
+async def _drive(session: Session, goal: str | None, *, after: int = 0) -> int:
+    printer = asyncio.create_task(_print_events(session, after))
     try:
         if goal is not None:
             await session.send(goal)
@@ -146,8 +146,8 @@ async def _drive(session: Session, goal: str | None) -> int:
     return 0
 
 
-async def _print_events(session: Session) -> None:
-    async with session.events(after=0) as events:
+async def _print_events(session: Session, after: int) -> None:
+    async with session.events(after=after) as events:
         async for recorded in events:
             line = describe(recorded.event, session)
             if line is not None:
@@ -166,6 +166,62 @@ async def _print_summary(session: Session) -> None:
         f"model calls: {summary.model_calls}, tokens: {summary.input_tokens} in / "
         f"{summary.output_tokens} out, cost: ${summary.cost_usd:.4f}"
     )
+
+
+@cli.command()
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--session", "session_id", help="Session id (default: the newest one).")
+@click.option("--model", "model_spec", help="PROVIDER:MODEL (default: the session's model).")
+@click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
+@click.option("--yes", is_flag=True, help="Allow every write and shell call without asking.")
+@click.option("--store", help="Event store URL (default: sqlite file in <project>/.loomkin).")
+def resume(
+    project: Path,
+    session_id: str | None,
+    model_spec: str | None,
+    base_url: str | None,
+    yes: bool,
+    store: str | None,
+) -> None:
+    """Resume a stored session after a stop or a crash: interrupted work continues."""
+    _run(_resume(project.resolve(), session_id, model_spec, base_url, yes, store))
+
+
+async def _resume(
+    project: Path,
+    session_id: str | None,
+    model_spec: str | None,
+    base_url: str | None,
+    yes: bool,
+    store: str | None,
+) -> int:
+    options = session_options(load_config(project))
+    url = store or default_store(project)
+    async with await Loomkin.open(url) as loomkin:
+        sessions = loomkin.state.sessions()
+        if not sessions:
+            raise UserError(f"no stored session in {url}")
+        chosen = session_id or sessions[-1].session_id
+        factory = None
+        if model_spec is None and loomkin.state.session(chosen).model.startswith("scripted:"):
+            from loomkin.demo import demo_model  # a demo session resumes with the demo's script
+
+            factory = demo_model
+        session = await loomkin.resume_session(
+            chosen,
+            model=model_spec,
+            model_factory=factory,
+            base_url=base_url or options.base_url,
+            settings=options.settings,
+            policy=options.policy,
+            prices=options.prices,
+        )
+        session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
+        console.print(f"[bold]resumed[/] session {chosen}")
+        paused = [a.name for a in session.agents() if a.status == "paused"]
+        if paused:
+            console.print(f"paused agents stay paused: {', '.join(paused)} (loomkin agent resume)")
+        return await _drive(session, None, after=loomkin.log.last_position)
 
 
 @cli.command()

@@ -13,7 +13,9 @@ How this works and why:
   its kind, since it can never mean anything.
 
 * **When an edge is met** (SPEC §3.6, elixir notes §14.5): a milestone edge when the
-  predecessor emitted that milestone, whatever its status; a ``blocks`` edge when the
+  predecessor emitted that milestone, whatever its status, or completed (a completed task
+  can emit nothing more, so waiting on would be a deadlock: completion implies every
+  milestone); a ``blocks`` edge when the
   predecessor is ``completed``; a ``requires_output`` edge when the predecessor is
   ``completed`` or has produced output (a partial-result chunk or the ``partially_complete``
   status), so a pipeline stage may start on the first chunk. All these facts only ever grow
@@ -247,7 +249,7 @@ class TaskGraph:
         """Whether the edge no longer holds its dependent up (``informs`` always is)."""
         pred = self._nodes[dep.depends_on]
         if dep.milestone is not None:
-            return dep.milestone in pred.milestones
+            return dep.milestone in pred.milestones or pred.status == "completed"
         if dep.kind == "blocks":
             return pred.status == "completed"
         if dep.kind == "requires_output":
@@ -260,7 +262,7 @@ class TaskGraph:
             return False
         pred = self._nodes[dep.depends_on]
         if dep.milestone is not None:
-            return dep.milestone not in pred.milestones
+            return dep.milestone not in pred.milestones and pred.status != "completed"
         return pred.status != "completed"
 
     def is_ready(self, task_id: TaskId) -> bool:

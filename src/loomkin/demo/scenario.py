@@ -18,8 +18,10 @@ and answer the way a capable model would, so the same run exercises the whole sy
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -41,6 +43,9 @@ __all__ = ["DEMO_GOAL", "copy_sample_project", "demo_model", "start_demo"]
 DEMO_GOAL = (
     "Give greet() an optional shout flag, add a farewell() function, and cover both with tests."
 )
+
+_PYTHON = shlex.quote(sys.executable)
+"""The interpreter running the demo runs the sample project's tests too."""
 
 _SHOUT_OLD = '''def greet(name: str) -> str:
     """Return a friendly greeting for ``name``."""

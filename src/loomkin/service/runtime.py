@@ -182,7 +182,9 @@ class Loomkin:
         view = self.state.get_session(session_id)
         if view is None:
             raise NotFound(f"no session {session_id!r} in this store")
-        factory = _model_factory(model or view.model, model_factory, base_url)
+        factory = _model_factory(
+            None if model_factory else (model or view.model), model_factory, base_url
+        )
         events = await self.log.read(session_id=session_id)
         session = self._materialise(view.session_id, factory, settings, policy, prices, events)
         session.runtime.resume_interrupted()
@@ -220,6 +222,7 @@ class Loomkin:
         )
         runtime.scheduler_stats = self.scheduler.stats
         runtime.replay(history)
+        runtime.coordination.start()
         session = Session(self, runtime)
         self.sessions[session_id] = session
         return session

@@ -75,7 +75,7 @@ def reaches(board: TaskBoard, start: str, goal: str) -> bool:
 def oracle_met(board: TaskBoard, dep: Dependency, produced: set[TaskId]) -> bool:
     pred = board.task(dep.depends_on)
     if dep.milestone is not None:
-        return dep.milestone in pred.milestones
+        return dep.milestone in pred.milestones or pred.status == "completed"
     if dep.kind == "blocks":
         return pred.status == "completed"
     if dep.kind == "requires_output":
@@ -88,7 +88,7 @@ def oracle_lends(board: TaskBoard, dep: Dependency) -> bool:
         return False
     pred = board.task(dep.depends_on)
     if dep.milestone is not None:
-        return dep.milestone not in pred.milestones
+        return dep.milestone not in pred.milestones and pred.status != "completed"
     return pred.status != "completed"
 
 
