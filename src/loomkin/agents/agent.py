@@ -182,7 +182,7 @@ class Agent:
 
     def wake(self) -> None:
         """Start working if there is something to do (called when a message arrives)."""
-        if self.memory.status in ("paused", "crashed") and not self.controls.pending():
+        if self.memory.status in ("paused", "crashed") and not self.poll_controls():
             return
         self.session.activate(self)
 
@@ -208,9 +208,15 @@ class Agent:
                 return
             outcome = await run_loop(self)
             await self._finish_loop(outcome)
-            if outcome.outcome in ("paused", "budget", "error"):
-                # After a provider failure the transcript still ends with input, so has_work()
-                # stays true: looping again would call the failing provider forever.
+            # Go round again so that controls which arrived while the loop was finishing (a
+            # resume right after a pause) are applied: the wake-up they caused was a no-op
+            # because this activation was still running. After a provider failure or a cancel
+            # the transcript may still end with input, so has_work() stays true: only new
+            # messages or controls justify another round (else a failing provider would be
+            # called forever, or the cancelled work carried on).
+            if outcome.outcome in ("error", "cancelled") and not (
+                len(self.mailbox) > 0 or self.poll_controls()
+            ):
                 return
 
     async def _apply_idle_controls(self) -> bool:

@@ -64,7 +64,7 @@ class AgentMemory:
     started_calls: set[str] = field(default_factory=set)
     completed_calls: set[str] = field(default_factory=set)
     iteration: int = 0
-    """Model calls made in the current loop (reset when a loop finishes)."""
+    """Model calls made in the current loop (reset when a loop ends, kept across a pause)."""
     task_id: TaskId | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -109,6 +109,8 @@ class AgentMemory:
                 )
             case PermissionResolved():
                 self.pending_permission = None
+            case LoopFinished(outcome="paused" | "budget"):
+                self.last_step = "paused"  # the loop continues from here: keep its iteration
             case LoopFinished():
                 self.iteration = 0
                 self.last_step = "idle"
