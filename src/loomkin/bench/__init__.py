@@ -1,1 +1,1 @@
-"""bench"""
+"""Benchmarks: swarm makespan in virtual time and runtime overhead against peers."""

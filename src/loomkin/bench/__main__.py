@@ -1,0 +1,132 @@
+"""``python -m loomkin.bench``: the swarm makespan and runtime overhead benchmarks.
+
+Commands (the JSON shapes are a contract other tools read; keep them stable)::
+
+    python -m loomkin.bench swarm --workload PATH --agents N --strategy S [--seed K] --json
+    python -m loomkin.bench swarm --all [--plot PATH]
+    python -m loomkin.bench swarm --synthetic SHAPE [--size N] ...
+    python -m loomkin.bench overhead [--json]
+    python -m loomkin.bench comms [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from loomkin.bench.graph import STRATEGIES, Strategy
+from loomkin.bench.workloads import SHAPES, Shape, load_workload, synthetic, workload_paths
+from loomkin.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from loomkin.bench.overhead_run import System
+    from loomkin.bench.swarm import SwarmResult
+
+_DEFAULT_PLOT = Path("benchmarks") / "swarm.png"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m loomkin.bench", description=(__doc__ or "").split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    swarm = sub.add_parser("swarm", help="makespan of the real orchestrator in virtual time")
+    source = swarm.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workload", help="workload file, or a name in the workloads folder")
+    source.add_argument("--synthetic", choices=SHAPES, help="a generated workload shape")
+    source.add_argument("--all", action="store_true", help="every workload × 4/8/16 agents")
+    swarm.add_argument("--size", type=int, default=40, help="tasks of a synthetic workload")
+    swarm.add_argument("--agents", type=int, default=8)
+    swarm.add_argument("--strategy", choices=STRATEGIES, default="self-organizing")
+    swarm.add_argument("--seed", type=int, default=0)
+    swarm.add_argument("--json", action="store_true", help="print one JSON object")
+    swarm.add_argument("--plot", type=Path, default=_DEFAULT_PLOT, help="PNG path for --all")
+    overhead = sub.add_parser("overhead", help="message, fan-out and scale overhead vs peers")
+    overhead.add_argument("--json", action="store_true", help="print one JSON object")
+    comms = sub.add_parser("comms", help="cross-team message delivery with 1/10/100 teams")
+    comms.add_argument("--json", action="store_true", help="print one JSON object")
+    spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
+    spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
+    spawn.add_argument("n", type=int)
+    return parser
+
+
+def _swarm_all(plot: Path) -> list[SwarmResult]:
+    from loomkin.bench.report import plot_swarm, swarm_table
+    from loomkin.bench.swarm import run_swarm
+
+    results = [
+        run_swarm(load_workload(path), agents=agents, strategy=strategy)
+        for path in workload_paths()
+        for agents in (4, 8, 16)
+        for strategy in STRATEGIES
+    ]
+    print(swarm_table(results))
+    print()
+    print(plot_swarm(results, plot))
+    return results
+
+
+def _swarm(args: argparse.Namespace) -> None:
+    from loomkin.bench.swarm import run_swarm
+
+    if args.all:
+        results = _swarm_all(args.plot)
+        if args.json:
+            print(json.dumps([r.to_json() for r in results]))
+        return
+    workload = (
+        synthetic(cast("Shape", args.synthetic), size=args.size, seed=args.seed)
+        if args.synthetic
+        else load_workload(args.workload)
+    )
+    strategy = cast("Strategy", args.strategy)
+    result = run_swarm(workload, agents=args.agents, strategy=strategy, seed=args.seed)
+    if args.json:
+        print(result.dumps())
+        return
+    from loomkin.bench.report import swarm_table
+
+    print(swarm_table([result]))
+
+
+def _overhead(args: argparse.Namespace) -> None:
+    from loomkin.bench.overhead_run import run_overhead
+    from loomkin.bench.report import overhead_table
+
+    result = run_overhead()
+    print(json.dumps(result) if args.json else overhead_table(result))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "swarm":
+            _swarm(args)
+        elif args.command == "overhead":
+            _overhead(args)
+        elif args.command == "comms":
+            from loomkin.bench.comms import comms_table, run_comms
+
+            result = run_comms()
+            print(json.dumps(result) if args.json else comms_table(result))
+        else:
+            from loomkin.bench.overhead_run import spawn_figures
+
+            system = cast("System", args.system)
+            print(json.dumps(asyncio.run(spawn_figures(system, args.n))))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
