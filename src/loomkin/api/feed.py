@@ -1,0 +1,325 @@
+"""The activity feed: every event of a session turned into one typed, readable row.
+
+How this works and why:
+
+* A row is what a person scans in the feed: a ``type`` (message, tool call, task created,
+  permission, pause/steer, ...), who did it (``actor``, ``agent_id``), in which team, a one-line
+  ``summary``, and the event's ``payload`` for the expandable details. The row's ``position`` is
+  the event's position in the log, so a client that reconnects asks for ``after=<position>`` and
+  misses nothing.
+* Names come from the :class:`~loomkin.core.state.State` projection (agent and team names);
+  rows are built from events alone otherwise, so the same function serves catch-up reads from
+  the store and the live stream.
+* Bulky payloads are trimmed for the feed, never in the log: a model request keeps its
+  messages (a steer shows there as ``[User guidance]: ...``) but lists its tools by name, and
+  long strings are cut at :data:`MAX_TEXT` characters.
+* ``transcript_appended`` events make no row: they repeat what model and tool rows show.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from loomkin.core.events import (
+    JSON,
+    AgentEvent,
+    AgentSpawned,
+    AgentStatusChanged,
+    AssistantReplied,
+    ControlApplied,
+    ControlRequested,
+    DecisionLogged,
+    DependencyAdded,
+    MessageSent,
+    MilestoneEmitted,
+    ModelCallCompleted,
+    ModelCallStarted,
+    PermissionRequested,
+    PermissionResolved,
+    TaskAssigned,
+    TaskCreated,
+    TaskEvent,
+    TaskStatusChanged,
+    TeamCreated,
+    TeamDissolved,
+    ToolCallCompleted,
+    ToolCallStarted,
+    UserMessagePosted,
+    encode_event,
+)
+from loomkin.core.state import State
+from loomkin.core.tasks import TaskBoard
+from loomkin.ids import TaskId
+
+if TYPE_CHECKING:
+    from loomkin.core.events import Event, RecordedEvent
+
+__all__ = ["HIDDEN_KINDS", "MAX_TEXT", "FeedRow", "Names", "feed_row", "row_type", "summarize"]
+
+MAX_TEXT = 4000
+"""Longest string kept in a feed payload; longer ones are cut with a marker."""
+
+HIDDEN_KINDS = frozenset({"transcript_appended"})
+"""Event kinds that make no feed row."""
+
+_SIMPLE_TYPES: dict[str, str] = {
+    "user_message_posted": "chat_user",
+    "assistant_replied": "chat_reply",
+    "model_call_started": "model_call",
+    "model_call_completed": "model_call",
+    "model_call_failed": "error",
+    "tool_call_started": "tool_call",
+    "tool_call_completed": "tool_call",
+    "task_created": "task_created",
+    "task_assigned": "task_assigned",
+    "task_claimed": "task_assigned",
+    "dependency_added": "dependency",
+    "milestone_emitted": "milestone",
+    "partial_result_published": "partial",
+    "task_priority_changed": "task",
+    "decision_logged": "decision",
+    "agent_spawned": "spawn",
+    "team_created": "spawn",
+    "team_dissolved": "team",
+    "permission_requested": "permission",
+    "permission_resolved": "permission",
+    "agent_status_changed": "status",
+    "agent_crashed": "error",
+    "agent_restarted": "status",
+    "agent_failed_permanently": "error",
+    "budget_exceeded": "escalation",
+    "loop_finished": "status",
+    "question_asked": "question",
+    "question_answered": "answer",
+    "question_expired": "question",
+}
+_TASK_STATUS_TYPES = {
+    "in_progress": "task_started",
+    "completed": "task_completed",
+    "failed": "task_failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Where the feed looks names up: agents and teams in the state, tasks on the board."""
+
+    state: State
+    board: TaskBoard
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedRow:
+    """One row of the activity feed."""
+
+    position: int
+    """The event's position in the log (the SSE ``id``)."""
+    kind: str
+    """The event kind (``model_call_started``, ...)."""
+    type: str
+    """The row type the feed shows and filters on (``tool_call``, ``task_created``, ...)."""
+    recorded_at: float
+    actor: str
+    """Who did it: an agent's name, ``user`` or ``system``."""
+    agent_id: str | None
+    team_id: str | None
+    team: str
+    """The team's name (empty when the event belongs to no team)."""
+    summary: str
+    payload: dict[str, JSON]
+
+
+def row_type(event: Event) -> str:
+    """Return the feed row type of ``event``."""
+    if isinstance(event, TaskStatusChanged):
+        return _TASK_STATUS_TYPES.get(event.status, "task")
+    if isinstance(event, ControlRequested | ControlApplied):
+        return "control"
+    if isinstance(event, MessageSent):
+        return _message_type(event.msg_type)
+    return _SIMPLE_TYPES.get(event.kind, "event")
+
+
+def _message_type(msg_type: str) -> str:
+    for word, kind in (
+        ("conflict", "conflict"),
+        ("vote", "vote"),
+        ("escalat", "escalation"),
+        ("budget", "escalation"),
+        ("decision", "decision"),
+        ("milestone", "milestone"),
+    ):
+        if word in msg_type:
+            return kind
+    return "message"
+
+
+def feed_row(recorded: RecordedEvent, names: Names) -> FeedRow | None:
+    """Return the feed row of ``recorded`` (``None`` for kinds the feed does not show)."""
+    event = recorded.event
+    state = names.state
+    if event.kind in HIDDEN_KINDS:
+        return None
+    agent_id, actor = _actor(event, state)
+    team_id = _team_id(event, names, agent_id)
+    team = state.get_team(team_id) if team_id else None
+    return FeedRow(
+        position=recorded.position,
+        kind=event.kind,
+        type=row_type(event),
+        recorded_at=recorded.recorded_at,
+        actor=actor,
+        agent_id=agent_id,
+        team_id=team_id,
+        team=team.name if team is not None else "",
+        summary=summarize(event, names),
+        payload=_payload(event),
+    )
+
+
+def _actor(event: Event, state: State) -> tuple[str | None, str]:
+    agent_id: str | None = None
+    if isinstance(event, AgentEvent | AssistantReplied):
+        agent_id = event.agent_id
+    elif isinstance(event, MessageSent):
+        agent_id = event.from_agent
+        if agent_id is None:
+            return None, event.from_name
+    elif isinstance(event, TaskAssigned):
+        agent_id = event.owner
+    elif isinstance(event, TaskStatusChanged | MilestoneEmitted):
+        agent_id = event.by
+    elif isinstance(event, TaskCreated):
+        agent_id = event.created_by
+    elif isinstance(event, DecisionLogged):
+        agent_id = event.agent_id
+    elif isinstance(event, TeamCreated):
+        agent_id = event.spawned_by
+    elif isinstance(event, UserMessagePosted):
+        return None, "user"
+    if agent_id is None:
+        return None, "system"
+    agent = state.get_agent(agent_id)
+    return agent_id, agent.name if agent is not None else agent_id
+
+
+def _team_id(event: Event, names: Names, agent_id: str | None) -> str | None:
+    state, board = names.state, names.board
+    if isinstance(event, TeamCreated | TeamDissolved | TaskCreated | DecisionLogged):
+        return event.team_id
+    if isinstance(event, MessageSent) and event.from_team is not None:
+        return event.from_team
+    if isinstance(event, TaskEvent):
+        task = board.get(event.task_id)
+        if task is not None:
+            return task.team_id
+    agent = state.get_agent(agent_id) if agent_id else None
+    return agent.team_id if agent is not None else None
+
+
+def summarize(event: Event, names: Names) -> str:  # noqa: C901  # one line per kind
+    """Return a one-line description of ``event``."""
+    match event:
+        case UserMessagePosted():
+            return _cut(event.text, 200)
+        case AssistantReplied():
+            return _cut(event.text, 200)
+        case MessageSent():
+            return (
+                f"{event.msg_type} → {_recipient(event, names.state)}: {_cut(event.content, 160)}"
+            )
+        case ModelCallStarted():
+            messages = event.request.get("messages")
+            count = len(messages) if isinstance(messages, list | tuple) else 0
+            return f"model call #{event.iteration} ({event.model}), {count} messages"
+        case ModelCallCompleted():
+            calls = ", ".join(str(c.get("name", "?")) for c in event.tool_calls if c)
+            what = f"calls {calls}" if calls else _cut(event.text, 120) or "(no text)"
+            return f"model answered: {what} ({event.input_tokens}+{event.output_tokens} tokens)"
+        case ToolCallStarted():
+            return f"{event.tool} {event.target}".strip()
+        case ToolCallCompleted():
+            return f"{event.tool} → {event.outcome}: {_cut(event.result, 120)}"
+        case TaskCreated():
+            return f"task created: {event.title!r} (p{event.priority})"
+        case TaskAssigned():
+            return f"task {_task_title(event.task_id, names)!r} assigned to {event.owner_name}"
+        case TaskStatusChanged():
+            note = f" ({_cut(event.note, 80)})" if event.note else ""
+            return f"task {_task_title(event.task_id, names)!r}: {event.status}{note}"
+        case DependencyAdded():
+            return (
+                f"{_task_title(event.task_id, names)!r} depends on "
+                f"{_task_title(event.depends_on, names)!r} ({event.dep_kind})"
+            )
+        case MilestoneEmitted():
+            return f"milestone {event.name!r} of {_task_title(event.task_id, names)!r}"
+        case DecisionLogged():
+            return f"{event.node_type}: {event.title}"
+        case AgentSpawned():
+            return f"spawned {event.name} ({event.role})"
+        case TeamCreated():
+            purpose = f": {event.purpose}" if event.purpose else ""
+            return f"team {event.name!r} created{purpose}"
+        case PermissionRequested():
+            return f"asks permission: {event.tool} {event.target}".strip()
+        case PermissionResolved():
+            return f"permission {event.decision}: {event.tool} {event.target}".strip()
+        case ControlRequested():
+            extra = f" ({event.mode})" if event.action == "pause" else ""
+            text = f": {_cut(event.text, 120)}" if event.text else ""
+            return f"{event.action} requested{extra}{text}"
+        case ControlApplied():
+            return f"{event.action} applied at {event.checkpoint}"
+        case AgentStatusChanged():
+            return f"{event.previous} → {event.status}" + (
+                f" ({event.reason})" if event.reason else ""
+            )
+        case _:
+            return event.kind.replace("_", " ")
+
+
+def _recipient(event: MessageSent, state: State) -> str:
+    if event.to_agent is not None:
+        agent = state.get_agent(event.to_agent)
+        return agent.name if agent is not None else event.to_agent
+    if event.to_team is not None:
+        team = state.get_team(event.to_team)
+        return f"team {team.name if team is not None else event.to_team}"
+    return event.topic or "?"
+
+
+def _task_title(task_id: str, names: Names) -> str:
+    task = names.board.get(TaskId(task_id))
+    return task.title if task is not None else task_id
+
+
+def _cut(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _payload(event: Event) -> dict[str, JSON]:
+    _kind, _version, text = encode_event(event)
+    data = json.loads(text)
+    if isinstance(event, ModelCallStarted):
+        request = data.get("request")
+        if isinstance(request, dict) and isinstance(request.get("tools"), list):
+            request["tools"] = [t.get("name") for t in request["tools"] if isinstance(t, dict)]
+    trimmed = _trim(data)
+    assert isinstance(trimmed, dict)
+    return trimmed
+
+
+def _trim(value: JSON) -> JSON:
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            return value[:MAX_TEXT] + f"… [{len(value) - MAX_TEXT} more characters]"
+        return value
+    if isinstance(value, list | tuple):
+        return [_trim(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _trim(v) for k, v in value.items()}
+    return value

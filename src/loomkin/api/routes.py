@@ -1,0 +1,326 @@
+"""The HTTP routes: each one turns a request into one call on the public runtime API."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict
+from importlib import resources
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from sse_starlette import EventSourceResponse
+
+from loomkin.api.feed import FeedRow, Names, feed_row
+from loomkin.api.schemas import (
+    ControlOut,
+    ErrorOut,
+    FeedPage,
+    FeedRowOut,
+    InspectOut,
+    MessageIn,
+    MessageOut,
+    PauseIn,
+    PermissionAnswerIn,
+    SessionCreateIn,
+    SessionDetail,
+    SessionOut,
+    SteerIn,
+    SummaryOut,
+)
+from loomkin.api.views import session_detail, session_out
+from loomkin.errors import NotFound, UserError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from loomkin.agents.agent import Agent
+    from loomkin.api.tracker import PromptTracker
+    from loomkin.core.events import RecordedEvent
+    from loomkin.runtime.eventlog import Subscription
+    from loomkin.service.runtime import Loomkin
+    from loomkin.service.session import Session
+
+__all__ = ["ApiContext", "router"]
+
+FEED_BUFFER = 1000
+"""Bound of a live stream's buffer; on overflow it re-reads the log (nothing is lost)."""
+PING_S = 15
+"""Seconds between keep-alive comments on an idle live stream."""
+
+
+class ApiContext:
+    """What the routes share: the runtime, the prompt tracker and the open live streams."""
+
+    def __init__(self, *, loomkin: Loomkin, tracker: PromptTracker, token: str | None) -> None:
+        self.loomkin = loomkin
+        self.tracker = tracker
+        self.token = token
+        self.streams: set[Subscription] = set()
+
+    def close_streams(self) -> None:
+        """End every live stream (at shutdown)."""
+        for sub in list(self.streams):
+            sub.close()
+        self.streams.clear()
+
+    def names(self) -> Names:
+        """Name lookups for feed rows."""
+        return Names(self.loomkin.state, self.loomkin.board)
+
+
+def _ctx(request: Request) -> ApiContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, ApiContext)
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(_ctx)]
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (401, 404, 409, 415, 421, 422)
+}
+router = APIRouter(responses=_ERRORS)
+
+
+def _session(ctx: ApiContext, session_id: str) -> Session:
+    return ctx.loomkin.session(session_id)
+
+
+def _agent(session: Session, ref: str) -> Agent:
+    """Find an agent by id, ``name`` or ``team/name``."""
+    for agent in session.runtime.agents.values():
+        if agent.agent_id == ref:
+            return agent
+    try:
+        return session.agent(ref)
+    except NotFound:
+        known = ", ".join(sorted(a.name for a in session.runtime.agents.values()))
+        raise NotFound(f"no agent {ref!r} in this session; agents: {known or 'none yet'}") from None
+
+
+def _qualified(agent: Agent) -> str:
+    return f"{agent.team_id}/{agent.name}"
+
+
+# -- page ------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page(ctx: Ctx) -> HTMLResponse:
+    """The web app (``/?session=ID`` opens one session; default: the newest)."""
+    text = (resources.files("loomkin.api") / "static" / "index.html").read_text("utf-8")
+    suffix = f"?token={quote(ctx.token, safe='')}" if ctx.token else ""
+    return HTMLResponse(text.replace("{{ASSET_QUERY}}", html.escape(suffix, quote=True)))
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+@router.get("/api/sessions", response_model=list[SessionOut], tags=["sessions"])
+async def list_sessions(ctx: Ctx) -> list[SessionOut]:
+    """Every session in the store, oldest first (``open``: can be driven from here)."""
+    opened = ctx.loomkin.sessions
+    return [session_out(v, is_open=v.session_id in opened) for v in ctx.loomkin.state.sessions()]
+
+
+@router.post("/api/sessions", response_model=SessionOut, status_code=201, tags=["sessions"])
+async def create_session(ctx: Ctx, body: SessionCreateIn) -> SessionOut:
+    """Open a new session on a project directory with a model."""
+    session = await ctx.loomkin.open_session(
+        body.project, model=body.model, base_url=body.base_url, title=body.title
+    )
+    return session_out(ctx.loomkin.state.session(session.session_id), is_open=True)
+
+
+@router.get("/api/sessions/{session_id}", response_model=SessionDetail, tags=["sessions"])
+async def get_session(ctx: Ctx, session_id: str) -> SessionDetail:
+    """Agents, team tree, tasks and dependencies, budgets and open permission prompts."""
+    return session_detail(ctx.loomkin, _session(ctx, session_id), ctx.tracker)
+
+
+@router.get("/api/sessions/{session_id}/summary", response_model=SummaryOut, tags=["sessions"])
+async def get_summary(ctx: Ctx, session_id: str) -> SummaryOut:
+    """Files changed, tasks by status, decisions, tokens and cost so far."""
+    s = await _session(ctx, session_id).summary()
+    return SummaryOut(
+        files_changed=list(s.files_changed),
+        tasks=s.tasks,
+        decisions=list(s.decisions),
+        input_tokens=s.input_tokens,
+        output_tokens=s.output_tokens,
+        cost_usd=s.cost_usd,
+        model_calls=s.model_calls,
+    )
+
+
+@router.post(
+    "/api/sessions/{session_id}/messages",
+    response_model=MessageOut,
+    status_code=202,
+    tags=["sessions"],
+)
+async def send_message(ctx: Ctx, session_id: str, body: MessageIn) -> MessageOut:
+    """Send the user's message to the Concierge (or to the agent named ``to``)."""
+    session = _session(ctx, session_id)
+    to = _qualified(_agent(session, body.to)) if body.to else None
+    return MessageOut(message_id=await session.send(body.text, to=to))
+
+
+# -- feed ------------------------------------------------------------------------------------
+
+
+@router.get("/api/sessions/{session_id}/feed", response_model=FeedPage, tags=["feed"])
+async def get_feed(
+    ctx: Ctx,
+    session_id: str,
+    after: Annotated[int, Query(ge=0, description="Rows after this log position.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000, description="Events to read at most.")] = 500,
+) -> FeedPage:
+    """Feed rows after a position, oldest first (for catch-up and scripts)."""
+    ctx.loomkin.state.session(session_id)
+    events = await ctx.loomkin.store.read(after, limit=limit, session_id=session_id)
+    names = ctx.names()
+    rows = [_row_out(r) for e in events if (r := feed_row(e, names)) is not None]
+    return FeedPage(rows=rows, last_position=events[-1].position if events else after)
+
+
+def _row_out(row: FeedRow) -> FeedRowOut:
+    return FeedRowOut(**asdict(row))
+
+
+@router.get(
+    "/api/sessions/{session_id}/events",
+    tags=["feed"],
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Feed rows as SSE."}},
+)
+async def stream_events(
+    ctx: Ctx,
+    session_id: str,
+    after: Annotated[int, Query(ge=0, description="Start after this log position.")] = 0,
+    follow: Annotated[bool, Query(description="Keep streaming live events.")] = True,
+    last_event_id: Annotated[str | None, Header(description="Set by EventSource.")] = None,
+) -> EventSourceResponse:
+    """Server-sent events: one ``row`` event per feed row, ``id`` = its log position.
+
+    A reconnecting client sends ``Last-Event-ID`` (EventSource does it by itself) or
+    ``after``, and gets every row after it: nothing is missed, nothing repeated.
+    """
+    ctx.loomkin.state.session(session_id)
+    start = _resume_position(after, last_event_id)
+    if follow:
+        sub = ctx.loomkin.log.subscribe(after=start, session_id=session_id, maxsize=FEED_BUFFER)
+        ctx.streams.add(sub)
+        return EventSourceResponse(_follow(ctx, sub), ping=PING_S)
+    events = await ctx.loomkin.log.read(start, session_id=session_id)
+    return EventSourceResponse(_replay(ctx, events), ping=PING_S)
+
+
+def _resume_position(after: int, last_event_id: str | None) -> int:
+    if last_event_id is None or not last_event_id.strip():
+        return after
+    try:
+        position = int(last_event_id)
+    except ValueError:
+        raise UserError(f"Last-Event-ID must be a log position, got {last_event_id!r}") from None
+    if position < 0:
+        raise UserError(f"Last-Event-ID must not be negative, got {position}")
+    return position
+
+
+async def _follow(ctx: ApiContext, sub: Subscription) -> AsyncIterator[dict[str, str]]:
+    names = ctx.names()
+    try:
+        async for recorded in sub:
+            message = _sse(recorded, names)
+            if message is not None:
+                yield message
+    finally:
+        sub.close()
+        ctx.streams.discard(sub)
+
+
+async def _replay(ctx: ApiContext, events: list[RecordedEvent]) -> AsyncIterator[dict[str, str]]:
+    names = ctx.names()
+    for recorded in events:
+        message = _sse(recorded, names)
+        if message is not None:
+            yield message
+
+
+def _sse(recorded: RecordedEvent, names: Names) -> dict[str, str] | None:
+    row = feed_row(recorded, names)
+    if row is None:
+        return None
+    return {"id": str(row.position), "event": "row", "data": json.dumps(asdict(row))}
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+_AGENT = "/api/sessions/{session_id}/agents/{agent}"
+
+
+@router.post(f"{_AGENT}/pause", response_model=ControlOut, status_code=202, tags=["agents"])
+async def pause_agent(
+    ctx: Ctx, session_id: str, agent: str, body: PauseIn | None = None
+) -> ControlOut:
+    """Pause at the next checkpoint (``asap``) or step boundary (``at_boundary``)."""
+    session = _session(ctx, session_id)
+    found, options = _agent(session, agent), body or PauseIn()
+    request_id = await session.pause(_qualified(found), mode=options.mode, force=options.force)
+    return ControlOut(request_id=request_id, agent_id=found.agent_id, action="pause")
+
+
+@router.post(f"{_AGENT}/resume", response_model=ControlOut, status_code=202, tags=["agents"])
+async def resume_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
+    """Resume a paused agent from its checkpoint."""
+    session = _session(ctx, session_id)
+    found = _agent(session, agent)
+    request_id = await session.resume(_qualified(found))
+    return ControlOut(request_id=request_id, agent_id=found.agent_id, action="resume")
+
+
+@router.post(f"{_AGENT}/steer", response_model=ControlOut, status_code=202, tags=["agents"])
+async def steer_agent(ctx: Ctx, session_id: str, agent: str, body: SteerIn) -> ControlOut:
+    """Guidance that lands in the agent's very next model call."""
+    session = _session(ctx, session_id)
+    found = _agent(session, agent)
+    request_id = await session.steer(_qualified(found), body.text)
+    return ControlOut(request_id=request_id, agent_id=found.agent_id, action="steer")
+
+
+@router.post(f"{_AGENT}/cancel", response_model=ControlOut, status_code=202, tags=["agents"])
+async def cancel_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
+    """Cancel the agent's current task (its partial result is kept)."""
+    session = _session(ctx, session_id)
+    found = _agent(session, agent)
+    request_id = await session.cancel(_qualified(found))
+    return ControlOut(request_id=request_id, agent_id=found.agent_id, action="cancel")
+
+
+@router.get(f"{_AGENT}/inspect", response_model=InspectOut, tags=["agents"])
+async def inspect_agent(ctx: Ctx, session_id: str, agent: str) -> InspectOut:
+    """A snapshot of the agent: messages, step, tool, task, iteration, usage."""
+    session = _session(ctx, session_id)
+    found = _agent(session, agent)
+    snapshot = await session.inspect(_qualified(found))
+    return InspectOut(agent_id=found.agent_id, snapshot=json.loads(json.dumps(snapshot)))
+
+
+# -- permissions -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/sessions/{session_id}/permissions/{request_id}",
+    status_code=204,
+    response_class=Response,
+    tags=["permissions"],
+)
+async def answer_permission(
+    ctx: Ctx, session_id: str, request_id: str, body: PermissionAnswerIn
+) -> Response:
+    """Answer a permission prompt: ``deny``, ``allow_once`` or ``allow_always``."""
+    await _session(ctx, session_id).answer_permission(request_id, body.decision)
+    return Response(status_code=204)
