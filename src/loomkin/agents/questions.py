@@ -1,15 +1,23 @@
 """Open questions between agents: who asked what, and the deadline after which it expires.
 
-The book is a projection of ``QuestionAsked`` / ``QuestionAnswered`` / ``QuestionExpired``;
+The book is a projection of ``QuestionAsked`` / ``QuestionForwarded`` / ``QuestionAnswered`` /
+``QuestionExpired`` (a forward re-addresses the open question and records the hop);
 the session arms one timer per open question, so an unanswered question ends with a clear
 message to the asker instead of leaving it waiting forever.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
-from loomkin.core.events import Event, QuestionAnswered, QuestionAsked, QuestionExpired
+from loomkin.core.events import (
+    Event,
+    QuestionAnswered,
+    QuestionAsked,
+    QuestionExpired,
+    QuestionForwarded,
+)
 from loomkin.errors import ToolError
 
 if TYPE_CHECKING:
@@ -31,6 +39,10 @@ class QuestionBook:
         match event:
             case QuestionAsked(question_id=qid):
                 self._open[qid] = event
+            case QuestionForwarded(question_id=qid) if qid in self._open:
+                self._open[qid] = dataclasses.replace(
+                    self._open[qid], to_agent=event.to_agent, to_team=event.to_team, hops=event.hops
+                )
             case QuestionAnswered(question_id=qid) | QuestionExpired(question_id=qid):
                 self._open.pop(qid, None)
             case _:

@@ -30,8 +30,11 @@ WRITE_TOOLS = ("file_write", "file_edit")
 EXEC_TOOLS = ("shell", "git")
 PEER_TOOLS = (
     "peer_message",
+    "broadcast",
     "ask_question",
+    "forward_question",
     "answer_question",
+    "share_finding",
     "list_teams",
     "decision_log",
     "decision_query",
@@ -76,6 +79,14 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Talk to other agents with peer_message; ask with ask_question; answer with "
         "answer_question.",
         ("peer_message", "ask_question", "answer_question"),
+    ),
+    (
+        "Other teams: list_teams shows your parent, sibling and child teams; address their\n"
+        '  agents as "team/name" (a whole team as "team:<team>") and talk to them directly, not\n'
+        "  through your lead; broadcast reaches your child or sibling teams; forward_question\n"
+        "  passes on a question someone else can answer; share_finding tells your team (and\n"
+        "  your parent team) an insight, blocker, discovery or warning.",
+        ("list_teams", "broadcast", "forward_question", "share_finding"),
     ),
     ("Messages from the user marked [User guidance] take precedence over your plan.", ()),
 )

@@ -40,6 +40,7 @@ from loomkin.core.events import (
     QuestionAnswered,
     QuestionAsked,
     QuestionExpired,
+    QuestionForwarded,
     RecordedEvent,
     SessionBootstrapped,
     TaskAssigned,
@@ -102,6 +103,10 @@ class SessionSettings:
     comms_policy: Literal["neighbours", "open"] = "neighbours"
     comms_allow: frozenset[tuple[str, str]] = frozenset()
     """Extra pairs of team names allowed to talk (either direction) beyond the policy."""
+    propagation_depth: int = 1
+    """Levels a shared insight, blocker, discovery or warning climbs above its team."""
+    max_question_hops: int = 5
+    """Times a question may be forwarded before forwarding is refused."""
     shell_policy: ShellPolicy = field(default_factory=ShellPolicy)
     coordination_roles: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
     """Roles the scheduler does not hand tasks to automatically."""
@@ -180,7 +185,7 @@ class SessionRuntime:
                 self.policy.grant_always(tool, target or "*")
             case DecisionLogged():
                 self.decisions.append(event)
-            case QuestionAsked() | QuestionAnswered() | QuestionExpired():
+            case QuestionAsked() | QuestionForwarded() | QuestionAnswered() | QuestionExpired():
                 self.questions.apply(event)
             case _:
                 pass
@@ -217,7 +222,7 @@ class SessionRuntime:
         self.agents[event.agent_id] = agent
         self._unsubscribers[event.agent_id] = [
             self.bus.subscribe(agent_topic(event.agent_id), agent.mailbox),
-            self.bus.subscribe(team_topic(event.team_id), agent.mailbox),
+            self.bus.subscribe(team_topic(event.team_id), _TeamSubscriber(agent)),
         ]
 
     def _deliver(self, event: MessageSent) -> None:
@@ -565,9 +570,14 @@ class SessionRuntime:
         if from_team == to_team or self.settings.comms_policy == "open":
             return
         state = self.state
-        parent = state.parent(from_team)
-        neighbours = {t.team_id for t in (*state.children(from_team), *state.siblings(from_team))}
-        if to_team in neighbours or (parent is not None and parent.team_id == to_team):
+        # Tree neighbours in O(1), whatever the number of teams: compare the two parents.
+        source, target = state.team(from_team), state.team(to_team)
+        parent = source.parent_team_id
+        if target.status == "active" and (
+            to_team == parent
+            or target.parent_team_id == from_team
+            or (parent is not None and target.parent_team_id == parent)
+        ):
             return
         names = (state.team(from_team).name, state.team(to_team).name)
         if names in self.settings.comms_allow or names[::-1] in self.settings.comms_allow:
@@ -611,6 +621,19 @@ class SessionRuntime:
             )
 
         self.timers.run(f"question:{asked.question_id}", expire)
+
+
+class _TeamSubscriber:
+    """An agent's subscription to its team's topic: everything but its own broadcasts."""
+
+    __slots__ = ("_agent",)
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def deliver(self, message: BusMessage) -> None:
+        if message.from_agent != self._agent.agent_id:
+            self._agent.mailbox.deliver(message)
 
 
 def _check_control(agent: Agent, action: ControlAction, text: str, force: bool) -> None:

@@ -31,6 +31,7 @@ Example::
     [comms]
     policy = "neighbours"
     allow = [["frontend", "backend"]]
+    propagation_depth = 1
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ class CommsSection(_Section):
     """``neighbours``: parent, children and siblings only; ``open``: every team."""
     allow: tuple[tuple[Text, Text], ...] = ()
     """Extra pairs of team names allowed to talk (either direction)."""
+    propagation_depth: Annotated[int, Strict(), Field(ge=0, le=10)] = 1
+    """Levels a shared insight, blocker, discovery or warning climbs above its team."""
 
 
 class RebalancerSection(_Section):

@@ -57,6 +57,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
         custom_roles=roles,
         comms_policy=config.comms.policy,
         comms_allow=frozenset(config.comms.allow),
+        propagation_depth=config.comms.propagation_depth,
         shell_policy=ShellPolicy(
             allow=frozenset(config.shell.allow),
             deny=frozenset(config.shell.deny),

@@ -410,13 +410,14 @@ class TaskService:
         raw = (message.data or {}).get("task_id")
         if not isinstance(raw, str):
             return None
-        view = self.board.get(TaskId(raw))
-        if view is None or view.owner is None or view.owner.agent_id != worker.agent_id:
-            return None  # reassigned or withdrawn since the message was sent
-        if view.status == "assigned":
-            await self.set_status(view.task_id, "in_progress", by=worker.agent_id)
-        elif view.status != "in_progress":
-            return None
+        async with self._lock:  # check and start atomically: two notices may race here
+            view = self.board.get(TaskId(raw))
+            if view is None or view.owner is None or view.owner.agent_id != worker.agent_id:
+                return None  # reassigned or withdrawn since the message was sent
+            if view.status == "assigned":
+                await self._set_status(view.task_id, "in_progress", by=worker.agent_id)
+            elif view.status != "in_progress":
+                return None  # finished or cancelled meanwhile: nothing to start
         return self.brief(view.task_id)
 
     def brief(self, task_id: TaskId) -> str:

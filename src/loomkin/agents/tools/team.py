@@ -164,22 +164,35 @@ async def list_teams(args: ListTeamsArgs, ctx: ToolContext, deps: Agent) -> str:
             lines.append("(none)")
         for team_id in team_ids:
             lines.append(_team_summary(session, team_id))
+    lines.append(
+        'Address an agent of another team as "team/name", a whole team as "team:<team>"; '
+        "task_list with team=<team> shows a team's tasks."
+    )
     return "\n".join(lines)
+
+
+_HELD = frozenset({"assigned", "in_progress", "paused", "blocked", "partially_complete"})
 
 
 def _team_summary(session: SessionRuntime, team_id: TeamId) -> str:
     team = session.state.team(team_id)
+    held = {
+        v.owner.agent_id: v
+        for v in session.tasks.board.tasks(team_id)
+        if v.owner is not None and v.status in _HELD
+    }
     members = []
     for agent in session.agents.values():
         if agent.team_id == team_id:
             task = (
                 session.tasks.board.get(TaskId(agent.memory.task_id))
                 if agent.memory.task_id
-                else None
+                else held.get(agent.agent_id)
             )
-            doing = f", on {task.title!r}" if task else ""
+            doing = f", on {task.title!r} ({task.task_id})" if task else ""
             members.append(f"{agent.name} ({agent.role.name}, {agent.memory.status}{doing})")
-    return f"- {team.name} (id {team_id}): " + ("; ".join(members) or "no agents")
+    purpose = f" — {team.purpose}" if team.purpose else ""
+    return f"- {team.name} (id {team_id}){purpose}: " + ("; ".join(members) or "no agents")
 
 
 class TeamDissolveArgs(ToolArgs):

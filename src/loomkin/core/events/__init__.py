@@ -37,6 +37,7 @@ from loomkin.core.events.comms import (
     QuestionAnswered,
     QuestionAsked,
     QuestionExpired,
+    QuestionForwarded,
 )
 from loomkin.core.events.session import (
     AssistantReplied,
@@ -86,6 +87,7 @@ __all__ = [
     "QuestionAnswered",
     "QuestionAsked",
     "QuestionExpired",
+    "QuestionForwarded",
     "RecordedEvent",
     "SessionBootstrapped",
     "SessionEnded",

@@ -15,6 +15,7 @@ __all__ = [
     "QuestionAnswered",
     "QuestionAsked",
     "QuestionExpired",
+    "QuestionForwarded",
 ]
 
 
@@ -77,6 +78,25 @@ class QuestionExpired(Event):
 
     kind: Literal["question_expired"] = "question_expired"
     question_id: QuestionId
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionForwarded(Event):
+    """An addressee passed an open question on to another agent or team.
+
+    The question keeps its id and deadline; the answer still goes back to the asker.
+    """
+
+    kind: Literal["question_forwarded"] = "question_forwarded"
+    question_id: QuestionId
+    forwarded_by: AgentId
+    to_agent: AgentId | None = None
+    to_team: TeamId | None = None
+    note: str = ""
+    """What the forwarder adds for the new addressee."""
+    hops: tuple[str, ...] = ()
+    """Every forwarder so far (``team/name``), this one last."""
 
 
 @register
