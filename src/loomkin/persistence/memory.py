@@ -43,15 +43,15 @@ class MemoryStore:
         expected_versions: Mapping[str, int] | None = None,
     ) -> list[RecordedEvent]:
         self._check_open()
-        check_expected({s: len(p) for s, p in self._streams.items()}, expected_versions)
+        # Only the streams this batch touches or names: one stream per agent is common, and
+        # copying every stream's version on each append would make appends O(streams).
+        touched = {new.event.stream() for new in events} | set(expected_versions or ())
+        current = {s: len(self._streams[s]) if s in self._streams else 0 for s in touched}
+        check_expected(current, expected_versions)
         for new in events:
             if new.event_id in self._event_ids:
                 raise StoreError(f"event id {new.event_id!r} is already stored")
-        batch = plan_batch(
-            events,
-            last_position=len(self._log),
-            stream_versions={s: len(p) for s, p in self._streams.items()},
-        )
+        batch = plan_batch(events, last_position=len(self._log), stream_versions=current)
         stored = [
             RecordedEvent(
                 position=row[0],
