@@ -19,7 +19,7 @@ from loomkin.service.config import load_config
 from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Coroutine
+    from collections.abc import AsyncIterator, Callable, Coroutine
 
     from loomkin.agents.agent import Agent
     from loomkin.agents.session import PermissionResponder
@@ -402,51 +402,46 @@ _session_option = click.option(
 )
 
 
+def _agent_target(command: Callable[..., None]) -> Callable[..., None]:
+    """The arguments every agent command takes: the agent's name, the project, the session."""
+    return click.argument("name")(_project_option(_session_option(command)))
+
+
 @agent.command("pause")
-@click.argument("name")
 @click.option(
     "--mode", type=click.Choice(["asap", "at_boundary"]), default="asap", show_default=True
 )
 @click.option("--force", is_flag=True, help="Also cancel a permission prompt it waits on.")
-@_project_option
-@_session_option
+@_agent_target
 def agent_pause(name: str, mode: str, force: bool, project: Path, session_id: str | None) -> None:
     """Pause agent NAME at its next checkpoint (asap) or step boundary."""
     _control(project, session_id, name, "pause", {"mode": mode, "force": force})
 
 
 @agent.command("resume")
-@click.argument("name")
-@_project_option
-@_session_option
+@_agent_target
 def agent_resume(name: str, project: Path, session_id: str | None) -> None:
     """Resume agent NAME from its checkpoint."""
     _control(project, session_id, name, "resume", {})
 
 
 @agent.command("steer")
-@click.argument("name")
 @click.argument("text")
-@_project_option
-@_session_option
+@_agent_target
 def agent_steer(name: str, text: str, project: Path, session_id: str | None) -> None:
     """Give agent NAME guidance that lands in its very next model call."""
     _control(project, session_id, name, "steer", {"text": text})
 
 
 @agent.command("cancel")
-@click.argument("name")
-@_project_option
-@_session_option
+@_agent_target
 def agent_cancel(name: str, project: Path, session_id: str | None) -> None:
     """Cancel agent NAME's current task (its partial result is kept)."""
     _control(project, session_id, name, "cancel", {})
 
 
 @agent.command("inspect")
-@click.argument("name")
-@_project_option
-@_session_option
+@_agent_target
 def agent_inspect(name: str, project: Path, session_id: str | None) -> None:
     """Show what agent NAME is doing: step, tool, task, iteration, usage, messages."""
     _control(project, session_id, name, "inspect", None)
