@@ -46,6 +46,7 @@ def render_message(message: BusMessage) -> str:
     template = _HEADERS.get(message.msg_type, "Message ({kind}) from {sender}")
     sender = message.from_name or "system"
     if message.from_team and message.from_agent:
-        sender = f"{sender} (team {message.from_team})"
+        team = (message.data or {}).get("from_team_name") or message.from_team
+        sender = f"{sender} (team {team})"
     header = template.format(sender=sender, kind=message.msg_type)
     return f"[{header}]\n{message.content}"
