@@ -429,6 +429,13 @@ class Agent:
         allowed = await self._authorise(call, tool, args, target)
         if allowed is not True:
             return
+        arguments = args.model_dump(mode="json")
+        refusal = await self.session.coordination.before_tool(self, tool.name, arguments, target)
+        if refusal is not None:  # the conflict detector stopped the write before it landed
+            await self.record_tool_result(
+                call, f"Error: {refusal}", outcome="denied", is_error=True
+            )
+            return
         await self._run_tool(call, tool, args, ctx, target)
 
     async def _authorise(

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 READ_TOOLS = ("file_read", "file_search", "content_search", "directory_list")
-WRITE_TOOLS = ("file_write", "file_edit")
+WRITE_TOOLS = ("file_write", "file_edit", "claim_region")
 EXEC_TOOLS = ("shell", "git")
 PEER_TOOLS = (
     "peer_message",
@@ -38,6 +38,12 @@ PEER_TOOLS = (
     "list_teams",
     "decision_log",
     "decision_query",
+    "propose_vote",
+    "cast_vote",
+    "share_insight",
+    "knowledge_query",
+    "ask_expert",
+    "pass_question",
 )
 WORKER_TASK_TOOLS = (
     "task_list",
@@ -55,6 +61,8 @@ LEAD_TOOLS = (
     "team_smart_assign",
     "team_progress",
     "team_dissolve",
+    "resolve_vote",
+    "abort_task",
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
 
@@ -87,6 +95,25 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "  passes on a question someone else can answer; share_finding tells your team (and\n"
         "  your parent team) an insight, blocker, discovery or warning.",
         ("list_teams", "broadcast", "forward_question", "share_finding"),
+    ),
+    (
+        "Before changing lines other agents may also touch, claim them with claim_region. An\n"
+        "  URGENT file conflict notice means: stop, re-read the file, agree who changes what.",
+        ("claim_region",),
+    ),
+    (
+        "Decide contested choices as a team: propose_vote opens a vote, cast_vote answers a\n"
+        "  vote request. Send findings that matter to others' work with share_insight (it picks\n"
+        "  the agents it concerns); knowledge_query searches the team's findings; ask_expert\n"
+        "  routes a question to whoever most likely knows (pass_question if you do not).",
+        (
+            "propose_vote",
+            "cast_vote",
+            "share_insight",
+            "knowledge_query",
+            "ask_expert",
+            "pass_question",
+        ),
     ),
     ("Messages from the user marked [User guidance] take precedence over your plan.", ()),
 )

@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.agent import Agent
 from loomkin.agents.control import ControlCommand
+from loomkin.agents.coordination import SessionCoordination
 from loomkin.agents.memory import AgentMemory
 from loomkin.agents.questions import QuestionBook
 from loomkin.agents.roles import Role, resolve_role
 from loomkin.bus import BusMessage, agent_topic, classify, team_topic
+from loomkin.coordination import RebalancerSettings
 from loomkin.core.events import (
     AgentCrashed,
     AgentEvent,
@@ -110,6 +112,8 @@ class SessionSettings:
     shell_policy: ShellPolicy = field(default_factory=ShellPolicy)
     coordination_roles: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
     """Roles the scheduler does not hand tasks to automatically."""
+    rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
+    """When an agent counts as stuck or looping, and how often that is checked."""
 
 
 ModelFactory = Callable[[Role, str], "Model"]
@@ -162,6 +166,8 @@ class SessionRuntime:
         self.file_access = MemoryFileAccessLog()
         self.scheduler_stats = CapabilityStats()
         self.permission_responder: PermissionResponder | None = None
+        self.coordination = SessionCoordination(self)
+        """Conflict detector, rebalancer, votes and knowledge of this session."""
         self._unsubscribers: dict[AgentId, list[Callable[[], None]]] = {}
         self._bootstrapped = False
         self._replaying = False
@@ -195,6 +201,7 @@ class SessionRuntime:
                 agent.memory.apply(event)
         elif isinstance(event, TaskAssigned | TaskStatusChanged):
             self._route_task_event(event)
+        self.coordination.on_event(event, live=not self._replaying)
 
     def _route_task_event(self, event: TaskAssigned | TaskStatusChanged) -> None:
         owner = (
@@ -203,6 +210,9 @@ class SessionRuntime:
         agent = self.agents.get(AgentId(owner)) if owner else None
         if agent is not None:
             agent.memory.apply(event)
+        for other in self.agents.values():  # a released task leaves its previous owner too
+            if other is not agent and other.memory.task_id == event.task_id:
+                other.memory.apply(event)
 
     def _build_agent(self, event: AgentSpawned) -> None:
         role = resolve_role(event.role, self.settings.custom_roles)

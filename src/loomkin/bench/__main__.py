@@ -7,6 +7,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench swarm --synthetic SHAPE [--size N] ...
     python -m loomkin.bench overhead [--json]
     python -m loomkin.bench comms [--json]
+    python -m loomkin.bench rebalancer [--json]
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     overhead.add_argument("--json", action="store_true", help="print one JSON object")
     comms = sub.add_parser("comms", help="cross-team message delivery with 1/10/100 teams")
     comms.add_argument("--json", action="store_true", help="print one JSON object")
+    rebalancer = sub.add_parser("rebalancer", help="loop/stuck detection FP/FN on a corpus")
+    rebalancer.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -112,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _swarm(args)
         elif args.command == "overhead":
             _overhead(args)
+        elif args.command == "rebalancer":
+            from loomkin.bench.rebalancer import main as rebalancer_main
+
+            rebalancer_main(as_json=args.json)
         elif args.command == "comms":
             from loomkin.bench.comms import comms_table, run_comms
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from loomkin.agents.roles import custom_role
 from loomkin.agents.session import Budgets, SessionSettings
 from loomkin.agents.tools import toolset_for
+from loomkin.coordination import RebalancerSettings
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
 from loomkin.tools.builtin import ShellPolicy
 from loomkin.tools.permissions import PermissionPolicy
@@ -58,6 +59,10 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
         comms_policy=config.comms.policy,
         comms_allow=frozenset(config.comms.allow),
         propagation_depth=config.comms.propagation_depth,
+        rebalancer=RebalancerSettings(
+            stuck_after_s=config.rebalancer.stuck_after_s,
+            check_every_s=config.rebalancer.check_every_s,
+        ),
         shell_policy=ShellPolicy(
             allow=frozenset(config.shell.allow),
             deny=frozenset(config.shell.deny),

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from loomkin.agents.tools.comms import COMMS_TOOLS
+from loomkin.agents.tools.conflicts import CONFLICT_TOOLS
 from loomkin.agents.tools.decisions import DECISION_TOOLS
+from loomkin.agents.tools.knowledge import KNOWLEDGE_TOOLS
 from loomkin.agents.tools.tasks import TASK_TOOLS
 from loomkin.agents.tools.team import TEAM_TOOLS
+from loomkin.agents.tools.votes import VOTE_TOOLS
 from loomkin.errors import ConfigError
 from loomkin.tools.base import Tool, ToolSet
 from loomkin.tools.builtin import builtin_tools
@@ -23,6 +26,9 @@ COORDINATION_TOOLS: tuple[Tool[Agent], ...] = (
     *COMMS_TOOLS,
     *DECISION_TOOLS,
     *TEAM_TOOLS,
+    *CONFLICT_TOOLS,
+    *VOTE_TOOLS,
+    *KNOWLEDGE_TOOLS,
 )
 
 CATALOGUE: ToolSet[Agent] = ToolSet([*builtin_tools(), *COORDINATION_TOOLS])

@@ -1,0 +1,189 @@
+"""What every coordination service needs: the log, the clock, timers, and a view of the agents.
+
+Coordination sits below the agent layer, so it never sees an ``Agent``: the session hands it a
+:class:`Roster` (plain :class:`Member` records) and the services talk to agents only through
+events: a ``MessageSent`` appended to the log is delivered by the session once committed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from loomkin.bus import classify
+from loomkin.core.events import MessageSent
+from loomkin.core.state import State
+from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
+from loomkin.runtime.clock import Clock
+from loomkin.runtime.eventlog import EventLog
+from loomkin.runtime.supervisor import Supervisor
+from loomkin.tasks.service import TaskService
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from loomkin.core.events.base import JSON
+
+__all__ = [
+    "COORDINATION_ROLES",
+    "Context",
+    "Member",
+    "Roster",
+    "file_paths",
+    "significant_words",
+]
+
+COORDINATION_ROLES: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
+"""Roles that coordinate rather than take tasks (never reassigned work, never nudged)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    """One agent as the coordination services see it."""
+
+    agent_id: AgentId
+    name: str
+    role: str
+    team_id: TeamId
+    status: str
+    """The agent's status (``idle``, ``thinking``, ``executing_tool`` ...)."""
+    task_id: TaskId | None = None
+    capability: float = 0.5
+    """Success rate on finished tasks, 0–1 (0.5 without history)."""
+
+
+class Roster(Protocol):
+    """The agents of one session (implemented by the session runtime)."""
+
+    def members(self) -> Sequence[Member]:
+        """Every agent of the session, in spawn order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """Shared dependencies of the coordination services of one session."""
+
+    session_id: SessionId
+    log: EventLog
+    clock: Clock
+    timers: Supervisor
+    tasks: TaskService
+    state: State
+    roster: Roster
+
+    def member(self, agent_id: str | None) -> Member | None:
+        """Return the member ``agent_id``, if it exists."""
+        for m in self.roster.members():
+            if m.agent_id == agent_id:
+                return m
+        return None
+
+    def task_text(self, task_id: str | None) -> str:
+        """Title and description of ``task_id`` ("" when there is none)."""
+        if task_id is None:
+            return ""
+        view = self.tasks.board.get(TaskId(task_id))
+        return "" if view is None else f"{view.title}\n{view.description}"
+
+    def escalation_chain(self, team_id: TeamId) -> list[Member]:
+        """The team's lead, then the Concierge (who speaks to the user)."""
+        members = self.roster.members()
+        chain = [m for m in members if m.role == "lead" and m.team_id == team_id]
+        chain += [m for m in members if m.role == "concierge"][:1]
+        return chain
+
+    def message(
+        self,
+        msg_type: str,
+        content: str,
+        *,
+        to_agent: AgentId,
+        from_name: str,
+        data: dict[str, JSON] | None = None,
+    ) -> MessageSent:
+        """Build a message to one agent (delivered by the session once committed)."""
+        return MessageSent(
+            session_id=self.session_id,
+            message_id=MessageId(new_id("msg_")),
+            msg_type=msg_type,
+            tier=classify(msg_type),
+            content=content,
+            from_name=from_name,
+            to_agent=to_agent,
+            data=data,
+        )
+
+
+_STOP_WORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "that",
+        "this",
+        "from",
+        "into",
+        "have",
+        "has",
+        "was",
+        "were",
+        "are",
+        "not",
+        "but",
+        "you",
+        "your",
+        "our",
+        "its",
+        "will",
+        "can",
+        "should",
+        "would",
+        "could",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "how",
+        "does",
+        "did",
+        "use",
+        "using",
+        "all",
+        "any",
+        "out",
+        "about",
+        "then",
+        "than",
+        "them",
+        "they",
+        "their",
+        "there",
+        "here",
+        "also",
+        "just",
+        "only",
+        "some",
+        "more",
+        "most",
+    ]
+)
+_WORD = re.compile(r"[a-z0-9_]+")
+_PATH = re.compile(
+    r"(?:[\w.-]+/)*[\w-]+\.(?:py|pyi|ex|exs|js|ts|tsx|jsx|go|rs|java|rb|c|h|cpp|"
+    r"toml|ya?ml|json|md|sql|html|css|sh|txt|cfg|ini)\b"
+)
+
+
+def significant_words(text: str) -> frozenset[str]:
+    """Lower-cased words of 3+ characters, without stop-words (notes §9, §13)."""
+    return frozenset(w for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in _STOP_WORDS)
+
+
+def file_paths(text: str) -> frozenset[str]:
+    """File paths mentioned in ``text`` (anything with a known source-file extension)."""
+    return frozenset(m.group(0).lstrip("./") for m in _PATH.finditer(text))
