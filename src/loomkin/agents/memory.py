@@ -74,6 +74,9 @@ class AgentMemory:
     last_step: str = "idle"
     read_messages: set[str] = field(default_factory=set)
     """Ids of bus messages already folded into the transcript (not redelivered on restore)."""
+    loop_open: bool = False
+    """True from the first transcript change of a loop until its ``LoopFinished``: a restart
+    finding it true knows the loop was cut short, whatever the status said."""
 
     def apply(self, event: Event) -> None:  # noqa: C901 - one flat dispatch over event kinds
         """Fold one of this agent's events into the memory."""
@@ -83,6 +86,7 @@ class AgentMemory:
             case AgentStatusChanged(status=status):
                 self.status = status
             case TranscriptAppended(message=message):
+                self.loop_open = True
                 self.transcript.append(message_from_json(message))
                 message_id = message.get("message_id")
                 if isinstance(message_id, str):
@@ -110,8 +114,10 @@ class AgentMemory:
             case PermissionResolved():
                 self.pending_permission = None
             case LoopFinished(outcome="paused" | "budget"):
+                self.loop_open = False
                 self.last_step = "paused"  # the loop continues from here: keep its iteration
             case LoopFinished():
+                self.loop_open = False
                 self.iteration = 0
                 self.last_step = "idle"
             case TaskStatusChanged(task_id=task_id, status="in_progress"):
