@@ -9,4 +9,5 @@ uv run ruff check src tests
 uv run ruff format --check src tests
 uv run mypy
 uv run lint-imports
+[ -x /usr/bin/chromium ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)  # e2e browser
 uv run pytest -q "$@"

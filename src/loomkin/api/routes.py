@@ -259,7 +259,7 @@ def _sse(recorded: RecordedEvent, names: Names) -> dict[str, str] | None:
 
 # -- agents ----------------------------------------------------------------------------------
 
-_AGENT = "/api/sessions/{session_id}/agents/{agent}"
+_AGENT = "/api/sessions/{session_id}/agents/{agent:path}"
 
 
 @router.post(f"{_AGENT}/pause", response_model=ControlOut, status_code=202, tags=["agents"])
