@@ -286,7 +286,11 @@ class SessionRuntime:
         """Re-activate agents that were working when the process stopped."""
         woken = []
         for agent in self.agents.values():
-            if agent.memory.status in ("thinking", "executing_tool", "waiting_permission"):
+            status = agent.memory.status
+            # An agent killed after reading its input but before its status changed is still
+            # "idle", with the input in its transcript and no message left to redeliver.
+            cut_short = status == "idle" and agent.memory.loop_open
+            if status in ("thinking", "executing_tool", "waiting_permission") or cut_short:
                 self.activate(agent)
                 woken.append(agent)
         return woken
