@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import looptime
 
 from loomkin.agents.session import SessionSettings
+from loomkin.coordination import RebalancerSettings
 from loomkin.bench.graph import critical_path, lower_bound, priority_order, strategy_deps
 from loomkin.core.chat import AssistantMessage, UserMessage
 from loomkin.core.events import TaskStatusChanged
@@ -230,10 +231,14 @@ async def run_swarm_async(
         models.append(model)
         return model
 
+    longest = max(t.work_s for t in workload.tasks)
     settings = SessionSettings(
         max_agents_per_team=max(agents, 8),
         max_iterations=max(30, max(len(_groups(t)) for t in workload.tasks) + 10),
         bootstrap_orienter=False,
+        # One model call here stands for up to a whole task's work (many minutes of virtual
+        # time): a rebalancer tuned for real calls would call that "stuck" and reassign it.
+        rebalancer=RebalancerSettings(stuck_after_s=10 * longest, check_every_s=longest),
     )
     with tempfile.TemporaryDirectory() as project:
         async with await Loomkin.open("memory:") as lk:
