@@ -469,28 +469,30 @@ class Agent:
     ) -> PermissionAnswer:
         """Ask the user (or the session's responder) whether this call may run."""
         pending = self.memory.pending_permission
-        if pending is not None and pending.call_id == call.call_id:
-            request_id = pending.request_id  # asked before a restart: ask again, same request
-        else:
-            request_id = new_id("perm_")
-            await self.emit(
-                PermissionRequested(
-                    session_id=self.session_id,
-                    agent_id=self.agent_id,
-                    request_id=RequestId(request_id),
-                    call_id=CallId(call.call_id),
-                    tool=tool.name,
-                    category=tool.category,
-                    arguments=args.model_dump(mode="json"),
-                    target=target,
-                )
-            )
+        asked_before = pending is not None and pending.call_id == call.call_id
+        # Asked before a restart: ask again under the same request id.
+        request_id = pending.request_id if pending is not None and asked_before else new_id("perm_")
+        # The answer can arrive as soon as the request is in the log (the UI reads the log),
+        # so the future exists before the request is appended.
         future: asyncio.Future[tuple[PermissionAnswer, str]]
         future = asyncio.get_running_loop().create_future()
         self._permission = (request_id, future)
-        await self.set_status("waiting_permission", f"{tool.name} {target}".strip())
-        self.session.permission_asked(self, request_id)
         try:
+            if not asked_before:
+                await self.emit(
+                    PermissionRequested(
+                        session_id=self.session_id,
+                        agent_id=self.agent_id,
+                        request_id=RequestId(request_id),
+                        call_id=CallId(call.call_id),
+                        tool=tool.name,
+                        category=tool.category,
+                        arguments=args.model_dump(mode="json"),
+                        target=target,
+                    )
+                )
+            await self.set_status("waiting_permission", f"{tool.name} {target}".strip())
+            self.session.permission_asked(self, request_id)
             answer, decided_by = await future
         finally:
             self._permission = None
