@@ -160,6 +160,8 @@ class SessionRuntime:
         self.model_factory = model_factory
         self.toolset_factory = toolset_factory
         self.agents: dict[AgentId, Agent] = {}
+        self._by_name: dict[tuple[TeamId, str], Agent] = {}
+        self._team_sizes: dict[TeamId, int] = {}
         self.questions = QuestionBook()
         self.questions.on_asked = self._arm_question
         self.decisions: list[DecisionLogged] = []
@@ -230,12 +232,18 @@ class SessionRuntime:
             ),
         )
         self.agents[event.agent_id] = agent
+        self._by_name[(event.team_id, event.name)] = agent
+        self._team_sizes[event.team_id] = self._team_sizes.get(event.team_id, 0) + 1
         self._unsubscribers[event.agent_id] = [
             self.bus.subscribe(agent_topic(event.agent_id), agent.mailbox),
             self.bus.subscribe(team_topic(event.team_id), _TeamSubscriber(agent)),
         ]
 
     def _deliver(self, event: MessageSent) -> None:
+        data = event.data
+        team = self.state.get_team(event.from_team) if event.from_team else None
+        if team is not None:  # the recipient's model reads team names, not ids
+            data = {**(data or {}), "from_team_name": team.name}
         message = BusMessage(
             message_id=event.message_id,
             msg_type=event.msg_type,
@@ -247,7 +255,7 @@ class SessionRuntime:
             to_agent=event.to_agent,
             to_team=event.to_team,
             topic=event.topic,
-            data=event.data,
+            data=data,
             sent_at=self.clock.now(),
         )
         if event.to_agent is not None:
@@ -303,8 +311,7 @@ class SessionRuntime:
         """Create an agent in ``team_id``; the name must be unique in the team."""
         if self.find_agent(team_id, name) is not None:
             raise PolicyRefused(f"team {team_id!r} already has an agent named {name!r}")
-        members = [a for a in self.agents.values() if a.team_id == team_id]
-        if len(members) >= self.settings.max_agents_per_team:
+        if self._team_sizes.get(team_id, 0) >= self.settings.max_agents_per_team:
             raise PolicyRefused(
                 f"team {team_id!r} is full ({self.settings.max_agents_per_team} agents; "
                 "raise limits.max_agents_per_team in loomkin.toml)"
@@ -326,10 +333,7 @@ class SessionRuntime:
 
     def find_agent(self, team_id: TeamId, name: str) -> Agent | None:
         """Return the agent called ``name`` in ``team_id``, if any."""
-        for agent in self.agents.values():
-            if agent.team_id == team_id and agent.name == name:
-                return agent
-        return None
+        return self._by_name.get((team_id, name))
 
     def agent(self, name: str, team_id: TeamId | None = None) -> Agent:
         """Return an agent by name (``team/name`` or a name unique in the session)."""
