@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 import looptime
 
 from loomkin.agents.session import SessionSettings
-from loomkin.coordination import RebalancerSettings
 from loomkin.bench.graph import critical_path, lower_bound, priority_order, strategy_deps
+from loomkin.coordination import RebalancerSettings
 from loomkin.core.chat import AssistantMessage, UserMessage
 from loomkin.core.events import TaskStatusChanged
 from loomkin.ids import TaskId
