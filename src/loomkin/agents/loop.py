@@ -305,6 +305,8 @@ async def decide(agent: Agent) -> LoopOutcome | None:
         await agent.ingest_messages()
         if not isinstance(agent.memory.transcript[-1], AssistantMessage):
             return None
+    if not last.text.strip():
+        return await _after_empty_answer(agent)
     if await agent.needs_completion_nudge():
         await agent.append_transcript(
             UserMessage(
@@ -318,6 +320,24 @@ async def decide(agent: Agent) -> LoopOutcome | None:
         )
         return None
     return LoopOutcome(outcome="final", text=last.text)
+
+
+_EMPTY_NUDGE = (
+    "[System] Your answer was empty. Call a tool, or answer in words (call task_complete if "
+    "your task is done)."
+)
+
+
+async def _after_empty_answer(agent: Agent) -> LoopOutcome | None:
+    """An empty answer (no text, no calls, as weak models give): nudge once, then give up."""
+    transcript = agent.memory.transcript
+    nudged = len(transcript) > 1 and transcript[-2] == UserMessage(
+        source="system", text=_EMPTY_NUDGE
+    )
+    if nudged:
+        return LoopOutcome(outcome="error", text="The model gave an empty answer twice.")
+    await agent.append_transcript(UserMessage(source="system", text=_EMPTY_NUDGE))
+    return None
 
 
 def tool_result(call: ToolCall, text: str, *, is_error: bool) -> ToolResultMessage:

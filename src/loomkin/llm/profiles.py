@@ -40,6 +40,16 @@ class EndpointProfile:
     """False for models that reject ``temperature`` (OpenAI's o-series reasoning models)."""
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     """Which request field caps the output."""
+    sends_tool_choice_auto: bool = False
+    """Send ``tool_choice: "auto"`` with tools: llama-cpp-python's server ignores the tools
+    of a request that does not name a tool choice."""
+    streams_tool_calls: bool = True
+    """False when the server cannot stream an answer that may call a tool (llama-cpp-python's
+    ``chatml-function-calling`` fails with "Automatic streaming tool choice is not
+    supported"); requests with tools are then made whole and replayed as stream events."""
+    tool_results_as_user: bool = False
+    """Send tool results as ``user`` messages: the ``chatml-function-calling`` template of
+    llama-cpp-python renders no ``tool`` messages, so the model would never see a result."""
 
 
 OPENAI_PROFILE = EndpointProfile(
@@ -48,7 +58,14 @@ OPENAI_PROFILE = EndpointProfile(
     max_tokens_param="max_completion_tokens",
 )
 OPENROUTER_PROFILE = EndpointProfile(name="openrouter")
-LLAMACPP_PROFILE = EndpointProfile(name="llamacpp", assistant_content_null_with_tool_calls_ok=False)
+LLAMACPP_PROFILE = EndpointProfile(
+    name="llamacpp",
+    # Every flag here is safe for llama.cpp's own C++ server too, so one profile serves both.
+    assistant_content_null_with_tool_calls_ok=False,
+    sends_tool_choice_auto=True,
+    streams_tool_calls=False,
+    tool_results_as_user=True,
+)
 GENERIC_PROFILE = EndpointProfile(
     name="generic",
     # Unknown local servers: be conservative. An empty string is accepted everywhere.

@@ -2,20 +2,22 @@
 
 ``openai`` and ``anthropic`` are the vendors' APIs; ``ollama``, ``vllm``, ``lmstudio``,
 ``llamacpp`` and ``openrouter`` are OpenAI-compatible servers with their usual base URLs;
-``openai-compatible`` is any other such server (``--base-url`` required). ``local`` (an
-in-process llama.cpp model) needs the ``local`` extra. ``scripted:`` specs belong to the
+``openai-compatible`` is any other such server (``--base-url`` required). ``local`` runs a
+GGUF model in this process on llama.cpp (``local:gemma-3-270m``, the packaged model, or
+``local:PATH.gguf``); it needs the ``local`` extra. ``scripted:`` specs belong to the
 testing layer and are not handled here.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loomkin.errors import ConfigError, MissingCredentials
+from loomkin.llm.profiles import LLAMACPP_PROFILE
 from loomkin.llm.providers.anthropic import AnthropicModel
+from loomkin.llm.providers.local import LocalModel
 from loomkin.llm.providers.openai import OpenAIModel
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryingModel, RetryPolicy
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     from loomkin.llm.model import Model
 
-__all__ = ["KNOWN_PROVIDERS", "make_model", "parse_model_spec"]
+__all__ = ["KNOWN_PROVIDERS", "LOCAL_HINT", "make_model", "parse_model_spec"]
 
 _LOCAL_KEY = "loomkin-local"
 """Local OpenAI-compatible servers ignore the key, but the SDK insists on one."""
@@ -49,6 +51,9 @@ _COMPATIBLE: Mapping[str, _Compatible] = {
 }
 
 KNOWN_PROVIDERS = ("openai", "anthropic", *_COMPATIBLE, "local")
+
+LOCAL_HINT = "local:gemma-3-270m (after `pip install 'loomkin[local]'`)"
+"""How to run without a key or a server: the packaged model, in this process."""
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -102,7 +107,7 @@ def make_model(
         key = _key(env, "OPENAI_API_KEY", provider, base_url=base_url)
         model = OpenAIModel(name, api_key=key, base_url=base_url, timeout=timeout)
     elif provider == "local":
-        raise _local_unavailable()
+        model = LocalModel(name)
     else:
         model = _compatible(provider, name, base_url=base_url, env=env, timeout=timeout)
     return model if retry is None else RetryingModel(model, policy=retry)
@@ -119,7 +124,10 @@ def _compatible(
             "(e.g. http://localhost:8000/v1)"
         )
     key = _key(env, server.key_env, provider, base_url=base_url) if server.key_env else _LOCAL_KEY
-    return OpenAIModel(name, api_key=key, base_url=url, timeout=timeout, provider=provider)
+    profile = LLAMACPP_PROFILE if provider == "llamacpp" else None  # whatever its port
+    return OpenAIModel(
+        name, api_key=key, base_url=url, timeout=timeout, provider=provider, profile=profile
+    )
 
 
 def _key(env: Mapping[str, str], var: str, provider: str, *, base_url: str | None) -> str:
@@ -130,15 +138,7 @@ def _key(env: Mapping[str, str], var: str, provider: str, *, base_url: str | Non
         return _LOCAL_KEY  # a local server at --base-url needs no key
     raise MissingCredentials(
         f"no API key for {provider!r}: set the {var} environment variable, or use --base-url "
-        "with a local OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio), or run "
-        "`loomkin demo` to see Loomkin work without a key"
-    )
-
-
-def _local_unavailable() -> ConfigError:
-    if importlib.util.find_spec("llama_cpp") is None:
-        return ConfigError("the local provider needs `pip install 'loomkin[local]'`")
-    return ConfigError(
-        "the local provider is not available in this version yet; run a llama.cpp server and "
-        "use 'llamacpp:<model>' (or --base-url) instead"
+        "with a local OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio), or run a "
+        f"model offline with --model {LOCAL_HINT}, or run `loomkin demo` to see Loomkin work "
+        "without a key"
     )

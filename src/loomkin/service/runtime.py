@@ -28,7 +28,7 @@ from loomkin.core.tasks import TaskBoard
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import SessionId, TeamId, new_id
 from loomkin.llm.pricing import PriceTable
-from loomkin.llm.registry import make_model
+from loomkin.llm.registry import LOCAL_HINT, make_model
 from loomkin.persistence import open_store
 from loomkin.runtime.clock import Clock, LoopClock
 from loomkin.runtime.eventlog import EventLog
@@ -276,9 +276,10 @@ def _model_factory(
         return factory
     if model is None or model == "":
         raise UserError(
-            "no model given: pass --model PROVIDER:MODEL (e.g. openai:gpt-4.1 or "
-            "anthropic:claude-sonnet-4-5), point --base-url at an OpenAI-compatible server, "
-            "set [model] default in loomkin.toml, or try `loomkin demo`"
+            "no model given: pass --model PROVIDER:MODEL with its key set (e.g. openai:gpt-4.1 "
+            "with OPENAI_API_KEY, or anthropic:claude-sonnet-4-5 with ANTHROPIC_API_KEY), point "
+            "--base-url at an OpenAI-compatible server, run offline with --model "
+            f"{LOCAL_HINT}, set [model] default in loomkin.toml, or try `loomkin demo`"
         )
     shared = make_model(model, base_url=base_url) if isinstance(model, str) else model
     return lambda _role, _name: shared

@@ -94,13 +94,18 @@ def test_openai_compatible_needs_a_base_url() -> None:
         make_model("openai-compatible:qwen", env={})
 
 
-def test_local_provider_explains_the_extra() -> None:
+def test_local_provider_explains_the_extra_or_the_model() -> None:
     if importlib.util.find_spec("llama_cpp") is None:
         match = r"pip install 'loomkin\[local\]'"
     else:
-        match = "not available in this version yet"
+        match = r"unknown local model 'gemma': use 'local:gemma-3-270m' or 'local:PATH.gguf'"
     with pytest.raises(ConfigError, match=match):
         make_model("local:gemma", env={})
+
+
+def test_missing_key_offers_the_local_model() -> None:
+    with pytest.raises(MissingCredentials, match="--model local:gemma-3-270m"):
+        make_model("openai:gpt-4.1", env={})
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,10 @@ How this works and why:
   ``index`` on the wire) and the usage chunk map one-to-one to stream events.
 * An :class:`~loomkin.llm.profiles.EndpointProfile` carries the servers' quirks: llama.cpp
   rejects ``content: null`` beside tool calls, local servers know ``max_tokens`` but not
-  ``max_completion_tokens``, o-series models reject ``temperature``.
+  ``max_completion_tokens``, o-series models reject ``temperature``. llama-cpp-python's
+  server ignores tools without ``tool_choice``, cannot stream an answer that may call a tool
+  (such requests are made whole and replayed as the same stream events) and drops ``tool``
+  messages (results are sent as ``user`` messages).
 * SDK errors become :class:`~loomkin.errors.ProviderError` subclasses raised ``from`` the
   SDK error (so :func:`~loomkin.llm.retry.retry_after` can read the headers). The stream is
   closed in ``finally``, so abandoning the generator releases the connection.
@@ -16,9 +19,10 @@ How this works and why:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Literal, TypedDict, assert_never
 
 import openai
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from loomkin.core.chat import (
     AssistantMessage,
@@ -44,11 +48,24 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from openai.types.chat import (
+        ChatCompletion,
         ChatCompletionChunk,
         ChatCompletionMessageParam,
         ChatCompletionMessageToolCallParam,
+        ChatCompletionStreamOptionsParam,
         ChatCompletionToolParam,
     )
+
+    class _Params(TypedDict):
+        model: str
+        messages: list[ChatCompletionMessageParam]
+        tools: list[ChatCompletionToolParam] | openai.Omit
+        tool_choice: Literal["auto"] | openai.Omit
+        parallel_tool_calls: bool | openai.Omit
+        max_completion_tokens: int | openai.Omit
+        max_tokens: int | openai.Omit
+        temperature: float | openai.Omit
+
 
 __all__ = ["OpenAIModel", "to_openai_messages", "to_openai_tools"]
 
@@ -96,6 +113,14 @@ class OpenAIModel:
         await self._client.close()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        if request.tools and not self.profile.streams_tool_calls:
+            try:
+                completion = await self._complete(request)
+            except openai.OpenAIError as error:
+                raise self._translate(error) from error
+            for event in _completion_events(completion):
+                yield event
+            return
         try:
             stream = await self._open(request)
         except openai.OpenAIError as error:
@@ -108,7 +133,7 @@ class OpenAIModel:
                     saw_tool_calls = saw_tool_calls or isinstance(event, ToolCallDelta)
                     yield event
                 for choice in chunk.choices:
-                    finish = choice.finish_reason or finish
+                    finish = choice.finish_reason
         except openai.OpenAIError as error:
             raise self._translate(error) from error
         finally:
@@ -118,30 +143,38 @@ class OpenAIModel:
         yield StreamEnd(stop_reason=_stop_reason(finish, saw_tool_calls=saw_tool_calls))
 
     async def _open(self, request: ModelRequest) -> openai.AsyncStream[ChatCompletionChunk]:
+        usage: ChatCompletionStreamOptionsParam | openai.Omit = (
+            {"include_usage": True} if self.profile.supports_stream_usage else openai.omit
+        )
+        return await self._client.chat.completions.create(
+            **self._params(request), stream=True, stream_options=usage
+        )
+
+    async def _complete(self, request: ModelRequest) -> ChatCompletion:
+        return await self._client.chat.completions.create(**self._params(request), stream=False)
+
+    def _params(self, request: ModelRequest) -> _Params:
         profile = self.profile
         tools = to_openai_tools(request.tools)
         max_tokens = request.max_tokens if request.max_tokens is not None else openai.omit
         use_completion_tokens = profile.max_tokens_param == "max_completion_tokens"
         temperature = request.temperature
-        return await self._client.chat.completions.create(
-            model=self.model,
-            messages=to_openai_messages(request.messages, profile),
-            stream=True,
-            stream_options={"include_usage": True}
-            if profile.supports_stream_usage
-            else openai.omit,
-            tools=tools or openai.omit,
-            parallel_tool_calls=(
+        return {
+            "model": self.model,
+            "messages": to_openai_messages(request.messages, profile),
+            "tools": tools or openai.omit,
+            "tool_choice": "auto" if tools and profile.sends_tool_choice_auto else openai.omit,
+            "parallel_tool_calls": (
                 True if tools and profile.supports_parallel_tool_calls else openai.omit
             ),
-            max_completion_tokens=max_tokens if use_completion_tokens else openai.omit,
-            max_tokens=openai.omit if use_completion_tokens else max_tokens,
-            temperature=(
+            "max_completion_tokens": max_tokens if use_completion_tokens else openai.omit,
+            "max_tokens": openai.omit if use_completion_tokens else max_tokens,
+            "temperature": (
                 temperature
                 if temperature is not None and profile.supports_temperature
                 else openai.omit
             ),
-        )
+        }
 
     def _translate(self, error: openai.OpenAIError) -> ProviderError:
         if isinstance(error, openai.APITimeoutError):
@@ -166,8 +199,12 @@ def to_openai_messages(
                 wire.append({"role": "user", "content": text})
             case AssistantMessage():
                 wire.append(_assistant(message, profile))
-            case ToolResultMessage(call_id=call_id, content=content):
-                wire.append({"role": "tool", "tool_call_id": call_id, "content": content})
+            case ToolResultMessage(call_id=call_id, name=name, content=content):
+                if profile.tool_results_as_user:
+                    text = f"[Result of {name} call {call_id}]\n{content}"
+                    wire.append({"role": "user", "content": text})
+                else:
+                    wire.append({"role": "tool", "tool_call_id": call_id, "content": content})
             case _:
                 assert_never(message)
     return wire
@@ -227,6 +264,36 @@ def _chunk_events(chunk: ChatCompletionChunk) -> list[StreamEvent]:
                 output_tokens=chunk.usage.completion_tokens,
             )
         )
+    return events
+
+
+def _completion_events(completion: ChatCompletion) -> list[StreamEvent]:
+    """Replay a whole (non-streamed) completion as the events its stream would have had."""
+    events: list[StreamEvent] = []
+    finish = "stop"
+    for choice in completion.choices:
+        message = choice.message
+        if message.content:
+            events.append(TextDelta(text=message.content))
+        for index, call in enumerate(message.tool_calls or ()):
+            if isinstance(call, ChatCompletionMessageFunctionToolCall):
+                function = call.function
+                events.append(
+                    ToolCallDelta(
+                        index=index,
+                        call_id=call.id,
+                        name=function.name,
+                        arguments_delta=function.arguments,
+                    )
+                )
+        finish = choice.finish_reason
+    usage = completion.usage
+    if usage is not None:
+        events.append(
+            UsageReport(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
+        )
+    saw_tool_calls = any(isinstance(e, ToolCallDelta) for e in events)
+    events.append(StreamEnd(stop_reason=_stop_reason(finish, saw_tool_calls=saw_tool_calls)))
     return events
 
 
