@@ -388,10 +388,10 @@ class Agent:
                 scope=scope if scope in ("agent", "team", "session") else "agent",  # type: ignore[arg-type]  # narrowed by the check
                 spent_usd=self.memory.cost_usd,
                 spent_tokens=self.memory.total_tokens(),
-            )
+            ),
+            *self.session.budget_notice(self, description),
         )
         await self.set_status("paused", f"budget exceeded: {description}")
-        await self.session.escalate_budget(self, description)
 
     async def needs_completion_nudge(self) -> bool:
         """True (once per task) when the agent answered without completing its open task."""

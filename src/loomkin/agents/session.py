@@ -414,11 +414,16 @@ class SessionRuntime:
         return message_id
 
     async def bootstrap(self) -> None:
-        """Spawn the Concierge and the Orienter; start the Orienter's scan."""
-        concierge = await self.spawn_agent(self.root_team_id, "concierge", "concierge")
+        """Spawn the Concierge and the Orienter (unless present); start the Orienter's scan."""
+        root = self.root_team_id
+        concierge = self.find_agent(root, "concierge") or await self.spawn_agent(
+            root, "concierge", "concierge"
+        )
         orienter = None
         if self.settings.bootstrap_orienter:
-            orienter = await self.spawn_agent(self.root_team_id, "orienter", "orienter")
+            orienter = self.find_agent(root, "orienter") or await self.spawn_agent(
+                root, "orienter", "orienter"
+            )
         await self.log.append(
             SessionBootstrapped(
                 session_id=self.session_id,
@@ -545,12 +550,12 @@ class SessionRuntime:
                 return f"{scope} budget of {tokens} tokens reached (used {used})"
         return None
 
-    async def escalate_budget(self, agent: Agent, description: str) -> None:
-        """Tell the team lead (or the Concierge) that ``agent`` paused on its budget."""
+    def budget_notice(self, agent: Agent, description: str) -> list[MessageSent]:
+        """The urgent message telling the lead (or the Concierge) that ``agent`` paused."""
         lead = self._lead_for(agent)
         if lead is None or lead is agent:
-            return
-        await self.log.append(
+            return []
+        return [
             self.message_event(
                 msg_type="budget_exceeded",
                 content=(
@@ -559,7 +564,7 @@ class SessionRuntime:
                 ),
                 to_agent=lead.agent_id,
             )
-        )
+        ]
 
     def _lead_for(self, agent: Agent) -> Agent | None:
         for role in ("lead", "concierge"):

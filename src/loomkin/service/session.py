@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from loomkin.ids import RequestId, new_id
 
 if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
-    from loomkin.agents.session import PermissionResponder, SessionRuntime
+    from loomkin.agents.session import Budgets, PermissionResponder, SessionRuntime
     from loomkin.core.events import JSON
     from loomkin.core.records import PauseMode, PermissionDecision
     from loomkin.runtime.eventlog import Subscription
@@ -109,6 +110,10 @@ class Session:
                     }
                 )
         return pending
+
+    def set_budgets(self, budgets: Budgets) -> None:
+        """Change the session's budgets (agents paused on a budget can then be resumed)."""
+        self.runtime.settings = dataclasses.replace(self.runtime.settings, budgets=budgets)
 
     # -- teams and agents -------------------------------------------------------------------------
 
