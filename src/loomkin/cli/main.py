@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
 from loomkin.cli.progress import describe
@@ -34,7 +35,7 @@ def _run(coro: Coroutine[object, object, int]) -> None:
     try:
         code = asyncio.run(coro)
     except LoomkinError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; the session is in the store and can be resumed")
@@ -455,7 +456,7 @@ def _control(
         path = agent_path(info, session_id, name, action)
         echo_json(call(info, "GET" if body is None else "POST", path, body))
     except LoomkinError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
 
 
