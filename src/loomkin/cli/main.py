@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
-from loomkin.cli.progress import describe
+from loomkin.cli.progress import describe, short
 from loomkin.errors import LoomkinError, UserError
 from loomkin.service import Loomkin, Session
 from loomkin.service.config import load_config
@@ -427,8 +427,8 @@ def agent_resume(name: str, project: Path, session_id: str | None) -> None:
 
 
 @agent.command("steer")
-@click.argument("text")
 @_agent_target
+@click.argument("text")
 def agent_steer(name: str, text: str, project: Path, session_id: str | None) -> None:
     """Give agent NAME guidance that lands in its very next model call."""
     _control(project, session_id, name, "steer", {"text": text})
@@ -443,18 +443,45 @@ def agent_cancel(name: str, project: Path, session_id: str | None) -> None:
 
 @agent.command("inspect")
 @_agent_target
-def agent_inspect(name: str, project: Path, session_id: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the whole snapshot as JSON.")
+def agent_inspect(name: str, project: Path, session_id: str | None, as_json: bool) -> None:
     """Show what agent NAME is doing: step, tool, task, iteration, usage, messages."""
-    _control(project, session_id, name, "inspect", None)
+    _control(project, session_id, name, "inspect", None, show=None if as_json else _show_snapshot)
+
+
+def _show_snapshot(answer: dict[str, object]) -> None:
+    snapshot = answer.get("snapshot")
+    if not isinstance(snapshot, dict):
+        echo_json(answer)
+        return
+    for key in ("name", "role", "status", "step", "current_tool", "task_id", "iteration"):
+        console.print(f"{key}: {snapshot.get(key)}")
+    console.print(
+        f"usage: {snapshot.get('input_tokens')} in / {snapshot.get('output_tokens')} out, "
+        f"${snapshot.get('cost_usd')}"
+    )
+    messages = snapshot.get("messages")
+    if isinstance(messages, list):
+        console.print(f"messages: {len(messages)} (last 5)")
+        for message in messages[-5:]:
+            if isinstance(message, dict):
+                text = message.get("text") or message.get("content") or message.get("tool_calls")
+                console.print(f"  {message.get('kind')}: {escape(short(str(text), 110))}")
 
 
 def _control(
-    project: Path, session_id: str | None, name: str, action: str, body: dict[str, object] | None
+    project: Path,
+    session_id: str | None,
+    name: str,
+    action: str,
+    body: dict[str, object] | None,
+    *,
+    show: Callable[[dict[str, object]], None] | None = None,
 ) -> None:
     try:
         info = read_server_info(project.resolve())
         path = agent_path(info, session_id, name, action)
-        echo_json(call(info, "GET" if body is None else "POST", path, body))
+        (show or echo_json)(call(info, "GET" if body is None else "POST", path, body))
     except LoomkinError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
