@@ -317,6 +317,10 @@ class SessionRuntime:
                 "raise limits.max_agents_per_team in loomkin.toml)"
             )
         resolved = resolve_role(role, self.settings.custom_roles)
+        # Build what the listener will build before anything is appended, so a bad role (an
+        # unknown tool in loomkin.toml) is a clear error here, not an agent missing after its
+        # AgentSpawned event is already in the log.
+        self.toolset_factory(resolved)
         agent_id = AgentId(new_id("agent_"))
         await self.log.append(
             AgentSpawned(
