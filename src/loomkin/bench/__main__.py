@@ -8,6 +8,8 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench overhead [--json]
     python -m loomkin.bench comms [--json]
     python -m loomkin.bench rebalancer [--json]
+    python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
+    python -m loomkin.bench faults [--trials N] [--json]
 """
 
 from __future__ import annotations
@@ -54,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     comms.add_argument("--json", action="store_true", help="print one JSON object")
     rebalancer = sub.add_parser("rebalancer", help="loop/stuck detection FP/FN on a corpus")
     rebalancer.add_argument("--json", action="store_true", help="print one JSON object")
+    control = sub.add_parser("control", help="pause/steer/cancel latency (virtual + real time)")
+    control.add_argument("--trials", type=int, default=200, help="trials per case (virtual)")
+    control.add_argument("--real-trials", type=int, default=20, help="trials per case (real)")
+    control.add_argument("--json", action="store_true", help="print one JSON object")
+    faults = sub.add_parser("faults", help="SIGKILL fault injection on a SQLite session")
+    faults.add_argument("--trials", type=int, default=200)
+    faults.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -107,6 +116,21 @@ def _overhead(args: argparse.Namespace) -> None:
     print(json.dumps(result) if args.json else overhead_table(result))
 
 
+def _measures(args: argparse.Namespace) -> None:
+    """The issue #4 measures: control latency and fault injection."""
+    if args.command == "control":
+        from loomkin.bench.control import ControlConfig, control_table, run_control
+
+        config = ControlConfig(trials=args.trials, real_trials=args.real_trials)
+        control = run_control(config)
+        print(json.dumps(control) if args.json else control_table(control))
+        return
+    from loomkin.bench.faults import faults_table, run_faults
+
+    faults = run_faults(trials=args.trials)
+    print(json.dumps(faults) if args.json else faults_table(faults))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -124,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             result = run_comms()
             print(json.dumps(result) if args.json else comms_table(result))
+        elif args.command in ("control", "faults"):
+            _measures(args)
         else:
             from loomkin.bench.overhead_run import spawn_figures
 
