@@ -398,6 +398,8 @@ class Agent:
         task_id = self.memory.task_id
         if task_id is None or not self.session.tasks.is_open(task_id):
             return False
+        if self.session.tasks.task(task_id).status == "blocked":
+            return False  # it said why it waits (what the nudge asks); a message wakes it
         if self._nudged_for == task_id:
             return False
         self._nudged_for = task_id

@@ -35,6 +35,7 @@ from loomkin.core.events import (
     TaskStatusChanged,
 )
 from loomkin.core.records import DepKind
+from loomkin.core.taskoutput import truncation_marker
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
 
@@ -51,6 +52,12 @@ __all__ = ["DependencySpec", "Handoff", "TaskService", "Worker", "WorkerRef"]
 _OPEN: frozenset[str] = frozenset(
     {"assigned", "in_progress", "paused", "blocked", "partially_complete"}
 )
+_NOTICE_CAP = 4000
+"""Characters of a predecessor's final output sent in a notice (the rest: task_read)."""
+_LISTENING: frozenset[str] = frozenset({"in_progress", "paused", "blocked", "partially_complete"})
+"""Statuses of a started dependent that still consumes its predecessor's new output. A stage
+that waits (blocked) for the next chunk must hear of it; an ``assigned`` one is not told,
+since the brief it reads when it starts already carries every chunk so far."""
 
 
 class Worker(Protocol):
@@ -249,6 +256,8 @@ class TaskService:
         self.board.check_status(task_id, status)
         h = handoff or Handoff()
         notices = self._finish_notices(view, status, result, by)
+        if status == "completed":
+            notices += self._final_output_notices(view, result, h, skip=view.created_by)
         await self._append(
             TaskStatusChanged(
                 session_id=view.session_id,
@@ -287,6 +296,55 @@ class TaskService:
                 data={"task_id": view.task_id},
             )
         ]
+
+    def _final_output_notices(
+        self, view: TaskView, result: str | None, handoff: Handoff, *, skip: AgentId | None
+    ) -> list[MessageSent]:
+        """Give a completed task's final output to the dependents already consuming it.
+
+        A ``requires_output`` dependent that started on a partial chunk (or a milestone) read
+        the output so far in its brief and the later chunks as ``partial_output`` messages;
+        without this notice the final result would never reach it, and it could not tell
+        that the stream has ended.
+        """
+        lines = [result or "(no result text)"]
+        for label, items in (
+            ("Actions taken", handoff.actions_taken),
+            ("Files changed", handoff.files_changed),
+            ("Decisions", handoff.decisions),
+            ("Open questions", handoff.open_questions),
+        ):
+            if items:
+                lines.append(f"{label}: {'; '.join(items)}")
+        body = "\n".join(lines)
+        if len(body) > _NOTICE_CAP:
+            marker = truncation_marker(view.task_id)
+            body = body[: _NOTICE_CAP - len(marker)].rstrip() + marker
+        owner = view.owner.name if view.owner else "nobody"
+        text = (
+            f"Task {view.title!r} (id {view.task_id}), whose output your task uses, was "
+            f"completed by {owner}; no more chunks will come. Its final output:\n{body}"
+        )
+        notified: set[AgentId] = set() if skip is None else {skip}
+        notices = []
+        for dep in self.board.dependents(view.task_id):
+            dependent = self.board.task(dep.task_id)
+            if dep.kind != "requires_output" or dependent.owner is None:
+                continue
+            agent = dependent.owner.agent_id
+            if dependent.status not in _LISTENING or agent in notified:
+                continue
+            notified.add(agent)
+            notices.append(
+                self._message(
+                    view,
+                    msg_type="task_completed",
+                    to_agent=agent,
+                    content=text,
+                    data={"task_id": view.task_id},
+                )
+            )
+        return notices
 
     async def complete(
         self, task_id: TaskId, *, by: AgentId | None, result: str, handoff: Handoff | None = None
@@ -387,7 +445,7 @@ class TaskService:
             dependent = self.board.task(dep.task_id)
             if dep.kind != "requires_output" or dependent.owner is None:
                 continue
-            if dependent.status not in ("in_progress", "partially_complete"):
+            if dependent.status not in _LISTENING:
                 continue
             notices.append(
                 self._message(

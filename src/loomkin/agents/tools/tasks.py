@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from loomkin.errors import ToolError
+from loomkin.errors import TaskCycleError, ToolError
 from loomkin.ids import TaskId
 from loomkin.tasks import DependencySpec, Handoff
 from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 
 if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
-    from loomkin.core.tasks import TaskView
+    from loomkin.core.tasks import TaskBoard, TaskView
 
 __all__ = ["TASK_TOOLS"]
 
@@ -26,6 +26,26 @@ def _current_task(agent: Agent, task_id: str | None) -> TaskId:
     if agent.memory.task_id is None:
         raise ToolError("You have no task in progress; pass task_id explicitly.")
     return TaskId(agent.memory.task_id)
+
+
+def _own_task(agent: Agent, task_id: TaskId, what: str) -> TaskView:
+    """Return the task, refusing readably when another agent owns it.
+
+    An unowned task goes on to the board's transition table, which names what is allowed.
+    """
+    view = agent.session.tasks.task(task_id)
+    if view.owner is not None and view.owner.agent_id != agent.agent_id:
+        raise ToolError(
+            f"Task {view.title!r} (id {view.task_id}) belongs to {view.owner.name}; only its "
+            f"owner may {what}. Send {view.owner.name} a message instead."
+        )
+    return view
+
+
+def _titled(board: TaskBoard, text: str) -> str:
+    """Append the titles of the task ids ``text`` mentions (errors name tasks by id)."""
+    named = [f"{view.task_id} is {view.title!r}" for view in board.tasks() if view.task_id in text]
+    return f"{text} ({'; '.join(named)})" if named else text
 
 
 def _line(view: TaskView) -> str:
@@ -147,6 +167,7 @@ class TaskUpdateArgs(ToolArgs):
 async def task_update(args: TaskUpdateArgs, ctx: ToolContext, deps: Agent) -> str:
     """Report your task's status: blocked, ready for review, partially complete, ..."""
     task_id = _current_task(deps, args.task_id)
+    _own_task(deps, task_id, "change its status")
     await deps.session.tasks.set_status(task_id, args.status, by=ctx.agent_id, note=args.note)
     return f"Task {task_id} is now {args.status}."
 
@@ -166,6 +187,7 @@ class TaskCompleteArgs(ToolArgs):
 async def task_complete(args: TaskCompleteArgs, ctx: ToolContext, deps: Agent) -> str:
     """Complete a task with its result and a structured hand-off."""
     task_id = _current_task(deps, args.task_id)
+    _own_task(deps, task_id, "complete it")
     handoff = Handoff(
         actions_taken=tuple(args.actions_taken),
         files_changed=tuple(args.files_changed),
@@ -188,13 +210,17 @@ class AddDependencyArgs(ToolArgs):
 @tool(name="add_dependency", category="coordination", args=AddDependencyArgs)
 async def add_dependency(args: AddDependencyArgs, ctx: ToolContext, deps: Agent) -> str:
     """Make a task wait for another while work runs (cycles are refused)."""
-    added = await deps.session.tasks.add_dependency(
-        TaskId(args.task_id),
-        TaskId(args.depends_on),
-        kind=args.kind,
-        milestone=args.milestone,
-        by=ctx.agent_id,
-    )
+    tasks = deps.session.tasks
+    try:
+        added = await tasks.add_dependency(
+            TaskId(args.task_id),
+            TaskId(args.depends_on),
+            kind=args.kind,
+            milestone=args.milestone,
+            by=ctx.agent_id,
+        )
+    except TaskCycleError as exc:
+        raise ToolError(f"Refused: {_titled(tasks.board, str(exc))}.") from exc
     if not added:
         return "That dependency already exists."
     what = f"milestone {args.milestone!r} of " if args.milestone else ""
@@ -213,6 +239,13 @@ class EmitMilestoneArgs(ToolArgs):
 async def emit_milestone(args: EmitMilestoneArgs, ctx: ToolContext, deps: Agent) -> str:
     """Announce that your task reached a named milestone (tasks waiting on it may start)."""
     task_id = _current_task(deps, args.task_id)
+    view = deps.session.tasks.task(task_id)
+    if view.owner is None or view.owner.agent_id != ctx.agent_id:
+        owner = "nobody yet" if view.owner is None else view.owner.name
+        raise ToolError(
+            f"Only the owner of task {view.title!r} (id {task_id}) may emit its milestones, "
+            f"and that is {owner}, not you."
+        )
     new = await deps.session.tasks.emit_milestone(
         task_id, args.name, by=ctx.agent_id, note=args.note
     )
