@@ -317,9 +317,7 @@ class TaskService:
             if items:
                 lines.append(f"{label}: {'; '.join(items)}")
         body = "\n".join(lines)
-        if len(body) > _NOTICE_CAP:
-            marker = truncation_marker(view.task_id)
-            body = body[: _NOTICE_CAP - len(marker)].rstrip() + marker
+        body = _capped(body, view.task_id)
         owner = view.owner.name if view.owner else "nobody"
         text = (
             f"Task {view.title!r} (id {view.task_id}), whose output your task uses, was "
@@ -454,7 +452,7 @@ class TaskService:
                     to_agent=dependent.owner.agent_id,
                     content=(
                         f"Task {view.title!r} (id {view.task_id}) published chunk {seq}"
-                        f"{progress}:\n{content}"
+                        f"{progress}:\n{_capped(content, view.task_id)}"
                     ),
                     data={"task_id": view.task_id, "seq": seq},
                 )
@@ -543,3 +541,11 @@ class TaskService:
             to_agent=to_agent,
             data=dict(data),
         )
+
+
+def _capped(text: str, task_id: TaskId) -> str:
+    """``text`` cut to :data:`_NOTICE_CAP` characters, pointing to the full output if cut."""
+    if len(text) <= _NOTICE_CAP:
+        return text
+    marker = truncation_marker(task_id)
+    return text[: _NOTICE_CAP - len(marker)].rstrip() + marker
