@@ -305,6 +305,12 @@ async def decide(agent: Agent) -> LoopOutcome | None:
         await agent.ingest_messages()
         if not isinstance(agent.memory.transcript[-1], AssistantMessage):
             return None
+    agent.poll_controls()  # move waiting control commands onto the lane
+    if agent.controls.steers:
+        # Guidance arrived while the model was answering: it lands in one more model call.
+        # (Left on the lane it would wait, unacknowledged, for the agent's next message.)
+        await agent.apply_steers()
+        return None
     if not last.text.strip():
         return await _after_empty_answer(agent)
     if await agent.needs_completion_nudge():
