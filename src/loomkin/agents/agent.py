@@ -200,11 +200,15 @@ class Agent:
         """Work until there is nothing left, the agent pauses, or it is cancelled."""
         while True:
             if await self._apply_idle_controls():
+                if self._arrived_meanwhile():
+                    continue
                 return
             if self.memory.status == "paused":
                 return
             if not self.has_work():
                 await self.set_status("idle")
+                if self._arrived_meanwhile():
+                    continue
                 return
             outcome = await run_loop(self)
             await self._finish_loop(outcome)
@@ -218,6 +222,15 @@ class Agent:
                 len(self.mailbox) > 0 or self.poll_controls()
             ):
                 return
+
+    def _arrived_meanwhile(self) -> bool:
+        """True when a control (or, unless paused, a message) arrived as the activation ended.
+
+        Its wake-up was a no-op, because this activation was still running.
+        """
+        if self.poll_controls():
+            return True
+        return self.memory.status != "paused" and len(self.mailbox) > 0
 
     async def _apply_idle_controls(self) -> bool:
         """Apply controls that arrive while no loop runs; True when the agent must stop."""

@@ -50,3 +50,22 @@ async def test_a_steer_during_the_final_answer_lands_in_one_more_model_call(
     assert applied.action == "steer"
     finished = await rig.agent_events("loop_finished")
     assert [f.outcome for f in finished if isinstance(f, LoopFinished)] == ["final"]
+
+
+async def test_a_message_sent_right_after_cancelling_a_paused_agent_is_answered(
+    lk: Loomkin, project: Path
+) -> None:
+    model = ScriptedModel(
+        [Reply(text=LONG), Reply(text="again")], chunk_chars=4, chunk_delay_s=0.05
+    )
+    rig = await make_rig(lk, project, model)
+    await rig.send("talk")
+    await rig.wait_for("agent_status_changed", _thinking)
+    await rig.session.pause("worker")
+    await rig.wait_for("loop_finished")
+    await rig.session.cancel("worker")
+    await rig.wait_for("control_applied", lambda e: getattr(e, "action", "") == "cancel")
+    await rig.send("start over")
+    await lk.wait_idle()
+    assert len(model.requests) == 2
+    assert rig.agent.memory.transcript[-1] == AssistantMessage(text="again")
