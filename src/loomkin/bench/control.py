@@ -269,9 +269,7 @@ class _Run:
         applied = self.watch.expect(agent, ControlApplied, _action("cancel"))
         await self.session.cancel(agent.name)
         await applied
-        # Let the activation end before the next case sends its first message: a message that
-        # arrives while an idle cancel is being applied is not picked up (see RESULTS.md).
-        await self.session.wait_idle()
+        await self.session.wait_idle()  # the next case starts from an idle session
 
 
 def _carries(text: str) -> Callable[[Event], bool]:
