@@ -267,7 +267,7 @@ async def test_insight_reaches_only_the_agent_working_on_the_file(project: Path)
                     Call(
                         "share_insight",
                         {
-                            "text": "hello() in app.py must keep returning a str; callers "
+                            "content": "hello() in app.py must keep returning a str; callers "
                             "concatenate it",
                             "files": ["app.py"],
                             "kind": "bug",

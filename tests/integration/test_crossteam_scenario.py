@@ -102,12 +102,12 @@ def _wes(request: ModelRequest) -> Reply:
 
 
 def _dora(request: ModelRequest) -> Reply:
-    if "share_finding" not in _done(request):
+    if "share_insight" not in _done(request):
         blocker: dict[str, JSON] = {
             "kind": "blocker",
             "content": "The users table migration is locked.",
         }
-        return Reply(tool_calls=[Call("share_finding", blocker)])
+        return Reply(tool_calls=[Call("share_insight", blocker)])
     if "peer_message" not in _done(request):
         hello: dict[str, JSON] = {"to": "web/wes", "content": "Do you need the users table?"}
         return Reply(tool_calls=[Call("peer_message", hello)])

@@ -53,6 +53,7 @@ class SessionCoordination:
         self.knowledge = Knowledge(
             self.ctx,
             lambda agent_id: frozenset(self.conflicts.touched.get(agent_id, ())),
+            propagate_depth=session.settings.propagation_depth,
         )
         self._started = False
 

@@ -34,16 +34,13 @@ PEER_TOOLS = (
     "ask_question",
     "forward_question",
     "answer_question",
-    "share_finding",
+    "share_insight",
     "list_teams",
     "decision_log",
     "decision_query",
     "propose_vote",
     "cast_vote",
-    "share_insight",
     "knowledge_query",
-    "ask_expert",
-    "pass_question",
 )
 WORKER_TASK_TOOLS = (
     "task_list",
@@ -84,36 +81,33 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("emit_milestone",),
     ),
     (
-        "Talk to other agents with peer_message; ask with ask_question; answer with "
-        "answer_question.",
-        ("peer_message", "ask_question", "answer_question"),
+        "Talk to other agents with peer_message. Ask with ask_question: name who (`to`), or\n"
+        "  leave `to` out and the agent most likely to know is picked for you; the answer comes\n"
+        "  back as a message. Answer with answer_question; pass on a question you cannot answer\n"
+        "  with forward_question (to someone you name, or to the next most likely expert).",
+        ("peer_message", "ask_question", "answer_question", "forward_question"),
     ),
     (
         "Other teams: list_teams shows your parent, sibling and child teams; address their\n"
         '  agents as "team/name" (a whole team as "team:<team>") and talk to them directly, not\n'
-        "  through your lead; broadcast reaches your child or sibling teams; forward_question\n"
-        "  passes on a question someone else can answer; share_finding tells your team (and\n"
-        "  your parent team) an insight, blocker, discovery or warning.",
-        ("list_teams", "broadcast", "forward_question", "share_finding"),
+        "  through your lead; broadcast reaches your child or sibling teams.",
+        ("list_teams", "broadcast"),
+    ),
+    (
+        "Share an insight, blocker, discovery or warning with share_insight: it reaches the\n"
+        "  teammates whose current work it concerns and climbs to your parent team (`depth`\n"
+        "  levels); knowledge_query searches the findings your team holds.",
+        ("share_insight", "knowledge_query"),
     ),
     (
         "Before changing lines other agents may also touch, claim them with claim_region. An\n"
-        "  URGENT file conflict notice means: stop, re-read the file, agree who changes what.",
+        "  URGENT conflict notice means: stop, re-read what changed, agree who changes what.",
         ("claim_region",),
     ),
     (
         "Decide contested choices as a team: propose_vote opens a vote, cast_vote answers a\n"
-        "  vote request. Send findings that matter to others' work with share_insight (it picks\n"
-        "  the agents it concerns); knowledge_query searches the team's findings; ask_expert\n"
-        "  routes a question to whoever most likely knows (pass_question if you do not).",
-        (
-            "propose_vote",
-            "cast_vote",
-            "share_insight",
-            "knowledge_query",
-            "ask_expert",
-            "pass_question",
-        ),
+        "  vote request.",
+        ("propose_vote", "cast_vote"),
     ),
     ("Messages from the user marked [User guidance] take precedence over your plan.", ()),
 )

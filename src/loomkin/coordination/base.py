@@ -99,19 +99,34 @@ class Context:
         msg_type: str,
         content: str,
         *,
-        to_agent: AgentId,
-        from_name: str,
+        to_agent: AgentId | None = None,
+        to_team: TeamId | None = None,
+        from_name: str = "system",
+        sender: Member | None = None,
         data: dict[str, JSON] | None = None,
     ) -> MessageSent:
-        """Build a message to one agent (delivered by the session once committed)."""
+        """Build a message to one agent or one team (delivered by the session once committed).
+
+        Args:
+            msg_type: The message type (it decides the priority tier).
+            content: Readable text, as the recipient's model will see it.
+            to_agent: The recipient agent.
+            to_team: The recipient team (every agent of it), when ``to_agent`` is None.
+            from_name: Who the message is from when no ``sender`` is given.
+            sender: The agent sending it (its name and team are shown to the recipient).
+            data: JSON values for the UI and the tools.
+        """
         return MessageSent(
             session_id=self.session_id,
             message_id=MessageId(new_id("msg_")),
             msg_type=msg_type,
             tier=classify(msg_type),
             content=content,
-            from_name=from_name,
+            from_agent=sender.agent_id if sender else None,
+            from_name=sender.name if sender else from_name,
+            from_team=sender.team_id if sender else None,
             to_agent=to_agent,
+            to_team=None if to_agent is not None else to_team,
             data=data,
         )
 

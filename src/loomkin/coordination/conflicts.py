@@ -60,12 +60,30 @@ _INTENTS = (
 _CONTRADICTORY = frozenset(
     {("add", "remove"), ("remove", "add"), ("remove", "change"), ("change", "remove")}
 )
-_IDENT = re.compile(r"\b[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+\b|\b[A-Za-z_]\w*\(\)")
+_IDENT = re.compile(
+    r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b"  # dotted module or attribute: app.models.User
+    r"|\b[A-Za-z_]\w*\(\)"  # a call: parse()
+    r"|\b[A-Za-z_]\w*/\d+\b"  # fun/arity: parse/2
+)
+
+
+def _forms(word: str) -> set[str]:
+    """``word`` and its likely base forms (removes, removed, removing → remove)."""
+    forms = {word}
+    for suffix in ("s", "es", "d", "ed", "ing"):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            stem = word[: -len(suffix)]
+            forms |= {stem, f"{stem}e"}
+            if len(stem) > 2 and stem[-1] == stem[-2]:  # dropped, dropping → drop
+                forms.add(stem[:-1])
+    return forms
 
 
 def intent_of(text: str) -> str:
     """The first intent class whose verb appears in ``text`` (remove, add, change, unknown)."""
-    words = set(re.findall(r"[a-z]+", text.lower()))
+    words: set[str] = set()
+    for word in re.findall(r"[a-z]+", text.lower()):
+        words |= _forms(word)
     for intent, verbs in _INTENTS:
         if words & set(verbs):
             return intent
@@ -73,9 +91,15 @@ def intent_of(text: str) -> str:
 
 
 def targets_of(text: str) -> frozenset[str]:
-    """File paths, dotted names and ``name()`` references in ``text``."""
-    idents = {m.group(0).removesuffix("()") for m in _IDENT.finditer(text)}
-    return file_paths(text) | frozenset(i for i in idents if "/" not in i)
+    """File paths, dotted names, ``name()`` calls and ``fun/arity`` references in ``text``."""
+    paths = file_paths(text)
+    rest = text
+    for path in sorted(paths, key=len, reverse=True):  # "app/models.py" is not "models.py"
+        rest = rest.replace(path, " ")
+    idents = {m.group(0).removesuffix("()") for m in _IDENT.finditer(rest)}
+    # "e.g." and "i.e." are not module names
+    names = {i for i in idents if "/" in i or any(len(part) > 1 for part in i.split("."))}
+    return paths | frozenset(names)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,6 +298,7 @@ class ConflictDetector:
         mine, intent = targets_of(text), intent_of(text)
         if not mine or intent == "unknown":
             return
+        title = text.split("\n", 1)[0]
         for view in self.ctx.tasks.board.tasks():
             if view.session_id != self.ctx.session_id or view.task_id == event.task_id:
                 continue
@@ -283,11 +308,12 @@ class ConflictDetector:
                 continue
             other_text = f"{view.title}\n{view.description}"
             shared = mine & targets_of(other_text)
-            if shared and (intent, intent_of(other_text)) in _CONTRADICTORY:
+            theirs = intent_of(other_text)
+            if shared and (intent, theirs) in _CONTRADICTORY:
                 desc = (
-                    f"Task {view.title!r} ({view.owner.name}) and task {event.task_id} "
-                    f"({event.owner_name}) pull {', '.join(sorted(shared))} in opposite "
-                    f"directions ({intent_of(other_text)} vs {intent})."
+                    f"{event.owner_name}'s task {title!r} {_VERBS[intent]} "
+                    f"{', '.join(sorted(shared))}, while {view.owner.name}'s task "
+                    f"{view.title!r} {_VERBS[theirs]} the same."
                 )
                 self._spawn_report("approach", event.owner, view.owner.agent_id, desc)
 
@@ -303,10 +329,17 @@ class ConflictDetector:
                 continue
             if _choice(d) is not None and _choice(d) == _choice(event):
                 continue
-            desc = f"Decision {event.title!r} contradicts {d.title!r} (logged by another agent)."
             assert event.agent_id is not None
             assert d.agent_id is not None
+            desc = (
+                f"{self._name(event.agent_id)} decided {event.title!r}, "
+                f"which contradicts {self._name(d.agent_id)}'s decision {d.title!r}."
+            )
             self._spawn_report("decision", event.agent_id, d.agent_id, desc)
+
+    def _name(self, agent_id: str) -> str:
+        member = self.ctx.member(agent_id)
+        return member.name if member is not None else "another agent"
 
     def _spawn_report(self, kind: ConflictType, first: str, second: str, desc: str) -> None:
         actor = self.ctx.member(first)
@@ -356,10 +389,7 @@ class ConflictDetector:
 
     def _notices(self, event: ConflictDetected, actor: Member) -> list[Event]:
         data: dict[str, JSON] = {"conflict_id": event.conflict_id, "path": event.path}
-        advice = (
-            "Stop and check before you continue: re-read the file, then agree with the other "
-            "agent (peer_message) who changes what."
-        )
+        advice = _ADVICE.get(event.conflict_type, _ADVICE["file"])
         notes: list[Event] = []
         for agent_id in event.agents:
             if event.blocked and agent_id == actor.agent_id:
@@ -367,7 +397,7 @@ class ConflictDetector:
             notes.append(
                 self.ctx.message(
                     "file_conflict",
-                    f"{event.description}\n{advice}",
+                    f"{_PREFIX.get(event.conflict_type, '')}{event.description}\n{advice}",
                     to_agent=AgentId(agent_id),
                     from_name="conflict detector",
                     data=data,
@@ -380,7 +410,7 @@ class ConflictDetector:
                 notes.append(
                     self.ctx.message(
                         "conflict_detected",
-                        f"{event.conflict_type} conflict between {', '.join(names)}: "
+                        f"{_LABELS[event.conflict_type]} between {', '.join(names)}: "
                         f"{event.description}",
                         to_agent=lead.agent_id,
                         from_name="conflict detector",
@@ -388,6 +418,32 @@ class ConflictDetector:
                     )
                 )
         return notes
+
+
+_VERBS = {"remove": "removes", "add": "adds to", "change": "changes"}
+_LABELS: dict[str, str] = {
+    "file": "File conflict",
+    "region": "Overlapping region claims",
+    "stale_write": "Stale write stopped",
+    "approach": "Approach conflict",
+    "decision": "Decision conflict",
+}
+_PREFIX = {"approach": "Approach conflict: ", "decision": "Decision conflict: "}
+"""What the agents' notice starts with when its header (file conflict) does not say it."""
+_ADVICE: dict[str, str] = {
+    "file": (
+        "Stop and check before you continue: re-read the file, then agree with the other "
+        "agent (peer_message) who changes what."
+    ),
+    "approach": (
+        "Stop and check before you continue: agree with the other agent (peer_message) on "
+        "one approach, or ask your lead to decide."
+    ),
+    "decision": (
+        "Agree with the other agent (peer_message) which decision stands, or settle it as a "
+        "team with propose_vote, before acting on it."
+    ),
+}
 
 
 def _choice(d: DecisionLogged) -> object:

@@ -5,13 +5,17 @@ How this works and why:
 * The keeper is a projection of ``InsightShared`` events, so the findings survive a restart
   (replaying the log rebuilds them). A finding belongs to its team and to every ancestor team
   it was propagated to (``propagate_depth`` levels up).
-* :meth:`Knowledge.share` scores every other agent of the team and of the ancestor teams it
-  propagates to (:mod:`loomkin.coordination.relevance`, with each agent's *current task text*
-  and the files it touched) and sends the insight only to those at or above the threshold —
-  a real subset, never a broadcast fallback.
-* :meth:`Knowledge.route_question` picks the agent most likely to know the answer: the same
-  scorer, with the agent's task text, files and the findings it wrote. Each pass to the next
-  expert is one hop; past ``max_hops`` the asker is told nobody could answer.
+* :meth:`Knowledge.share` scores every other agent of the author's team
+  (:mod:`loomkin.coordination.relevance`, with each agent's *current task text* and the files
+  it touched) and sends the finding only to those at or above the threshold — a real subset,
+  never a broadcast fallback; blockers and warnings also reach the team's lead. It then
+  climbs ``depth`` levels (default ``[comms] propagation_depth``): each ancestor team gets
+  one notice saying which team it comes from, and keeps the finding in its knowledge
+  (upward propagation, SPEC §3.5).
+* :meth:`Knowledge.best_expert` picks the agent most likely to answer a question: the same
+  scorer, with the agent's task text, files and the findings it wrote, among the agents the
+  caller allows (the communication policy) and not yet asked. The hop limit and the deadline
+  are the question's (the tools and the session's question book enforce them).
 """
 
 from __future__ import annotations
@@ -21,15 +25,25 @@ from typing import TYPE_CHECKING
 
 from loomkin.coordination.base import Member
 from loomkin.coordination.relevance import THRESHOLD, Profile, Topic, score
-from loomkin.core.events import Event, InsightShared, QuestionAsked, QuestionRouted
+from loomkin.core.events import (
+    Event,
+    InsightShared,
+    MessageSent,
+    QuestionAsked,
+    QuestionForwarded,
+    QuestionRouted,
+)
 from loomkin.ids import AgentId, QuestionId, TeamId, new_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     from loomkin.coordination.base import Context
 
 __all__ = ["Knowledge", "Route"]
+
+_FOR_LEADS = frozenset({"blocker", "warning"})
+"""Kinds of finding the team's lead always hears of (unblocking is its job)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,17 +64,16 @@ class Knowledge:
         touched: Callable[[str], frozenset[str]],
         *,
         propagate_depth: int = 1,
-        max_hops: int = 3,
     ) -> None:
         self.ctx = ctx
         self.touched = touched
         """Agent id → the files it touched (from the conflict detector)."""
         self.propagate_depth = propagate_depth
-        self.max_hops = max_hops
+        """Levels a finding climbs by default (``[comms] propagation_depth``)."""
         self.findings: dict[str, list[InsightShared]] = {}
         """Team id → findings it holds (its own and its sub-teams' propagated ones)."""
-        self.hops: dict[str, list[str]] = {}
-        """Question id → agents it was routed to, in order."""
+        self.asked: dict[str, set[str]] = {}
+        """Question id → the agents that asked it, were asked it or passed it on."""
 
     def on_event(self, event: Event) -> None:
         """Log listener (also used for the replay)."""
@@ -68,12 +81,12 @@ class Knowledge:
             case InsightShared(team_id=team, propagated_to=ups):
                 for team_id in (team, *ups):
                     self.findings.setdefault(team_id, []).append(event)
-            case QuestionAsked(question_id=qid, hops=hops) if hops:
-                self.hops.setdefault(qid, list(hops))
+            case QuestionAsked(question_id=qid, asker=asker, to_agent=to):
+                self.asked.setdefault(qid, set()).update(a for a in (asker, to) if a)
+            case QuestionForwarded(question_id=qid, forwarded_by=by, to_agent=to):
+                self.asked.setdefault(qid, set()).update(a for a in (by, to) if a)
             case QuestionRouted(question_id=qid, to_agent=to):
-                route = self.hops.setdefault(qid, [])
-                if to not in route:
-                    route.append(to)
+                self.asked.setdefault(qid, set()).add(to)
             case _:
                 pass
 
@@ -89,32 +102,50 @@ class Knowledge:
             extra_text=written,
         )
 
-    def _ancestors(self, team_id: TeamId) -> list[TeamId]:
+    def _ancestors(self, team_id: TeamId, depth: int) -> list[TeamId]:
         ups: list[TeamId] = []
         parent = self.ctx.state.parent(team_id)
-        while parent is not None and len(ups) < self.propagate_depth:
+        while parent is not None and len(ups) < depth:
             ups.append(parent.team_id)
             parent = self.ctx.state.parent(parent.team_id)
         return ups
 
-    async def share(
-        self, author: Member, text: str, *, kind: str = "insight", files: Sequence[str] = ()
-    ) -> InsightShared:
-        """Record a finding and send it to the agents it is relevant to."""
-        ups = self._ancestors(author.team_id)
-        teams = {author.team_id, *ups}
-        topic = Topic(text=text, kind=kind, files=frozenset(f.lstrip("./") for f in files))
+    def _relevant(self, author: Member, topic: Topic) -> tuple[list[Member], dict[str, float]]:
+        """The author's teammates the finding concerns, and every teammate's score."""
         scores: dict[str, float] = {}
         chosen: list[Member] = []
         for m in self.ctx.roster.members():
-            if m.agent_id == author.agent_id or m.team_id not in teams:
+            if m.agent_id == author.agent_id or m.team_id != author.team_id:
                 continue
             if m.status in ("done", "crashed"):
                 continue
             s = score(topic, self.profile(m))
             scores[m.name] = s
-            if s >= THRESHOLD:
+            if s >= THRESHOLD or (topic.kind in _FOR_LEADS and m.role == "lead"):
                 chosen.append(m)
+        return chosen, scores
+
+    async def share(
+        self,
+        author: Member,
+        text: str,
+        *,
+        kind: str = "insight",
+        files: Sequence[str] = (),
+        depth: int | None = None,
+    ) -> InsightShared:
+        """Record a finding, send it to the teammates it concerns, and let it climb.
+
+        Args:
+            author: Who found it.
+            text: The finding, self-contained.
+            kind: insight, blocker, discovery, warning, bug, fix, ... (it weighs relevance).
+            files: Files it concerns, relative to the project root.
+            depth: Ancestor teams it climbs to (None: ``propagate_depth``; 0: the team only).
+        """
+        ups = self._ancestors(author.team_id, self.propagate_depth if depth is None else depth)
+        topic = Topic(text=text, kind=kind, files=frozenset(f.lstrip("./") for f in files))
+        chosen, scores = self._relevant(author, topic)
         shared = InsightShared(
             session_id=self.ctx.session_id,
             insight_id=new_id("ins_"),
@@ -128,19 +159,42 @@ class Knowledge:
             scores=dict(scores),
             propagated_to=tuple(ups),
         )
+        await self.ctx.log.append(shared, *self._notices(author, shared, chosen))
+        return shared
+
+    def _notices(
+        self, author: Member, shared: InsightShared, chosen: Sequence[Member]
+    ) -> list[MessageSent]:
         where = f" (files: {', '.join(shared.files)})" if shared.files else ""
+        label = shared.insight_type.capitalize()
+        data = {"insight_id": shared.insight_id, "kind": shared.insight_type}
         notes = [
             self.ctx.message(
                 "insight",
-                f"{author.name} found ({kind}){where}: {text}",
+                f"{label} from {author.name}{where}, relevant to your current work:\n{shared.text}",
                 to_agent=m.agent_id,
-                from_name=author.name,
-                data={"insight_id": shared.insight_id},
+                sender=author,
+                data={**data, "levels": 0},
             )
             for m in chosen
         ]
-        await self.ctx.log.append(shared, *notes)
-        return shared
+        source = self.ctx.state.team(author.team_id).name
+        for levels, team_id in enumerate(shared.propagated_to, start=1):
+            below = "one level" if levels == 1 else f"{levels} levels"
+            text = (
+                f"{label} from team {source!r} ({below} below yours), shared by "
+                f"{author.name}{where}:\n{shared.text}"
+            )
+            notes.append(
+                self.ctx.message(
+                    "insight",
+                    text,
+                    to_team=TeamId(team_id),
+                    sender=author,
+                    data={**data, "source_team": author.team_id, "levels": levels},
+                )
+            )
+        return notes
 
     def search(self, team_id: TeamId, words: str, limit: int = 10) -> list[InsightShared]:
         """The team's findings that contain every word of ``words`` (newest first)."""
@@ -152,12 +206,23 @@ class Knowledge:
         ]
         return hits[:limit]
 
-    def best_expert(self, asker: Member, question: str, exclude: set[str]) -> Route | None:
-        """The agent most likely to answer ``question`` (None when nobody is left)."""
+    def best_expert(
+        self,
+        question: str,
+        exclude: Collection[str],
+        allowed: Callable[[Member], bool] = lambda _m: True,
+    ) -> Route | None:
+        """The agent most likely to answer ``question`` (None when nobody is left).
+
+        Args:
+            question: The question's text.
+            exclude: Ids of agents not to pick (the asker, and everyone asked so far).
+            allowed: Which agents may be asked (the caller's communication policy).
+        """
         topic = Topic(text=question, kind="question", files=frozenset())
         best: Route | None = None
         for m in self.ctx.roster.members():
-            if m.agent_id == asker.agent_id or m.agent_id in exclude:
+            if m.agent_id in exclude or not allowed(m):
                 continue
             if m.status in ("done", "crashed") or m.role in ("concierge", "orienter"):
                 continue
@@ -169,12 +234,12 @@ class Knowledge:
                 best = Route(member=m, score=s, reason=reason)
         return best
 
-    def hops_of(self, question_id: str) -> list[str]:
-        """Agents the question was routed to so far."""
-        return list(self.hops.get(QuestionId(question_id), []))
+    def tried(self, question_id: str) -> set[str]:
+        """Agents that asked ``question_id``, were asked it or passed it on."""
+        return set(self.asked.get(question_id, ()))
 
     def routed(self, question_id: str, route: Route, hop: int) -> QuestionRouted:
-        """The event recording one hop."""
+        """The event recording that ``route`` was picked for ``question_id``."""
         return QuestionRouted(
             session_id=self.ctx.session_id,
             question_id=QuestionId(question_id),

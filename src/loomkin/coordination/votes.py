@@ -11,6 +11,12 @@ voter has voted, when the proposer resolves it, or at its deadline (a timer on t
 graph and a ``vote_result`` message (high) to every voter. Requests reach voters as readable
 text naming the options and the ``cast_vote`` call to make (the Elixir requests arrived as
 raw tuples nobody could answer).
+
+Deadlock policy (``on_deadlock``: escalate, the only one, and always applied; the Elixir
+version recorded its policy but never applied it): a vote that closes without quorum is
+escalated with an ``escalation`` message to the proposer's team lead — or, when the proposer
+is that lead or the team has none, to the Concierge — listing the options, their tallies and
+who did not vote, and asking them to decide.
 """
 
 from __future__ import annotations
@@ -19,7 +25,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from loomkin.core.events import DecisionLogged, Event, VoteCast, VoteProposed, VoteResolved
+from loomkin.core.events import (
+    DecisionLogged,
+    Event,
+    MessageSent,
+    VoteCast,
+    VoteProposed,
+    VoteResolved,
+)
 from loomkin.errors import ToolError
 from loomkin.ids import AgentId, DecisionId, new_id
 
@@ -259,7 +272,11 @@ class VoteBook:
             reason=reason,
             decision_id=decision_id,
         )
+        escalated = None if decided else self._escalation(p, t, reason)
+        escalation = [] if escalated is None else [escalated[1]]
         text = _result_text(p, t, decided, reason)
+        if escalated is not None:
+            text += f"\n{escalated[0].name} was asked to decide."
         notes = [
             self.ctx.message(
                 "vote_result",
@@ -270,8 +287,43 @@ class VoteBook:
             )
             for v in dict.fromkeys((*p.voters, p.proposer))
         ]
-        await self.ctx.log.append(*events, resolved, *notes)
+        await self.ctx.log.append(*events, resolved, *notes, *escalation)
         return resolved
+
+    def _escalation(
+        self, p: VoteProposed, t: Tally, reason: str
+    ) -> tuple[Member, MessageSent] | None:
+        """The deadlock policy: ask the proposer's lead (or the Concierge) to decide."""
+        chain = [m for m in self.ctx.escalation_chain(p.team_id) if m.agent_id != p.proposer]
+        if not chain:
+            return None
+        to = chain[0]
+        proposer = self.ctx.member(p.proposer)
+        by = proposer.name if proposer is not None else "an agent"
+        missing = [
+            m.name
+            for v in p.voters
+            if v not in self.votes[p.vote_id].ballots and (m := self.ctx.member(v)) is not None
+        ]
+        voted = len(p.voters) - len(missing)
+        lines = [
+            f"The vote on {p.topic!r} proposed by {by} ended without a decision ({reason}): "
+            f"the {p.quorum} quorum was not reached, so it is yours to decide.",
+            "Options and tallies:",
+            *_tally_lines(p, t),
+            f"{voted} of {len(p.voters)} voters voted"
+            + (f"; not voted: {', '.join(missing)}." if missing else "."),
+            "Decide it (record the choice with decision_log) and tell the team (peer_message), "
+            "or re-open the vote with propose_vote.",
+        ]
+        message = self.ctx.message(
+            "escalation",
+            "\n".join(lines),
+            to_agent=to.agent_id,
+            from_name="vote",
+            data={"vote_id": p.vote_id, "on_deadlock": "escalate"},
+        )
+        return to, message
 
     def _decision(
         self, p: VoteProposed, t: Tally, decision_id: DecisionId, voted: int
@@ -294,12 +346,21 @@ class VoteBook:
         )
 
 
+def _tally_lines(p: VoteProposed, t: Tally) -> list[str]:
+    total = sum(t.weights.values())
+    lines = []
+    for option in p.options:
+        count, w = t.counts[option], t.weights[option]
+        share = f" ({w / total * 100:.0f}%)" if total > 0 else ""
+        votes = "1 vote" if count == 1 else f"{count} votes"
+        lines.append(f"- {option}: {votes}, weight {w:.2f}{share}")
+    return lines
+
+
 def _result_text(p: VoteProposed, t: Tally, decided: bool, reason: str) -> str:
     lines = [f"Vote on {p.topic!r} closed ({reason})."]
     if decided:
         lines.append(f"Decision: {t.winner} ({t.pct:.0f}% of the weighted vote).")
     else:
         lines.append(f"No decision: the {p.quorum} quorum was not reached.")
-    for option in p.options:
-        lines.append(f"- {option}: {t.counts[option]} votes, weight {t.weights[option]:.2f}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *_tally_lines(p, t)])

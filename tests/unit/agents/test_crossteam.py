@@ -395,14 +395,19 @@ async def test_findings_reach_the_team_and_climb_the_configured_depth(
     await world.agent(world.root, "boss", "lead")
     await world.agent(backend, "api")
     await world.agent(frontend, "ui")
+    await world.agent(db, "dlead", "lead")
     dba = await world.agent(db, "dba")
     await world.agent(db, "dbb")
 
-    result = await world.call(dba, "share_finding", kind="blocker", content="migrations lock")
+    result = await world.call(dba, "share_insight", kind="blocker", content="migrations lock")
     await lk.wait_idle()
 
-    assert result == "Shared the blocker with your team 'db', 'backend'."
-    assert "migrations lock" in world.seen("dbb")
+    assert result == (
+        "Recorded the blocker in your team's knowledge; sent it to dlead, whose work it "
+        "concerns; it climbed to team 'backend'."
+    )
+    assert "migrations lock" in world.seen("dlead")  # a blocker always reaches the team's lead
+    assert "migrations lock" not in world.seen("dbb")  # targeted, not broadcast to the team
     assert (
         "Blocker from team 'db' (one level below yours), shared by dba:\nmigrations lock"
         in world.seen("api")
@@ -410,17 +415,18 @@ async def test_findings_reach_the_team_and_climb_the_configured_depth(
     assert "migrations lock" not in world.seen("boss")  # default depth: one level
     assert world.seen("dba") == world.seen("ui") == ""
 
-    result = await world.call(dba, "share_finding", kind="warning", content="disk", depth=2)
+    result = await world.call(dba, "share_insight", kind="warning", content="disk", depth=2)
     await lk.wait_idle()
     assert "Warning from team 'db' (2 levels below yours)" in world.seen("boss")
     sent = [e for e in await world.events("message_sent") if isinstance(e, MessageSent)]
-    assert [(e.msg_type, e.data and e.data["levels"]) for e in sent] == [
+    assert [(e.data and e.data["kind"], e.data and e.data["levels"]) for e in sent] == [
         ("blocker", 0),
         ("blocker", 1),
         ("warning", 0),
         ("warning", 1),
         ("warning", 2),
     ]
+    assert {e.msg_type for e in sent} == {"insight"}
 
 
 async def test_propagation_depth_comes_from_loomkin_toml(lk: Loomkin, project: Path) -> None:
@@ -435,7 +441,7 @@ async def test_propagation_depth_comes_from_loomkin_toml(lk: Loomkin, project: P
     _backend, _f, _d, db = await tree(world)
     await world.agent(world.root, "boss", "lead")
     dba = await world.agent(db, "dba")
-    await world.call(dba, "share_finding", kind="discovery", content="cache hit rate 3%")
+    await world.call(dba, "share_insight", kind="discovery", content="cache hit rate 3%")
     await lk.wait_idle()
     assert "Discovery from team 'db' (2 levels below yours)" in world.seen("boss")
 
@@ -464,7 +470,7 @@ async def test_team_spawn_from_a_sub_team_nests_up_to_the_depth_limit(
 def test_every_worker_role_can_use_the_cross_team_tools() -> None:
     for name in ("lead", "coder", "tester", "reviewer", "researcher", "concierge", "orienter"):
         role = BUILTIN_ROLES[name]
-        for tool_name in ("broadcast", "forward_question", "share_finding", "list_teams"):
+        for tool_name in ("broadcast", "forward_question", "share_insight", "list_teams"):
             assert tool_name in role.tools, (name, tool_name)
             assert tool_name in CATALOGUE
-        assert "share_finding" in role.system_prompt(agent_name="x", team_name="t", project="p")
+        assert "share_insight" in role.system_prompt(agent_name="x", team_name="t", project="p")

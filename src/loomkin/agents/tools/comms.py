@@ -1,4 +1,4 @@
-"""Messaging tools: peer messages, broadcasts, questions (asked, forwarded, answered), findings.
+"""Messaging tools: peer messages, broadcasts, and questions (asked, forwarded, answered).
 
 How this works and why:
 
@@ -7,9 +7,13 @@ How this works and why:
   agents messaging each other in the same step cannot deadlock.
 * Who may talk to whom is checked here, at send time (:meth:`SessionRuntime.check_comms`),
   so a refusal is a tool error the model can read and act on.
-* Answers, expiries and propagated findings are replies or relays, not new conversations:
-  an answer always goes back to the asker, and a finding climbs the tree one parent at a
-  time, so neither is subject to the policy.
+* Answers and expiries are replies, not new conversations: an answer always goes back to
+  the asker, so it is not subject to the policy.
+* A question names its addressee, or leaves it to Loomkin: ``ask_question`` without ``to``
+  (and ``forward_question`` without ``to``) routes it to the agent most likely to know, by
+  relevance to their current task, files and findings (:mod:`loomkin.coordination.knowledge`),
+  among the agents the policy allows and not yet asked. One hop limit
+  (``max_question_hops``) and one deadline (``question_timeout_s``) hold for both ways.
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from loomkin.core.events import MessageSent, QuestionAnswered, QuestionAsked, QuestionForwarded
-from loomkin.errors import ToolError
+from loomkin.core.events import Event, QuestionAnswered, QuestionAsked, QuestionForwarded
+from loomkin.errors import PolicyRefused, ToolError
 from loomkin.ids import AgentId, QuestionId, TeamId, new_id
 from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from loomkin.agents.agent import Agent
     from loomkin.agents.session import SessionRuntime
-    from loomkin.core.state import TeamView
+    from loomkin.coordination import Member, Route
 
 __all__ = ["COMMS_TOOLS"]
 
@@ -118,20 +124,65 @@ async def broadcast(args: BroadcastArgs, ctx: ToolContext, deps: Agent) -> str:
     return f"Sent to every agent of {len(teams)} {which} team(s): {names}."
 
 
+_ROUTED = (
+    "Leave it empty to let Loomkin pick the agent most likely to know (by their current task, "
+    "files and findings). "
+)
+
+
+def _allowed(session: SessionRuntime, from_team: TeamId) -> Callable[[Member], bool]:
+    """Whether the communication policy lets ``from_team`` talk to a member's team."""
+
+    def allowed(member: Member) -> bool:
+        try:
+            session.check_comms(from_team, member.team_id)
+        except PolicyRefused:
+            return False
+        return True
+
+    return allowed
+
+
+def _target(
+    deps: Agent, to: str | None, question: str, exclude: set[str], nobody: str
+) -> tuple[AgentId | None, TeamId | None, Route | None]:
+    """Who gets the question: ``to`` (checked), or the most likely expert ``deps`` may ask.
+
+    Raises:
+        ToolError: ``to`` is None and nobody is left to ask (the message is ``nobody``).
+    """
+    if to is not None:
+        return (*_address(deps, to), None)
+    knowledge = deps.session.coordination.knowledge
+    route = knowledge.best_expert(question, exclude, _allowed(deps.session, deps.team_id))
+    if route is None:
+        raise ToolError(nobody)
+    return route.member.agent_id, None, route
+
+
 class AskQuestionArgs(ToolArgs):
     """Arguments of ``ask_question``."""
 
     question: str
-    to: str = Field(description=_ADDRESS)
+    to: str | None = Field(default=None, description=_ROUTED + _ADDRESS)
 
 
 @tool(name="ask_question", category="coordination", args=AskQuestionArgs)
 async def ask_question(args: AskQuestionArgs, ctx: ToolContext, deps: Agent) -> str:
-    """Ask another agent (or team) a question; the answer arrives as a message later."""
+    """Ask an agent or team a question, or (without `to`) whoever most likely knows.
+
+    It does not wait: the answer arrives as a message, or a notice when the question expires.
+    """
     session = deps.session
     question_id = QuestionId(new_id("q_"))
-    to_agent, to_team = _address(deps, args.to)
     timeout_s = session.settings.question_timeout_s
+    nobody = "There is nobody you may ask; name an agent or team with `to`."
+    to_agent, to_team, route = _target(deps, args.to, args.question, {deps.agent_id}, nobody)
+    routed: list[Event] = []
+    who, why = args.to or "", ""
+    if route is not None:
+        who, why = _who(session, route.member.agent_id), f", picked for {route.reason}"
+        routed.append(session.coordination.knowledge.routed(question_id, route, 1))
     asked = QuestionAsked(
         session_id=ctx.session_id,
         question_id=question_id,
@@ -142,9 +193,10 @@ async def ask_question(args: AskQuestionArgs, ctx: ToolContext, deps: Agent) -> 
         to_team=to_team,
         deadline=session.clock.now() + timeout_s,
     )
+    picked = "; you were picked as the agent most likely to know" if routed else ""
     text = (
-        f"{args.question}\n(question id {question_id}; reply with answer_question, or pass it "
-        "on with forward_question if someone else knows better)"
+        f"{args.question}\n(question id {question_id}{picked}; reply with answer_question, or "
+        "pass it on with forward_question if someone else knows better)"
     )
     message = session.message_event(
         msg_type="question",
@@ -154,38 +206,63 @@ async def ask_question(args: AskQuestionArgs, ctx: ToolContext, deps: Agent) -> 
         sender=deps,
         data={"question_id": question_id},
     )
-    await session.log.append(asked, message)
+    await session.log.append(asked, *routed, message)
     session.questions.asked(asked)
     return (
-        f"Asked {args.to} (question id {question_id}); the answer will arrive as a message, "
+        f"Asked {who}{why} (question id {question_id}); the answer will arrive as a message, "
         f"or a notice if nobody answers within {timeout_s:.0f} s. Carry on meanwhile."
     )
 
 
-class ForwardQuestionArgs(ToolArgs):
-    """Arguments of ``forward_question``."""
-
-    question_id: str
-    to: str = Field(description=_ADDRESS)
-    note: str = Field(default="", description="What you add for the new addressee.")
-
-
-@tool(name="forward_question", category="coordination", args=ForwardQuestionArgs)
-async def forward_question(args: ForwardQuestionArgs, ctx: ToolContext, deps: Agent) -> str:
-    """Pass a question you were asked to someone who knows better; they answer the asker."""
-    session = deps.session
-    asked = session.questions.open_question(args.question_id)
+def _forwardable(deps: Agent, question_id: str) -> QuestionAsked:
+    """The open question ``question_id``, if ``deps`` may forward it (addressee, hop limit)."""
+    asked = deps.session.questions.open_question(question_id)
     if asked.to_agent != deps.agent_id and asked.to_team != deps.team_id:
         raise ToolError(f"Question {asked.question_id} was not addressed to you or your team.")
-    limit = session.settings.max_question_hops
+    limit = deps.session.settings.max_question_hops
     if len(asked.hops) >= limit:
         raise ToolError(
             f"Question {asked.question_id} has already been forwarded {len(asked.hops)} times "
             f"(the limit is {limit}). Answer it with answer_question, even if only to say who "
             "might know."
         )
-    to_agent, to_team = _address(deps, args.to)
+    return asked
+
+
+class ForwardQuestionArgs(ToolArgs):
+    """Arguments of ``forward_question``."""
+
+    question_id: str
+    to: str | None = Field(
+        default=None,
+        description="Leave it empty to pass it to the next agent most likely to know (not "
+        "asked yet). " + _ADDRESS,
+    )
+    note: str = Field(default="", description="What you add for the new addressee.")
+
+
+@tool(name="forward_question", category="coordination", args=ForwardQuestionArgs)
+async def forward_question(args: ForwardQuestionArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Pass a question you were asked and cannot answer; the answer still goes to the asker.
+
+    Name who knows better with `to`, or leave it out to pass it to the next most likely expert.
+    """
+    session = deps.session
+    asked = _forwardable(deps, args.question_id)
+    limit = session.settings.max_question_hops
     hops = (*asked.hops, _who(session, deps.agent_id))
+    knowledge = session.coordination.knowledge
+    nobody = (
+        f"Nobody else is left to ask about question {asked.question_id}. Answer it with "
+        "answer_question, even if only to say you do not know."
+    )
+    exclude = knowledge.tried(asked.question_id) | {deps.agent_id, asked.asker}
+    to_agent, to_team, route = _target(deps, args.to, asked.question, exclude, nobody)
+    routed: list[Event] = []
+    who = args.to or ""
+    if route is not None:
+        who = f"{_who(session, route.member.agent_id)} ({route.reason})"
+        routed.append(knowledge.routed(asked.question_id, route, len(hops) + 1))
     forwarded = QuestionForwarded(
         session_id=ctx.session_id,
         question_id=asked.question_id,
@@ -196,10 +273,11 @@ async def forward_question(args: ForwardQuestionArgs, ctx: ToolContext, deps: Ag
         hops=hops,
     )
     note = f"\nNote from {deps.name}: {args.note}" if args.note else ""
+    picked = "; you were picked as the agent most likely to know" if routed else ""
     text = (
         f"{asked.question}\n(question id {asked.question_id} from {_who(session, asked.asker)}, "
-        f"forwarded by {' → '.join(hops)}; reply with answer_question and the answer goes to "
-        f"the asker){note}"
+        f"forwarded by {' → '.join(hops)}{picked}; reply with answer_question and the answer "
+        f"goes to the asker){note}"
     )
     message = session.message_event(
         msg_type="question",
@@ -209,8 +287,8 @@ async def forward_question(args: ForwardQuestionArgs, ctx: ToolContext, deps: Ag
         sender=deps,
         data={"question_id": asked.question_id, "forwarded": True},
     )
-    await session.log.append(forwarded, message)
-    return f"Forwarded question {asked.question_id} to {args.to} (hop {len(hops)} of {limit})."
+    await session.log.append(forwarded, *routed, message)
+    return f"Forwarded question {asked.question_id} to {who} (hop {len(hops)} of {limit})."
 
 
 class AnswerQuestionArgs(ToolArgs):
@@ -242,86 +320,10 @@ async def answer_question(args: AnswerQuestionArgs, ctx: ToolContext, deps: Agen
     return "Answer sent."
 
 
-FindingKind = Literal["insight", "blocker", "discovery", "warning"]
-
-
-class ShareFindingArgs(ToolArgs):
-    """Arguments of ``share_finding``."""
-
-    kind: FindingKind = Field(description="insight, blocker, discovery or warning.")
-    content: str = Field(description="The finding, self-contained.")
-    depth: int | None = Field(
-        default=None,
-        ge=0,
-        le=10,
-        description="Levels it climbs above your team (1: your parent team; 0: your team only). "
-        "Default: the session's setting.",
-    )
-
-
-@tool(name="share_finding", category="coordination", args=ShareFindingArgs)
-async def share_finding(args: ShareFindingArgs, ctx: ToolContext, deps: Agent) -> str:
-    """Tell your team an insight, blocker, discovery or warning; it also climbs to parent teams."""
-    session = deps.session
-    depth = session.settings.propagation_depth if args.depth is None else args.depth
-    ancestors = _ancestors(session, deps.team_id, depth)
-    source = session.state.team(deps.team_id)
-    events = [
-        session.message_event(
-            msg_type=args.kind,
-            content=args.content,
-            to_team=deps.team_id,
-            sender=deps,
-            data={"source_team": source.team_id, "levels": 0},
-        ),
-        *(
-            _relay(session, deps, args.kind, args.content, source, team, levels)
-            for levels, team in enumerate(ancestors, start=1)
-        ),
-    ]
-    await session.log.append(*events)
-    reached = [f"your team {source.name!r}"] + [repr(t.name) for t in ancestors]
-    return f"Shared the {args.kind} with {', '.join(reached)}."
-
-
-def _ancestors(session: SessionRuntime, team_id: TeamId, depth: int) -> list[TeamView]:
-    """The team's parent, grandparent, ... at most ``depth`` of them."""
-    out: list[TeamView] = []
-    parent = session.state.parent(team_id)
-    while parent is not None and len(out) < depth:
-        out.append(parent)
-        parent = session.state.parent(parent.team_id)
-    return out
-
-
-def _relay(
-    session: SessionRuntime,
-    deps: Agent,
-    kind: FindingKind,
-    content: str,
-    source: TeamView,
-    team: TeamView,
-    levels: int,
-) -> MessageSent:
-    below = "one level" if levels == 1 else f"{levels} levels"
-    text = (
-        f"{kind.capitalize()} from team {source.name!r} ({below} below yours), shared by "
-        f"{deps.name}:\n{content}"
-    )
-    return session.message_event(
-        msg_type=kind,
-        content=text,
-        to_team=team.team_id,
-        sender=deps,
-        data={"source_team": source.team_id, "levels": levels},
-    )
-
-
 COMMS_TOOLS: tuple[Tool[Agent], ...] = (
     peer_message,
     broadcast,
     ask_question,
     forward_question,
     answer_question,
-    share_finding,
 )

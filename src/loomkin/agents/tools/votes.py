@@ -77,7 +77,10 @@ async def resolve_vote(args: ResolveVoteArgs, ctx: ToolContext, deps: Agent) -> 
         args.vote_id, reason=f"closed early by {deps.name}"
     )
     if resolved.winner is None:
-        return f"Vote {args.vote_id} closed without a decision (no quorum)."
+        return (
+            f"Vote {args.vote_id} closed without a decision (no quorum); it was escalated to "
+            "your lead (or the Concierge) to decide."
+        )
     return f"Vote {args.vote_id} decided: {resolved.winner} ({resolved.winning_pct:.0f}%)."
 
 
