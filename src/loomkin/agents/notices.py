@@ -44,6 +44,9 @@ def render_message(message: BusMessage) -> str:
     if message.msg_type == "user_message":
         return message.content
     template = _HEADERS.get(message.msg_type, "Message ({kind}) from {sender}")
+    kind = (message.data or {}).get("kind")
+    if message.msg_type == "insight" and isinstance(kind, str) and kind:
+        template = kind.capitalize() + " from {sender}"  # "Blocker from dora", not "Insight"
     sender = message.from_name or "system"
     if message.from_team and message.from_agent:
         team = (message.data or {}).get("from_team_name") or message.from_team
