@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from loomkin.demo import copy_sample_project, demo_model, start_demo
 from loomkin.service import Loomkin
 from loomkin.testing.conformance import postgres_test_url, scratch_postgres_schema
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
