@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Literal
 
+from loomkin.agents.budgets import budget_breach, budget_notice
 from loomkin.agents.control import Checkpoint, ControlCommand, ControlLane
 from loomkin.agents.loop import LoopOutcome, run_loop, tool_result
 from loomkin.agents.notices import render_message
@@ -389,7 +390,7 @@ class Agent:
 
     def budget_breach(self) -> str | None:
         """Return a description of the budget the next model call would break, if any."""
-        return self.session.budget_breach(self)
+        return budget_breach(self.session, self)
 
     async def enter_budget_pause(self, description: str) -> None:
         """Pause for a budget breach and ask the lead or the user (finished work is kept)."""
@@ -402,7 +403,7 @@ class Agent:
                 spent_usd=self.memory.cost_usd,
                 spent_tokens=self.memory.total_tokens(),
             ),
-            *self.session.budget_notice(self, description),
+            *budget_notice(self.session, self, description),
         )
         await self.set_status("paused", f"budget exceeded: {description}")
 

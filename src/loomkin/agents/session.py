@@ -18,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from loomkin.agents.agent import Agent
 from loomkin.agents.control import ControlCommand
@@ -27,8 +26,8 @@ from loomkin.agents.coordination import SessionCoordination
 from loomkin.agents.memory import AgentMemory
 from loomkin.agents.questions import QuestionBook
 from loomkin.agents.roles import Role, resolve_role
+from loomkin.agents.settings import Budgets, SessionSettings
 from loomkin.bus import BusMessage, agent_topic, classify, team_topic
-from loomkin.coordination import RebalancerSettings
 from loomkin.core.events import (
     AgentCrashed,
     AgentEvent,
@@ -53,7 +52,6 @@ from loomkin.core.scheduling import AgentCandidate, CapabilityStats
 from loomkin.errors import NotFound, PolicyRefused, UserError
 from loomkin.ids import AgentId, MessageId, QuestionId, RequestId, SessionId, TeamId, new_id
 from loomkin.tools.base import MemoryFileAccessLog
-from loomkin.tools.builtin import ShellPolicy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -77,43 +75,6 @@ logger = logging.getLogger(__name__)
 
 PermissionResponder = Callable[[Agent, str], Awaitable["PermissionDecision | None"]]
 """Answers a permission prompt on behalf of the user (``--yes``, the demo); ``None`` = ask."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Budgets:
-    """Token and cost limits; ``None`` means no limit."""
-
-    session_usd: float | None = None
-    team_usd: float | None = None
-    agent_usd: float | None = None
-    session_tokens: int | None = None
-    team_tokens: int | None = None
-    agent_tokens: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SessionSettings:
-    """Limits and switches of a session (built from ``loomkin.toml`` by the service layer)."""
-
-    max_iterations: int = 30
-    max_agents_per_team: int = 8
-    max_team_depth: int = 3
-    budgets: Budgets = field(default_factory=Budgets)
-    bootstrap_orienter: bool = True
-    custom_roles: dict[str, Role] = field(default_factory=dict)
-    question_timeout_s: float = 300.0
-    comms_policy: Literal["neighbours", "open"] = "neighbours"
-    comms_allow: frozenset[tuple[str, str]] = frozenset()
-    """Extra pairs of team names allowed to talk (either direction) beyond the policy."""
-    propagation_depth: int = 1
-    """Levels a shared insight, blocker, discovery or warning climbs above its team."""
-    max_question_hops: int = 5
-    """Times a question may be forwarded before forwarding is refused."""
-    shell_policy: ShellPolicy = field(default_factory=ShellPolicy)
-    coordination_roles: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
-    """Roles the scheduler does not hand tasks to automatically."""
-    rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
-    """When an agent counts as stuck or looping, and how often that is checked."""
 
 
 ModelFactory = Callable[[Role, str], "Model"]
@@ -533,49 +494,6 @@ class SessionRuntime:
                 agent.answer_permission(request_id, decision, by="auto")
 
         self.supervisor.run(f"permission:{request_id}", respond)
-
-    # -- budgets ----------------------------------------------------------------------------------
-
-    def budget_breach(self, agent: Agent) -> str | None:
-        """Describe the budget the agent's next model call would break, or ``None``."""
-        b = self.settings.budgets
-        team = [a for a in self.agents.values() if a.team_id == agent.team_id]
-        scopes = (
-            ("agent", [agent], b.agent_usd, b.agent_tokens),
-            ("team", team, b.team_usd, b.team_tokens),
-            ("session", list(self.agents.values()), b.session_usd, b.session_tokens),
-        )
-        for scope, members, usd, tokens in scopes:
-            spent = sum(a.memory.cost_usd for a in members)
-            used = sum(a.memory.total_tokens() for a in members)
-            if usd is not None and spent >= usd:
-                return f"{scope} budget of ${usd:.2f} reached (spent ${spent:.4f})"
-            if tokens is not None and used >= tokens:
-                return f"{scope} budget of {tokens} tokens reached (used {used})"
-        return None
-
-    def budget_notice(self, agent: Agent, description: str) -> list[MessageSent]:
-        """The urgent message telling the lead (or the Concierge) that ``agent`` paused."""
-        lead = self._lead_for(agent)
-        if lead is None or lead is agent:
-            return []
-        return [
-            self.message_event(
-                msg_type="budget_exceeded",
-                content=(
-                    f"Agent {agent.name} paused: {description}. Its finished work is kept. "
-                    "Ask the user to raise the budget, or reassign the remaining work."
-                ),
-                to_agent=lead.agent_id,
-            )
-        ]
-
-    def _lead_for(self, agent: Agent) -> Agent | None:
-        for role in ("lead", "concierge"):
-            for candidate in self.agents.values():
-                if candidate.role.name == role and candidate.team_id == agent.team_id:
-                    return candidate
-        return self.find_agent(self.root_team_id, "concierge")
 
     # -- teams, comms, questions ------------------------------------------------------------------
 

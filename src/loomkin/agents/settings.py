@@ -1,0 +1,49 @@
+"""The settings of a session: limits, budgets, policies (built from ``loomkin.toml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from loomkin.agents.roles import Role
+from loomkin.coordination import RebalancerSettings
+from loomkin.tools.builtin import ShellPolicy
+
+__all__ = ["Budgets", "SessionSettings"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budgets:
+    """Token and cost limits; ``None`` means no limit."""
+
+    session_usd: float | None = None
+    team_usd: float | None = None
+    agent_usd: float | None = None
+    session_tokens: int | None = None
+    team_tokens: int | None = None
+    agent_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSettings:
+    """Limits and switches of a session (built from ``loomkin.toml`` by the service layer)."""
+
+    max_iterations: int = 30
+    max_agents_per_team: int = 8
+    max_team_depth: int = 3
+    budgets: Budgets = field(default_factory=Budgets)
+    bootstrap_orienter: bool = True
+    custom_roles: dict[str, Role] = field(default_factory=dict)
+    question_timeout_s: float = 300.0
+    comms_policy: Literal["neighbours", "open"] = "neighbours"
+    comms_allow: frozenset[tuple[str, str]] = frozenset()
+    """Extra pairs of team names allowed to talk (either direction) beyond the policy."""
+    propagation_depth: int = 1
+    """Levels a shared insight, blocker, discovery or warning climbs above its team."""
+    max_question_hops: int = 5
+    """Times a question may be forwarded before forwarding is refused."""
+    shell_policy: ShellPolicy = field(default_factory=ShellPolicy)
+    coordination_roles: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
+    """Roles the scheduler does not hand tasks to automatically."""
+    rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
+    """When an agent counts as stuck or looping, and how often that is checked."""
