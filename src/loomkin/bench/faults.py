@@ -78,7 +78,11 @@ FaultsResult = dict[str, float | int | dict[str, int] | list[str]]
 
 
 def coder(request: ModelRequest) -> Reply:
-    """Append STEPS lines (one shell call each) for the task in the brief, then complete it."""
+    """Append STEPS lines (one shell call each) for the task in the brief, then complete it.
+
+    A ``task_complete`` reported as interrupted is tried again (up to three times), as the
+    interrupted result asks; a shell call is never repeated (its line may have been written).
+    """
     brief_at = max(
         (
             i
@@ -92,11 +96,15 @@ def coder(request: ModelRequest) -> Reply:
     brief = request.messages[brief_at]
     assert isinstance(brief, UserMessage)
     title = brief.text.split()[2]
-    done = sum(1 for m in request.messages[brief_at:] if isinstance(m, ToolResultMessage))
-    if done < STEPS:
-        line = f"{title}-{done + 1}"
+    results = [m for m in request.messages[brief_at:] if isinstance(m, ToolResultMessage)]
+    shells = sum(1 for m in results if m.name == "shell")
+    if shells < STEPS:  # an interrupted line is not written again: it may have landed
+        line = f"{title}-{shells + 1}"
         return Reply(tool_calls=[Call("shell", {"command": f"echo {line} >> side.txt"})])
-    if done == STEPS:
+    completes = [m for m in results if m.name == "task_complete"]
+    if not completes or (completes[-1].content.startswith("interrupted") and len(completes) < 3):
+        # Like a model told "check the current state before retrying": completing is safe to
+        # retry (a task completed already answers with an error, and the model stops).
         return Reply(
             tool_calls=[Call("task_complete", {"result": f"{title}: {STEPS} lines appended"})]
         )
