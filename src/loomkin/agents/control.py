@@ -94,6 +94,15 @@ class ControlLane:
         self.pause = None
         return Directive(action="pause", command=pause)
 
+    def steer_now(self) -> bool:
+        """True when a steer asks to cut the model's current answer short (mode ``asap``).
+
+        The answer streamed so far is kept and the model is asked again at once with the
+        guidance, so steering takes effect within one stream chunk (SPEC §4); an
+        ``at_boundary`` steer waits for the answer to finish.
+        """
+        return any(command.mode == "asap" for command in self.steers)
+
     def take_steers(self) -> list[ControlCommand]:
         """Return and clear the steering texts waiting for the next model call."""
         steers, self.steers = self.steers, []

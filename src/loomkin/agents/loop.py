@@ -201,6 +201,7 @@ async def stream_response(
     started = agent.clock.monotonic()
     stream = agent.model.stream(request)
     directive: Directive | None = None
+    steered = False
     try:
         async for chunk in stream:
             builder.add(chunk)
@@ -208,12 +209,18 @@ async def stream_response(
                 directive = agent.controls.at("stream")
                 if directive is not None:
                     break
+            if agent.controls.steer_now():
+                steered = True  # the next model call carries the guidance (see call_model_step)
+                break
     finally:
         await _aclose(stream)
-    response = builder.partial() if directive is not None else builder.build()
-    await record_response(agent, call_id, response, started, interrupted=directive is not None)
+    cut = directive is not None or steered
+    response = builder.partial() if cut else builder.build()
+    await record_response(agent, call_id, response, started, interrupted=cut)
     if directive is not None:
         return await apply_directive(agent, directive, "stream")
+    if steered:
+        return None
     return await checkpoint(agent, "after_model")
 
 

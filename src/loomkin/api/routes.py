@@ -287,7 +287,7 @@ async def steer_agent(ctx: Ctx, session_id: str, agent: str, body: SteerIn) -> C
     """Guidance that lands in the agent's very next model call."""
     session = _session(ctx, session_id)
     found = _agent(session, agent)
-    request_id = await session.steer(_qualified(found), body.text)
+    request_id = await session.steer(_qualified(found), body.text, mode=body.mode)
     return ControlOut(request_id=request_id, agent_id=found.agent_id, action="steer")
 
 

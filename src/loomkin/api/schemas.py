@@ -68,6 +68,11 @@ class SteerIn(_In):
     """Guidance that lands in the agent's very next model call."""
 
     text: str = Field(min_length=1, max_length=MAX_MESSAGE)
+    mode: Literal["asap", "at_boundary"] = Field(
+        default="asap",
+        description="asap: cut a streaming answer short and ask again with the guidance; "
+        "at_boundary: let the answer finish first.",
+    )
 
 
 class PermissionAnswerIn(_In):

@@ -429,9 +429,16 @@ def agent_resume(name: str, project: Path, session_id: str | None) -> None:
 @agent.command("steer")
 @_agent_target
 @click.argument("text")
-def agent_steer(name: str, text: str, project: Path, session_id: str | None) -> None:
+@click.option(
+    "--mode",
+    type=click.Choice(["asap", "at_boundary"]),
+    default="asap",
+    show_default=True,
+    help="asap cuts a streaming answer short; at_boundary lets it finish first.",
+)
+def agent_steer(name: str, text: str, mode: str, project: Path, session_id: str | None) -> None:
     """Give agent NAME guidance that lands in its very next model call."""
-    _control(project, session_id, name, "steer", {"text": text})
+    _control(project, session_id, name, "steer", {"text": text, "mode": mode})
 
 
 @agent.command("cancel")

@@ -150,9 +150,13 @@ class Session:
         """Resume a paused agent from its checkpoint."""
         return await self.runtime.control(self.agent(name), "resume")
 
-    async def steer(self, name: str, text: str) -> str:
-        """Give an agent guidance that lands in its very next model call."""
-        return await self.runtime.control(self.agent(name), "steer", text=text)
+    async def steer(self, name: str, text: str, *, mode: PauseMode = "asap") -> str:
+        """Give an agent guidance that lands in its very next model call.
+
+        ``asap`` cuts an answer that is streaming short (keeping what streamed) and asks the
+        model again at once with the guidance; ``at_boundary`` lets the answer finish first.
+        """
+        return await self.runtime.control(self.agent(name), "steer", text=text, mode=mode)
 
     async def cancel(self, name: str) -> str:
         """Cancel an agent's current task (its partial result is kept); the agent goes idle."""
