@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Run both benchmarks: swarm makespan (virtual time) and runtime overhead (real time).
-# Needs the optional extra for the plot and the autogen-core column: uv sync --extra bench --inexact
+# Run every benchmark and print their tables: swarm makespan (virtual time), runtime overhead
+# beside asyncio and autogen-core, control latency, fault injection, cross-team delivery and
+# the rebalancer's corpus. About 6 minutes on 2 cores. Installs the optional bench extra
+# (matplotlib for the plot, autogen-core for the peer column).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-uv run python -m loomkin.bench swarm --all --plot benchmarks/swarm.png
-echo
-uv run python -m loomkin.bench overhead
+command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+uv sync --frozen --quiet --extra bench --extra local --inexact
+run() { echo; echo "## $*"; uv run python -m loomkin.bench "$@"; }
+run swarm --all --plot benchmarks/swarm.png
+run overhead
+run control
+run faults
+run comms
+run rebalancer
