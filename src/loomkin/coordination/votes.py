@@ -242,7 +242,8 @@ class VoteBook:
             weight=weight(voter.role, p.scope, voter.capability, confidence),
         )
         await self.ctx.log.append(cast)
-        if set(vote.ballots) >= set(p.voters):
+        # Casts committed in one group all see the full ballot box: only the first resolves.
+        if not vote.closed and set(vote.ballots) >= set(p.voters):
             await self.resolve(vote_id, reason="every voter voted")
         return cast
 

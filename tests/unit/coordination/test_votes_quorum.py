@@ -219,3 +219,23 @@ async def test_a_deadlocked_vote_proposed_by_the_lead_goes_to_the_concierge(
         escalation.content
     )
     assert "1 of 3 voters voted; not voted: lead, bob." in escalation.content
+
+
+async def test_the_last_two_votes_committed_together_resolve_the_vote_once(
+    lk: Loomkin, project: Path
+) -> None:
+    world, lead, alice, bob = await _team(lk, project)
+    vote_id = await _propose(world, alice, "majority")
+    await world.call(alice, "cast_vote", vote_id=vote_id, option="redis", confidence=1.0)
+    # Both casts land in one group commit, so each caller sees every ballot in afterwards.
+    results = await asyncio.gather(
+        world.call(bob, "cast_vote", vote_id=vote_id, option="redis", confidence=1.0),
+        world.call(lead, "cast_vote", vote_id=vote_id, option="memory", confidence=0.5),
+    )
+
+    assert [r.split(" (")[0] for r in results] == [
+        f"Voted 'redis' in {vote_id}",
+        f"Voted 'memory' in {vote_id}",
+    ]
+    resolved = await _resolved(world)
+    assert (resolved.outcome, resolved.reason) == ("decided", "every voter voted")
