@@ -50,7 +50,7 @@ class _Sink(RoutedAgent):  # type: ignore[misc, unused-ignore]  # Any without th
         self.received = 0
         self.done = done
 
-    @message_handler  # type: ignore[misc, unused-ignore]
+    @message_handler  # type: ignore[misc, untyped-decorator, unused-ignore]  # untyped without the bench extra
     async def on_ping(self, message: Ping, ctx: MessageContext) -> None:
         self.received += 1
         if self.received == self.n:
@@ -62,7 +62,7 @@ class _Echo(RoutedAgent):  # type: ignore[misc, unused-ignore]
         super().__init__("echo")
         self.sleep_s = sleep_s
 
-    @message_handler  # type: ignore[misc, unused-ignore]
+    @message_handler  # type: ignore[misc, untyped-decorator, unused-ignore]  # untyped without the bench extra
     async def on_ping(self, message: Ping, ctx: MessageContext) -> Ping:
         if self.sleep_s:
             await asyncio.sleep(self.sleep_s)
@@ -73,7 +73,7 @@ class _Coordinator(RoutedAgent):  # type: ignore[misc, unused-ignore]
     def __init__(self) -> None:
         super().__init__("coordinator")
 
-    @message_handler  # type: ignore[misc, unused-ignore]
+    @message_handler  # type: ignore[misc, untyped-decorator, unused-ignore]  # untyped without the bench extra
     async def on_fan(self, message: Fan, ctx: MessageContext) -> Ping:
         calls = [self.send_message(Ping(i), AgentId("worker", str(i))) for i in range(message.k)]
         await asyncio.gather(*calls)
