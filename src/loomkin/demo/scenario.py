@@ -33,6 +33,7 @@ from loomkin.testing.models import Call, FunctionModel, Reply
 if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
     from loomkin.agents.roles import Role
+    from loomkin.core.chat import ChatMessage
     from loomkin.core.events import JSON
     from loomkin.core.records import PermissionDecision
     from loomkin.llm.model import Model, ModelRequest
@@ -108,9 +109,12 @@ def copy_sample_project(target: Path | None = None) -> Path:
 # -- reading the request ------------------------------------------------------------------------
 
 
+def _text(message: ChatMessage) -> str:
+    return message.content if isinstance(message, ToolResultMessage) else message.text
+
+
 def _agent_name(request: ModelRequest) -> str:
-    first = request.messages[0]
-    match = re.match(r"You are (\S+), the", getattr(first, "text", ""))
+    match = re.match(r"You are (\S+), the", _text(request.messages[0]))
     return match.group(1) if match else ""
 
 
@@ -122,7 +126,7 @@ def _last_input(request: ModelRequest) -> str:
 
 
 def _all_text(request: ModelRequest) -> str:
-    return "\n".join(getattr(m, "text", "") or getattr(m, "content", "") for m in request.messages)
+    return "\n".join(_text(m) for m in request.messages)
 
 
 def _task_ids(text: str) -> list[str]:
