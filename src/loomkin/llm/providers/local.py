@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
@@ -69,6 +70,8 @@ __all__ = [
     "name_grammar",
     "render_prompt",
 ]
+
+logger = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "gemma-3-270m"
 """The model the ``local`` extra ships (``local:gemma-3-270m``)."""
@@ -239,7 +242,12 @@ def arguments_grammar(tool: ToolSchema) -> str:
     grammars: Any = importlib.import_module("llama_cpp.llama_grammar")
     try:
         text: str = grammars.json_schema_to_gbnf(json.dumps(tool.parameters))
-    except Exception:
+    except Exception:  # llama.cpp's converter raises assorted errors on schemas it cannot map
+        logger.warning(
+            "no grammar for the arguments of tool %r; any JSON object is allowed",
+            tool.name,
+            exc_info=True,
+        )
         text = grammars.json_schema_to_gbnf(json.dumps({"type": "object"}))
     return text
 
