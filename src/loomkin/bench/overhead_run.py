@@ -125,9 +125,10 @@ def _ratios(result: OverheadResult, prefix: str) -> dict[str, float | None]:
         if key.startswith(("asyncio_", "autogen_", "ratio")) or f"{prefix}{key}" not in result:
             continue
         base = result[f"{prefix}{key}"]
-        if isinstance(value, dict) and isinstance(base, dict):
+        if isinstance(value, dict):  # one ratio per entry, null ones too when the peer is absent
+            peer = base if isinstance(base, dict) else {}
             for k, v in value.items():
-                ratios[f"{key}[{k}]"] = _ratio(v, base.get(k))
+                ratios[f"{key}[{k}]"] = _ratio(v, peer.get(k))
         else:
             ratios[key] = _ratio(value, base)
     return ratios
