@@ -27,7 +27,7 @@ from loomkin.agents.memory import AgentMemory
 from loomkin.agents.questions import QuestionBook
 from loomkin.agents.roles import Role, resolve_role
 from loomkin.agents.settings import Budgets, SessionSettings
-from loomkin.bus import BusMessage, agent_topic, classify, team_topic
+from loomkin.bus import BusMessage, agent_topic, team_topic
 from loomkin.core.events import (
     AgentCrashed,
     AgentEvent,
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from loomkin.bus import Bus
+    from loomkin.core.events import JSON
     from loomkin.core.records import ControlAction, PauseMode, PermissionDecision
     from loomkin.core.state import State
     from loomkin.llm.model import Model
@@ -417,21 +418,17 @@ class SessionRuntime:
         to_team: TeamId | None = None,
         sender: Agent | None = None,
         from_name: str = "system",
-        data: dict[str, object] | None = None,
+        data: dict[str, JSON] | None = None,
     ) -> MessageSent:
-        """Build a ``MessageSent`` event (delivered once committed)."""
-        return MessageSent(
-            session_id=self.session_id,
-            message_id=MessageId(new_id("msg_")),
-            msg_type=msg_type,
-            tier=classify(msg_type),
-            content=content,
-            from_agent=sender.agent_id if sender else None,
-            from_name=sender.name if sender else from_name,
-            from_team=sender.team_id if sender else None,
+        """Build a ``MessageSent`` event (delivered once committed); see ``Context.message``."""
+        return self.coordination.ctx.message(
+            msg_type,
+            content,
             to_agent=to_agent,
             to_team=to_team,
-            data=data,  # type: ignore[arg-type]  # callers pass JSON values only
+            from_name=from_name,
+            sender=sender,
+            data=data,
         )
 
     # -- controls ---------------------------------------------------------------------------------

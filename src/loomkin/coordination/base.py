@@ -30,6 +30,7 @@ __all__ = [
     "Context",
     "Member",
     "Roster",
+    "Sender",
     "file_paths",
     "significant_words",
 ]
@@ -51,6 +52,19 @@ class Member:
     task_id: TaskId | None = None
     capability: float = 0.5
     """Success rate on finished tasks, 0–1 (0.5 without history)."""
+
+
+class Sender(Protocol):
+    """Who a message is from, as the recipient is shown it (a :class:`Member` or an agent)."""
+
+    @property
+    def agent_id(self) -> AgentId: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def team_id(self) -> TeamId: ...
 
 
 class Roster(Protocol):
@@ -102,7 +116,7 @@ class Context:
         to_agent: AgentId | None = None,
         to_team: TeamId | None = None,
         from_name: str = "system",
-        sender: Member | None = None,
+        sender: Sender | None = None,
         data: dict[str, JSON] | None = None,
     ) -> MessageSent:
         """Build a message to one agent or one team (delivered by the session once committed).
