@@ -14,6 +14,7 @@ from loomkin.api.schemas import (
     TaskOut,
     TeamOut,
 )
+from loomkin.ids import TaskId
 
 if TYPE_CHECKING:
     from loomkin.api.tracker import PromptTracker
@@ -59,7 +60,7 @@ def agent_cards(loomkin: Loomkin, session: Session, tracker: PromptTracker) -> l
     """Return the agent cards, in spawn order."""
     cards = []
     for info in session.agents():
-        task = loomkin.board.get(info.task_id) if info.task_id else None  # type: ignore[arg-type]
+        task = loomkin.board.get(TaskId(info.task_id)) if info.task_id else None
         cards.append(
             AgentOut(
                 agent_id=info.agent_id,
