@@ -243,16 +243,25 @@ class Rebalancer:
         return await self._escalate(member, finding, strike)
 
     def _event(
-        self, member: Member, finding: Finding, strike: int, **kw: object
+        self,
+        member: Member,
+        finding: Finding,
+        strike: int,
+        *,
+        action: Literal["nudge", "reassign", "escalate"],
+        reassigned_to: AgentId | None = None,
+        escalated_to: str | None = None,
     ) -> RebalancerActed:
         return RebalancerActed(
             session_id=self.ctx.session_id,
             agent_id=member.agent_id,
             problem=finding.problem,
+            action=action,
             detail=finding.detail,
             strike=strike,
             task_id=member.task_id,
-            **kw,  # type: ignore[arg-type]  # action and the optional target fields
+            reassigned_to=reassigned_to,
+            escalated_to=escalated_to,
         )
 
     async def _nudge(self, member: Member, finding: Finding, strike: int) -> RebalancerActed:
