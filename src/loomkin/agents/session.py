@@ -325,6 +325,10 @@ class SessionRuntime:
 
     def activate(self, agent: Agent) -> None:
         """Run the agent's activation under the supervisor (a no-op if it already runs)."""
+        if self.supervisor.stopped:
+            # Shutting down: a message committed while the log flushes stays in the mailbox,
+            # unread, like any message left at a stop (not an error to log on every close).
+            return
         key = f"agent:{agent.agent_id}"
 
         async def on_crash(_key: str, exc: BaseException, restarts: int) -> None:

@@ -168,6 +168,11 @@ class Supervisor:
         task.cancel()
         await asyncio.wait([task])
 
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called: :meth:`run` refuses new children."""
+        return self._stopped
+
     async def stop(self) -> None:
         """Cancel every child and wait for all of them; no child can be started afterwards."""
         self._stopped = True

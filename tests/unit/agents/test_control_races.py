@@ -69,3 +69,12 @@ async def test_a_message_sent_right_after_cancelling_a_paused_agent_is_answered(
     await lk.wait_idle()
     assert len(model.requests) == 2
     assert rig.agent.memory.transcript[-1] == AssistantMessage(text="again")
+
+
+async def test_a_message_arriving_after_close_wakes_no_agent(lk: Loomkin, project: Path) -> None:
+    rig = await make_rig(lk, project, ScriptedModel([Reply(text="unused")]))
+    await lk.close()
+    # The log's last flush may deliver a message to a mailbox after the supervisor stopped;
+    # the agent stays asleep instead of raising into the bus (which logged it as an error).
+    rig.agent.session.activate(rig.agent)
+    assert not rig.agent.session.supervisor.is_running(f"agent:{rig.agent.agent_id}")

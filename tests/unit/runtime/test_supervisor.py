@@ -135,7 +135,9 @@ async def test_stop_cancels_everything_and_refuses_new_children() -> None:
     tasks = [sup.run(f"k{i}", forever) for i in range(5)]
     await asyncio.sleep(0)
     assert sup.statistics().running == 5
+    assert not sup.stopped
     await sup.stop()
+    assert sup.stopped
     assert all(t.cancelled() for t in tasks)
     with pytest.raises(UserError, match="stopped"):
         sup.run("late", forever)
