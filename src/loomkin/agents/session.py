@@ -202,11 +202,20 @@ class SessionRuntime:
         ]
 
     def _deliver(self, event: MessageSent) -> None:
+        message = self._bus_message(event)
+        if event.to_agent is not None:
+            self.bus.publish(agent_topic(event.to_agent), message)
+        elif event.to_team is not None:
+            self.bus.publish(team_topic(event.to_team), message)
+        elif event.topic is not None:
+            self.bus.publish(event.topic, message)
+
+    def _bus_message(self, event: MessageSent) -> BusMessage:
         data = event.data
         team = self.state.get_team(event.from_team) if event.from_team else None
         if team is not None:  # the recipient's model reads team names, not ids
             data = {**(data or {}), "from_team_name": team.name}
-        message = BusMessage(
+        return BusMessage(
             message_id=event.message_id,
             msg_type=event.msg_type,
             tier=event.tier,
@@ -220,12 +229,6 @@ class SessionRuntime:
             data=data,
             sent_at=self.clock.now(),
         )
-        if event.to_agent is not None:
-            self.bus.publish(agent_topic(event.to_agent), message)
-        elif event.to_team is not None:
-            self.bus.publish(team_topic(event.to_team), message)
-        elif event.topic is not None:
-            self.bus.publish(event.topic, message)
 
     # -- replay -----------------------------------------------------------------------------------
 
@@ -240,17 +243,33 @@ class SessionRuntime:
         self._redeliver_unread(events)
 
     def _redeliver_unread(self, events: list[RecordedEvent]) -> None:
-        read: set[str] = set()
-        for agent in self.agents.values():
-            read |= agent.memory.read_messages
+        """Deliver again what each agent was sent but had not read when the process stopped.
+
+        A direct message goes to its addressee; a team message to each member that was in
+        the team when it was sent, had not read it, and did not send it.
+        """
+        joined: dict[AgentId, int] = {}
         for recorded in events:
             event = recorded.event
-            if (
-                isinstance(event, MessageSent)
-                and event.message_id not in read
-                and event.to_agent in self.agents
-            ):
-                self._deliver(event)
+            if isinstance(event, AgentSpawned):
+                joined[event.agent_id] = recorded.position
+            if not isinstance(event, MessageSent):
+                continue
+            if event.to_agent is not None:
+                recipients = [self.agents[event.to_agent]] if event.to_agent in self.agents else []
+            elif event.to_team is not None:
+                recipients = [
+                    a
+                    for a in self.agents.values()
+                    if a.team_id == event.to_team
+                    and a.agent_id != event.from_agent
+                    and joined.get(a.agent_id, recorded.position) < recorded.position
+                ]
+            else:
+                recipients = []
+            for agent in recipients:
+                if event.message_id not in agent.memory.read_messages:
+                    agent.mailbox.deliver(self._bus_message(event))
 
     def resume_interrupted(self) -> list[Agent]:
         """Re-activate agents that were working when the process stopped."""
