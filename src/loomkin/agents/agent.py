@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Literal
 
-from loomkin.agents.budgets import budget_breach, budget_notice
+from loomkin.agents.budgets import Breach, budget_breach, budget_notice
 from loomkin.agents.control import Checkpoint, ControlCommand, ControlLane
 from loomkin.agents.loop import LoopOutcome, run_loop, tool_result
 from loomkin.agents.notices import render_message
@@ -388,24 +388,25 @@ class Agent:
 
     # -- budgets --------------------------------------------------------------------------------
 
-    def budget_breach(self) -> str | None:
-        """Return a description of the budget the next model call would break, if any."""
+    def budget_breach(self) -> Breach | None:
+        """The budget the next model call would break, if any."""
         return budget_breach(self.session, self)
 
-    async def enter_budget_pause(self, description: str) -> None:
+    async def enter_budget_pause(self, breach: Breach) -> None:
         """Pause for a budget breach and ask the lead or the user (finished work is kept)."""
-        scope = description.split(" ", 1)[0]
         await self.emit(
             BudgetExceeded(
                 session_id=self.session_id,
                 agent_id=self.agent_id,
-                scope=scope if scope in ("agent", "team", "session") else "agent",  # type: ignore[arg-type]  # narrowed by the check
-                spent_usd=self.memory.cost_usd,
-                spent_tokens=self.memory.total_tokens(),
+                scope=breach.scope,
+                limit_usd=breach.limit_usd,
+                spent_usd=breach.spent_usd,
+                limit_tokens=breach.limit_tokens,
+                spent_tokens=breach.spent_tokens,
             ),
-            *budget_notice(self.session, self, description),
+            *budget_notice(self.session, self, breach.description),
         )
-        await self.set_status("paused", f"budget exceeded: {description}")
+        await self.set_status("paused", f"budget exceeded: {breach.description}")
 
     async def needs_completion_nudge(self) -> bool:
         """True (once per task) when the agent answered without completing its open task."""

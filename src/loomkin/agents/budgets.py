@@ -7,21 +7,38 @@ Concierge) is told with an urgent message, so the user can raise the budget and 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
     from loomkin.agents.session import SessionRuntime
     from loomkin.core.events import MessageSent
 
-__all__ = ["budget_breach", "budget_notice"]
+__all__ = ["Breach", "budget_breach", "budget_notice"]
 
 
-def budget_breach(session: SessionRuntime, agent: Agent) -> str | None:
-    """Describe the budget ``agent``'s next model call would break, or ``None``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Breach:
+    """A budget the next model call would break."""
+
+    scope: Literal["agent", "team", "session"]
+    limit_usd: float | None = None
+    spent_usd: float = 0.0
+    limit_tokens: int | None = None
+    spent_tokens: int = 0
+    description: str
+    """Readable, for the agent's status and the lead's message."""
+
+
+def budget_breach(session: SessionRuntime, agent: Agent) -> Breach | None:
+    """The budget ``agent``'s next model call would break, or ``None``."""
     b = session.settings.budgets
     everyone = list(session.agents.values())
     team = [a for a in everyone if a.team_id == agent.team_id]
+    scopes: tuple[
+        tuple[Literal["agent", "team", "session"], list[Agent], float | None, int | None], ...
+    ]
     scopes = (
         ("agent", [agent], b.agent_usd, b.agent_tokens),
         ("team", team, b.team_usd, b.team_tokens),
@@ -31,9 +48,19 @@ def budget_breach(session: SessionRuntime, agent: Agent) -> str | None:
         spent = sum(a.memory.cost_usd for a in members)
         used = sum(a.memory.total_tokens() for a in members)
         if usd is not None and spent >= usd:
-            return f"{scope} budget of ${usd:.2f} reached (spent ${spent:.4f})"
+            text = f"{scope} budget of ${usd:.2f} reached (spent ${spent:.4f})"
+            return Breach(
+                scope=scope, limit_usd=usd, spent_usd=spent, spent_tokens=used, description=text
+            )
         if tokens is not None and used >= tokens:
-            return f"{scope} budget of {tokens} tokens reached (used {used})"
+            text = f"{scope} budget of {tokens} tokens reached (used {used})"
+            return Breach(
+                scope=scope,
+                limit_tokens=tokens,
+                spent_usd=spent,
+                spent_tokens=used,
+                description=text,
+            )
     return None
 
 

@@ -141,7 +141,7 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
     breach = agent.budget_breach()
     if breach is not None:
         await agent.enter_budget_pause(breach)
-        return LoopOutcome(outcome="budget", text=breach)
+        return LoopOutcome(outcome="budget", text=breach.description)
     return await call_model(agent)
 
 
