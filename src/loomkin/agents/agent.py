@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from loomkin.agents.roles import Role
     from loomkin.agents.session import SessionRuntime
     from loomkin.bus import BusMessage
+    from loomkin.core.events import JSON
     from loomkin.core.records import AgentStatus, PermissionDecision
     from loomkin.llm.model import Model
     from loomkin.llm.pricing import PriceTable
@@ -574,7 +575,7 @@ class Agent:
 
     # -- inspection -------------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> dict[str, JSON]:
         """Return what the agent is doing now: messages, step, tool, task, iteration, usage."""
         m = self.memory
         return {

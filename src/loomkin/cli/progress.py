@@ -32,6 +32,7 @@ from loomkin.core.events import (
     ToolCallStarted,
     UserMessagePosted,
 )
+from loomkin.ids import AgentId, TaskId
 
 if TYPE_CHECKING:
     from loomkin.service import Session
@@ -48,12 +49,12 @@ def short(text: str, limit: int = 100) -> str:
 def _who(session: Session, agent_id: str | None) -> str:
     if agent_id is None:
         return "system"
-    agent = session.runtime.agents.get(agent_id)  # type: ignore[call-overload]  # ids are str
+    agent = session.runtime.agents.get(AgentId(agent_id))
     return agent.name if agent is not None else agent_id[:14]
 
 
 def _task(session: Session, task_id: str) -> str:
-    view = session.loomkin.board.get(task_id)  # type: ignore[arg-type]  # ids are str
+    view = session.loomkin.board.get(TaskId(task_id))
     return repr(view.title) if view is not None else task_id
 
 

@@ -165,7 +165,7 @@ class Session:
     async def inspect(self, name: str) -> dict[str, JSON]:
         """Return a snapshot of the agent: messages, step, tool, task, iteration, usage."""
         agent = self.agent(name)
-        snapshot: dict[str, JSON] = agent.snapshot()  # type: ignore[assignment]  # JSON values only
+        snapshot = agent.snapshot()
         request_id = RequestId(new_id("ctl_"))
         await self.runtime.log.append(
             ControlRequested(
