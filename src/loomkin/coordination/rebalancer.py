@@ -33,6 +33,7 @@ from loomkin.core.events import (
     PartialResultPublished,
     RebalancerActed,
     TaskAssigned,
+    TaskCreated,
     TaskStatusChanged,
     ToolCallCompleted,
     ToolCallStarted,
@@ -87,6 +88,7 @@ class Watcher:
         self.settings = settings
         self.tracks: dict[str, _Track] = {}
         self._owners: dict[str, list[tuple[float, str]]] = {}
+        self._titles: dict[str, str] = {}
         self._progress: set[str] = set()
 
     def _track(self, agent_id: str, now: float) -> _Track:
@@ -114,6 +116,8 @@ class Watcher:
                 self.progressed(aid, now)
             case TaskAssigned(task_id=tid, owner=owner):
                 self._owners.setdefault(tid, []).append((now, owner))
+            case TaskCreated(task_id=tid, title=title):
+                self._titles[tid] = title  # findings name tasks by title: a model reads them
             case _:
                 pass
 
@@ -183,7 +187,8 @@ class Watcher:
             if len(recent) < n or len(set(recent)) != 2:
                 continue
             if all(recent[i] != recent[i + 1] for i in range(len(recent) - 1)):
-                detail = f"task {tid} was handed back and forth {n - 1} times"
+                title = self._titles.get(tid, tid)
+                detail = f"task {title!r} was handed back and forth {n - 1} times"
                 out.append(Finding(agent_id=recent[-1], problem="ping_pong", detail=detail))
                 owners.clear()
         return out
