@@ -123,6 +123,8 @@ class _Vote:
     proposed: VoteProposed
     ballots: dict[str, VoteCast] = field(default_factory=dict)
     closed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held from a command's "is it open?" check until its events are in the projection."""
 
 
 class VoteBook:
@@ -144,13 +146,16 @@ class VoteBook:
             case _:
                 pass
 
-    def _open(self, vote_id: str) -> _Vote:
+    def _vote(self, vote_id: str) -> _Vote:
         vote = self.votes.get(vote_id)
         if vote is None:
             raise ToolError(f"There is no vote {vote_id!r}.")
-        if vote.closed:
-            raise ToolError(f"Vote {vote_id!r} is already closed.")
         return vote
+
+    @staticmethod
+    def _check_open(vote: _Vote) -> None:
+        if vote.closed:
+            raise ToolError(f"Vote {vote.proposed.vote_id!r} is already closed.")
 
     async def propose(
         self,
@@ -209,8 +214,11 @@ class VoteBook:
         async def close_at_deadline() -> None:
             await asyncio.sleep(max(0.0, proposed.deadline - self.ctx.clock.now()))
             vote = self.votes.get(proposed.vote_id)
-            if vote is not None and not vote.closed:
-                await self.resolve(proposed.vote_id, reason="the deadline passed")
+            if vote is None:
+                return
+            async with vote.lock:
+                if not vote.closed:
+                    await self._resolve(vote, reason="the deadline passed")
 
         self.ctx.timers.run(f"vote:{proposed.vote_id}", close_at_deadline)
 
@@ -224,34 +232,46 @@ class VoteBook:
         self, voter: Member, vote_id: str, option: str, confidence: float, rationale: str
     ) -> VoteCast:
         """Record ``voter``'s vote; the vote resolves once everyone has voted."""
-        vote = self._open(vote_id)
+        vote = self._vote(vote_id)
         p = vote.proposed
-        if voter.agent_id not in p.voters:
-            raise ToolError(f"You are not a voter of {vote_id!r}.")
-        matches = [o for o in p.options if o.lower() == option.strip().lower()]
-        if not matches:
-            raise ToolError(f"{option!r} is not an option; choose one of: {', '.join(p.options)}.")
-        cast = VoteCast(
-            session_id=self.ctx.session_id,
-            vote_id=vote_id,
-            voter=voter.agent_id,
-            voter_name=voter.name,
-            option=matches[0],
-            confidence=min(max(confidence, 0.0), 1.0),
-            rationale=rationale,
-            weight=weight(voter.role, p.scope, voter.capability, confidence),
-        )
-        await self.ctx.log.append(cast)
-        # Casts committed in one group all see the full ballot box: only the first resolves.
-        if not vote.closed and set(vote.ballots) >= set(p.voters):
-            await self.resolve(vote_id, reason="every voter voted")
+        # Check and append under the vote's lock: a resolve (the deadline's, say) waits until
+        # this ballot is in the projection, so a voter told "Voted" was counted. Without it the
+        # deadline could tally while the cast was still being committed.
+        async with vote.lock:
+            self._check_open(vote)
+            if voter.agent_id not in p.voters:
+                raise ToolError(f"You are not a voter of {vote_id!r}.")
+            matches = [o for o in p.options if o.lower() == option.strip().lower()]
+            if not matches:
+                choices = ", ".join(p.options)
+                raise ToolError(f"{option!r} is not an option; choose one of: {choices}.")
+            cast = VoteCast(
+                session_id=self.ctx.session_id,
+                vote_id=vote_id,
+                voter=voter.agent_id,
+                voter_name=voter.name,
+                option=matches[0],
+                confidence=min(max(confidence, 0.0), 1.0),
+                rationale=rationale,
+                weight=weight(voter.role, p.scope, voter.capability, confidence),
+            )
+            await self.ctx.log.append(cast)
+            if set(vote.ballots) >= set(p.voters):
+                await self._resolve(vote, reason="every voter voted")
         return cast
 
     async def resolve(self, vote_id: str, *, reason: str) -> VoteResolved:
         """Close the vote now with the votes cast so far; record and announce the outcome."""
-        vote = self._open(vote_id)
-        vote.closed = True  # no second resolve while this one appends
+        vote = self._vote(vote_id)
+        async with vote.lock:
+            return await self._resolve(vote, reason=reason)
+
+    async def _resolve(self, vote: _Vote, *, reason: str) -> VoteResolved:
+        """Close ``vote`` (its lock held) and append the outcome, decision and messages."""
+        self._check_open(vote)
+        vote.closed = True
         p = vote.proposed
+        vote_id = p.vote_id
         ballots = [
             Ballot(voter=b.voter, option=b.option, weight=b.weight) for b in vote.ballots.values()
         ]

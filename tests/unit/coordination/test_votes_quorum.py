@@ -17,14 +17,16 @@ import pytest
 
 from loomkin.coordination import tally
 from loomkin.coordination.votes import Ballot
-from loomkin.core.events import DecisionLogged, VoteProposed, VoteResolved
+from loomkin.core.events import DecisionLogged, VoteCast, VoteProposed, VoteResolved
 
 from .conftest import World, open_world
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from loomkin.agents.agent import Agent
+    from loomkin.core.events import NewEvent, RecordedEvent
     from loomkin.service import Loomkin
 
 pytestmark = pytest.mark.looptime
@@ -221,13 +223,13 @@ async def test_a_deadlocked_vote_proposed_by_the_lead_goes_to_the_concierge(
     assert "1 of 3 voters voted; not voted: lead, bob." in escalation.content
 
 
-async def test_the_last_two_votes_committed_together_resolve_the_vote_once(
+async def test_the_last_two_votes_cast_at_once_resolve_the_vote_once(
     lk: Loomkin, project: Path
 ) -> None:
     world, lead, alice, bob = await _team(lk, project)
     vote_id = await _propose(world, alice, "majority")
     await world.call(alice, "cast_vote", vote_id=vote_id, option="redis", confidence=1.0)
-    # Both casts land in one group commit, so each caller sees every ballot in afterwards.
+    # Both casts are in flight at once: the second waits for the first, and only it resolves.
     results = await asyncio.gather(
         world.call(bob, "cast_vote", vote_id=vote_id, option="redis", confidence=1.0),
         world.call(lead, "cast_vote", vote_id=vote_id, option="memory", confidence=0.5),
@@ -239,3 +241,30 @@ async def test_the_last_two_votes_committed_together_resolve_the_vote_once(
     ]
     resolved = await _resolved(world)
     assert (resolved.outcome, resolved.reason) == ("decided", "every voter voted")
+
+
+async def test_a_vote_still_being_committed_at_the_deadline_is_counted(
+    lk: Loomkin, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, _lead, alice, bob = await _team(lk, project)
+    vote_id = await _propose(world, alice, "majority")
+    await world.call(alice, "cast_vote", vote_id=vote_id, option="memory", confidence=0.5)
+    store_append = lk.store.append
+
+    async def slow_append(
+        events: Sequence[NewEvent], *, expected_versions: Mapping[str, int] | None = None
+    ) -> list[RecordedEvent]:
+        # A busy store: bob's ballot is still being written when the deadline passes.
+        if any(isinstance(new.event, VoteCast) for new in events):
+            await asyncio.sleep(2)
+        return await store_append(events, expected_versions=expected_versions)
+
+    monkeypatch.setattr(lk.store, "append", slow_append)
+    await asyncio.sleep(59)
+    result = await world.call(bob, "cast_vote", vote_id=vote_id, option="redis", confidence=1.0)
+    await asyncio.sleep(1)  # the deadline's resolve, waiting since t=60, now appends
+
+    assert result.startswith(f"Voted 'redis' in {vote_id}")
+    resolved = await _resolved(world)
+    assert resolved.reason == "the deadline passed"
+    assert resolved.counts == {"redis": 1, "memory": 1}  # bob was told "Voted": it counted
