@@ -21,6 +21,7 @@ from loomkin.coordination import (
 )
 from loomkin.coordination.conflicts import WRITE_TOOLS
 from loomkin.core.scheduling import TaskType
+from loomkin.ids import AgentId
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -70,6 +71,11 @@ class SessionCoordination:
     def members(self) -> Sequence[Member]:
         """Every agent of the session as a plain record."""
         return [self.member(a) for a in self.session.agents.values()]
+
+    def member_by_id(self, agent_id: str) -> Member | None:
+        """The agent ``agent_id`` as a plain record, without building every other member."""
+        agent = self.session.agents.get(AgentId(agent_id))
+        return None if agent is None else self.member(agent)
 
     def member(self, agent: Agent) -> Member:
         """``agent`` as a plain record."""

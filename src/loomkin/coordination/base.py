@@ -74,6 +74,10 @@ class Roster(Protocol):
         """Every agent of the session, in spawn order."""
         ...
 
+    def member_by_id(self, agent_id: str) -> Member | None:
+        """The agent ``agent_id`` (None when the session has no such agent)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Context:
@@ -89,10 +93,7 @@ class Context:
 
     def member(self, agent_id: str | None) -> Member | None:
         """Return the member ``agent_id``, if it exists."""
-        for m in self.roster.members():
-            if m.agent_id == agent_id:
-                return m
-        return None
+        return None if agent_id is None else self.roster.member_by_id(agent_id)
 
     def task_text(self, task_id: str | None) -> str:
         """Title and description of ``task_id`` ("" when there is none)."""
