@@ -82,6 +82,53 @@ def _kill_group(pgid: int) -> None:
         return  # the whole group has already exited
 
 
+async def _spawn(
+    cwd: Path, shell_command: str | None, argv: Sequence[str], env: dict[str, str] | None
+) -> asyncio.subprocess.Process:
+    """Start the child in a new session (its own process group), stdout+stderr on one pipe."""
+    if shell_command is not None:
+        return await asyncio.create_subprocess_shell(
+            shell_command,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+async def _collect(process: asyncio.subprocess.Process, buffer: _Capped, timeout_s: float) -> bool:
+    """Read the output into ``buffer`` until the child exits; True when the timeout fired."""
+    timed_out = False
+    finished = False
+    try:
+        assert process.stdout is not None
+        try:
+            async with asyncio.timeout(timeout_s):
+                await _drain(process.stdout, buffer)
+                await process.wait()
+                finished = True
+        except TimeoutError:
+            timed_out = True
+    finally:
+        if not finished:
+            # Timeout or cancellation: kill the whole group, even if the leader already
+            # exited, so no grandchild keeps running (or keeps our pipe open).
+            _kill_group(process.pid)
+        await process.wait()
+    return timed_out
+
+
 async def run_process(
     *,
     cwd: Path,
@@ -104,44 +151,9 @@ async def run_process(
     Returns:
         The exit code (None on timeout), the capped output and flags.
     """
-    if shell_command is not None:
-        process = await asyncio.create_subprocess_shell(
-            shell_command,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    else:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = await _spawn(cwd, shell_command, argv, env)
     buffer = _Capped(output_cap)
-    timed_out = False
-    finished = False
-    try:
-        assert process.stdout is not None
-        try:
-            async with asyncio.timeout(timeout_s):
-                await _drain(process.stdout, buffer)
-                await process.wait()
-                finished = True
-        except TimeoutError:
-            timed_out = True
-    finally:
-        if not finished:
-            # Timeout or cancellation: kill the whole group, even if the leader already
-            # exited, so no grandchild keeps running (or keeps our pipe open).
-            _kill_group(process.pid)
-        await process.wait()
+    timed_out = await _collect(process, buffer, timeout_s)
     output, truncated = buffer.render(output_cap)
     return ProcessResult(
         exit_code=None if timed_out else process.returncode,
