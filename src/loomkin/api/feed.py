@@ -54,6 +54,8 @@ from loomkin.core.tasks import TaskBoard
 from loomkin.ids import TaskId
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from loomkin.core.events import Event, RecordedEvent
 
 __all__ = ["HIDDEN_KINDS", "MAX_TEXT", "FeedRow", "Names", "feed_row", "row_type", "summarize"]
@@ -219,8 +221,17 @@ def _team_id(event: Event, names: Names, agent_id: str | None) -> str | None:
     return agent.team_id if agent is not None else None
 
 
-def summarize(event: Event, names: Names) -> str:  # noqa: C901  # one line per kind
+def summarize(event: Event, names: Names) -> str:
     """Return a one-line description of ``event``."""
+    for summarizer in _SUMMARIZERS:
+        text = summarizer(event, names)
+        if text is not None:
+            return text
+    return event.kind.replace("_", " ")
+
+
+def _conversation_summary(event: Event, names: Names) -> str | None:
+    """Messages, model calls and tool calls (None for other kinds)."""
     match event:
         case UserMessagePosted():
             return _cut(event.text, 200)
@@ -242,6 +253,13 @@ def summarize(event: Event, names: Names) -> str:  # noqa: C901  # one line per 
             return f"{event.tool} {event.target}".strip()
         case ToolCallCompleted():
             return f"{event.tool} → {event.outcome}: {_cut(event.result, 120)}"
+        case _:
+            return None
+
+
+def _task_summary(event: Event, names: Names) -> str | None:
+    """Tasks, dependencies, milestones and decisions (None for other kinds)."""
+    match event:
         case TaskCreated():
             return f"task created: {event.title!r} (p{event.priority})"
         case TaskAssigned():
@@ -258,6 +276,13 @@ def summarize(event: Event, names: Names) -> str:  # noqa: C901  # one line per 
             return f"milestone {event.name!r} of {_task_title(event.task_id, names)!r}"
         case DecisionLogged():
             return f"{event.node_type}: {event.title}"
+        case _:
+            return None
+
+
+def _agent_summary(event: Event, names: Names) -> str | None:
+    """Agents, teams, permissions and control (None for other kinds)."""
+    match event:
         case AgentSpawned():
             return f"spawned {event.name} ({event.role})"
         case TeamCreated():
@@ -278,7 +303,15 @@ def summarize(event: Event, names: Names) -> str:  # noqa: C901  # one line per 
                 f" ({event.reason})" if event.reason else ""
             )
         case _:
-            return event.kind.replace("_", " ")
+            return None
+
+
+_SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
+    _conversation_summary,
+    _task_summary,
+    _agent_summary,
+)
+"""Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""
 
 
 def _recipient(event: MessageSent, state: State) -> str:
