@@ -171,13 +171,7 @@ class VoteBook:
         opts = tuple(dict.fromkeys(o.strip() for o in options if o.strip()))
         if len(opts) < 2:
             raise ToolError("A vote needs at least two different options.")
-        voters = [
-            m
-            for m in self.ctx.roster.members()
-            if m.team_id == proposer.team_id
-            and m.status not in ("done", "crashed")
-            and m.role not in ("concierge", "orienter")  # session hosts, not team members
-        ]
+        voters = self._voters(proposer)
         if len(voters) < 2:
             raise ToolError("A vote needs at least two agents in your team.")
         proposed = VoteProposed(
@@ -192,13 +186,7 @@ class VoteBook:
             quorum=quorum,
             deadline=self.ctx.clock.now() + deadline_s,
         )
-        listed = "\n".join(f"  {i}. {o}" for i, o in enumerate(opts, 1))
-        text = (
-            f"{proposer.name} asks the team to decide: {topic}\nOptions:\n{listed}\n"
-            f"Scope: {scope}; quorum: {quorum}; the vote closes in {deadline_s:.0f} s.\n"
-            f'Vote with cast_vote(vote_id="{proposed.vote_id}", option=<one of the options>, '
-            "confidence=<0 to 1>, rationale=<one sentence>)."
-        )
+        text = _request_text(proposer.name, proposed, deadline_s)
         data: dict[str, JSON] = {"vote_id": proposed.vote_id}
         requests = [
             self.ctx.message(
@@ -209,6 +197,16 @@ class VoteBook:
         await self.ctx.log.append(proposed, *requests)
         self._arm(proposed)
         return proposed
+
+    def _voters(self, proposer: Member) -> list[Member]:
+        """The proposer's team, still working, without the session hosts."""
+        return [
+            m
+            for m in self.ctx.roster.members()
+            if m.team_id == proposer.team_id
+            and m.status not in ("done", "crashed")
+            and m.role not in ("concierge", "orienter")  # session hosts, not team members
+        ]
 
     def _arm(self, proposed: VoteProposed) -> None:
         async def close_at_deadline() -> None:
@@ -365,6 +363,16 @@ class VoteBook:
                 "quorum": p.quorum,
             },
         )
+
+
+def _request_text(proposer_name: str, p: VoteProposed, deadline_s: float) -> str:
+    listed = "\n".join(f"  {i}. {o}" for i, o in enumerate(p.options, 1))
+    return (
+        f"{proposer_name} asks the team to decide: {p.topic}\nOptions:\n{listed}\n"
+        f"Scope: {p.scope}; quorum: {p.quorum}; the vote closes in {deadline_s:.0f} s.\n"
+        f'Vote with cast_vote(vote_id="{p.vote_id}", option=<one of the options>, '
+        "confidence=<0 to 1>, rationale=<one sentence>)."
+    )
 
 
 def _tally_lines(p: VoteProposed, t: Tally) -> list[str]:
