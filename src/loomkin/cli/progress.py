@@ -58,6 +58,14 @@ def _task(session: Session, task_id: str) -> str:
     return repr(view.title) if view is not None else task_id
 
 
+def _spend(session: Session) -> str:
+    """The session's spending so far, shown as tasks finish."""
+    agents = session.agents()
+    tokens = sum(a.input_tokens + a.output_tokens for a in agents)
+    cost = sum(a.cost_usd for a in agents)
+    return f" [dim]· so far {tokens:,} tokens, ${cost:.4f}[/]"
+
+
 def _relative(session: Session, target: str) -> str:
     root = session.project_root.rstrip("/") + "/"
     return target[len(root) :] if target.startswith(root) else target
@@ -86,7 +94,8 @@ def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat
         case TaskAssigned(task_id=tid, owner_name=owner, reason=reason):
             return f"[blue]task[/] {_task(session, tid)} → {owner} ({escape(short(reason, 70))})"
         case TaskStatusChanged(task_id=tid, status=status, by=by):
-            return f"[blue]task[/] {_task(session, tid)} {status} ({_who(session, by)})"
+            line = f"[blue]task[/] {_task(session, tid)} {status} ({_who(session, by)})"
+            return line + _spend(session) if status in ("completed", "failed") else line
         case DependencyAdded(task_id=tid, depends_on=dep, dep_kind=kind, milestone=milestone):
             what = f"milestone {milestone!r} of " if milestone else ""
             return (
