@@ -115,20 +115,30 @@ async def _allow_all(_agent: Agent, _request_id: str) -> PermissionDecision:
     return "allow_once"
 
 
+_ANSWERS: dict[str, PermissionDecision] = {"o": "allow_once", "a": "allow_always", "d": "deny"}
+
+
 def _ask_in_terminal() -> PermissionResponder:
+    """Ask at the terminal, one prompt at a time; deny when there is no terminal to ask."""
     lock = asyncio.Lock()
 
     async def ask(agent: Agent, request_id: str) -> PermissionDecision:
         pending = agent.memory.pending_permission
         what = f"{pending.tool} {pending.target}" if pending else request_id
+        if not sys.stdin.isatty():
+            console.print(
+                f"[yellow]denied[/] {agent.name}: {escape(what)} (no terminal to ask; "
+                "pass --yes to allow writes and shell commands)"
+            )
+            return "deny"
         async with lock:
             answer = await asyncio.to_thread(
                 click.prompt,
                 f"{agent.name} wants to run {what}. Allow? [o]nce / [a]lways / [d]eny",
-                type=click.Choice(["o", "a", "d"]),
+                type=click.Choice(list(_ANSWERS)),
                 default="d",
             )
-        return {"o": "allow_once", "a": "allow_always"}.get(answer, "deny")  # type: ignore[return-value]  # literal values
+        return _ANSWERS[answer]
 
     return ask
 

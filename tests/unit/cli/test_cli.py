@@ -94,3 +94,20 @@ def test_server_info_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / ".loomkin" / "server.json").write_text(json.dumps({"url": "x"}))
     with pytest.raises(UserError, match="does not describe a server"):
         read_server_info(tmp_path)
+
+
+async def test_without_a_terminal_permission_prompts_are_denied_with_a_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from types import SimpleNamespace
+
+    from loomkin.agents.memory import PendingPermission
+    from loomkin.cli.main import _ask_in_terminal
+
+    pending = PendingPermission(request_id="p1", call_id="c1", tool="shell", target="make")
+    agent = SimpleNamespace(name="alice", memory=SimpleNamespace(pending_permission=pending))
+    decision = await _ask_in_terminal()(agent, "p1")  # type: ignore[arg-type]  # a stand-in agent
+    assert decision == "deny"
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no terminal to ask" in out
+    assert "--yes" in out
