@@ -80,6 +80,7 @@ class Agent:
         self.mailbox: Mailbox[BusMessage, ControlCommand] = Mailbox(on_arrival=self.wake)
         self._permission: tuple[str, asyncio.Future[tuple[PermissionAnswer, str]]] | None = None
         self._nudged_for: str | None = None
+        self._deferred: list[BusMessage] = []
         self._serving_user = False
 
     # -- identity and shortcuts ---------------------------------------------------------------
@@ -190,7 +191,7 @@ class Agent:
 
     def has_work(self) -> bool:
         """True when the transcript, the mailbox or a task waits for this agent."""
-        if self.memory.unanswered_calls() or len(self.mailbox) > 0:
+        if self.memory.unanswered_calls() or self.has_input():
             return True
         transcript = self.memory.transcript
         if not transcript:
@@ -294,15 +295,40 @@ class Agent:
         """Move waiting messages into the transcript as readable text (one batch)."""
         self._take_control_commands()
         events: list[Event] = []
-        for message in self.mailbox.drain():
+        waiting = self._take_deferred()
+        for message in [*waiting, *self.mailbox.drain()]:
             events.extend(await self._ingest_one(message))
         if events:
             await self.emit(*events)
+
+    def _busy_with_another(self, message: BusMessage) -> bool:
+        """True when ``message`` assigns a task while another one is still in progress."""
+        current = self.memory.task_id
+        assigned = (message.data or {}).get("task_id")
+        return current is not None and assigned != current and self.session.tasks.is_open(current)
+
+    def has_input(self) -> bool:
+        """True when messages wait, or a task put aside can start now."""
+        return len(self.mailbox) > 0 or self._deferred_ready()
+
+    def _deferred_ready(self) -> bool:
+        current = self.memory.task_id
+        return bool(self._deferred) and (current is None or not self.session.tasks.is_open(current))
+
+    def _take_deferred(self) -> list[BusMessage]:
+        """Task assignments put aside while another task ran, once that task is over."""
+        if not self._deferred_ready():
+            return []
+        deferred, self._deferred = self._deferred, []
+        return deferred
 
     async def _ingest_one(self, message: BusMessage) -> list[Event]:
         if message.msg_type == "user_message":
             self._serving_user = True
         if message.msg_type == "task_assigned":
+            if self._busy_with_another(message):
+                self._deferred.append(message)  # one task at a time: start it after this one
+                return []
             brief = await self.session.tasks.start_for(self, message)
             if brief is None:
                 return []

@@ -307,8 +307,9 @@ async def decide(agent: Agent) -> LoopOutcome | None:
     """A final answer: nudge once if a task is still open, else end the loop."""
     last = agent.memory.transcript[-1]
     assert isinstance(last, AssistantMessage)
-    if len(agent.mailbox) > 0:
-        # New input arrived while the model was answering: keep going with it.
+    if agent.has_input():
+        # New input arrived while the model was answering (or a task put aside can start
+        # now that the current one is over): keep going with it.
         await agent.ingest_messages()
         if not isinstance(agent.memory.transcript[-1], AssistantMessage):
             return None
