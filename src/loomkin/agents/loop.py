@@ -24,6 +24,7 @@ results the model can read.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -225,9 +226,9 @@ async def stream_response(
 
 
 async def _aclose(stream: object) -> None:
-    aclose = getattr(stream, "aclose", None)  # async generators close; plain iterators need not
-    if aclose is not None:
-        await aclose()
+    """Close an abandoned stream so the adapter releases its HTTP response now."""
+    if isinstance(stream, AsyncGenerator):  # plain async iterators have nothing to close
+        await stream.aclose()
 
 
 async def record_response(
