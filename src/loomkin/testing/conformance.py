@@ -25,6 +25,7 @@ whose stores are slow to create.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
@@ -128,15 +129,15 @@ class _Batch:
     """``"none"``, ``"current"`` (correct expected versions) or ``"stale"`` (one is wrong)."""
 
 
-class EventStoreConformance:
+class EventStoreConformance(abc.ABC):
     """Tests of the :class:`~loomkin.core.store.EventStore` contract; subclass per backend."""
 
     max_examples: ClassVar[int] = 40
     """Hypothesis examples for the property test (each example opens a fresh store)."""
 
+    @abc.abstractmethod
     def open_store(self) -> AbstractAsyncContextManager[EventStore]:
         """Return a context manager that opens a fresh, empty store and closes it at exit."""
-        raise NotImplementedError(f"{type(self).__name__} must implement open_store()")
 
     async def damage_row(
         self,
