@@ -31,6 +31,7 @@ EXEC_TOOLS = ("shell", "git")
 PEER_TOOLS = (
     "peer_message",
     "broadcast",
+    "follow_topic",
     "ask_question",
     "forward_question",
     "answer_question",

@@ -36,6 +36,7 @@ from loomkin.core.events import (
     AgentSpawned,
     ControlRequested,
     DecisionLogged,
+    Event,
     MessageSent,
     PermissionResolved,
     QuestionAnswered,
@@ -46,6 +47,8 @@ from loomkin.core.events import (
     SessionBootstrapped,
     TaskAssigned,
     TaskStatusChanged,
+    TopicSubscribed,
+    TopicUnsubscribed,
     UserMessagePosted,
 )
 from loomkin.core.scheduling import AgentCandidate, CapabilityStats
@@ -123,6 +126,7 @@ class SessionRuntime:
         self.toolset_factory = toolset_factory
         self.agents: dict[AgentId, Agent] = {}
         self._by_name: dict[tuple[TeamId, str], Agent] = {}
+        self._topic_subs: dict[tuple[AgentId, str], Callable[[], None]] = {}
         self._team_sizes: dict[TeamId, int] = {}
         self.questions = QuestionBook()
         self.questions.on_asked = self._arm_question
@@ -143,6 +147,17 @@ class SessionRuntime:
         event = recorded.event
         if event.session_id != self.session_id:
             return
+        self._fold(event)
+        if isinstance(event, AgentEvent):
+            agent = self.agents.get(event.agent_id)
+            if agent is not None:
+                agent.memory.apply(event)
+        elif isinstance(event, TaskAssigned | TaskStatusChanged):
+            self._route_task_event(event)
+        self.coordination.on_event(event, live=not self._replaying)
+
+    def _fold(self, event: Event) -> None:
+        """The session's own reaction to one of its events."""
         match event:
             case AgentSpawned():
                 self._build_agent(event)
@@ -155,17 +170,15 @@ class SessionRuntime:
                 self.policy.grant_always(tool, target or "*")
             case DecisionLogged():
                 self.decisions.append(event)
+            case (
+                TopicSubscribed(agent_id=aid, topic=topic)
+                | TopicUnsubscribed(agent_id=aid, topic=topic)
+            ):
+                self._follow_topic(aid, topic, follow=isinstance(event, TopicSubscribed))
             case QuestionAsked() | QuestionForwarded() | QuestionAnswered() | QuestionExpired():
                 self.questions.apply(event)
             case _:
-                pass
-        if isinstance(event, AgentEvent):
-            agent = self.agents.get(event.agent_id)
-            if agent is not None:
-                agent.memory.apply(event)
-        elif isinstance(event, TaskAssigned | TaskStatusChanged):
-            self._route_task_event(event)
-        self.coordination.on_event(event, live=not self._replaying)
+                pass  # the agents' memories and the coordination services take the rest
 
     def _route_task_event(self, event: TaskAssigned | TaskStatusChanged) -> None:
         owner = (
@@ -200,6 +213,24 @@ class SessionRuntime:
             self.bus.subscribe(agent_topic(event.agent_id), agent.mailbox),
             self.bus.subscribe(team_topic(event.team_id), _TeamSubscriber(agent)),
         ]
+
+    def topic_key(self, name: str) -> str:
+        """The bus topic of the session-wide topic ``name`` (topics never cross sessions)."""
+        return f"topic:{self.session_id}:{name}"
+
+    def _follow_topic(self, agent_id: AgentId, name: str, *, follow: bool) -> None:
+        agent = self.agents.get(agent_id)
+        key = self.topic_key(name)
+        leave = self._topic_subs.pop((agent_id, key), None)
+        if leave is not None:
+            leave()
+        if follow and agent is not None:
+            self._topic_subs[(agent_id, key)] = self.bus.subscribe(key, _TeamSubscriber(agent))
+
+    def topics_of(self, agent_id: AgentId) -> list[str]:
+        """Names of the topics ``agent_id`` follows."""
+        prefix = self.topic_key("")
+        return sorted(key.removeprefix(prefix) for aid, key in self._topic_subs if aid == agent_id)
 
     def _deliver(self, event: MessageSent) -> None:
         message = self._bus_message(event)
@@ -439,6 +470,7 @@ class SessionRuntime:
         content: str,
         to_agent: AgentId | None = None,
         to_team: TeamId | None = None,
+        topic: str | None = None,
         sender: Agent | None = None,
         from_name: str = "system",
         data: dict[str, JSON] | None = None,
@@ -449,6 +481,7 @@ class SessionRuntime:
             content,
             to_agent=to_agent,
             to_team=to_team,
+            topic=topic,
             from_name=from_name,
             sender=sender,
             data=data,
@@ -589,7 +622,7 @@ class SessionRuntime:
 
 
 class _TeamSubscriber:
-    """An agent's subscription to its team's topic: everything but its own broadcasts."""
+    """An agent's subscription to its team's (or a topic's) messages, minus its own sends."""
 
     __slots__ = ("_agent",)
 

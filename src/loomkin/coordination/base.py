@@ -116,17 +116,19 @@ class Context:
         *,
         to_agent: AgentId | None = None,
         to_team: TeamId | None = None,
+        topic: str | None = None,
         from_name: str = "system",
         sender: Sender | None = None,
         data: dict[str, JSON] | None = None,
     ) -> MessageSent:
-        """Build a message to one agent or one team (delivered by the session once committed).
+        """Build a message to one agent, one team or one topic (delivered once committed).
 
         Args:
             msg_type: The message type (it decides the priority tier).
             content: Readable text, as the recipient's model will see it.
             to_agent: The recipient agent.
             to_team: The recipient team (every agent of it), when ``to_agent`` is None.
+            topic: The bus topic whose subscribers receive it, when neither is given.
             from_name: Who the message is from when no ``sender`` is given.
             sender: The agent sending it (its name and team are shown to the recipient).
             data: JSON values for the UI and the tools.
@@ -142,6 +144,7 @@ class Context:
             from_team=sender.team_id if sender else None,
             to_agent=to_agent,
             to_team=None if to_agent is not None else to_team,
+            topic=topic if to_agent is None and to_team is None else None,
             data=data,
         )
 

@@ -18,11 +18,19 @@ How this works and why:
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from loomkin.core.events import Event, QuestionAnswered, QuestionAsked, QuestionForwarded
+from loomkin.core.events import (
+    Event,
+    QuestionAnswered,
+    QuestionAsked,
+    QuestionForwarded,
+    TopicSubscribed,
+    TopicUnsubscribed,
+)
 from loomkin.errors import PolicyRefused, ToolError
 from loomkin.ids import AgentId, QuestionId, TeamId, new_id
 from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
@@ -36,7 +44,10 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMS_TOOLS"]
 
-_ADDRESS = 'Who: "name" (your team), "team/name" (another team\'s agent), or "team:<team name>".'
+_ADDRESS = (
+    'Who: "name" (your team), "team/name" (another team\'s agent), "team:<team name>" (every '
+    'agent of a team), or "topic:<topic>" (every agent following that topic).'
+)
 
 
 def _address(deps: Agent, to: str) -> tuple[AgentId | None, TeamId | None]:
@@ -70,8 +81,20 @@ class PeerMessageArgs(ToolArgs):
 
 @tool(name="peer_message", category="coordination", args=PeerMessageArgs)
 async def peer_message(args: PeerMessageArgs, ctx: ToolContext, deps: Agent) -> str:
-    """Send a message to another agent or a whole team (it does not wait for a reply)."""
+    """Send a message to another agent, a whole team or a topic (it does not wait for a reply)."""
     session = deps.session
+    if args.to.startswith("topic:"):
+        name = _topic_name(args.to.removeprefix("topic:"))
+        await session.log.append(
+            session.message_event(
+                msg_type="peer_message",
+                content=args.content,
+                topic=session.topic_key(name),
+                sender=deps,
+                data={"topic": name},
+            )
+        )
+        return f"Sent to every agent following topic {name!r}."
     to_agent, to_team = _address(deps, args.to)
     await session.log.append(
         session.message_event(
@@ -320,9 +343,49 @@ async def answer_question(args: AnswerQuestionArgs, ctx: ToolContext, deps: Agen
     return "Answer sent."
 
 
+_TOPIC = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+
+
+def _topic_name(raw: str) -> str:
+    name = raw.strip().lower()
+    if not _TOPIC.fullmatch(name):
+        raise ToolError(
+            f"{raw!r} is not a topic name: use 1 to 63 lower-case letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit (for example 'schema' or 'api-changes')."
+        )
+    return name
+
+
+class FollowTopicArgs(ToolArgs):
+    """Arguments of ``follow_topic``."""
+
+    topic: str = Field(description='The topic, e.g. "schema" or "api-changes".')
+    leave: bool = Field(default=False, description="True to stop following it.")
+
+
+@tool(name="follow_topic", category="coordination", args=FollowTopicArgs)
+async def follow_topic(args: FollowTopicArgs, ctx: ToolContext, deps: Agent) -> str:
+    """Follow (or leave) a topic: messages sent to "topic:<name>" reach its followers only."""
+    session = deps.session
+    name = _topic_name(args.topic)
+    following = name in session.topics_of(ctx.agent_id)
+    if following != args.leave:
+        return f"You {'do not follow' if args.leave else 'already follow'} topic {name!r}."
+    event = (
+        TopicUnsubscribed(session_id=ctx.session_id, agent_id=ctx.agent_id, topic=name)
+        if args.leave
+        else TopicSubscribed(session_id=ctx.session_id, agent_id=ctx.agent_id, topic=name)
+    )
+    await session.log.append(event)
+    if args.leave:
+        return f"You left topic {name!r}."
+    return f'You follow topic {name!r}; messages sent to "topic:{name}" now reach you.'
+
+
 COMMS_TOOLS: tuple[Tool[Agent], ...] = (
     peer_message,
     broadcast,
+    follow_topic,
     ask_question,
     forward_question,
     answer_question,

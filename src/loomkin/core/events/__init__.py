@@ -18,6 +18,8 @@ from loomkin.core.events.agents import (
     PermissionResolved,
     ToolCallCompleted,
     ToolCallStarted,
+    TopicSubscribed,
+    TopicUnsubscribed,
     TranscriptAppended,
 )
 from loomkin.core.events.base import (
@@ -116,6 +118,8 @@ __all__ = [
     "TeamDissolved",
     "ToolCallCompleted",
     "ToolCallStarted",
+    "TopicSubscribed",
+    "TopicUnsubscribed",
     "TranscriptAppended",
     "UserMessagePosted",
     "VoteCast",

@@ -33,6 +33,8 @@ __all__ = [
     "PermissionResolved",
     "ToolCallCompleted",
     "ToolCallStarted",
+    "TopicSubscribed",
+    "TopicUnsubscribed",
     "TranscriptAppended",
 ]
 
@@ -258,3 +260,21 @@ class BudgetExceeded(AgentEvent):
     spent_usd: float = 0.0
     limit_tokens: int | None = None
     spent_tokens: int = 0
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicSubscribed(AgentEvent):
+    """The agent subscribed to a named topic of its session (messages sent to it reach it)."""
+
+    kind: Literal["topic_subscribed"] = "topic_subscribed"
+    topic: str
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicUnsubscribed(AgentEvent):
+    """The agent left a named topic."""
+
+    kind: Literal["topic_unsubscribed"] = "topic_unsubscribed"
+    topic: str
