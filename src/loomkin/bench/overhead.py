@@ -143,17 +143,27 @@ class _Actor:
                 handle(message)
 
 
+class _Counter:
+    """A message handler that sets ``done`` once it has seen ``n`` messages."""
+
+    __slots__ = ("done", "n", "received")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.received = 0
+        self.done = asyncio.Event()
+
+    def __call__(self, _message: BusMessage) -> None:
+        self.received += 1
+        if self.received == self.n:
+            self.done.set()
+
+
 async def loomkin_oneway(n: int) -> float:
     """Messages per second from one actor to another through the bus and a mailbox."""
     bus = Bus()
-    done = asyncio.Event()
-    received = 0
-
-    def count(_message: BusMessage) -> None:
-        nonlocal received
-        received += 1
-        if received == n:
-            done.set()
+    count = _Counter(n)
+    done = count.done
 
     sink = _Actor(bus, "b", count)
     topic = agent_topic("b")
@@ -231,14 +241,8 @@ async def loomkin_logged_oneway(n: int, store_url: str) -> float:
     store = await open_store(store_url)
     log = EventLog(store)
     bus = Bus()
-    done = asyncio.Event()
-    received = 0
-
-    def count(_message: BusMessage) -> None:
-        nonlocal received
-        received += 1
-        if received == n:
-            done.set()
+    count = _Counter(n)
+    done = count.done
 
     sink = _Actor(bus, "agent_b", count)
     log.add_listener(_deliverer(bus))
