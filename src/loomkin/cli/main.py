@@ -92,23 +92,35 @@ async def _run_goal(
 ) -> int:
     if not project.is_dir():  # noqa: ASYNC240 - one stat before anything runs
         raise click.BadParameter(f"{project} is not a directory", param_hint="--project")
-    options = session_options(load_config(project))
     async with await Loomkin.open(store or default_store(project)) as loomkin:
-        session = await loomkin.open_session(
-            project,
-            model=model_spec or options.model,
-            base_url=base_url or options.base_url,
-            settings=options.settings,
-            policy=options.policy,
-            prices=options.prices,
-            title=goal[:80],
-        )
+        session = await _open_configured(loomkin, project, model_spec, base_url, title=goal[:80])
         session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
         console.print(f"[bold]session[/] {session.session_id} on {project}")
         if serve_port is None:
             return await _drive(session, goal)
         async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
             return await _drive(session, goal)
+
+
+async def _open_configured(
+    loomkin: Loomkin,
+    project: Path,
+    model_spec: str | None,
+    base_url: str | None,
+    *,
+    title: str = "",
+) -> Session:
+    """Open a session on ``project`` with its loomkin.toml; the options given here win."""
+    options = session_options(load_config(project))
+    return await loomkin.open_session(
+        project,
+        model=model_spec or options.model,
+        base_url=base_url or options.base_url,
+        settings=options.settings,
+        policy=options.policy,
+        prices=options.prices,
+        title=title,
+    )
 
 
 async def _allow_all(_agent: Agent, _request_id: str) -> PermissionDecision:
@@ -383,15 +395,7 @@ async def _serve(
                 loomkin, project=root, auto_approve=auto_approve, pace_s=pace
             )
         else:
-            options = session_options(load_config(root))
-            session = await loomkin.open_session(
-                root,
-                model=model_spec or options.model,
-                base_url=base_url or options.base_url,
-                settings=options.settings,
-                policy=options.policy,
-                prices=options.prices,
-            )
+            session = await _open_configured(loomkin, root, model_spec, base_url)
         async with _web_app(loomkin, session, host=host, port=port, token=token):
             await asyncio.Event().wait()  # until Ctrl-C
     return 0
