@@ -31,6 +31,7 @@ three families apart, because callers handle them differently:
     │   ├── ProviderTimeout
     │   ├── ProviderUnavailable
     │   └── MissingCredentials
+    ├── ProjectionFailed
     ├── AgentCrashed
     ├── BudgetExceeded
     └── ToolError
@@ -51,6 +52,7 @@ __all__ = [
     "NotFound",
     "PathEscapeError",
     "PolicyRefused",
+    "ProjectionFailed",
     "ProviderError",
     "ProviderTimeout",
     "ProviderUnavailable",
@@ -147,6 +149,25 @@ class ProviderUnavailable(ProviderError):
 
 class MissingCredentials(ProviderError):
     """No API key was found for the provider; the message says which variable to set."""
+
+
+class ProjectionFailed(LoomkinError):
+    """A projection raised while applying an event: the runtime stopped (fail-stop).
+
+    The event is in the store; the projection that could not apply it would drift from the
+    log if the runtime went on, so the log is closed and every pending append fails with this
+    error. ``projection`` and ``position`` say where to look.
+    """
+
+    def __init__(self, projection: str, position: int, kind: str, cause: BaseException) -> None:
+        super().__init__(
+            f"projection {projection!r} failed on event {position} ({kind}): "
+            f"{type(cause).__name__}: {cause}; the runtime stopped so that its state cannot "
+            "drift from the log (the event is stored; fix the cause and reopen to replay)"
+        )
+        self.projection = projection
+        self.position = position
+        self.kind = kind
 
 
 class AgentCrashed(LoomkinError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.chat import ToolResultMessage
 from loomkin.core.events import (
     AgentStatusChanged,
@@ -16,17 +16,17 @@ from loomkin.core.events import (
     ToolCallStarted,
 )
 from loomkin.service import Loomkin
+from loomkin.testing.internals import event_log
 from loomkin.testing.models import Call, Reply, ScriptedModel
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from loomkin.agents.agent import Agent
     from loomkin.agents.roles import Role
     from loomkin.core.events import Event
     from loomkin.core.records import PermissionDecision
     from loomkin.llm.model import Model
-    from loomkin.service import Session
+    from loomkin.service import PendingPermission, Session
 
 # No virtual time here: the shell tool runs real processes, whose timeout must be real too.
 SETTINGS = SessionSettings(bootstrap_orienter=False)
@@ -46,11 +46,11 @@ def append(line: str) -> Call:
 
 
 async def events_of(lk: Loomkin, session: Session) -> list[Event]:
-    return [r.event for r in await lk.log.read(session_id=session.session_id)]
+    return [r.event for r in await session.history()]
 
 
 async def wait_status(lk: Loomkin, session: Session, status: str) -> None:
-    async with lk.log.subscribe(after=0, session_id=session.session_id) as sub:
+    async with session.events(after=0) as sub:
         async for recorded in sub:
             event = recorded.event
             if isinstance(event, AgentStatusChanged) and event.status == status:
@@ -66,9 +66,9 @@ async def test_a_paused_agent_stays_paused_across_a_restart_and_resumes_without_
     first = ScriptedModel([Reply(tool_calls=[append("one")]), Reply(text="never reached")])
     async with await Loomkin.open(url) as lk:
         session = await lk.open_session(project, model_factory=only(first), settings=SETTINGS)  # type: ignore[arg-type]
-        await session.runtime.spawn_agent(session.runtime.root_team_id, "worker", "coder")
+        await session.spawn_agent("worker", "coder")
 
-        async def approve_then_pause(_agent: Agent, _request_id: str) -> PermissionDecision:
+        async def approve_then_pause(_prompt: PendingPermission) -> PermissionDecision:
             await session.pause("worker", mode="at_boundary")  # queued behind the prompt
             return "allow_once"
 
@@ -77,7 +77,7 @@ async def test_a_paused_agent_stays_paused_across_a_restart_and_resumes_without_
         await wait_status(lk, session, "paused")
         await lk.wait_idle()
         session_id = session.session_id
-        assert session.agent("worker").memory.status == "paused"
+        assert session.agent("worker").status == "paused"
     assert (project / "side.txt").read_text() == "one\n"
     assert len(first.requests) == 1
 
@@ -85,10 +85,12 @@ async def test_a_paused_agent_stays_paused_across_a_restart_and_resumes_without_
     async with await Loomkin.open(url) as lk:
         session = await lk.resume_session(session_id, model_factory=only(second))  # type: ignore[arg-type]
         await lk.wait_idle()
-        worker = session.agent("worker")
-        assert worker.memory.status == "paused"
+        assert session.agent("worker").status == "paused"
         assert second.requests == []  # a paused agent is not woken by the restart
-        iteration = worker.memory.iteration
+        # The paused loop's count so far: the iteration of its last model call.
+        (iteration,) = [
+            e.iteration for e in await events_of(lk, session) if isinstance(e, ModelCallStarted)
+        ]
         await session.resume("worker")
         await lk.wait_idle()
         events = await events_of(lk, session)
@@ -119,15 +121,15 @@ async def test_a_tool_call_started_but_not_completed_is_reported_as_interrupted(
     first = ScriptedModel([Reply(tool_calls=[append("one")])])
     async with await Loomkin.open(url) as lk:
         session = await lk.open_session(project, model_factory=only(first), settings=SETTINGS)  # type: ignore[arg-type]
-        worker = await session.runtime.spawn_agent(session.runtime.root_team_id, "worker", "coder")
+        worker = await session.spawn_agent("worker", "coder")
         await session.send("append a line", to="worker")
         await wait_status(lk, session, "waiting_permission")
         (prompt,) = [e for e in await events_of(lk, session) if isinstance(e, PermissionRequested)]
         session_id = session.session_id
         # The "crash": the tool call was journaled as started, then the process died.
-        await lk.log.append(
+        await event_log(lk).append(
             ToolCallStarted(
-                session_id=session.runtime.session_id,
+                session_id=session.session_id,
                 agent_id=worker.agent_id,
                 call_id=prompt.call_id,
                 tool="shell",

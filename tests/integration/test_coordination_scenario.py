@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.coordination import RebalancerSettings
 from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import (
@@ -29,7 +29,6 @@ from loomkin.core.events import (
 )
 from loomkin.ids import AgentId
 from loomkin.service import Loomkin
-from loomkin.tasks.service import WorkerRef
 from loomkin.testing.models import Call, FunctionModel, Reply, ScriptedModel
 from loomkin.tools.permissions import PermissionPolicy
 
@@ -62,11 +61,11 @@ async def _open(
 
 async def _spawn(session: Session, *pairs: tuple[str, str]) -> None:
     for name, role in pairs:
-        await session.runtime.spawn_agent(session.runtime.root_team_id, name, role)
+        await session.spawn_agent(name, role)
 
 
 async def _wait(lk: Loomkin, session: Session, where: Callable[[Event], bool]) -> Event:
-    async with lk.log.subscribe(after=0, session_id=session.session_id) as sub:
+    async with session.events(after=0) as sub:
         async for recorded in sub:
             if where(recorded.event):
                 return recorded.event
@@ -74,7 +73,7 @@ async def _wait(lk: Loomkin, session: Session, where: Callable[[Event], bool]) -
 
 
 async def _events(lk: Loomkin, session: Session) -> list[Event]:
-    return [r.event for r in await lk.log.read(session_id=session.session_id)]
+    return [r.event for r in await session.history()]
 
 
 @pytest.fixture
@@ -135,8 +134,8 @@ async def test_second_stale_write_is_stopped_before_it_lands(project: Path) -> N
     conflicts = [e for e in events if isinstance(e, ConflictDetected)]
     assert [c.conflict_type for c in conflicts] == ["stale_write"]
     assert conflicts[0].blocked
-    bob_id = session.runtime.agent("bob").agent_id
-    alice_id = session.runtime.agent("alice").agent_id
+    bob_id = session.agent("bob").agent_id
+    alice_id = session.agent("alice").agent_id
     edits = [e for e in events if isinstance(e, ToolCallCompleted) and e.tool == "file_edit"]
     assert edits[-1].agent_id == bob_id
     assert edits[-1].outcome == "denied"
@@ -144,7 +143,7 @@ async def test_second_stale_write_is_stopped_before_it_lands(project: Path) -> N
     sent = [e for e in events if isinstance(e, MessageSent)]
     urgent = [m for m in sent if m.msg_type == "file_conflict"]
     assert [(m.to_agent, m.tier) for m in urgent] == [(alice_id, "urgent")]
-    lead_id = session.runtime.agent("lead").agent_id
+    lead_id = session.agent("lead").agent_id
     assert any(m.msg_type == "conflict_detected" and m.to_agent == lead_id for m in sent)
     # Alice's model read the conflict as text, not as an object dump.
     texts = [
@@ -171,32 +170,26 @@ async def test_looping_agent_is_nudged_then_its_task_is_reassigned(project: Path
     )
     async with await Loomkin.open("memory:") as lk:
         session = await _open(lk, project, {"looper": looper, "spare": spare}, settings)
-        rt = session.runtime
         await _spawn(session, ("lead", "lead"), ("looper", "coder"))
-        task_id = await rt.tasks.create(
-            session_id=session.session_id,
-            team_id=rt.root_team_id,
-            title="Fix the greeting in app.py",
-            role="coder",
-        )
+        task_id = await session.create_task("Fix the greeting in app.py", role="coder")
         await _wait(
             lk,
             session,
             lambda e: isinstance(e, TaskStatusChanged) and e.status == "in_progress",
         )
-        assert rt.tasks.owner_of(task_id) == rt.agent("looper").agent_id
+        assert session.task(task_id).owner_id == session.agent("looper").agent_id
         await _spawn(session, ("spare", "coder"))
         await lk.wait_idle()
         events = await _events(lk, session)
     acts = [e for e in events if isinstance(e, RebalancerActed)]
     assert [a.action for a in acts[:3]] == ["nudge", "nudge", "reassign"]
     assert all(a.problem == "loop" for a in acts[:3])
-    assert acts[2].reassigned_to == rt.agent("spare").agent_id
+    assert acts[2].reassigned_to == session.agent("spare").agent_id
     final = [e for e in events if isinstance(e, TaskStatusChanged) and e.task_id == task_id]
     assert final[-1].status == "completed"
-    assert final[-1].by == rt.agent("spare").agent_id
+    assert final[-1].by == session.agent("spare").agent_id
     nudges = [e for e in events if isinstance(e, MessageSent) and e.msg_type in ("nudge", "abort")]
-    assert {e.to_agent for e in nudges} == {rt.agent("looper").agent_id}
+    assert {e.to_agent for e in nudges} == {session.agent("looper").agent_id}
 
 
 def _voter(option: str, confidence: float) -> Callable[[ModelRequest], Reply]:
@@ -285,24 +278,17 @@ async def test_insight_reaches_only_the_agent_working_on_the_file(project: Path)
     }
     async with await Loomkin.open("memory:") as lk:
         session = await _open(lk, project, models)
-        rt = session.runtime
         await _spawn(session, ("alice", "coder"), ("bob", "coder"), ("rex", "researcher"))
         for title, name in (
             ("Add a shout flag to app.py", "alice"),
             ("Rewrite the intro of README.md", "bob"),
         ):
-            task_id = await rt.tasks.create(
-                session_id=session.session_id, team_id=rt.root_team_id, title=title
-            )
-            agent = rt.agent(name)
-            await rt.tasks.assign(
-                task_id, WorkerRef(agent_id=agent.agent_id, name=name, team_id=agent.team_id)
-            )
+            await session.create_task(title, assign_to=name)
         await session.send("share what you found", to="rex")
         shared = await _wait(lk, session, lambda e: isinstance(e, InsightShared))
         assert isinstance(shared, InsightShared)
         events = await _events(lk, session)
-    alice = rt.agent("alice").agent_id
+    alice = session.agent("alice").agent_id
     assert shared.recipients == (alice,)
     assert shared.scores is not None
     assert shared.scores["alice"] >= 0.3 > shared.scores["bob"]

@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.chat import AssistantMessage, ToolResultMessage, UserMessage
 from loomkin.core.events import MessageSent, TaskAssigned, TaskStatusChanged, ToolCallCompleted
-from loomkin.ids import SessionId
 from loomkin.service import Loomkin
 from loomkin.testing.models import Call, FunctionModel, Reply, StepFunction
 
@@ -142,24 +141,20 @@ async def test_teams_of_teams_coordinate_across_the_tree(tmp_path: Path) -> None
             model_factory=factory,
             settings=SessionSettings(bootstrap_orienter=False),
         )
-        rt = session.runtime
-        sid = session.session_id
-        await rt.spawn_agent(rt.root_team_id, "boss", "lead")
-        api = await rt.teams.create_team(sid, "api", parent_team_id=rt.root_team_id)
-        web = await rt.teams.create_team(sid, "web", parent_team_id=rt.root_team_id)
-        db = await rt.teams.create_team(sid, "db", parent_team_id=api)
-        alice = await rt.spawn_agent(api, "alice", "coder")
-        wes = await rt.spawn_agent(web, "wes", "coder")
-        dora = await rt.spawn_agent(db, "dora", "coder")
-        upstream = await rt.tasks.create(
-            session_id=SessionId(sid), team_id=api, title="publish the auth endpoint"
-        )
+        await session.spawn_agent("boss", "lead")
+        await session.create_team("api")
+        web = await session.create_team("web")
+        await session.create_team("db", parent="api")
+        alice = await session.spawn_agent("alice", "coder", team="api")
+        wes = await session.spawn_agent("wes", "coder", team="web")
+        dora = await session.spawn_agent("dora", "coder", team="db")
+        upstream = await session.create_task("publish the auth endpoint", team="api")
 
         for name in ("root/boss", "web/wes", "db/dora"):
-            await session.send("go", to=name.replace("root", rt.state.team(rt.root_team_id).name))
+            await session.send("go", to=name)
         await lk.wait_idle()
 
-        events = [r.event for r in await lk.log.read(session_id=sid)]
+        events = [r.event for r in await session.history()]
         seen = {name: "\n".join(_inputs(r) for r in m.requests) for name, m in models.items()}
 
         # A parent asks a child team's agent and gets the answer back.
@@ -174,9 +169,11 @@ async def test_teams_of_teams_coordinate_across_the_tree(tmp_path: Path) -> None
         assert [(e.from_agent, e.to_agent) for e in peer] == [(alice.agent_id, wes.agent_id)]
 
         # The dependency on the sibling team's task: assigned only once alice's task completed.
-        (form,) = [t for t in rt.tasks.board.tasks(web) if t.title == "build the login form"]
+        (form,) = [
+            t for t in session.tasks() if t.team_id == web and t.title == "build the login form"
+        ]
         assert form.status == "completed"
-        assert rt.tasks.task(upstream).status == "completed"
+        assert session.task(upstream).status == "completed"
         order = [
             ("done", e.task_id) if isinstance(e, TaskStatusChanged) else ("assigned", e.task_id)
             for e in events

@@ -234,7 +234,7 @@ async def test_closing_the_local_stream_stops_generation(gguf: Path) -> None:
 
 
 async def test_robustness_run_on_the_local_model(tmp_path: Path, gguf: Path) -> None:
-    from loomkin.agents.session import SessionSettings
+    from loomkin.agents import SessionSettings
     from loomkin.demo import copy_sample_project
     from loomkin.service import Loomkin
 
@@ -251,7 +251,7 @@ async def test_robustness_run_on_the_local_model(tmp_path: Path, gguf: Path) -> 
         async with asyncio.timeout(240):
             await session.wait_idle()
         summary = await session.summary()
-        recorded = await loomkin.log.read(session_id=session.session_id)
+        recorded = await session.history()
     await model.aclose()
     figures = _check_log(recorded)
     figures["tokens"] = summary.input_tokens + summary.output_tokens

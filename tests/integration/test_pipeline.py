@@ -29,7 +29,7 @@ from _pipeline_models import (
     producer,
 )
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.events import (
     Event,
     LoopFinished,
@@ -40,15 +40,13 @@ from loomkin.core.events import (
     ToolCallStarted,
 )
 from loomkin.core.taskoutput import truncation_marker
-from loomkin.ids import SessionId
+from loomkin.ids import TaskId
 from loomkin.service import Loomkin
-from loomkin.tasks import DependencySpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from loomkin.ids import TaskId
     from loomkin.service import Session
 
 pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
@@ -70,28 +68,16 @@ def playbook() -> Playbook:
 
 async def _start(lk: Loomkin, project: Path, book: Playbook) -> tuple[Session, list[TaskId]]:
     session = await lk.open_session(project, model_factory=book.factory, settings=SETTINGS)
-    rt = session.runtime
-    sid, team = SessionId(rt.session_id), rt.root_team_id
-    a = await rt.tasks.create(session_id=sid, team_id=team, title="produce records")
-    b = await rt.tasks.create(
-        session_id=sid,
-        team_id=team,
-        title="transform records",
-        depends_on=[DependencySpec(depends_on=a, kind="requires_output")],
-    )
-    c = await rt.tasks.create(
-        session_id=sid,
-        team_id=team,
-        title="integrate records",
-        depends_on=[DependencySpec(depends_on=b)],
-    )
+    a = await session.create_task("produce records")
+    b = await session.create_task("transform records", depends_on=(a,), dep_kind="requires_output")
+    c = await session.create_task("integrate records", depends_on=(b,))
     for name in ("ann", "bob", "cat"):
-        await rt.spawn_agent(team, name, "coder")
-    return session, [a, b, c]
+        await session.spawn_agent(name, "coder")
+    return session, [TaskId(a), TaskId(b), TaskId(c)]
 
 
 async def _events(lk: Loomkin, session_id: str) -> list[Event]:
-    return [r.event for r in await lk.log.read(session_id=session_id)]
+    return [r.event for r in await lk.history(session_id)]
 
 
 def _index(events: list[Event], where: Callable[[Event], bool]) -> int:
@@ -130,9 +116,9 @@ async def test_three_stage_pipeline_streams_through_the_real_runtime(project: Pa
         session, (a, b, c) = await _start(lk, project, book)
         await lk.wait_idle()
         events = await _events(lk, session.session_id)
-        board = lk.board
+        board = {t.task_id: t for t in session.tasks()}
 
-        assert [board.task(t).status for t in (a, b, c)] == ["completed"] * 3
+        assert [board[t].status for t in (a, b, c)] == ["completed"] * 3
         assert {e.outcome for e in events if isinstance(e, LoopFinished)} == {"final"}
 
         # B starts on A's first chunk, long before A completes.
@@ -154,8 +140,7 @@ async def test_three_stage_pipeline_streams_through_the_real_runtime(project: Pa
         assert b_first_chunk < a_done
 
         # A's later chunks reached B's model as readable notices, not as object dumps.
-        b_owner = board.task(b).owner
-        assert b_owner is not None
+        b_owner = session.agent(board[b].owner or "")
         seen = book.seen(b_owner.name)
         for k in (2, 3):
             assert (
@@ -192,8 +177,9 @@ async def test_three_stage_pipeline_streams_through_the_real_runtime(project: Pa
 
         # C waits for all of B.
         assert _index(events, _status(b, "completed")) < _index(events, _status(c, "in_progress"))
-        assert board.task(c).handoff is not None
-        assert board.task(c).handoff.files_changed == ("records.json",)
+        handoff = board[c].handoff
+        assert handoff is not None
+        assert handoff.files_changed == ("records.json",)
 
 
 async def test_pipeline_survives_a_restart_in_the_middle(project: Path, tmp_path: Path) -> None:
@@ -201,7 +187,7 @@ async def test_pipeline_survives_a_restart_in_the_middle(project: Path, tmp_path
     async with await Loomkin.open(url) as lk:
         session, (a, b, c) = await _start(lk, project, playbook())
         session_id = session.session_id
-        async with lk.log.subscribe(after=0, session_id=session_id) as sub:
+        async with session.events(after=0) as sub:
             async for recorded in sub:
                 e = recorded.event
                 if isinstance(e, PartialResultPublished) and e.task_id == b:
@@ -212,13 +198,14 @@ async def test_pipeline_survives_a_restart_in_the_middle(project: Path, tmp_path
         before = await _events(lk, session_id)
         assert [s for s, _ in _chunks(before, a)] == [1]
         assert [s for s, _ in _chunks(before, b)] == [1]
-        assert lk.board.task(b).status == "in_progress"
+        assert {t.task_id: t.status for t in lk.tasks(session_id)}[b] == "in_progress"
 
         await lk.resume_session(session_id, model_factory=playbook().factory, settings=SETTINGS)
         await lk.wait_idle()
         events = await _events(lk, session_id)
 
-        assert [lk.board.task(t).status for t in (a, b, c)] == ["completed"] * 3
+        statuses = {t.task_id: t.status for t in lk.tasks(session_id)}
+        assert [statuses[t] for t in (a, b, c)] == ["completed"] * 3
         assert {e.outcome for e in events if isinstance(e, LoopFinished)} == {"final"}
         # B's publish was cut off mid-call: reported as interrupted (never re-run), and B
         # looked at its task (task_read) before publishing again.

@@ -26,12 +26,12 @@ async def test_a_session_runs_on_postgres_and_resumes_from_it(tmp_path: Path) ->
             await session.wait_idle()
             summary = await session.summary()
             session_id = session.session_id
-            positions = lk.log.last_position
+            positions = lk.last_position
         assert summary.tasks == {"completed": 3}
         # A second runtime on the same store rebuilds the same state from the log.
         async with await Loomkin.open(url) as again:
             resumed = await again.resume_session(session_id, model_factory=demo_model)
-            assert again.log.last_position == positions
+            assert again.last_position == positions
             assert {a.name: a.status for a in resumed.agents()} == {
                 "concierge": "idle",
                 "orienter": "idle",

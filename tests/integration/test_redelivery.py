@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.chat import UserMessage
 from loomkin.service import Loomkin
+from loomkin.testing.internals import session_runtime
 from loomkin.testing.models import Reply, ScriptedModel
 
 if TYPE_CHECKING:
@@ -32,16 +33,15 @@ async def test_unread_team_and_direct_messages_are_delivered_after_a_restart(
         await session.spawn_agent("ann", "coder", team="crew")
         await session.spawn_agent("ben", "coder", team="crew")
         await session.pause("ann")  # ann is idle: paused at once, so she reads nothing
-        runtime = session.runtime
+        runtime = session_runtime(session)
         ben = runtime.agent("ben")
         crew = runtime.resolve_team("crew")
-        await runtime.log.append(
-            runtime.message_event(
-                msg_type="peer_message", content="to the whole crew", to_team=crew, sender=ben
-            ),
-            runtime.message_event(
-                msg_type="peer_message",
-                content="just for ann",
+        messages = runtime.ctx.messages
+        await runtime.ctx.log.append(
+            messages.message("peer_message", "to the whole crew", to_team=crew, sender=ben),
+            messages.message(
+                "peer_message",
+                "just for ann",
                 to_agent=runtime.agent("ann").agent_id,
                 sender=ben,
             ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from typing import TYPE_CHECKING
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.chat import AssistantMessage, ToolResultMessage, UserMessage
 from loomkin.core.events import (
     AssistantReplied,
@@ -24,10 +24,10 @@ from loomkin.testing.models import Call, FunctionModel, Reply
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from loomkin.agents.agent import Agent
     from loomkin.agents.roles import Role
     from loomkin.core.records import PermissionDecision
     from loomkin.llm.model import Model, ModelRequest
+    from loomkin.service import PendingPermission
 
 GOAL = "Add a mathutil.add(a, b) function with a test."
 MODULE = 'def add(a: int, b: int) -> int:\n    """Return a + b."""\n    return a + b\n'
@@ -113,8 +113,8 @@ async def test_a_small_goal_end_to_end(tmp_path: Path) -> None:
     git(project, "commit", "-qm", "initial")
     asked: list[str] = []
 
-    async def approve(agent: Agent, request_id: str) -> PermissionDecision:
-        asked.append(agent.name)
+    async def approve(prompt: PendingPermission) -> PermissionDecision:
+        asked.append(prompt.agent)
         return "allow_once"
 
     async with await Loomkin.open("memory:") as lk:
@@ -124,7 +124,7 @@ async def test_a_small_goal_end_to_end(tmp_path: Path) -> None:
         session.set_permission_responder(approve)
         await session.send(GOAL)
         await session.wait_idle()
-        events = [r.event for r in await lk.log.read(session_id=session.session_id)]
+        events = [r.event for r in await session.history()]
         summary = await session.summary()
 
     # The files are on disk, and they work.

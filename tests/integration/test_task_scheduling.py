@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 from _pipeline_models import Playbook, Turn, answered, ids_in, steps
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.events import (
     DependencyAdded,
     Event,
@@ -25,9 +25,8 @@ from loomkin.core.events import (
     TaskStatusChanged,
     ToolCallCompleted,
 )
-from loomkin.ids import SessionId
+from loomkin.ids import TaskId, TeamId
 from loomkin.service import Loomkin
-from loomkin.tasks import DependencySpec
 from loomkin.testing.models import Call, Reply
 
 if TYPE_CHECKING:
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from loomkin.core.events import JSON, RecordedEvent
-    from loomkin.ids import TaskId, TeamId
     from loomkin.service import Session
 
 pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
@@ -57,21 +55,22 @@ async def _task(
     team: TeamId | None = None,
     priority: int = 3,
     description: str = "",
-    depends_on: tuple[DependencySpec, ...] = (),
+    depends_on: tuple[TaskId, ...] = (),
+    milestone: str | None = None,
 ) -> TaskId:
-    rt = session.runtime
-    return await rt.tasks.create(
-        session_id=SessionId(rt.session_id),
-        team_id=team or rt.root_team_id,
-        title=title,
+    task_id = await session.create_task(
+        title,
+        team=team,
         priority=priority,
         description=description,
         depends_on=depends_on,
+        milestone=milestone,
     )
+    return TaskId(task_id)
 
 
 async def _recorded(lk: Loomkin, session: Session) -> list[RecordedEvent]:
-    return await lk.log.read(session_id=session.session_id)
+    return await session.history()
 
 
 def _one(recorded: list[RecordedEvent], where: Callable[[Event], bool]) -> RecordedEvent:
@@ -132,13 +131,13 @@ async def test_milestone_starts_the_dependent_before_its_predecessor_completes(
     )
     async with await Loomkin.open("memory:") as lk:
         session = await lk.open_session(project, model_factory=book.factory, settings=SETTINGS)
-        rt = session.runtime
-        ops = await rt.teams.create_team(rt.session_id, "ops", parent_team_id=rt.root_team_id)
+        ops = TeamId(await session.create_team("ops"))
         t1 = await _task(session, "implement the parser")
         t2 = await _task(
             session,
             "write parser tests",
-            depends_on=(DependencySpec(depends_on=t1, milestone="interface"),),
+            depends_on=(t1,),
+            milestone="interface",
         )
         await _task(
             session,
@@ -146,16 +145,15 @@ async def test_milestone_starts_the_dependent_before_its_predecessor_completes(
             team=ops,
             description=f"Emit the interface milestone of task {t1}.",
         )
-        ann = await rt.spawn_agent(rt.root_team_id, "ann", "coder")
-        await rt.spawn_agent(rt.root_team_id, "bob", "coder")
-        mallory = await rt.spawn_agent(ops, "mallory", "coder")
+        ann = await session.spawn_agent("ann", "coder")
+        await session.spawn_agent("bob", "coder")
+        mallory = await session.spawn_agent("mallory", "coder", team="ops")
         await lk.wait_idle()
         recorded = await _recorded(lk, session)
 
         assert _loops_ended_well(recorded)
-        assert lk.board.task(t1).status == lk.board.task(t2).status == "completed"
-        assert lk.board.task(t1).owner is not None
-        assert lk.board.task(t1).owner.agent_id == ann.agent_id
+        assert session.task(t1).status == session.task(t2).status == "completed"
+        assert session.task(t1).owner_id == ann.agent_id
 
         # Only the owner may emit: mallory is refused, readably (names, not ids).
         (refused,) = [e for e in _results(recorded, "emit_milestone") if e.is_error]
@@ -180,7 +178,7 @@ async def test_milestone_starts_the_dependent_before_its_predecessor_completes(
         assert refused_at.position < emitted.position < t2_starts.position < t1_done.position
         assert t2_starts.recorded_at == emitted.recorded_at
         assert t1_done.recorded_at - emitted.recorded_at == pytest.approx(4.0)
-        assert lk.board.task(t1).milestones == ("interface",)
+        assert session.task(t1).milestones == ("interface",)
 
 
 # -- dynamic dependencies -----------------------------------------------------------------------
@@ -211,10 +209,8 @@ async def test_dependency_added_while_work_runs_holds_the_dependent_back(project
     )
     async with await Loomkin.open("memory:") as lk:
         session = await lk.open_session(project, model_factory=book.factory, settings=SETTINGS)
-        rt = session.runtime
-        sid = rt.session_id
-        api = await rt.teams.create_team(sid, "api", parent_team_id=rt.root_team_id)
-        web = await rt.teams.create_team(sid, "web", parent_team_id=rt.root_team_id)
+        api = TeamId(await session.create_team("api"))
+        web = TeamId(await session.create_team("web"))
         schema = await _task(session, "publish the user schema", team=api)
         form = await _task(session, "build the signup form", team=web)
         await _task(
@@ -224,13 +220,13 @@ async def test_dependency_added_while_work_runs_holds_the_dependent_back(project
             priority=1,  # planned first, while the form itself is already available
             description=f"Our form task {form} must wait for the api team's schema {schema}.",
         )
-        await rt.spawn_agent(api, "alice", "coder")
-        wes = await rt.spawn_agent(web, "wes", "coder")
+        await session.spawn_agent("alice", "coder", team="api")
+        wes = await session.spawn_agent("wes", "coder", team="web")
         await lk.wait_idle()
         recorded = await _recorded(lk, session)
 
         assert _loops_ended_well(recorded)
-        assert lk.board.task(form).status == "completed"
+        assert session.task(form).status == "completed"
 
         # The dependency was added by wes, across teams, while the form was still available.
         added = _one(recorded, lambda e: isinstance(e, DependencyAdded))
@@ -254,7 +250,7 @@ async def test_dependency_added_while_work_runs_holds_the_dependent_back(project
         )
         assert f"{schema} is 'publish the user schema'" in cycle.result
         assert f"{form} is 'build the signup form'" in cycle.result
-        assert len(lk.board.dependencies(schema)) == 0
+        assert [d for d in session.dependencies() if d.task_id == schema] == []
 
 
 # -- priority inheritance and the scheduler -------------------------------------------------------
@@ -270,18 +266,16 @@ async def test_scheduler_runs_the_low_priority_blocker_of_an_urgent_task_first(
         session = await lk.open_session(project, model_factory=book.factory, settings=SETTINGS)
         medium = [await _task(session, t, priority=3) for t in titles[:3]]
         low = await _task(session, "migrate the table", priority=5)
-        urgent = await _task(
-            session, "hotfix login", priority=1, depends_on=(DependencySpec(depends_on=low),)
-        )
+        urgent = await _task(session, "hotfix login", priority=1, depends_on=(low,))
         # The urgent task lends its priority to its blocker at once, with the reason.
-        assert lk.board.effective_priority(low) == 1
-        solo = await session.runtime.spawn_agent(session.runtime.root_team_id, "solo", "coder")
+        assert session.task(low).effective_priority == 1
+        solo = await session.spawn_agent("solo", "coder")
         await lk.wait_idle()
         recorded = await _recorded(lk, session)
 
         assert _loops_ended_well(recorded)
-        assert all(v.status == "completed" for v in lk.board.tasks())
-        assert {a.role.name for a in session.runtime.agents.values()} == {"coder"}  # no lead
+        assert all(v.status == "completed" for v in session.tasks())
+        assert {a.role for a in session.agents()} == {"coder"}  # no lead
 
         # Priority changes are events with their reason: lent by the urgent task, then
         # returned once the blocker is done.
@@ -319,7 +313,7 @@ async def test_scheduler_runs_the_low_priority_blocker_of_an_urgent_task_first(
             lambda e: isinstance(e, TaskPriorityChanged) and e.effective_priority == 5,
         )
         assert _one(recorded, _status(low, "completed")).position < fallback.position
-        assert all(v.effective_priority == v.priority for v in lk.board.tasks())
+        assert all(v.effective_priority == v.priority for v in session.tasks())
 
 
 # -- the task board through the tools -----------------------------------------------------------
@@ -371,14 +365,14 @@ async def test_task_board_transitions_and_handoff_through_the_tools(project: Pat
             session,
             "publish the docs",
             description=f"Publish what task {docs} wrote.",
-            depends_on=(DependencySpec(depends_on=docs),),
+            depends_on=(docs,),
         )
-        ann = await session.runtime.spawn_agent(session.runtime.root_team_id, "ann", "coder")
+        ann = await session.spawn_agent("ann", "coder")
         await lk.wait_idle()
         recorded = await _recorded(lk, session)
 
         assert _loops_ended_well(recorded)
-        assert lk.board.task(docs).status == lk.board.task(publish).status == "completed"
+        assert session.task(docs).status == session.task(publish).status == "completed"
         updates = [(e.is_error, e.result) for e in _results(recorded, "task_update")]
         assert updates[0] == (
             True,
@@ -389,7 +383,7 @@ async def test_task_board_transitions_and_handoff_through_the_tools(project: Pat
         assert "status" in updates[1][1]
         assert "'in_progress', 'blocked', 'ready_for_review'" in updates[1][1]
         assert updates[2] == (False, f"Task {docs} is now ready_for_review.")
-        assert lk.board.task(publish).status == "completed"  # the refusal changed nothing
+        assert session.task(publish).status == "completed"  # the refusal changed nothing
 
         completes = [(e.is_error, e.result) for e in _results(recorded, "task_complete")]
         assert completes[:2] == [
@@ -412,7 +406,7 @@ async def test_task_board_transitions_and_handoff_through_the_tools(project: Pat
         ]
 
         # The structured hand-off lands on the task, and task_read shows it to the next agent.
-        handoff = lk.board.task(docs).handoff
+        handoff = session.task(docs).handoff
         assert handoff is not None
         assert handoff.files_changed == ("docs/api.md",)
         assert handoff.open_questions == ("document the admin routes?",)

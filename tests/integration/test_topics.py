@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.chat import UserMessage
 from loomkin.service import Loomkin
+from loomkin.testing.internals import session_runtime
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ async def test_only_followers_receive_a_topic_message_even_across_teams_and_rest
         for follower in ("ann", "cy"):
             await session.send("follow the schema topic", to=follower)
         await session.wait_idle()
-        assert session.runtime.topics_of(session.agent("cy").agent_id) == ["schema"]
+        topics = session_runtime(session).router
+        assert topics.topics_of(session.agent("cy").agent_id) == ["schema"]
         session_id = session.session_id
     # The subscriptions are events: a restarted runtime still delivers to the followers.
     async with await Loomkin.open(store) as lk:

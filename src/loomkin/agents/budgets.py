@@ -1,28 +1,59 @@
-"""Budgets: what the next model call may spend, and whom to tell when it may not.
+"""Budgets: what the next model call may spend, as a pure function of limits and usage.
 
 Budgets are checked before every model call, for the agent, its team and the session. A
 breach does not kill the agent: it pauses, its finished work stays, and its lead (or the
 Concierge) is told with an urgent message, so the user can raise the budget and resume.
+
+:class:`BudgetBook` is the projection that knows the limits (``loomkin.toml``'s until a
+``BudgetsChanged`` event replaces them) and each agent's spend (``ModelCallCompleted``);
+:func:`budget_breach` decides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
-    from loomkin.agents.session import SessionRuntime
-    from loomkin.core.events import MessageSent
+from loomkin.core.events import AgentSpawned, BudgetsChanged, ModelCallCompleted
 
-__all__ = ["Breach", "budget_breach", "budget_notice"]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from loomkin.core.events import RecordedEvent
+
+__all__ = ["Breach", "BudgetBook", "Budgets", "Usage", "budget_breach"]
+
+Scope = Literal["agent", "team", "session"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budgets:
+    """Token and cost limits; ``None`` means no limit."""
+
+    session_usd: float | None = None
+    team_usd: float | None = None
+    agent_usd: float | None = None
+    session_tokens: int | None = None
+    team_tokens: int | None = None
+    agent_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """What some agents spent so far."""
+
+    cost_usd: float = 0.0
+    tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(cost_usd=self.cost_usd + other.cost_usd, tokens=self.tokens + other.tokens)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Breach:
     """A budget the next model call would break."""
 
-    scope: Literal["agent", "team", "session"]
+    scope: Scope
     limit_usd: float | None = None
     spent_usd: float = 0.0
     limit_tokens: int | None = None
@@ -31,59 +62,84 @@ class Breach:
     """Readable, for the agent's status and the lead's message."""
 
 
-def budget_breach(session: SessionRuntime, agent: Agent) -> Breach | None:
-    """The budget ``agent``'s next model call would break, or ``None``."""
-    b = session.settings.budgets
-    everyone = list(session.agents.values())
-    team = [a for a in everyone if a.team_id == agent.team_id]
-    scopes: tuple[
-        tuple[Literal["agent", "team", "session"], list[Agent], float | None, int | None], ...
-    ]
-    scopes = (
-        ("agent", [agent], b.agent_usd, b.agent_tokens),
-        ("team", team, b.team_usd, b.team_tokens),
-        ("session", everyone, b.session_usd, b.session_tokens),
+def budget_breach(limits: Budgets, *, agent: Usage, team: Usage, session: Usage) -> Breach | None:
+    """The budget the next model call would break (the narrowest scope first), or ``None``."""
+    scopes: tuple[tuple[Scope, Usage, float | None, int | None], ...] = (
+        ("agent", agent, limits.agent_usd, limits.agent_tokens),
+        ("team", team, limits.team_usd, limits.team_tokens),
+        ("session", session, limits.session_usd, limits.session_tokens),
     )
-    for scope, members, usd, tokens in scopes:
-        spent = sum(a.memory.cost_usd for a in members)
-        used = sum(a.memory.total_tokens() for a in members)
-        if usd is not None and spent >= usd:
-            text = f"{scope} budget of ${usd:.2f} reached (spent ${spent:.4f})"
+    for scope, used, usd, tokens in scopes:
+        if usd is not None and used.cost_usd >= usd:
+            text = f"{scope} budget of ${usd:.2f} reached (spent ${used.cost_usd:.4f})"
             return Breach(
-                scope=scope, limit_usd=usd, spent_usd=spent, spent_tokens=used, description=text
+                scope=scope,
+                limit_usd=usd,
+                spent_usd=used.cost_usd,
+                spent_tokens=used.tokens,
+                description=text,
             )
-        if tokens is not None and used >= tokens:
-            text = f"{scope} budget of {tokens} tokens reached (used {used})"
+        if tokens is not None and used.tokens >= tokens:
+            text = f"{scope} budget of {tokens} tokens reached (used {used.tokens})"
             return Breach(
                 scope=scope,
                 limit_tokens=tokens,
-                spent_usd=spent,
-                spent_tokens=used,
+                spent_usd=used.cost_usd,
+                spent_tokens=used.tokens,
                 description=text,
             )
     return None
 
 
-def budget_notice(session: SessionRuntime, agent: Agent, description: str) -> list[MessageSent]:
-    """The urgent message telling the lead (or the Concierge) that ``agent`` paused."""
-    lead = _lead_for(session, agent)
-    if lead is None or lead is agent:
-        return []
-    return [
-        session.message_event(
-            msg_type="budget_exceeded",
-            content=(
-                f"Agent {agent.name} paused: {description}. Its finished work is kept. "
-                "Ask the user to raise the budget, or reassign the remaining work."
-            ),
-            to_agent=lead.agent_id,
+@dataclass(slots=True)
+class BudgetBook:
+    """The limits and the spend of one session (a projection of its log)."""
+
+    limits: Budgets
+    _spent: dict[str, Usage] = field(default_factory=dict)
+    _team_of: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
+        match recorded.event:
+            case AgentSpawned(agent_id=agent_id, team_id=team_id):
+                self._team_of[agent_id] = team_id
+            case ModelCallCompleted(
+                agent_id=agent_id, cost_usd=cost, input_tokens=i, output_tokens=o
+            ):
+                spent = self._spent.get(agent_id, Usage())
+                self._spent[agent_id] = spent + Usage(cost_usd=cost, tokens=i + o)
+            case BudgetsChanged() as changed:
+                self.limits = Budgets(
+                    session_usd=changed.session_usd,
+                    team_usd=changed.team_usd,
+                    agent_usd=changed.agent_usd,
+                    session_tokens=changed.session_tokens,
+                    team_tokens=changed.team_tokens,
+                    agent_tokens=changed.agent_tokens,
+                )
+            case _:
+                pass
+
+    def caught_up(self) -> None:
+        """Nothing to act on."""
+
+    def spent(self, agent_ids: Iterable[str] | None = None) -> Usage:
+        """What ``agent_ids`` (default: every agent of the session) spent so far."""
+        ids = self._spent.keys() if agent_ids is None else agent_ids
+        total = Usage()
+        for agent_id in ids:
+            total += self._spent.get(agent_id, Usage())
+        return total
+
+    def team_spent(self, team_id: str) -> Usage:
+        """What the agents of ``team_id`` spent so far."""
+        return self.spent(a for a, t in self._team_of.items() if t == team_id)
+
+    def breach(self, agent_id: str) -> Breach | None:
+        """The budget ``agent_id``'s next model call would break, or ``None``."""
+        return budget_breach(
+            self.limits,
+            agent=self.spent([agent_id]),
+            team=self.team_spent(self._team_of.get(agent_id, "")),
+            session=self.spent(),
         )
-    ]
-
-
-def _lead_for(session: SessionRuntime, agent: Agent) -> Agent | None:
-    for role in ("lead", "concierge"):
-        for candidate in session.agents.values():
-            if candidate.role.name == role and candidate.team_id == agent.team_id:
-                return candidate
-    return session.find_agent(session.root_team_id, "concierge")

@@ -1,115 +1,67 @@
-"""Wires the coordination services into a session: roster, listener, pre-write hook, timers.
+"""Wires the coordination services into a session: one projection, the pre-write hook, timers.
 
 The services in :mod:`loomkin.coordination` sit below the agent layer and never see an
-``Agent``; this adapter gives them :class:`~loomkin.coordination.Member` records, forwards
-the log's events to them, runs the conflict detector's check right before a file write, and
-starts the rebalancer's periodic check on the session's ``timers``.
+``Agent``: they get the directory as their :class:`~loomkin.coordination.Roster` of plain
+records, and reach agents only by appending events. :class:`SessionCoordination` feeds them
+the session's events (replay and live alike), runs the conflict detector's check right before
+a file write, and, once the replay is over, starts the rebalancer's periodic check and
+re-arms the deadlines of open votes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING
 
-from loomkin.coordination import (
-    ConflictDetector,
-    Context,
-    Knowledge,
-    Member,
-    Rebalancer,
-    VoteBook,
-)
+from loomkin.coordination import ConflictDetector, Context, Knowledge, Rebalancer, VoteBook
 from loomkin.coordination.conflicts import WRITE_TOOLS
-from loomkin.core.scheduling import TaskType
-from loomkin.ids import AgentId
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
-    from loomkin.agents.agent import Agent
-    from loomkin.agents.session import SessionRuntime
-    from loomkin.core.events import Event
+    from loomkin.agents.settings import SessionSettings
+    from loomkin.coordination import Member
+    from loomkin.core.events import RecordedEvent
     from loomkin.core.events.base import JSON
+    from loomkin.tools.base import FileAccessLog
 
 __all__ = ["SessionCoordination"]
 
 
 class SessionCoordination:
-    """The coordination services of one session."""
+    """The coordination services of one session (a projection of its log)."""
 
-    def __init__(self, session: SessionRuntime) -> None:
-        self.session = session
-        self.ctx = Context(
-            session_id=session.session_id,
-            log=session.log,
-            clock=session.clock,
-            timers=session.timers,
-            tasks=session.tasks,
-            state=session.state,
-            roster=self,
-        )
-        self.conflicts = ConflictDetector(self.ctx, Path(session.project_root))
-        self.rebalancer = Rebalancer(self.ctx, session.settings.rebalancer)
-        self.votes = VoteBook(self.ctx)
+    def __init__(
+        self, ctx: Context, *, project_root: Path, settings: SessionSettings, files: FileAccessLog
+    ) -> None:
+        self.ctx = ctx
+        """What the services share (the log, the clock, the roster of the session's agents)."""
+        self._files = files
+        self.conflicts = ConflictDetector(ctx, Path(project_root))
+        self.rebalancer = Rebalancer(ctx, settings.rebalancer)
+        self.votes = VoteBook(ctx)
         self.knowledge = Knowledge(
-            self.ctx,
+            ctx,
             lambda agent_id: frozenset(self.conflicts.touched.get(agent_id, ())),
-            propagate_depth=session.settings.propagation_depth,
-        )
-        self._started = False
-
-    def start(self) -> None:
-        """Start the rebalancer's periodic check (and re-arm open vote deadlines)."""
-        if self._started:
-            return
-        self._started = True
-        self.votes.rearm_open()
-        self.session.timers.run(
-            f"rebalancer:{self.session.session_id}", self.rebalancer.run_forever
+            propagate_depth=settings.propagation_depth,
         )
 
-    def members(self) -> Sequence[Member]:
-        """Every agent of the session as a plain record."""
-        return [self.member(a) for a in self.session.agents.values()]
-
-    def member_by_id(self, agent_id: str) -> Member | None:
-        """The agent ``agent_id`` as a plain record, without building every other member."""
-        agent = self.session.agents.get(AgentId(agent_id))
-        return None if agent is None else self.member(agent)
-
-    def member(self, agent: Agent) -> Member:
-        """``agent`` as a plain record."""
-        return Member(
-            agent_id=agent.agent_id,
-            name=agent.name,
-            role=agent.role.name,
-            team_id=agent.team_id,
-            status=agent.memory.status,
-            task_id=agent.memory.task_id,
-            capability=self._capability(agent),
-        )
-
-    def _capability(self, agent: Agent) -> float:
-        stats = self.session.scheduler_stats
-        wins = total = 0
-        for task_type in get_args(TaskType):
-            s, f = stats.counts(agent.agent_id, task_type)
-            wins, total = wins + s, total + s + f
-        return wins / total if total else 0.5
-
-    def on_event(self, event: Event, *, live: bool) -> None:
-        """Log listener (also during a replay, with ``live`` False)."""
+    def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
+        event = recorded.event
         self.conflicts.on_event(event, live=live)
         self.rebalancer.on_event(event)
         self.votes.on_event(event)
         self.knowledge.on_event(event)
 
-    async def before_tool(
-        self, agent: Agent, tool: str, arguments: Mapping[str, JSON], target: str
+    def caught_up(self) -> None:
+        """Start the rebalancer's periodic check and re-arm open vote deadlines."""
+        self.votes.rearm_open()
+        self.ctx.timers.run(f"rebalancer:{self.ctx.session_id}", self.rebalancer.run_forever)
+
+    async def before_write(
+        self, member: Member, tool: str, arguments: Mapping[str, JSON], target: str
     ) -> str | None:
         """Run the conflict detector's check before a write lands; the refusal text, if any."""
         if tool not in WRITE_TOOLS:
             return None
-        return await self.conflicts.before_write(
-            self.member(agent), tool, arguments, target, self.session.file_access
-        )
+        return await self.conflicts.before_write(member, tool, arguments, target, self._files)

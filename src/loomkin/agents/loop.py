@@ -28,12 +28,14 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from loomkin.agents.execution import execute_tool
+from loomkin.agents.inbox import has_input, ingest_messages
+from loomkin.agents.notices import COMPLETION_NUDGE_TEXT, EMPTY_ANSWER_NUDGE
 from loomkin.core.chat import (
     AssistantMessage,
     ChatMessage,
     SystemMessage,
     ToolCall,
-    ToolResultMessage,
     UserMessage,
 )
 from loomkin.core.events import (
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
     from loomkin.agents.control import Checkpoint, Directive
 
-__all__ = ["LoopOutcome", "run_loop"]
+__all__ = ["LoopOutcome", "Outcome", "apply_steers", "run_loop"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ async def checkpoint(agent: Agent, where: Checkpoint) -> LoopOutcome | None:
     if directive is not None:
         return await apply_directive(agent, directive, where)
     if where != "stream" and agent.mailbox.has_urgent():
-        await agent.ingest_messages()
+        await ingest_messages(agent)
     return None
 
 
@@ -125,13 +127,23 @@ async def skip_unanswered(agent: Agent, text: str) -> None:
 # -- call_model ---------------------------------------------------------------------------------
 
 
+async def apply_steers(agent: Agent) -> None:
+    """Put pending steering texts into the transcript, just before the next model call."""
+    agent.take_control_commands()
+    for command in agent.controls.take_steers():
+        await agent.append_transcript(
+            UserMessage(source="guidance", text=f"[User guidance]: {command.text}")
+        )
+        await agent.control_applied(command, "before_model")
+
+
 async def call_model_step(agent: Agent) -> LoopOutcome | None:
     """Prepare the prompt, check budget and limits, and make one model call."""
     stop = await checkpoint(agent, "before_model")
     if stop is not None:
         return stop
-    await agent.ingest_messages()
-    await agent.apply_steers()
+    await ingest_messages(agent)
+    await apply_steers(agent)
     if agent.memory.iteration >= agent.max_iterations:
         text = (
             f"Stopped after reaching the iteration limit ({agent.max_iterations} model calls) "
@@ -250,7 +262,7 @@ async def record_response(
         for c in (() if interrupted else response.tool_calls)
     )
     message = AssistantMessage(text=response.text, tool_calls=calls, interrupted=interrupted)
-    cost = agent.prices.cost(agent.model.name, response.input_tokens, response.output_tokens)
+    cost = agent.ctx.prices.cost(agent.model.name, response.input_tokens, response.output_tokens)
     completed = ModelCallCompleted(
         session_id=agent.session_id,
         agent_id=agent.agent_id,
@@ -291,7 +303,7 @@ async def run_tools(agent: Agent, calls: list[ToolCall]) -> LoopOutcome | None:
                 is_error=True,
             )
         else:
-            await agent.execute_tool(call)
+            await execute_tool(agent, call)
         stop = await checkpoint(agent, "after_tool")
         if stop is not None:
             return stop
@@ -308,53 +320,33 @@ async def decide(agent: Agent) -> LoopOutcome | None:
     """A final answer: nudge once if a task is still open, else end the loop."""
     last = agent.memory.transcript[-1]
     assert isinstance(last, AssistantMessage)
-    if agent.has_input():
+    if has_input(agent):
         # New input arrived while the model was answering (or a task put aside can start
         # now that the current one is over): keep going with it.
-        await agent.ingest_messages()
+        await ingest_messages(agent)
         if not isinstance(agent.memory.transcript[-1], AssistantMessage):
             return None
     agent.poll_controls()  # move waiting control commands onto the lane
     if agent.controls.steers:
         # Guidance arrived while the model was answering: it lands in one more model call.
         # (Left on the lane it would wait, unacknowledged, for the agent's next message.)
-        await agent.apply_steers()
+        await apply_steers(agent)
         return None
     if not last.text.strip():
         return await _after_empty_answer(agent)
-    if await agent.needs_completion_nudge():
-        await agent.append_transcript(
-            UserMessage(
-                source="system",
-                text=(
-                    "[System] Your task is still open. If it is done, call task_complete with "
-                    "the result and the hand-off; if you are blocked, call task_update with "
-                    "status 'blocked' and say why."
-                ),
-            )
-        )
+    if agent.needs_completion_nudge():
+        await agent.nudge(COMPLETION_NUDGE_TEXT)
         return None
     return LoopOutcome(outcome="final", text=last.text)
-
-
-_EMPTY_NUDGE = (
-    "[System] Your answer was empty. Call a tool, or answer in words (call task_complete if "
-    "your task is done)."
-)
 
 
 async def _after_empty_answer(agent: Agent) -> LoopOutcome | None:
     """An empty answer (no text, no calls, as weak models give): nudge once, then give up."""
     transcript = agent.memory.transcript
     nudged = len(transcript) > 1 and transcript[-2] == UserMessage(
-        source="system", text=_EMPTY_NUDGE
+        source="system", text=EMPTY_ANSWER_NUDGE
     )
     if nudged:
         return LoopOutcome(outcome="error", text="The model gave an empty answer twice.")
-    await agent.append_transcript(UserMessage(source="system", text=_EMPTY_NUDGE))
+    await agent.append_transcript(UserMessage(source="system", text=EMPTY_ANSWER_NUDGE))
     return None
-
-
-def tool_result(call: ToolCall, text: str, *, is_error: bool) -> ToolResultMessage:
-    """Build the transcript message for a tool call's result."""
-    return ToolResultMessage(call_id=call.call_id, name=call.name, content=text, is_error=is_error)

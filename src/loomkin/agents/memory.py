@@ -3,7 +3,11 @@
 Everything the loop needs to continue after a pause or a process restart is derived from
 the agent's events: the transcript (``TranscriptAppended``), which tool calls started and
 which completed (``ToolCallStarted`` / ``ToolCallCompleted``), whether the agent is paused
-(``AgentStatusChanged``), the iteration reached in the current loop and the usage so far.
+(``AgentStatusChanged``), the iteration reached in the current loop, the usage so far, the
+control requests not yet applied, whether the loop serves the user and whether it was nudged
+to complete its task. Transcript messages may carry markers beside the message itself
+(``message_id``: the bus message it reads; ``notice``: a system notice such as the completion
+nudge), which this projection reads back.
 Nothing here is authoritative on its own: :meth:`AgentMemory.apply` is the only writer, and
 the same method serves live updates and replays, so a restarted agent is exactly the agent
 that was acknowledged before the crash.
@@ -12,17 +16,21 @@ that was acknowledged before the crash.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from loomkin.core.chat import (
     AssistantMessage,
     ChatMessage,
     ToolCall,
     ToolResultMessage,
+    UserMessage,
     message_from_json,
 )
 from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
+    ControlApplied,
+    ControlRequested,
     Event,
     LoopFinished,
     ModelCallCompleted,
@@ -37,7 +45,13 @@ from loomkin.core.events import (
 from loomkin.core.records import AgentStatus
 from loomkin.ids import TaskId
 
-__all__ = ["AgentMemory", "PendingPermission"]
+if TYPE_CHECKING:
+    from loomkin.core.events.base import JSON
+
+__all__ = ["COMPLETION_NUDGE", "AgentMemory", "PendingPermission"]
+
+COMPLETION_NUDGE = "completion_nudge"
+"""The ``notice`` marker of the message asking an agent to complete (or block) its task."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +91,12 @@ class AgentMemory:
     loop_open: bool = False
     """True from the first transcript change of a loop until its ``LoopFinished``: a restart
     finding it true knows the loop was cut short, whatever the status said."""
+    serving_user: bool = False
+    """The current loop read a message from the user, so its final answer is a reply."""
+    nudged_for: TaskId | None = None
+    """The task the agent was last nudged to complete (it is nudged once per task)."""
+    pending_controls: dict[str, ControlRequested] = field(default_factory=dict)
+    """Control requests journaled and not yet applied, by request id, oldest first."""
 
     def apply(self, event: Event) -> None:  # noqa: C901 - one flat dispatch over event kinds
         """Fold one of this agent's events into the memory."""
@@ -86,11 +106,7 @@ class AgentMemory:
             case AgentStatusChanged(status=status):
                 self.status = status
             case TranscriptAppended(message=message):
-                self.loop_open = True
-                self.transcript.append(message_from_json(message))
-                message_id = message.get("message_id")
-                if isinstance(message_id, str):
-                    self.read_messages.add(message_id)
+                self._transcript_appended(message)
             case ModelCallStarted(iteration=iteration):
                 self.iteration = iteration
                 self.last_step = "model_call"
@@ -116,10 +132,20 @@ class AgentMemory:
             case LoopFinished(outcome="paused" | "budget"):
                 self.loop_open = False
                 self.last_step = "paused"  # the loop continues from here: keep its iteration
-            case LoopFinished():
+            case LoopFinished(outcome=outcome):
                 self.loop_open = False
                 self.iteration = 0
                 self.last_step = "idle"
+                if outcome != "cancelled":  # a cancelled reply to the user is still owed
+                    self.serving_user = False
+            case ControlRequested(action="inspect"):
+                pass  # answered at once, never queued
+            case ControlRequested():
+                self._control_requested(event)
+            case ControlApplied(request_id=request_id, action=action):
+                self.pending_controls.pop(request_id, None)
+                if action == "cancel":  # a cancel consumes the pause waiting beside it
+                    self._drop_pending("pause")
             case TaskStatusChanged(task_id=task_id, status="in_progress"):
                 self.task_id = task_id  # only the owner's task events are routed here
             case TaskStatusChanged(task_id=task_id, status=status) if task_id == self.task_id:
@@ -127,6 +153,40 @@ class AgentMemory:
                     self.task_id = None
             case _:
                 pass  # events about other things do not change this agent's memory
+
+    def _transcript_appended(self, message: dict[str, JSON]) -> None:
+        self.loop_open = True
+        chat = message_from_json(message)
+        self.transcript.append(chat)
+        message_id = message.get("message_id")
+        if isinstance(message_id, str):
+            self.read_messages.add(message_id)
+        if isinstance(chat, UserMessage) and chat.source == "user":
+            self.serving_user = True
+        if message.get("notice") == COMPLETION_NUDGE:
+            self.nudged_for = self.task_id
+
+    def _control_requested(self, event: ControlRequested) -> None:
+        """Mirror the control lane: a newer directive supersedes the ones it replaces there."""
+        match event.action:
+            case "pause":
+                self._drop_pending("pause", "resume")
+            case "resume":
+                self._drop_pending("pause", "resume")
+            case "cancel":
+                self._drop_pending("cancel")
+            case _:
+                pass  # steering texts accumulate
+        self.pending_controls[event.request_id] = event
+
+    def _drop_pending(self, *actions: str) -> None:
+        for request_id, pending in list(self.pending_controls.items()):
+            if pending.action in actions:
+                del self.pending_controls[request_id]
+
+    def pause_pending(self) -> bool:
+        """Whether a pause was asked and has not taken effect yet (it waits for a checkpoint)."""
+        return any(c.action == "pause" for c in self.pending_controls.values())
 
     def unanswered_calls(self) -> list[ToolCall]:
         """Tool calls of the last assistant message that have no result in the transcript."""

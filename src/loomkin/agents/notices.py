@@ -2,17 +2,42 @@
 
 Every notice is plain, readable text with a short bracketed header saying who or what it
 comes from. Nothing reaches a model as a repr or an object dump (the Elixir version sent
-inspected tuples to the model; see the notes, §24 item 3).
+inspected tuples to the model; see the notes, §24 item 3). All prompt text the runtime writes
+for a model lives here: message headers, the task service's notices
+(:class:`TaskNoticeTexts`, given to it as its ``TaskNotices`` port), task briefs and the
+loop's nudges.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from loomkin.core.taskoutput import truncation_marker
 
 if TYPE_CHECKING:
     from loomkin.bus import BusMessage
+    from loomkin.core.taskview import Handoff, TaskView
 
-__all__ = ["render_message"]
+__all__ = [
+    "COMPLETION_NUDGE_TEXT",
+    "EMPTY_ANSWER_NUDGE",
+    "NOTICE_CAP",
+    "TaskNoticeTexts",
+    "render_message",
+    "task_brief",
+]
+
+NOTICE_CAP = 4000
+"""Characters of a predecessor's output sent in a notice (the rest: ``task_read``)."""
+
+COMPLETION_NUDGE_TEXT = (
+    "[System] Your task is still open. If it is done, call task_complete with the result and "
+    "the hand-off; if you are blocked, call task_update with status 'blocked' and say why."
+)
+EMPTY_ANSWER_NUDGE = (
+    "[System] Your answer was empty. Call a tool, or answer in words (call task_complete if "
+    "your task is done)."
+)
 
 _HEADERS = {
     "user_message": "Message from the user",
@@ -20,11 +45,9 @@ _HEADERS = {
     "question": "Question from {sender}",
     "answer": "Answer from {sender}",
     "insight": "Insight from {sender}",
-    "tasks_unblocked": "Tasks now available",
     "task_completed": "Task finished",
     "task_failed": "Task failed",
     "task_assigned": "Task assigned to you",
-    "milestone_reached": "Milestone reached",
     "partial_output": "New output from a task you depend on",
     "conflict_detected": "Conflict detected",
     "file_conflict": "URGENT: file conflict",
@@ -32,8 +55,6 @@ _HEADERS = {
     "abort": "URGENT: abort",
     "vote_request": "Vote requested by {sender}",
     "vote_result": "Vote result",
-    "review_request": "Review requested by {sender}",
-    "review_response": "Review from {sender}",
     "escalation": "Escalation",
     "nudge": "Nudge from {sender}",
 }
@@ -53,3 +74,60 @@ def render_message(message: BusMessage) -> str:
         sender = f"{sender} (team {team})"
     header = template.format(sender=sender, kind=message.msg_type)
     return f"[{header}]\n{message.content}"
+
+
+def task_brief(view: TaskView, predecessor_outputs: str) -> str:
+    """The text an agent starting ``view`` reads: the task, its inputs, what to do at the end."""
+    parts = [
+        f"[Task assigned] {view.title} (task id {view.task_id}, priority {view.priority})",
+    ]
+    if view.description:
+        parts.append(view.description)
+    if predecessor_outputs:
+        parts.append(predecessor_outputs)
+    parts.append(
+        "When you are done, call task_complete with the result and the hand-off "
+        "(actions taken, files changed, decisions, open questions)."
+    )
+    return "\n\n".join(parts)
+
+
+class TaskNoticeTexts:
+    """What the task service's messages say (the ``TaskNotices`` port of ``loomkin.tasks``)."""
+
+    def assigned(self, view: TaskView, reason: str) -> str:
+        return f"Task assigned to you: {view.title} (id {view.task_id}). {reason}".strip()
+
+    def ended(
+        self, view: TaskView, status: Literal["completed", "failed"], result: str | None
+    ) -> str:
+        owner = view.owner.name if view.owner else "nobody"
+        text = f"Task {view.title!r} (id {view.task_id}) {status} by {owner}."
+        if result:
+            text += f"\nResult: {result}"
+        return text
+
+    def final_output(self, view: TaskView, result: str | None, handoff: Handoff) -> str:
+        body = _capped("\n".join([result or "(no result text)", *handoff.lines()]), view.task_id)
+        owner = view.owner.name if view.owner else "nobody"
+        return (
+            f"Task {view.title!r} (id {view.task_id}), whose output your task uses, was "
+            f"completed by {owner}; no more chunks will come. Its final output:\n{body}"
+        )
+
+    def partial_output(
+        self, view: TaskView, seq: int, content: str, completed: int | None, total: int | None
+    ) -> str:
+        progress = f" ({completed}/{total} items)" if completed is not None and total else ""
+        return (
+            f"Task {view.title!r} (id {view.task_id}) published chunk {seq}{progress}:\n"
+            f"{_capped(content, view.task_id)}"
+        )
+
+
+def _capped(text: str, task_id: str) -> str:
+    """``text`` cut to :data:`NOTICE_CAP` characters, pointing to the full output if cut."""
+    if len(text) <= NOTICE_CAP:
+        return text
+    marker = truncation_marker(task_id)
+    return text[: NOTICE_CAP - len(marker)].rstrip() + marker

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
+from loomkin.agents.budgets import Budgets
 from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
+from loomkin.core.comms import CommsPolicyName
 from loomkin.tools.builtin import ShellPolicy
 
 __all__ = ["Budgets", "SessionSettings"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Budgets:
-    """Token and cost limits; ``None`` means no limit."""
-
-    session_usd: float | None = None
-    team_usd: float | None = None
-    agent_usd: float | None = None
-    session_tokens: int | None = None
-    team_tokens: int | None = None
-    agent_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,7 +24,7 @@ class SessionSettings:
     bootstrap_orienter: bool = True
     custom_roles: dict[str, Role] = field(default_factory=dict)
     question_timeout_s: float = 300.0
-    comms_policy: Literal["neighbours", "open"] = "neighbours"
+    comms_policy: CommsPolicyName = "neighbours"
     comms_allow: frozenset[tuple[str, str]] = frozenset()
     """Extra pairs of team names allowed to talk (either direction) beyond the policy."""
     propagation_depth: int = 1

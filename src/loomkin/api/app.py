@@ -4,8 +4,9 @@ How this works and why:
 
 * The app is an adapter (STYLE 18): routes turn HTTP into calls on the public runtime API,
   and the live feed is a bounded subscription to the event log. The runtime is owned by the
-  caller (the CLI, a test); the app's one ``lifespan`` only starts and stops what the app
-  itself owns: the :class:`~loomkin.api.tracker.PromptTracker` and the open live streams.
+  caller (the CLI, a test); the app's one ``lifespan`` only ends what the app itself owns:
+  the open live streams. Like the CLI, the app uses only the facade (``loomkin.service``):
+  an import contract keeps it from the runtime's insides.
 * Errors: a :class:`~loomkin.errors.NotFound` is a 404, a refused action (a state transition,
   a policy) is a 409, any other bad input is a 422, always as ``{"detail": "...", "errors": [...]}``
   naming the problem. A bad request never becomes a 500.
@@ -32,7 +33,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loomkin.api.routes import ApiContext, router
-from loomkin.api.tracker import PromptTracker
 from loomkin.errors import (
     InvalidTransition,
     LoomkinError,
@@ -64,17 +64,14 @@ def create_app(loomkin: Loomkin, *, token: str | None = None) -> FastAPI:
     """
     if token is not None and not token.strip():
         raise UserError("the access token is empty; pass a non-empty --token or unset it")
-    tracker = PromptTracker()
-    ctx = ApiContext(loomkin=loomkin, tracker=tracker, token=token)
+    ctx = ApiContext(loomkin=loomkin, token=token)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await tracker.start(loomkin.log)
         try:
             yield
         finally:
             ctx.close_streams()
-            tracker.close()
 
     app = FastAPI(
         title="Loomkin",

@@ -7,9 +7,9 @@ How this works and why:
   ``summary``, and the event's ``payload`` for the expandable details. The row's ``position`` is
   the event's position in the log, so a client that reconnects asks for ``after=<position>`` and
   misses nothing.
-* Names come from the :class:`~loomkin.core.state.State` projection (agent and team names);
-  rows are built from events alone otherwise, so the same function serves catch-up reads from
-  the store and the live stream.
+* Names come from the facade's :class:`~loomkin.service.Names` lookups (agent, team and task
+  names); rows are built from events alone otherwise, so the same function serves catch-up
+  reads from the store and the live stream.
 * Bulky payloads are trimmed for the feed, never in the log: a model request keeps its
   messages (a steer shows there as ``[User guidance]: ...``) but lists its tools by name, and
   long strings are cut at :data:`MAX_TEXT` characters.
@@ -49,16 +49,14 @@ from loomkin.core.events import (
     UserMessagePosted,
     encode_event,
 )
-from loomkin.core.state import State
-from loomkin.core.tasks import TaskBoard
-from loomkin.ids import TaskId
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from loomkin.core.events import Event, RecordedEvent
+    from loomkin.service import Names
 
-__all__ = ["HIDDEN_KINDS", "MAX_TEXT", "FeedRow", "Names", "feed_row", "row_type", "summarize"]
+__all__ = ["HIDDEN_KINDS", "MAX_TEXT", "FeedRow", "feed_row", "row_type", "summarize"]
 
 MAX_TEXT = 4000
 """Longest string kept in a feed payload; longer ones are cut with a marker."""
@@ -102,14 +100,6 @@ _TASK_STATUS_TYPES = {
     "completed": "task_completed",
     "failed": "task_failed",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Names:
-    """Where the feed looks names up: agents and teams in the state, tasks on the board."""
-
-    state: State
-    board: TaskBoard
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,12 +151,11 @@ def _message_type(msg_type: str) -> str:
 def feed_row(recorded: RecordedEvent, names: Names) -> FeedRow | None:
     """Return the feed row of ``recorded`` (``None`` for kinds the feed does not show)."""
     event = recorded.event
-    state = names.state
     if event.kind in HIDDEN_KINDS:
         return None
-    agent_id, actor = _actor(event, state)
+    agent_id, actor = _actor(event, names)
     team_id = _team_id(event, names, agent_id)
-    team = state.get_team(team_id) if team_id else None
+    team = names.team_name(team_id) if team_id else None
     return FeedRow(
         position=recorded.position,
         kind=event.kind,
@@ -175,13 +164,13 @@ def feed_row(recorded: RecordedEvent, names: Names) -> FeedRow | None:
         actor=actor,
         agent_id=agent_id,
         team_id=team_id,
-        team=team.name if team is not None else "",
+        team=team or "",
         summary=summarize(event, names),
         payload=_payload(event),
     )
 
 
-def _actor(event: Event, state: State) -> tuple[str | None, str]:
+def _actor(event: Event, names: Names) -> tuple[str | None, str]:
     agent_id: str | None = None
     if isinstance(event, AgentEvent | AssistantReplied):
         agent_id = event.agent_id
@@ -203,21 +192,20 @@ def _actor(event: Event, state: State) -> tuple[str | None, str]:
         return None, "user"
     if agent_id is None:
         return None, "system"
-    agent = state.get_agent(agent_id)
+    agent = names.agent(agent_id)
     return agent_id, agent.name if agent is not None else agent_id
 
 
 def _team_id(event: Event, names: Names, agent_id: str | None) -> str | None:
-    state, board = names.state, names.board
     if isinstance(event, TeamCreated | TeamDissolved | TaskCreated | DecisionLogged):
         return event.team_id
     if isinstance(event, MessageSent) and event.from_team is not None:
         return event.from_team
     if isinstance(event, TaskEvent):
-        task = board.get(event.task_id)
+        task = names.task(event.task_id)
         if task is not None:
             return task.team_id
-    agent = state.get_agent(agent_id) if agent_id else None
+    agent = names.agent(agent_id) if agent_id else None
     return agent.team_id if agent is not None else None
 
 
@@ -238,9 +226,7 @@ def _conversation_summary(event: Event, names: Names) -> str | None:
         case AssistantReplied():
             return _cut(event.text, 200)
         case MessageSent():
-            return (
-                f"{event.msg_type} → {_recipient(event, names.state)}: {_cut(event.content, 160)}"
-            )
+            return f"{event.msg_type} → {_recipient(event, names)}: {_cut(event.content, 160)}"
         case ModelCallStarted():
             messages = event.request.get("messages")
             count = len(messages) if isinstance(messages, list | tuple) else 0
@@ -314,18 +300,17 @@ _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""
 
 
-def _recipient(event: MessageSent, state: State) -> str:
+def _recipient(event: MessageSent, names: Names) -> str:
     if event.to_agent is not None:
-        agent = state.get_agent(event.to_agent)
+        agent = names.agent(event.to_agent)
         return agent.name if agent is not None else event.to_agent
     if event.to_team is not None:
-        team = state.get_team(event.to_team)
-        return f"team {team.name if team is not None else event.to_team}"
+        return f"team {names.team_name(event.to_team) or event.to_team}"
     return event.topic or "?"
 
 
 def _task_title(task_id: str, names: Names) -> str:
-    task = names.board.get(TaskId(task_id))
+    task = names.task(task_id)
     return task.title if task is not None else task_id
 
 

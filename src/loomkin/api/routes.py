@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
-from loomkin.api.feed import FeedRow, Names, feed_row
+from loomkin.api.feed import FeedRow, feed_row
 from loomkin.api.schemas import (
     ControlOut,
     ErrorOut,
@@ -31,17 +31,13 @@ from loomkin.api.schemas import (
     SummaryOut,
 )
 from loomkin.api.views import session_detail, session_out
-from loomkin.errors import NotFound, UserError
+from loomkin.errors import UserError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from loomkin.agents.agent import Agent
-    from loomkin.api.tracker import PromptTracker
     from loomkin.core.events import RecordedEvent
-    from loomkin.runtime.eventlog import Subscription
-    from loomkin.service.runtime import Loomkin
-    from loomkin.service.session import Session
+    from loomkin.service import AgentInfo, EventStream, Loomkin, Names, Session
 
 __all__ = ["ApiContext", "router"]
 
@@ -52,13 +48,12 @@ PING_S = 15
 
 
 class ApiContext:
-    """What the routes share: the runtime, the prompt tracker and the open live streams."""
+    """What the routes share: the runtime and the open live streams."""
 
-    def __init__(self, *, loomkin: Loomkin, tracker: PromptTracker, token: str | None) -> None:
+    def __init__(self, *, loomkin: Loomkin, token: str | None) -> None:
         self.loomkin = loomkin
-        self.tracker = tracker
         self.token = token
-        self.streams: set[Subscription] = set()
+        self.streams: set[EventStream] = set()
 
     def close_streams(self) -> None:
         """End every live stream (at shutdown)."""
@@ -68,7 +63,7 @@ class ApiContext:
 
     def names(self) -> Names:
         """Name lookups for feed rows."""
-        return Names(self.loomkin.state, self.loomkin.board)
+        return self.loomkin.names()
 
 
 def _ctx(request: Request) -> ApiContext:
@@ -88,20 +83,9 @@ def _session(ctx: ApiContext, session_id: str) -> Session:
     return ctx.loomkin.session(session_id)
 
 
-def _agent(session: Session, ref: str) -> Agent:
-    """Find an agent by id, ``name`` or ``team/name``."""
-    for agent in session.runtime.agents.values():
-        if agent.agent_id == ref:
-            return agent
-    try:
-        return session.agent(ref)
-    except NotFound:
-        known = ", ".join(sorted(a.name for a in session.runtime.agents.values()))
-        raise NotFound(f"no agent {ref!r} in this session; agents: {known or 'none yet'}") from None
-
-
-def _qualified(agent: Agent) -> str:
-    return f"{agent.team_id}/{agent.name}"
+def _agent(session: Session, ref: str) -> AgentInfo:
+    """Find an agent by id, ``name`` or ``team/name`` (``NotFound`` lists the agents)."""
+    return session.agent(ref)
 
 
 # -- page ------------------------------------------------------------------------------------
@@ -121,8 +105,7 @@ async def page(ctx: Ctx) -> HTMLResponse:
 @router.get("/api/sessions", response_model=list[SessionOut], tags=["sessions"])
 async def list_sessions(ctx: Ctx) -> list[SessionOut]:
     """Every session in the store, oldest first (``open``: can be driven from here)."""
-    opened = ctx.loomkin.sessions
-    return [session_out(v, is_open=v.session_id in opened) for v in ctx.loomkin.state.sessions()]
+    return [session_out(stored) for stored in ctx.loomkin.sessions()]
 
 
 @router.post("/api/sessions", response_model=SessionOut, status_code=201, tags=["sessions"])
@@ -131,13 +114,13 @@ async def create_session(ctx: Ctx, body: SessionCreateIn) -> SessionOut:
     session = await ctx.loomkin.open_session(
         body.project, model=body.model, base_url=body.base_url, title=body.title
     )
-    return session_out(ctx.loomkin.state.session(session.session_id), is_open=True)
+    return session_out(ctx.loomkin.stored_session(session.session_id))
 
 
 @router.get("/api/sessions/{session_id}", response_model=SessionDetail, tags=["sessions"])
 async def get_session(ctx: Ctx, session_id: str) -> SessionDetail:
     """Agents, team tree, tasks and dependencies, budgets and open permission prompts."""
-    return session_detail(ctx.loomkin, _session(ctx, session_id), ctx.tracker)
+    return session_detail(ctx.loomkin, _session(ctx, session_id))
 
 
 @router.get("/api/sessions/{session_id}/summary", response_model=SummaryOut, tags=["sessions"])
@@ -164,7 +147,7 @@ async def get_summary(ctx: Ctx, session_id: str) -> SummaryOut:
 async def send_message(ctx: Ctx, session_id: str, body: MessageIn) -> MessageOut:
     """Send the user's message to the Concierge (or to the agent named ``to``)."""
     session = _session(ctx, session_id)
-    to = _qualified(_agent(session, body.to)) if body.to else None
+    to = _agent(session, body.to).agent_id if body.to else None
     return MessageOut(message_id=await session.send(body.text, to=to))
 
 
@@ -179,8 +162,7 @@ async def get_feed(
     limit: Annotated[int, Query(ge=1, le=5000, description="Events to read at most.")] = 500,
 ) -> FeedPage:
     """Feed rows after a position, oldest first (for catch-up and scripts)."""
-    ctx.loomkin.state.session(session_id)
-    events = await ctx.loomkin.store.read(after, limit=limit, session_id=session_id)
+    events = await ctx.loomkin.history(session_id, after=after, limit=limit)
     names = ctx.names()
     rows = [_row_out(r) for e in events if (r := feed_row(e, names)) is not None]
     return FeedPage(rows=rows, last_position=events[-1].position if events else after)
@@ -208,13 +190,12 @@ async def stream_events(
     A reconnecting client sends ``Last-Event-ID`` (EventSource does it by itself) or
     ``after``, and gets every row after it: nothing is missed, nothing repeated.
     """
-    ctx.loomkin.state.session(session_id)
     start = _resume_position(after, last_event_id)
     if follow:
-        sub = ctx.loomkin.log.subscribe(after=start, session_id=session_id, maxsize=FEED_BUFFER)
+        sub = ctx.loomkin.events(session_id, after=start, maxsize=FEED_BUFFER)
         ctx.streams.add(sub)
         return EventSourceResponse(_follow(ctx, sub), ping=PING_S)
-    events = await ctx.loomkin.log.read(start, session_id=session_id)
+    events = await ctx.loomkin.history(session_id, after=start)
     return EventSourceResponse(_replay(ctx, events), ping=PING_S)
 
 
@@ -230,7 +211,7 @@ def _resume_position(after: int, last_event_id: str | None) -> int:
     return position
 
 
-async def _follow(ctx: ApiContext, sub: Subscription) -> AsyncIterator[dict[str, str]]:
+async def _follow(ctx: ApiContext, sub: EventStream) -> AsyncIterator[dict[str, str]]:
     names = ctx.names()
     try:
         async for recorded in sub:
@@ -269,7 +250,7 @@ async def pause_agent(
     """Pause at the next checkpoint (``asap``) or step boundary (``at_boundary``)."""
     session = _session(ctx, session_id)
     found, options = _agent(session, agent), body or PauseIn()
-    request_id = await session.pause(_qualified(found), mode=options.mode, force=options.force)
+    request_id = await session.pause(found.agent_id, mode=options.mode, force=options.force)
     return ControlOut(request_id=request_id, agent_id=found.agent_id, action="pause")
 
 
@@ -278,7 +259,7 @@ async def resume_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
     """Resume a paused agent from its checkpoint."""
     session = _session(ctx, session_id)
     found = _agent(session, agent)
-    request_id = await session.resume(_qualified(found))
+    request_id = await session.resume(found.agent_id)
     return ControlOut(request_id=request_id, agent_id=found.agent_id, action="resume")
 
 
@@ -287,7 +268,7 @@ async def steer_agent(ctx: Ctx, session_id: str, agent: str, body: SteerIn) -> C
     """Guidance that lands in the agent's very next model call."""
     session = _session(ctx, session_id)
     found = _agent(session, agent)
-    request_id = await session.steer(_qualified(found), body.text, mode=body.mode)
+    request_id = await session.steer(found.agent_id, body.text, mode=body.mode)
     return ControlOut(request_id=request_id, agent_id=found.agent_id, action="steer")
 
 
@@ -296,7 +277,7 @@ async def cancel_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
     """Cancel the agent's current task (its partial result is kept)."""
     session = _session(ctx, session_id)
     found = _agent(session, agent)
-    request_id = await session.cancel(_qualified(found))
+    request_id = await session.cancel(found.agent_id)
     return ControlOut(request_id=request_id, agent_id=found.agent_id, action="cancel")
 
 
@@ -305,8 +286,8 @@ async def inspect_agent(ctx: Ctx, session_id: str, agent: str) -> InspectOut:
     """A snapshot of the agent: messages, step, tool, task, iteration, usage."""
     session = _session(ctx, session_id)
     found = _agent(session, agent)
-    snapshot = await session.inspect(_qualified(found))
-    return InspectOut(agent_id=found.agent_id, snapshot=json.loads(json.dumps(snapshot)))
+    snapshot = await session.inspect(found.agent_id)
+    return InspectOut(agent_id=found.agent_id, snapshot=json.loads(json.dumps(asdict(snapshot))))
 
 
 # -- permissions -----------------------------------------------------------------------------

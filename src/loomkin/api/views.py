@@ -14,74 +14,68 @@ from loomkin.api.schemas import (
     TaskOut,
     TeamOut,
 )
-from loomkin.ids import TaskId
 
 if TYPE_CHECKING:
-    from loomkin.api.tracker import PromptTracker
-    from loomkin.core.state import SessionView
-    from loomkin.service.runtime import Loomkin
-    from loomkin.service.session import Session
+    from loomkin.service import Loomkin, Session, StoredSession
 
 __all__ = ["WORKING_STATUSES", "session_detail", "session_out"]
 
 WORKING_STATUSES = frozenset({"thinking", "executing_tool", "waiting_permission"})
 
 
-def session_out(view: SessionView, *, is_open: bool) -> SessionOut:
+def session_out(stored: StoredSession) -> SessionOut:
     """Return the list entry of a session."""
     return SessionOut(
-        session_id=view.session_id,
-        project_root=view.project_root,
-        title=view.title,
-        model=view.model,
-        status=view.status,
-        open=is_open,
+        session_id=stored.session_id,
+        project_root=stored.project_root,
+        title=stored.title,
+        model=stored.model,
+        status=stored.status,
+        open=stored.open,
     )
 
 
-def session_detail(loomkin: Loomkin, session: Session, tracker: PromptTracker) -> SessionDetail:
+def session_detail(loomkin: Loomkin, session: Session) -> SessionDetail:
     """Return everything the page shows of ``session``."""
-    position = loomkin.log.last_position
-    agents = agent_cards(loomkin, session, tracker)
+    position = loomkin.last_position
+    agents = agent_cards(session)
     return SessionDetail(
-        session=session_out(loomkin.state.session(session.session_id), is_open=True),
+        session=session_out(loomkin.stored_session(session.session_id)),
         position=position,
         working=sum(1 for a in agents if a.status in WORKING_STATUSES),
         agents=agents,
-        teams=team_tree(loomkin, session.session_id),
-        tasks=task_nodes(loomkin, session.session_id),
-        dependencies=task_edges(loomkin, session.session_id),
+        teams=team_tree(session),
+        tasks=task_nodes(session),
+        dependencies=task_edges(session),
         budgets=budgets(session),
-        permissions=prompts(session, tracker),
+        permissions=prompts(session),
     )
 
 
-def agent_cards(loomkin: Loomkin, session: Session, tracker: PromptTracker) -> list[AgentOut]:
+def agent_cards(session: Session) -> list[AgentOut]:
     """Return the agent cards, in spawn order."""
-    cards = []
-    for info in session.agents():
-        task = loomkin.board.get(TaskId(info.task_id)) if info.task_id else None
-        cards.append(
-            AgentOut(
-                agent_id=info.agent_id,
-                name=info.name,
-                role=info.role,
-                team_id=info.team_id,
-                team_name=info.team_name,
-                status=info.status,
-                task_id=info.task_id,
-                task_title=task.title if task is not None else None,
-                current_tool=info.current_tool,
-                input_tokens=info.input_tokens,
-                output_tokens=info.output_tokens,
-                cost_usd=info.cost_usd,
-                pause_queued=tracker.pause_queued(info.agent_id),
-            )
+    titles = {t.task_id: t.title for t in session.tasks()}
+    return [
+        AgentOut(
+            agent_id=info.agent_id,
+            name=info.name,
+            role=info.role,
+            team_id=info.team_id,
+            team_name=info.team_name,
+            status=info.status,
+            task_id=info.task_id,
+            task_title=titles.get(info.task_id) if info.task_id else None,
+            current_tool=info.current_tool,
+            input_tokens=info.input_tokens,
+            output_tokens=info.output_tokens,
+            cost_usd=info.cost_usd,
+            pause_queued=info.pause_queued,
         )
-    return cards
+        for info in session.agents()
+    ]
 
 
-def team_tree(loomkin: Loomkin, session_id: str) -> list[TeamOut]:
+def team_tree(session: Session) -> list[TeamOut]:
     """Return the session's teams (dissolved ones included), in creation order."""
     return [
         TeamOut(
@@ -94,11 +88,11 @@ def team_tree(loomkin: Loomkin, session_id: str) -> list[TeamOut]:
             agent_ids=list(t.agent_ids),
             child_ids=list(t.child_ids),
         )
-        for t in loomkin.state.teams(session_id)
+        for t in session.teams()
     ]
 
 
-def task_nodes(loomkin: Loomkin, session_id: str) -> list[TaskOut]:
+def task_nodes(session: Session) -> list[TaskOut]:
     """Return the session's tasks."""
     return [
         TaskOut(
@@ -106,80 +100,52 @@ def task_nodes(loomkin: Loomkin, session_id: str) -> list[TaskOut]:
             team_id=t.team_id,
             title=t.title,
             status=t.status,
-            owner=t.owner.name if t.owner is not None else None,
+            owner=t.owner,
             priority=t.priority,
             effective_priority=t.effective_priority,
             milestones=list(t.milestones),
         )
-        for t in loomkin.board.tasks()
-        if t.session_id == session_id
+        for t in session.tasks()
     ]
 
 
-def task_edges(loomkin: Loomkin, session_id: str) -> list[DependencyOut]:
+def task_edges(session: Session) -> list[DependencyOut]:
     """Return the dependencies between the session's tasks."""
-    edges: list[DependencyOut] = []
-    for task in loomkin.board.tasks():
-        if task.session_id != session_id:
-            continue
-        edges.extend(
-            DependencyOut(
-                task_id=d.task_id, depends_on=d.depends_on, kind=d.kind, milestone=d.milestone
-            )
-            for d in loomkin.board.dependencies(task.task_id)
+    return [
+        DependencyOut(
+            task_id=d.task_id, depends_on=d.depends_on, kind=d.kind, milestone=d.milestone
         )
-    return edges
+        for d in session.dependencies()
+    ]
 
 
 def budgets(session: Session) -> list[BudgetOut]:
     """Return the session's spending, then each team's, against the configured limits."""
-    limits = session.runtime.settings.budgets
-    agents = session.agents()
-    out = [
+    return [
         BudgetOut(
-            scope="session",
-            team_id=None,
-            name="session",
-            cost_usd=sum(a.cost_usd for a in agents),
-            tokens=sum(a.input_tokens + a.output_tokens for a in agents),
-            limit_usd=limits.session_usd,
-            limit_tokens=limits.session_tokens,
+            scope=b.scope,
+            team_id=b.team_id,
+            name=b.name,
+            cost_usd=b.cost_usd,
+            tokens=b.tokens,
+            limit_usd=b.limit_usd,
+            limit_tokens=b.limit_tokens,
         )
+        for b in session.budgets()
     ]
-    teams: dict[str, str] = {a.team_id: a.team_name for a in agents}
-    for team_id, name in teams.items():
-        members = [a for a in agents if a.team_id == team_id]
-        out.append(
-            BudgetOut(
-                scope="team",
-                team_id=team_id,
-                name=name,
-                cost_usd=sum(a.cost_usd for a in members),
-                tokens=sum(a.input_tokens + a.output_tokens for a in members),
-                limit_usd=limits.team_usd,
-                limit_tokens=limits.team_tokens,
-            )
-        )
-    return out
 
 
-def prompts(session: Session, tracker: PromptTracker) -> list[PermissionOut]:
+def prompts(session: Session) -> list[PermissionOut]:
     """Return the session's open permission prompts, with arguments and resolved target."""
-    out = []
-    for agent in session.runtime.agents.values():
-        pending = agent.memory.pending_permission
-        if pending is None:
-            continue
-        known = tracker.prompts.get(pending.request_id)
-        out.append(
-            PermissionOut(
-                request_id=pending.request_id,
-                agent_id=agent.agent_id,
-                agent=agent.name,
-                tool=pending.tool,
-                category=known.category if known else "",
-                arguments=dict(known.arguments) if known else {},
-                target=pending.target,
-            )
+    return [
+        PermissionOut(
+            request_id=p.request_id,
+            agent_id=p.agent_id,
+            agent=p.agent,
+            tool=p.tool,
+            category=p.category,
+            arguments=dict(p.arguments),
+            target=p.target,
         )
-    return out
+        for p in session.pending_permissions()
+    ]

@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.agents.tools import CATALOGUE
 from loomkin.core.events import RecordedEvent
 from loomkin.ids import CallId, EventId
 from loomkin.service import Loomkin
+from loomkin.testing.internals import live_agent, session_runtime
 from loomkin.testing.models import FunctionModel, Reply
 from loomkin.tools.base import ToolContext
 
@@ -62,24 +63,23 @@ def _factory(_role: Role, _name: str) -> Model:
 
 
 async def _populate(session: Session, unrelated: int) -> tuple[Agent, Agent]:
-    rt = session.runtime
-    sid = session.session_id
-    left = await rt.teams.create_team(sid, "left", parent_team_id=rt.root_team_id)
-    right = await rt.teams.create_team(sid, "right", parent_team_id=rt.root_team_id)
-    sender = await rt.spawn_agent(left, "sender", "coder")
-    recipient = await rt.spawn_agent(right, "recipient", "coder")
+    await session.create_team("left")
+    await session.create_team("right")
+    await session.spawn_agent("sender", "coder", team="left")
+    await session.spawn_agent("recipient", "coder", team="right")
     for i in range(unrelated):
-        team = await rt.teams.create_team(sid, f"other-{i}", parent_team_id=rt.root_team_id)
+        await session.create_team(f"other-{i}")
         for j in range(AGENTS_PER_TEAM):
-            await rt.spawn_agent(team, f"agent-{j}", "coder")
-    return sender, recipient
+            await session.spawn_agent(f"agent-{j}", "coder", team=f"other-{i}")
+    return live_agent(session, "left/sender"), live_agent(session, "right/recipient")
 
 
 def _time_deliveries(session: Session, sender: Agent, recipient: Agent) -> list[int]:
-    rt = session.runtime
-    event = rt.message_event(
-        msg_type="peer_message", content="ping", to_agent=recipient.agent_id, sender=sender
+    rt = session_runtime(session)
+    event = rt.ctx.messages.message(
+        "peer_message", "ping", to_agent=recipient.agent_id, sender=sender
     )
+    projections = [projection for _, projection in rt.projections()]
     recorded = RecordedEvent(
         position=1,
         stream=f"session:{session.session_id}",
@@ -93,7 +93,8 @@ def _time_deliveries(session: Session, sender: Agent, recipient: Agent) -> list[
         if i % 500 == 0:
             recipient.mailbox.drain()  # stay below the mailbox's capacity
         start = time.perf_counter_ns()
-        rt.on_event(recorded)
+        for projection in projections:  # the session's whole fan-out of one live event
+            projection.apply(recorded, live=True)
         samples.append(time.perf_counter_ns() - start)
     recipient.mailbox.drain()
     return samples
@@ -102,7 +103,7 @@ def _time_deliveries(session: Session, sender: Agent, recipient: Agent) -> list[
 async def _time_sends(session: Session, sender: Agent) -> list[int]:
     tool = CATALOGUE.get("peer_message")
     ctx = ToolContext(
-        project_root=session.runtime.project_root,
+        project_root=sender.ctx.project_root,
         agent_id=sender.agent_id,
         agent_name=sender.name,
         team_id=sender.team_id,
@@ -113,7 +114,7 @@ async def _time_sends(session: Session, sender: Agent) -> list[int]:
     samples: list[int] = []
     for _ in range(_SENDS):
         start = time.perf_counter_ns()
-        await tool.run(args, ctx, sender)
+        await tool.run(args, ctx, sender.ctx)
         samples.append(time.perf_counter_ns() - start)
     return samples
 
@@ -126,13 +127,13 @@ async def _one_size(project: Path, unrelated: int) -> dict[str, float | int]:
             settings=SessionSettings(bootstrap_orienter=False),
         )
         sender, recipient = await _populate(session, unrelated)
-        await lk.wait_idle()
+        await session.wait_idle()
         deliver = _time_deliveries(session, sender, recipient)
         send = await _time_sends(session, sender)
-        await lk.wait_idle()
+        await session.wait_idle()
         return {
             "unrelated_teams": unrelated,
-            "agents": len(session.runtime.agents),
+            "agents": len(session.agents()),
             "deliver_us_p50": _percentile_us(deliver, 0.5),
             "deliver_us_p95": _percentile_us(deliver, 0.95),
             "send_us_p50": _percentile_us(send, 0.5),

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 
 import looptime
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import (
     AgentEvent,
@@ -45,6 +45,7 @@ from loomkin.core.events import (
 )
 from loomkin.errors import UserError
 from loomkin.service import Loomkin, Session
+from loomkin.testing.internals import event_log, live_agent
 from loomkin.testing.models import Call, FunctionModel, Reply
 from loomkin.tools.base import ToolArgs, ToolSet, tool
 from loomkin.tools.permissions import PermissionPolicy
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
     from loomkin.agents.agent import Agent
+    from loomkin.agents.context import AgentContext
     from loomkin.agents.roles import Role
     from loomkin.core.events import Event, RecordedEvent
     from loomkin.llm.model import Model, ModelRequest
@@ -105,9 +107,9 @@ class _SlowArgs(ToolArgs):
     seconds: float = 0.2
 
 
-def _slow_tool() -> Tool[Agent]:
+def _slow_tool() -> Tool[AgentContext]:
     @tool(name="slow", category="read", args=_SlowArgs, description="Work for a while.")
-    async def slow(args: _SlowArgs, ctx: ToolContext, deps: Agent) -> str:
+    async def slow(args: _SlowArgs, ctx: ToolContext, deps: AgentContext) -> str:
         await asyncio.sleep(args.seconds)
         return "done"
 
@@ -154,7 +156,7 @@ class _Watch:
         self.timeout_s = timeout_s
         self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[tuple[float, Event]]]]
         self._waiters = []
-        self.remove = lk.log.add_listener(self._on_event)
+        self.remove = event_log(lk).add_listener(self._on_event)
 
     def _on_event(self, recorded: RecordedEvent) -> None:
         now = self.loop.time()
@@ -310,10 +312,10 @@ async def _open(
     session = await lk.open_session(
         project, model_factory=factory, settings=settings, policy=policy
     )
-    runtime = session.runtime
     agents: dict[str, Agent] = {}
     for name in steps:
-        agent = await runtime.spawn_agent(runtime.root_team_id, name, "coder")
+        await session.spawn_agent(name, "coder")
+        agent = live_agent(session, name)
         agent.tools = agent.tools.union(ToolSet([_slow_tool()]))
         agents[name] = agent
     return session, agents

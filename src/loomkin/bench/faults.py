@@ -40,11 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.chat import AssistantMessage, ToolResultMessage, UserMessage
 from loomkin.core.events import RecordedEvent, ToolCallCompleted, ToolCallStarted
 from loomkin.errors import UserError
-from loomkin.ids import TaskId
 from loomkin.service import Loomkin, Session
 from loomkin.testing.models import Call, FunctionModel, Reply
 from loomkin.tools.permissions import PermissionPolicy
@@ -117,37 +116,23 @@ def factory(_role: object, name: str) -> Model:
     return FunctionModel(coder, name=f"scripted:{name}")
 
 
-async def ensure_work(lk: Loomkin, session: Session) -> None:
+async def ensure_work(session: Session) -> None:
     """Spawn the coders and create and assign their tasks, unless an earlier run did."""
-    runtime = session.runtime
+    agents = {a.name for a in session.agents()}
     for name in WORKERS:
-        agent = runtime.find_agent(runtime.root_team_id, name)
-        if agent is None:
-            agent = await runtime.spawn_agent(runtime.root_team_id, name, "coder")
+        if name not in agents:
+            await session.spawn_agent(name, "coder")
         title = f"task-{name}"
-        view = next(
-            (
-                t
-                for t in lk.board.tasks()
-                if t.session_id == session.session_id and t.title == title
-            ),
-            None,
-        )
-        if view is None:
-            task_id = await lk.tasks.create(
-                session_id=runtime.session_id, team_id=agent.team_id, title=title
-            )
-        else:
-            task_id = TaskId(view.task_id)
-        if lk.tasks.task(task_id).owner is None:
-            await lk.tasks.assign(task_id, agent, by="test")
+        task = next((t for t in session.tasks() if t.title == title), None)
+        task_id = task.task_id if task is not None else await session.create_task(title)
+        if session.task(task_id).owner_id is None:
+            await session.assign_task(task_id, name, by="test")
 
 
 async def scenario(run: str, db: str, project: str, session_id: str) -> None:
     """One run: start or resume the session, ensure the work, wait, print ``DONE``."""
     policy = PermissionPolicy(auto_approve=frozenset({"*"}))
     async with await Loomkin.open(f"sqlite:///{db}") as lk:
-        lk.log.add_listener(lambda r: print(f"{run} EV {r.event.kind}", flush=True))
         if session_id == "-":
             session = await lk.open_session(
                 project, model_factory=factory, settings=SETTINGS, policy=policy
@@ -157,27 +142,36 @@ async def scenario(run: str, db: str, project: str, session_id: str) -> None:
             session = await lk.resume_session(
                 session_id, model_factory=factory, settings=SETTINGS, policy=policy
             )
-        await ensure_work(lk, session)
-        await session.wait_idle()
-        print(f"{run} DONE {json.dumps(await report(lk, session))}", flush=True)
+        async with asyncio.TaskGroup() as group:
+            printer = group.create_task(_print_events(run, session))
+            await ensure_work(session)
+            await session.wait_idle()
+            printer.cancel()
+        print(f"{run} DONE {json.dumps(await report(session))}", flush=True)
 
 
-async def report(lk: Loomkin, session: Session) -> dict[str, object]:
+async def _print_events(run: str, session: Session) -> None:
+    """One ``EV`` line per committed event (the parent kills at a random one)."""
+    async with session.events(after=None) as events:
+        async for recorded in events:
+            print(f"{run} EV {recorded.event.kind}", flush=True)
+
+
+async def report(session: Session) -> dict[str, object]:
     """What the parent checks: tasks, tool calls started twice, outcomes, events in the log."""
-    events: list[RecordedEvent] = await lk.log.read(session_id=session.session_id)
+    events: list[RecordedEvent] = await session.history()
     started = collections.Counter(
         r.event.call_id for r in events if isinstance(r.event, ToolCallStarted)
     )
     outcomes = collections.Counter(
         r.event.outcome for r in events if isinstance(r.event, ToolCallCompleted)
     )
-    tasks = {t.title: t.status for t in lk.board.tasks() if t.session_id == session.session_id}
     return {
-        "tasks": tasks,
+        "tasks": {t.title: t.status for t in session.tasks()},
         "started": sum(started.values()),
         "started_twice": [c for c, n in started.items() if n > 1],
         "outcomes": dict(outcomes),
-        "events": len(await lk.log.read()),
+        "events": len(events),
     }
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.bus import Bus, BusMessage, agent_topic, classify
 from loomkin.core.events import MessageSent
 from loomkin.ids import AgentId, MessageId, SessionId
@@ -330,12 +330,11 @@ async def loomkin_spawn(n: int) -> Figures:
             session = await lk.open_session(
                 project, model_factory=lambda _r, _n: model, settings=settings
             )
-            runtime = session.runtime
             gc.collect()
             before = rss_bytes()
             started = time.perf_counter()
             for i in range(n):
-                await runtime.spawn_agent(runtime.root_team_id, f"a{i}", "coder")
+                await session.spawn_agent(f"a{i}", "coder")
             elapsed = time.perf_counter() - started
             gc.collect()
             grown = rss_bytes() - before

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING
 
 import looptime
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.bench.graph import critical_path, lower_bound, priority_order, strategy_deps
 from loomkin.coordination import RebalancerSettings
 from loomkin.core.chat import AssistantMessage, UserMessage
-from loomkin.core.events import TaskStatusChanged
+from loomkin.core.events import AgentSpawned, TaskStatusChanged
 from loomkin.ids import TaskId
 from loomkin.llm.model import StreamEnd, StreamEvent, TextDelta, ToolCallDelta, UsageReport
-from loomkin.service import Loomkin
+from loomkin.service import Loomkin, Session
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -168,21 +168,25 @@ def _groups(spec: TaskSpec) -> list[tuple[float, list[tuple[str, dict[str, str]]
     return groups
 
 
-class _Tracker:
-    """Log listener: counts events and notes the virtual time of each completion."""
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """What the session's log says about the run: events, completions, the last one's time."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.events = 0
-        self.completed = 0
-        self.last_completion = loop.time()
+    events: int
+    completed: int
+    makespan: float
 
-    def on_event(self, recorded: RecordedEvent) -> None:
-        self.events += 1
-        event = recorded.event
-        if isinstance(event, TaskStatusChanged) and event.status == "completed":
-            self.completed += 1
-            self.last_completion = self.loop.time()
+    @classmethod
+    def of(cls, history: list[RecordedEvent]) -> _Tally:
+        # Times come from the events: the log's clock follows the (virtual) loop time.
+        spawns = [r.recorded_at for r in history if isinstance(r.event, AgentSpawned)]
+        done = [
+            r.recorded_at
+            for r in history
+            if isinstance(r.event, TaskStatusChanged) and r.event.status == "completed"
+        ]
+        start = min(spawns, default=0.0)
+        return cls(len(history), len(done), max(done, default=start) - start)
 
 
 def _agent_roles(workload: Workload, agents: int) -> list[str]:
@@ -193,24 +197,16 @@ def _agent_roles(workload: Workload, agents: int) -> list[str]:
 
 
 async def _put_on_board(
-    lk: Loomkin, session_id: str, team_id: str, workload: Workload, deps: list[DepSpec]
+    session: Session, workload: Workload, deps: list[DepSpec]
 ) -> dict[TaskId, TaskSpec]:
-    from loomkin.ids import SessionId, TeamId
-
     ids: dict[str, TaskId] = {}
     specs: dict[TaskId, TaskSpec] = {}
     for spec in priority_order(workload, deps):
-        task_id = await lk.tasks.create(
-            session_id=SessionId(session_id),
-            team_id=TeamId(team_id),
-            title=spec.id,
-            role=spec.role,
-            work_s=spec.work_s,
-        )
+        task_id = TaskId(await session.create_task(spec.id, role=spec.role, work_s=spec.work_s))
         ids[spec.id] = task_id
         specs[task_id] = spec
     for dep in deps:
-        await lk.tasks.add_dependency(
+        await session.add_dependency(
             ids[dep.task], ids[dep.on], kind=dep.kind, milestone=dep.milestone
         )
     return specs
@@ -220,7 +216,6 @@ async def run_swarm_async(
     workload: Workload, *, agents: int, strategy: Strategy, seed: int = 0
 ) -> SwarmResult:
     """Run the swarm benchmark on the running loop (which should keep virtual time)."""
-    loop = asyncio.get_running_loop()
     deps = strategy_deps(workload, strategy)
     started = time.perf_counter()
     specs: dict[TaskId, TaskSpec] = {}
@@ -243,18 +238,12 @@ async def run_swarm_async(
     with tempfile.TemporaryDirectory() as project:
         async with await Loomkin.open("memory:") as lk:
             session = await lk.open_session(project, model_factory=factory, settings=settings)
-            runtime = session.runtime
-            specs.update(
-                await _put_on_board(lk, runtime.session_id, runtime.root_team_id, workload, deps)
-            )
-            tracker = _Tracker(loop)
-            lk.log.add_listener(tracker.on_event)
-            t0 = loop.time()
+            specs.update(await _put_on_board(session, workload, deps))
             for i, role in enumerate(_agent_roles(workload, agents)):
-                await runtime.spawn_agent(runtime.root_team_id, f"agent{i:03d}", role)
-            await lk.wait_idle()
-            makespan = tracker.last_completion - t0
-    return _result(workload, agents, strategy, seed, makespan, tracker, models, started)
+                await session.spawn_agent(f"agent{i:03d}", role)
+            await session.wait_idle()
+            tally = _Tally.of(await session.history())
+    return _result(workload, agents, strategy, seed, tally, models, started)
 
 
 def _result(
@@ -262,11 +251,11 @@ def _result(
     agents: int,
     strategy: Strategy,
     seed: int,
-    makespan: float,
-    tracker: _Tracker,
+    tally: _Tally,
     models: list[WorkModel],
     started: float,
 ) -> SwarmResult:
+    makespan = tally.makespan
     bound = lower_bound(workload, agents)
     total = workload.total_work()
     return SwarmResult(
@@ -280,9 +269,9 @@ def _result(
         total_work_s=round(total, 3),
         utilization=round(total / (agents * makespan), 4) if makespan > 0 else 0.0,
         ratio=round(makespan / bound, 4) if bound > 0 else 0.0,
-        tasks_completed=tracker.completed,
+        tasks_completed=tally.completed,
         tasks_total=len(workload.tasks),
-        events=tracker.events,
+        events=tally.events,
         model_calls=sum(m.calls for m in models),
         wall_s=round(time.perf_counter() - started, 3),
     )

@@ -2,21 +2,10 @@
 
 from loomkin.bus.bus import Bus, BusStatistics, Subscriber, agent_topic, session_topic, team_topic
 from loomkin.bus.message import BusMessage, new_message
-from loomkin.bus.priority import (
-    HIGH_TYPES,
-    IGNORE_TYPES,
-    NORMAL_TYPES,
-    TIER_RANK,
-    URGENT_TYPES,
-    classify,
-)
+from loomkin.bus.priority import TIER_RANK, classify
 
 __all__ = [
-    "HIGH_TYPES",
-    "IGNORE_TYPES",
-    "NORMAL_TYPES",
     "TIER_RANK",
-    "URGENT_TYPES",
     "Bus",
     "BusMessage",
     "BusStatistics",

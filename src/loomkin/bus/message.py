@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loomkin.bus.priority import classify
 from loomkin.core.events.base import JSON
+from loomkin.core.messages import MessageType, tier_of
 from loomkin.core.records import Tier
 from loomkin.ids import new_id
 
@@ -24,7 +24,7 @@ class BusMessage:
     msg_type: str
     """What the message is (``peer_message``, ``task_assigned``, ``abort``, …)."""
     tier: Tier
-    """Priority tier, normally ``classify(msg_type)``."""
+    """Priority tier, normally ``tier_of(msg_type)``."""
     content: str
     """Readable text, as a model will see it (never a raw object dump)."""
     from_agent: str | None
@@ -47,7 +47,7 @@ class BusMessage:
 
 def new_message(
     *,
-    msg_type: str,
+    msg_type: MessageType,
     content: str,
     from_name: str,
     sent_at: float,
@@ -62,7 +62,7 @@ def new_message(
     return BusMessage(
         message_id=new_id("msg_"),
         msg_type=msg_type,
-        tier=classify(msg_type),
+        tier=tier_of(msg_type),
         content=content,
         from_agent=from_agent,
         from_name=from_name,

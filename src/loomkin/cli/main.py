@@ -15,15 +15,13 @@ from rich.markup import escape
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
 from loomkin.cli.progress import describe, short
 from loomkin.errors import LoomkinError, UserError
-from loomkin.service import Loomkin, Session
+from loomkin.service import Loomkin, PendingPermission, PermissionResponder, Session
 from loomkin.service.config import load_config
 from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Coroutine
 
-    from loomkin.agents.agent import Agent
-    from loomkin.agents.session import PermissionResponder
     from loomkin.core.records import PermissionDecision
 
 __all__ = ["main"]
@@ -123,7 +121,7 @@ async def _open_configured(
     )
 
 
-async def _allow_all(_agent: Agent, _request_id: str) -> PermissionDecision:
+async def _allow_all(_prompt: PendingPermission) -> PermissionDecision:
     return "allow_once"
 
 
@@ -134,19 +132,18 @@ def _ask_in_terminal() -> PermissionResponder:
     """Ask at the terminal, one prompt at a time; deny when there is no terminal to ask."""
     lock = asyncio.Lock()
 
-    async def ask(agent: Agent, request_id: str) -> PermissionDecision:
-        pending = agent.memory.pending_permission
-        what = f"{pending.tool} {pending.target}" if pending else request_id
+    async def ask(prompt: PendingPermission) -> PermissionDecision:
+        what = f"{prompt.tool} {prompt.target}".strip()
         if not sys.stdin.isatty():
             console.print(
-                f"[yellow]denied[/] {agent.name}: {escape(what)} (no terminal to ask; "
+                f"[yellow]denied[/] {prompt.agent}: {escape(what)} (no terminal to ask; "
                 "pass --yes to allow writes and shell commands)"
             )
             return "deny"
         async with lock:
             answer = await asyncio.to_thread(
                 click.prompt,
-                f"{agent.name} wants to run {what}. Allow? [o]nce / [a]lways / [d]eny",
+                f"{prompt.agent} wants to run {what}. Allow? [o]nce / [a]lways / [d]eny",
                 type=click.Choice(list(_ANSWERS)),
                 default="d",
             )
@@ -221,12 +218,12 @@ async def _resume(
     options = session_options(load_config(project))
     url = store or default_store(project)
     async with await Loomkin.open(url) as loomkin:
-        sessions = loomkin.state.sessions()
+        sessions = loomkin.sessions()
         if not sessions:
             raise UserError(f"no stored session in {url}")
         chosen = session_id or sessions[-1].session_id
         factory = None
-        if model_spec is None and loomkin.state.session(chosen).model.startswith("scripted:"):
+        if model_spec is None and loomkin.stored_session(chosen).model.startswith("scripted:"):
             from loomkin.demo import demo_model  # a demo session resumes with the demo's script
 
             factory = demo_model
@@ -244,7 +241,7 @@ async def _resume(
         paused = [a.name for a in session.agents() if a.status == "paused"]
         if paused:
             console.print(f"paused agents stay paused: {', '.join(paused)} (loomkin agent resume)")
-        return await _drive(session, None, after=loomkin.log.last_position)
+        return await _drive(session, None, after=loomkin.last_position)
 
 
 @cli.command()

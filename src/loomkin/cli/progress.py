@@ -32,7 +32,6 @@ from loomkin.core.events import (
     ToolCallStarted,
     UserMessagePosted,
 )
-from loomkin.ids import AgentId, TaskId
 
 if TYPE_CHECKING:
     from loomkin.service import Session
@@ -49,13 +48,13 @@ def short(text: str, limit: int = 100) -> str:
 def _who(session: Session, agent_id: str | None) -> str:
     if agent_id is None:
         return "system"
-    agent = session.runtime.agents.get(AgentId(agent_id))
+    agent = session.names().agent(agent_id)
     return agent.name if agent is not None else agent_id[:14]
 
 
 def _task(session: Session, task_id: str) -> str:
-    view = session.loomkin.board.get(TaskId(task_id))
-    return repr(view.title) if view is not None else task_id
+    task = session.names().task(task_id)
+    return repr(task.title) if task is not None else task_id
 
 
 def _spend(session: Session) -> str:

@@ -5,7 +5,7 @@ appending events (messages are delivered by the session once committed). The ses
 them up (``loomkin.agents.coordination``) and the agents' tools call them.
 """
 
-from loomkin.coordination.base import COORDINATION_ROLES, Context, Member, Roster
+from loomkin.coordination.base import COORDINATION_ROLES, Context, Member, MessageFactory, Roster
 from loomkin.coordination.conflicts import ConflictDetector
 from loomkin.coordination.knowledge import Knowledge, Route
 from loomkin.coordination.rebalancer import Finding, Rebalancer, RebalancerSettings, Watcher
@@ -20,6 +20,7 @@ __all__ = [
     "Finding",
     "Knowledge",
     "Member",
+    "MessageFactory",
     "Profile",
     "Rebalancer",
     "RebalancerSettings",

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from loomkin.bus import classify
 from loomkin.core.events import MessageSent
+from loomkin.core.messages import MessageType, tier_of
 from loomkin.core.state import State
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
 from loomkin.runtime.clock import Clock
@@ -29,6 +29,7 @@ __all__ = [
     "COORDINATION_ROLES",
     "Context",
     "Member",
+    "MessageFactory",
     "Roster",
     "Sender",
     "file_paths",
@@ -52,6 +53,8 @@ class Member:
     task_id: TaskId | None = None
     capability: float = 0.5
     """Success rate on finished tasks, 0–1 (0.5 without history)."""
+    cost_usd: float = 0.0
+    """What the agent's model calls cost so far."""
 
 
 class Sender(Protocol):
@@ -80,38 +83,14 @@ class Roster(Protocol):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Context:
-    """Shared dependencies of the coordination services of one session."""
+class MessageFactory:
+    """Builds the ``MessageSent`` events of one session (delivered once committed)."""
 
     session_id: SessionId
-    log: EventLog
-    clock: Clock
-    timers: Supervisor
-    tasks: TaskService
-    state: State
-    roster: Roster
-
-    def member(self, agent_id: str | None) -> Member | None:
-        """Return the member ``agent_id``, if it exists."""
-        return None if agent_id is None else self.roster.member_by_id(agent_id)
-
-    def task_text(self, task_id: str | None) -> str:
-        """Title and description of ``task_id`` ("" when there is none)."""
-        if task_id is None:
-            return ""
-        view = self.tasks.board.get(TaskId(task_id))
-        return "" if view is None else f"{view.title}\n{view.description}"
-
-    def escalation_chain(self, team_id: TeamId) -> list[Member]:
-        """The team's lead, then the Concierge (who speaks to the user)."""
-        members = self.roster.members()
-        chain = [m for m in members if m.role == "lead" and m.team_id == team_id]
-        chain += [m for m in members if m.role == "concierge"][:1]
-        return chain
 
     def message(
         self,
-        msg_type: str,
+        msg_type: MessageType,
         content: str,
         *,
         to_agent: AgentId | None = None,
@@ -137,7 +116,7 @@ class Context:
             session_id=self.session_id,
             message_id=MessageId(new_id("msg_")),
             msg_type=msg_type,
-            tier=classify(msg_type),
+            tier=tier_of(msg_type),
             content=content,
             from_agent=sender.agent_id if sender else None,
             from_name=sender.name if sender else from_name,
@@ -147,6 +126,38 @@ class Context:
             topic=topic if to_agent is None and to_team is None else None,
             data=data,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """Shared dependencies of the coordination services of one session."""
+
+    session_id: SessionId
+    log: EventLog
+    clock: Clock
+    timers: Supervisor
+    tasks: TaskService
+    state: State
+    roster: Roster
+    messages: MessageFactory
+
+    def member(self, agent_id: str | None) -> Member | None:
+        """Return the member ``agent_id``, if it exists."""
+        return None if agent_id is None else self.roster.member_by_id(agent_id)
+
+    def task_text(self, task_id: str | None) -> str:
+        """Title and description of ``task_id`` ("" when there is none)."""
+        if task_id is None:
+            return ""
+        view = self.tasks.board.get(TaskId(task_id))
+        return "" if view is None else f"{view.title}\n{view.description}"
+
+    def escalation_chain(self, team_id: TeamId) -> list[Member]:
+        """The team's lead, then the Concierge (who speaks to the user)."""
+        members = self.roster.members()
+        chain = [m for m in members if m.role == "lead" and m.team_id == team_id]
+        chain += [m for m in members if m.role == "concierge"][:1]
+        return chain
 
 
 _STOP_WORDS = frozenset(

@@ -395,7 +395,7 @@ class ConflictDetector:
             if event.blocked and agent_id == actor.agent_id:
                 continue  # the writer reads the refusal in its tool result
             notes.append(
-                self.ctx.message(
+                self.ctx.messages.message(
                     "file_conflict",
                     f"{_PREFIX.get(event.conflict_type, '')}{event.description}\n{advice}",
                     to_agent=AgentId(agent_id),
@@ -408,7 +408,7 @@ class ConflictDetector:
             if lead.agent_id not in involved:
                 names = [m.name for a in event.agents if (m := self.ctx.member(a)) is not None]
                 notes.append(
-                    self.ctx.message(
+                    self.ctx.messages.message(
                         "conflict_detected",
                         f"{_LABELS[event.conflict_type]} between {', '.join(names)}: "
                         f"{event.description}",

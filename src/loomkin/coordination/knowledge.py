@@ -169,7 +169,7 @@ class Knowledge:
         label = shared.insight_type.capitalize()
         data = {"insight_id": shared.insight_id, "kind": shared.insight_type}
         notes = [
-            self.ctx.message(
+            self.ctx.messages.message(
                 "insight",
                 f"{label} from {author.name}{where}, relevant to your current work:\n{shared.text}",
                 to_agent=m.agent_id,
@@ -186,7 +186,7 @@ class Knowledge:
                 f"{author.name}{where}:\n{shared.text}"
             )
             notes.append(
-                self.ctx.message(
+                self.ctx.messages.message(
                     "insight",
                     text,
                     to_team=TeamId(team_id),

@@ -278,7 +278,9 @@ class Rebalancer:
         if finding.problem == "stuck":
             text = text.replace("you no activity", "there was no activity")
         acted = self._event(member, finding, strike, action="nudge")
-        nudge = self.ctx.message("nudge", text, to_agent=member.agent_id, from_name="rebalancer")
+        nudge = self.ctx.messages.message(
+            "nudge", text, to_agent=member.agent_id, from_name="rebalancer"
+        )
         await self.ctx.log.append(acted, nudge)
         return acted
 
@@ -309,7 +311,7 @@ class Rebalancer:
         acted = self._event(
             member, finding, strike, action="reassign", reassigned_to=target.agent_id
         )
-        stop = self.ctx.message(
+        stop = self.ctx.messages.message(
             "abort",
             f"Stop working on task {task_id}: it was reassigned to {target.name} because you "
             f"{finding.detail}. Do not change its files any further.",
@@ -335,7 +337,7 @@ class Rebalancer:
                 "nudges did not help. Check on it, steer it, reassign or cancel its task "
                 "(abort_task)."
             )
-            note = self.ctx.message(
+            note = self.ctx.messages.message(
                 "escalation", text, to_agent=AgentId(boss.agent_id), from_name="rebalancer"
             )
             await self.ctx.log.append(acted, note)

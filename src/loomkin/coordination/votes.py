@@ -189,7 +189,7 @@ class VoteBook:
         text = _request_text(proposer.name, proposed, deadline_s)
         data: dict[str, JSON] = {"vote_id": proposed.vote_id}
         requests = [
-            self.ctx.message(
+            self.ctx.messages.message(
                 "vote_request", text, to_agent=m.agent_id, from_name=proposer.name, data=data
             )
             for m in voters
@@ -297,7 +297,7 @@ class VoteBook:
         if escalated is not None:
             text += f"\n{escalated[0].name} was asked to decide."
         notes = [
-            self.ctx.message(
+            self.ctx.messages.message(
                 "vote_result",
                 text,
                 to_agent=AgentId(v),
@@ -335,7 +335,7 @@ class VoteBook:
             "Decide it (record the choice with decision_log) and tell the team (peer_message), "
             "or re-open the vote with propose_vote.",
         ]
-        message = self.ctx.message(
+        message = self.ctx.messages.message(
             "escalation",
             "\n".join(lines),
             to_agent=to.agent_id,

@@ -343,6 +343,20 @@ class State:
         """Return every team (optionally of one session), in creation order."""
         return [t for t in self._teams.values() if session_id in (None, t.session_id)]
 
+    def resolve_team(self, session_id: str, name_or_id: str) -> TeamView:
+        """Return the team of ``session_id`` with this id or name (dissolved ones included).
+
+        Raises:
+            NotFound: the session has no such team.
+        """
+        team = self._teams.get(TeamId(name_or_id))
+        if team is not None and team.session_id == session_id:
+            return team
+        for team in self._teams.values():
+            if team.session_id == session_id and team.name == name_or_id:
+                return team
+        raise NotFound(f"no team {name_or_id!r} in session {session_id!r}")
+
     def agents(self, session_id: str | None = None) -> list[AgentView]:
         """Return every agent (optionally of one session), in spawn order."""
         return [a for a in self._agents.values() if session_id in (None, a.session_id)]

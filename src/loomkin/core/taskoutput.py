@@ -79,16 +79,8 @@ def _progress(view: TaskView) -> str:
 def _body(view: TaskView) -> str:
     if view.status == "completed":
         lines = [view.result if view.result else "(no result text)"]
-        handoff = view.handoff
-        if handoff is not None:
-            for label, items in (
-                ("Actions taken", handoff.actions_taken),
-                ("Files changed", handoff.files_changed),
-                ("Decisions", handoff.decisions),
-                ("Open questions", handoff.open_questions),
-            ):
-                if items:
-                    lines.append(f"{label}: {'; '.join(items)}")
+        if view.handoff is not None:
+            lines.extend(view.handoff.lines())
         return "\n" + "\n".join(lines)
     if view.partial_chunks:
         return "\n" + "\n".join(f"[chunk {c.seq}] {c.content}" for c in view.partial_chunks)

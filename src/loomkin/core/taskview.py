@@ -48,6 +48,23 @@ class Handoff:
             self.actions_taken or self.files_changed or self.decisions or self.open_questions
         )
 
+    def lines(self) -> list[str]:
+        """The hand-off as readable lines (``Files changed: a.py; b.py``), empty lists left out.
+
+        The one rendering of a hand-off: task briefs, completion notices and ``task_read``
+        all show it this way.
+        """
+        return [
+            f"{label}: {'; '.join(items)}"
+            for label, items in (
+                ("Actions taken", self.actions_taken),
+                ("Files changed", self.files_changed),
+                ("Decisions", self.decisions),
+                ("Open questions", self.open_questions),
+            )
+            if items
+        ]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskView:

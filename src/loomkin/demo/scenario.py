@@ -31,13 +31,12 @@ from loomkin.core.chat import AssistantMessage, ToolResultMessage, UserMessage
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
     from loomkin.agents.roles import Role
     from loomkin.core.chat import ChatMessage
     from loomkin.core.events import JSON
     from loomkin.core.records import PermissionDecision
     from loomkin.llm.model import Model, ModelRequest
-    from loomkin.service import Loomkin, Session
+    from loomkin.service import Loomkin, PendingPermission, Session
 
 __all__ = ["DEMO_GOAL", "copy_sample_project", "demo_model", "start_demo"]
 
@@ -387,7 +386,7 @@ async def start_demo(
     )
     if auto_approve:
 
-        async def approve(_agent: Agent, _request_id: str) -> PermissionDecision:
+        async def approve(_prompt: PendingPermission) -> PermissionDecision:
             return "allow_once"
 
         session.set_permission_responder(approve)

@@ -14,8 +14,13 @@ How this works and why:
 * **Dispatch order.** After the store acknowledged a transaction, and before any caller
   resumes, the committer calls the synchronous listeners for each event in position order
   (projections are therefore up to date when ``append`` returns), then offers the events to the
-  live subscriptions. A listener that raises is logged with ``logger.exception`` and counted in
-  :meth:`EventLog.statistics`; it never breaks the log or the other listeners.
+  live subscriptions.
+* **Fail-stop.** A listener is a projection of the log; one that raises would drift from the
+  log from then on. So the log *halts*: the failing call and every queued call fail with
+  :class:`~loomkin.errors.ProjectionFailed` (naming the listener and the event's position), the
+  subscriptions end, later appends are refused with the same error, and ``on_halt`` lets the
+  runtime stop its agents. The events already committed stay in the store: reopening replays
+  them, so the failure shows again until its cause is fixed.
 * **Subscriptions without gaps.** A subscription registers for live events the moment it is
   created, and buffers them. One created with ``after=N`` first reads the store from ``N`` in
   pages, then switches to its buffer, skipping events it has already delivered (positions only
@@ -40,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
 from loomkin.core.events.base import Event, NewEvent, RecordedEvent
-from loomkin.errors import UserError
+from loomkin.errors import ProjectionFailed, UserError
 from loomkin.ids import EventId, new_id
 from loomkin.runtime.clock import LoopClock
 
@@ -109,10 +114,17 @@ class EventLog:
         clock: Time source for ``recorded_at`` (defaults to :class:`LoopClock`).
         max_batch: Most events written in one store transaction (one call's batch is never
             split, so a single larger call is written alone).
+        on_halt: Called once if the log halts because a listener raised (see the module
+            docstring), so the owner can stop what depends on it.
     """
 
     def __init__(
-        self, store: EventStore, *, clock: Clock | None = None, max_batch: int = 1024
+        self,
+        store: EventStore,
+        *,
+        clock: Clock | None = None,
+        max_batch: int = 1024,
+        on_halt: Callable[[ProjectionFailed], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise UserError(f"max_batch must be at least 1, got {max_batch}")
@@ -132,6 +144,8 @@ class EventLog:
         self._failed = 0
         self._largest = 0
         self._listener_errors = 0
+        self._on_halt = on_halt
+        self._halted: ProjectionFailed | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -192,6 +206,8 @@ class EventLog:
         """
         if not events:
             return []
+        if self._halted is not None:
+            raise self._halted
         if self._closed:
             raise UserError("the event log is closed; nothing was appended")
         if self._task is None:
@@ -248,9 +264,16 @@ class EventLog:
         except Exception:
             # One transaction for all failed: give each call its own, so only bad calls fail.
             for events, fut in group:
+                if self._halted is not None:
+                    _fail(fut, self._halted)
+                    continue
                 await self._commit_one(events, fut)
             return
-        self._dispatch(recorded)
+        if not self._dispatch(recorded):
+            assert self._halted is not None
+            for _, fut in group:
+                _fail(fut, self._halted)
+            return
         self._appends += len(group)
         start = 0
         for events, fut in group:
@@ -266,17 +289,20 @@ class EventLog:
             recorded = await self._store.append(events)
         except Exception as exc:
             self._failed += 1
-            if not fut.done():
-                fut.set_exception(exc)
+            _fail(fut, exc)
             return
-        self._dispatch(recorded)
+        if not self._dispatch(recorded):
+            assert self._halted is not None
+            _fail(fut, self._halted)
+            return
         self._appends += 1
         if not fut.done():
             fut.set_result(recorded)
 
-    def _dispatch(self, recorded: list[RecordedEvent]) -> None:
+    def _dispatch(self, recorded: list[RecordedEvent]) -> bool:
+        """Hand committed events to the listeners, then the subscriptions; False if halted."""
         if not recorded:
-            return
+            return True
         n = len(recorded)
         self._commits += 1
         self._events += n
@@ -288,16 +314,38 @@ class EventLog:
                 for fn in listeners:
                     try:
                         fn(rec)
-                    except Exception:
+                    except Exception as exc:
                         self._listener_errors += 1
-                        logger.exception(
-                            "event log listener %r failed on event %d (%s)",
-                            fn,
-                            rec.position,
-                            rec.event.kind,
+                        failure = (
+                            exc
+                            if isinstance(exc, ProjectionFailed)
+                            else ProjectionFailed(repr(fn), rec.position, rec.event.kind, exc)
                         )
+                        logger.critical("the event log halts: %s", failure, exc_info=exc)
+                        self._halt(failure, recorded)
+                        return False
         for sub in self._subs:
             sub._offer(recorded)
+        return True
+
+    def _halt(self, failure: ProjectionFailed, recorded: list[RecordedEvent]) -> None:
+        """Stop for good after a listener failed (see "Fail-stop" in the module docstring)."""
+        self._halted = failure
+        self._closed = True
+        pending, self._pending = self._pending, []
+        for _, fut in pending:
+            _fail(fut, failure)
+        for sub in self._subs:
+            sub._offer(recorded)  # committed: readers may see them, then their stream ends
+            sub._end()
+        self._subs = ()
+        if self._on_halt is not None:
+            self._on_halt(failure)
+
+    @property
+    def halted(self) -> ProjectionFailed | None:
+        """Why the log halted, or ``None`` while it works."""
+        return self._halted
 
     # -- listeners and subscriptions -----------------------------------------------------------
 
@@ -379,6 +427,11 @@ class EventLog:
             last_position=self._last_position,
             pending=len(self._pending),
         )
+
+
+def _fail(fut: asyncio.Future[list[RecordedEvent]], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
 
 
 class Subscription:

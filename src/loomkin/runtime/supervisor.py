@@ -67,6 +67,7 @@ class Supervisor:
         self._window_s = window_s
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._groups: dict[str, str] = {}
         self._stopped = False
         self._started = 0
         self._crashes = 0
@@ -81,10 +82,12 @@ class Supervisor:
         *,
         on_crash: Callable[[str, BaseException, int], Awaitable[None]] | None = None,
         on_give_up: Callable[[str, BaseException], Awaitable[None]] | None = None,
+        group: str | None = None,
     ) -> asyncio.Task[None]:
         """Run ``factory()`` as a supervised child under ``key``.
 
         If a child with this key is running, nothing new is started and its task is returned.
+        ``group`` (a session id, say) lets :meth:`wait_idle` wait for one group's children.
         On a crash (an ``Exception``), ``on_crash(key, exc, crashes_in_window)`` is awaited,
         ``crashes_in_window`` counting this crash; then the child is restarted by calling
         ``factory`` again, unless that count exceeds ``max_restarts``, in which case
@@ -102,6 +105,8 @@ class Supervisor:
             self._supervise(key, factory, on_crash, on_give_up), name=f"supervised:{key}"
         )
         self._tasks[key] = task
+        if group is not None:
+            self._groups[key] = group
         self._started += 1
         task.add_done_callback(lambda t: self._forget(key, t))
         return task
@@ -109,6 +114,7 @@ class Supervisor:
     def _forget(self, key: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is task:
             del self._tasks[key]
+            self._groups.pop(key, None)
         if not task.cancelled() and task.exception() is not None:
             # Only a BaseException other than CancelledError gets here (KeyboardInterrupt…).
             logger.error("supervised child %r ended abnormally", key, exc_info=task.exception())
@@ -181,10 +187,33 @@ class Supervisor:
                 task.cancel()
             await asyncio.wait(tasks)
 
-    async def wait_idle(self) -> None:
-        """Return once no child is running (children started meanwhile are waited for too)."""
-        while tasks := [t for t in self._tasks.values() if not t.done()]:
+    def halt(self) -> None:
+        """Refuse new children and cancel every running one, without waiting (see :meth:`stop`).
+
+        For a caller that cannot await (a failing event log); :meth:`stop` still reaps them.
+        """
+        self._stopped = True
+        for task in self._tasks.values():
+            task.cancel()
+
+    async def wait_idle(self, group: str | None = None) -> None:
+        """Return once no child (of ``group``, when given) is running.
+
+        Children started meanwhile are waited for too.
+        """
+        while tasks := self._running(group):
             await asyncio.wait(tasks)
+
+    def _running(self, group: str | None) -> list[asyncio.Task[None]]:
+        return [
+            t
+            for key, t in self._tasks.items()
+            if not t.done() and (group is None or self._groups.get(key) == group)
+        ]
+
+    def running(self, group: str | None = None) -> int:
+        """Children running now (of ``group``, when given)."""
+        return len(self._running(group))
 
     def statistics(self) -> SupervisorStatistics:
         """Return the supervisor's counters."""

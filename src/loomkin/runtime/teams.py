@@ -52,7 +52,29 @@ class TeamManager:
         purpose: str = "",
         team_id: str | None = None,
     ) -> TeamId:
-        """Create a team and return its id.
+        """Create a team and return its id (see :meth:`team_created` for the checks)."""
+        created = self.team_created(
+            session_id,
+            name,
+            parent_team_id=parent_team_id,
+            spawned_by=spawned_by,
+            purpose=purpose,
+            team_id=team_id,
+        )
+        await self._log.append(created)
+        return created.team_id
+
+    def team_created(
+        self,
+        session_id: str,
+        name: str,
+        *,
+        parent_team_id: str | None = None,
+        spawned_by: str | None = None,
+        purpose: str = "",
+        team_id: str | None = None,
+    ) -> TeamCreated:
+        """Check a new team and return its event, to append alone or with its first agents.
 
         A team without a parent is a root team (depth 0); a child of T has depth ``depth(T)+1``.
         ``team_id`` may be given for a session's root team, whose id ``SessionStarted`` names.
@@ -66,19 +88,15 @@ class TeamManager:
         if not name.strip():
             raise UserError("a team needs a non-empty name")
         depth = 0 if parent_team_id is None else self._child_depth(session_id, name, parent_team_id)
-        new_team = TeamId(team_id if team_id is not None else new_id("team_"))
-        await self._log.append(
-            TeamCreated(
-                session_id=SessionId(session_id),
-                team_id=new_team,
-                name=name,
-                parent_team_id=TeamId(parent_team_id) if parent_team_id is not None else None,
-                depth=depth,
-                spawned_by=AgentId(spawned_by) if spawned_by is not None else None,
-                purpose=purpose,
-            )
+        return TeamCreated(
+            session_id=SessionId(session_id),
+            team_id=TeamId(team_id if team_id is not None else new_id("team_")),
+            name=name,
+            parent_team_id=TeamId(parent_team_id) if parent_team_id is not None else None,
+            depth=depth,
+            spawned_by=AgentId(spawned_by) if spawned_by is not None else None,
+            purpose=purpose,
         )
-        return new_team
 
     def _child_depth(self, session_id: str, name: str, parent_team_id: str) -> int:
         parent = self._state.team(parent_team_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from loomkin.agents import Budgets, SessionSettings
 from loomkin.agents.roles import custom_role
-from loomkin.agents.session import Budgets, SessionSettings
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable

@@ -2,12 +2,19 @@
 
 How this works and why:
 
-One :class:`Loomkin` owns one event log (on one store) and the projections every session
-shares: the :class:`~loomkin.core.state.State` of sessions, teams and agents, and the task
-board behind the :class:`~loomkin.tasks.TaskService`. Opening it replays the log into those
-projections; a session is materialised (its agents rebuilt from their events) when it is
-opened or resumed. Everything else reads the same events: the CLI's progress display, the web
-app's feed and the benchmarks subscribe to the log.
+One :class:`Loomkin` owns one event log (on one store) and one
+:class:`~loomkin.runtime.projections.ProjectionRegistry`, the log's only listener. Registered
+in it, in order: the projections every session shares (the
+:class:`~loomkin.core.state.State` of sessions, teams and agents, the task board behind the
+:class:`~loomkin.tasks.TaskService`, the scheduler), and, per open session, that session's
+own (its agents, router, questions, budgets, coordination: see
+:class:`~loomkin.agents.session.SessionRuntime`). Opening the runtime replays the log into
+the shared projections; opening or resuming a session replays that session's history into
+its own, through the same fan-out as live events. A projection that raises halts the log and
+stops every agent (fail-stop, with the projection's name and the event's position).
+
+Everything else reads the same events: the CLI's progress display, the web app's feed and the
+benchmarks subscribe to the log through :meth:`Session.events`.
 """
 
 from __future__ import annotations
@@ -18,22 +25,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
+from loomkin.agents.notices import TaskNoticeTexts
 from loomkin.agents.roles import Role
-from loomkin.agents.session import SessionRuntime, SessionSettings
+from loomkin.agents.session import SessionRuntime
+from loomkin.agents.settings import SessionSettings
 from loomkin.agents.tools import toolset_for
 from loomkin.bus import Bus
-from loomkin.core.events import RecordedEvent, SessionStarted, TeamCreated
+from loomkin.core.events import SessionStarted, TeamCreated
 from loomkin.core.state import State
 from loomkin.core.tasks import TaskBoard
-from loomkin.errors import NotFound, UserError
+from loomkin.errors import NotFound, ProjectionFailed, UserError
 from loomkin.ids import SessionId, TeamId, new_id
 from loomkin.llm.pricing import PriceTable
 from loomkin.llm.registry import LOCAL_HINT, make_model
 from loomkin.persistence import open_store
 from loomkin.runtime.clock import Clock, LoopClock
 from loomkin.runtime.eventlog import EventLog
+from loomkin.runtime.projections import ProjectionRegistry
 from loomkin.runtime.supervisor import Supervisor
 from loomkin.runtime.teams import TeamManager
+from loomkin.service.records import Names, StoredSession, TaskInfo, task_info
 from loomkin.service.session import Session
 from loomkin.tasks import Scheduler, TaskService
 from loomkin.tools.permissions import PermissionPolicy
@@ -41,8 +52,11 @@ from loomkin.tools.permissions import PermissionPolicy
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from loomkin.core.events import RecordedEvent
+    from loomkin.core.scheduling import AgentCandidate
     from loomkin.core.store import EventStore
     from loomkin.llm.model import Model
+    from loomkin.runtime.eventlog import Subscription
 
 __all__ = ["Loomkin", "ModelFactory"]
 
@@ -56,20 +70,23 @@ class Loomkin:
     """A runtime on one event store; hosts any number of sessions."""
 
     def __init__(self, store: EventStore, *, clock: Clock | None = None) -> None:
-        self.store = store
-        self.clock: Clock = clock or LoopClock()
-        self.log = EventLog(store, clock=self.clock)
-        self.state = State()
-        self.board = TaskBoard()
-        self.tasks = TaskService(self.log, self.board)
-        self.bus = Bus()
-        self.supervisor = Supervisor(clock=self.clock)
+        self._store = store
+        self._clock: Clock = clock or LoopClock()
+        self._log = EventLog(store, clock=self._clock, on_halt=self._halt)
+        self._state = State()
+        self._tasks = TaskService(self._log, TaskBoard(), TaskNoticeTexts())
+        self._bus = Bus()
+        self._supervisor = Supervisor(clock=self._clock)
         """Owns agent activations and their helpers (restarted on crash by policy)."""
-        self.timers = Supervisor(clock=self.clock)
-        """Owns timers (question deadlines): not counted when waiting for quiescence."""
-        self.sessions: dict[SessionId, Session] = {}
-        self.scheduler = Scheduler(self.tasks, self._candidates)
-        self._history: list[RecordedEvent] = []
+        self._timers = Supervisor(clock=self._clock)
+        """Owns timers (deadlines, the rebalancer): not counted when waiting for quiescence."""
+        self._sessions: dict[SessionId, Session] = {}
+        self._runtimes: dict[SessionId, SessionRuntime] = {}
+        self._scheduler = Scheduler(self._tasks, self._candidates)
+        self._projections = ProjectionRegistry()
+        self._projections.register("state", _StateProjection(self._state))
+        self._projections.register("tasks", self._tasks)
+        self._projections.register("scheduler", self._scheduler)
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -83,33 +100,25 @@ class Loomkin:
         return runtime
 
     async def start(self) -> None:
-        """Replay the log into the projections and start the log and the scheduler."""
-        await self.log.start()
-        self._history = await self.log.read()
-        for recorded in self._history:
-            self.state.apply(recorded.event)
-            self.scheduler.stats.apply(recorded.event)
-        self.tasks.replay(self._history)
-        self.log.add_listener(self._on_event)
-        self.timers.run("scheduler", self.scheduler.run_forever)
+        """Replay the log into the shared projections, then follow it and start the scheduler."""
+        await self._log.start()
+        self._projections.replay(await self._log.read())
+        self._log.add_listener(self._projections)
+        self._timers.run("scheduler", self._scheduler.run_forever)
 
-    def _on_event(self, recorded: RecordedEvent) -> None:
-        self.state.apply(recorded.event)
-        self.tasks.on_event(recorded)
-        self.scheduler.on_event(recorded)
-        session = self.sessions.get(recorded.event.session_id)
-        if session is not None:
-            session.runtime.on_event(recorded)
+    def _halt(self, failure: ProjectionFailed) -> None:
+        """The log halted (a projection failed): stop every agent now; ``close`` reaps them."""
+        self._supervisor.halt()
 
     async def close(self) -> None:
         """Stop every agent and timer, flush the log and close the store."""
         if self._closed:
             return
         self._closed = True
-        await self.supervisor.stop()
-        await self.timers.stop()
-        await self.log.close()
-        await self.store.close()
+        await self._supervisor.stop()
+        await self._timers.stop()
+        await self._log.close()
+        await self._store.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -153,7 +162,7 @@ class Loomkin:
         session_id = SessionId(new_id("session_"))
         team_id = TeamId(new_id("team_"))
         model_name = factory(_probe_role(), "probe").name
-        await self.log.append(
+        await self._log.append(
             SessionStarted(
                 session_id=session_id,
                 project_root=str(root),
@@ -163,7 +172,7 @@ class Loomkin:
             ),
             TeamCreated(session_id=session_id, team_id=team_id, name="root", depth=0),
         )
-        return self._materialise(session_id, factory, settings, policy, prices, [])
+        return await self._materialise(session_id, factory, settings, policy, prices)
 
     async def resume_session(
         self,
@@ -177,82 +186,160 @@ class Loomkin:
         prices: PriceTable | None = None,
     ) -> Session:
         """Rebuild a session from the log and continue the work that was interrupted."""
-        if session_id in self.sessions:
-            return self.sessions[SessionId(session_id)]
-        view = self.state.get_session(session_id)
+        if session_id in self._sessions:
+            return self._sessions[SessionId(session_id)]
+        view = self._state.get_session(session_id)
         if view is None:
             raise NotFound(f"no session {session_id!r} in this store")
         factory = _model_factory(
             None if model_factory else (model or view.model), model_factory, base_url
         )
-        events = await self.log.read(session_id=session_id)
-        session = self._materialise(view.session_id, factory, settings, policy, prices, events)
-        session.runtime.resume_interrupted()
-        self.scheduler.kick()
+        session = await self._materialise(view.session_id, factory, settings, policy, prices)
+        self._runtimes[view.session_id].resume_interrupted()
+        self._scheduler.kick()
         return session
 
-    def _materialise(
+    async def _materialise(
         self,
         session_id: SessionId,
         factory: Callable[[Role, str], Model],
         settings: SessionSettings | None,
         policy: PermissionPolicy | None,
         prices: PriceTable | None,
-        history: list[RecordedEvent],
     ) -> Session:
-        view = self.state.session(session_id)
+        """Build the session's parts and replay its history into them."""
+        view = self._state.session(session_id)
         chosen = settings or SessionSettings()
         runtime = SessionRuntime(
             session_id=session_id,
             project_root=Path(view.project_root),
             root_team_id=view.root_team_id,
-            log=self.log,
-            state=self.state,
-            bus=self.bus,
-            supervisor=self.supervisor,
-            timers=self.timers,
-            teams=TeamManager(self.log, self.state, max_depth=chosen.max_team_depth),
-            tasks=self.tasks,
+            settings=chosen,
+            log=self._log,
+            clock=self._clock,
+            state=self._state,
+            bus=self._bus,
+            tasks=self._tasks,
+            stats=self._scheduler.stats,
+            supervisor=self._supervisor,
+            timers=self._timers,
+            teams=TeamManager(self._log, self._state, max_depth=chosen.max_team_depth),
             policy=policy or PermissionPolicy(),
             prices=prices or PriceTable(),
-            clock=self.clock,
-            settings=chosen,
-            model_factory=factory,
-            toolset_factory=toolset_for,
+            models=factory,
+            toolsets=toolset_for,
         )
-        runtime.scheduler_stats = self.scheduler.stats
-        runtime.replay(history)
-        runtime.coordination.start()
-        session = Session(self, runtime)
-        self.sessions[session_id] = session
+        await self._projections.attach(
+            session_id,
+            runtime.projections(),
+            lambda: self._log.read(session_id=session_id),
+        )
+        session = Session(
+            runtime, log=self._log, state=self._state, tasks=self._tasks, scheduler=self._scheduler
+        )
+        self._runtimes[session_id] = runtime
+        self._sessions[session_id] = session
         return session
 
     def session(self, session_id: str) -> Session:
         """Return an open session by id."""
         try:
-            return self.sessions[SessionId(session_id)]
+            return self._sessions[SessionId(session_id)]
         except KeyError:
             raise NotFound(f"session {session_id!r} is not open in this runtime") from None
 
-    def _candidates(self, team_id: TeamId) -> list[AgentCandidateT]:
-        team = self.state.get_team(team_id)
-        session = self.sessions.get(team.session_id) if team is not None else None
-        return [] if session is None else session.runtime.candidates(team_id)
+    def sessions(self) -> list[StoredSession]:
+        """Every session in the store, oldest first (``open``: hosted by this runtime)."""
+        return [
+            StoredSession(
+                session_id=v.session_id,
+                project_root=v.project_root,
+                title=v.title,
+                model=v.model,
+                status=v.status,
+                open=v.session_id in self._sessions,
+            )
+            for v in self._state.sessions()
+        ]
+
+    def stored_session(self, session_id: str) -> StoredSession:
+        """One session of the store (``NotFound`` if the store has none by that id)."""
+        for stored in self.sessions():
+            if stored.session_id == session_id:
+                return stored
+        raise NotFound(f"no session {session_id!r} in this store")
+
+    def events(
+        self, session_id: str, *, after: int | None = 0, maxsize: int = 10_000
+    ) -> Subscription:
+        """Subscribe to a stored session's events, open here or not (``after=None``: live only)."""
+        self.stored_session(session_id)
+        return self._log.subscribe(after=after, session_id=session_id, maxsize=maxsize)
+
+    async def history(
+        self, session_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """A stored session's committed events after ``after``, oldest first (at most ``limit``)."""
+        self.stored_session(session_id)
+        if limit is None:
+            return await self._log.read(after, session_id=session_id)
+        return await self._store.read(after, limit=limit, session_id=session_id)
+
+    def tasks(self, session_id: str) -> list[TaskInfo]:
+        """The tasks of a stored session, open here or not, in creation order."""
+        self.stored_session(session_id)
+        return [task_info(v) for v in self._tasks.board.tasks() if v.session_id == session_id]
+
+    def names(self) -> Names:
+        """Name lookups (agents, teams, tasks) for rendering events of any session."""
+        return Names(self._state, self._tasks.board)
+
+    @property
+    def last_position(self) -> int:
+        """Position of the newest event in the log."""
+        return self._log.last_position
+
+    def _candidates(self, team_id: TeamId) -> list[AgentCandidate]:
+        team = self._state.get_team(team_id)
+        runtime = self._runtimes.get(team.session_id) if team is not None else None
+        return [] if runtime is None else runtime.directory.candidates(team_id)
 
     # -- quiescence -------------------------------------------------------------------------------
 
     async def wait_idle(self) -> None:
-        """Wait until no agent works and the scheduler has nothing left to assign."""
+        """Wait until no agent of any session works and the scheduler has nothing to assign.
+
+        Raises:
+            ProjectionFailed: the runtime stopped because a projection failed.
+        """
         while True:
-            await self.supervisor.wait_idle()
-            await self.scheduler.wait_settled()
+            self._raise_if_halted()
+            await self._supervisor.wait_idle()
+            await self._scheduler.wait_settled()
             await asyncio.sleep(0)
-            if self.supervisor.statistics().running == 0 and self.scheduler.settled():
+            if self._supervisor.statistics().running == 0 and self._scheduler.settled():
+                self._raise_if_halted()
                 return
 
+    def _raise_if_halted(self) -> None:
+        failure = self._log.halted
+        if failure is not None:
+            raise failure
 
-if TYPE_CHECKING:
-    from loomkin.core.scheduling import AgentCandidate as AgentCandidateT
+
+class _StateProjection:
+    """The :class:`State` fed by the registry (it is pure: nothing to act on)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
+        self._state.apply(recorded.event)
+
+    def caught_up(self) -> None:
+        """Nothing to act on."""
 
 
 def _project_root(project: str | Path) -> Path:

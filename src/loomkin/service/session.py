@@ -1,142 +1,334 @@
-"""The session handle: what the CLI, the web app and embedding code use to drive a session."""
+"""The session handle: what the CLI, the web app and embedding code use to drive a session.
+
+Everything here either reads the projections into frozen records (:mod:`loomkin.service.records`)
+or journals a command and lets the runtime act on it. A session is driven only through this
+handle: it hands out no agent, no log, no board.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import asyncio
 from typing import TYPE_CHECKING
 
 from loomkin.core.events import (
+    BudgetsChanged,
     ControlApplied,
     ControlRequested,
     ModelCallCompleted,
     TaskStatusChanged,
 )
-from loomkin.errors import UserError
-from loomkin.ids import RequestId, new_id
+from loomkin.ids import RequestId, TaskId, new_id
+from loomkin.service.records import (
+    AgentInfo,
+    BudgetStatus,
+    DependencyInfo,
+    Names,
+    Summary,
+    TaskInfo,
+    TeamInfo,
+    task_info,
+)
+from loomkin.tasks import DependencySpec
 
 if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
-    from loomkin.agents.session import Budgets, PermissionResponder, SessionRuntime
-    from loomkin.core.events import JSON
-    from loomkin.core.records import PauseMode, PermissionDecision
-    from loomkin.runtime.eventlog import Subscription
-    from loomkin.service.runtime import Loomkin
+    from loomkin.agents.budgets import Budgets
+    from loomkin.agents.desk import PermissionResponder
+    from loomkin.agents.session import SessionRuntime
+    from loomkin.core.events import RecordedEvent
+    from loomkin.core.records import DepKind, PauseMode, PermissionDecision
+    from loomkin.core.state import State
+    from loomkin.core.tasks import TaskBoard
+    from loomkin.runtime.eventlog import EventLog, Subscription
+    from loomkin.service.records import AgentSnapshot, PendingPermission
+    from loomkin.tasks import Scheduler, TaskService
 
-__all__ = ["AgentInfo", "Session", "Summary"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AgentInfo:
-    """One agent as the UI and the CLI show it."""
-
-    agent_id: str
-    name: str
-    role: str
-    team_id: str
-    team_name: str
-    status: str
-    task_id: str | None
-    current_tool: str | None
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Summary:
-    """What a session produced: files, tasks, decisions, tokens and cost."""
-
-    files_changed: tuple[str, ...]
-    tasks: dict[str, int]
-    """Task count per status."""
-    decisions: tuple[str, ...]
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    model_calls: int
-    replies: tuple[str, ...] = field(default=())
+__all__ = ["Session"]
 
 
 class Session:
     """A live session: send messages, watch events, steer agents, answer permission prompts."""
 
-    def __init__(self, loomkin: Loomkin, runtime: SessionRuntime) -> None:
-        self.loomkin = loomkin
-        self.runtime = runtime
+    def __init__(
+        self,
+        runtime: SessionRuntime,
+        *,
+        log: EventLog,
+        state: State,
+        tasks: TaskService,
+        scheduler: Scheduler,
+    ) -> None:
+        self._runtime = runtime
+        self._log = log
+        self._state = state
+        self._tasks = tasks
+        self._scheduler = scheduler
 
     @property
     def session_id(self) -> str:
-        return self.runtime.session_id
+        return self._runtime.session_id
 
     @property
     def project_root(self) -> str:
-        return str(self.runtime.project_root)
+        return str(self._runtime.ctx.project_root)
 
-    # -- talking --------------------------------------------------------------------------------
+    @property
+    def _board(self) -> TaskBoard:
+        return self._tasks.board
+
+    # -- talking and watching -------------------------------------------------------------------
 
     async def send(self, text: str, *, to: str | None = None) -> str:
         """Send the user's message (to the Concierge unless ``to`` names an agent)."""
-        return await self.runtime.post_user_message(text, to=to)
+        return await self._runtime.post_user_message(text, to=to)
 
     def events(self, *, after: int | None = 0) -> Subscription:
         """Subscribe to this session's events (``after=None``: live only)."""
-        return self.loomkin.log.subscribe(after=after, session_id=self.session_id)
+        return self._log.subscribe(after=after, session_id=self.session_id)
+
+    async def history(self, *, after: int = 0) -> list[RecordedEvent]:
+        """This session's committed events after position ``after``, oldest first."""
+        return await self._log.read(after, session_id=self.session_id)
+
+    def names(self) -> Names:
+        """Name lookups (agents, teams, tasks) for rendering this session's events."""
+        return Names(self._state, self._board)
 
     async def wait_idle(self) -> None:
-        """Wait until every agent is idle (or paused, or waiting for the user)."""
-        await self.loomkin.wait_idle()
+        """Wait until this session's agents are all idle, paused or waiting for the user.
+
+        Other sessions of the runtime may still work. The scheduler must have nothing left to
+        assign too, since an assignment wakes an agent again.
+
+        Raises:
+            ProjectionFailed: the runtime stopped because a projection failed.
+        """
+        runtime, scheduler = self._runtime, self._scheduler
+        while True:
+            self._raise_if_halted()
+            await runtime.wait_idle()
+            await scheduler.wait_settled()
+            await asyncio.sleep(0)
+            if runtime.running() == 0 and scheduler.settled():
+                self._raise_if_halted()
+                return
+
+    def _raise_if_halted(self) -> None:
+        failure = self._log.halted
+        if failure is not None:
+            raise failure
+
+    # -- permissions and budgets ----------------------------------------------------------------
 
     def set_permission_responder(self, responder: PermissionResponder | None) -> None:
         """Answer permission prompts automatically (``--yes``, the demo); ``None`` to ask."""
-        self.runtime.permission_responder = responder
+        self._runtime.permissions.responder = responder
 
     async def answer_permission(self, request_id: str, decision: PermissionDecision) -> None:
         """Answer a pending permission prompt: ``allow_once``, ``allow_always`` or ``deny``."""
-        await self.runtime.answer_permission(request_id, decision)
+        self._runtime.permissions.answer(request_id, decision)
 
-    def pending_permissions(self) -> list[dict[str, str]]:
-        """Permission prompts waiting for an answer."""
-        pending = []
-        for agent in self.runtime.agents.values():
-            p = agent.memory.pending_permission
-            if p is not None:
-                pending.append(
-                    {
-                        "request_id": p.request_id,
-                        "agent": agent.name,
-                        "tool": p.tool,
-                        "target": p.target,
-                    }
+    def pending_permissions(self) -> list[PendingPermission]:
+        """Permission prompts waiting for an answer, oldest first."""
+        return self._runtime.permissions.prompts()
+
+    async def set_budgets(self, budgets: Budgets, *, by: str = "user") -> None:
+        """Replace the session's budgets (journaled); agents paused on a budget can resume."""
+        await self._log.append(
+            BudgetsChanged(
+                session_id=self._runtime.session_id,
+                session_usd=budgets.session_usd,
+                team_usd=budgets.team_usd,
+                agent_usd=budgets.agent_usd,
+                session_tokens=budgets.session_tokens,
+                team_tokens=budgets.team_tokens,
+                agent_tokens=budgets.agent_tokens,
+                changed_by=by,
+            )
+        )
+
+    def budgets(self) -> list[BudgetStatus]:
+        """The session's spending, then each team's, against the limits."""
+        book = self._runtime.budgets
+        limits = book.limits
+        spent = book.spent()
+        out = [
+            BudgetStatus(
+                scope="session",
+                team_id=None,
+                name="session",
+                cost_usd=spent.cost_usd,
+                tokens=spent.tokens,
+                limit_usd=limits.session_usd,
+                limit_tokens=limits.session_tokens,
+            )
+        ]
+        for team in self._state.teams(self.session_id):
+            if not team.agent_ids:
+                continue
+            used = book.team_spent(team.team_id)
+            out.append(
+                BudgetStatus(
+                    scope="team",
+                    team_id=team.team_id,
+                    name=team.name,
+                    cost_usd=used.cost_usd,
+                    tokens=used.tokens,
+                    limit_usd=limits.team_usd,
+                    limit_tokens=limits.team_tokens,
                 )
-        return pending
+            )
+        return out
 
-    def set_budgets(self, budgets: Budgets) -> None:
-        """Change the session's budgets (agents paused on a budget can then be resumed)."""
-        self.runtime.settings = dataclasses.replace(self.runtime.settings, budgets=budgets)
-
-    # -- teams and agents -------------------------------------------------------------------------
+    # -- teams, agents, tasks -------------------------------------------------------------------
 
     async def create_team(self, name: str, *, parent: str | None = None, purpose: str = "") -> str:
         """Create a team under ``parent`` (a team name or id; default: the root team)."""
-        runtime = self.runtime
+        runtime = self._runtime
         parent_id = runtime.resolve_team(parent) if parent else runtime.root_team_id
-        return await runtime.teams.create_team(
-            runtime.session_id, name, parent_team_id=parent_id, purpose=purpose
+        team_id, _ = await runtime.teams.spawn_team(
+            name=name, parent_team_id=parent_id, purpose=purpose, roles=(), spawned_by=None
         )
+        return team_id
 
     async def spawn_agent(self, name: str, role: str, *, team: str | None = None) -> AgentInfo:
         """Add an agent with ``role`` (a role name or a description) to ``team`` (default: root)."""
-        runtime = self.runtime
+        runtime = self._runtime
         team_id = runtime.resolve_team(team) if team else runtime.root_team_id
-        agent = await runtime.spawn_agent(team_id, name, role)
-        return next(info for info in self.agents() if info.agent_id == agent.agent_id)
+        member = await runtime.teams.spawn_agent(team_id, name, role)
+        return self.agent(member.agent_id)
+
+    def agent(self, ref: str) -> AgentInfo:
+        """An agent by id, ``name`` or ``team/name`` (``NotFound`` lists the agents there are)."""
+        return self._info(self._runtime.agent(ref))
+
+    def agents(self) -> list[AgentInfo]:
+        """Every agent of the session, in spawn order."""
+        return [self._info(a) for a in self._runtime.directory.agents()]
+
+    def _info(self, agent: Agent) -> AgentInfo:
+        m = agent.memory
+        team = self._state.get_team(m.team_id)
+        return AgentInfo(
+            agent_id=m.agent_id,
+            name=m.name,
+            role=m.role,
+            team_id=m.team_id,
+            team_name=team.name if team else "",
+            status=m.status,
+            task_id=m.task_id,
+            current_tool=m.current_tool,
+            input_tokens=m.input_tokens,
+            output_tokens=m.output_tokens,
+            cost_usd=m.cost_usd,
+            pause_queued=m.pause_pending(),
+        )
+
+    def teams(self) -> list[TeamInfo]:
+        """The session's teams (dissolved ones included), in creation order."""
+        return [
+            TeamInfo(
+                team_id=t.team_id,
+                name=t.name,
+                parent_team_id=t.parent_team_id,
+                depth=t.depth,
+                status=t.status,
+                purpose=t.purpose,
+                agent_ids=tuple(t.agent_ids),
+                child_ids=tuple(t.child_ids),
+            )
+            for t in self._state.teams(self.session_id)
+        ]
+
+    def tasks(self) -> list[TaskInfo]:
+        """The session's tasks, in creation order."""
+        return [task_info(v) for v in self._board.tasks() if v.session_id == self.session_id]
+
+    def task(self, task_id: str) -> TaskInfo:
+        """One task of the session (``NotFound`` if there is none)."""
+        return task_info(self._board.task(TaskId(task_id)))
+
+    def dependencies(self) -> list[DependencyInfo]:
+        """The dependencies between the session's tasks."""
+        return [
+            DependencyInfo(
+                task_id=d.task_id, depends_on=d.depends_on, kind=d.kind, milestone=d.milestone
+            )
+            for v in self._board.tasks()
+            if v.session_id == self.session_id
+            for d in self._board.dependencies(v.task_id)
+        ]
+
+    async def create_task(
+        self,
+        title: str,
+        *,
+        description: str = "",
+        team: str | None = None,
+        priority: int = 3,
+        role: str = "",
+        depends_on: tuple[str, ...] = (),
+        dep_kind: DepKind = "blocks",
+        milestone: str | None = None,
+        assign_to: str | None = None,
+        work_s: float = 0.0,
+    ) -> str:
+        """Put a task on a team's board (the scheduler assigns it), or give it to an agent.
+
+        Args:
+            title: Short title of the task.
+            description: What to do, with acceptance criteria.
+            team: The team's name or id (default: the root team).
+            priority: 1 (highest) to 5.
+            role: The role that should do it.
+            depends_on: Task ids it waits for.
+            dep_kind: How it waits for them (``blocks``, ``requires_output``, ``informs``).
+            milestone: Wait only for this named milestone of each predecessor.
+            assign_to: An agent (name or ``team/name``) to give it to at once.
+            work_s: Simulated work, in seconds, for scripted models and benchmarks.
+        """
+        runtime = self._runtime
+        team_id = runtime.resolve_team(team) if team else runtime.root_team_id
+        task_id = await self._tasks.create(
+            session_id=runtime.session_id,
+            team_id=team_id,
+            title=title,
+            description=description,
+            priority=priority,
+            role=role,
+            work_s=work_s,
+            depends_on=[
+                DependencySpec(depends_on=TaskId(d), kind=dep_kind, milestone=milestone)
+                for d in depends_on
+            ],
+        )
+        if assign_to is not None:
+            await self.assign_task(task_id, assign_to)
+        return task_id
+
+    async def assign_task(self, task_id: str, agent: str, *, by: str = "user") -> None:
+        """Give a task to an agent (name, ``team/name`` or id); it starts when it may."""
+        target = self._runtime.agent(agent)
+        await self._tasks.assign(TaskId(task_id), target, by=by, reason=f"assigned by {by}")
+
+    async def add_dependency(
+        self,
+        task_id: str,
+        depends_on: str,
+        *,
+        kind: DepKind = "blocks",
+        milestone: str | None = None,
+    ) -> bool:
+        """Make a task wait for another while work runs; False if it already did.
+
+        Raises:
+            TaskCycleError: the dependency would close a cycle.
+        """
+        return await self._tasks.add_dependency(
+            TaskId(task_id), TaskId(depends_on), kind=kind, milestone=milestone
+        )
 
     # -- controls -------------------------------------------------------------------------------
-
-    def agent(self, name: str) -> Agent:
-        """Return an agent by name (``team/name`` when names repeat across teams)."""
-        return self.runtime.agent(name)
 
     async def pause(self, name: str, *, mode: PauseMode = "asap", force: bool = False) -> str:
         """Pause an agent at its next checkpoint (``asap``) or step boundary (``at_boundary``).
@@ -144,11 +336,12 @@ class Session:
         ``force`` also cancels a permission prompt the agent is waiting on; without it a pause
         requested during a prompt takes effect once the prompt is answered.
         """
-        return await self.runtime.control(self.agent(name), "pause", mode=mode, force=force)
+        agent = self._runtime.agent(name)
+        return await self._runtime.control(agent, "pause", mode=mode, force=force)
 
     async def resume(self, name: str) -> str:
         """Resume a paused agent from its checkpoint."""
-        return await self.runtime.control(self.agent(name), "resume")
+        return await self._runtime.control(self._runtime.agent(name), "resume")
 
     async def steer(self, name: str, text: str, *, mode: PauseMode = "asap") -> str:
         """Give an agent guidance that lands in its very next model call.
@@ -156,93 +349,75 @@ class Session:
         ``asap`` cuts an answer that is streaming short (keeping what streamed) and asks the
         model again at once with the guidance; ``at_boundary`` lets the answer finish first.
         """
-        return await self.runtime.control(self.agent(name), "steer", text=text, mode=mode)
+        agent = self._runtime.agent(name)
+        return await self._runtime.control(agent, "steer", text=text, mode=mode)
 
     async def cancel(self, name: str) -> str:
         """Cancel an agent's current task (its partial result is kept); the agent goes idle."""
-        return await self.runtime.control(self.agent(name), "cancel")
+        return await self._runtime.control(self._runtime.agent(name), "cancel")
 
-    async def inspect(self, name: str) -> dict[str, JSON]:
-        """Return a snapshot of the agent: messages, step, tool, task, iteration, usage."""
-        agent = self.agent(name)
+    async def inspect(self, name: str) -> AgentSnapshot:
+        """A snapshot of the agent: messages, step, tool, task, iteration, usage (journaled)."""
+        agent = self._runtime.agent(name)
         snapshot = agent.snapshot()
         request_id = RequestId(new_id("ctl_"))
-        await self.runtime.log.append(
+        await self._log.append(
             ControlRequested(
-                session_id=self.runtime.session_id,
+                session_id=agent.session_id,
                 agent_id=agent.agent_id,
                 request_id=request_id,
                 action="inspect",
             ),
             ControlApplied(
-                session_id=self.runtime.session_id,
+                session_id=agent.session_id,
                 agent_id=agent.agent_id,
                 request_id=request_id,
                 action="inspect",
                 checkpoint="immediate",
                 latency_ms=0.0,
-                snapshot={k: v for k, v in snapshot.items() if k != "messages"},
+                snapshot={
+                    "name": snapshot.name,
+                    "status": snapshot.status,
+                    "step": snapshot.step,
+                    "current_tool": snapshot.current_tool,
+                    "task_id": snapshot.task_id,
+                    "iteration": snapshot.iteration,
+                    "input_tokens": snapshot.input_tokens,
+                    "output_tokens": snapshot.output_tokens,
+                    "cost_usd": snapshot.cost_usd,
+                },
             ),
         )
         return snapshot
 
-    # -- views ----------------------------------------------------------------------------------
-
-    def agents(self) -> list[AgentInfo]:
-        """Every agent of the session, in spawn order."""
-        infos = []
-        for agent in self.runtime.agents.values():
-            m = agent.memory
-            team = self.loomkin.state.get_team(m.team_id)
-            infos.append(
-                AgentInfo(
-                    agent_id=m.agent_id,
-                    name=m.name,
-                    role=m.role,
-                    team_id=m.team_id,
-                    team_name=team.name if team else "",
-                    status=m.status,
-                    task_id=m.task_id,
-                    current_tool=m.current_tool,
-                    input_tokens=m.input_tokens,
-                    output_tokens=m.output_tokens,
-                    cost_usd=m.cost_usd,
-                )
-            )
-        return infos
+    # -- results --------------------------------------------------------------------------------
 
     async def summary(self) -> Summary:
         """Files changed, tasks by status, decisions, tokens and cost of the session so far."""
         files: dict[str, None] = {}
         tasks: dict[str, int] = {}
         calls = 0
-        for view in self.loomkin.board.tasks():
+        for view in self._board.tasks():
             if view.session_id != self.session_id:
                 continue
             tasks[view.status] = tasks.get(view.status, 0) + 1
             if view.handoff is not None:
                 files.update(dict.fromkeys(view.handoff.files_changed))
-        for recorded in await self.loomkin.log.read(session_id=self.session_id):
+        for recorded in await self.history():
             event = recorded.event
             if isinstance(event, ModelCallCompleted):
                 calls += 1
             elif isinstance(event, TaskStatusChanged) and event.status == "completed":
                 files.update(dict.fromkeys(event.files_changed))
-        agents = self.runtime.agents.values()
+        agents = self.agents()
         return Summary(
             files_changed=tuple(files),
             tasks=tasks,
-            decisions=tuple(d.title for d in self.runtime.decisions if d.node_type == "decision"),
-            input_tokens=sum(a.memory.input_tokens for a in agents),
-            output_tokens=sum(a.memory.output_tokens for a in agents),
-            cost_usd=sum(a.memory.cost_usd for a in agents),
+            decisions=tuple(
+                d.title for d in self._runtime.decisions.nodes() if d.node_type == "decision"
+            ),
+            input_tokens=sum(a.input_tokens for a in agents),
+            output_tokens=sum(a.output_tokens for a in agents),
+            cost_usd=sum(a.cost_usd for a in agents),
             model_calls=calls,
         )
-
-    def require_agent(self, name: str) -> Agent:
-        """Like :meth:`agent` but raises ``UserError`` with the known names."""
-        try:
-            return self.agent(name)
-        except UserError:
-            names = ", ".join(sorted(a.name for a in self.runtime.agents.values()))
-            raise UserError(f"no agent named {name!r}; agents: {names or 'none yet'}") from None

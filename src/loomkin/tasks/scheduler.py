@@ -1,8 +1,9 @@
 """The scheduler: ready tasks are assigned to idle agents as soon as either appears.
 
-It reacts to events, never polls: a task becoming ready (a completion, a milestone, a first
-partial chunk, a new task), an agent becoming idle, or a finished task freeing its owner marks
-the schedule dirty and wakes the scheduler's loop, which plans with the pure policy of
+It is a projection of the log that reacts to live events, never polls: an event that can make a
+task ready (a new task, a completion, a release, a milestone, a partial chunk), an agent
+becoming idle or spawned, or a finished task freeing its owner marks the schedule dirty and
+wakes the scheduler's loop, which plans with the pure policy of
 :mod:`loomkin.core.scheduling` (effective priority first, then capability and load) and
 appends one ``TaskAssigned`` per decision, each with its reason. An agent that finishes a task
 therefore gets the next one without waiting for a lead's turn.
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING
 from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
+    MilestoneEmitted,
+    PartialResultPublished,
     RecordedEvent,
     TaskCreated,
     TaskStatusChanged,
@@ -62,22 +65,28 @@ class Scheduler:
         self._rounds = 0
         self._assignments = 0
         self._refused = 0
-        tasks.on_ready = self._on_ready
 
-    def _on_ready(self, _task_ids: Sequence[TaskId]) -> None:
-        self.kick()
-
-    def on_event(self, recorded: RecordedEvent) -> None:
-        """Log listener: learn capabilities and wake up when an agent may have become free."""
+    def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
+        """Learn capabilities; when live, wake up if a task or an agent may have become free."""
         event = recorded.event
         self.stats.apply(event)
+        if not live:
+            return
         match event:
             case AgentStatusChanged(status="idle") | AgentSpawned() | TaskCreated():
                 self.kick()
-            case TaskStatusChanged(status="completed" | "failed" | "cancelled" | "pending"):
+            case TaskStatusChanged(
+                status="completed" | "failed" | "cancelled" | "pending" | "partially_complete"
+            ):
                 self.kick()
+            case MilestoneEmitted() | PartialResultPublished():
+                self.kick()  # a milestone or a first chunk can make a dependent ready
             case _:
                 pass
+
+    def caught_up(self) -> None:
+        """After a restart, plan once: tasks may have been left ready."""
+        self.kick()
 
     def kick(self) -> None:
         """Mark the schedule dirty (cheap; the loop plans once for many kicks)."""

@@ -4,15 +4,17 @@ How this works and why:
 
 * **Check, append, apply.** A command asks the pure :class:`~loomkin.core.tasks.TaskBoard`
   whether the change is valid (a clear error if not), appends the events, and the board
-  applies them from the log listener (:meth:`TaskService.on_event`). Commands run one at a
-  time under a lock, so a check is never invalidated by another command before its append.
-* **Consequences are events too.** Applying an event may raise effective priorities (priority
-  inheritance) or make tasks ready; the service appends ``TaskPriorityChanged`` events with
-  their reason and wakes the scheduler, which assigns the newly ready tasks (nothing is merely
-  announced).
+  applies them as a projection of the log (:meth:`TaskService.apply`). Commands run one at a
+  time under a lock, and every check of a task's status happens under it, so a check is never
+  invalidated by another command before its append.
+* **Consequences are events too.** Applying a live event may raise effective priorities
+  (priority inheritance); the service appends ``TaskPriorityChanged`` events with their reason.
+  The scheduler (another projection) reacts to the events that can make tasks ready and
+  assigns them (nothing is merely announced).
 * **Agents hear about tasks through messages.** An assignment is committed together with a
   ``task_assigned`` message to the new owner; new partial output of a ``requires_output``
-  predecessor is sent to the dependents' owners as it arrives.
+  predecessor is sent to the dependents' owners as it arrives. What those messages say is the
+  agent layer's text, given through the :class:`~loomkin.tasks.notices.TaskNotices` port.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from loomkin.bus import classify
 from loomkin.core.events import (
     DependencyAdded,
     Event,
@@ -34,26 +35,25 @@ from loomkin.core.events import (
     TaskPriorityChanged,
     TaskStatusChanged,
 )
+from loomkin.core.messages import MessageType, tier_of
 from loomkin.core.records import DepKind
-from loomkin.core.taskoutput import truncation_marker
+from loomkin.core.taskview import Handoff
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
-    from loomkin.bus import BusMessage
     from loomkin.core.records import TaskStatus
     from loomkin.core.tasks import TaskBoard, TaskView
     from loomkin.runtime.eventlog import EventLog
+    from loomkin.tasks.notices import TaskNotices
 
 __all__ = ["DependencySpec", "Handoff", "TaskService", "Worker", "WorkerRef"]
 
 _OPEN: frozenset[str] = frozenset(
     {"assigned", "in_progress", "paused", "blocked", "partially_complete"}
 )
-_NOTICE_CAP = 4000
-"""Characters of a predecessor's final output sent in a notice (the rest: task_read)."""
 _LISTENING: frozenset[str] = frozenset({"in_progress", "paused", "blocked", "partially_complete"})
 """Statuses of a started dependent that still consumes its predecessor's new output. A stage
 that waits (blocked) for the next chunk must hear of it; an ``assigned`` one is not told,
@@ -89,48 +89,27 @@ class DependencySpec:
     milestone: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Handoff:
-    """Structured hand-off given when a task completes."""
-
-    actions_taken: tuple[str, ...] = ()
-    files_changed: tuple[str, ...] = ()
-    decisions: tuple[str, ...] = ()
-    open_questions: tuple[str, ...] = ()
-
-
 class TaskService:
     """Commands on the task board of one runtime (all sessions)."""
 
-    def __init__(self, log: EventLog, board: TaskBoard) -> None:
+    def __init__(self, log: EventLog, board: TaskBoard, notices: TaskNotices) -> None:
         self.log = log
         self.board = board
+        self.notices = notices
         self._lock = asyncio.Lock()
         self._priority_events: list[TaskPriorityChanged] = []
-        self._replaying = False
-        self.on_ready: Callable[[Sequence[TaskId]], None] | None = None
-        """Called with newly ready tasks (the scheduler's wake-up)."""
 
     # -- projection -------------------------------------------------------------------------------
 
-    def on_event(self, recorded: RecordedEvent) -> None:
-        """Log listener: apply to the board and collect the consequences."""
+    def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
+        """Apply to the board; live priority changes become events at the next append."""
         changes = self.board.apply(recorded.event)
-        if self._replaying:
-            return
-        for change in changes.priority_changes:
-            self._priority_events.append(self.board.priority_event(change))
-        if changes.newly_ready and self.on_ready is not None:
-            self.on_ready(changes.newly_ready)
+        if live:
+            for change in changes.priority_changes:
+                self._priority_events.append(self.board.priority_event(change))
 
-    def replay(self, events: Sequence[RecordedEvent]) -> None:
-        """Rebuild the board from history without re-emitting consequences."""
-        self._replaying = True
-        try:
-            for recorded in events:
-                self.on_event(recorded)
-        finally:
-            self._replaying = False
+    def caught_up(self) -> None:
+        """Nothing to do: the board is whole once replayed."""
 
     async def _append(self, *events: Event) -> None:
         await self.log.append(*events)
@@ -221,7 +200,7 @@ class TaskService:
                 view,
                 msg_type="task_assigned",
                 to_agent=worker.agent_id,
-                content=f"Task assigned to you: {view.title} (id {task_id}). {reason}".strip(),
+                content=self.notices.assigned(view, reason),
                 data={"task_id": task_id},
             )
             await self._append(assigned, notice)
@@ -282,17 +261,12 @@ class TaskService:
         if status not in ("completed", "failed") or view.created_by in (None, by):
             return []
         assert view.created_by is not None
-        owner = view.owner.name if view.owner else "nobody"
-        verb = "completed" if status == "completed" else "failed"
-        text = f"Task {view.title!r} (id {view.task_id}) {verb} by {owner}."
-        if result:
-            text += f"\nResult: {result}"
         return [
             self._message(
                 view,
-                msg_type=f"task_{verb}",
+                msg_type="task_completed" if status == "completed" else "task_failed",
                 to_agent=view.created_by,
-                content=text,
+                content=self.notices.ended(view, status, result),
                 data={"task_id": view.task_id},
             )
         ]
@@ -307,22 +281,7 @@ class TaskService:
         without this notice the final result would never reach it, and it could not tell
         that the stream has ended.
         """
-        lines = [result or "(no result text)"]
-        for label, items in (
-            ("Actions taken", handoff.actions_taken),
-            ("Files changed", handoff.files_changed),
-            ("Decisions", handoff.decisions),
-            ("Open questions", handoff.open_questions),
-        ):
-            if items:
-                lines.append(f"{label}: {'; '.join(items)}")
-        body = "\n".join(lines)
-        body = _capped(body, view.task_id)
-        owner = view.owner.name if view.owner else "nobody"
-        text = (
-            f"Task {view.title!r} (id {view.task_id}), whose output your task uses, was "
-            f"completed by {owner}; no more chunks will come. Its final output:\n{body}"
-        )
+        text = self.notices.final_output(view, result, handoff)
         notified: set[AgentId] = set() if skip is None else {skip}
         notices = []
         for dep in self.board.dependents(view.task_id):
@@ -356,8 +315,9 @@ class TaskService:
 
     async def release(self, task_id: TaskId, *, reason: str) -> None:
         """Put an owned task back to pending so another agent can take it."""
-        if self.is_open(task_id):
-            await self.set_status(task_id, "pending", note=reason)
+        async with self._lock:
+            if self.is_open(task_id):
+                await self._set_status(task_id, "pending", by=None, note=reason)
 
     async def add_dependency(
         self,
@@ -437,7 +397,7 @@ class TaskService:
         completed: int | None,
         total: int | None,
     ) -> list[MessageSent]:
-        progress = f" ({completed}/{total} items)" if completed is not None and total else ""
+        text = self.notices.partial_output(view, seq, content, completed, total)
         notices = []
         for dep in self.board.dependents(view.task_id):
             dependent = self.board.task(dep.task_id)
@@ -450,10 +410,7 @@ class TaskService:
                     view,
                     msg_type="partial_output",
                     to_agent=dependent.owner.agent_id,
-                    content=(
-                        f"Task {view.title!r} (id {view.task_id}) published chunk {seq}"
-                        f"{progress}:\n{_capped(content, view.task_id)}"
-                    ),
+                    content=text,
                     data={"task_id": view.task_id, "seq": seq},
                 )
             )
@@ -461,64 +418,50 @@ class TaskService:
 
     # -- what agents need -------------------------------------------------------------------------
 
-    async def start_for(self, worker: Worker, message: BusMessage) -> str | None:
-        """Start the task named in a ``task_assigned`` message; return its brief for the model."""
-        raw = (message.data or {}).get("task_id")
-        if not isinstance(raw, str):
-            return None
+    async def start_for(self, worker: Worker, task_id: str) -> TaskView | None:
+        """Start ``task_id`` for its owner ``worker``; the task as started, or ``None``.
+
+        ``None`` when the task was reassigned, withdrawn, finished or cancelled since the
+        assignment was sent (nothing to start).
+        """
         async with self._lock:  # check and start atomically: two notices may race here
-            view = self.board.get(TaskId(raw))
+            view = self.board.get(TaskId(task_id))
             if view is None or view.owner is None or view.owner.agent_id != worker.agent_id:
-                return None  # reassigned or withdrawn since the message was sent
+                return None
             if view.status == "assigned":
                 await self._set_status(view.task_id, "in_progress", by=worker.agent_id)
             elif view.status != "in_progress":
-                return None  # finished or cancelled meanwhile: nothing to start
-        return self.brief(view.task_id)
-
-    def brief(self, task_id: TaskId) -> str:
-        """The text an agent starting ``task_id`` reads: task, dependencies' outputs, hints."""
-        view = self.task(task_id)
-        parts = [
-            f"[Task assigned] {view.title} (task id {view.task_id}, priority {view.priority})",
-        ]
-        if view.description:
-            parts.append(view.description)
-        outputs = self.board.predecessor_outputs(task_id)
-        if outputs:
-            parts.append(outputs)
-        parts.append(
-            "When you are done, call task_complete with the result and the hand-off "
-            "(actions taken, files changed, decisions, open questions)."
-        )
-        return "\n\n".join(parts)
+                return None
+        return self.board.task(view.task_id)
 
     async def settle_after_loop(
         self, worker: Worker, task_id: str, outcome: str, text: str
     ) -> None:
         """Close a task its owner's loop ended without closing (after the completion nudge)."""
         tid = TaskId(task_id)
-        view = self.board.get(tid)
-        if view is None or view.status not in ("in_progress", "partially_complete"):
-            return
-        if outcome == "final" and text.strip():
-            await self.set_status(
-                tid,
-                "completed",
-                by=worker.agent_id,
-                result=text,
-                note="completed from the agent's final answer (it did not call task_complete)",
-            )
-        elif outcome in ("max_iterations", "error", "final"):
-            await self.set_status(tid, "failed", by=worker.agent_id, result=text, note=outcome)
+        async with self._lock:
+            view = self.board.get(tid)
+            if view is None or view.status not in ("in_progress", "partially_complete"):
+                return
+            if outcome == "final" and text.strip():
+                await self._set_status(
+                    tid,
+                    "completed",
+                    by=worker.agent_id,
+                    result=text,
+                    note="completed from the agent's final answer (it did not call task_complete)",
+                )
+            elif outcome in ("max_iterations", "error", "final"):
+                await self._set_status(tid, "failed", by=worker.agent_id, result=text, note=outcome)
 
     async def cancel_with_partial(self, worker: Worker, task_id: str, partial: str) -> None:
         """Cancel the task, recording what was done so far as its result."""
         tid = TaskId(task_id)
-        if self.is_open(tid):
-            await self.set_status(
-                tid, "cancelled", by=worker.agent_id, result=partial, note="cancelled by user"
-            )
+        async with self._lock:
+            if self.is_open(tid):
+                await self._set_status(
+                    tid, "cancelled", by=worker.agent_id, result=partial, note="cancelled by user"
+                )
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -526,7 +469,7 @@ class TaskService:
         self,
         view: TaskView,
         *,
-        msg_type: str,
+        msg_type: MessageType,
         to_agent: AgentId,
         content: str,
         data: dict[str, str | int],
@@ -535,17 +478,9 @@ class TaskService:
             session_id=view.session_id,
             message_id=MessageId(new_id("msg_")),
             msg_type=msg_type,
-            tier=classify(msg_type),
+            tier=tier_of(msg_type),
             content=content,
             from_name="task board",
             to_agent=to_agent,
             data=dict(data),
         )
-
-
-def _capped(text: str, task_id: TaskId) -> str:
-    """``text`` cut to :data:`_NOTICE_CAP` characters, pointing to the full output if cut."""
-    if len(text) <= _NOTICE_CAP:
-        return text
-    marker = truncation_marker(task_id)
-    return text[: _NOTICE_CAP - len(marker)].rstrip() + marker

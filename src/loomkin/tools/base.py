@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loomkin.core.events.base import JSON
 from loomkin.errors import ToolError, UserError
-from loomkin.ids import AgentId, CallId, SessionId, TeamId
+from loomkin.ids import AgentId, CallId, SessionId, TaskId, TeamId
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -74,6 +74,10 @@ class ToolContext:
     """The session the call belongs to."""
     call_id: CallId
     """Stable id of this tool call (journaled, so a resume never repeats it)."""
+    task_id: TaskId | None = None
+    """The calling agent's task in progress, if any."""
+    role: str = ""
+    """The calling agent's role."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

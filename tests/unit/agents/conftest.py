@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from loomkin.agents import SessionSettings
 from loomkin.agents.agent import Agent
-from loomkin.agents.session import SessionSettings
 from loomkin.core.events import AgentEvent, Event
 from loomkin.llm.model import Model
 from loomkin.service import Loomkin, Session
+from loomkin.testing.internals import live_agent
 from loomkin.testing.models import ScriptedModel
 from loomkin.tools.base import ToolArgs, ToolContext, ToolSet, tool
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
+    from loomkin.agents.context import AgentContext
     from loomkin.agents.roles import Role
     from loomkin.core.events import RecordedEvent
     from loomkin.tools.base import Tool
@@ -61,7 +63,7 @@ class Rig:
 
     async def events(self, *kinds: str) -> list[Event]:
         """This session's events (of ``kinds`` when given), oldest first."""
-        return of_kinds(await self.lk.log.read(session_id=self.session.session_id), *kinds)
+        return of_kinds(await self.session.history(), *kinds)
 
     async def agent_events(self, *kinds: str) -> list[Event]:
         """The worker's own events (of ``kinds`` when given)."""
@@ -108,7 +110,7 @@ async def wait_for(
     after: int = 0,
 ) -> Event:
     """Return the first event of ``kind`` (after position ``after``) that matches ``where``."""
-    async with lk.log.subscribe(after=after, session_id=session_id) as sub:
+    async with lk.events(session_id, after=after) as sub:
         async for recorded in sub:
             if recorded.event.kind == kind and where(recorded.event):
                 return recorded.event
@@ -136,7 +138,8 @@ async def make_rig(
         settings=settings or SessionSettings(bootstrap_orienter=False),
         policy=policy,
     )
-    agent = await session.runtime.spawn_agent(session.runtime.root_team_id, name, role)
+    await session.spawn_agent(name, role)
+    agent = live_agent(session, name)
     return Rig(lk=lk, session=session, agent=agent, model=model)
 
 
@@ -153,9 +156,9 @@ class Gate:
         self.opened = asyncio.Event()
         self.runs: list[str] = []
 
-    def tool(self) -> Tool[Agent]:
+    def tool(self) -> Tool[AgentContext]:
         @tool(name="gate", category="read", args=GateArgs, description="Wait for the gate.")
-        async def gate(args: GateArgs, ctx: ToolContext, deps: Agent) -> str:
+        async def gate(args: GateArgs, ctx: ToolContext, deps: AgentContext) -> str:
             self.runs.append(args.label)
             await self.opened.wait()
             return f"gate {args.label} passed"

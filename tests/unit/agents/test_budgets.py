@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loomkin.agents.session import Budgets, SessionSettings
-from loomkin.core.events import BudgetExceeded, MessageSent
+from loomkin.agents import Budgets, SessionSettings
+from loomkin.core.events import BudgetExceeded, MessageSent, ModelCallCompleted
+from loomkin.ids import CallId
+from loomkin.testing.internals import event_log
 from loomkin.testing.models import Call, Reply, ScriptedModel
 
 from .conftest import make_rig
@@ -32,9 +34,7 @@ async def test_token_budget_pauses_the_agent_and_keeps_finished_work(
         model,
         settings=SessionSettings(bootstrap_orienter=False, budgets=Budgets(agent_tokens=500)),
     )
-    concierge = await rig.session.runtime.spawn_agent(
-        rig.session.runtime.root_team_id, "concierge", "concierge"
-    )
+    concierge = await rig.session.spawn_agent("concierge", "concierge")
     await rig.send("read the README")
     exceeded = await rig.wait_for("budget_exceeded")
     assert isinstance(exceeded, BudgetExceeded)
@@ -55,7 +55,7 @@ async def test_token_budget_pauses_the_agent_and_keeps_finished_work(
     assert "budget" in asked[0].content
     assert "finished work is kept" in asked[0].content
     # Raising the budget and resuming continues the loop from where it stopped.
-    rig.session.set_budgets(Budgets(agent_tokens=10_000))
+    await rig.session.set_budgets(Budgets(agent_tokens=10_000))
     await rig.session.resume("worker")
     await rig.wait_for("loop_finished", lambda e: getattr(e, "outcome", "") == "final")
     assert len(model.requests) == 2
@@ -69,8 +69,15 @@ async def test_session_cost_budget_counts_every_agent(lk: Loomkin, project: Path
         model,
         settings=SessionSettings(bootstrap_orienter=False, budgets=Budgets(session_tokens=50)),
     )
-    other = rig.session.runtime.agents[rig.agent.agent_id]
-    other.memory.input_tokens = 60  # as if earlier calls had been made
+    await event_log(lk).append(  # as if earlier calls had been made
+        ModelCallCompleted(
+            session_id=rig.session.session_id,
+            agent_id=rig.agent.agent_id,
+            call_id=CallId("mc_earlier"),
+            text="earlier",
+            input_tokens=60,
+        )
+    )
     await rig.send("hello")
     exceeded = await rig.wait_for("budget_exceeded")
     assert isinstance(exceeded, BudgetExceeded)

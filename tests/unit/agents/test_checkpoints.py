@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.chat import AssistantMessage, ToolResultMessage, UserMessage
 from loomkin.core.events import (
     AgentStatusChanged,
@@ -22,6 +22,7 @@ from loomkin.core.events import (
     TaskStatusChanged,
     ToolCallCompleted,
 )
+from loomkin.testing.internals import live_agent
 from loomkin.testing.models import Call, Reply, ScriptedModel
 
 from .conftest import Gate, Rig, make_rig, nth_match
@@ -191,8 +192,8 @@ async def test_resume_continues_from_the_checkpoint_with_the_same_transcript(
     await rig.wait_for("loop_finished")
     before = list(rig.agent.memory.transcript)
     snapshot = await rig.session.inspect("worker")
-    assert snapshot["status"] == "paused"
-    assert snapshot["iteration"] >= 1  # type: ignore[operator]
+    assert snapshot.status == "paused"
+    assert snapshot.iteration >= 1
     await rig.session.resume("worker")
     await lk.wait_idle()
     assert rig.agent.memory.transcript[: len(before)] == before
@@ -250,18 +251,14 @@ async def test_cancel_ends_the_task_with_its_partial_result_and_the_agent_goes_i
 ) -> None:
     model = ScriptedModel([Reply(text=LONG)], chunk_chars=4, chunk_delay_s=0.05)
     rig = await make_rig(lk, project, model)
-    task_id = await lk.tasks.create(
-        session_id=rig.session.runtime.session_id, team_id=rig.agent.team_id, title="Write"
-    )
-    await lk.tasks.assign(task_id, rig.agent)
+    task_id = await rig.session.create_task("Write", assign_to="worker")
     await rig.wait_for("agent_status_changed", status_is("thinking"))  # type: ignore[arg-type]
     await asyncio.sleep(0.5)
     await rig.session.cancel("worker")
     event = await applied(rig, "cancel")
     assert event.checkpoint == "stream"
     await lk.wait_idle()
-    view = lk.tasks.task(task_id)
-    assert view.status == "cancelled"
+    assert rig.session.task(task_id).status == "cancelled"
     changes = [
         e for e in await rig.events("task_status_changed") if isinstance(e, TaskStatusChanged)
     ]
@@ -281,22 +278,17 @@ async def test_inspect_returns_a_snapshot_while_a_tool_runs(lk: Loomkin, project
     rig = await make_rig(lk, project, model)
     gate = Gate()
     gate.install(rig.agent)
-    task_id = await lk.tasks.create(
-        session_id=rig.session.runtime.session_id, team_id=rig.agent.team_id, title="Inspect me"
-    )
-    await lk.tasks.assign(task_id, rig.agent)
+    task_id = await rig.session.create_task("Inspect me", assign_to="worker")
     await rig.wait_for("agent_status_changed", status_is("executing_tool"))  # type: ignore[arg-type]
     snapshot = await rig.session.inspect("worker")
-    assert snapshot["status"] == "executing_tool"
-    assert snapshot["step"] == "tool_call"
-    assert snapshot["current_tool"] == "gate"
-    assert snapshot["task_id"] == task_id
-    assert snapshot["iteration"] == 1
-    assert snapshot["input_tokens"] > 0  # type: ignore[operator]
-    assert snapshot["output_tokens"] > 0  # type: ignore[operator]
-    messages = snapshot["messages"]
-    assert isinstance(messages, list)
-    assert [m["kind"] for m in messages] == ["user", "assistant"]  # type: ignore[index]
+    assert snapshot.status == "executing_tool"
+    assert snapshot.step == "tool_call"
+    assert snapshot.current_tool == "gate"
+    assert snapshot.task_id == task_id
+    assert snapshot.iteration == 1
+    assert snapshot.input_tokens > 0
+    assert snapshot.output_tokens > 0
+    assert [m["kind"] for m in snapshot.messages] == ["user", "assistant"]
     requested = await rig.agent_events("control_requested")
     event = await applied(rig, "inspect")
     assert [getattr(e, "action", "") for e in requested] == ["inspect"]
@@ -371,7 +363,7 @@ async def test_the_orienters_auto_initiated_scan_can_be_paused(lk: Loomkin, proj
         settings=SessionSettings(),
     )
     await session.send("hello")
-    rig = Rig(lk=lk, session=session, agent=session.agent("orienter"), model=orienter)
+    rig = Rig(lk=lk, session=session, agent=live_agent(session, "orienter"), model=orienter)
     await rig.wait_for(
         "agent_status_changed",
         lambda e: (
@@ -384,7 +376,7 @@ async def test_the_orienters_auto_initiated_scan_can_be_paused(lk: Loomkin, proj
     event = await paused(rig)
     assert event.checkpoint == "stream"
     await lk.wait_idle()
-    assert session.agent("orienter").memory.status == "paused"
+    assert session.agent("orienter").status == "paused"
     assert not await rig.agent_events("tool_call_started")
     await session.resume("orienter")
     await lk.wait_idle()

@@ -9,6 +9,7 @@ import pytest
 
 from loomkin.core.chat import AssistantMessage, UserMessage
 from loomkin.core.events import AgentStatusChanged, ControlApplied, LoopFinished
+from loomkin.testing.internals import session_runtime
 from loomkin.testing.models import Reply, ScriptedModel
 
 from .conftest import make_rig
@@ -76,5 +77,5 @@ async def test_a_message_arriving_after_close_wakes_no_agent(lk: Loomkin, projec
     await lk.close()
     # The log's last flush may deliver a message to a mailbox after the supervisor stopped;
     # the agent stays asleep instead of raising into the bus (which logged it as an error).
-    rig.agent.session.activate(rig.agent)
-    assert not rig.agent.session.supervisor.is_running(f"agent:{rig.agent.agent_id}")
+    rig.agent.wake()
+    assert session_runtime(rig.session).running() == 0

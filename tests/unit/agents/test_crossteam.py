@@ -14,18 +14,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from loomkin.agents import SessionSettings
 from loomkin.agents.roles import BUILTIN_ROLES
-from loomkin.agents.session import SessionSettings
 from loomkin.agents.tools import CATALOGUE
-from loomkin.core.chat import UserMessage
+from loomkin.core.chat import ToolCall, UserMessage
 from loomkin.core.events import MessageSent, QuestionAsked, QuestionForwarded, ToolCallCompleted
 from loomkin.errors import ConfigError, PolicyRefused, ToolError
-from loomkin.ids import CallId, SessionId
 from loomkin.service import Loomkin, Session
 from loomkin.service.config import parse_config
 from loomkin.service.options import session_options
+from loomkin.testing.internals import session_runtime
 from loomkin.testing.models import Call, FunctionModel, Reply, StepFunction
-from loomkin.tools.base import ToolContext
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -53,33 +52,25 @@ class World:
 
     @property
     def rt(self) -> SessionRuntime:
-        return self.session.runtime
+        return session_runtime(self.session)
 
     @property
     def root(self) -> TeamId:
         return self.rt.root_team_id
 
     async def team(self, name: str, parent: TeamId, *, purpose: str = "") -> TeamId:
-        return await self.rt.teams.create_team(
-            self.session.session_id, name, parent_team_id=parent, purpose=purpose
-        )
+        return await self.session.create_team(name, parent=parent, purpose=purpose)
 
     async def agent(self, team_id: TeamId, name: str, role: str = "coder") -> Agent:
-        return await self.rt.spawn_agent(team_id, name, role)
+        member = await self.rt.teams.spawn_agent(team_id, name, role)
+        return self.rt.agent(member.agent_id)
 
     async def call(self, agent: Agent, tool_name: str, **args: JSON) -> str:
         """Run one tool as ``agent`` would; errors propagate as exceptions."""
         tool = CATALOGUE.get(tool_name)
         assert tool_name in agent.tools, f"{agent.role.name} lacks {tool_name}"
-        ctx = ToolContext(
-            project_root=self.rt.project_root,
-            agent_id=agent.agent_id,
-            agent_name=agent.name,
-            team_id=agent.team_id,
-            session_id=agent.session_id,
-            call_id=CallId("call_test"),
-        )
-        return await tool.run(tool.parse_args(json.dumps(args)), ctx, agent)
+        ctx = agent.tool_context(ToolCall(call_id="call_test", name=tool_name, arguments=""))
+        return await tool.run(tool.parse_args(json.dumps(args)), ctx, agent.ctx)
 
     def seen(self, name: str) -> str:
         """Every system/peer/user text the agent's model was shown, in order, de-duplicated."""
@@ -92,7 +83,7 @@ class World:
         return "\n---\n".join(texts)
 
     async def events(self, *kinds: str) -> list[Event]:
-        recorded = await self.lk.log.read(session_id=self.session.session_id)
+        recorded = await self.session.history()
         return [r.event for r in recorded if not kinds or r.event.kind in kinds]
 
 
@@ -144,11 +135,7 @@ async def test_list_teams_shows_parent_siblings_children_with_members_and_tasks(
     api = await world.agent(backend, "api", "lead")
     await world.agent(frontend, "ui")
     await world.agent(db, "dba")
-    task_id = await world.rt.tasks.create(
-        session_id=SessionId(world.session.session_id), team_id=frontend, title="build the form"
-    )
-    ui = world.rt.agent("frontend/ui")
-    await world.rt.tasks.assign(task_id, ui, by="test", reason="test")
+    await world.session.create_task("build the form", team=frontend, assign_to="frontend/ui")
 
     text = await world.call(api, "list_teams")
 
@@ -314,7 +301,7 @@ async def test_parent_asks_a_child_agent_and_gets_the_answer(lk: Loomkin, projec
 
     assert "Which port?" in world.seen("api")
     assert "Answer to your question 'Which port?':\n8080" in world.seen("boss")
-    assert not world.rt.questions.is_open(question.question_id)
+    assert not world.rt.ctx.questions.is_open(question.question_id)
 
 
 @pytest.mark.looptime
@@ -359,7 +346,7 @@ async def test_a_forwarded_question_is_answered_to_the_original_asker(
     seen = world.seen("dba")
     assert "Index on users.email?" in seen
     assert "from root/boss, forwarded by backend/api" in seen.replace(
-        world.rt.state.team(world.root).name, "root"
+        world.rt.ctx.state.team(world.root).name, "root"
     )
     assert "Note from api: you own the schema" in seen
     assert "Answer to your question 'Index on users.email?':\nyes, unique" in world.seen("boss")
@@ -384,7 +371,7 @@ async def test_forwarding_beyond_the_hop_limit_is_refused(lk: Loomkin, project: 
     await world.call(b, "forward_question", question_id=qid, to="a")
     with pytest.raises(ToolError, match=r"already been forwarded 2 times \(the limit is 2\)"):
         await world.call(a, "forward_question", question_id=qid, to="b")
-    assert world.rt.questions.open_question(qid).hops == ("backend/a", "backend/b")
+    assert world.rt.ctx.questions.open_question(qid).hops == ("backend/a", "backend/b")
 
 
 async def test_findings_reach_the_team_and_climb_the_configured_depth(
@@ -456,10 +443,10 @@ async def test_team_spawn_from_a_sub_team_nests_up_to_the_depth_limit(
 
     roles: list[JSON] = [{"name": "dba", "role": "coder"}]
     text = await world.call(lead, "team_spawn", team_name="db", roles=roles)
-    (db,) = world.rt.state.children(backend)
+    (db,) = world.rt.ctx.state.children(backend)
     assert db.name == "db"
     assert db.depth == 2
-    assert world.rt.state.parent(db.team_id) == world.rt.state.team(backend)
+    assert world.rt.ctx.state.parent(db.team_id) == world.rt.ctx.state.team(backend)
     assert "Created team 'db'" in text
 
     sub_lead = await world.agent(db.team_id, "dlead", "lead")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.core.events import (
     AgentCrashed,
     AssistantReplied,
@@ -199,20 +199,14 @@ async def test_completion_nudge_then_task_completed_from_the_final_answer(
 ) -> None:
     model = ScriptedModel([Reply(text="I did it."), Reply(text="The README is fine as it is.")])
     rig = await make_rig(lk, project, model)
-    task_id = await lk.tasks.create(
-        session_id=rig.session.runtime.session_id,
-        team_id=rig.agent.team_id,
-        title="Check the README",
-    )
-    await lk.tasks.assign(task_id, rig.agent)
+    task_id = await rig.session.create_task("Check the README", assign_to="worker")
     await lk.wait_idle()
     assert len(model.requests) == 2
     nudges = [
         m for m in model.requests[1].messages if "Your task is still open" in getattr(m, "text", "")
     ]
     assert len(nudges) == 1
-    view = lk.tasks.task(task_id)
-    assert view.status == "completed"
+    assert rig.session.task(task_id).status == "completed"
     changes = [
         e for e in await rig.events("task_status_changed") if isinstance(e, TaskStatusChanged)
     ]

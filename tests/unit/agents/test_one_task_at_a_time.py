@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING
 
 from loomkin.core.chat import AssistantMessage, UserMessage
 from loomkin.core.events import TaskStatusChanged
-from loomkin.ids import TaskId
-from loomkin.tasks import WorkerRef
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 from .conftest import Gate, make_rig
@@ -42,15 +40,12 @@ async def test_a_second_assignment_starts_only_after_the_first_task(
     rig = await make_rig(lk, project, FunctionModel(worker))
     gate = Gate()
     gate.install(rig.agent)
-    runtime = rig.session.runtime
-    tasks = runtime.tasks
-    team = runtime.root_team_id
-    ref = WorkerRef(agent_id=rig.agent.agent_id, name="worker", team_id=team)
-    first = await tasks.create(session_id=runtime.session_id, team_id=team, title="first")
-    second = await tasks.create(session_id=runtime.session_id, team_id=team, title="second")
-    await tasks.assign(first, ref, by="lead")
+    session = rig.session
+    first = await session.create_task("first")
+    second = await session.create_task("second")
+    await session.assign_task(first, "worker", by="lead")
     await rig.wait_for("tool_call_started", lambda e: getattr(e, "tool", "") == "gate")
-    await tasks.assign(second, ref, by="lead")  # assigned while the first still runs
+    await session.assign_task(second, "worker", by="lead")  # assigned while the first runs
     gate.opened.set()
     await lk.wait_idle()
     history = [
@@ -64,4 +59,4 @@ async def test_a_second_assignment_starts_only_after_the_first_task(
         (second, "in_progress"),
         (second, "completed"),
     ]
-    assert tasks.task(TaskId(second)).status == "completed"
+    assert session.task(second).status == "completed"

@@ -17,7 +17,8 @@ from .conftest import Rig, make_rig, nth_match
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from loomkin.service import Loomkin
+    from loomkin.core.records import PermissionDecision
+    from loomkin.service import Loomkin, PendingPermission
 
 
 def write(path: str, content: str) -> Call:
@@ -45,14 +46,14 @@ async def test_write_asks_and_allow_once_runs_it(lk: Loomkin, project: Path) -> 
     assert prompt.target.endswith("new.txt")
     assert prompt.arguments == {"path": "new.txt", "content": "hi\n"}
     assert not (project / "new.txt").exists()
-    assert rig.session.pending_permissions() == [
-        {
-            "request_id": prompt.request_id,
-            "agent": "worker",
-            "tool": "file_write",
-            "target": prompt.target,
-        }
-    ]
+    (pending,) = rig.session.pending_permissions()
+    assert (pending.request_id, pending.agent, pending.tool, pending.target) == (
+        prompt.request_id,
+        "worker",
+        "file_write",
+        prompt.target,
+    )
+    assert pending.arguments == {"path": "new.txt", "content": "hi\n"}
     await rig.session.answer_permission(prompt.request_id, "allow_once")
     await lk.wait_idle()
     assert (project / "new.txt").read_text() == "hi\n"
@@ -63,7 +64,7 @@ async def test_write_asks_and_allow_once_runs_it(lk: Loomkin, project: Path) -> 
     assert isinstance(result, ToolCallCompleted)
     assert (result.outcome, result.is_error) == ("ok", False)
     assert rig.session.pending_permissions() == []
-    assert lk.sessions[rig.session.runtime.session_id].runtime.policy.grants == ()
+    assert rig.agent.ctx.policy.grants == ()
 
 
 async def test_deny_gives_an_error_result_and_nothing_runs(lk: Loomkin, project: Path) -> None:
@@ -103,7 +104,7 @@ async def test_allow_always_creates_a_grant_so_the_same_call_does_not_ask_again(
     # The identical call (same tool, same target) ran without asking; a new target asks.
     assert second.target.endswith("other.txt")
     assert (project / "same.txt").read_text() == "two\n"
-    grants = rig.session.runtime.policy.grants
+    grants = rig.agent.ctx.policy.grants
     assert [(g.tool, g.target) for g in grants] == [("file_write", first.target)]
     await rig.session.answer_permission(second.request_id, "allow_once")
     await lk.wait_idle()
@@ -116,12 +117,18 @@ async def test_a_permission_responder_answers_for_the_user(lk: Loomkin, project:
     model = ScriptedModel([Reply(tool_calls=[Call("shell", {"command": "echo hi"})]), Reply()])
     rig = await make_rig(lk, project, model)
 
-    async def responder(_agent: object, _request_id: str) -> str:
+    seen: list[PendingPermission] = []
+
+    async def responder(prompt: PendingPermission) -> PermissionDecision:
+        seen.append(prompt)
         return "allow_once"
 
-    rig.session.set_permission_responder(responder)  # type: ignore[arg-type]
+    rig.session.set_permission_responder(responder)
     await rig.send("run it")
     await lk.wait_idle()
+    (prompt,) = seen  # a record of the prompt, never the live agent
+    assert (prompt.agent, prompt.tool) == ("worker", "shell")
+    assert prompt.arguments["command"] == "echo hi"
     (resolved,) = await rig.agent_events("permission_resolved")
     assert isinstance(resolved, PermissionResolved)
     assert (resolved.decision, resolved.decided_by) == ("allow_once", "auto")

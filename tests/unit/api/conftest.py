@@ -9,8 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from loomkin.api import create_app
-from loomkin.service.runtime import Loomkin
-from loomkin.service.session import Session
+from loomkin.service import Loomkin, PendingPermission, Session
 
 from .scenario import start_scenario
 
@@ -40,7 +39,7 @@ class Harness:
             await asyncio.sleep(0)
         raise AssertionError("condition never held")
 
-    async def wait_prompt(self) -> dict[str, str]:
+    async def wait_prompt(self) -> PendingPermission:
         # The prompt is answerable once the agent shows waiting_permission (see the report on
         # agents/agent.py: PermissionRequested is visible a moment before it can be answered).
         def waiting() -> bool:

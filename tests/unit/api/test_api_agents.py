@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,18 +14,18 @@ async def _alice(harness: Harness) -> dict[str, object]:
 
 async def test_answer_permission_lets_the_tool_run(harness: Harness) -> None:
     prompt = await harness.wait_prompt()
-    url = f"{harness.base}/permissions/{prompt['request_id']}"
+    url = f"{harness.base}/permissions/{prompt.request_id}"
     response = await harness.client.post(url, json={"decision": "allow_once"})
     assert response.status_code == 204
-    await harness.until(lambda: (harness.session.runtime.project_root / "hello.py").exists())
+    await harness.until(lambda: (Path(harness.session.project_root) / "hello.py").exists())
     again = await harness.client.post(url, json={"decision": "allow_once"})
     assert again.status_code == 404
-    assert prompt["request_id"] in again.json()["detail"]
+    assert prompt.request_id in again.json()["detail"]
 
 
 async def test_answer_permission_validates_the_decision(harness: Harness) -> None:
     prompt = await harness.wait_prompt()
-    url = f"{harness.base}/permissions/{prompt['request_id']}"
+    url = f"{harness.base}/permissions/{prompt.request_id}"
     for body in ({"decision": "maybe"}, {}, {"decision": "deny", "x": 1}):
         response = await harness.client.post(url, json=body)
         assert response.status_code == 422, body
@@ -38,9 +39,9 @@ async def test_pause_while_waiting_is_queued_then_applies(harness: Harness) -> N
     assert response.json()["action"] == "pause"
     assert (await _alice(harness))["pause_queued"] is True
     await harness.client.post(
-        f"{harness.base}/permissions/{prompt['request_id']}", json={"decision": "allow_once"}
+        f"{harness.base}/permissions/{prompt.request_id}", json={"decision": "allow_once"}
     )
-    await harness.until(lambda: harness.session.agent("alice").memory.status == "paused")
+    await harness.until(lambda: harness.session.agent("alice").status == "paused")
     alice = await _alice(harness)
     assert alice["status"] == "paused"
     assert alice["pause_queued"] is False
@@ -53,14 +54,14 @@ async def test_steer_lands_in_the_next_request_after_resume(harness: Harness) ->
         f"{harness.base}/agents/{agent_id}/pause", json={"mode": "asap", "force": True}
     )
     assert force.status_code == 202
-    await harness.until(lambda: harness.session.agent("alice").memory.status == "paused")
+    await harness.until(lambda: harness.session.agent("alice").status == "paused")
     steer = await harness.client.post(
         f"{harness.base}/agents/{agent_id}/steer", json={"text": "wrap it up"}
     )
     assert steer.status_code == 202
     resume = await harness.client.post(f"{harness.base}/agents/{agent_id}/resume", json={})
     assert resume.status_code == 202
-    await harness.until(lambda: harness.session.agent("alice").memory.status == "idle")
+    await harness.until(lambda: harness.session.agent("alice").status == "idle")
     feed = (await harness.client.get(f"{harness.base}/feed?limit=5000")).json()["rows"]
     guided = [
         r

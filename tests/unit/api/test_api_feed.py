@@ -4,12 +4,14 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
-from loomkin.api.feed import MAX_TEXT, Names, feed_row, row_type
+from loomkin.api.feed import MAX_TEXT, feed_row, row_type
 from loomkin.core.events import MessageSent, ModelCallStarted, RecordedEvent, ToolCallCompleted
 from loomkin.ids import AgentId, CallId, EventId, MessageId, SessionId
 
 if TYPE_CHECKING:
     from starlette.types import Message
+
+    from loomkin.service import Names
 
     from .conftest import Harness
 
@@ -83,7 +85,7 @@ async def test_event_stream_refuses_bad_positions(harness: Harness) -> None:
 async def test_live_stream_delivers_new_rows_and_ends_at_shutdown(harness: Harness) -> None:
     """Drive the ASGI app directly: httpx's ASGI transport buffers whole responses."""
     prompt = await harness.wait_prompt()
-    start = harness.loomkin.log.last_position
+    start = harness.loomkin.last_position
     sent: list[Message] = []
     disconnect = asyncio.Event()
 
@@ -111,7 +113,7 @@ async def test_live_stream_delivers_new_rows_and_ends_at_shutdown(harness: Harne
     }
     app_task = asyncio.create_task(harness.app(scope, receive, send))
     try:
-        await harness.session.answer_permission(prompt["request_id"], "allow_once")
+        await harness.session.answer_permission(prompt.request_id, "allow_once")
 
         def body() -> str:
             return b"".join(m.get("body", b"") for m in sent).decode()
@@ -133,7 +135,7 @@ async def test_live_stream_delivers_new_rows_and_ends_at_shutdown(harness: Harne
 
 
 def _names(harness: Harness) -> Names:
-    return Names(harness.loomkin.state, harness.loomkin.board)
+    return harness.loomkin.names()
 
 
 def _recorded(event: object, position: int = 1) -> RecordedEvent:

@@ -25,7 +25,7 @@ async def test_create_session_opens_one_on_a_directory(harness: Harness, tmp_pat
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["project_root"] == str(project.resolve())
-    assert created["session_id"] in harness.loomkin.sessions
+    assert harness.loomkin.stored_session(created["session_id"]).open
 
 
 async def test_create_session_refuses_a_missing_directory(harness: Harness, tmp_path: Path) -> None:
@@ -87,12 +87,9 @@ async def test_session_detail_has_agents_teams_tasks_budgets_and_prompts(harness
 
 
 async def test_budgets_show_the_configured_limits(harness: Harness) -> None:
-    from dataclasses import replace
+    from loomkin import Budgets
 
-    from loomkin.agents.session import Budgets
-
-    runtime = harness.session.runtime
-    runtime.settings = replace(runtime.settings, budgets=Budgets(session_usd=2.0, team_tokens=99))
+    await harness.session.set_budgets(Budgets(session_usd=2.0, team_tokens=99))
     detail = (await harness.client.get(harness.base)).json()
     session_budget = detail["budgets"][0]
     assert session_budget["limit_usd"] == 2.0

@@ -15,6 +15,7 @@ from loomkin.bus import (
     session_topic,
     team_topic,
 )
+from loomkin.core.messages import MESSAGE_TYPES, MessageType, is_message_type, tier_of
 
 
 class Probe:
@@ -25,7 +26,7 @@ class Probe:
         self.got.append(message)
 
 
-def make(msg_type: str = "peer_message", content: str = "hi") -> BusMessage:
+def make(msg_type: MessageType = "peer_message", content: str = "hi") -> BusMessage:
     return new_message(msg_type=msg_type, content=content, from_name="alice", sent_at=1.0)
 
 
@@ -35,31 +36,42 @@ def make(msg_type: str = "peer_message", content: str = "hi") -> BusMessage:
         ("abort", "urgent"),
         ("budget_exceeded", "urgent"),
         ("file_conflict", "urgent"),
-        ("user_steer", "urgent"),
-        ("user_cancel", "urgent"),
         ("task_assigned", "high"),
-        ("tasks_unblocked", "high"),
-        ("milestone_reached", "high"),
-        ("review_request", "high"),
-        ("review_response", "high"),
+        ("task_completed", "high"),
+        ("task_failed", "high"),
+        ("partial_output", "high"),
         ("conflict_detected", "high"),
         ("vote_request", "high"),
         ("vote_result", "high"),
-        ("rendezvous_completed", "high"),
-        ("rendezvous_timed_out", "high"),
-        ("negotiation_offer", "high"),
+        ("orient", "high"),
+        ("user_message", "normal"),
         ("peer_message", "normal"),
         ("question", "normal"),
         ("answer", "normal"),
         ("insight", "normal"),
-        ("something_new", "normal"),
-        ("agent_status", "ignore"),
-        ("role_changed", "ignore"),
-        ("status_update", "ignore"),
+        ("nudge", "normal"),
+        ("escalation", "normal"),
     ],
 )
-def test_classify_follows_the_spec(msg_type: str, tier: str) -> None:
+def test_every_declared_type_has_the_tier_of_the_spec(msg_type: MessageType, tier: str) -> None:
+    assert tier_of(msg_type) == tier
     assert classify(msg_type) == tier
+
+
+def test_the_vocabulary_is_closed_and_every_type_has_a_tier() -> None:
+    assert set(MESSAGE_TYPES) == {
+        "abort", "budget_exceeded", "file_conflict", "task_assigned", "task_completed",
+        "task_failed", "partial_output", "conflict_detected", "vote_request", "vote_result",
+        "orient", "user_message", "peer_message", "question", "answer", "insight", "nudge",
+        "escalation",
+    }  # fmt: skip
+    assert {tier_of(t) for t in MESSAGE_TYPES} <= {"urgent", "high", "normal"}
+
+
+@pytest.mark.parametrize("old", ["tasks_unblocked", "user_steer", "something_new", "status_update"])
+def test_types_read_back_from_an_older_log_travel_as_normal(old: str) -> None:
+    assert not is_message_type(old)
+    assert classify(old) == "normal"
 
 
 def test_message_is_a_serialisable_value() -> None:

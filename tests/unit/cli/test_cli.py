@@ -99,14 +99,19 @@ def test_server_info_errors_are_clear(tmp_path: Path) -> None:
 async def test_without_a_terminal_permission_prompts_are_denied_with_a_hint(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from types import SimpleNamespace
-
-    from loomkin.agents.memory import PendingPermission
     from loomkin.cli.main import _ask_in_terminal
+    from loomkin.service import PendingPermission
 
-    pending = PendingPermission(request_id="p1", call_id="c1", tool="shell", target="make")
-    agent = SimpleNamespace(name="alice", memory=SimpleNamespace(pending_permission=pending))
-    decision = await _ask_in_terminal()(agent, "p1")  # type: ignore[arg-type]  # a stand-in agent
+    prompt = PendingPermission(
+        request_id="p1",
+        agent_id="agent_1",
+        agent="alice",
+        tool="shell",
+        category="execute",
+        arguments={"command": "make"},
+        target="make",
+    )
+    decision = await _ask_in_terminal()(prompt)
     assert decision == "deny"
     out = " ".join(capsys.readouterr().out.split())
     assert "no terminal to ask" in out

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.agents.tools import CATALOGUE
-from loomkin.core.chat import UserMessage
+from loomkin.core.chat import ToolCall, UserMessage
 from loomkin.core.events import MessageSent
-from loomkin.ids import CallId, SessionId, new_id
+from loomkin.ids import TaskId, TeamId, new_id
 from loomkin.service import Loomkin, Session
+from loomkin.testing.internals import session_runtime
 from loomkin.testing.models import FunctionModel, Reply
-from loomkin.tools.base import ToolContext
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from loomkin.agents.roles import Role
     from loomkin.agents.session import SessionRuntime
     from loomkin.core.events import JSON, Event
-    from loomkin.ids import TaskId, TeamId
     from loomkin.llm.model import Model, ModelRequest
 
 MANUAL = SessionSettings(
@@ -56,42 +55,31 @@ class World:
 
     @property
     def rt(self) -> SessionRuntime:
-        return self.session.runtime
+        return session_runtime(self.session)
 
     @property
     def root(self) -> TeamId:
         return self.rt.root_team_id
 
     async def team(self, name: str, parent: TeamId) -> TeamId:
-        return await self.rt.teams.create_team(self.session.session_id, name, parent_team_id=parent)
+        return TeamId(await self.session.create_team(name, parent=parent))
 
     async def agent(self, name: str, role: str = "coder", team: TeamId | None = None) -> Agent:
-        return await self.rt.spawn_agent(team or self.root, name, role)
+        member = await self.rt.teams.spawn_agent(team or self.root, name, role)
+        return self.rt.agent(member.agent_id)
 
     async def assign(self, agent: Agent, title: str, description: str = "") -> TaskId:
         """Create a task in ``agent``'s team and assign it to ``agent``."""
-        task_id = await self.rt.tasks.create(
-            session_id=SessionId(self.session.session_id),
-            team_id=agent.team_id,
-            title=title,
-            description=description,
-        )
-        await self.rt.tasks.assign(task_id, agent, by="test", reason="test")
-        return task_id
+        task_id = await self.session.create_task(title, description=description, team=agent.team_id)
+        await self.session.assign_task(task_id, agent.agent_id, by="test")
+        return TaskId(task_id)
 
     async def call(self, agent: Agent, tool_name: str, **args: JSON) -> str:
         """Run one tool as ``agent`` would; errors propagate as exceptions."""
         assert tool_name in agent.tools, f"{agent.role.name} lacks {tool_name}"
         tool = CATALOGUE.get(tool_name)
-        ctx = ToolContext(
-            project_root=self.rt.project_root,
-            agent_id=agent.agent_id,
-            agent_name=agent.name,
-            team_id=agent.team_id,
-            session_id=agent.session_id,
-            call_id=CallId(new_id("call_")),
-        )
-        return await tool.run(tool.parse_args(json.dumps(args)), ctx, agent)
+        ctx = agent.tool_context(ToolCall(call_id=new_id("call_"), name=tool_name, arguments=""))
+        return await tool.run(tool.parse_args(json.dumps(args)), ctx, agent.ctx)
 
     def seen(self, name: str) -> str:
         """Every notice the agent's model was shown, de-duplicated, in order."""
@@ -104,7 +92,7 @@ class World:
         return "\n---\n".join(texts)
 
     async def events(self, *kinds: str) -> list[Event]:
-        recorded = await self.lk.log.read(session_id=self.session.session_id)
+        recorded = await self.session.history()
         return [r.event for r in recorded if not kinds or r.event.kind in kinds]
 
     async def messages(self, msg_type: str | None = None) -> list[MessageSent]:

@@ -22,6 +22,7 @@ import pytest
 from loomkin.coordination.conflicts import intent_of, targets_of
 from loomkin.core.events import ConflictDetected, DecisionLogged, Event
 from loomkin.ids import DecisionId, new_id
+from loomkin.testing.internals import event_log
 
 from .conftest import World, open_world
 
@@ -148,7 +149,7 @@ async def test_one_agents_own_tasks_and_finished_tasks_do_not_conflict(
     assert await _conflicts(world) == []
 
     task_id = await world.assign(bob, "Delete app.models.User")
-    await world.rt.tasks.set_status(task_id, "cancelled", note="test")
+    await world.rt.ctx.tasks.set_status(task_id, "cancelled", note="test")
     await world.assign(alice, "Add caching to app.models.User")  # bob's task is over
     assert await _conflicts(world) == []
 
@@ -206,7 +207,7 @@ def _decision(world: World, agent: Agent, title: str, **meta: JSON) -> DecisionL
 
 async def _decide(world: World, *events: Event) -> list[ConflictDetected]:
     for event in events:
-        await world.lk.log.append(event)
+        await event_log(world.lk).append(event)
     return await _conflicts(world)
 
 

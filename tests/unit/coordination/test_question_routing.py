@@ -49,13 +49,13 @@ async def _experts(
 
 async def _routes(world: World) -> list[tuple[str, int]]:
     routed = [e for e in await world.events("question_routed") if isinstance(e, QuestionRouted)]
-    names = {a.agent_id: a.name for a in world.rt.agents.values()}
+    names = {a.agent_id: a.name for a in world.session.agents()}
     return [(names[r.to_agent], r.hop) for r in routed]
 
 
 async def test_ask_without_to_picks_the_agent_working_on_it(lk: Loomkin, project: Path) -> None:
     world, boss, alice, _bob, _tess = await _experts(lk, project)
-    root = world.rt.state.team(world.root).name
+    root = world.rt.ctx.state.team(world.root).name
 
     result = await world.call(boss, "ask_question", question=QUESTION)
 
@@ -84,7 +84,7 @@ async def test_forward_without_to_goes_to_the_next_expert_and_the_answer_to_the_
     assert "/bob (relevance " in result
     assert result.endswith("(hop 1 of 5).")
     assert await _routes(world) == [("alice", 1), ("bob", 2)]
-    assert world.rt.questions.open_question(qid).to_agent == bob.agent_id
+    assert world.rt.ctx.questions.open_question(qid).to_agent == bob.agent_id
     await world.call(bob, "answer_question", question_id=qid, answer="a token bucket")
     await asyncio.sleep(1)
     assert f"Answer to your question {QUESTION!r}:\na token bucket" in world.seen("boss")
@@ -124,7 +124,7 @@ async def test_the_hop_limit_holds_for_routed_and_named_forwards(
     forwards = [
         e for e in await world.events("question_forwarded") if isinstance(e, QuestionForwarded)
     ]
-    root = world.rt.state.team(world.root).name
+    root = world.rt.ctx.state.team(world.root).name
     assert forwards[-1].hops == (f"{root}/alice", f"{root}/bob")
 
 

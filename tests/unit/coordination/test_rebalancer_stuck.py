@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.agents.session import SessionSettings
+from loomkin.agents import SessionSettings
 from loomkin.coordination import RebalancerSettings
 from loomkin.core.events import MessageSent, RebalancerActed
 from loomkin.service import Loomkin
@@ -29,20 +30,19 @@ async def test_stuck_agent_is_nudged_then_escalated(tmp_path: Path) -> None:
     settings = SessionSettings(bootstrap_orienter=False, rebalancer=RebalancerSettings())
     async with await Loomkin.open("memory:") as lk:
         session = await lk.open_session(tmp_path, model_factory=factory, settings=settings)
-        rt = session.runtime
-        await rt.spawn_agent(rt.root_team_id, "lead", "lead")
-        stuck = await rt.spawn_agent(rt.root_team_id, "stuck", "coder")
-        started = lk.clock.now()
+        await session.spawn_agent("lead", "lead")
+        stuck = await session.spawn_agent("stuck", "coder")
+        started = asyncio.get_running_loop().time()
         await session.send("work", to="stuck")
         acts: list[RebalancerActed] = []
-        async with lk.log.subscribe(after=0, session_id=session.session_id) as sub:
+        async with session.events(after=0) as sub:
             async for recorded in sub:
                 if isinstance(recorded.event, RebalancerActed):
                     acts.append(recorded.event)
                     if recorded.event.escalated_to == "user":
                         break
-        elapsed = lk.clock.now() - started
-        events = [r.event for r in await lk.log.read(session_id=session.session_id)]
+        elapsed = asyncio.get_running_loop().time() - started
+        events = [r.event for r in await session.history()]
     assert [(a.action, a.escalated_to) for a in acts] == [
         ("nudge", None),
         ("nudge", None),

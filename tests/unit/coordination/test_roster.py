@@ -22,14 +22,14 @@ async def test_member_by_id_is_the_member_listed_without_building_the_others(
     world = await open_world(lk, project)
     await world.agent("lead", "lead")
     alice = await world.agent("alice")
-    coordination = world.rt.coordination
-    listed = {m.agent_id: m for m in coordination.members()}
+    roster = world.rt.directory
+    listed = {m.agent_id: m for m in roster.members()}
 
     def no_scan() -> None:
         raise AssertionError("members() rebuilds every member")
 
-    monkeypatch.setattr(coordination, "members", no_scan)
-    ctx = coordination.ctx
+    monkeypatch.setattr(roster, "members", no_scan)
+    ctx = world.rt.coordination.ctx
     assert ctx.member(alice.agent_id) == listed[alice.agent_id]
     assert ctx.member("agent_nobody") is None
     assert ctx.member(None) is None

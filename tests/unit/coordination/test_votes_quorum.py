@@ -18,6 +18,7 @@ import pytest
 from loomkin.coordination import tally
 from loomkin.coordination.votes import Ballot
 from loomkin.core.events import DecisionLogged, VoteCast, VoteProposed, VoteResolved
+from loomkin.testing.internals import event_store
 
 from .conftest import World, open_world
 
@@ -249,7 +250,7 @@ async def test_a_vote_still_being_committed_at_the_deadline_is_counted(
     world, _lead, alice, bob = await _team(lk, project)
     vote_id = await _propose(world, alice, "majority")
     await world.call(alice, "cast_vote", vote_id=vote_id, option="memory", confidence=0.5)
-    store_append = lk.store.append
+    store_append = event_store(lk).append
 
     async def slow_append(
         events: Sequence[NewEvent], *, expected_versions: Mapping[str, int] | None = None
@@ -259,7 +260,7 @@ async def test_a_vote_still_being_committed_at_the_deadline_is_counted(
             await asyncio.sleep(2)
         return await store_append(events, expected_versions=expected_versions)
 
-    monkeypatch.setattr(lk.store, "append", slow_append)
+    monkeypatch.setattr(event_store(lk), "append", slow_append)
     await asyncio.sleep(59)
     result = await world.call(bob, "cast_vote", vote_id=vote_id, option="redis", confidence=1.0)
     await asyncio.sleep(1)  # the deadline's resolve, waiting since t=60, now appends

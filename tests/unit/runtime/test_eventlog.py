@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from loomkin.core.events import AssistantReplied, Event, RecordedEvent, UserMessagePosted
-from loomkin.errors import UserError
+from loomkin.errors import ProjectionFailed, UserError
 from loomkin.ids import AgentId, MessageId, SessionId
 from loomkin.runtime import EventLog, LoopClock
 
@@ -99,20 +99,45 @@ async def test_listeners_run_in_order_before_append_returns(log) -> None:
     assert seen == [1, 2]
 
 
-async def test_a_raising_listener_is_logged_counted_and_isolated(log, caplog) -> None:
+async def test_a_raising_listener_halts_the_log_naming_it_and_the_position(log, caplog) -> None:
     seen: list[int] = []
+    halts: list[ProjectionFailed] = []
+    log._on_halt = halts.append
 
     def bad(rec: RecordedEvent) -> None:
-        raise ValueError("boom")
+        if rec.position == 2:
+            raise ValueError("boom")
 
     log.add_listener(bad)
     log.add_listener(lambda r: seen.append(r.position))
-    with caplog.at_level(logging.ERROR, logger="loomkin.runtime.eventlog"):
+    sub = log.subscribe(after=0)
+    with (
+        caplog.at_level(logging.CRITICAL, logger="loomkin.runtime.eventlog"),
+        pytest.raises(ProjectionFailed) as failed,
+    ):
         await log.append(msg(1), msg(2))
-    assert seen == [1, 2]
-    assert log.statistics().listener_errors == 2
-    assert "boom" in caplog.text
-    assert (await log.append(msg(3)))[0].position == 3
+    assert failed.value.position == 2
+    assert "bad" in failed.value.projection
+    assert "boom" in str(failed.value)
+    assert "event 2" in str(failed.value)
+    assert seen == [1]  # the listeners after the failure never saw event 2
+    assert log.statistics().listener_errors == 1
+    assert halts == [failed.value]
+    assert log.halted is failed.value
+    with pytest.raises(ProjectionFailed):
+        await log.append(msg(3))
+    # What was committed stays committed; the subscriptions end after it.
+    assert texts(await log.read()) == ["1", "2"]
+    assert texts([r async for r in sub]) == ["1", "2"]
+
+
+async def test_calls_queued_behind_a_halting_batch_fail_too(log) -> None:
+    def bad(rec: RecordedEvent) -> None:
+        raise RuntimeError("projection bug")
+
+    log.add_listener(bad)
+    outcomes = await asyncio.gather(*(log.append(msg(i)) for i in range(5)), return_exceptions=True)
+    assert all(isinstance(o, ProjectionFailed) for o in outcomes)
 
 
 async def test_live_subscription_sees_only_new_events(log) -> None:

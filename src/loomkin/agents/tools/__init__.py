@@ -16,12 +16,12 @@ from loomkin.tools.base import Tool, ToolSet
 from loomkin.tools.builtin import builtin_tools
 
 if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
+    from loomkin.agents.context import AgentContext
     from loomkin.agents.roles import Role
 
 __all__ = ["CATALOGUE", "COORDINATION_TOOLS", "toolset_for"]
 
-COORDINATION_TOOLS: tuple[Tool[Agent], ...] = (
+COORDINATION_TOOLS: tuple[Tool[AgentContext], ...] = (
     *TASK_TOOLS,
     *COMMS_TOOLS,
     *DECISION_TOOLS,
@@ -31,11 +31,11 @@ COORDINATION_TOOLS: tuple[Tool[Agent], ...] = (
     *KNOWLEDGE_TOOLS,
 )
 
-CATALOGUE: ToolSet[Agent] = ToolSet([*builtin_tools(), *COORDINATION_TOOLS])
+CATALOGUE: ToolSet[AgentContext] = ToolSet([*builtin_tools(), *COORDINATION_TOOLS])
 """Every tool an agent can be given, by name."""
 
 
-def toolset_for(role: Role) -> ToolSet[Agent]:
+def toolset_for(role: Role) -> ToolSet[AgentContext]:
     """Return the tools of ``role``; an unknown tool name is a configuration error."""
     unknown = [name for name in role.tools if name not in CATALOGUE]
     if unknown:

@@ -5,7 +5,7 @@ How this works and why:
 * Every send appends ``MessageSent`` events and returns at once; the session delivers them to
   the recipients' mailboxes when they are committed. No tool waits for a recipient, so two
   agents messaging each other in the same step cannot deadlock.
-* Who may talk to whom is checked here, at send time (:meth:`SessionRuntime.check_comms`),
+* Who may talk to whom is checked here, at send time (:meth:`AgentContext.check_comms`),
   so a refusal is a tool error the model can read and act on.
 * Answers and expiries are replies, not new conversations: an answer always goes back to
   the asker, so it is not subject to the policy.
@@ -38,8 +38,7 @@ from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from loomkin.agents.agent import Agent
-    from loomkin.agents.session import SessionRuntime
+    from loomkin.agents.context import AgentContext
     from loomkin.coordination import Member, Route
 
 __all__ = ["COMMS_TOOLS"]
@@ -50,26 +49,23 @@ _ADDRESS = (
 )
 
 
-def _address(deps: Agent, to: str) -> tuple[AgentId | None, TeamId | None]:
+def _address(deps: AgentContext, ctx: ToolContext, to: str) -> tuple[AgentId | None, TeamId | None]:
     """Resolve ``to`` to one agent or one team and check the communication policy."""
-    session = deps.session
     if to.startswith("team:"):
-        team_id = session.resolve_team(to.removeprefix("team:"))
-        session.check_comms(deps.team_id, team_id)
+        team_id = deps.resolve_team(to.removeprefix("team:"))
+        deps.check_comms(ctx.team_id, team_id)
         return None, team_id
-    target = session.agent(to, None if "/" in to else deps.team_id)
-    if target is deps:
+    target = deps.directory.resolve(to, None if "/" in to else ctx.team_id)
+    if target.agent_id == ctx.agent_id:
         raise ToolError("You cannot message yourself.")
-    session.check_comms(deps.team_id, target.team_id)
+    deps.check_comms(ctx.team_id, target.team_id)
     return target.agent_id, None
 
 
-def _who(session: SessionRuntime, agent_id: AgentId) -> str:
+def _who(deps: AgentContext, agent_id: str) -> str:
     """``team/name`` of an agent, as other agents address it."""
-    agent = session.agents.get(agent_id)
-    if agent is None:
-        return str(agent_id)
-    return f"{session.state.team(agent.team_id).name}/{agent.name}"
+    member = deps.directory.member(agent_id)
+    return str(agent_id) if member is None else deps.qualified_name(member)
 
 
 class PeerMessageArgs(ToolArgs):
@@ -80,29 +76,28 @@ class PeerMessageArgs(ToolArgs):
 
 
 @tool(name="peer_message", category="coordination", args=PeerMessageArgs)
-async def peer_message(args: PeerMessageArgs, ctx: ToolContext, deps: Agent) -> str:
+async def peer_message(args: PeerMessageArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Send a message to another agent, a whole team or a topic (it does not wait for a reply)."""
-    session = deps.session
     if args.to.startswith("topic:"):
         name = _topic_name(args.to.removeprefix("topic:"))
-        await session.log.append(
-            session.message_event(
-                msg_type="peer_message",
-                content=args.content,
-                topic=session.topic_key(name),
-                sender=deps,
+        await deps.log.append(
+            deps.messages.message(
+                "peer_message",
+                args.content,
+                topic=deps.topics.topic_key(name),
+                sender=deps.caller(ctx),
                 data={"topic": name},
             )
         )
         return f"Sent to every agent following topic {name!r}."
-    to_agent, to_team = _address(deps, args.to)
-    await session.log.append(
-        session.message_event(
-            msg_type="peer_message",
-            content=args.content,
+    to_agent, to_team = _address(deps, ctx, args.to)
+    await deps.log.append(
+        deps.messages.message(
+            "peer_message",
+            args.content,
             to_agent=to_agent,
             to_team=to_team,
-            sender=deps,
+            sender=deps.caller(ctx),
         )
     )
     if to_team is not None:
@@ -121,23 +116,23 @@ class BroadcastArgs(ToolArgs):
 
 
 @tool(name="broadcast", category="coordination", args=BroadcastArgs)
-async def broadcast(args: BroadcastArgs, ctx: ToolContext, deps: Agent) -> str:
+async def broadcast(args: BroadcastArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Send one message to every agent of your child teams or of your sibling teams."""
-    session = deps.session
-    state = session.state
-    teams = state.children(deps.team_id) if args.to == "children" else state.siblings(deps.team_id)
+    state = deps.state
+    teams = state.children(ctx.team_id) if args.to == "children" else state.siblings(ctx.team_id)
     which = "child" if args.to == "children" else "sibling"
     if not teams:
         raise ToolError(f"Your team has no {which} teams; list_teams shows the teams around yours.")
     for team in teams:
-        session.check_comms(deps.team_id, team.team_id)
-    await session.log.append(
+        deps.check_comms(ctx.team_id, team.team_id)
+    sender = deps.caller(ctx)
+    await deps.log.append(
         *(
-            session.message_event(
-                msg_type="peer_message",
-                content=args.content,
+            deps.messages.message(
+                "peer_message",
+                args.content,
                 to_team=team.team_id,
-                sender=deps,
+                sender=sender,
                 data={"broadcast": args.to},
             )
             for team in teams
@@ -153,12 +148,12 @@ _ROUTED = (
 )
 
 
-def _allowed(session: SessionRuntime, from_team: TeamId) -> Callable[[Member], bool]:
+def _allowed(deps: AgentContext, from_team: TeamId) -> Callable[[Member], bool]:
     """Whether the communication policy lets ``from_team`` talk to a member's team."""
 
     def allowed(member: Member) -> bool:
         try:
-            session.check_comms(from_team, member.team_id)
+            deps.check_comms(from_team, member.team_id)
         except PolicyRefused:
             return False
         return True
@@ -167,17 +162,21 @@ def _allowed(session: SessionRuntime, from_team: TeamId) -> Callable[[Member], b
 
 
 def _target(
-    deps: Agent, to: str | None, question: str, exclude: set[str], nobody: str
+    deps: AgentContext,
+    ctx: ToolContext,
+    to: str | None,
+    question: str,
+    exclude: set[str],
+    nobody: str,
 ) -> tuple[AgentId | None, TeamId | None, Route | None]:
-    """Who gets the question: ``to`` (checked), or the most likely expert ``deps`` may ask.
+    """Who gets the question: ``to`` (checked), or the most likely expert the caller may ask.
 
     Raises:
         ToolError: ``to`` is None and nobody is left to ask (the message is ``nobody``).
     """
     if to is not None:
-        return (*_address(deps, to), None)
-    knowledge = deps.session.coordination.knowledge
-    route = knowledge.best_expert(question, exclude, _allowed(deps.session, deps.team_id))
+        return (*_address(deps, ctx, to), None)
+    route = deps.knowledge.best_expert(question, exclude, _allowed(deps, ctx.team_id))
     if route is None:
         raise ToolError(nobody)
     return route.member.agent_id, None, route
@@ -191,21 +190,20 @@ class AskQuestionArgs(ToolArgs):
 
 
 @tool(name="ask_question", category="coordination", args=AskQuestionArgs)
-async def ask_question(args: AskQuestionArgs, ctx: ToolContext, deps: Agent) -> str:
+async def ask_question(args: AskQuestionArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Ask an agent or team a question, or (without `to`) whoever most likely knows.
 
     It does not wait: the answer arrives as a message, or a notice when the question expires.
     """
-    session = deps.session
     question_id = QuestionId(new_id("q_"))
-    timeout_s = session.settings.question_timeout_s
+    timeout_s = deps.settings.question_timeout_s
     nobody = "There is nobody you may ask; name an agent or team with `to`."
-    to_agent, to_team, route = _target(deps, args.to, args.question, {deps.agent_id}, nobody)
+    to_agent, to_team, route = _target(deps, ctx, args.to, args.question, {ctx.agent_id}, nobody)
     routed: list[Event] = []
     who, why = args.to or "", ""
     if route is not None:
-        who, why = _who(session, route.member.agent_id), f", picked for {route.reason}"
-        routed.append(session.coordination.knowledge.routed(question_id, route, 1))
+        who, why = _who(deps, route.member.agent_id), f", picked for {route.reason}"
+        routed.append(deps.knowledge.routed(question_id, route, 1))
     asked = QuestionAsked(
         session_id=ctx.session_id,
         question_id=question_id,
@@ -214,35 +212,34 @@ async def ask_question(args: AskQuestionArgs, ctx: ToolContext, deps: Agent) -> 
         question=args.question,
         to_agent=to_agent,
         to_team=to_team,
-        deadline=session.clock.now() + timeout_s,
+        deadline=deps.clock.now() + timeout_s,
     )
     picked = "; you were picked as the agent most likely to know" if routed else ""
     text = (
         f"{args.question}\n(question id {question_id}{picked}; reply with answer_question, or "
         "pass it on with forward_question if someone else knows better)"
     )
-    message = session.message_event(
-        msg_type="question",
-        content=text,
+    message = deps.messages.message(
+        "question",
+        text,
         to_agent=to_agent,
         to_team=to_team,
-        sender=deps,
+        sender=deps.caller(ctx),
         data={"question_id": question_id},
     )
-    await session.log.append(asked, *routed, message)
-    session.questions.asked(asked)
+    await deps.log.append(asked, *routed, message)  # the question book arms its deadline
     return (
         f"Asked {who}{why} (question id {question_id}); the answer will arrive as a message, "
         f"or a notice if nobody answers within {timeout_s:.0f} s. Carry on meanwhile."
     )
 
 
-def _forwardable(deps: Agent, question_id: str) -> QuestionAsked:
-    """The open question ``question_id``, if ``deps`` may forward it (addressee, hop limit)."""
-    asked = deps.session.questions.open_question(question_id)
-    if asked.to_agent != deps.agent_id and asked.to_team != deps.team_id:
+def _forwardable(deps: AgentContext, ctx: ToolContext, question_id: str) -> QuestionAsked:
+    """The open question ``question_id``, if the caller may forward it (addressee, hop limit)."""
+    asked = deps.questions.open_question(question_id)
+    if asked.to_agent != ctx.agent_id and asked.to_team != ctx.team_id:
         raise ToolError(f"Question {asked.question_id} was not addressed to you or your team.")
-    limit = deps.session.settings.max_question_hops
+    limit = deps.settings.max_question_hops
     if len(asked.hops) >= limit:
         raise ToolError(
             f"Question {asked.question_id} has already been forwarded {len(asked.hops)} times "
@@ -265,26 +262,25 @@ class ForwardQuestionArgs(ToolArgs):
 
 
 @tool(name="forward_question", category="coordination", args=ForwardQuestionArgs)
-async def forward_question(args: ForwardQuestionArgs, ctx: ToolContext, deps: Agent) -> str:
+async def forward_question(args: ForwardQuestionArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Pass a question you were asked and cannot answer; the answer still goes to the asker.
 
     Name who knows better with `to`, or leave it out to pass it to the next most likely expert.
     """
-    session = deps.session
-    asked = _forwardable(deps, args.question_id)
-    limit = session.settings.max_question_hops
-    hops = (*asked.hops, _who(session, deps.agent_id))
-    knowledge = session.coordination.knowledge
+    asked = _forwardable(deps, ctx, args.question_id)
+    limit = deps.settings.max_question_hops
+    hops = (*asked.hops, _who(deps, ctx.agent_id))
+    knowledge = deps.knowledge
     nobody = (
         f"Nobody else is left to ask about question {asked.question_id}. Answer it with "
         "answer_question, even if only to say you do not know."
     )
-    exclude = knowledge.tried(asked.question_id) | {deps.agent_id, asked.asker}
-    to_agent, to_team, route = _target(deps, args.to, asked.question, exclude, nobody)
+    exclude = knowledge.tried(asked.question_id) | {ctx.agent_id, asked.asker}
+    to_agent, to_team, route = _target(deps, ctx, args.to, asked.question, exclude, nobody)
     routed: list[Event] = []
     who = args.to or ""
     if route is not None:
-        who = f"{_who(session, route.member.agent_id)} ({route.reason})"
+        who = f"{_who(deps, route.member.agent_id)} ({route.reason})"
         routed.append(knowledge.routed(asked.question_id, route, len(hops) + 1))
     forwarded = QuestionForwarded(
         session_id=ctx.session_id,
@@ -295,22 +291,22 @@ async def forward_question(args: ForwardQuestionArgs, ctx: ToolContext, deps: Ag
         note=args.note,
         hops=hops,
     )
-    note = f"\nNote from {deps.name}: {args.note}" if args.note else ""
+    note = f"\nNote from {ctx.agent_name}: {args.note}" if args.note else ""
     picked = "; you were picked as the agent most likely to know" if routed else ""
     text = (
-        f"{asked.question}\n(question id {asked.question_id} from {_who(session, asked.asker)}, "
+        f"{asked.question}\n(question id {asked.question_id} from {_who(deps, asked.asker)}, "
         f"forwarded by {' → '.join(hops)}{picked}; reply with answer_question and the answer "
         f"goes to the asker){note}"
     )
-    message = session.message_event(
-        msg_type="question",
-        content=text,
+    message = deps.messages.message(
+        "question",
+        text,
         to_agent=to_agent,
         to_team=to_team,
-        sender=deps,
+        sender=deps.caller(ctx),
         data={"question_id": asked.question_id, "forwarded": True},
     )
-    await session.log.append(forwarded, *routed, message)
+    await deps.log.append(forwarded, *routed, message)
     return f"Forwarded question {asked.question_id} to {who} (hop {len(hops)} of {limit})."
 
 
@@ -322,24 +318,23 @@ class AnswerQuestionArgs(ToolArgs):
 
 
 @tool(name="answer_question", category="coordination", args=AnswerQuestionArgs)
-async def answer_question(args: AnswerQuestionArgs, ctx: ToolContext, deps: Agent) -> str:
+async def answer_question(args: AnswerQuestionArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Answer a question you were asked; the answer goes back to whoever asked."""
-    session = deps.session
-    asked = session.questions.open_question(args.question_id)
+    asked = deps.questions.open_question(args.question_id)
     answered = QuestionAnswered(
         session_id=ctx.session_id,
         question_id=asked.question_id,
         answerer=ctx.agent_id,
         answer=args.answer,
     )
-    reply = session.message_event(
-        msg_type="answer",
-        content=f"Answer to your question {asked.question!r}:\n{args.answer}",
+    reply = deps.messages.message(
+        "answer",
+        f"Answer to your question {asked.question!r}:\n{args.answer}",
         to_agent=asked.asker,
-        sender=deps,
+        sender=deps.caller(ctx),
         data={"question_id": asked.question_id},
     )
-    await session.log.append(answered, reply)
+    await deps.log.append(answered, reply)
     return "Answer sent."
 
 
@@ -364,11 +359,10 @@ class FollowTopicArgs(ToolArgs):
 
 
 @tool(name="follow_topic", category="coordination", args=FollowTopicArgs)
-async def follow_topic(args: FollowTopicArgs, ctx: ToolContext, deps: Agent) -> str:
+async def follow_topic(args: FollowTopicArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Follow (or leave) a topic: messages sent to "topic:<name>" reach its followers only."""
-    session = deps.session
     name = _topic_name(args.topic)
-    following = name in session.topics_of(ctx.agent_id)
+    following = name in deps.topics.topics_of(ctx.agent_id)
     if following != args.leave:
         return f"You {'do not follow' if args.leave else 'already follow'} topic {name!r}."
     event = (
@@ -376,13 +370,13 @@ async def follow_topic(args: FollowTopicArgs, ctx: ToolContext, deps: Agent) -> 
         if args.leave
         else TopicSubscribed(session_id=ctx.session_id, agent_id=ctx.agent_id, topic=name)
     )
-    await session.log.append(event)
+    await deps.log.append(event)
     if args.leave:
         return f"You left topic {name!r}."
     return f'You follow topic {name!r}; messages sent to "topic:{name}" now reach you.'
 
 
-COMMS_TOOLS: tuple[Tool[Agent], ...] = (
+COMMS_TOOLS: tuple[Tool[AgentContext], ...] = (
     peer_message,
     broadcast,
     follow_topic,

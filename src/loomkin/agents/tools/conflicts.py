@@ -11,7 +11,7 @@ from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 from loomkin.tools.builtin._fs import relative, resolve
 
 if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
+    from loomkin.agents.context import AgentContext
 
 __all__ = ["CONFLICT_TOOLS"]
 
@@ -25,7 +25,7 @@ class ClaimRegionArgs(ToolArgs):
 
 
 @tool(name="claim_region", category="coordination", args=ClaimRegionArgs)
-async def claim_region(args: ClaimRegionArgs, ctx: ToolContext, deps: Agent) -> str:
+async def claim_region(args: ClaimRegionArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Announce the lines of a file you are about to change, so overlapping work is caught.
 
     The claim lasts until your current task ends. If another agent claimed an overlapping
@@ -34,10 +34,7 @@ async def claim_region(args: ClaimRegionArgs, ctx: ToolContext, deps: Agent) -> 
     if args.end_line and args.end_line < args.start_line:
         raise ToolError("end_line must be 0 (to the end) or at least start_line")
     rel = relative(ctx.project_root, resolve(ctx.project_root, args.path))
-    coordination = deps.session.coordination
-    overlapping = await coordination.conflicts.claim(
-        coordination.member(deps), rel, args.start_line, args.end_line
-    )
+    overlapping = await deps.conflicts.claim(deps.caller(ctx), rel, args.start_line, args.end_line)
     span = f"lines {args.start_line}-{args.end_line or 'end'}"
     if not overlapping:
         return f"Claimed {span} of {rel!r}."
@@ -58,25 +55,24 @@ class AbortTaskArgs(ToolArgs):
 
 
 @tool(name="abort_task", category="coordination", args=AbortTaskArgs)
-async def abort_task(args: AbortTaskArgs, ctx: ToolContext, deps: Agent) -> str:
+async def abort_task(args: AbortTaskArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Stop an agent's current task at once (urgent): its partial result is kept."""
-    session = deps.session
-    target = session.agent(args.agent, None if "/" in args.agent else deps.team_id)
-    if target is deps:
+    target = deps.directory.resolve(args.agent, None if "/" in args.agent else ctx.team_id)
+    if target.agent_id == ctx.agent_id:
         raise ToolError("You cannot abort your own task; finish or update it instead.")
-    task_id = target.memory.task_id
+    task_id = target.task_id
     if task_id is None:
         raise ToolError(f"{target.name} has no task in progress.")
-    await session.log.append(
-        session.message_event(
-            msg_type="abort",
-            content=f"{deps.name} aborted your task {task_id}: {args.reason}",
+    await deps.log.append(
+        deps.messages.message(
+            "abort",
+            f"{ctx.agent_name} aborted your task {task_id}: {args.reason}",
             to_agent=target.agent_id,
-            sender=deps,
+            sender=deps.caller(ctx),
             data={"task_id": task_id},
         )
     )
     return f"Sent an urgent abort to {target.name} for task {task_id}."
 
 
-CONFLICT_TOOLS: tuple[Tool[Agent], ...] = (claim_region, abort_task)
+CONFLICT_TOOLS: tuple[Tool[AgentContext], ...] = (claim_region, abort_task)

@@ -11,7 +11,7 @@ from loomkin.ids import DecisionId, new_id
 from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 
 if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
+    from loomkin.agents.context import AgentContext
 
 __all__ = ["DECISION_TOOLS"]
 
@@ -29,10 +29,10 @@ class DecisionLogArgs(ToolArgs):
 
 
 @tool(name="decision_log", category="coordination", args=DecisionLogArgs)
-async def decision_log(args: DecisionLogArgs, ctx: ToolContext, deps: Agent) -> str:
+async def decision_log(args: DecisionLogArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Record a node of the team's decision graph (a goal, option, decision, outcome ...)."""
     decision_id = DecisionId(new_id("dec_"))
-    await deps.session.log.append(
+    await deps.log.append(
         DecisionLogged(
             session_id=ctx.session_id,
             decision_id=decision_id,
@@ -57,11 +57,11 @@ class DecisionQueryArgs(ToolArgs):
 
 
 @tool(name="decision_query", category="coordination", args=DecisionQueryArgs)
-async def decision_query(args: DecisionQueryArgs, ctx: ToolContext, deps: Agent) -> str:
+async def decision_query(args: DecisionQueryArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Look up recorded goals and decisions of the session (newest first)."""
     words = [w.lower() for w in (args.search or "").split() if w]
     hits = []
-    for node in reversed(deps.session.decisions):
+    for node in reversed(deps.decisions.nodes()):
         if args.node_type is not None and node.node_type != args.node_type:
             continue
         text = f"{node.title} {node.description}".lower()
@@ -73,4 +73,4 @@ async def decision_query(args: DecisionQueryArgs, ctx: ToolContext, deps: Agent)
     return "\n".join(hits) if hits else "No matching decisions."
 
 
-DECISION_TOOLS: tuple[Tool[Agent], ...] = (decision_log, decision_query)
+DECISION_TOOLS: tuple[Tool[AgentContext], ...] = (decision_log, decision_query)

@@ -15,7 +15,7 @@ from pydantic import Field
 from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 
 if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
+    from loomkin.agents.context import AgentContext
 
 __all__ = ["KNOWLEDGE_TOOLS"]
 
@@ -40,28 +40,26 @@ class ShareInsightArgs(ToolArgs):
 
 
 @tool(name="share_insight", category="coordination", args=ShareInsightArgs)
-async def share_insight(args: ShareInsightArgs, ctx: ToolContext, deps: Agent) -> str:
+async def share_insight(args: ShareInsightArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Share a finding: it reaches the teammates it concerns and climbs to the teams above.
 
     Inside your team, recipients are picked by relevance to their current task and files
     (not broadcast to all); each parent team up to `depth` levels gets it as a notice.
     """
-    session = deps.session
-    coordination = session.coordination
-    shared = await coordination.knowledge.share(
-        coordination.member(deps),
+    shared = await deps.knowledge.share(
+        deps.caller(ctx),
         args.content,
         kind=args.kind,
         files=args.files,
         depth=args.depth,
     )
-    names = [m.name for m in coordination.members() if m.agent_id in shared.recipients]
+    names = [m.name for m in deps.directory.members() if m.agent_id in shared.recipients]
     sent = (
         f"; sent it to {', '.join(names)}, whose work it concerns"
         if names
         else " (no teammate's current work concerns it)"
     )
-    teams = [repr(session.state.team(t).name) for t in shared.propagated_to]
+    teams = [repr(deps.state.team(t).name) for t in shared.propagated_to]
     climbed = f"; it climbed to team {', '.join(teams)}" if teams else ""
     return f"Recorded the {args.kind} in your team's knowledge{sent}{climbed}."
 
@@ -74,9 +72,9 @@ class KnowledgeQueryArgs(ToolArgs):
 
 
 @tool(name="knowledge_query", category="coordination", args=KnowledgeQueryArgs)
-async def knowledge_query(args: KnowledgeQueryArgs, ctx: ToolContext, deps: Agent) -> str:
+async def knowledge_query(args: KnowledgeQueryArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Search the findings your team (and its sub-teams) recorded, newest first."""
-    hits = deps.session.coordination.knowledge.search(deps.team_id, args.search, args.limit)
+    hits = deps.knowledge.search(ctx.team_id, args.search, args.limit)
     if not hits:
         return "No matching findings."
     return "\n".join(
@@ -86,4 +84,4 @@ async def knowledge_query(args: KnowledgeQueryArgs, ctx: ToolContext, deps: Agen
     )
 
 
-KNOWLEDGE_TOOLS: tuple[Tool[Agent], ...] = (share_insight, knowledge_query)
+KNOWLEDGE_TOOLS: tuple[Tool[AgentContext], ...] = (share_insight, knowledge_query)

@@ -12,7 +12,7 @@ from loomkin.tasks import DependencySpec, Handoff
 from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 
 if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
+    from loomkin.agents.context import AgentContext
     from loomkin.core.tasks import TaskBoard, TaskView
 
 __all__ = ["TASK_TOOLS"]
@@ -20,21 +20,21 @@ __all__ = ["TASK_TOOLS"]
 DepKindArg = Literal["blocks", "informs", "requires_output"]
 
 
-def _current_task(agent: Agent, task_id: str | None) -> TaskId:
+def _current_task(ctx: ToolContext, task_id: str | None) -> TaskId:
     if task_id:
         return TaskId(task_id)
-    if agent.memory.task_id is None:
+    if ctx.task_id is None:
         raise ToolError("You have no task in progress; pass task_id explicitly.")
-    return TaskId(agent.memory.task_id)
+    return ctx.task_id
 
 
-def _own_task(agent: Agent, task_id: TaskId, what: str) -> TaskView:
+def _own_task(deps: AgentContext, ctx: ToolContext, task_id: TaskId, what: str) -> TaskView:
     """Return the task, refusing readably when another agent owns it.
 
     An unowned task goes on to the board's transition table, which names what is allowed.
     """
-    view = agent.session.tasks.task(task_id)
-    if view.owner is not None and view.owner.agent_id != agent.agent_id:
+    view = deps.tasks.task(task_id)
+    if view.owner is not None and view.owner.agent_id != ctx.agent_id:
         raise ToolError(
             f"Task {view.title!r} (id {view.task_id}) belongs to {view.owner.name}; only its "
             f"owner may {what}. Send {view.owner.name} a message instead."
@@ -76,15 +76,14 @@ class TaskCreateArgs(ToolArgs):
 
 
 @tool(name="task_create", category="coordination", args=TaskCreateArgs)
-async def task_create(args: TaskCreateArgs, ctx: ToolContext, deps: Agent) -> str:
+async def task_create(args: TaskCreateArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Put a new task on a team's board, optionally depending on other tasks."""
-    session = deps.session
-    team_id = session.resolve_team(args.team) if args.team else deps.team_id
+    team_id = deps.resolve_team(args.team) if args.team else ctx.team_id
     specs = [
         DependencySpec(depends_on=TaskId(d), kind=args.dep_kind, milestone=args.milestone)
         for d in args.depends_on
     ]
-    task_id = await session.tasks.create(
+    task_id = await deps.tasks.create(
         session_id=ctx.session_id,
         team_id=team_id,
         title=args.title,
@@ -106,14 +105,11 @@ class TaskListArgs(ToolArgs):
 
 
 @tool(name="task_list", category="coordination", args=TaskListArgs)
-async def task_list(args: TaskListArgs, ctx: ToolContext, deps: Agent) -> str:
+async def task_list(args: TaskListArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """List the tasks of a team (yours by default, or another team's by name)."""
-    session = deps.session
-    team_id = session.resolve_team(args.team) if args.team else deps.team_id
+    team_id = deps.resolve_team(args.team) if args.team else ctx.team_id
     views = [
-        v
-        for v in session.tasks.board.tasks(team_id)
-        if args.status is None or v.status == args.status
+        v for v in deps.tasks.board.tasks(team_id) if args.status is None or v.status == args.status
     ]
     if not views:
         return "No tasks."
@@ -127,9 +123,9 @@ class TaskReadArgs(ToolArgs):
 
 
 @tool(name="task_read", category="coordination", args=TaskReadArgs)
-async def task_read(args: TaskReadArgs, ctx: ToolContext, deps: Agent) -> str:
+async def task_read(args: TaskReadArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Read a task in full: description, status, owner, output, milestones, dependencies."""
-    board = deps.session.tasks.board
+    board = deps.tasks.board
     view = board.task(TaskId(args.task_id))
     lines = [_line(view)]
     if view.description:
@@ -142,16 +138,8 @@ async def task_read(args: TaskReadArgs, ctx: ToolContext, deps: Agent) -> str:
         lines.append(f"Result:\n{view.result}")
     for chunk in view.partial_chunks:
         lines.append(f"Partial output #{chunk.seq}:\n{chunk.content}")
-    if view.handoff is not None and not view.handoff.is_empty():
-        h = view.handoff
-        for label, items in (
-            ("Actions taken", h.actions_taken),
-            ("Files changed", h.files_changed),
-            ("Decisions", h.decisions),
-            ("Open questions", h.open_questions),
-        ):
-            if items:
-                lines.append(f"{label}: {'; '.join(items)}")
+    if view.handoff is not None:
+        lines.extend(view.handoff.lines())
     return "\n".join(lines)
 
 
@@ -164,11 +152,11 @@ class TaskUpdateArgs(ToolArgs):
 
 
 @tool(name="task_update", category="coordination", args=TaskUpdateArgs)
-async def task_update(args: TaskUpdateArgs, ctx: ToolContext, deps: Agent) -> str:
+async def task_update(args: TaskUpdateArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Report your task's status: blocked, ready for review, partially complete, ..."""
-    task_id = _current_task(deps, args.task_id)
-    _own_task(deps, task_id, "change its status")
-    await deps.session.tasks.set_status(task_id, args.status, by=ctx.agent_id, note=args.note)
+    task_id = _current_task(ctx, args.task_id)
+    _own_task(deps, ctx, task_id, "change its status")
+    await deps.tasks.set_status(task_id, args.status, by=ctx.agent_id, note=args.note)
     return f"Task {task_id} is now {args.status}."
 
 
@@ -184,17 +172,17 @@ class TaskCompleteArgs(ToolArgs):
 
 
 @tool(name="task_complete", category="coordination", args=TaskCompleteArgs)
-async def task_complete(args: TaskCompleteArgs, ctx: ToolContext, deps: Agent) -> str:
+async def task_complete(args: TaskCompleteArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Complete a task with its result and a structured hand-off."""
-    task_id = _current_task(deps, args.task_id)
-    _own_task(deps, task_id, "complete it")
+    task_id = _current_task(ctx, args.task_id)
+    _own_task(deps, ctx, task_id, "complete it")
     handoff = Handoff(
         actions_taken=tuple(args.actions_taken),
         files_changed=tuple(args.files_changed),
         decisions=tuple(args.decisions),
         open_questions=tuple(args.open_questions),
     )
-    await deps.session.tasks.complete(task_id, by=ctx.agent_id, result=args.result, handoff=handoff)
+    await deps.tasks.complete(task_id, by=ctx.agent_id, result=args.result, handoff=handoff)
     return f"Task {task_id} completed."
 
 
@@ -208,9 +196,9 @@ class AddDependencyArgs(ToolArgs):
 
 
 @tool(name="add_dependency", category="coordination", args=AddDependencyArgs)
-async def add_dependency(args: AddDependencyArgs, ctx: ToolContext, deps: Agent) -> str:
+async def add_dependency(args: AddDependencyArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Make a task wait for another while work runs (cycles are refused)."""
-    tasks = deps.session.tasks
+    tasks = deps.tasks
     try:
         added = await tasks.add_dependency(
             TaskId(args.task_id),
@@ -236,19 +224,17 @@ class EmitMilestoneArgs(ToolArgs):
 
 
 @tool(name="emit_milestone", category="coordination", args=EmitMilestoneArgs)
-async def emit_milestone(args: EmitMilestoneArgs, ctx: ToolContext, deps: Agent) -> str:
+async def emit_milestone(args: EmitMilestoneArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Announce that your task reached a named milestone (tasks waiting on it may start)."""
-    task_id = _current_task(deps, args.task_id)
-    view = deps.session.tasks.task(task_id)
+    task_id = _current_task(ctx, args.task_id)
+    view = deps.tasks.task(task_id)
     if view.owner is None or view.owner.agent_id != ctx.agent_id:
         owner = "nobody yet" if view.owner is None else view.owner.name
         raise ToolError(
             f"Only the owner of task {view.title!r} (id {task_id}) may emit its milestones, "
             f"and that is {owner}, not you."
         )
-    new = await deps.session.tasks.emit_milestone(
-        task_id, args.name, by=ctx.agent_id, note=args.note
-    )
+    new = await deps.tasks.emit_milestone(task_id, args.name, by=ctx.agent_id, note=args.note)
     return f"Milestone {args.name!r} of task {task_id} " + (
         "recorded." if new else "was already recorded."
     )
@@ -264,10 +250,10 @@ class PublishPartialArgs(ToolArgs):
 
 
 @tool(name="publish_partial", category="coordination", args=PublishPartialArgs)
-async def publish_partial(args: PublishPartialArgs, ctx: ToolContext, deps: Agent) -> str:
+async def publish_partial(args: PublishPartialArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Publish part of your task's output now, so dependents can start consuming it."""
-    task_id = _current_task(deps, args.task_id)
-    seq = await deps.session.tasks.publish_partial(
+    task_id = _current_task(ctx, args.task_id)
+    seq = await deps.tasks.publish_partial(
         task_id,
         args.content,
         by=ctx.agent_id,
@@ -277,7 +263,7 @@ async def publish_partial(args: PublishPartialArgs, ctx: ToolContext, deps: Agen
     return f"Published chunk {seq} of task {task_id}."
 
 
-TASK_TOOLS: tuple[Tool[Agent], ...] = (
+TASK_TOOLS: tuple[Tool[AgentContext], ...] = (
     task_create,
     task_list,
     task_read,

@@ -13,8 +13,7 @@ from loomkin.tasks import DependencySpec
 from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 
 if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
-    from loomkin.agents.session import SessionRuntime
+    from loomkin.agents.context import AgentContext
 
 __all__ = ["TEAM_TOOLS"]
 
@@ -36,20 +35,16 @@ class TeamSpawnArgs(ToolArgs):
 
 
 @tool(name="team_spawn", category="coordination", args=TeamSpawnArgs)
-async def team_spawn(args: TeamSpawnArgs, ctx: ToolContext, deps: Agent) -> str:
+async def team_spawn(args: TeamSpawnArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Create a sub-team of your team with the given agents (they start idle)."""
-    session = deps.session
-    team_id = await session.teams.create_team(
-        ctx.session_id,
-        args.team_name,
-        parent_team_id=deps.team_id,
-        spawned_by=ctx.agent_id,
+    team_id, members = await deps.teams.spawn_team(
+        name=args.team_name,
+        parent_team_id=ctx.team_id,
         purpose=args.purpose,
+        roles=[(spec.name, spec.role) for spec in args.roles],
+        spawned_by=ctx.agent_id,
     )
-    spawned = []
-    for spec in args.roles:
-        agent = await session.spawn_agent(team_id, spec.name, spec.role, spawned_by=ctx.agent_id)
-        spawned.append(f"{agent.name} ({agent.role.name})")
+    spawned = [f"{m.name} ({m.role})" for m in members]
     return (
         f"Created team {args.team_name!r} (id {team_id}) under your team with agents: "
         f"{', '.join(spawned)}. Give them work with team_assign, or create tasks in that team "
@@ -68,21 +63,21 @@ class TeamAssignArgs(ToolArgs):
 
 
 @tool(name="team_assign", category="coordination", args=TeamAssignArgs)
-async def team_assign(args: TeamAssignArgs, ctx: ToolContext, deps: Agent) -> str:
+async def team_assign(args: TeamAssignArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Create a task and give it to a named agent (it starts when its dependencies allow)."""
-    session = deps.session
-    target = session.agent(args.agent, None if "/" in args.agent else deps.team_id)
-    task_id = await session.tasks.create(
+    target = deps.directory.resolve(args.agent, None if "/" in args.agent else ctx.team_id)
+    task_id = await deps.tasks.create(
         session_id=ctx.session_id,
         team_id=target.team_id,
         title=args.title,
         description=args.description,
         priority=args.priority,
-        role=target.role.name,
+        role=target.role,
         created_by=ctx.agent_id,
         depends_on=[DependencySpec(depends_on=TaskId(d)) for d in args.depends_on],
     )
-    await session.tasks.assign(task_id, target, by=deps.name, reason=f"assigned by {deps.name}")
+    by = ctx.agent_name
+    await deps.tasks.assign(task_id, target, by=by, reason=f"assigned by {by}")
     return f"Task {task_id} {args.title!r} assigned to {target.name}."
 
 
@@ -93,17 +88,17 @@ class SmartAssignArgs(ToolArgs):
 
 
 @tool(name="team_smart_assign", category="coordination", args=SmartAssignArgs)
-async def team_smart_assign(args: SmartAssignArgs, ctx: ToolContext, deps: Agent) -> str:
+async def team_smart_assign(args: SmartAssignArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Give a task to the best agent of its team: idle first, then capability, then load."""
-    session = deps.session
-    tasks = session.tasks
+    tasks = deps.tasks
     view = tasks.task(args.task_id)
-    candidates = session.candidates(view.team_id)
-    choice = choose_agent(view, candidates, session.scheduler_stats, tasks.board.load())
+    candidates = deps.directory.candidates(view.team_id)
+    choice = choose_agent(view, candidates, deps.scheduler_stats, tasks.board.load())
     if choice is None:
         raise ToolError(f"Team {view.team_id} has no agent that can take task {view.task_id}.")
-    target = session.agents[choice.agent_id]
-    await tasks.assign(view.task_id, target, by=deps.name, reason=choice.reason)
+    target = deps.directory.member(choice.agent_id)
+    assert target is not None, "a candidate is a member of the session"
+    await tasks.assign(view.task_id, target, by=ctx.agent_name, reason=choice.reason)
     return f"Task {view.task_id} assigned to {target.name}: {choice.reason}."
 
 
@@ -114,26 +109,25 @@ class TeamProgressArgs(ToolArgs):
 
 
 @tool(name="team_progress", category="coordination", args=TeamProgressArgs)
-async def team_progress(args: TeamProgressArgs, ctx: ToolContext, deps: Agent) -> str:
+async def team_progress(args: TeamProgressArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Show a team's agents (status, task, cost) and tasks (status, owner, priority)."""
-    session = deps.session
-    team_id = session.resolve_team(args.team) if args.team else deps.team_id
-    return progress_report(session, team_id)
+    team_id = deps.resolve_team(args.team) if args.team else ctx.team_id
+    return progress_report(deps, team_id)
 
 
-def progress_report(session: SessionRuntime, team_id: TeamId) -> str:
+def progress_report(deps: AgentContext, team_id: TeamId) -> str:
     """Readable progress of one team."""
-    team = session.state.team(team_id)
+    team = deps.state.team(team_id)
     lines = [f"Team {team.name} (id {team_id})", "Agents:"]
-    members = [a for a in session.agents.values() if a.team_id == team_id]
-    for agent in members:
-        task = f", task {agent.memory.task_id}" if agent.memory.task_id else ""
+    for member in deps.directory.members():
+        if member.team_id != team_id:
+            continue
+        task = f", task {member.task_id}" if member.task_id else ""
         lines.append(
-            f"- {agent.name} ({agent.role.name}): {agent.memory.status}{task}, "
-            f"${agent.memory.cost_usd:.4f}"
+            f"- {member.name} ({member.role}): {member.status}{task}, ${member.cost_usd:.4f}"
         )
     lines.append("Tasks:")
-    views = session.tasks.board.tasks(team_id)
+    views = deps.tasks.board.tasks(team_id)
     for view in views:
         owner = view.owner.name if view.owner else "unassigned"
         lines.append(f"- [{view.status}] {view.task_id} {view.title!r} ({owner}, p{view.priority})")
@@ -147,15 +141,14 @@ class ListTeamsArgs(ToolArgs):
 
 
 @tool(name="list_teams", category="coordination", args=ListTeamsArgs)
-async def list_teams(args: ListTeamsArgs, ctx: ToolContext, deps: Agent) -> str:
+async def list_teams(args: ListTeamsArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Discover your parent, sibling and child teams: members, roles, statuses, tasks."""
-    session = deps.session
-    state = session.state
-    parent = state.parent(deps.team_id)
+    state = deps.state
+    parent = state.parent(ctx.team_id)
     sections: list[tuple[str, list[TeamId]]] = [
         ("Parent team", [parent.team_id] if parent else []),
-        ("Sibling teams", [t.team_id for t in state.siblings(deps.team_id)]),
-        ("Child teams", [t.team_id for t in state.children(deps.team_id)]),
+        ("Sibling teams", [t.team_id for t in state.siblings(ctx.team_id)]),
+        ("Child teams", [t.team_id for t in state.children(ctx.team_id)]),
     ]
     lines: list[str] = []
     for title, team_ids in sections:
@@ -163,7 +156,7 @@ async def list_teams(args: ListTeamsArgs, ctx: ToolContext, deps: Agent) -> str:
         if not team_ids:
             lines.append("(none)")
         for team_id in team_ids:
-            lines.append(_team_summary(session, team_id))
+            lines.append(_team_summary(deps, team_id))
     lines.append(
         'Address an agent of another team as "team/name", a whole team as "team:<team>"; '
         "task_list with team=<team> shows a team's tasks."
@@ -174,23 +167,20 @@ async def list_teams(args: ListTeamsArgs, ctx: ToolContext, deps: Agent) -> str:
 _HELD = frozenset({"assigned", "in_progress", "paused", "blocked", "partially_complete"})
 
 
-def _team_summary(session: SessionRuntime, team_id: TeamId) -> str:
-    team = session.state.team(team_id)
+def _team_summary(deps: AgentContext, team_id: TeamId) -> str:
+    team = deps.state.team(team_id)
+    board = deps.tasks.board
     held = {
         v.owner.agent_id: v
-        for v in session.tasks.board.tasks(team_id)
+        for v in board.tasks(team_id)
         if v.owner is not None and v.status in _HELD
     }
     members = []
-    for agent in session.agents.values():
-        if agent.team_id == team_id:
-            task = (
-                session.tasks.board.get(TaskId(agent.memory.task_id))
-                if agent.memory.task_id
-                else held.get(agent.agent_id)
-            )
+    for member in deps.directory.members():
+        if member.team_id == team_id:
+            task = board.get(member.task_id) if member.task_id else held.get(member.agent_id)
             doing = f", on {task.title!r} ({task.task_id})" if task else ""
-            members.append(f"{agent.name} ({agent.role.name}, {agent.memory.status}{doing})")
+            members.append(f"{member.name} ({member.role}, {member.status}{doing})")
     purpose = f" — {team.purpose}" if team.purpose else ""
     return f"- {team.name} (id {team_id}){purpose}: " + ("; ".join(members) or "no agents")
 
@@ -203,18 +193,17 @@ class TeamDissolveArgs(ToolArgs):
 
 
 @tool(name="team_dissolve", category="coordination", args=TeamDissolveArgs)
-async def team_dissolve(args: TeamDissolveArgs, ctx: ToolContext, deps: Agent) -> str:
+async def team_dissolve(args: TeamDissolveArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Dissolve a sub-team of yours (and its sub-teams)."""
-    session = deps.session
-    team_id = session.resolve_team(args.team)
-    below = {t.team_id for t in session.state.subtree(deps.team_id)}
-    if team_id == deps.team_id or team_id not in below:
+    team_id = deps.resolve_team(args.team)
+    below = {t.team_id for t in deps.state.subtree(ctx.team_id)}
+    if team_id == ctx.team_id or team_id not in below:
         raise PolicyRefused(f"team {args.team!r} is not below your team; you cannot dissolve it")
-    await session.dissolve_team(team_id, reason=args.reason, by=ctx.agent_id)
+    await deps.teams.dissolve(team_id, reason=args.reason, by=ctx.agent_id)
     return f"Team {args.team!r} dissolved."
 
 
-TEAM_TOOLS: tuple[Tool[Agent], ...] = (
+TEAM_TOOLS: tuple[Tool[AgentContext], ...] = (
     team_spawn,
     team_assign,
     team_smart_assign,

@@ -9,7 +9,7 @@ from pydantic import Field
 from loomkin.tools.base import Tool, ToolArgs, ToolContext, tool
 
 if TYPE_CHECKING:
-    from loomkin.agents.agent import Agent
+    from loomkin.agents.context import AgentContext
 
 __all__ = ["VOTE_TOOLS"]
 
@@ -28,11 +28,10 @@ class ProposeVoteArgs(ToolArgs):
 
 
 @tool(name="propose_vote", category="coordination", args=ProposeVoteArgs)
-async def propose_vote(args: ProposeVoteArgs, ctx: ToolContext, deps: Agent) -> str:
+async def propose_vote(args: ProposeVoteArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Ask your team to decide between options; every member (you too) votes with cast_vote."""
-    coordination = deps.session.coordination
-    proposed = await coordination.votes.propose(
-        coordination.member(deps),
+    proposed = await deps.votes.propose(
+        deps.caller(ctx),
         topic=args.topic,
         options=args.options,
         scope=args.scope,
@@ -55,11 +54,10 @@ class CastVoteArgs(ToolArgs):
 
 
 @tool(name="cast_vote", category="coordination", args=CastVoteArgs)
-async def cast_vote(args: CastVoteArgs, ctx: ToolContext, deps: Agent) -> str:
+async def cast_vote(args: CastVoteArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Vote in an open vote (your weight depends on your role's expertise and confidence)."""
-    coordination = deps.session.coordination
-    cast = await coordination.votes.cast(
-        coordination.member(deps), args.vote_id, args.option, args.confidence, args.rationale
+    cast = await deps.votes.cast(
+        deps.caller(ctx), args.vote_id, args.option, args.confidence, args.rationale
     )
     return f"Voted {cast.option!r} in {args.vote_id} (weight {cast.weight:.2f})."
 
@@ -71,11 +69,9 @@ class ResolveVoteArgs(ToolArgs):
 
 
 @tool(name="resolve_vote", category="coordination", args=ResolveVoteArgs)
-async def resolve_vote(args: ResolveVoteArgs, ctx: ToolContext, deps: Agent) -> str:
+async def resolve_vote(args: ResolveVoteArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Close a vote now with the votes cast so far and record the outcome."""
-    resolved = await deps.session.coordination.votes.resolve(
-        args.vote_id, reason=f"closed early by {deps.name}"
-    )
+    resolved = await deps.votes.resolve(args.vote_id, reason=f"closed early by {ctx.agent_name}")
     if resolved.winner is None:
         return (
             f"Vote {args.vote_id} closed without a decision (no quorum); it was escalated to "
@@ -84,4 +80,4 @@ async def resolve_vote(args: ResolveVoteArgs, ctx: ToolContext, deps: Agent) -> 
     return f"Vote {args.vote_id} decided: {resolved.winner} ({resolved.winning_pct:.0f}%)."
 
 
-VOTE_TOOLS: tuple[Tool[Agent], ...] = (propose_vote, cast_vote, resolve_vote)
+VOTE_TOOLS: tuple[Tool[AgentContext], ...] = (propose_vote, cast_vote, resolve_vote)

@@ -53,6 +53,7 @@ from loomkin.core.events.coordination import (
 )
 from loomkin.core.events.session import (
     AssistantReplied,
+    BudgetsChanged,
     SessionBootstrapped,
     SessionEnded,
     SessionStarted,
@@ -81,6 +82,7 @@ __all__ = [
     "AgentStatusChanged",
     "AssistantReplied",
     "BudgetExceeded",
+    "BudgetsChanged",
     "ConflictDetected",
     "ControlApplied",
     "ControlRequested",

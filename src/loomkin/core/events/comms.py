@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from loomkin.core.events.base import JSON, Event, register
+from loomkin.core.messages import MessageType
 from loomkin.core.records import Tier
 from loomkin.ids import AgentId, DecisionId, MessageId, QuestionId, TeamId
 
@@ -24,13 +25,15 @@ __all__ = [
 class MessageSent(Event):
     """A message was sent to an agent, a team or a topic.
 
-    ``msg_type`` is the message's type (``peer_message``, ``tasks_unblocked``, ...); its tier is
-    derived from it by the priority router and recorded here for the feed.
+    ``msg_type`` is the message's type (:data:`~loomkin.core.messages.MessageType`); its tier
+    is derived from it (:func:`~loomkin.core.messages.tier_of`) and recorded here for the feed.
+    A log written by an older version may hold a type no longer declared: it still decodes,
+    and it is delivered as ``normal``.
     """
 
     kind: Literal["message_sent"] = "message_sent"
     message_id: MessageId
-    msg_type: str
+    msg_type: MessageType
     tier: Tier
     content: str
     """Readable text, as the recipient's model will see it."""

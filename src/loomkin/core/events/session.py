@@ -10,6 +10,7 @@ from loomkin.ids import AgentId, MessageId, TeamId
 
 __all__ = [
     "AssistantReplied",
+    "BudgetsChanged",
     "SessionBootstrapped",
     "SessionEnded",
     "SessionStarted",
@@ -103,3 +104,21 @@ class TeamDissolved(Event):
 
     def stream(self) -> str:
         return f"team:{self.team_id}"
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetsChanged(Event):
+    """The session's budgets were set (``None``: no limit); agents paused on a budget may resume.
+
+    The budgets of ``loomkin.toml`` apply until the first of these; each replaces them all.
+    """
+
+    kind: Literal["budgets_changed"] = "budgets_changed"
+    session_usd: float | None = None
+    team_usd: float | None = None
+    agent_usd: float | None = None
+    session_tokens: int | None = None
+    team_tokens: int | None = None
+    agent_tokens: int | None = None
+    changed_by: str = "user"
