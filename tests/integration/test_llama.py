@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from loomkin.core.records import PermissionDecision
+    from loomkin.service import PendingPermission
+
 # Look for llama_cpp without importing it: its import opens two /dev/null files it never
 # closes (llama_cpp/_utils.py), and collecting this module with its tests deselected would
 # then print "ResourceWarning: unclosed file" at the end of every run. The local provider
@@ -261,7 +264,7 @@ async def test_robustness_run_on_the_local_model(tmp_path: Path, gguf: Path) -> 
     assert figures["model_calls"] >= 3
 
 
-async def _allow(_agent: object, _request_id: str) -> str:
+async def _allow(_prompt: PendingPermission) -> PermissionDecision:
     return "allow_once"
 
 
