@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from loomkin.core.events import encode_event
 from loomkin.persistence import MemoryStore, PostgresStore, SqliteStore
 from loomkin.testing.conformance import (
     EventStoreConformance,
@@ -55,18 +54,12 @@ class TestMemoryStore(EventStoreConformance):
         data: str | None = None,
     ) -> None:
         assert isinstance(store, MemoryStore)
-        (good,) = await store.read(after=position - 1, limit=1)
-        good_kind, good_version, good_data = encode_event(good.event)
-        store._log[position - 1] = (  # the store's own representation of an undecoded row
-            good.position,
-            good.stream,
-            good.stream_version,
-            good.event_id,
-            good.recorded_at,
-            good_kind if kind is None else kind,
-            good_version if schema_version is None else schema_version,
-            good_data if data is None else data,
-        )
+        row = list(store._rows[position - 1])  # the stored columns, as a database holds them
+        for index, value in ((5, kind), (6, schema_version), (7, data)):
+            if value is not None:
+                row[index] = value
+        store._rows[position - 1] = tuple(row)
+        store._events[position - 1] = None  # decode from the damaged row on every read
 
 
 class TestSqliteStore(EventStoreConformance):

@@ -141,19 +141,49 @@ async def test_damaged_pages_are_reported_on_read(tmp_path: Path) -> None:
     assert str(path) in str(caught.value)
 
 
-async def test_an_empty_file_becomes_a_new_store(tmp_path: Path) -> None:
+async def test_an_empty_file_is_refused_not_made_a_new_store(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     path.touch()
-    async with await SqliteStore.open(path) as store:
-        assert await store.last_position() == 0
+    with pytest.raises(CorruptStoreError, match="empty store file") as caught:
+        await SqliteStore.open(path)
+    assert repr(str(path)) in str(caught.value)
+    assert path.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
 
 
-async def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
+async def test_an_empty_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "blank.db"
+    _sql(path, "CREATE TABLE t (x); DROP TABLE t;")  # a valid header, no tables
+    before = path.read_bytes()
+    with pytest.raises(CorruptStoreError, match=r"empty database \(no tables\)"):
+        await SqliteStore.open(path)
+    assert path.read_bytes() == before
+
+
+async def test_a_foreign_database_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
-    _sql(path, "CREATE TABLE customers (id INTEGER PRIMARY KEY);")
+    _sql(path, "CREATE TABLE customers (id INTEGER PRIMARY KEY); INSERT INTO customers VALUES (7);")
+    before = path.read_bytes()
+    assert before[18:20] == b"\x01\x01"  # rollback journal, as the other program left it
     with pytest.raises(CorruptStoreError, match=r"'customers'.*not a Loomkin store"):
         await SqliteStore.open(path)
-    _sql(path, "DROP TABLE customers;")
+    assert path.read_bytes() == before  # not switched to WAL, nothing migrated
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+async def test_a_foreign_database_beside_our_tables_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    await _filled(path, events=100)
+    _sql(path, "CREATE TABLE customers (id INTEGER PRIMARY KEY);")
+    with pytest.raises(CorruptStoreError, match=r"tables \['customers'\]"):
+        await SqliteStore.open(path)
+
+
+async def test_tables_without_a_schema_version_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    _sql(path, "CREATE TABLE events (id INTEGER PRIMARY KEY);")
+    with pytest.raises(CorruptStoreError, match="no Loomkin schema version"):
+        await SqliteStore.open(path)
 
 
 async def test_wrong_table_layout_is_refused(tmp_path: Path) -> None:
@@ -164,15 +194,16 @@ async def test_wrong_table_layout_is_refused(tmp_path: Path) -> None:
         await SqliteStore.open(path)
 
 
-async def test_a_newer_schema_version_is_refused_naming_both(tmp_path: Path) -> None:
+async def test_a_newer_schema_version_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "x.db"
     await _filled(path, events=100)
-    _sql(path, "UPDATE alembic_version SET version_num = '0042';")
-    with pytest.raises(SchemaVersionError, match=r"'0042', newer than .* '0001'"):
+    _sql(path, "UPDATE schema_version SET version = 42;")
+    before = path.read_bytes()
+    with pytest.raises(SchemaVersionError, match=r"version 42, newer than .* up to 2"):
         await SqliteStore.open(path)
-    _sql(path, "UPDATE alembic_version SET version_num = 'banana';")
-    with pytest.raises(SchemaVersionError, match="unknown schema version 'banana'"):
-        await SqliteStore.open(path)
+    assert path.read_bytes() == before
 
 
 async def test_a_folder_is_not_a_store(tmp_path: Path) -> None:
@@ -185,17 +216,18 @@ async def test_bad_synchronous_level_is_refused(tmp_path: Path) -> None:
         await SqliteStore.open(tmp_path / "x.db", synchronous="OFF")  # type: ignore[arg-type]
 
 
-async def test_opening_an_up_to_date_store_does_not_import_alembic(tmp_path: Path) -> None:
+async def test_opening_a_store_imports_no_postgres_driver(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     await _filled(path, events=100)
     script = (
         "import asyncio, sys\n"
-        "from loomkin.persistence import SqliteStore\n"
+        "from loomkin.persistence import open_store\n"
         "async def main():\n"
-        f"    async with await SqliteStore.open({str(path)!r}) as store:\n"
-        "        assert await store.last_position() == 100\n"
+        f"    store = await open_store({str(path)!r})\n"
+        "    assert await store.last_position() == 100\n"
+        "    await store.close()\n"
         "asyncio.run(main())\n"
-        "print(sorted(m for m in ('alembic', 'sqlalchemy') if m in sys.modules))\n"
+        "print(sorted(m for m in ('alembic', 'sqlalchemy', 'psycopg') if m in sys.modules))\n"
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", script, stdout=subprocess.PIPE, stderr=subprocess.PIPE
