@@ -310,6 +310,10 @@ class PostgresStore:
                             await copy.write_row(row)
         except psycopg.errors.UniqueViolation:
             raise await self._duplicate_ids(events) from None
+        except (psycopg.IntegrityError, psycopg.DataError, psycopg.errors.RaiseException) as exc:
+            # The server refused a row before COMMIT, so the transaction is rolled back.
+            # (A connection lost at COMMIT is not caught here: its outcome is unknown.)
+            raise StoreError(f"{self._where} refused a row ({exc}); nothing appended") from None
         return batch.recorded
 
     async def _newest(self) -> tuple[int, bytes]:
