@@ -12,7 +12,8 @@ How this works and why:
   the store switches it to WAL mode or migrates it. A foreign database (other tables) or a
   non-SQLite file is refused unchanged.
 * **The head file.** ``<db>-head`` holds the position and chain hash of the newest event this
-  process saw committed, rewritten (52 bytes, one ``pwrite``, no fsync) after every commit.
+  process saw committed, rewritten in place (52 bytes, one ``write``, no fsync) after every
+  commit.
   It exists because nothing *inside* the database can notice a lost WAL: with
   ``journal_mode=WAL`` every commit, including any bookkeeping row, lives only in ``-wal``
   until a checkpoint copies it into the main file, so deleting or damaging the WAL rolls the
@@ -86,7 +87,8 @@ class HeadFile:
 
     def __init__(self, db: Path) -> None:
         self.path = db.with_name(db.name + "-head")
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        self._fd = os.open(self.path, flags, 0o644)
 
     @classmethod
     def reset(cls, db: Path) -> None:
@@ -103,7 +105,10 @@ class HeadFile:
         Raises:
             CorruptStoreError: the file holds something that is not a head record.
         """
-        data = os.pread(self._fd, self._RECORD.size, 0)
+        # lseek + read rather than pread, which Windows lacks; only the store's worker thread
+        # uses this descriptor, so the offset cannot move in between.
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        data = os.read(self._fd, self._RECORD.size)
         if not data:
             return None
         if len(data) == self._RECORD.size:
@@ -117,8 +122,9 @@ class HeadFile:
 
     def write(self, position: int, digest: bytes) -> None:
         """Record ``(position, digest)`` as the newest acknowledged event."""
-        record = self._RECORD.pack(self._MAGIC, position, digest, 0)
-        os.pwrite(self._fd, record[:-4] + struct.pack(">I", zlib.crc32(record[:-4])), 0)
+        body = self._RECORD.pack(self._MAGIC, position, digest, 0)[:-4]
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.write(self._fd, body + struct.pack(">I", zlib.crc32(body)))
 
     def close(self) -> None:
         """Close the file (idempotent)."""
