@@ -220,20 +220,28 @@ def _create(file: Path) -> None:
             raise sqlite_error(file, exc) from exc
         finally:
             conn.close()  # the last connection folds the WAL in and deletes it
-        HeadFile.reset(file)
-        try:
-            os.link(temporary, file)
-        except FileExistsError:
-            pass  # another process created the store first: open that one
-        except OSError:
-            # A file system without hard links: a rename cannot refuse an existing target,
-            # so a creator racing us in this instant may be replaced (it opens ours).
-            if not file.exists():
-                os.replace(temporary, file)
+        if _link(temporary, file):
+            # A head file left by a deleted store would name events this new one lacks.
+            HeadFile.reset(file)
     finally:
         for leftover in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{temporary}{leftover}")
+
+
+def _link(temporary: Path, file: Path) -> bool:
+    """Put ``temporary`` in place as ``file``; ``False`` if another process made ``file`` first."""
+    try:
+        os.link(temporary, file)
+    except FileExistsError:
+        return False
+    except OSError:
+        # A file system without hard links: a rename cannot refuse an existing target, so a
+        # creator racing us in this very instant may be replaced (it then opens ours).
+        if file.exists():
+            return False
+        os.replace(temporary, file)
+    return True
 
 
 def _check_file(file: Path) -> None:

@@ -295,6 +295,17 @@ async def test_the_head_file_records_the_newest_event(tmp_path: Path) -> None:
         assert data[16:48].hex() == report.head
 
 
+async def test_a_new_store_ignores_the_head_file_a_deleted_one_left(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    await _filled(path, events=100)
+    path.unlink()  # starting over on purpose; the head file stays behind
+    async with await SqliteStore.open(path) as store:
+        assert await store.last_position() == 0
+        await store.append([task_event("a")])
+    async with await SqliteStore.open(path) as store:
+        assert (await store.check()).events_checked == 1
+
+
 async def test_a_copy_without_its_wal_is_refused_naming_the_loss(tmp_path: Path) -> None:
     path, copy = tmp_path / "x.db", tmp_path / "copy.db"
     store = await _open_with_commits_in_the_wal(path)
