@@ -6,8 +6,9 @@ three families apart, because callers handle them differently:
 * **API misuse and bad input** — the caller can fix it: :class:`UserError` and below
   (bad config, a refused state transition, a path outside the project, an unknown agent).
 * **Runtime failures** — something broke underneath: :class:`StoreError` (corrupt or
-  undecodable data, schema drift), :class:`ProviderError` (the model's service failed),
-  :class:`AgentCrashed`, :class:`BudgetExceeded`.
+  undecodable data, schema drift; :class:`LeaseError`: another process writes the session),
+  :class:`ProviderError` (the model's service failed), :class:`AgentCrashed`,
+  :class:`BudgetExceeded`.
 * **Model-facing signals** — not failures of Loomkin at all: :class:`ToolError` is caught by
   the agent loop and shown to the model as a readable tool result so it can correct itself.
 
@@ -25,7 +26,10 @@ three families apart, because callers handle them differently:
     │   ├── EventDecodeError
     │   ├── SchemaVersionError
     │   ├── CorruptStoreError
-    │   └── ConcurrencyError
+    │   ├── ConcurrencyError
+    │   └── LeaseError
+    │       ├── LeaseHeld
+    │       └── StaleEpoch
     ├── ProviderError
     │   ├── RateLimited
     │   ├── ProviderTimeout
@@ -47,6 +51,8 @@ __all__ = [
     "CorruptStoreError",
     "EventDecodeError",
     "InvalidTransition",
+    "LeaseError",
+    "LeaseHeld",
     "LoomkinError",
     "MissingCredentials",
     "NotFound",
@@ -58,6 +64,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "SchemaVersionError",
+    "StaleEpoch",
     "StoreError",
     "TaskCycleError",
     "ToolError",
@@ -115,6 +122,65 @@ class CorruptStoreError(StoreError):
 
 class ConcurrencyError(StoreError):
     """An append expected a stream version that is no longer current."""
+
+
+class LeaseError(StoreError):
+    """Another writer owns (or has taken over) the session; this one must not write to it.
+
+    Not a :class:`ConcurrencyError`: that one means "re-read and retry", while a lease error
+    means "stop writing this session" (retrying would only be refused again).
+    """
+
+
+class LeaseHeld(LeaseError):
+    """A session's lease is held by another live writer; the message names it.
+
+    Attributes:
+        session_id: the session asked for.
+        holder: the current holder's id.
+        host: the host the holder runs on.
+        pid: the holder's process id on that host.
+        since: when the holder acquired the lease (Unix seconds).
+        expires_at: when the lease expires unless renewed (Unix seconds).
+        epoch: the holder's epoch.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str,
+        holder: str,
+        host: str,
+        pid: int,
+        since: float,
+        expires_at: float,
+        epoch: int,
+    ):
+        super().__init__(message)
+        self.session_id = session_id
+        self.holder = holder
+        self.host = host
+        self.pid = pid
+        self.since = since
+        self.expires_at = expires_at
+        self.epoch = epoch
+
+
+class StaleEpoch(LeaseError):
+    """A write or renewal carried a lease epoch that is no longer current: it was refused.
+
+    Attributes:
+        session_id: the session written to.
+        epoch: the epoch the writer presented.
+        current_epoch: the session's current epoch (0 when it was never leased).
+    """
+
+    def __init__(self, message: str, *, session_id: str, epoch: int, current_epoch: int):
+        super().__init__(message)
+        self.session_id = session_id
+        self.epoch = epoch
+        self.current_epoch = current_epoch
 
 
 class ProviderError(LoomkinError):

@@ -1,10 +1,10 @@
 """What the SQL backends share: turning batches into rows and rows back into events.
 
-Both SQL stores keep one row per event (see ``migrations/versions``); this module holds the
-backend-neutral half of their append and read paths so the two cannot drift apart:
-:func:`plan_batch` checks a batch against the current stream versions and numbers it, and
-:func:`decode_row` rebuilds a :class:`RecordedEvent`, naming the position and kind of any
-row it cannot decode.
+Every store keeps one row per event (see ``_migrations.py``); this module holds the
+backend-neutral half of their append and read paths so they cannot drift apart:
+:func:`plan_batch` checks a batch against the current stream versions, numbers it and chains
+its hashes, and :func:`decode_row` rebuilds a :class:`RecordedEvent`, naming the position and
+kind of any row it cannot decode.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 from loomkin.core.events import NewEvent, RecordedEvent, decode_event, encode_event
 from loomkin.errors import ConcurrencyError, EventDecodeError, SchemaVersionError, StoreError
 from loomkin.ids import EventId
+from loomkin.persistence._chain import chain_hash
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 __all__ = [
     "COLUMNS",
+    "INSERT_COLUMNS",
     "InsertRow",
     "PlannedBatch",
     "StoredRow",
@@ -31,10 +33,12 @@ __all__ = [
 ]
 
 COLUMNS = "position, stream, stream_version, event_id, recorded_at, kind, schema_version, data"
-"""Column order of both :data:`InsertRow` (plus ``session_id``) and :data:`StoredRow`."""
+"""Column order of :data:`StoredRow` and the start of :data:`InsertRow`."""
+INSERT_COLUMNS = f"{COLUMNS}, session_id, hash"
+"""Column order of :data:`InsertRow` (also :data:`~loomkin.persistence._chain.CHAIN_COLUMNS`)."""
 
-InsertRow = tuple[int, str, int, str, float, str, int, str, str]
-"""``COLUMNS`` followed by ``session_id``, ready for ``executemany``."""
+InsertRow = tuple[int, str, int, str, float, str, int, str, str, bytes]
+"""``INSERT_COLUMNS``: ``COLUMNS``, ``session_id`` and the chain hash, ready for ``executemany``."""
 StoredRow = tuple[object, ...]
 """A row read back in ``COLUMNS`` order; typed loosely because a damaged row may hold anything."""
 
@@ -47,6 +51,14 @@ class PlannedBatch:
     """One row per event, in batch order."""
     recorded: list[RecordedEvent]
     """What ``append`` returns once the rows are committed."""
+
+    @property
+    def head(self) -> tuple[int, bytes] | None:
+        """Position and chain hash of the batch's last event, ``None`` for an empty batch."""
+        if not self.rows:
+            return None
+        last = self.rows[-1]
+        return last[0], last[9]
 
 
 def check_expected(current: Mapping[str, int], expected: Mapping[str, int] | None) -> None:
@@ -66,19 +78,28 @@ def check_expected(current: Mapping[str, int], expected: Mapping[str, int] | Non
 
 
 def plan_batch(
-    events: Sequence[NewEvent], *, last_position: int, stream_versions: Mapping[str, int]
+    events: Sequence[NewEvent],
+    *,
+    last_position: int,
+    last_hash: bytes,
+    stream_versions: Mapping[str, int],
 ) -> PlannedBatch:
-    """Number ``events`` after ``last_position`` and the streams' current versions.
+    """Number and hash-chain ``events`` after the log's newest event.
+
+    Positions continue after ``last_position``, stream versions after ``stream_versions``,
+    and the chain after ``last_hash`` (the hash of the event at ``last_position``).
 
     Raises:
-        StoreError: two events of the batch share an event id.
+        StoreError: two events of the batch share an event id, or an event's payload cannot
+            be encoded as JSON (the message names its index and kind).
     """
     versions = dict(stream_versions)
     rows: list[InsertRow] = []
     recorded: list[RecordedEvent] = []
     seen: set[str] = set()
     position = last_position
-    for new in events:
+    previous = last_hash
+    for index, new in enumerate(events):
         if new.event_id in seen:
             raise StoreError(f"event id {new.event_id!r} appears twice in one batch")
         seen.add(new.event_id)
@@ -87,20 +108,26 @@ def plan_batch(
         version = versions.get(stream, 0) + 1
         versions[stream] = version
         position += 1
-        kind, schema_version, data = encode_event(event)
-        rows.append(
-            (
-                position,
-                stream,
-                version,
-                new.event_id,
-                new.recorded_at,
-                kind,
-                schema_version,
-                data,
-                event.session_id,
-            )
+        try:
+            kind, schema_version, data = encode_event(event)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(
+                f"event {index} of the batch (kind {event.kind!r}) cannot be stored: its "
+                f"payload is not JSON ({exc}); nothing of the batch was written"
+            ) from None
+        row = (
+            position,
+            stream,
+            version,
+            new.event_id,
+            float(new.recorded_at),
+            kind,
+            schema_version,
+            data,
+            event.session_id,
         )
+        previous = chain_hash(previous, row)
+        rows.append((*row, previous))
         recorded.append(
             RecordedEvent(
                 position=position,

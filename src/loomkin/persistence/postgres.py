@@ -5,11 +5,22 @@ How this works and why:
 * **Gapless positions under concurrent writers.** A sequence (``SERIAL``) would leave gaps on
   rollback and, worse, let position 11 commit before position 10, so a reader tailing by
   position could skip an event for good. Instead every append takes ``LOCK TABLE events IN
-  EXCLUSIVE MODE`` inside its transaction, reads ``MAX(position)`` and numbers the batch itself.
-  The lock admits plain reads (``ACCESS SHARE``) but no second writer until commit, so
-  positions become visible strictly in order and readers always see a gapless prefix. The rows
-  go in with one ``COPY`` (about four times the rate of a pipelined ``executemany``), and each
-  stream's current version is one index seek, so an append costs the same on a long log.
+  EXCLUSIVE MODE`` inside its transaction, reads the newest row's position and chain hash and
+  numbers the batch itself. The lock admits plain reads (``ACCESS SHARE``) but no second
+  writer until commit, so positions become visible strictly in order and readers always see a
+  gapless prefix. The rows go in with one ``COPY`` (about four times the rate of a pipelined
+  ``executemany``), and each stream's current version is one index seek, so an append costs
+  the same on a long log. A row the server refuses half-way aborts the whole transaction.
+* **Fences in the insert's transaction.** After the table lock, the append reads the fenced
+  sessions' lease rows ``FOR SHARE`` and checks the epochs; the rows go in only if they hold.
+  The row lock is what makes the check and the insert one atomic step even under ``READ
+  COMMITTED`` (where each statement sees a new snapshot): a take-over (``SELECT … FOR
+  UPDATE`` on the same row) waits until the append commits, and an append that starts after
+  the take-over committed sees the new epoch. So once ``acquire_lease(take_over=True)``
+  returns, no append of the old holder can land. Lease operations never lock ``events``, so
+  the two lock orders cannot deadlock.
+* **Server time.** Lease expiry uses ``now()`` of the server (the start of the lease
+  operation's transaction) unless the caller passes ``now``, so hosts with skewed clocks agree.
 * **One connection per store, one operation at a time.** A psycopg connection runs one
   transaction at a time; an ``asyncio.Lock`` keeps concurrent callers from interleaving
   statements. Several processes (or stores) coordinate through the table lock.
@@ -30,21 +41,49 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import psycopg
 
 from loomkin.errors import ConfigError, CorruptStoreError, StoreError
-from loomkin.persistence import _schema
-from loomkin.persistence._rows import COLUMNS, check_expected, decode_rows, plan_batch
+from loomkin.persistence._chain import CHAIN_COLUMNS, GENESIS
+from loomkin.persistence._check import walk_log
+from loomkin.persistence._leases import (
+    LEASE_COLUMNS,
+    acquired,
+    check_fences,
+    lease_from_row,
+    lease_row,
+    released,
+    renewed,
+)
+from loomkin.persistence._migrations import (
+    ALEMBIC_TABLE,
+    LATEST,
+    VERSION_TABLE,
+    chain_backfill,
+    pending,
+    version_found,
+)
+from loomkin.persistence._rows import (
+    COLUMNS,
+    INSERT_COLUMNS,
+    check_expected,
+    decode_rows,
+    plan_batch,
+)
+from loomkin.persistence._urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Mapping, Sequence
+    from collections.abc import Callable, Coroutine, Mapping, Sequence
     from types import TracebackType
 
     from loomkin.core.events import NewEvent, RecordedEvent
+    from loomkin.core.store import CheckReport, Fence, Lease
+    from loomkin.ids import SessionId
+    from loomkin.persistence._rows import StoredRow
 
-__all__ = ["PostgresStore", "redact_url"]
+__all__ = ["PostgresStore"]
 
 _T = TypeVar("_T")
 _Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_COPY = f"COPY events ({COLUMNS}, session_id) FROM STDIN"
+_COPY = f"COPY events ({INSERT_COLUMNS}) FROM STDIN"
 _READ = f"SELECT {COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
 _READ_SESSION = (
     f"SELECT {COLUMNS} FROM events WHERE session_id = %s AND position > %s "
@@ -60,22 +99,35 @@ _STREAM_VERSIONS = (
     "FROM unnest(%s::text[]) AS s(stream)"
 )
 _LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (for error messages and logs)."""
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+_HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+_READ_CHAIN = f"SELECT {CHAIN_COLUMNS} FROM events WHERE position > %s ORDER BY position LIMIT %s"
+_FENCED_LEASES = f"SELECT {LEASE_COLUMNS} FROM leases WHERE session_id = ANY(%s) FOR SHARE"
+_LEASE = f"SELECT {LEASE_COLUMNS} FROM leases WHERE session_id = %s"
+# A placeholder row (epoch 0, released) gives a never-leased session a row to lock, so two
+# first acquisitions serialize on ``FOR UPDATE`` instead of racing to insert.
+_LEASE_PLACEHOLDER = (
+    f"INSERT INTO leases ({LEASE_COLUMNS}) VALUES (%s, 0, '', '', 0, 0, 0, 0, true) "
+    "ON CONFLICT (session_id) DO NOTHING"
+)
+_LOCK_LEASE = f"{_LEASE} FOR UPDATE"
+_PUT_LEASE = (
+    "UPDATE leases SET epoch = %s, holder = %s, host = %s, pid = %s, since = %s, "
+    "expires_at = %s, ttl_s = %s, released = %s WHERE session_id = %s"
+)
+_SERVER_NOW = "SELECT COALESCE(%s::float8, extract(epoch FROM now())::float8)"
+_BACKFILL_PAGE = 1000
 
 
 class PostgresStore:
-    """An :class:`~loomkin.core.store.EventStore` in a PostgreSQL schema.
+    """A :class:`~loomkin.core.store.Store` in a PostgreSQL schema.
 
-    Create it with :meth:`open` (which migrates the schema); use it as an async context
-    manager or call :meth:`close`.
+    Create it with :meth:`open` (which creates or migrates the schema); use it as an async
+    context manager or call :meth:`close`.
     """
 
     def __init__(self, conn: _Conn, *, url: str, schema: str):
         self._conn = conn
+        self._schema = schema
         self._where = f"Postgres store {redact_url(url)!r} (schema {schema!r})"
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[object]] = set()
@@ -92,7 +144,7 @@ class PostgresStore:
         Raises:
             ConfigError: ``schema`` is not a plain lower-case identifier.
             StoreError: the server cannot be reached.
-            CorruptStoreError: the schema holds tables that are not a Loomkin store.
+            CorruptStoreError: the schema holds an events table that is not a Loomkin store's.
             SchemaVersionError: the schema was written by a newer Loomkin.
         """
         if not _SCHEMA_NAME.fullmatch(schema):
@@ -107,7 +159,7 @@ class PostgresStore:
             raise StoreError(f"cannot connect to Postgres at {redact_url(url)!r}: {exc}") from None
         store = cls(conn, url=url, schema=schema)
         try:
-            await store._migrate(url, schema, options)
+            await store._run(store._open_schema())
         except BaseException:
             await conn.close()
             raise
@@ -129,8 +181,9 @@ class PostgresStore:
         events: Sequence[NewEvent],
         *,
         expected_versions: Mapping[str, int] | None = None,
+        fences: Sequence[Fence] = (),
     ) -> list[RecordedEvent]:
-        return await self._run(self._append(list(events), expected_versions))
+        return await self._run(self._append(list(events), expected_versions, list(fences)))
 
     async def read(
         self,
@@ -148,7 +201,54 @@ class PostgresStore:
         return await self._run(self._select(_READ_STREAM, (stream, after)))
 
     async def last_position(self) -> int:
-        return await self._run(self._last_position())
+        return await self._run(self._scalar(_LAST_POSITION))
+
+    async def check(self) -> CheckReport:
+        async def fetch(after: int, limit: int) -> list[StoredRow]:
+            return await self._run(self._raw(_READ_CHAIN, (after, limit)))
+
+        walked, problem = await walk_log(fetch)
+        return walked.report() if problem is None else walked.report(*problem)
+
+    async def acquire_lease(
+        self,
+        session_id: SessionId,
+        holder: str,
+        *,
+        ttl_s: float,
+        host: str | None = None,
+        pid: int | None = None,
+        take_over: bool = False,
+        now: float | None = None,
+    ) -> Lease:
+        def decide(current: Lease | None, at: float) -> Lease:
+            return acquired(
+                current, session_id, holder,
+                ttl_s=ttl_s, host=host, pid=pid, take_over=take_over, now=at,
+            )  # fmt: skip
+
+        lease = await self._run(self._update_lease(session_id, decide, now))
+        assert lease is not None
+        return lease
+
+    async def renew_lease(
+        self, lease: Lease, *, ttl_s: float | None = None, now: float | None = None
+    ) -> Lease:
+        def decide(current: Lease | None, at: float) -> Lease:
+            return renewed(current, lease, ttl_s=ttl_s, now=at)
+
+        new = await self._run(self._update_lease(lease.session_id, decide, now))
+        assert new is not None
+        return new
+
+    async def release_lease(self, lease: Lease, *, now: float | None = None) -> bool:
+        def decide(current: Lease | None, at: float) -> Lease | None:
+            return released(current, lease, now=at)
+
+        return await self._run(self._update_lease(lease.session_id, decide, now)) is not None
+
+    async def current_lease(self, session_id: SessionId) -> Lease | None:
+        return await self._run(self._lease(_LEASE, session_id))
 
     async def close(self) -> None:
         if self._closed:
@@ -158,6 +258,10 @@ class PostgresStore:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
             await self._conn.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the {self._where} is closed")
 
     async def _run(self, operation: Coroutine[object, object, _T]) -> _T:
         if self._closed:
@@ -181,24 +285,49 @@ class PostgresStore:
                 raise StoreError(f"{self._where}: {exc}") from exc
 
     async def _append(
-        self, events: list[NewEvent], expected: Mapping[str, int] | None
+        self, events: list[NewEvent], expected: Mapping[str, int] | None, fences: list[Fence]
     ) -> list[RecordedEvent]:
         conn = self._conn
         streams = sorted({new.event.stream() for new in events} | set(expected or ()))
         try:
             async with conn.transaction():
                 await conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-                last = await self._scalar(_LAST_POSITION)
+                if fences:
+                    sessions = sorted({f.session_id for f in fences})
+                    cursor = await conn.execute(_FENCED_LEASES, (sessions,))
+                    held = [_live_row(row) for row in await cursor.fetchall()]
+                    check_fences(fences, {lease.session_id: lease for lease in held if lease})
+                last, last_hash = await self._newest()
                 cursor = await conn.execute(_STREAM_VERSIONS, (streams,))
                 current = {str(s): int(v) for s, v in await cursor.fetchall() if v is not None}
                 check_expected(current, expected)
-                batch = plan_batch(events, last_position=last, stream_versions=current)
-                async with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-                    for row in batch.rows:
-                        await copy.write_row(row)
+                batch = plan_batch(
+                    events, last_position=last, last_hash=last_hash, stream_versions=current
+                )
+                if batch.rows:
+                    async with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+                        for row in batch.rows:
+                            await copy.write_row(row)
         except psycopg.errors.UniqueViolation:
             raise await self._duplicate_ids(events) from None
+        except (psycopg.IntegrityError, psycopg.DataError, psycopg.errors.RaiseException) as exc:
+            # The server refused a row before COMMIT, so the transaction is rolled back.
+            # (A connection lost at COMMIT is not caught here: its outcome is unknown.)
+            raise StoreError(f"{self._where} refused a row ({exc}); nothing appended") from None
         return batch.recorded
+
+    async def _newest(self) -> tuple[int, bytes]:
+        cursor = await self._conn.execute(_HEAD)
+        row = await cursor.fetchone()
+        if row is None:
+            return 0, GENESIS
+        position, digest = row
+        if not isinstance(digest, bytes) or len(digest) != 32:
+            raise CorruptStoreError(
+                f"{self._where}: the newest event (position {position}) has no valid chain "
+                "hash, so nothing can be chained after it; run a store check"
+            )
+        return int(position), digest
 
     async def _duplicate_ids(self, events: list[NewEvent]) -> StoreError:
         ids = [new.event_id for new in events]
@@ -208,12 +337,34 @@ class PostgresStore:
         found = sorted(str(row[0]) for row in await cursor.fetchall())
         return StoreError(f"event ids already stored, nothing appended: {found!r}")
 
-    async def _select(self, sql: str, params: tuple[object, ...]) -> list[RecordedEvent]:
-        cursor = await self._conn.execute(sql, params)
-        return decode_rows(await cursor.fetchall())
+    async def _update_lease(
+        self,
+        session_id: str,
+        decide: Callable[[Lease | None, float], Lease | None],
+        now: float | None,
+    ) -> Lease | None:
+        conn = self._conn
+        async with conn.transaction():
+            cursor = await conn.execute(_SERVER_NOW, (now,))
+            row = await cursor.fetchone()
+            assert row is not None
+            await conn.execute(_LEASE_PLACEHOLDER, (session_id,))
+            new = decide(await self._lease(_LOCK_LEASE, session_id), float(row[0]))
+            if new is not None:
+                await conn.execute(_PUT_LEASE, (*lease_row(new)[1:], session_id))
+        return new
 
-    async def _last_position(self) -> int:
-        return await self._scalar(_LAST_POSITION)
+    async def _lease(self, sql: str, session_id: str) -> Lease | None:
+        cursor = await self._conn.execute(sql, (session_id,))
+        row = await cursor.fetchone()
+        return None if row is None else _live_row(row)
+
+    async def _select(self, sql: str, params: tuple[object, ...]) -> list[RecordedEvent]:
+        return decode_rows(await self._raw(sql, params))
+
+    async def _raw(self, sql: str, params: tuple[object, ...]) -> list[StoredRow]:
+        cursor = await self._conn.execute(sql, params)
+        return list(await cursor.fetchall())
 
     async def _scalar(self, sql: str) -> int:
         cursor = await self._conn.execute(sql)
@@ -221,35 +372,96 @@ class PostgresStore:
         assert row is not None
         return int(row[0])
 
-    async def _migrate(self, url: str, schema: str, options: str) -> None:
-        if _schema.needs_upgrade(await self._read_version(schema), where=self._where):
+    # -- schema ------------------------------------------------------------------------------
 
-            def connect() -> psycopg.Connection[tuple[Any, ...]]:
-                return psycopg.connect(url, options=options)
-
-            await asyncio.to_thread(
-                _schema.upgrade, "postgresql+psycopg://", connect, schema=schema
-            )
-            _schema.needs_upgrade(await self._read_version(schema), where=self._where)
-        try:
-            await self._conn.execute(f"SELECT {COLUMNS}, session_id FROM events LIMIT 0")
-        except psycopg.errors.UndefinedColumn as exc:
-            raise CorruptStoreError(f"{self._where} has the wrong table layout: {exc}") from None
-
-    async def _read_version(self, schema: str) -> str | None:
-        cursor = await self._conn.execute(
-            "SELECT to_regclass(%s)::text, to_regclass(%s)::text",
-            (f"{schema}.alembic_version", f"{schema}.events"),
-        )
-        row = await cursor.fetchone()
-        assert row is not None
-        version_table, events_table = row
-        if version_table is None:
-            if events_table is not None:
+    async def _open_schema(self) -> None:
+        found = await self._version()
+        while found < LATEST:
+            found = await self._migrate_one()
+        for columns, table in ((INSERT_COLUMNS, "events"), (LEASE_COLUMNS, "leases")):
+            try:
+                await self._conn.execute(f"SELECT {columns} FROM {table} LIMIT 0")
+            except (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedTable) as exc:
                 raise CorruptStoreError(
-                    f"{self._where} has an events table but no Loomkin schema version"
-                )
-            return None
-        cursor = await self._conn.execute("SELECT version_num FROM alembic_version")
-        found = await cursor.fetchone()
-        return None if found is None else str(found[0])
+                    f"{self._where} has the wrong table layout: {exc}"
+                ) from None
+
+    async def _migrate_one(self) -> int:
+        """Apply the next pending migration in one transaction; return the version reached."""
+        conn = self._conn
+        async with conn.transaction():
+            # Serializes concurrent first opens of one schema; the loser re-reads the version.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._schema,))
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            steps = pending(await self._version())
+            if not steps:
+                return LATEST
+            step = steps[0]
+            for statement in step.postgres:
+                await conn.execute(statement.encode())
+            if step.backfills_chain:
+                await self._backfill_chain()
+            await self._set_version(step.version)
+        return step.version
+
+    async def _tables(self) -> set[str]:
+        names = (VERSION_TABLE, ALEMBIC_TABLE, "events")
+        cursor = await self._conn.execute(
+            "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(%s || '.' || t) IS NOT NULL",
+            (list(names), self._schema),
+        )
+        return {str(row[0]) for row in await cursor.fetchall()}
+
+    async def _version(self) -> int:
+        tables = await self._tables()
+        version = alembic = None
+        if VERSION_TABLE in tables:
+            cursor = await self._conn.execute(f"SELECT version FROM {VERSION_TABLE}")
+            row = await cursor.fetchone()
+            version = None if row is None else int(row[0])
+        if ALEMBIC_TABLE in tables:
+            cursor = await self._conn.execute(f"SELECT version_num FROM {ALEMBIC_TABLE}")
+            row = await cursor.fetchone()
+            alembic = None if row is None else str(row[0])
+        return version_found(
+            version=version,
+            alembic_revision=alembic,
+            has_events="events" in tables,
+            where=self._where,
+        )
+
+    async def _set_version(self, version: int) -> None:
+        tables = await self._tables()
+        conn = self._conn
+        if ALEMBIC_TABLE in tables:
+            await conn.execute(f"DROP TABLE {ALEMBIC_TABLE}")
+        if VERSION_TABLE in tables:
+            await conn.execute(f"UPDATE {VERSION_TABLE} SET version = %s", (version,))
+        else:
+            await conn.execute(f"CREATE TABLE {VERSION_TABLE} (version INTEGER NOT NULL)")
+            await conn.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (%s)", (version,))
+
+    async def _backfill_chain(self) -> None:
+        previous, after = GENESIS, 0
+        columns = INSERT_COLUMNS.removesuffix(", hash")
+        while True:
+            cursor = await self._conn.execute(
+                f"SELECT {columns} FROM events WHERE position > %s ORDER BY position LIMIT %s",
+                (after, _BACKFILL_PAGE),
+            )
+            rows = await cursor.fetchall()
+            if not rows:
+                return
+            updates, previous = chain_backfill(rows, previous)
+            await self._conn.execute(
+                "UPDATE events AS e SET hash = v.h FROM unnest(%s::bytea[], %s::bigint[]) "
+                "AS v(h, p) WHERE e.position = v.p",
+                ([h for h, _ in updates], [p for _, p in updates]),
+            )
+            after = int(rows[-1][0])
+
+
+def _live_row(row: Sequence[object]) -> Lease | None:
+    """The lease of a ``leases`` row; ``None`` for a never-acquired placeholder (epoch 0)."""
+    lease = lease_from_row(row)
+    return None if lease.epoch == 0 else lease

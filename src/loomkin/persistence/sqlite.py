@@ -9,30 +9,54 @@ How this works and why:
   fsync. That is durable against a *process* kill (``kill -9``): the log already sits in the
   operating system's page cache and SQLite recovers it on the next open. It is not durable
   against a power loss or kernel crash, which may drop the last commits (never corrupt the
-  file). Pass ``synchronous="FULL"`` to fsync on every commit when that matters.
-* **Lean appends.** A batch is one ``BEGIN IMMEDIATE`` … ``COMMIT`` with one ``executemany``;
-  positions and stream versions are computed inside that write transaction (``MAX(position)``
-  is a single rowid seek), so they stay gapless even if another process writes the same file.
-  No SQLAlchemy on this path; Alembic runs only when the schema must be migrated.
-* **Damage is named, not propagated.** Opening checks the file header (magic string, page size,
-  truncation); any later ``sqlite3.DatabaseError`` that means a damaged file becomes
-  :class:`~loomkin.errors.CorruptStoreError` naming the path. A single undecodable row raises
-  :class:`~loomkin.errors.EventDecodeError` naming its position; every other row still reads.
+  file; the head file then reports the loss). Pass ``synchronous="FULL"`` to fsync on every
+  commit when that matters.
+* **One transaction per append.** A batch is one ``BEGIN IMMEDIATE`` … ``COMMIT``: inside the
+  write lock it checks the fences against ``leases``, reads the newest row's position and
+  hash (a single rowid seek), numbers and chains the batch, and inserts it with one
+  ``executemany``. Positions stay gapless and fences exact even if other processes write the
+  same file, and a failure at any row rolls the whole batch back.
+* **Leases** are rows of ``leases``, read and written inside ``BEGIN IMMEDIATE`` so two
+  processes acquiring at once are serialized; time is the store's clock (a ``LoopClock``
+  by default) or the ``now`` passed.
+* **Opening and damage** (``_sqlite_file.py``): a new file appears whole; an empty, foreign
+  or non-SQLite file is refused before anything is written to it; the head file beside the
+  database catches a lost or damaged WAL. Any later ``sqlite3.DatabaseError`` that means a
+  damaged file becomes :class:`~loomkin.errors.CorruptStoreError` naming the path. A single
+  undecodable row raises :class:`~loomkin.errors.EventDecodeError` naming its position.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, ParamSpec, Self, TypeVar
 
 from loomkin.errors import ConfigError, CorruptStoreError, StoreError
-from loomkin.persistence import _schema
-from loomkin.persistence._rows import COLUMNS, check_expected, decode_rows, plan_batch
-from loomkin.persistence.migrations import VERSION_TABLE
+from loomkin.persistence._chain import CHAIN_COLUMNS, GENESIS
+from loomkin.persistence._check import walk_log
+from loomkin.persistence._leases import (
+    LEASE_COLUMNS,
+    acquired,
+    check_fences,
+    lease_from_row,
+    lease_row,
+    released,
+    renewed,
+)
+from loomkin.persistence._rows import (
+    COLUMNS,
+    INSERT_COLUMNS,
+    check_expected,
+    decode_rows,
+    plan_batch,
+)
+from loomkin.persistence._sqlite_file import HeadFile, connect_store, head_problem, sqlite_error
+from loomkin.runtime.clock import LoopClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -40,16 +64,21 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from loomkin.core.events import NewEvent, RecordedEvent
+    from loomkin.core.store import CheckReport, Fence, Lease
+    from loomkin.ids import SessionId
+    from loomkin.persistence._rows import StoredRow
+    from loomkin.runtime.clock import Clock
 
 __all__ = ["SqliteStore", "Synchronous"]
+
+logger = logging.getLogger(__name__)
 
 Synchronous = Literal["NORMAL", "FULL"]
 """SQLite ``synchronous`` level: ``NORMAL`` survives a process kill, ``FULL`` a power loss."""
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-_HEADER = b"SQLite format 3\x00"
-_INSERT = f"INSERT INTO events ({COLUMNS}, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO events ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _READ = f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 _READ_SESSION = (
     f"SELECT {COLUMNS} FROM events WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?"
@@ -57,56 +86,83 @@ _READ_SESSION = (
 _READ_STREAM = (
     f"SELECT {COLUMNS} FROM events WHERE stream = ? AND stream_version > ? ORDER BY stream_version"
 )
+_READ_CHAIN = f"SELECT {CHAIN_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 _STREAM_VERSION = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream = ?"
 _LAST_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
+_HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+_LEASE = f"SELECT {LEASE_COLUMNS} FROM leases WHERE session_id = ?"
+_PUT_LEASE = f"INSERT OR REPLACE INTO leases ({LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class SqliteStore:
-    """An :class:`~loomkin.core.store.EventStore` in one SQLite file.
+    """A :class:`~loomkin.core.store.Store` in one SQLite file.
 
-    Create it with :meth:`open` (which migrates the schema); use it as an async context
-    manager or call :meth:`close`.
+    Create it with :meth:`open` (which creates or migrates the file); use it as an async
+    context manager or call :meth:`close`.
     """
 
-    def __init__(self, path: Path, executor: ThreadPoolExecutor, conn: sqlite3.Connection):
+    def __init__(
+        self,
+        path: Path,
+        executor: ThreadPoolExecutor,
+        conn: sqlite3.Connection,
+        head: HeadFile,
+        *,
+        clock: Clock,
+    ):
         self._path = path
         self._executor = executor
         self._conn = conn
+        self._head = head
+        self._clock = clock
         self._closed = False
 
     @classmethod
     async def open(
-        cls, path: str | PathLike[str], *, synchronous: Synchronous = "NORMAL"
+        cls,
+        path: str | PathLike[str],
+        *,
+        synchronous: Synchronous = "NORMAL",
+        clock: Clock | None = None,
+        verify_head: bool = True,
     ) -> SqliteStore:
-        """Open (creating and migrating if needed) the store in the file ``path``.
+        """Open the store in the file ``path``, creating it only if no file exists there.
 
         Args:
             path: the database file; missing parent folders are created.
             synchronous: ``"NORMAL"`` (durable against a process kill, fast) or ``"FULL"``
                 (also durable against a power loss; an fsync per commit).
+            clock: the time source for leases (default: a ``LoopClock``).
+            verify_head: refuse a file whose newest acknowledged event is missing (a lost
+                WAL); ``False`` opens it anyway so that :meth:`check` can report it.
 
         Raises:
             ConfigError: ``path`` is a folder or cannot be created.
-            CorruptStoreError: the file is not a SQLite database, is truncated or has tables
-                that are not a Loomkin store.
+            CorruptStoreError: the file is empty, not a SQLite database, truncated, has tables
+                that are not a Loomkin store's, or lost acknowledged events.
             SchemaVersionError: the file was written by a newer Loomkin.
         """
         if synchronous not in ("NORMAL", "FULL"):
             raise ConfigError(f"SQLite synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loomkin-sqlite")
         try:
-            file, conn = await asyncio.get_running_loop().run_in_executor(
-                executor, _open_connection, Path(path), synchronous
+            file, conn, head = await asyncio.get_running_loop().run_in_executor(
+                executor, _open, Path(path), synchronous, verify_head
             )
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(file, executor, conn)
+        return cls(file, executor, conn, head, clock=clock if clock is not None else LoopClock())
 
     @property
     def path(self) -> Path:
         """The database file."""
         return self._path
+
+    @property
+    def head_path(self) -> Path:
+        """The head file beside the database (see ``_sqlite_file.py``)."""
+        return self._head.path
 
     async def __aenter__(self) -> Self:
         return self
@@ -124,8 +180,9 @@ class SqliteStore:
         events: Sequence[NewEvent],
         *,
         expected_versions: Mapping[str, int] | None = None,
+        fences: Sequence[Fence] = (),
     ) -> list[RecordedEvent]:
-        return await self._run(self._append, list(events), expected_versions)
+        return await self._run(self._append, list(events), expected_versions, list(fences))
 
     async def read(
         self,
@@ -145,19 +202,86 @@ class SqliteStore:
     async def last_position(self) -> int:
         return await self._run(self._scalar, _LAST_POSITION, ())
 
+    async def check(self) -> CheckReport:
+        async def fetch(after: int, limit: int) -> list[StoredRow]:
+            return await self._run(self._raw, _READ_CHAIN, (after, limit))
+
+        walked, problem = await walk_log(fetch)
+        if problem is not None:
+            return walked.report(*problem)
+        damage = await self._run(self._quick_check)
+        if damage is not None:
+            return walked.report(None, damage)
+        lost = await self._run(self._head_problem)
+        if lost is not None:
+            return walked.report(*lost)
+        return walked.report()
+
+    async def acquire_lease(
+        self,
+        session_id: SessionId,
+        holder: str,
+        *,
+        ttl_s: float,
+        host: str | None = None,
+        pid: int | None = None,
+        take_over: bool = False,
+        now: float | None = None,
+    ) -> Lease:
+        at = self._now(now)
+
+        def decide(current: Lease | None) -> Lease:
+            return acquired(
+                current, session_id, holder,
+                ttl_s=ttl_s, host=host, pid=pid, take_over=take_over, now=at,
+            )  # fmt: skip
+
+        lease = await self._run(self._update_lease, session_id, decide)
+        assert lease is not None
+        return lease
+
+    async def renew_lease(
+        self, lease: Lease, *, ttl_s: float | None = None, now: float | None = None
+    ) -> Lease:
+        at = self._now(now)
+
+        def decide(current: Lease | None) -> Lease:
+            return renewed(current, lease, ttl_s=ttl_s, now=at)
+
+        new = await self._run(self._update_lease, lease.session_id, decide)
+        assert new is not None
+        return new
+
+    async def release_lease(self, lease: Lease, *, now: float | None = None) -> bool:
+        at = self._now(now)
+
+        def decide(current: Lease | None) -> Lease | None:
+            return released(current, lease, now=at)
+
+        return await self._run(self._update_lease, lease.session_id, decide) is not None
+
+    async def current_lease(self, session_id: SessionId) -> Lease | None:
+        return await self._run(self._lease, session_id)
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_files)
         finally:
             # The worker is idle once the close job ran, so this join is immediate.
             self._executor.shutdown(wait=True)
 
-    async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    def _now(self, now: float | None) -> float:
+        return float(self._clock.now() if now is None else now)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the SQLite store {str(self._path)!r} is closed")
+
+    async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        self._check_open()
         call = functools.partial(self._translated, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
@@ -165,161 +289,167 @@ class SqliteStore:
         try:
             return fn(*args, **kwargs)
         except sqlite3.Error as exc:
-            raise _store_error(self._path, exc) from exc
+            raise sqlite_error(self._path, exc) from exc
 
     # Everything below runs in the worker thread.
 
-    def _append(
-        self, events: list[NewEvent], expected: Mapping[str, int] | None
-    ) -> list[RecordedEvent]:
+    def _write(self, fn: Callable[[], _T]) -> _T:
+        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction; roll back if it raises."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            (last,) = conn.execute(_LAST_POSITION).fetchone()
-            streams = {new.event.stream() for new in events} | set(expected or ())
-            current = {s: conn.execute(_STREAM_VERSION, (s,)).fetchone()[0] for s in streams}
-            check_expected(current, expected)
-            batch = plan_batch(events, last_position=last, stream_versions=current)
-            conn.executemany(_INSERT, batch.rows)
+            result = fn()
             conn.execute("COMMIT")
-        except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK")
-            raise self._duplicate_ids(events) from None
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return batch.recorded
+        return result
 
-    def _duplicate_ids(self, events: list[NewEvent]) -> StoreError:
+    def _append(
+        self,
+        events: list[NewEvent],
+        expected: Mapping[str, int] | None,
+        fences: list[Fence],
+    ) -> list[RecordedEvent]:
+        conn = self._conn
+
+        def insert() -> tuple[int, bytes] | None:
+            if fences:
+                check_fences(fences, self._leases({f.session_id for f in fences}))
+            last, last_hash = self._newest()
+            streams = {new.event.stream() for new in events} | set(expected or ())
+            current = {s: conn.execute(_STREAM_VERSION, (s,)).fetchone()[0] for s in streams}
+            check_expected(current, expected)
+            planned = plan_batch(
+                events, last_position=last, last_hash=last_hash, stream_versions=current
+            )
+            conn.executemany(_INSERT, planned.rows)
+            recorded.extend(planned.recorded)
+            return planned.head
+
+        recorded: list[RecordedEvent] = []
+        try:
+            head = self._write(insert)
+        except sqlite3.IntegrityError as exc:
+            raise self._refused(events, exc) from None
+        if head is None:
+            return recorded
+        try:
+            self._head.write(*head)
+        except OSError as exc:
+            # The batch is committed: failing the append now would make the caller retry a
+            # batch that is stored. A stale head file only weakens lost-WAL detection.
+            logger.warning("could not record the head of %s: %s", self._path, exc)
+        return recorded
+
+    def _newest(self) -> tuple[int, bytes]:
+        row = self._conn.execute(_HEAD).fetchone()
+        if row is None:
+            return 0, GENESIS
+        position, digest = row
+        if not isinstance(digest, bytes) or len(digest) != 32:
+            raise CorruptStoreError(
+                f"SQLite store {str(self._path)!r}: the newest event (position {position}) has "
+                "no valid chain hash, so nothing can be chained after it; run a store check"
+            )
+        return int(position), digest
+
+    def _refused(self, events: list[NewEvent], exc: sqlite3.IntegrityError) -> StoreError:
         ids = [new.event_id for new in events]
         marks = ", ".join("?" * len(ids))
         rows = self._conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", ids)
         found = sorted(str(row[0]) for row in rows)
+        if not found:  # not a duplicate id: another constraint (or a trigger) refused a row
+            return StoreError(
+                f"SQLite store {str(self._path)!r} refused a row ({exc}); nothing appended"
+            )
         return StoreError(f"event ids already stored, nothing appended: {found!r}")
+
+    def _leases(self, sessions: set[str]) -> dict[str, Lease]:
+        found = {}
+        for session_id in sessions:
+            lease = self._lease(session_id)
+            if lease is not None:
+                found[session_id] = lease
+        return found
+
+    def _lease(self, session_id: str) -> Lease | None:
+        row = self._conn.execute(_LEASE, (session_id,)).fetchone()
+        return None if row is None else lease_from_row(row)
+
+    def _update_lease(
+        self, session_id: str, decide: Callable[[Lease | None], Lease | None]
+    ) -> Lease | None:
+        def update() -> Lease | None:
+            new = decide(self._lease(session_id))
+            if new is not None:
+                self._conn.execute(_PUT_LEASE, lease_row(new))
+            return new
+
+        return self._write(update)
 
     def _select(self, sql: str, params: tuple[object, ...]) -> list[RecordedEvent]:
         return decode_rows(self._conn.execute(sql, params).fetchall())
+
+    def _raw(self, sql: str, params: tuple[object, ...]) -> list[StoredRow]:
+        return list(self._conn.execute(sql, params).fetchall())
 
     def _scalar(self, sql: str, params: tuple[object, ...]) -> int:
         (value,) = self._conn.execute(sql, params).fetchone()
         assert isinstance(value, int)
         return value
 
+    def _quick_check(self) -> str | None:
+        try:
+            rows = [str(row[0]) for row in self._conn.execute("PRAGMA quick_check(20)")]
+        except sqlite3.DatabaseError as exc:
+            return f"SQLite cannot check the file's structure: {exc}"
+        if rows == ["ok"]:
+            return None
+        return "SQLite reports damaged pages: " + "; ".join(rows)
 
-def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
-    if type(exc) is sqlite3.DatabaseError:  # SQLITE_CORRUPT / SQLITE_NOTADB, not lock or I/O
-        return CorruptStoreError(f"SQLite store {str(path)!r} is damaged: {exc}")
-    return StoreError(f"SQLite store {str(path)!r}: {exc}")
+    def _head_problem(self) -> tuple[int, str] | None:
+        recorded = self._head.read()  # before reading the database: the head may only lag it
+        return head_problem(self._conn, recorded, self._head)
+
+    def _close_files(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            self._head.close()
 
 
-def _open_connection(path: Path, synchronous: Synchronous) -> tuple[Path, sqlite3.Connection]:
-    """Check the file, connect, migrate if needed and verify the layout (worker thread)."""
+def _open(
+    path: Path, synchronous: Synchronous, verify_head: bool
+) -> tuple[Path, sqlite3.Connection, HeadFile]:
+    """Open the file, set durability, and compare it with its head file (worker thread)."""
     file = path.absolute()
-    _prepare_file(file)
-    where = f"SQLite store {str(file)!r}"
+    conn = connect_store(file)
+    head: HeadFile | None = None
     try:
-        conn = sqlite3.connect(file, isolation_level=None, timeout=10.0)
-    except sqlite3.Error as exc:
-        raise _store_error(file, exc) from exc
-    try:
-        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-        if str(mode).lower() != "wal":
-            raise StoreError(f"{where}: cannot use WAL mode (got {mode!r})")
         conn.execute(f"PRAGMA synchronous={synchronous}")
-        if _schema.needs_upgrade(_read_version(conn, file), where=where):
-            _schema.upgrade("sqlite://", functools.partial(_migration_connection, file))
-            _schema.needs_upgrade(_read_version(conn, file), where=where)
-        _check_layout(conn, file)
+        head = HeadFile(file)
+        recorded = head.read()
+        problem = head_problem(conn, recorded, head)
+        if problem is not None and verify_head:
+            position, why = problem
+            raise CorruptStoreError(
+                f"SQLite store {str(file)!r} lost acknowledged events at position {position}: {why}"
+            )
+        if problem is None:
+            newest = conn.execute(_HEAD).fetchone()
+            head.write(*(newest if newest is not None and newest[1] else (0, GENESIS)))
     except sqlite3.Error as exc:
-        conn.close()
-        raise _store_error(file, exc) from exc
+        _close_quietly(conn, head)
+        raise sqlite_error(file, exc) from exc
     except BaseException:
-        conn.close()
+        _close_quietly(conn, head)
         raise
-    return file, conn
+    return file, conn, head
 
 
-def _migration_connection(file: Path) -> sqlite3.Connection:
-    # Autocommit, so env.py's ``BEGIN IMMEDIATE`` opens the one migration transaction.
-    return sqlite3.connect(file, isolation_level=None, timeout=10.0)
-
-
-def _prepare_file(file: Path) -> None:
-    """Refuse folders, create the parent, and check an existing file's header for damage."""
-    if file.is_dir():
-        raise ConfigError(f"SQLite store path {str(file)!r} is a folder, not a file")
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create the folder of SQLite store {str(file)!r}: {exc}"
-        ) from None
-    if not file.exists():
-        return
-    with file.open("rb") as handle:
-        header = handle.read(100)
-    size = file.stat().st_size
-    problem = _header_problem(header, size, _wal_has_frames(file))
-    if problem:
-        raise CorruptStoreError(f"SQLite store {str(file)!r} is damaged: {problem}")
-
-
-def _header_problem(header: bytes, size: int, wal_has_frames: bool) -> str | None:
-    """Describe what is wrong with a database file header, or return ``None``."""
-    if size == 0:
-        return None  # SQLite treats an empty file as a new, empty database
-    if len(header) < len(_HEADER) and _HEADER.startswith(header):
-        return f"truncated to {size} bytes, shorter than the SQLite header"
-    if not header.startswith(_HEADER):
-        return "not a SQLite database (the file does not start with 'SQLite format 3')"
-    if len(header) < 100:
-        return f"truncated to {size} bytes, shorter than the 100-byte SQLite header"
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    if page_size < 512 or page_size & (page_size - 1):
-        return f"the header names an invalid page size {page_size}"
-    if size % page_size:
-        return f"truncated: {size} bytes is not a whole number of {page_size}-byte pages"
-    pages = int.from_bytes(header[28:32], "big")
-    header_size_valid = header[24:28] == header[92:96]
-    # With frames in the WAL the main file may legitimately lag its own header until recovery.
-    if header_size_valid and not wal_has_frames and pages * page_size > size:
-        held = size // page_size
-        return f"truncated: the header counts {pages} pages but the file holds {held}"
-    return None
-
-
-def _wal_has_frames(file: Path) -> bool:
-    wal = file.with_name(file.name + "-wal")
-    try:
-        return wal.stat().st_size > 32  # the WAL header alone is 32 bytes
-    except FileNotFoundError:
-        return False
-
-
-def _read_version(conn: sqlite3.Connection, file: Path) -> str | None:
-    tables = {
-        str(name)
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
-    }
-    if VERSION_TABLE in tables:
-        row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-        return None if row is None else str(row[0])
-    if tables:
-        raise CorruptStoreError(
-            f"SQLite store {str(file)!r} has tables {sorted(tables)!r} but no Loomkin schema "
-            "version; it is not a Loomkin store"
-        )
-    return None
-
-
-def _check_layout(conn: sqlite3.Connection, file: Path) -> None:
-    try:
-        conn.execute(f"SELECT {COLUMNS}, session_id FROM events LIMIT 0")
-    except sqlite3.OperationalError as exc:
-        raise CorruptStoreError(
-            f"SQLite store {str(file)!r} has the wrong table layout: {exc}"
-        ) from None
+def _close_quietly(conn: sqlite3.Connection, head: HeadFile | None) -> None:
+    conn.close()
+    if head is not None:
+        head.close()

@@ -1,12 +1,13 @@
-"""The event store conformance suite: one set of tests every EventStore backend must pass.
+"""The store conformance suite: one set of tests every :class:`~loomkin.core.store.Store` passes.
 
 How to use it: subclass :class:`EventStoreConformance` in a pytest module under a ``Test…``
 name and implement :meth:`~EventStoreConformance.open_store` (a fresh, empty store per call)
-and, if the backend can, :meth:`~EventStoreConformance.damage_row`::
+and, if the backend can, the damage hooks :meth:`~EventStoreConformance.damage_row`,
+:meth:`~EventStoreConformance.delete_row` and :meth:`~EventStoreConformance.refuse_event`::
 
     class TestMyStore(EventStoreConformance):
         @contextlib.asynccontextmanager
-        async def open_store(self) -> AsyncIterator[EventStore]:
+        async def open_store(self) -> AsyncIterator[Store]:
             store = await MyStore.open(...)
             try:
                 yield store
@@ -25,45 +26,38 @@ whose stores are slow to create.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import functools
 import os
 import unittest
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, cast
 
 import psycopg
 
-from loomkin.core.events import (
-    ModelCallCompleted,
-    NewEvent,
-    QuestionAsked,
-    RecordedEvent,
-    TaskCreated,
-    UserMessagePosted,
-)
+from loomkin.core.events import NewEvent, TaskCreated, encode_event
 from loomkin.errors import ConcurrencyError, EventDecodeError, SchemaVersionError, StoreError
-from loomkin.ids import (
-    AgentId,
-    CallId,
-    EventId,
-    MessageId,
-    QuestionId,
-    SessionId,
-    TaskId,
-    TeamId,
-    new_id,
+from loomkin.ids import TaskId, TeamId
+from loomkin.testing._lease_tests import LeaseTests
+from loomkin.testing._store_suite import (
+    GENESIS,
+    S1,
+    Batch,
+    Unencodable,
+    documented_hash,
+    ids,
+    new_event,
+    odd_events,
+    positions,
+    raises,
+    task_event,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import AsyncIterator
 
-    from loomkin.core.events import Event
-    from loomkin.core.store import EventStore
+    from loomkin.core.store import Store
 
 __all__ = [
     "POSTGRES_CANDIDATES",
@@ -81,78 +75,12 @@ POSTGRES_CANDIDATES = (
 """Where tests look for PostgreSQL (trust auth), after ``$LOOMKIN_TEST_POSTGRES_URL``."""
 
 
-def new_event(event: Event, *, recorded_at: float = 1_732_420_000.25) -> NewEvent:
-    """Wrap ``event`` for appending, with a fresh event id."""
-    return NewEvent(event_id=EventId(new_id("evt_")), recorded_at=recorded_at, event=event)
+class EventStoreConformance(LeaseTests):
+    """Tests of the :class:`~loomkin.core.store.Store` contract; subclass per backend.
 
-
-def task_event(task: str, *, session: str = "s1", title: str = "") -> NewEvent:
-    """A small event on stream ``task:<task>`` of session ``session``."""
-    return new_event(
-        TaskCreated(
-            session_id=SessionId(session),
-            task_id=TaskId(task),
-            team_id=TeamId("team"),
-            title=title or f"do {task}",
-        )
-    )
-
-
-@contextlib.contextmanager
-def _raises(kind: type[BaseException], *fragments: str) -> Iterator[None]:
-    """Like ``pytest.raises``: the block must raise ``kind`` with every fragment in its text."""
-    try:
-        yield
-    except kind as exc:
-        caught = exc
-    else:
-        raise AssertionError(f"expected {kind.__name__}, nothing was raised")
-    missing = [f for f in fragments if f not in str(caught)]
-    assert not missing, f"{type(caught).__name__}({caught!s}) does not mention {missing}"
-
-
-def _positions(events: Sequence[RecordedEvent]) -> list[int]:
-    return [e.position for e in events]
-
-
-def _ids(events: Sequence[RecordedEvent]) -> list[str]:
-    return [e.event_id for e in events]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Batch:
-    """One step of a generated append plan."""
-
-    events: tuple[tuple[int, int], ...]
-    """``(task number, session number)`` per event."""
-    expect: str
-    """``"none"``, ``"current"`` (correct expected versions) or ``"stale"`` (one is wrong)."""
-
-
-class EventStoreConformance(abc.ABC):
-    """Tests of the :class:`~loomkin.core.store.EventStore` contract; subclass per backend."""
-
-    max_examples: ClassVar[int] = 40
-    """Hypothesis examples for the property test (each example opens a fresh store)."""
-
-    @abc.abstractmethod
-    def open_store(self) -> AbstractAsyncContextManager[EventStore]:
-        """Return a context manager that opens a fresh, empty store and closes it at exit."""
-
-    async def damage_row(
-        self,
-        store: EventStore,
-        position: int,
-        *,
-        kind: str | None = None,
-        schema_version: int | None = None,
-        data: str | None = None,
-    ) -> None:
-        """Overwrite columns of the stored row at ``position``, as disk damage or a bad writer.
-
-        Backends that cannot do this leave it as is; the bad-row tests then skip.
-        """
-        raise unittest.SkipTest(f"{type(self).__name__} does not implement damage_row()")
+    The log, atomic batches, damaged rows and the hash chain are tested here; leases and
+    fencing come from :class:`~loomkin.testing._lease_tests.LeaseTests`.
+    """
 
     # -- basic log semantics -------------------------------------------------------------
 
@@ -166,10 +94,10 @@ class EventStoreConformance(abc.ABC):
         async with self.open_store() as store:
             batch = [task_event("a"), task_event("b"), task_event("a")]
             recorded = await store.append(batch)
-            assert _positions(recorded) == [1, 2, 3]
+            assert positions(recorded) == [1, 2, 3]
             assert [e.stream for e in recorded] == ["task:a", "task:b", "task:a"]
             assert [e.stream_version for e in recorded] == [1, 1, 2]
-            assert _ids(recorded) == [e.event_id for e in batch]
+            assert ids(recorded) == [e.event_id for e in batch]
             assert [e.event for e in recorded] == [e.event for e in batch]
             assert [e.recorded_at for e in recorded] == [e.recorded_at for e in batch]
             assert await store.read() == recorded
@@ -179,47 +107,24 @@ class EventStoreConformance(abc.ABC):
         async with self.open_store() as store:
             await store.append([task_event("a"), task_event("b")])
             second = await store.append([task_event("b"), task_event("c"), task_event("a")])
-            assert _positions(second) == [3, 4, 5]
+            assert positions(second) == [3, 4, 5]
             assert [e.stream_version for e in second] == [2, 1, 2]
-            assert _positions(await store.read()) == [1, 2, 3, 4, 5]
+            assert positions(await store.read()) == [1, 2, 3, 4, 5]
 
     async def test_events_round_trip_exactly(self) -> None:
-        events = [
-            ModelCallCompleted(
-                session_id=SessionId("s1"),
-                agent_id=AgentId("agent-1"),
-                call_id=CallId("call-1"),
-                text='héllo ✓ \x00 "quoted" \n newline',
-                tool_calls=({"name": "read", "args": {"path": "a.py", "lines": [1, 2]}},),
-                input_tokens=2**53 + 1,
-                cost_usd=0.1 + 0.2,
-                interrupted=True,
-            ),
-            QuestionAsked(
-                session_id=SessionId("s1"),
-                question_id=QuestionId("q1"),
-                asker=AgentId("agent-1"),
-                asker_team=TeamId("team"),
-                question="why?",
-                hops=("team", "parent"),
-                deadline=1e-7,
-            ),
-            UserMessagePosted(
-                session_id=SessionId("s2"), message_id=MessageId("m1"), text="", to_agent=None
-            ),
-        ]
+        events = odd_events()
         async with self.open_store() as store:
             batch = [new_event(e, recorded_at=1_732_420_000.123456) for e in events]
             await store.append(batch)
             read = await store.read()
             assert [e.event for e in read] == events
             assert [e.recorded_at for e in read] == [1_732_420_000.123456] * 3
-            assert _ids(read) == [e.event_id for e in batch]
+            assert ids(read) == [e.event_id for e in batch]
 
     async def test_large_batch_is_one_append(self) -> None:
         async with self.open_store() as store:
             recorded = await store.append([task_event(f"t{i % 10}") for i in range(500)])
-            assert _positions(recorded) == list(range(1, 501))
+            assert positions(recorded) == list(range(1, 501))
             assert [e.stream_version for e in await store.read_stream("task:t3")] == list(
                 range(1, 51)
             )
@@ -234,8 +139,8 @@ class EventStoreConformance(abc.ABC):
     async def test_read_after_and_limit(self) -> None:
         async with self.open_store() as store:
             await store.append([task_event(f"t{i}") for i in range(6)])
-            assert _positions(await store.read(after=4)) == [5, 6]
-            assert _positions(await store.read(after=1, limit=2)) == [2, 3]
+            assert positions(await store.read(after=4)) == [5, 6]
+            assert positions(await store.read(after=1, limit=2)) == [2, 3]
             assert await store.read(limit=0) == []
             assert await store.read(after=6) == []
             assert await store.read(after=99) == []
@@ -244,9 +149,9 @@ class EventStoreConformance(abc.ABC):
         async with self.open_store() as store:
             sessions = ["s1", "s2", "s1", "s3", "s1", "s2"]
             await store.append([task_event(f"t{i}", session=s) for i, s in enumerate(sessions)])
-            assert _positions(await store.read(session_id="s1")) == [1, 3, 5]
-            assert _positions(await store.read(after=1, session_id="s1")) == [3, 5]
-            assert _positions(await store.read(limit=1, session_id="s2")) == [2]
+            assert positions(await store.read(session_id="s1")) == [1, 3, 5]
+            assert positions(await store.read(after=1, session_id="s1")) == [3, 5]
+            assert positions(await store.read(limit=1, session_id="s2")) == [2]
             assert await store.read(session_id="nobody") == []
 
     async def test_read_stream_after(self) -> None:
@@ -272,38 +177,38 @@ class EventStoreConformance(abc.ABC):
     async def test_stale_expected_version_raises_and_writes_nothing(self) -> None:
         async with self.open_store() as store:
             await store.append([task_event("a"), task_event("a")])
-            with _raises(ConcurrencyError, "'task:a'", "2", "1"):
+            with raises(ConcurrencyError, "'task:a'", "2", "1"):
                 await store.append(
                     [task_event("b"), task_event("a")], expected_versions={"task:a": 1}
                 )
-            with _raises(ConcurrencyError, "'task:c'"):
+            with raises(ConcurrencyError, "'task:c'"):
                 await store.append([task_event("b")], expected_versions={"task:c": 1})
             assert await store.last_position() == 2
             assert await store.read_stream("task:b") == []
             recorded = await store.append([task_event("b")], expected_versions={"task:a": 2})
-            assert _positions(recorded) == [3]
+            assert positions(recorded) == [3]
 
     async def test_duplicate_event_id_raises_and_writes_nothing(self) -> None:
         async with self.open_store() as store:
             first = task_event("a")
             await store.append([first])
-            with _raises(StoreError, first.event_id):
+            with raises(StoreError, first.event_id):
                 await store.append([task_event("b"), first])
             twice = task_event("c")
-            with _raises(StoreError, twice.event_id):
+            with raises(StoreError, twice.event_id):
                 await store.append([twice, twice])
-            assert _positions(await store.read()) == [1]
-            assert _positions(await store.append([task_event("d")])) == [2]
+            assert positions(await store.read()) == [1]
+            assert positions(await store.append([task_event("d")])) == [2]
 
     async def test_concurrent_appends_stay_gapless_and_atomic(self) -> None:
         async with self.open_store() as store:
             batches = [[task_event(f"t{i % 3}") for _ in range(1 + i % 4)] for i in range(20)]
             results = await asyncio.gather(*(store.append(b) for b in batches))
             for recorded in results:
-                positions = _positions(recorded)
-                assert positions == list(range(positions[0], positions[0] + len(positions)))
+                got = positions(recorded)
+                assert got == list(range(got[0], got[0] + len(got)))
             everything = await store.read()
-            assert _positions(everything) == list(range(1, sum(map(len, batches)) + 1))
+            assert positions(everything) == list(range(1, sum(map(len, batches)) + 1))
             for stream in ("task:t0", "task:t1", "task:t2"):
                 versions = [e.stream_version for e in await store.read_stream(stream)]
                 assert versions == list(range(1, len(versions) + 1))
@@ -319,19 +224,62 @@ class EventStoreConformance(abc.ABC):
             assert all(isinstance(o, list | ConcurrencyError) for o in outcomes), outcomes
             assert await store.last_position() == 2
 
+    # -- atomic batches --------------------------------------------------------------------
+
+    async def test_a_batch_failing_half_way_leaves_nothing(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a")])
+            bad = TaskCreated(
+                session_id=S1,
+                task_id=TaskId("bad"),
+                team_id=TeamId("team"),
+                title=cast("str", Unencodable()),
+            )
+            batch = [task_event("b"), task_event("c"), new_event(bad), task_event("d")]
+            with raises(StoreError, "event 2 of the batch", "'task_created'", "not JSON"):
+                await store.append(batch)
+            assert positions(await store.read()) == [1]
+            assert await store.read_stream("task:b") == []
+            assert positions(await store.append(batch[:2])) == [2, 3]
+            assert (await store.check()).ok
+
+    async def test_a_row_the_database_refuses_half_way_leaves_nothing(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a")])
+            batch = [task_event("b"), task_event("c"), task_event("d"), task_event("e")]
+            await self.refuse_event(store, batch[2].event_id)
+            with raises(StoreError, "nothing appended"):
+                await store.append(batch)
+            assert positions(await store.read()) == [1]
+            assert await store.read_stream("task:c") == []
+            recorded = await store.append([batch[0], batch[1], batch[3]])
+            assert positions(recorded) == [2, 3, 4]
+            report = await store.check()
+            assert (report.ok, report.events_checked) == (True, 4), report
+
+    async def test_each_batch_gets_one_contiguous_range(self) -> None:
+        async with self.open_store() as store:
+            batches = [[task_event(f"t{i}-{j}") for j in range(1 + i % 5)] for i in range(12)]
+            results = await asyncio.gather(*(store.append(b) for b in batches))
+            for batch, recorded in zip(batches, results, strict=True):
+                first = recorded[0].position
+                assert positions(recorded) == list(range(first, first + len(batch)))
+                assert ids(recorded) == [e.event_id for e in batch]
+                assert ids(await store.read(after=first - 1, limit=len(batch))) == ids(recorded)
+
     async def test_close_is_final_and_idempotent(self) -> None:
         async with self.open_store() as store:
             await store.append([task_event("a")])
             await store.close()
             await store.close()
-            with _raises(StoreError):
+            with raises(StoreError):
                 await store.append([task_event("b")])
 
     # -- damaged rows (skipped unless the subclass implements damage_row) ----------------
 
     async def _store_with_bad_row(
         self,
-        store: EventStore,
+        store: Store,
         *,
         kind: str | None = None,
         schema_version: int | None = None,
@@ -341,42 +289,121 @@ class EventStoreConformance(abc.ABC):
         await store.append([task_event("a"), task_event("c")])
         await self.damage_row(store, 3, kind=kind, schema_version=schema_version, data=data)
 
-    async def _assert_rest_still_reads(self, store: EventStore) -> None:
-        assert _positions(await store.read(limit=2)) == [1, 2]
-        assert _positions(await store.read(after=3)) == [4]
-        assert _positions(await store.read_stream("task:c")) == [4]
+    async def _assert_rest_still_reads(self, store: Store) -> None:
+        assert positions(await store.read(limit=2)) == [1, 2]
+        assert positions(await store.read(after=3)) == [4]
+        assert positions(await store.read_stream("task:c")) == [4]
         assert await store.last_position() == 4
-        assert _positions(await store.append([task_event("d")])) == [5]
+        assert positions(await store.append([task_event("d")])) == [5]
 
     async def test_unknown_kind_names_position_and_kind(self) -> None:
         async with self.open_store() as store:
             await self._store_with_bad_row(store, kind="no_such_kind")
-            with _raises(EventDecodeError, "position 3", "'no_such_kind'"):
+            with raises(EventDecodeError, "position 3", "'no_such_kind'"):
                 await store.read()
-            with _raises(EventDecodeError, "position 3"):
+            with raises(EventDecodeError, "position 3"):
                 await store.read_stream("task:a")
             await self._assert_rest_still_reads(store)
 
     async def test_non_json_payload_names_position_and_kind(self) -> None:
         async with self.open_store() as store:
             await self._store_with_bad_row(store, data="{not json")
-            with _raises(EventDecodeError, "position 3", "'task_created'", "not JSON"):
+            with raises(EventDecodeError, "position 3", "'task_created'", "not JSON"):
                 await store.read(after=1)
             await self._assert_rest_still_reads(store)
 
     async def test_payload_with_wrong_fields_names_position(self) -> None:
         async with self.open_store() as store:
             await self._store_with_bad_row(store, data='{"session_id": "s1", "bogus": 1}')
-            with _raises(EventDecodeError, "position 3", "bogus"):
+            with raises(EventDecodeError, "position 3", "bogus"):
                 await store.read()
             await self._assert_rest_still_reads(store)
 
     async def test_wrong_schema_version_raises_schema_version_error(self) -> None:
         async with self.open_store() as store:
             await self._store_with_bad_row(store, schema_version=99)
-            with _raises(SchemaVersionError, "position 3", "99"):
+            with raises(SchemaVersionError, "position 3", "99"):
                 await store.read()
             await self._assert_rest_still_reads(store)
+
+    # -- the hash chain and check() ------------------------------------------------------
+
+    async def test_check_of_an_empty_store(self) -> None:
+        async with self.open_store() as store:
+            report = await store.check()
+            assert report.ok, report
+            assert (report.events_checked, report.last_good_position) == (0, 0)
+            assert report.head == GENESIS.hex()
+
+    async def test_the_chain_is_the_documented_one(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a"), task_event("b", session="s2")])
+            await store.append([new_event(e) for e in odd_events()])
+            report = await store.check()
+            events = await store.read()
+            assert report.ok, report
+            assert (report.events_checked, report.last_good_position) == (5, 5)
+            previous = GENESIS
+            for event in events:
+                previous = documented_hash(previous, event)
+            assert report.head == previous.hex()
+            assert "5 events" in report.summary()
+
+    async def test_check_names_a_changed_row(self) -> None:
+        async with self.open_store() as store:
+            await self._store_with_bad_row(store, data='{"session_id": "s1", "bogus": 1}')
+            report = await store.check()
+            assert not report.ok
+            assert (report.bad_position, report.events_checked) == (3, 2), report
+            assert report.problem is not None
+            assert "hash chain is broken" in report.problem
+            assert "position 3" in report.summary()
+
+    async def test_check_names_the_row_after_one_changed_with_its_own_hash(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a"), task_event("b"), task_event("c")])
+            second = (await store.read(after=1, limit=1))[0]
+            forged = TaskCreated(
+                session_id=S1, task_id=TaskId("b"), team_id=TeamId("team"), title="forged"
+            )
+            _, _, data = encode_event(forged)
+            first = (await store.read(limit=1))[0]
+            digest = documented_hash(documented_hash(GENESIS, first), second, data=data)
+            await self.damage_row(store, 2, data=data, digest=digest)
+            assert (await store.read(after=1, limit=1))[0].event == forged
+            report = await store.check()
+            assert (report.bad_position, report.events_checked) == (3, 2), report
+
+    async def test_check_names_a_row_that_hashes_but_does_not_decode(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event("a"), task_event("b")])
+            first, second = await store.read()
+            digest = documented_hash(
+                documented_hash(GENESIS, first), second, kind="from_the_future"
+            )
+            await self.damage_row(store, 2, kind="from_the_future", digest=digest)
+            report = await store.check()
+            assert (report.bad_position, report.events_checked) == (2, 1), report
+            assert report.problem is not None
+            assert "does not decode" in report.problem
+            assert "'from_the_future'" in report.problem
+
+    async def test_check_names_a_gap(self) -> None:
+        async with self.open_store() as store:
+            await store.append([task_event(f"t{i}") for i in range(6)])
+            await self.delete_row(store, 3)
+            await self.delete_row(store, 4)
+            report = await store.check()
+            assert (report.bad_position, report.events_checked) == (3, 2), report
+            assert report.problem is not None
+            assert "3–4 missing before 5" in report.problem
+
+    async def test_the_chain_continues_across_batches(self) -> None:
+        async with self.open_store() as store:
+            for i in range(5):
+                await store.append([task_event(f"t{i}-{j}") for j in range(i + 1)])
+            report = await store.check()
+            assert (report.ok, report.events_checked) == (True, 15), report
 
     # -- properties ----------------------------------------------------------------------
 
@@ -392,7 +419,7 @@ class EventStoreConformance(abc.ABC):
 
         event = st.tuples(st.integers(0, 4), st.integers(0, 2))
         batch = st.builds(
-            _Batch,
+            Batch,
             events=st.lists(event, max_size=6).map(tuple),
             expect=st.sampled_from(["none", "none", "current", "stale"]),
         )
@@ -407,7 +434,7 @@ class EventStoreConformance(abc.ABC):
                 suppress_health_check=[HealthCheck.too_slow],
             )
             @given(plan=plans, after=st.integers(0, 40), limit=st.none() | st.integers(0, 10))
-            def check(plan: list[_Batch], after: int, limit: int | None) -> None:
+            def check(plan: list[Batch], after: int, limit: int | None) -> None:
                 runner.run(self._check_plan(plan, after, limit))
 
             check()
@@ -416,15 +443,15 @@ class EventStoreConformance(abc.ABC):
         async with self.open_store():
             pass
 
-    async def _check_plan(self, plan: list[_Batch], after: int, limit: int | None) -> None:
+    async def _check_plan(self, plan: list[Batch], after: int, limit: int | None) -> None:
         async with self.open_store() as store:
             appended: list[NewEvent] = []
             versions: dict[str, int] = {}
             for step in plan:
                 await self._append_step(store, step, appended, versions)
             everything = await store.read()
-            assert _positions(everything) == list(range(1, len(appended) + 1))
-            assert _ids(everything) == [e.event_id for e in appended]
+            assert positions(everything) == list(range(1, len(appended) + 1))
+            assert ids(everything) == [e.event_id for e in appended]
             assert [e.event for e in everything] == [e.event for e in appended]
             assert await store.last_position() == len(appended)
             assert await store.read(after=after, limit=limit) == everything[after:][:limit]
@@ -435,24 +462,24 @@ class EventStoreConformance(abc.ABC):
             for session in ("s0", "s1", "s2"):
                 of_session = await store.read(session_id=session)
                 assert of_session == [e for e in everything if e.event.session_id == session]
+            report = await store.check()
+            assert (report.ok, report.events_checked) == (True, len(appended)), report
 
     async def _append_step(
-        self, store: EventStore, step: _Batch, appended: list[NewEvent], versions: dict[str, int]
+        self, store: Store, step: Batch, appended: list[NewEvent], versions: dict[str, int]
     ) -> None:
         batch = [task_event(f"t{task}", session=f"s{session}") for task, session in step.events]
         streams = sorted({e.event.stream() for e in batch}) or ["task:t0"]
         expected = {s: versions.get(s, 0) for s in streams}
         if step.expect == "stale":
             expected[streams[0]] += 1
-            with _raises(ConcurrencyError):
+            with raises(ConcurrencyError):
                 await store.append(batch, expected_versions=expected)
             return
         recorded = await store.append(
             batch, expected_versions=expected if step.expect == "current" else None
         )
-        assert _positions(recorded) == list(
-            range(len(appended) + 1, len(appended) + 1 + len(batch))
-        )
+        assert positions(recorded) == list(range(len(appended) + 1, len(appended) + 1 + len(batch)))
         for new, rec in zip(batch, recorded, strict=True):
             versions[rec.stream] = versions.get(rec.stream, 0) + 1
             assert rec.stream_version == versions[rec.stream]

@@ -4,8 +4,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.errors import ConfigError, StoreError
-from loomkin.persistence import MemoryStore, PostgresStore, SqliteStore, open_store
+from loomkin.errors import ConfigError, CorruptStoreError, StoreError
+from loomkin.persistence import MemoryStore, PostgresStore, SqliteStore, check_store, open_store
 from loomkin.testing.conformance import task_event
 
 if TYPE_CHECKING:
@@ -94,3 +94,21 @@ async def test_postgres_url_with_schema(pg_url: str, pg_schema: str) -> None:
 async def test_unreachable_postgres_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="cannot connect"):
         await open_store("postgresql://127.0.0.1:1/test?connect_timeout=2")
+
+
+async def test_check_store_reports_on_a_sound_store(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    store = await open_store(str(path))
+    await store.append([task_event("a"), task_event("b")])
+    await store.close()
+    report = await check_store(str(path))
+    assert (report.ok, report.events_checked, report.last_good_position) == (True, 2, 2)
+    assert report.summary().startswith("ok: 2 events, chain head ")
+    assert (await check_store("memory:")).ok
+
+
+async def test_check_store_raises_for_a_file_that_is_no_store(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with pytest.raises(CorruptStoreError, match="empty store file"):
+        await check_store(str(path))

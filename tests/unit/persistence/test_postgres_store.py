@@ -6,7 +6,9 @@ import psycopg
 import pytest
 
 from loomkin.errors import ConfigError, CorruptStoreError, SchemaVersionError, StoreError
+from loomkin.ids import SessionId
 from loomkin.persistence import PostgresStore
+from loomkin.persistence._rows import INSERT_COLUMNS, plan_batch
 from loomkin.testing.conformance import task_event
 
 pytestmark = pytest.mark.postgres
@@ -69,8 +71,8 @@ async def test_a_cancelled_append_leaves_the_store_usable(pg_url: str, pg_schema
 
 async def test_a_newer_schema_version_is_refused_naming_both(pg_url: str, pg_schema: str) -> None:
     await (await PostgresStore.open(pg_url, schema=pg_schema)).close()
-    await _execute(pg_url, pg_schema, "UPDATE alembic_version SET version_num = '0007'")
-    with pytest.raises(SchemaVersionError, match=r"'0007', newer than .* '0001'"):
+    await _execute(pg_url, pg_schema, "UPDATE schema_version SET version = 7")
+    with pytest.raises(SchemaVersionError, match=r"version 7, newer than .* up to 2"):
         await PostgresStore.open(pg_url, schema=pg_schema)
 
 
@@ -97,3 +99,85 @@ async def test_unreachable_server_names_it_without_the_password() -> None:
     with pytest.raises(StoreError, match=r"127\.0\.0\.1:1") as caught:
         await PostgresStore.open("postgresql://me:s3cret@127.0.0.1:1/test?connect_timeout=2")
     assert "s3cret" not in str(caught.value)
+
+
+# Exactly what Alembic's revision "0001" created (``pg_dump --schema-only`` of a store it made).
+ALEMBIC_0001 = """
+CREATE TABLE alembic_version (
+    version_num character varying(32) NOT NULL,
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+CREATE TABLE events (
+    "position" bigint NOT NULL,
+    event_id text NOT NULL,
+    stream text NOT NULL,
+    stream_version bigint NOT NULL,
+    session_id text NOT NULL,
+    kind text NOT NULL,
+    schema_version integer NOT NULL,
+    recorded_at double precision NOT NULL,
+    data text NOT NULL,
+    CONSTRAINT events_pkey PRIMARY KEY ("position"),
+    CONSTRAINT uq_events_event_id UNIQUE (event_id),
+    CONSTRAINT uq_events_stream_version UNIQUE (stream, stream_version)
+);
+CREATE INDEX ix_events_session_position ON events USING btree (session_id, "position");
+INSERT INTO alembic_version VALUES ('0001');
+"""
+
+
+async def _alembic_schema(url: str, schema: str, events: int) -> list[str]:
+    await _execute(url, "public", f"CREATE SCHEMA {schema}")
+    await _execute(url, schema, ALEMBIC_0001)
+    batch = [task_event(f"t{i % 7}", session=f"s{i % 2}") for i in range(events)]
+    planned = plan_batch(batch, last_position=0, last_hash=bytes(32), stream_versions={})
+    columns = INSERT_COLUMNS.removesuffix(", hash")
+    options = f"-c search_path={schema}"
+    async with (
+        await psycopg.AsyncConnection.connect(url, autocommit=True, options=options) as conn,
+        conn.cursor() as cursor,
+        cursor.copy(f"COPY events ({columns}) FROM STDIN") as copy,
+    ):
+        for row in planned.rows:
+            await copy.write_row(row[:9])
+    return [e.event_id for e in batch]
+
+
+async def test_a_schema_alembic_created_is_migrated_and_chained(
+    pg_url: str, pg_schema: str
+) -> None:
+    ids = await _alembic_schema(pg_url, pg_schema, events=2300)  # several backfill pages
+    async with await PostgresStore.open(pg_url, schema=pg_schema) as store:
+        assert [e.event_id for e in await store.read()] == ids
+        report = await store.check()
+        assert (report.ok, report.events_checked) == (True, 2300), report
+        lease = await store.acquire_lease(SessionId("s1"), "me", ttl_s=5.0)
+        await store.append([task_event("new", session="s1")], fences=[lease.fence])
+        assert (await store.check()).events_checked == 2301
+    options = f"-c search_path={pg_schema}"
+    async with await psycopg.AsyncConnection.connect(pg_url, options=options) as conn:
+        cursor = await conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (pg_schema,),
+        )
+        assert {r[0] for r in await cursor.fetchall()} == {"events", "leases", "schema_version"}
+        cursor = await conn.execute("SELECT version FROM schema_version")
+        assert await cursor.fetchall() == [(2,)]
+
+
+async def test_an_unknown_alembic_revision_is_refused(pg_url: str, pg_schema: str) -> None:
+    await _alembic_schema(pg_url, pg_schema, events=2)
+    await _execute(pg_url, pg_schema, "UPDATE alembic_version SET version_num = 'ae1027a6acf'")
+    with pytest.raises(SchemaVersionError, match=r"unknown \(Alembic\) schema version"):
+        await PostgresStore.open(pg_url, schema=pg_schema)
+
+
+async def test_lease_times_come_from_the_server_clock(pg_url: str, pg_schema: str) -> None:
+    async with await PostgresStore.open(pg_url, schema=pg_schema) as store:
+        lease = await store.acquire_lease(SessionId("s1"), "me", ttl_s=60.0)
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            cursor = await conn.execute("SELECT extract(epoch FROM now())::float8")
+            row = await cursor.fetchone()
+        assert row is not None
+        assert lease.since <= row[0] < lease.since + 60.0
+        assert lease.expires_at == lease.since + 60.0
