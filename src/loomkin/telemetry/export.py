@@ -108,12 +108,17 @@ async def export_session(
         ) from None
     sinks = [*exporters]
     names = [type(e).__name__ for e in exporters]
-    if file is not None:
-        sinks.append(OtlpJsonFileExporter(file))
-        names.append(str(file))
-    if otlp_endpoint is not None or not sinks:
+    # The URL is checked before the file is created, so a bad URL leaves no file behind.
+    if otlp_endpoint is not None or (not sinks and file is None):
         sinks.append(otlp_exporter(otlp_endpoint))
         names.append(otlp_endpoint or "OTLP endpoint from OTEL_EXPORTER_OTLP_*")
+    if file is not None:
+        try:
+            sinks.append(OtlpJsonFileExporter(file))
+        except ConfigError:
+            await asyncio.to_thread(_shutdown, sinks)
+            raise
+        names.append(str(file))
     run = _Run(SdkSpans(), sinks)
     try:
         session, unfinished = await run.feed(
@@ -188,18 +193,19 @@ class _Run:
 
     async def _put(self, item: SpanRecord | None, exporting: asyncio.Task[None]) -> None:
         """Queue ``item``; if the queue is full, wait for room or for the exporter to fail."""
-        try:
+        if not self._queue.full():
             self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            put = asyncio.create_task(self._queue.put(item))
-            try:
-                await asyncio.wait([put, exporting], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not put.done():
-                    put.cancel()
-                    await asyncio.wait([put])
-            if not put.done() or put.cancelled():
-                await exporting  # it ended early: raise its error rather than wait forever
+            return
+        put = asyncio.create_task(self._queue.put(item))
+        try:
+            await asyncio.wait([put, exporting], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not put.done():
+                put.cancel()
+                await asyncio.wait([put])
+        if put.cancelled():
+            await exporting  # it failed: raise its error rather than wait for room
+            raise AssertionError("the exporting task ended before the last span")
 
     async def _export_batches(self) -> None:
         from loomkin.telemetry.otel import export_batch  # the SDK is there: feed() checked
@@ -227,6 +233,10 @@ class _Run:
 
     def shutdown(self) -> None:
         """Shut every exporter and the SDK provider down (blocking: flushes)."""
-        for sink in self._sinks:
-            sink.shutdown()
+        _shutdown(self._sinks)
         self._sdk.close()
+
+
+def _shutdown(sinks: Sequence[SpanExporter]) -> None:
+    for sink in sinks:
+        sink.shutdown()

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import pytest
-from _telemetry_log import CODER, SESSION, SESSION_UUID, session_log
+from _telemetry_log import CODER, LEAD, SESSION, SESSION_UUID, Log, session_log
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -16,7 +16,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from loomkin.core.events import ToolCallCompleted, ToolCallStarted
 from loomkin.errors import ConfigError
+from loomkin.ids import CallId
 from loomkin.telemetry import OTEL_INSTALL_HINT, export_session
 
 if TYPE_CHECKING:
@@ -287,3 +289,70 @@ def test_without_the_extra_the_error_says_what_to_install(
     with pytest.raises(ConfigError, match=r"not installed: pip install 'loomkin\[otel\]'"):
         asyncio.run(export_session(session_log().events))
     assert "loomkin[otel]" in OTEL_INSTALL_HINT
+
+
+def long_log(calls: int) -> list[RecordedEvent]:
+    """One agent making ``calls`` tool calls: ``calls + 2`` spans (agent and session)."""
+    log = Log()
+    for n in range(calls):
+        call = CallId(f"call_{n}")
+        started = ToolCallStarted(
+            session_id=SESSION, agent_id=LEAD, call_id=call, tool="file_read", arguments={}
+        )
+        log.at(n, started)
+        log.at(
+            n + 0.5,
+            ToolCallCompleted(
+                session_id=SESSION, agent_id=LEAD, call_id=call, tool="file_read", result="x"
+            ),
+        )
+    return log.events
+
+
+class _Gated(InMemorySpanExporter):
+    """Holds its first batch until the test opens the gate; records batch sizes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self.entered = asyncio.Event()
+        self.gate = threading.Event()
+        self.sizes: list[int] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.sizes.append(len(spans))
+        self._loop.call_soon_threadsafe(self.entered.set)
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("the test never opened the gate")
+        return super().export(spans)
+
+
+async def test_a_slow_exporter_holds_the_reader_back_and_loses_nothing() -> None:
+    calls = 3000  # more spans than the queue holds, so the reader must wait for the exporter
+    exporter = _Gated(asyncio.get_running_loop())
+    exporting = asyncio.create_task(export_session(long_log(calls), exporters=[exporter]))
+    try:
+        async with asyncio.timeout(30):
+            await exporter.entered.wait()
+        exporter.gate.set()
+        async with asyncio.timeout(60):
+            summary = await exporting
+    finally:
+        exporter.gate.set()
+        exporting.cancel()
+        await asyncio.wait([exporting])
+    assert summary.spans == len(exporter.get_finished_spans()) == calls + 2
+    assert max(exporter.sizes) == 512
+    assert sum(exporter.sizes) == calls + 2
+
+
+class _Broken(InMemorySpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        raise RuntimeError("exporter bug")
+
+
+async def test_an_exporter_that_raises_stops_the_export_with_its_error() -> None:
+    # Past the queue's size: the reader is waiting for room when the exporter dies.
+    async with asyncio.timeout(60):
+        with pytest.raises(RuntimeError, match="exporter bug"):
+            await export_session(long_log(3000), exporters=[_Broken()])
