@@ -164,3 +164,14 @@ def test_building_a_model_imports_only_its_providers_sdk() -> None:
         "except Exception as exc:\n    assert 'ANTHROPIC_API_KEY' in str(exc)"
     )
     assert _loaded_after(missing_key) == []
+
+
+async def test_make_model_passes_on_retry_to_the_wrapper() -> None:
+    def on_retry(attempt: int, error: object, delay: float) -> None:
+        raise AssertionError("no call is made in this test")
+
+    model = make_model("ollama:llama3", env={}, on_retry=on_retry)
+    assert isinstance(model, RetryingModel)
+    assert model.on_retry is on_retry
+    assert isinstance(model.inner, OpenAIModel)
+    await model.inner.aclose()
