@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from loomkin.bench.swarm import SwarmResult
 
 _DEFAULT_PLOT = Path("benchmarks") / "swarm.png"
+_EXTRAS = {"looptime": "bench", "autogen_core": "bench", "matplotlib": "bench"}
+"""Optional packages a benchmark imports → the extra that installs them."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,7 +160,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        # An optional package of an extra: say what to install, in one line. Any other
+        # missing module is a broken install or a bug, and keeps its traceback.
+        hint = missing_extra(exc, args.command)
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
     return 0
+
+
+def missing_extra(exc: ModuleNotFoundError, command: str) -> str | None:
+    """The one-line hint for a benchmark whose optional package is not installed, if it is one."""
+    package = (exc.name or "").partition(".")[0]
+    extra = _EXTRAS.get(package)
+    if extra is None:
+        return None
+    return (
+        f"python -m loomkin.bench {command} needs {package!r}, which is not installed: "
+        f"pip install 'loomkin[{extra}]'"
+    )
 
 
 if __name__ == "__main__":

@@ -87,6 +87,8 @@ class OverheadConfig:
     sleep_s: float = 0.05
     """The simulated model call of a fan-out worker."""
     agent_counts: tuple[int, ...] = (1000, 10_000)
+    startup_repeats: int = 5
+    """Timed runs per start-up figure (CPU seconds, median; see :mod:`loomkin.bench.startup`)."""
 
 
 def rss_bytes() -> int:

@@ -18,12 +18,17 @@ from typing import Literal
 
 from loomkin.bench import overhead, peers
 from loomkin.bench.overhead import Figures, OverheadConfig
+from loomkin.bench.startup import startup_cpu
 
 __all__ = ["OverheadResult", "System", "autogen_available", "run_overhead", "spawn_figures"]
 
 System = Literal["loomkin", "asyncio", "autogen"]
 OverheadResult = dict[str, float | dict[str, float | None] | list[str] | str | None]
-"""The JSON object printed by ``python -m loomkin.bench overhead --json``."""
+"""The JSON object printed by ``python -m loomkin.bench overhead --json``.
+
+``startup_cpu_s`` holds the start-up row: CPU seconds of a bare interpreter (``python``),
+of ``import loomkin.cli.main`` (``import_cli``) and of ``loomkin --help``
+(``loomkin_help``), each the median of ``startup_repeats`` runs."""
 
 
 def autogen_available() -> bool:
@@ -154,5 +159,8 @@ def run_overhead(config: OverheadConfig | None = None, *, in_child: bool = True)
         notes.append("autogen-core is not installed (uv sync --extra bench): autogen_* are null")
     result["ratio_vs_asyncio"] = _ratios(result, "asyncio_")
     result["ratio_vs_autogen"] = _ratios(result, "autogen_")
+    # Not a peer comparison (no asyncio_/autogen_ twin, so no ratio): beside a bare
+    # interpreter, what a CLI command pays before it does anything.
+    result["startup_cpu_s"] = dict(startup_cpu(cfg.startup_repeats))
     result["notes"] = notes
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from loomkin.bench.graph import STRATEGIES
+from loomkin.bench.startup import STARTUP_FIGURES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -117,7 +118,22 @@ def overhead_table(result: OverheadResult) -> str:
         cells = [label, unit, _fmt(ours), _fmt(base), _fmt(peer), _ratio(ours, base)]
         cells.append(_ratio(ours, peer))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _startup_table(result.get("startup_cpu_s"))
     notes = result.get("notes")
     if isinstance(notes, list):
         lines += ["", *(f"Note: {n}" for n in notes)]
     return "\n".join(lines)
+
+
+def _startup_table(startup: object) -> list[str]:
+    """The start-up row: CPU seconds beside a bare interpreter."""
+    if not isinstance(startup, dict):
+        return []
+    values = [startup.get(name) for name in STARTUP_FIGURES]
+    cells = [f"{v:.3f}" if isinstance(v, float | int) else "–" for v in values]
+    return [
+        "",
+        "| start-up | bare python | import loomkin.cli.main | loomkin --help |",
+        "|" + " --- |" * 4,
+        "| " + " | ".join(["CPU s (median)", *cells]) + " |",
+    ]

@@ -13,6 +13,9 @@ How this works and why:
 * :class:`ResponseBuilder` folds the events into a :class:`ModelResponse`. ``partial()``
   returns what streamed so far, for a stream that was interrupted.
 * Adapters do not retry; :mod:`loomkin.llm.retry` wraps any model with the one retry policy.
+  The wrapper announces each retry in the stream itself with a :class:`RetryNotice` (not
+  part of the answer; the builder skips it), so whoever consumes one call sees that call's
+  retries, in order, without a callback registered on a model other agents share.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Literal, Protocol, assert_never, runtime_checkable
 
 from loomkin.core.chat import AssistantMessage, ChatMessage, ToolCall, message_to_json
 from loomkin.core.events.base import JSON
+from loomkin.errors import ProviderError
 from loomkin.ids import uuid7
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ResponseBuilder",
+    "RetryNotice",
     "StopReason",
     "StreamEnd",
     "StreamEvent",
@@ -125,7 +130,26 @@ class StreamEnd:
     stop_reason: StopReason
 
 
-StreamEvent = TextDelta | ToolCallDelta | UsageReport | StreamEnd
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryNotice:
+    """The call failed transiently before any answer and will be tried again after a wait.
+
+    Only :class:`~loomkin.llm.retry.RetryingModel` yields it (adapters never retry), just
+    before it sleeps; closing the stream at this point cancels the retry. It carries no part
+    of the answer: :class:`ResponseBuilder` skips it. The agent loop journals it, because
+    every retry is an event (SPEC §3.13).
+    """
+
+    kind: Literal["retry"] = "retry"
+    attempt: int
+    """Which retry this is, counting from 1 (attempt 1 is the second try of the call)."""
+    delay_s: float
+    """Seconds the wrapper waits before the retry (backoff, or the server's Retry-After)."""
+    error: ProviderError
+    """The transient failure that caused it; ``str(error)`` is the message to record."""
+
+
+StreamEvent = TextDelta | ToolCallDelta | UsageReport | StreamEnd | RetryNotice
 
 
 @runtime_checkable
@@ -142,8 +166,9 @@ class Model(Protocol):
 
         Implemented as an async generator. Errors before the first event are raised as
         :class:`~loomkin.errors.ProviderError` subclasses (transient ones may be retried);
-        an error after the first event is raised as-is and is never retried. Closing the
-        generator early (``aclose()``) releases the connection.
+        an error after the first event (a :class:`RetryNotice` included) is raised as-is
+        and is never retried again. Closing the generator early (``aclose()``) releases the
+        connection.
         """
         ...
 
@@ -226,6 +251,8 @@ class ResponseBuilder:
                 self._output_tokens = output_tokens
             case StreamEnd(stop_reason=stop_reason):
                 self._stop_reason = stop_reason
+            case RetryNotice():
+                pass  # announces a retry; the answer comes from the next attempt's events
             case _:
                 assert_never(event)
 

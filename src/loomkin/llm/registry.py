@@ -6,6 +6,11 @@
 GGUF model in this process on llama.cpp (``local:gemma-3-270m``, the packaged model, or
 ``local:PATH.gguf``); it needs the ``local`` extra. ``scripted:`` specs belong to the
 testing layer and are not handled here.
+
+Each adapter module, and so its vendor SDK, is imported inside :func:`make_model`, only when
+a model of that provider is built: importing the ``anthropic`` SDK costs about 2 s of CPU and
+``openai`` about 0.5 s, and every CLI command imports this module, most of them to call no
+model at all (SPEC §3.13: the CLI starts in well under a second).
 """
 
 from __future__ import annotations
@@ -16,15 +21,13 @@ from typing import TYPE_CHECKING
 
 from loomkin.errors import ConfigError, MissingCredentials
 from loomkin.llm.profiles import LLAMACPP_PROFILE
-from loomkin.llm.providers.anthropic import AnthropicModel
-from loomkin.llm.providers.local import LocalModel
-from loomkin.llm.providers.openai import OpenAIModel
-from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryingModel, RetryPolicy
+from loomkin.llm.retry import DEFAULT_RETRY_POLICY, OnRetry, RetryingModel, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from loomkin.llm.model import Model
+    from loomkin.llm.providers.openai import OpenAIModel
 
 __all__ = ["KNOWN_PROVIDERS", "LOCAL_HINT", "make_model", "parse_model_spec"]
 
@@ -84,6 +87,7 @@ def make_model(
     env: Mapping[str, str] = os.environ,
     timeout: float = 120.0,
     retry: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+    on_retry: OnRetry | None = None,
 ) -> Model:
     """Build the model for ``spec``, wrapped in the retry policy.
 
@@ -93,6 +97,9 @@ def make_model(
         env: Where API keys are read from.
         timeout: Seconds to wait for the server.
         retry: The retry policy (``None``: no retries, the bare adapter).
+        on_retry: Called before every retry of every call on this model (see
+            :data:`~loomkin.llm.retry.OnRetry`); each call's own stream also announces its
+            retries with :class:`~loomkin.llm.model.RetryNotice`.
 
     Raises:
         ConfigError: A malformed spec, an unknown provider, or a missing ``--base-url``.
@@ -100,17 +107,25 @@ def make_model(
     """
     provider, name = parse_model_spec(spec)
     model: Model
+    # The adapters are imported here, not at the top (see the module docstring), and after
+    # the key check, so a missing key is reported without first loading the SDK.
     if provider == "anthropic":
         key = _key(env, "ANTHROPIC_API_KEY", provider, base_url=None)
+        from loomkin.llm.providers.anthropic import AnthropicModel
+
         model = AnthropicModel(name, api_key=key, base_url=base_url, timeout=timeout)
     elif provider == "openai":
         key = _key(env, "OPENAI_API_KEY", provider, base_url=base_url)
+        from loomkin.llm.providers.openai import OpenAIModel
+
         model = OpenAIModel(name, api_key=key, base_url=base_url, timeout=timeout)
     elif provider == "local":
+        from loomkin.llm.providers.local import LocalModel
+
         model = LocalModel(name)
     else:
         model = _compatible(provider, name, base_url=base_url, env=env, timeout=timeout)
-    return model if retry is None else RetryingModel(model, policy=retry)
+    return model if retry is None else RetryingModel(model, policy=retry, on_retry=on_retry)
 
 
 def _compatible(
@@ -124,6 +139,8 @@ def _compatible(
             "(e.g. http://localhost:8000/v1)"
         )
     key = _key(env, server.key_env, provider, base_url=base_url) if server.key_env else _LOCAL_KEY
+    from loomkin.llm.providers.openai import OpenAIModel
+
     profile = LLAMACPP_PROFILE if provider == "llamacpp" else None  # whatever its port
     return OpenAIModel(
         name, api_key=key, base_url=url, timeout=timeout, provider=provider, profile=profile

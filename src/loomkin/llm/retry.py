@@ -3,12 +3,17 @@
 How this works and why:
 
 * Adapters never retry (the SDKs' own retries are off), so there is exactly one policy,
-  and every retry is visible: ``on_retry(attempt, error, delay)`` is called before each
-  backoff so the agent loop can journal it.
+  and every retry is visible, two ways: the stream yields a
+  :class:`~loomkin.llm.model.RetryNotice` (attempt, delay, error) before each backoff, so
+  the consumer of *that call* sees its retries in order (the agent loop journals them; a
+  model is shared by many agents, so a per-model callback could not say whose call it
+  was); and ``on_retry(attempt, error, delay)``, given at construction, is called at the
+  same moment for observers of every call (metrics, a log line).
 * A call is retried only when it failed *before its first event* with a transient
   :class:`~loomkin.errors.ProviderError` (429, 5xx, 529, timeouts, connection errors).
   Once an event has been yielded the caller has seen part of an answer, so a later error
-  is raised as-is: retrying would repeat text the caller already consumed.
+  is raised as-is: retrying would repeat text the caller already consumed. A notice from a
+  wrapped model counts as an event too, so nested wrappers never multiply the retries.
 * Backoff is exponential with jitter (1 s, 2 s, 4 s … plus up to ``jitter`` of that), or
   the server's ``Retry-After`` when it sent one. Sleeps go through ``asyncio.sleep`` so
   tests run them in virtual time.
@@ -20,17 +25,18 @@ import asyncio
 import email.utils
 import inspect
 import random
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import anthropic
-import openai
-
 from loomkin.errors import ProviderError
+from loomkin.llm.model import RetryNotice
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from loomkin.llm.model import Model, ModelRequest, StreamEvent
 
 __all__ = [
@@ -86,6 +92,10 @@ async def stream_with_retries(
 ) -> AsyncIterator[StreamEvent]:
     """Stream ``request`` on ``model``, retrying transient failures before the first event.
 
+    Before each retry it calls ``on_retry`` and yields a
+    :class:`~loomkin.llm.model.RetryNotice`, then sleeps; a consumer that closes the stream
+    at the notice cancels the retry.
+
     Raises:
         ProviderError: A permanent error, a transient one after ``policy.max_retries``
             retries (with a note saying so), or any error after the first event.
@@ -114,6 +124,7 @@ async def stream_with_retries(
         finally:
             await _aclose(stream)
         await _notify(on_retry, attempt, failure, delay)
+        yield RetryNotice(attempt=attempt, delay_s=delay, error=failure)
         await asyncio.sleep(delay)
 
 
@@ -158,10 +169,9 @@ def retry_after(error: ProviderError) -> float | None:
     Adapters raise provider errors ``from`` the SDK's status error, whose response carries
     the headers (``retry-after-ms``, ``retry-after`` as seconds or an HTTP date).
     """
-    cause = error.__cause__
-    if not isinstance(cause, openai.APIStatusError | anthropic.APIStatusError):
+    headers = _status_headers(error.__cause__)
+    if headers is None:
         return None
-    headers = cause.response.headers
     millis = headers.get("retry-after-ms")
     if millis is not None:
         try:
@@ -181,6 +191,26 @@ def retry_after(error: ProviderError) -> float | None:
         return None
     # An HTTP date is wall-clock by nature; compare it with the wall clock.
     return max(0.0, when.timestamp() - time.time())
+
+
+def _status_headers(cause: BaseException | None) -> Mapping[str, str] | None:
+    """Return the response headers of an SDK status error, or ``None`` for anything else.
+
+    Only SDKs this process has already imported are asked: one that was never imported
+    cannot have raised ``cause``, and importing it here would put seconds of SDK import
+    back on every start-up (see :mod:`loomkin.llm.registry`).
+    """
+    if "openai" in sys.modules:
+        import openai
+
+        if isinstance(cause, openai.APIStatusError):
+            return cause.response.headers
+    if "anthropic" in sys.modules:
+        import anthropic
+
+        if isinstance(cause, anthropic.APIStatusError):
+            return cause.response.headers
+    return None
 
 
 async def _notify(

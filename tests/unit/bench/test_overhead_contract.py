@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
 from loomkin.bench.overhead import OverheadConfig
 from loomkin.bench.overhead_run import OverheadResult, autogen_available, run_overhead
 from loomkin.bench.report import overhead_table
+from loomkin.bench.startup import STARTUP_FIGURES, child_cpu_s, loomkin_command
 
 TINY = OverheadConfig(
     messages=500,
@@ -18,6 +20,7 @@ TINY = OverheadConfig(
     fanout_rounds=1,
     sleep_s=0.001,
     agent_counts=(5,),
+    startup_repeats=1,
 )
 FLAT = (
     "oneway_msgs_per_s",
@@ -72,3 +75,38 @@ def test_the_table_shows_the_fanout_rows_of_the_run(result: OverheadResult) -> N
     table = overhead_table(result)
     assert "fan-out K=2, over 50 ms" in table
     assert "| one-way messages | msg/s |" in table
+
+
+def test_the_startup_row_sits_beside_a_bare_interpreter(result: OverheadResult) -> None:
+    startup = result["startup_cpu_s"]
+    assert isinstance(startup, dict)
+    assert tuple(startup) == STARTUP_FIGURES
+    assert all(isinstance(v, float) and v > 0 for v in startup.values())
+    python, import_cli = startup["python"], startup["import_cli"]
+    assert isinstance(python, float)
+    assert isinstance(import_cli, float)
+    assert python < import_cli  # importing Loomkin costs more than an empty interpreter
+    ratios = result["ratio_vs_asyncio"]
+    assert isinstance(ratios, dict)
+    assert "startup_cpu_s" not in ratios
+    table = overhead_table(result)
+    assert "| start-up | bare python | import loomkin.cli.main | loomkin --help |" in table
+    assert f"| CPU s (median) | {python:.3f} | {import_cli:.3f} |" in table
+
+
+def test_child_cpu_is_measured_not_wall_time() -> None:
+    # A child that sleeps uses almost no CPU; one that spins uses about what it spins.
+    idle = child_cpu_s([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    busy = child_cpu_s(
+        [
+            sys.executable,
+            "-c",
+            "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass",
+        ]
+    )
+    assert idle < 0.25 < busy
+
+
+def test_the_help_command_is_the_console_script_or_the_module() -> None:
+    command = loomkin_command()
+    assert command[-1].endswith("loomkin") or command[-2:] == ["-m", "loomkin.cli"]

@@ -12,6 +12,7 @@ D=20 after C, E=100 after A's interface (requires_output).
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -152,3 +153,24 @@ def test_the_command_prints_the_json_contract(
     assert out["makespan_s"] == pytest.approx(220.0)
     assert out["agents"] == 2
     assert out["strategy"] == "phased"
+
+
+def test_a_missing_extra_is_one_line_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As after `pip install loomkin` without the bench extra: looptime cannot be imported.
+    monkeypatch.setitem(sys.modules, "looptime", None)
+    monkeypatch.delitem(sys.modules, "loomkin.bench.swarm")
+    assert main(["swarm", "--synthetic", "fanout", "--size", "4", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "error: python -m loomkin.bench swarm needs 'looptime', which is not installed: "
+        "pip install 'loomkin[bench]'\n"
+    )
+
+
+def test_other_missing_modules_keep_their_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "loomkin.bench.swarm", None)
+    with pytest.raises(ModuleNotFoundError, match=r"loomkin\.bench\.swarm"):
+        main(["swarm", "--synthetic", "fanout", "--size", "4"])

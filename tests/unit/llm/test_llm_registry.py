@@ -1,4 +1,7 @@
 import importlib.util
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -127,3 +130,48 @@ def test_reasoning_models_take_no_temperature() -> None:
     assert not profile_for(None, "o3").supports_temperature
     assert not profile_for(None, "o4-mini").supports_temperature
     assert profile_for(None, "gpt-4.1").supports_temperature
+
+
+def _loaded_after(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; return which provider SDKs it imported."""
+    probe = (
+        f"{code}\nimport json, sys\n"
+        "print(json.dumps(sorted(m for m in ('anthropic', 'openai', 'llama_cpp') "
+        "if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=60
+    )
+    loaded: list[str] = json.loads(out.stdout)
+    return loaded
+
+
+def test_importing_the_llm_layer_imports_no_provider_sdk() -> None:
+    assert _loaded_after("import loomkin.llm, loomkin.llm.registry, loomkin.llm.retry") == []
+
+
+def test_building_a_model_imports_only_its_providers_sdk() -> None:
+    built = (
+        "from loomkin.llm import make_model\n"
+        "make_model('anthropic:claude-haiku-4-5', env={'ANTHROPIC_API_KEY': 'k'})"
+    )
+    assert _loaded_after(built) == ["anthropic"]
+    compatible = "from loomkin.llm import make_model\nmake_model('ollama:llama3', env={})"
+    assert _loaded_after(compatible) == ["openai"]
+    missing_key = (
+        "from loomkin.llm import make_model\n"
+        "try:\n    make_model('anthropic:claude-haiku-4-5', env={})\n"
+        "except Exception as exc:\n    assert 'ANTHROPIC_API_KEY' in str(exc)"
+    )
+    assert _loaded_after(missing_key) == []
+
+
+async def test_make_model_passes_on_retry_to_the_wrapper() -> None:
+    def on_retry(attempt: int, error: object, delay: float) -> None:
+        raise AssertionError("no call is made in this test")
+
+    model = make_model("ollama:llama3", env={}, on_retry=on_retry)
+    assert isinstance(model, RetryingModel)
+    assert model.on_retry is on_retry
+    assert isinstance(model.inner, OpenAIModel)
+    await model.inner.aclose()

@@ -6,7 +6,7 @@ import pytest
 
 from loomkin.core.chat import UserMessage
 from loomkin.errors import ProviderError, ProviderTimeout, RateLimited
-from loomkin.llm.model import ModelRequest, TextDelta, complete
+from loomkin.llm.model import ModelRequest, RetryNotice, StreamEnd, TextDelta, complete
 from loomkin.llm.retry import RetryingModel, RetryPolicy, retry_after, stream_with_retries
 from loomkin.testing.models import Fail, Reply, ScriptedModel
 
@@ -110,3 +110,67 @@ async def test_empty_stream_ends_quietly() -> None:
             yield
 
     assert [e async for e in stream_with_retries(Empty(), REQUEST)] == []
+
+
+@pytest.mark.looptime
+async def test_each_retry_is_announced_in_the_calls_own_stream() -> None:
+    first, second = RateLimited("429"), ProviderTimeout("slow")
+    model = ScriptedModel([Fail(first), Fail(second), Reply(text="ok")])
+    m = RetryingModel(model, policy=RetryPolicy(random=lambda: 0.0))
+    events = [e async for e in m.stream(REQUEST)]
+    assert events[:2] == [
+        RetryNotice(attempt=1, delay_s=1.0, error=first),
+        RetryNotice(attempt=2, delay_s=2.0, error=second),
+    ]
+    assert isinstance(events[-1], StreamEnd)
+    assert TextDelta(text="ok") in events
+
+
+@pytest.mark.looptime
+async def test_notices_do_not_reach_the_answer() -> None:
+    model = ScriptedModel([Fail(RateLimited("429")), Reply(text="ok")])
+    response = await complete(RetryingModel(model), REQUEST)
+    assert (response.text, response.complete) == ("ok", True)
+
+
+@pytest.mark.looptime
+async def test_closing_the_stream_at_a_notice_cancels_the_retry() -> None:
+    model = ScriptedModel([Fail(RateLimited("429")), Reply(text="never")])
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    stream = RetryingModel(model).stream(REQUEST)
+    notice = await anext(stream)
+    assert isinstance(notice, RetryNotice)
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert loop.time() == start  # no backoff slept
+    assert len(model.requests) == 1
+    assert model.remaining == 1
+
+
+@pytest.mark.looptime
+async def test_nested_wrappers_do_not_multiply_retries() -> None:
+    model = ScriptedModel([Fail(RateLimited(f"try {n}")) for n in range(10)])
+    inner = RetryingModel(model, policy=RetryPolicy(max_retries=1))
+    outer = RetryingModel(inner, policy=RetryPolicy(max_retries=3))
+    with pytest.raises(RateLimited, match="try 1"):
+        await complete(outer, REQUEST)
+    assert len(model.requests) == 2
+
+
+@pytest.mark.looptime
+async def test_callback_and_notice_agree() -> None:
+    model = ScriptedModel([Fail(RateLimited("429")), Reply(text="ok")])
+    seen: list[tuple[int, float]] = []
+    m = RetryingModel(
+        model,
+        policy=RetryPolicy(random=lambda: 0.0),
+        on_retry=lambda attempt, _error, delay: seen.append((attempt, delay)),
+    )
+    notices = [e async for e in m.stream(REQUEST) if isinstance(e, RetryNotice)]
+    assert seen == [(n.attempt, n.delay_s) for n in notices] == [(1, 1.0)]
+
+
+def test_retry_after_ignores_errors_of_other_kinds() -> None:
+    error = RateLimited("slow")
+    error.__cause__ = ValueError("not an SDK error")
+    assert retry_after(error) is None
