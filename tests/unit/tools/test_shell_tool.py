@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -10,8 +11,6 @@ from loomkin.errors import ToolError
 from loomkin.tools.builtin import BuiltinDeps, ShellPolicy, check_command, shell
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from loomkin.tools.base import ToolContext
 
 
@@ -62,18 +61,48 @@ async def test_timeout_capped_by_policy(ctx: ToolContext) -> None:
         await run(ctx, "sleep 5", policy, timeout_s=100)
 
 
-async def test_cancellation_kills_the_process(project: Path, ctx: ToolContext) -> None:
-    task = asyncio.create_task(run(ctx, "echo $$ > pid; exec sleep 30"))
-    pid_file = project / "pid"
-    wait_for_pid = f"while [ ! -s {pid_file} ]; do sleep 0.02; done"
-    proc = await asyncio.create_subprocess_exec("sh", "-c", wait_for_pid)
+# Run in a child process: waits (polling /proc) until a process with this command line runs.
+WAIT_FOR_PROCESS = """
+import pathlib, sys, time
+wanted = "\\0".join(sys.argv[1:]).encode() + b"\\0"
+def found():
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == wanted:
+                return True
+        except OSError:
+            pass
+    return False
+while not found():
+    time.sleep(0.02)
+"""
+
+
+def _running(argv: list[str]) -> list[int]:
+    """Pids of processes whose command line is exactly ``argv`` (read from /proc)."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == wanted:
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # exited meanwhile
+    return found
+
+
+async def test_cancellation_kills_the_process(ctx: ToolContext) -> None:
+    # A sleep duration nothing else uses, to find the process in /proc (in the sandbox its
+    # own pid, $$, means nothing outside).
+    sleeper = ["sleep", "31.4159"]
+    task = asyncio.create_task(run(ctx, f"exec {' '.join(sleeper)}"))
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", WAIT_FOR_PROCESS, *sleeper)
     await proc.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    pid = int(pid_file.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert _running(sleeper) == []
 
 
 async def test_output_cap_keeps_head_and_tail(ctx: ToolContext) -> None:
