@@ -121,15 +121,17 @@ class Sandbox:
     Args:
         bwrap: Path of the ``bwrap`` executable; None runs every command unsandboxed (the
             guard-only mode, for tests and for machines known to lack namespaces).
+        announce: Say (once) when commands run unsandboxed; False when the caller chose
+            the guard-only mode and already knows.
     """
 
     __slots__ = ("_announced", "_bwrap", "_reason", "_works")
 
-    def __init__(self, *, bwrap: str | None = BWRAP) -> None:
+    def __init__(self, *, bwrap: str | None = BWRAP, announce: bool = True) -> None:
         self._bwrap = bwrap
         self._works: bool | None = None if bwrap is not None else False
         self._reason: str | None = None if bwrap is not None else "no bwrap executable given"
-        self._announced = False
+        self._announced = not announce
 
     async def available(self) -> bool:
         """True when commands run in bubblewrap (probed on first use, then cached)."""
@@ -302,13 +304,18 @@ async def _run_unsandboxed(
     env = child_environment(home or private, extra=extra)
     env["TMPDIR"] = private
     env[_MARKER] = marker
+    # The sweep is synchronous on purpose: it must finish even while the task is being
+    # cancelled, and /proc is in memory, so a scan takes a few milliseconds.
     try:
         return await run_process(
-            cwd=root, timeout_s=timeout_s, output_cap=output_cap, argv=command, env=env
+            cwd=root,
+            timeout_s=timeout_s,
+            output_cap=output_cap,
+            argv=command,
+            env=env,
+            sweep=functools.partial(kill_marked_processes, marker),
         )
     finally:
-        # Synchronous on purpose: it must finish even while the task is being cancelled, and
-        # /proc is in memory, so the scan takes a few milliseconds.
         kill_marked_processes(marker)
         await asyncio.to_thread(shutil.rmtree, private, ignore_errors=True)
 
