@@ -218,8 +218,14 @@ async def _unstage_new_gitlinks(ctx: ToolContext) -> None:
     ]
     if not added:
         return
-    await _run_git(ctx, ["rm", "--cached", "-q", "--", *added])
+    # --cached -f drops the index entries only; the nested repository's files stay.
+    undo = await _run_git(ctx, ["rm", "--cached", "-f", "-q", "--", *added])
     names = ", ".join(repr(p) for p in added)
+    if undo.result.exit_code != 0:
+        raise ToolError(
+            f"{names} is a nested git repository and was staged; unstaging it failed: "
+            f"{undo.result.output.strip()}"
+        )
     raise ToolError(
         f"Not staged: {names} is a nested git repository. Git would run programs named by its "
         "own configuration whenever it looks into it, so the git tool does not add it; "
