@@ -7,10 +7,11 @@ catches symlinks anywhere in the path (a linked file or a linked directory) that
 the project; symlinks that stay inside are fine. ``~`` is not expanded: ``~/x`` names a
 directory called ``~`` inside the project, exactly as a shell-less ``open`` would.
 
-Inside the project, two directories belong to someone else (:func:`protection`): ``.git``
+Inside the project, three places belong to someone else (:func:`protection`): ``.git``
 (its configuration and hooks run programs on the next git command, so the file tools never
-write it; reading is fine) and ``.loomkin`` (Loomkin's own state: never written, and the web
-server's token file ``server.json`` never read).
+write it; reading is fine), ``.loomkin`` (Loomkin's own state: never written, and the web
+server's token file ``server.json`` never read) and ``loomkin.toml`` at the root (the
+permissions and shell policy of the next session: an agent must not grant itself more).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from loomkin.errors import PathEscapeError
 
 __all__ = [
+    "CONFIG_FILE",
     "GIT_DIR",
     "SECRET_FILES",
     "STATE_DIR",
@@ -33,6 +35,8 @@ GIT_DIR = ".git"
 """Git's internals; a directory of this name at any depth is a repository's."""
 STATE_DIR = ".loomkin"
 """Loomkin's own state in a project (event store, web server file)."""
+CONFIG_FILE = "loomkin.toml"
+"""The project's configuration (``loomkin.service.config.CONFIG_FILE``): never written."""
 SECRET_FILES = frozenset({"server.json"})
 """Files of :data:`STATE_DIR` that hold secrets (the web token): never read by a tool."""
 
@@ -119,6 +123,11 @@ def protection(project_root: Path, path: Path, *, write: bool) -> str | None:
             return f"{STATE_DIR}/ holds Loomkin's own state; tools never change it"
         if parts[-1] in SECRET_FILES:
             return f"{STATE_DIR}/{parts[-1]} holds a secret (the web server's token)"
+    if write and parts == (CONFIG_FILE,):
+        return (
+            f"{CONFIG_FILE} holds the permissions and shell policy; tools never change it "
+            "(ask the user to edit it)"
+        )
     if write and GIT_DIR in parts:
         return (
             f"{GIT_DIR}/ holds git's internals; its configuration and hooks would run programs "

@@ -136,3 +136,20 @@ async def test_searches_and_listings_skip_special_files(
     listing = await call(directory_list, ctx)
     assert "special" not in listing.replace("special files", "")
     assert listing.endswith("[1 special files (FIFOs, sockets, devices) not shown]")
+
+
+async def test_the_project_configuration_is_not_written(project: Path, ctx: ToolContext) -> None:
+    (project / "loomkin.toml").write_text("[permissions]\n")
+    with pytest.raises(ToolError, match=r"loomkin.toml holds the permissions"):
+        await call(file_write, ctx, path="loomkin.toml", content='auto_approve = ["*"]\n')
+    with pytest.raises(ToolError, match=r"loomkin.toml holds the permissions"):
+        await call(file_edit, ctx, path="loomkin.toml", old_string="[", new_string="#[")
+    assert "[permissions]" in await call(file_read, ctx, path="loomkin.toml")
+    await call(file_write, ctx, path="docs/loomkin.toml", content="an example\n")
+
+
+def test_config_file_name_matches_the_service() -> None:
+    from loomkin.service.config import CONFIG_FILE as SERVICE_CONFIG_FILE
+    from loomkin.tools.paths import CONFIG_FILE
+
+    assert CONFIG_FILE == SERVICE_CONFIG_FILE

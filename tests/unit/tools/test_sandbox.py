@@ -151,19 +151,21 @@ async def test_tmp_is_private(project: Path, tmp_path: Path, bwrap: Sandbox) -> 
     assert not await asyncio.to_thread(os.path.exists, mine)
 
 
-async def test_git_internals_are_read_only_and_loomkin_state_hidden(
+async def test_git_internals_and_config_are_read_only_and_loomkin_state_hidden(
     project: Path, bwrap: Sandbox
 ) -> None:
     (project / ".git").mkdir()
     (project / ".git" / "config").write_text("[core]\n")
     (project / ".loomkin").mkdir()
     (project / ".loomkin" / "server.json").write_text('{"token": "web-token-1f1f"}')
+    (project / "loomkin.toml").write_text("[shell]\n")
     run = await sh(
         bwrap,
         project,
         "echo '[core] fsmonitor = evil' >> .git/config; cat .git/config; "
-        "cat .loomkin/server.json; echo x > .loomkin/loomkin.db",
+        "cat .loomkin/server.json; echo x > .loomkin/loomkin.db; echo network=true >> loomkin.toml",
     )
+    assert (project / "loomkin.toml").read_text() == "[shell]\n"
     assert "[core]" in run.result.output  # readable
     assert "web-token-1f1f" not in run.result.output
     assert (project / ".git" / "config").read_text() == "[core]\n"

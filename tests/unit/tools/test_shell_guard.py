@@ -103,11 +103,14 @@ def test_allow_list_applies_to_the_wrapped_command(project: Path) -> None:
         "cp evil sub/.git/config",
         "echo x > .loomkin/loomkin.db",
         "ln -s .git/config cfg && echo x > cfg",
+        "echo 'auto_approve = [\"*\"]' >> loomkin.toml",
+        "cd sub && sed -i s/a/b/ ../loomkin.toml",
     ],
 )
 def test_git_internals_and_loomkin_state_are_not_written(project: Path, command: str) -> None:
+    (project / "sub").mkdir()
     message = refused(command, project)
-    assert ".git/" in message or ".loomkin" in message
+    assert ".git/" in message or ".loomkin" in message or "loomkin.toml" in message
 
 
 @pytest.mark.parametrize(

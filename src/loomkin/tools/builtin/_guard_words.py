@@ -10,8 +10,8 @@ or as the target of a write, because it cannot tell where it points.
 
 A path is judged lexically (``..``, absolute paths, glob components that could match ``..``)
 and physically (symlinks already on disk, and what a glob matches now), and a write into
-``.git`` or ``.loomkin`` is reported as protected. Physical checks read the file system, so
-callers run the guard in a worker thread.
+``.git`` or ``.loomkin``, or to the project's ``loomkin.toml``, is reported as protected.
+Physical checks read the file system, so callers run the guard in a worker thread.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loomkin.tools.builtin._shwords import Lit, Param
+from loomkin.tools.paths import CONFIG_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -197,9 +198,12 @@ class PathJudge:
             return "outside the project"
         for candidate in self._candidates(value, cwd):
             for path in (candidate, Path(os.path.realpath(candidate))):
-                protected = PROTECTED_DIRS.intersection(path.relative_to(self.root).parts)
+                parts = path.relative_to(self.root).parts
+                protected = PROTECTED_DIRS.intersection(parts)
                 if protected:
                     return f"inside {min(protected)}/, which only Loomkin and git may change"
+                if parts == (CONFIG_FILE,):
+                    return f"{CONFIG_FILE}, the permissions only the user may change"
         return None
 
     def touches_loomkin_state(self, value: str, cwd: Path) -> bool:

@@ -7,7 +7,8 @@ that without root: the command runs with
 
 * the whole file system read-only (``--ro-bind / /``), the project root bound read-write on
   top, the project's ``.git`` read-only again (so no hook, ``core.fsmonitor`` or alias can be
-  planted for the next git command outside the sandbox) and its ``.loomkin`` hidden;
+  planted for the next git command outside the sandbox), its ``loomkin.toml`` read-only
+  (the next session's permissions) and its ``.loomkin`` hidden;
 * a private ``/tmp``, ``/run`` and ``/dev`` (no Docker socket, no session bus, no ssh agent),
   a fresh ``/proc``, all capabilities dropped (root inside cannot remount anything);
 * new PID, IPC, UTS and (unless allowed) network namespaces. The PID namespace is what makes
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loomkin.tools.builtin._proc import ProcessResult, run_process
+from loomkin.tools.paths import CONFIG_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -244,6 +246,9 @@ def bwrap_flags(root: Path, *, network: bool, writable_git: bool) -> list[str]:
             flags += ["--bind", str(linked), str(linked)]
     elif os.path.lexists(git):
         flags += ["--ro-bind", str(git), str(git)]
+    config = root / CONFIG_FILE
+    if os.path.isfile(config):
+        flags += ["--ro-bind", str(config), str(config)]
     state = root / ".loomkin"
     if os.path.isdir(state):
         flags += ["--tmpfs", str(state), "--remount-ro", str(state)]

@@ -70,8 +70,10 @@ class ShellPolicy:
 
 _MAX_DEPTH = 8
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until"})
-_GROUPING = frozenset({"{", "}", "!", "[[", "]]", "function"})
-_DECLARATIONS = frozenset({"for", "select", "case", "esac", "in"})
+_GROUPING = frozenset({"{", "}", "!"})
+# Commands whose words are data, not a program run: loop and case headers, [[ tests ]],
+# function headers (their substitutions are still checked).
+_DECLARATIONS = frozenset({"for", "select", "case", "esac", "in", "[[", "function"})
 _OUTPUT_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 _WRAPPERS = names(
     "nice nohup setsid stdbuf builtin exec command time ionice chrt taskset timeout unbuffer "
@@ -169,7 +171,7 @@ class _Checker:
         while words and (words[0].literal() in _KEYWORDS | _GROUPING):
             words = words[1:]
         if words and words[0].literal() in _DECLARATIONS:
-            return  # for/case headers: their words are data (substitutions checked above)
+            return
         assignments: list[Word] = []
         while words and _ASSIGNMENT.match(words[0].literal_text()) and words[0].parts:
             assignments.append(words.pop(0))
