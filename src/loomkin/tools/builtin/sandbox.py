@@ -64,8 +64,13 @@ BWRAP = "/usr/bin/bwrap"
 SANDBOX_HOME = "/tmp"
 """``$HOME`` inside the sandbox: the private, throw-away ``/tmp``."""
 
+# Variables that describe the terminal, the locale or how tools should behave, never who
+# the user is or what they may access (the user's Python flags and CI included).
 _PASSTHROUGH = frozenset(
-    {"PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "COLORTERM", "NO_COLOR"}
+    {
+        *("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "COLORTERM", "NO_COLOR"),
+        *("CI", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONUTF8"),
+    }
 )
 # Names that hold secrets: OPENAI_API_KEY, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD...
 # (matched on whole name parts, so GIT_AUTHOR_NAME is not mistaken for an auth secret).
