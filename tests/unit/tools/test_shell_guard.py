@@ -144,6 +144,31 @@ def test_relative_paths_follow_cd(project: Path) -> None:
     assert "popd without a matching pushd" in refused("popd", project)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "(cd src); touch ../x",
+        "cd src | true; touch ../x",
+        "cd src & touch ../x",
+        "cd missing; touch ../x",
+        "cd missing || touch ../x",
+        "cd src\ntouch ../x",
+        "cd src; cd ..",
+    ],
+)
+def test_a_cd_that_may_not_have_happened(project: Path, command: str) -> None:
+    (project / "src").mkdir()
+    assert "outside the project" in refused(command, project) or "may leave" in refused(
+        command, project
+    )
+
+
+def test_a_cd_joined_by_and(project: Path) -> None:
+    (project / "src").mkdir()
+    for command in ("cd src && touch ../x", "cd src && (cd ..; touch x) && touch ../y"):
+        check_command(command, project, ShellPolicy())
+
+
 def test_variables(project: Path) -> None:
     check_command("touch $PWD/x && D=build; mkdir -p $D && touch ~+/y", project, ShellPolicy())
     assert "cannot resolve" in refused("touch $SOMEWHERE/x", project)

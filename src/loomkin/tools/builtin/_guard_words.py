@@ -61,19 +61,21 @@ class Arg:
         return Arg(text=text, raw=text)
 
 
-def expand_word(word: Word, variables: Mapping[str, str | None], cwd: Path) -> list[Arg]:
+def expand_word(word: Word, variables: Mapping[str, str | None], cwd: Path | None) -> list[Arg]:
     """Expand one word into the fields the shell would pass (brace expansion included).
 
     Args:
         word: The parsed word.
         variables: Values of variables assigned earlier on the line (None: unknown).
-        cwd: The simulated working directory (the value of ``$PWD``).
+        cwd: The simulated working directory (the value of ``$PWD``); None when uncertain.
     """
     chars: list[tuple[str, bool]] = []  # (character, may take part in brace expansion)
     for index, part in enumerate(word.parts):
         if isinstance(part, Lit):
             text = part.text
             if index == 0 and not part.quoted and (text == "~+" or text.startswith("~+/")):
+                if cwd is None:
+                    return [Arg(text=None, raw=word.raw)]
                 text = str(cwd) + text[2:]
             chars.extend((c, not part.quoted) for c in text)
         elif isinstance(part, Param):
@@ -89,9 +91,9 @@ def expand_word(word: Word, variables: Mapping[str, str | None], cwd: Path) -> l
     return [Arg(text=f, raw=word.raw) for f in fields]
 
 
-def _parameter(name: str, variables: Mapping[str, str | None], cwd: Path) -> str | None:
+def _parameter(name: str, variables: Mapping[str, str | None], cwd: Path | None) -> str | None:
     if name == "PWD":
-        return str(cwd)
+        return None if cwd is None else str(cwd)
     if name == "HOME":
         return "~"  # judged as outside the project, whatever HOME is at run time
     return variables.get(name)

@@ -62,10 +62,17 @@ class _CommandList:
         self.parens = 0
         self.cases = 0
 
-    def finish(self, *, pipe: bool = False) -> None:
+    def finish(self, op: str) -> None:
+        """End the current command at ``op`` and start the next one."""
+        pipe = op in {"|", "|&"}
+        joined_by = op
         if self.current.words or self.current.redirects:
+            self.current.isolated = self.current.isolated or pipe or op == "&"
             self.commands.append(self.current)
-        self.current = Command(stdin_pipe=pipe)
+        elif op in {"(", ")"}:
+            joined_by = self.current.joined_by  # `a && (b)`: b still runs only after a
+        self.current = Command(stdin_pipe=pipe, isolated=pipe, joined_by=joined_by)
+        self.current.depth = self.parens
 
     def add_word(self, word: Word) -> None:
         if not self.current.words and word.literal() == "case":
@@ -77,18 +84,20 @@ class _CommandList:
     def operator(self, op: str, closer: str | None) -> bool:
         """Apply a control operator; True when it closes the script being read."""
         if op == "(":
-            self.finish()
+            self.finish(op)
             self.parens += 1
+            self.current.depth = self.parens
         elif op != ")":
-            self.finish(pipe=op in {"|", "|&"})
+            self.finish(op)
         elif self.parens:
+            self.finish(op)
             self.parens -= 1
-            self.finish()
+            self.current.depth = self.parens
         elif self.cases:
             self.current.is_case_pattern = True  # ``pattern)`` inside a case
-            self.finish()
+            self.finish(";")
         elif closer == ")":
-            self.finish()
+            self.finish(op)
             return True
         else:
             raise ShellSyntaxError("a ')' has no matching '('")
@@ -118,7 +127,7 @@ class _Scanner:
                     raise ShellSyntaxError("a '$(' or '(' is never closed")
                 if self.pending:
                     raise ShellSyntaxError("a heredoc has no body")
-                found.finish()
+                found.finish("")
                 return tuple(found.commands)
             c = self.s[self.i]
             if c == "#":
@@ -126,7 +135,7 @@ class _Scanner:
                     self.i += 1
             elif c == "\n":
                 self.i += 1
-                found.finish()
+                found.finish("\n")
                 self._heredoc_bodies()
             elif self.s.startswith(("<(", ">("), self.i) or c not in _METACHARS:
                 fd = self._io_number() if c.isdigit() or c == "{" else None

@@ -101,6 +101,13 @@ class Command:
     """True when the command reads the output of the previous one (``a | b``)."""
     is_case_pattern: bool = False
     """True for the ``pattern)`` part of a ``case``: words, not a command."""
+    joined_by: str = ""
+    """The operator before the command (``&&``, ``;``, ``\n``...; ``""`` for the first)."""
+    isolated: bool = False
+    """It runs in a subshell of its own (a pipeline member, or in the background): its
+    ``cd`` and assignments do not reach the commands after it."""
+    depth: int = 0
+    """How many ``( ... )`` subshells it is in; they end with their ``cd`` and variables."""
 
 
 _ANSI_ESCAPES = {

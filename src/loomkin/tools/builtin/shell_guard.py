@@ -18,6 +18,10 @@ variables assigned on the line:
   depends on an unknown variable or on command output is refused as a write target;
 * reading Loomkin's state (``.loomkin``) or another process's environment is refused.
 
+A ``cd`` may fail, and then the commands after it run where it left them: relative paths are
+judged from every directory the line may be in (only ``&&`` proves the ``cd`` worked), and
+a ``cd`` inside ``( ... )``, a pipeline or a background job ends there, as in the shell.
+
 This is defence in depth, not the boundary: interpreters (``python -c``, scripts, ``make``)
 run code the guard does not read. Where bubblewrap works, the shell also runs in a sandbox
 (:mod:`~loomkin.tools.builtin.sandbox`); where it does not, this guard is all there is, which
@@ -86,6 +90,10 @@ _PIPE_TO_SHELL = re.compile(
     r"|\b(?:ba|z|da|k)?sh\b[^|;&\n]*(?:\$\(|<\(|`)\s*(?:curl|wget)\b"
 )
 _OTHER_PROCESS_SECRETS = re.compile(r"/proc/.*(?:environ|/mem\b)")
+_CD_MAY_FAIL = (
+    " (if an earlier cd failed, the line is still where it was; join a cd and the commands "
+    "that depend on it with &&)"
+)
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 
 
@@ -130,6 +138,10 @@ class _Checker:
     judge: PathJudge
     policy: ShellPolicy
     cwd: Path
+    others: tuple[Path, ...] = ()
+    """Other directories the line may be in (a ``cd`` before them may have failed)."""
+    pending: tuple[Path, ...] = ()
+    """Where the line stays if a ``cd`` of the current ``&&`` chain fails."""
     variables: dict[str, str | None] = field(default_factory=dict)
     dirs: list[Path] = field(default_factory=list)
     depth: int = 0
@@ -141,13 +153,47 @@ class _Checker:
         variables = {} if fresh_variables else dict(self.variables)
         return replace(self, variables=variables, dirs=list(self.dirs), depth=self.depth + 1)
 
+    def cwds(self) -> list[Path]:
+        """Every directory the current command may run in."""
+        return [self.cwd, *self.others]
+
+    def pwd(self) -> Path | None:
+        """The value of ``$PWD`` when it is certain."""
+        return None if self.others else self.cwd
+
+    def write_problem(self, text: str) -> str | None:
+        problem = self.judge.write_problem(text, self.cwd)
+        if problem is None:
+            others = (self.judge.write_problem(text, c) for c in self.others)
+            problem = next((f"{p}{_CD_MAY_FAIL}" for p in others if p is not None), None)
+        return problem
+
+    def outside(self, text: str) -> bool:
+        return any(self.judge.outside(text, c) for c in self.cwds())
+
     def text(self, source: str) -> None:
         try:
             commands = parse_script(source)
         except ShellSyntaxError as exc:
             raise _refuse(f"it cannot be parsed ({exc}), so it cannot be checked") from None
+        saved: list[_Checker] = []
         for command in commands:
-            self.command(command)
+            while len(saved) < command.depth:  # entering ( ... ): remember where we were
+                saved.append(replace(self, variables=dict(self.variables), dirs=list(self.dirs)))
+            while len(saved) > command.depth:  # leaving it: its cd and variables end
+                self.restore(saved.pop())
+            if command.joined_by != "&&":
+                # A cd that failed earlier no longer stops the commands: both places count.
+                self.others = tuple(dict.fromkeys([*self.others, *self.pending]))
+                self.pending = ()
+            if command.isolated:
+                self.nested().command(command)
+            else:
+                self.command(command)
+
+    def restore(self, state: _Checker) -> None:
+        self.cwd, self.others, self.pending = state.cwd, state.others, state.pending
+        self.variables, self.dirs = state.variables, state.dirs
 
     def substitutions(self, command: Command) -> None:
         """Check what command, heredoc and process substitutions run (before the command)."""
@@ -178,12 +224,12 @@ class _Checker:
         if not words:
             self.assign(assignments)
             return
-        args = [arg for word in words for arg in expand_word(word, self.variables, self.cwd)]
+        args = [arg for word in words for arg in expand_word(word, self.variables, self.pwd())]
         self.run(args, stdin=_stdin_script(command, self))
 
     def assign(self, assignments: list[Word]) -> None:
         for word in assignments:
-            fields = expand_word(word, self.variables, self.cwd)
+            fields = expand_word(word, self.variables, self.pwd())
             name = word.literal_text().split("=", 1)[0].rstrip("+")
             value = fields[0].text if len(fields) == 1 else None
             self.variables[name] = value.split("=", 1)[1] if value is not None else None
@@ -192,16 +238,18 @@ class _Checker:
         literal = word.literal_text()
         if _OTHER_PROCESS_SECRETS.search(literal):
             raise _refuse(f"{word.raw!r} reads another process's environment or memory")
-        for arg in expand_word(word, self.variables, self.cwd):
+        for arg in expand_word(word, self.variables, self.pwd()):
             value = arg.text if arg.text is not None else literal
-            if value and self.judge.touches_loomkin_state(value.split("=")[-1], self.cwd):
+            if value and any(
+                self.judge.touches_loomkin_state(value.split("=")[-1], c) for c in self.cwds()
+            ):
                 raise _refuse(f"{word.raw!r} is Loomkin's own state (.loomkin), not the project")
 
     def redirect(self, redirect: Redirect) -> None:
         target = redirect.target
         if target is None or redirect.op not in _OUTPUT_REDIRECTS | {">&"}:
             return
-        fields = expand_word(target, self.variables, self.cwd)
+        fields = expand_word(target, self.variables, self.pwd())
         text = fields[0].text if len(fields) == 1 else None
         if redirect.op == ">&" and text is not None and (text.isdigit() or text == "-"):
             return  # 2>&1: duplicates a descriptor
@@ -209,7 +257,7 @@ class _Checker:
             raise _refuse(f"it redirects output to {target.raw!r}, which the guard cannot resolve")
         if text in SAFE_DEVICES or text.startswith("/dev/fd/"):
             return
-        problem = self.judge.write_problem(text, self.cwd)
+        problem = self.write_problem(text)
         if problem is not None:
             raise _refuse(f"it redirects output to {target.raw!r}, {problem}")
 
@@ -242,14 +290,14 @@ class _Checker:
         for target in effects.writes:
             if target.text is None:
                 raise _refuse(f"{name} would change {target.raw!r}, which the guard cannot resolve")
-            problem = self.judge.write_problem(target.text, self.cwd)
+            problem = self.write_problem(target.text)
             if problem is not None:
                 raise _refuse(f"{name} would change {target.raw!r}, {problem}")
         for link in effects.links:
-            if link.text is None or self.judge.write_problem(link.text, self.cwd) is not None:
+            if link.text is None or self.write_problem(link.text) is not None:
                 raise _refuse(f"{name} would link to {link.raw!r}, outside the project")
         for workdir in effects.workdirs:
-            if workdir.text is None or self.judge.outside(workdir.text, self.cwd):
+            if workdir.text is None or self.outside(workdir.text):
                 raise _refuse(f"{name} would work in {workdir.raw!r}, outside the project")
         for inner in effects.runs:
             checker = self.nested()
@@ -274,24 +322,29 @@ class _Checker:
             raise _refuse(f"{name} on / or on the home directory")
 
     def change_directory(self, name: str, args: list[Arg]) -> None:
+        # If the cd fails, the line stays where it was: remembered until the && chain ends.
+        self.pending = tuple(dict.fromkeys([*self.pending, *self.cwds()]))
         if name == "popd":
             if not self.dirs:
                 raise _refuse("popd without a matching pushd leaves the project")
-            self.cwd = self.dirs.pop()
+            self.cwd, self.others = self.dirs.pop(), ()
             return
         operands = [
             a for a in args if a.text is None or not a.text.startswith("-") or a.text == "-"
         ]
         if not operands or operands[0].text == "-":
             raise _refuse(f"{name} without a directory (or to '-') leaves the project")
-        target = operands[0]
-        if target.text is None:
-            raise _refuse(f"{name} to {target.raw!r} cannot be checked (a variable or output)")
-        if self.judge.outside(target.text, self.cwd):
-            raise _refuse(f"{name} to {target.raw!r} leaves the project")
+        target = operands[0].text
+        if target is None:
+            raise _refuse(f"{name} to {operands[0].raw!r} cannot be checked (a variable or output)")
+        if self.judge.outside(target, self.cwd):
+            raise _refuse(f"{name} to {operands[0].raw!r} leaves the project")
+        if self.outside(target):
+            raise _refuse(f"{name} to {operands[0].raw!r} may leave the project{_CD_MAY_FAIL}")
         if name == "pushd":
             self.dirs.append(self.cwd)
-        self.cwd = Path(os.path.normpath(self.cwd / target.text))
+        moved = [Path(os.path.normpath(c / target)) for c in self.cwds()]
+        self.cwd, self.others = moved[0], tuple(dict.fromkeys(moved[1:]))
 
 
 def _all_words(command: Command) -> list[Word]:
@@ -307,7 +360,7 @@ def _stdin_script(command: Command, checker: _Checker) -> str | bool | None:
         if redirect.heredoc is not None:
             return redirect.heredoc.body
         if redirect.op == "<<<" and redirect.target is not None:
-            fields = expand_word(redirect.target, checker.variables, checker.cwd)
+            fields = expand_word(redirect.target, checker.variables, checker.pwd())
             return fields[0].text if len(fields) == 1 and fields[0].text is not None else True
         if redirect.op == "<":
             return None  # a script file: opaque, like `sh script.sh`
