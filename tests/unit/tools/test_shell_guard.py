@@ -169,6 +169,19 @@ def test_a_cd_joined_by_and(project: Path) -> None:
         check_command(command, project, ShellPolicy())
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "mv a/up up2 && touch up2/../x",
+        "cp -r src dst && cd dst/..",
+        "tar -xf a.tar && touch sub/../x",
+        "nice mv a b; echo x > b/../c",
+    ],
+)
+def test_dotdot_after_links_moved_on_the_same_line(project: Path, command: str) -> None:
+    assert "created or moved links" in refused(command, project)
+
+
 def test_variables(project: Path) -> None:
     check_command("touch $PWD/x && D=build; mkdir -p $D && touch ~+/y", project, ShellPolicy())
     assert "cannot resolve" in refused("touch $SOMEWHERE/x", project)

@@ -56,6 +56,7 @@ def _tar(args: list[Arg]) -> Effects:
         effects.writes.extend(archives)
     elif "x" in modes or longs & {"--extract", "--get"}:
         effects.writes.extend(parsed.values("C", "directory") or [Arg.known(".")])
+        effects.moves_links = True
         if parsed.has("P", "absolute-names"):
             effects.refusal = "tar -P would extract absolute paths anywhere on the machine"
     effects.writes.extend(parsed.values("g", "listed-incremental"))
@@ -75,7 +76,7 @@ def _unzip(args: list[Arg]) -> Effects:
     parsed = parse_opts(args, Opts("dP"))
     if parsed.has("l") or parsed.has("p") or parsed.has("t") or parsed.has("Z"):
         return Effects()
-    return Effects(writes=parsed.values("d") or [Arg.known(".")])
+    return Effects(writes=parsed.values("d") or [Arg.known(".")], moves_links=True)
 
 
 def _zip(args: list[Arg]) -> Effects:

@@ -79,6 +79,9 @@ class Effects:
     """Directories it works in (``make -C``): they must be inside the project."""
     script_from_stdin: bool = False
     """It reads shell commands from its standard input."""
+    moves_links: bool = False
+    """It may create or move symlinks (``ln``, ``mv``, ``cp -r``, ``tar -x``): a relative
+    link moved elsewhere points elsewhere, so later ``..`` paths cannot be judged."""
     refusal: str | None = None
     """Why it is refused outright."""
 

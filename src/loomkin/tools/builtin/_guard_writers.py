@@ -82,6 +82,7 @@ def writer_effects(name: str, args: list[Arg]) -> Effects | None:
 def _every_operand(name: str, args: list[Arg]) -> Effects:
     parsed = parse_opts(args, _EVERY_OPERAND[name])
     effects = Effects(writes=[*parsed.operands, *parsed.values("t", "target-directory")])
+    effects.moves_links = name == "mv"
     if name in {"vi", "vim", "nvim", "ex"} and (
         parsed.has("c", "cmd")
         or parsed.has("S")
@@ -99,12 +100,21 @@ def _last_operand(name: str, args: list[Arg]) -> Effects:
         targets = [*targets, *parsed.operands]
     elif not targets:
         targets = parsed.operands[-1:]
-    effects = Effects(writes=list(targets))
+    effects = Effects(writes=list(targets), moves_links=_copies_links(name, parsed))
     if name in {"rsync", "scp"}:
         _remote_copy(name, parsed, effects, sources)
     elif _makes_links(name, parsed):
         effects.links = _link_targets(sources, targets)
     return effects
+
+
+def _copies_links(name: str, parsed: Parsed) -> bool:
+    if name in {"ln", "rsync"}:
+        return True
+    if name != "cp":
+        return False
+    recursive = parsed.has(long="recursive") or parsed.has(long="archive")
+    return recursive or any(parsed.has(short) for short in ("s", "l", "r", "R", "a", "P", "d"))
 
 
 def _makes_links(name: str, parsed: Parsed) -> bool:

@@ -90,6 +90,10 @@ _PIPE_TO_SHELL = re.compile(
     r"|\b(?:ba|z|da|k)?sh\b[^|;&\n]*(?:\$\(|<\(|`)\s*(?:curl|wget)\b"
 )
 _OTHER_PROCESS_SECRETS = re.compile(r"/proc/.*(?:environ|/mem\b)")
+_RELINKED = (
+    "it goes through '..' after a command on this line created or moved links, so where it "
+    "leads cannot be known before the line runs (run the commands separately)"
+)
 _CD_MAY_FAIL = (
     " (if an earlier cd failed, the line is still where it was; join a cd and the commands "
     "that depend on it with &&)"
@@ -131,6 +135,14 @@ def check_command(command: str, project_root: Path, policy: ShellPolicy) -> None
     _Checker(judge=judge, policy=policy, cwd=judge.root).text(command)
 
 
+@dataclass(slots=True)
+class _Line:
+    """What one command line did to the file system, seen by every nested checker."""
+
+    relinked: bool = False
+    """A command may have created or moved symlinks: ``..`` after it cannot be judged."""
+
+
 @dataclass(slots=True, kw_only=True)
 class _Checker:
     """Walks the commands of one line, keeping the simulated directory and variables."""
@@ -145,6 +157,7 @@ class _Checker:
     variables: dict[str, str | None] = field(default_factory=dict)
     dirs: list[Path] = field(default_factory=list)
     depth: int = 0
+    line: _Line = field(default_factory=_Line)
 
     def nested(self, *, fresh_variables: bool = False) -> _Checker:
         """A checker for a subshell or another shell (its ``cd`` does not leak back)."""
@@ -162,6 +175,8 @@ class _Checker:
         return None if self.others else self.cwd
 
     def write_problem(self, text: str) -> str | None:
+        if self.line.relinked and ".." in Path(text).parts:
+            return _RELINKED
         problem = self.judge.write_problem(text, self.cwd)
         if problem is None:
             others = (self.judge.write_problem(text, c) for c in self.others)
@@ -287,6 +302,7 @@ class _Checker:
                 self.nested(fresh_variables=True).text(stdin)
 
     def effects(self, name: str, effects: Effects, *, stdin: str | bool | None) -> None:
+        self.line.relinked = self.line.relinked or effects.moves_links
         for target in effects.writes:
             if target.text is None:
                 raise _refuse(f"{name} would change {target.raw!r}, which the guard cannot resolve")
@@ -337,6 +353,8 @@ class _Checker:
         target = operands[0].text
         if target is None:
             raise _refuse(f"{name} to {operands[0].raw!r} cannot be checked (a variable or output)")
+        if self.line.relinked and ".." in Path(target).parts:
+            raise _refuse(f"{name} to {operands[0].raw!r}: {_RELINKED}")
         if self.judge.outside(target, self.cwd):
             raise _refuse(f"{name} to {operands[0].raw!r} leaves the project")
         if self.outside(target):
