@@ -10,4 +10,5 @@ uv run ruff format --check src tests
 uv run mypy
 uv run lint-imports
 [ -x /usr/bin/chromium ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)  # e2e browser
+[ -x /usr/bin/bwrap ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap)  # shell sandbox
 uv run pytest -q "$@"

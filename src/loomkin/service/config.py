@@ -17,6 +17,10 @@ Example::
     auto_approve = ["file_edit", "category:write"]
     deny = ["shell"]
 
+    [shell]
+    deny = ["git push"]
+    network = false
+
     [limits]
     max_iterations = 40
 
@@ -42,10 +46,19 @@ import re
 import tomllib
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+)
 
+from loomkin.agents.tools import CATALOGUE
 from loomkin.errors import ConfigError, UserError
-from loomkin.tools.permissions import validate_rule
+from loomkin.tools.permissions import CATEGORIES, validate_rule
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,23 +113,42 @@ class ModelSection(_Section):
         return value
 
 
+def _permission_rule(rule: str) -> str:
+    """Check one permission entry: a known tool, a category, ``mcp:<name>`` or ``*``."""
+    try:
+        validate_rule(rule)  # empty entries and unknown categories
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
+    if rule == "*" or rule.startswith("category:"):
+        return rule
+    if rule.startswith("mcp:"):
+        # Tools of MCP servers (SPEC §3.12) are not known until the servers are started.
+        if not rule.removeprefix("mcp:").strip():
+            raise ValueError("an 'mcp:' entry needs a server or tool name, e.g. 'mcp:github'")
+        return rule
+    if rule not in CATALOGUE:
+        # A typo must not silently allow or deny nothing: `deny = ["shel"]` denied nothing.
+        known = ["*", *(f"category:{c}" for c in CATEGORIES), *CATALOGUE.names()]
+        close = difflib.get_close_matches(rule, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown tool {rule!r}{hint}; entries are tool names, 'category:<name>', "
+            "'mcp:<name>' or '*'"
+        )
+    return rule
+
+
+PermissionRule = Annotated[str, Strict(), AfterValidator(_permission_rule)]
+
+
 class PermissionsSection(_Section):
     """``[permissions]``: tool calls allowed without asking, and refused outright."""
 
-    auto_approve: tuple[Text, ...] = ()
-    """Tool names, ``"category:<read|write|execute|coordination>"`` or ``"*"``."""
-    deny: tuple[Text, ...] = ()
+    auto_approve: tuple[PermissionRule, ...] = ()
+    """Tool names, ``"category:<read|write|execute|coordination>"``, ``"mcp:<name>"`` or
+    ``"*"``; an unknown tool or category is an error (with a suggestion)."""
+    deny: tuple[PermissionRule, ...] = ()
     """Same forms; deny wins over everything."""
-
-    @field_validator("auto_approve", "deny")
-    @classmethod
-    def _valid_rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for rule in value:
-            try:
-                validate_rule(rule)
-            except UserError as exc:
-                raise ValueError(str(exc)) from None
-        return value
 
 
 class ShellSection(_Section):
@@ -128,6 +160,8 @@ class ShellSection(_Section):
     """Programs (``"docker"``) or word prefixes (``"git push"``) refused; deny wins."""
     timeout_s: Annotated[float, Strict(), Field(gt=0, le=600)] = 30.0
     """Default timeout of one command (at most 600 s, the shell tool's upper bound)."""
+    network: Annotated[bool, Strict()] = False
+    """Whether shell commands may use the network (they run in a sandbox without it)."""
 
 
 class BudgetsSection(_Section):

@@ -67,6 +67,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             allow=frozenset(config.shell.allow),
             deny=frozenset(config.shell.deny),
             default_timeout_s=config.shell.timeout_s,
+            network=config.shell.network,
         ),
     )
     prices = dict(DEFAULT_PRICES)

@@ -6,6 +6,12 @@ followed, and the result must still lie under the resolved project root. The sec
 catches symlinks anywhere in the path (a linked file or a linked directory) that point out of
 the project; symlinks that stay inside are fine. ``~`` is not expanded: ``~/x`` names a
 directory called ``~`` inside the project, exactly as a shell-less ``open`` would.
+
+Inside the project, three places belong to someone else (:func:`protection`): ``.git``
+(its configuration and hooks run programs on the next git command, so the file tools never
+write it; reading is fine), ``.loomkin`` (Loomkin's own state: never written, and the web
+server's token file ``server.json`` never read) and ``loomkin.toml`` at the root (the
+permissions and shell policy of the next session: an agent must not grant itself more).
 """
 
 from __future__ import annotations
@@ -15,7 +21,24 @@ from pathlib import Path, PurePosixPath
 
 from loomkin.errors import PathEscapeError
 
-__all__ = ["display_path", "resolve_in_project"]
+__all__ = [
+    "CONFIG_FILE",
+    "GIT_DIR",
+    "SECRET_FILES",
+    "STATE_DIR",
+    "display_path",
+    "protection",
+    "resolve_in_project",
+]
+
+GIT_DIR = ".git"
+"""Git's internals; a directory of this name at any depth is a repository's."""
+STATE_DIR = ".loomkin"
+"""Loomkin's own state in a project (event store, web server file)."""
+CONFIG_FILE = "loomkin.toml"
+"""The project's configuration (``loomkin.service.config.CONFIG_FILE``): never written."""
+SECRET_FILES = frozenset({"server.json"})
+"""Files of :data:`STATE_DIR` that hold secrets (the web token): never read by a tool."""
 
 
 def resolve_in_project(project_root: Path, user_path: str) -> Path:
@@ -78,3 +101,36 @@ def display_path(project_root: Path, path: Path) -> str:
         return str(path)
     text = PurePosixPath(*rel.parts).as_posix() if rel.parts else "."
     return text
+
+
+def protection(project_root: Path, path: Path, *, write: bool) -> str | None:
+    """Why a file tool may not read (or write) ``path``, or None when it may.
+
+    Args:
+        project_root: The project directory.
+        path: A resolved path inside the project (from :func:`resolve_in_project`).
+        write: True to ask about writing (creating, changing, removing) the path.
+
+    Returns:
+        A sentence for the model naming the protected place, or None.
+    """
+    try:
+        parts = path.relative_to(project_root.resolve()).parts
+    except ValueError:
+        return f"{str(path)!r} is outside the project"
+    if STATE_DIR in parts:
+        if write:
+            return f"{STATE_DIR}/ holds Loomkin's own state; tools never change it"
+        if parts[-1] in SECRET_FILES:
+            return f"{STATE_DIR}/{parts[-1]} holds a secret (the web server's token)"
+    if write and parts == (CONFIG_FILE,):
+        return (
+            f"{CONFIG_FILE} holds the permissions and shell policy; tools never change it "
+            "(ask the user to edit it)"
+        )
+    if write and GIT_DIR in parts:
+        return (
+            f"{GIT_DIR}/ holds git's internals; its configuration and hooks would run programs "
+            "on the next git command, so tools never write it (use the git tool)"
+        )
+    return None

@@ -14,18 +14,26 @@ Entries name a tool (``"shell"``), a category (``"category:write"``) or everythi
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 from loomkin.core.records import ToolCategory
 from loomkin.errors import UserError
 
-__all__ = ["PermissionGrant", "PermissionOutcome", "PermissionPolicy", "validate_rule"]
+__all__ = [
+    "CATEGORIES",
+    "PermissionGrant",
+    "PermissionOutcome",
+    "PermissionPolicy",
+    "validate_rule",
+]
 
 PermissionOutcome = Literal["allow", "ask", "deny"]
 """What :meth:`PermissionPolicy.decide` says about one call."""
 
-_CATEGORIES: tuple[ToolCategory, ...] = get_args(ToolCategory)
+CATEGORIES: tuple[ToolCategory, ...] = get_args(ToolCategory)
+"""The tool categories a ``category:<name>`` entry may name."""
 _ALWAYS_ALLOWED: frozenset[ToolCategory] = frozenset({"read", "coordination"})
 
 
@@ -62,10 +70,12 @@ def validate_rule(rule: str) -> str:
         raise UserError("permission entries cannot be empty")
     if rule.startswith("category:"):
         category = rule.removeprefix("category:")
-        if category not in _CATEGORIES:
+        if category not in CATEGORIES:
+            close = difflib.get_close_matches(category, CATEGORIES, n=1)
+            hint = f" (did you mean 'category:{close[0]}'?)" if close else ""
             raise UserError(
-                f"unknown tool category {category!r} in {rule!r}; "
-                f"expected one of {', '.join(_CATEGORIES)}"
+                f"unknown tool category {category!r} in {rule!r}{hint}; "
+                f"expected one of {', '.join(CATEGORIES)}"
             )
     return rule
 

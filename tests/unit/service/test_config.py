@@ -6,6 +6,7 @@ import pytest
 
 from loomkin.errors import ConfigError
 from loomkin.service.config import CONFIG_FILE, LoomkinConfig, load_config, parse_config
+from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,6 +28,7 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     assert config.rebalancer.check_every_s == 60
     assert config.comms.policy == "neighbours"
     assert config.shell.timeout_s == 30
+    assert config.shell.network is False
 
 
 FULL = """
@@ -42,6 +44,7 @@ deny = ["shell"]
 allow = ["pytest", "ls"]
 deny = ["git push"]
 timeout_s = 45
+network = true
 
 [budgets]
 session_usd = 5.0
@@ -82,6 +85,7 @@ def test_full_file_round_trip(tmp_path: Path) -> None:
     assert config.model.base_url == "http://127.0.0.1:8080/v1"
     assert config.permissions.auto_approve == ("file_edit", "category:write")
     assert config.shell.deny == ("git push",)
+    assert config.shell.network is True
     assert config.budgets.team_usd == 2.0
     assert config.limits.max_iterations == 40
     assert config.roles["docs-writer"].tools == ("file_read", "file_write")
@@ -166,7 +170,42 @@ def test_model_default_must_name_provider(tmp_path: Path) -> None:
 
 def test_permission_entries_are_checked(tmp_path: Path) -> None:
     message = error_of(tmp_path, '[permissions]\nauto_approve = ["category:writes"]\n')
-    assert message.startswith("permissions.auto_approve: unknown tool category 'writes'")
+    assert message.startswith(
+        "permissions.auto_approve[0]: unknown tool category 'writes' in 'category:writes' "
+        "(did you mean 'category:write'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("shel", "unknown tool 'shel' (did you mean 'shell'?)"),
+        ("file_writer", "unknown tool 'file_writer' (did you mean 'file_write'?)"),
+        ("task_creat", "unknown tool 'task_creat' (did you mean 'task_create'?)"),
+        ("frobnicate", "unknown tool 'frobnicate'; entries are tool names"),
+        ("mcp:", "an 'mcp:' entry needs a server or tool name"),
+        ("", "permission entries cannot be empty"),
+    ],
+)
+def test_unknown_tools_in_permissions_are_errors(tmp_path: Path, entry: str, expected: str) -> None:
+    message = error_of(tmp_path, f'[permissions]\ndeny = ["git", "{entry}"]\n')
+    assert message.startswith(f"permissions.deny[1]: {expected}")
+
+
+def test_known_permission_entries(tmp_path: Path) -> None:
+    entries = (
+        '["shell", "peer_message", "category:execute", "mcp:github", "mcp:github.search", "*"]'
+    )
+    write(tmp_path, f"[permissions]\nauto_approve = {entries}\ndeny = {entries}\n")
+    config = load_config(tmp_path)
+    assert "mcp:github" in config.permissions.auto_approve
+    assert config.permissions.deny[0] == "shell"
+
+
+def test_shell_network_is_a_boolean(tmp_path: Path) -> None:
+    assert error_of(tmp_path, '[shell]\nnetwork = "yes"\n') == (
+        'shell.network: must be a valid boolean (got "yes")'
+    )
 
 
 def test_role_needs_prompt_and_valid_name(tmp_path: Path) -> None:
@@ -218,3 +257,9 @@ def test_config_is_frozen() -> None:
     config = LoomkinConfig()
     with pytest.raises(ValueError, match="frozen"):
         config.limits.max_iterations = 3  # type: ignore[misc]
+
+
+def test_shell_network_reaches_the_shell_policy(tmp_path: Path) -> None:
+    assert session_options(LoomkinConfig()).settings.shell_policy.network is False
+    write(tmp_path, "[shell]\nnetwork = true\n")
+    assert session_options(load_config(tmp_path)).settings.shell_policy.network is True

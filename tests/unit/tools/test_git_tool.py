@@ -129,3 +129,76 @@ def test_unknown_operation_refused() -> None:
 def test_target(ctx: ToolContext) -> None:
     args = git.parse_args({"operation": "commit", "args": ["-m", "x"]})
     assert git.target(args, ctx) == "git commit -m x"
+
+
+@pytest.mark.parametrize(
+    ("operation", "args", "reason"),
+    [
+        ("commit", ["-F/etc/passwd"], "outside the project root"),
+        ("commit", ["--file=/etc/passwd"], "outside the project root"),
+        ("commit", ["-F", "/etc/passwd"], "outside the project root"),
+        ("commit", ["-t/etc/passwd", "-m", "x"], "outside the project root"),
+        ("diff", ["-O/etc/passwd"], "outside the project root"),
+        ("diff", ["-C/tmp"], "outside the project root"),
+        ("log", ["-L1,2:/etc/passwd"], "outside the project root"),
+        ("diff", ["--output=../out.txt"], "'--output' is not allowed"),
+        ("diff", ["-o/tmp/x"], "outside the project root"),
+        ("commit", ["--template=../t", "-m", "x"], "'--template' is not allowed"),
+        ("add", ["--pathspec-from-file=/etc/passwd"], "'--pathspec-from-file' is not allowed"),
+        ("status", ["--git-dir=/tmp/x"], "'--git-dir' is not allowed"),
+        ("status", ["--work-tree=/tmp"], "'--work-tree' is not allowed"),
+        ("log", ["-c", "alias.x=!sh"], "'-c' is not allowed"),
+        ("log", ["--config-env=core.pager=EDITOR"], "'--config-env' is not allowed"),
+        ("log", ["--config=core.pager=sh"], "'--config' is not allowed"),
+        ("log", ["--exec-path=/tmp"], "'--exec-path' is not allowed"),
+        ("log", ["--upload-pack=sh"], "'--upload-pack' is not allowed"),
+        ("log", ["--receive-pack=sh"], "'--receive-pack' is not allowed"),
+        ("add", [":/../x"], "leads out of the project"),
+    ],
+)
+async def test_option_values_are_checked(
+    repo: Path, ctx: ToolContext, operation: str, args: list[str], reason: str
+) -> None:
+    with pytest.raises(ToolError) as info:
+        await run_git(ctx, operation, *args)
+    assert reason in str(info.value)
+
+
+async def test_messages_are_not_paths(repo: Path, ctx: ToolContext) -> None:
+    (repo / "a.txt").write_text("three\n")
+    await run_git(ctx, "add", "a.txt")
+    result = await run_git(ctx, "commit", "-m", "See /etc/hosts and ../x: https://x.org")
+    assert "See /etc/hosts" in result
+    (repo / "a.txt").write_text("four\n")
+    assert "[exit code 0]" in await run_git(ctx, "commit", "-am/etc/passwd is a message")
+
+
+def _make_repo(path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    (path / "x.txt").write_text("x\n")
+    subprocess.run(["git", "-C", str(path), "add", "x.txt"], check=True)
+    subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "x"], check=True)
+
+
+async def test_add_refuses_nested_repositories(repo: Path, ctx: ToolContext) -> None:
+    nested = repo / "vendor" / "lib"
+    nested.mkdir(parents=True)
+    _make_repo(nested)
+    (repo / "b.txt").write_text("b\n")
+    with pytest.raises(ToolError, match=r"'vendor/lib' is a nested git repository"):
+        await run_git(ctx, "add", "-A")
+    staged = await run_git(ctx, "status", "--porcelain")
+    assert "A  b.txt" in staged
+    assert "A  vendor" not in staged
+
+
+async def test_git_sees_no_secrets(
+    repo: Path, ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-git-test-1234")
+    (repo / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\nenv\n")
+    (repo / ".git" / "hooks" / "pre-commit").chmod(0o755)
+    (repo / "a.txt").write_text("hooked\n")
+    result = await run_git(ctx, "commit", "-am", "with a hook")
+    assert "GIT_AUTHOR_NAME" in result or "PATH=" in result  # the hook ran and printed env
+    assert "sk-git-test-1234" not in result

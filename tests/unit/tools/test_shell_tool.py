@@ -1,51 +1,64 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from loomkin.errors import ToolError
-from loomkin.tools.builtin import BuiltinDeps, ShellPolicy, check_command, shell
+from loomkin.tools.builtin import BuiltinDeps, Sandbox, ShellPolicy, check_command, shell
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from loomkin.tools.base import ToolContext
 
 
 async def run(
-    ctx: ToolContext, command: str, policy: ShellPolicy | None = None, **kw: float
+    ctx: ToolContext,
+    command: str,
+    policy: ShellPolicy | None = None,
+    sandbox: Sandbox | None = None,
+    **kw: float,
 ) -> str:
-    deps = BuiltinDeps(shell_policy=policy or ShellPolicy())
+    policy = policy or ShellPolicy()
+    if sandbox is not None:
+        policy = replace(policy, sandbox=sandbox)
+    deps = BuiltinDeps(shell_policy=policy)
     args = shell.parse_args({"command": command, **kw})
     return await shell.run(args, ctx, deps)
 
 
-async def test_runs_in_project_root_with_exit_code(project: Path, ctx: ToolContext) -> None:
-    assert await run(ctx, "pwd") == f"{project}\n[exit code 0]"
+async def test_runs_in_project_root_with_exit_code(
+    project: Path, ctx: ToolContext, sandbox: Sandbox
+) -> None:
+    assert await run(ctx, "pwd", sandbox=sandbox) == f"{project}\n[exit code 0]"
 
 
-async def test_combines_stdout_and_stderr(ctx: ToolContext) -> None:
-    assert await run(ctx, "echo out; echo err >&2") == "out\nerr\n[exit code 0]"
+async def test_combines_stdout_and_stderr(ctx: ToolContext, sandbox: Sandbox) -> None:
+    assert await run(ctx, "echo out; echo err >&2", sandbox=sandbox) == "out\nerr\n[exit code 0]"
 
 
-async def test_no_output(ctx: ToolContext) -> None:
-    assert await run(ctx, "true") == "(no output)\n[exit code 0]"
+async def test_no_output(ctx: ToolContext, sandbox: Sandbox) -> None:
+    assert await run(ctx, "true", sandbox=sandbox) == "(no output)\n[exit code 0]"
 
 
-async def test_failure_raises_tool_error_with_output_and_code(ctx: ToolContext) -> None:
+async def test_failure_raises_tool_error_with_output_and_code(
+    ctx: ToolContext, sandbox: Sandbox
+) -> None:
     with pytest.raises(ToolError) as info:
-        await run(ctx, "echo broken; exit 3")
+        await run(ctx, "echo broken; exit 3", sandbox=sandbox)
     assert str(info.value) == "broken\n[exit code 3]"
 
 
-async def test_timeout_kills_process_group(project: Path, ctx: ToolContext) -> None:
+async def test_timeout_kills_process_group(
+    project: Path, ctx: ToolContext, sandbox: Sandbox
+) -> None:
     # The background child would touch the marker after 0.4 s if it survived the group kill.
     command = "echo started; (sleep 0.4 && touch survived) & sleep 5"
     with pytest.raises(ToolError) as info:
-        await run(ctx, command, timeout_s=0.2)
+        await run(ctx, command, timeout_s=0.2, sandbox=sandbox)
     message = str(info.value)
     assert message.startswith("started\n")
     assert "[timed out after 0.2 s" in message
@@ -54,38 +67,70 @@ async def test_timeout_kills_process_group(project: Path, ctx: ToolContext) -> N
     assert not (project / "survived").exists()
 
 
-async def test_timeout_capped_by_policy(ctx: ToolContext) -> None:
+async def test_timeout_capped_by_policy(ctx: ToolContext, sandbox: Sandbox) -> None:
     policy = ShellPolicy(default_timeout_s=0.2, max_timeout_s=0.3)
     with pytest.raises(ToolError, match=r"timed out after 0.2 s"):
-        await run(ctx, "sleep 5", policy)
+        await run(ctx, "sleep 5", policy, sandbox=sandbox)
     with pytest.raises(ToolError, match=r"timed out after 0.3 s"):
-        await run(ctx, "sleep 5", policy, timeout_s=100)
+        await run(ctx, "sleep 5", policy, timeout_s=100, sandbox=sandbox)
 
 
-async def test_cancellation_kills_the_process(project: Path, ctx: ToolContext) -> None:
-    task = asyncio.create_task(run(ctx, "echo $$ > pid; exec sleep 30"))
-    pid_file = project / "pid"
-    wait_for_pid = f"while [ ! -s {pid_file} ]; do sleep 0.02; done"
-    proc = await asyncio.create_subprocess_exec("sh", "-c", wait_for_pid)
+# Run in a child process: waits (polling /proc) until a process with this command line runs.
+WAIT_FOR_PROCESS = """
+import pathlib, sys, time
+wanted = "\\0".join(sys.argv[1:]).encode() + b"\\0"
+def found():
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == wanted:
+                return True
+        except OSError:
+            pass
+    return False
+while not found():
+    time.sleep(0.02)
+"""
+
+
+def _running(argv: list[str]) -> list[int]:
+    """Pids of processes whose command line is exactly ``argv`` (read from /proc)."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == wanted:
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # exited meanwhile
+    return found
+
+
+async def test_cancellation_kills_the_process(ctx: ToolContext, sandbox: Sandbox) -> None:
+    # A sleep duration nothing else uses, to find the process in /proc (in the sandbox its
+    # own pid, $$, means nothing outside).
+    sleeper = ["sleep", "31.4159"]
+    task = asyncio.create_task(run(ctx, f"exec {' '.join(sleeper)}", sandbox=sandbox))
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", WAIT_FOR_PROCESS, *sleeper)
     await proc.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    pid = int(pid_file.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert _running(sleeper) == []
 
 
-async def test_output_cap_keeps_head_and_tail(ctx: ToolContext) -> None:
-    result = await run(ctx, "seq 1 20000")
+async def test_output_cap_keeps_head_and_tail(ctx: ToolContext, sandbox: Sandbox) -> None:
+    result = await run(ctx, "seq 1 20000", sandbox=sandbox)
     assert len(result) < 10_200
     assert result.startswith("1\n2\n3\n")
     assert result.endswith("19999\n20000\n[exit code 0]")
     assert "[... output truncated:" in result
 
 
-async def test_small_cap_from_policy(ctx: ToolContext) -> None:
-    result = await run(ctx, "printf 'abcdefghijklmnopqrstuvwxyz'", ShellPolicy(output_cap=10))
+async def test_small_cap_from_policy(ctx: ToolContext, sandbox: Sandbox) -> None:
+    result = await run(
+        ctx, "printf 'abcdefghijklmnopqrstuvwxyz'", ShellPolicy(output_cap=10), sandbox=sandbox
+    )
     assert result.startswith("abcde\n[... output truncated: 16 bytes omitted ...]\nvwxyz")
 
 
@@ -221,10 +266,12 @@ def test_deny_wins_over_allow(project: Path) -> None:
         check_command("git status", project, policy)
 
 
-async def test_refused_command_does_not_run(project: Path, ctx: ToolContext) -> None:
+async def test_refused_command_does_not_run(
+    project: Path, ctx: ToolContext, sandbox: Sandbox
+) -> None:
     policy = ShellPolicy(deny=frozenset({"rm"}))
     (project / "keep.txt").write_text("x")
     with pytest.raises(ToolError, match=r"deny list"):
-        await run(ctx, "touch made.txt; rm keep.txt", policy)
+        await run(ctx, "touch made.txt; rm keep.txt", policy, sandbox=sandbox)
     assert (project / "keep.txt").exists()
     assert not (project / "made.txt").exists()

@@ -1,4 +1,4 @@
-"""The built-in tools: files, search, shell and git."""
+"""The built-in tools: files, search, shell and git, and the sandbox commands run in."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Protocol
 from loomkin.tools.base import FileAccessLog, MemoryFileAccessLog, ToolSet
 from loomkin.tools.builtin.files import FileDeps, file_edit, file_read, file_write
 from loomkin.tools.builtin.git import git
+from loomkin.tools.builtin.sandbox import Sandbox, SandboxRun, child_environment, default_sandbox
 from loomkin.tools.builtin.search import content_search, directory_list, file_search
 from loomkin.tools.builtin.shell import ShellDeps, shell
 from loomkin.tools.builtin.shell_guard import ShellPolicy, check_command
@@ -16,11 +17,15 @@ __all__ = [
     "BuiltinDeps",
     "BuiltinToolDeps",
     "FileDeps",
+    "Sandbox",
+    "SandboxRun",
     "ShellDeps",
     "ShellPolicy",
     "builtin_tools",
     "check_command",
+    "child_environment",
     "content_search",
+    "default_sandbox",
     "directory_list",
     "file_edit",
     "file_read",

@@ -6,6 +6,12 @@ killed, grandchildren included, and awaited before we return or re-raise. Output
 incrementally into a buffer that keeps the head and the tail (errors are usually at the end)
 and counts what it dropped, so a chatty command cannot exhaust memory and the output read
 before a timeout is still reported.
+
+The output pipe is ours, not asyncio's: on Python 3.11, ``Process.wait()`` only returns once
+every pipe of the child is closed, so a grandchild that left the group (``setsid cmd &``)
+and kept stdout open would hold the call until it exits. Here, the leader's exit is awaited
+on its own, then ``sweep`` (the caller's way to kill what left the group) runs, and reading
+stops at the timeout whatever still holds the pipe.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
 __all__ = ["ProcessResult", "run_process"]
@@ -83,40 +89,52 @@ def _kill_group(pgid: int) -> None:
 
 
 async def _spawn(
-    cwd: Path, shell_command: str | None, argv: Sequence[str], env: dict[str, str] | None
+    cwd: Path,
+    shell_command: str | None,
+    argv: Sequence[str],
+    env: dict[str, str] | None,
+    output_fd: int,
 ) -> asyncio.subprocess.Process:
-    """Start the child in a new session (its own process group), stdout+stderr on one pipe."""
+    """Start the child in a new session (its own process group), stdout+stderr on our pipe."""
     if shell_command is not None:
-        return await asyncio.create_subprocess_shell(
-            shell_command,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
+        argv = ["/bin/sh", "-c", shell_command]
     return await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdout=output_fd,
+        stderr=output_fd,
         start_new_session=True,
     )
 
 
-async def _collect(process: asyncio.subprocess.Process, buffer: _Capped, timeout_s: float) -> bool:
+async def _open_reader(read_fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_CHUNK)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+    )
+    return reader, transport
+
+
+async def _collect(
+    process: asyncio.subprocess.Process,
+    reader: asyncio.StreamReader,
+    buffer: _Capped,
+    timeout_s: float,
+    sweep: Callable[[], object],
+) -> bool:
     """Read the output into ``buffer`` until the child exits; True when the timeout fired."""
     timed_out = False
     finished = False
+    drain = asyncio.ensure_future(_drain(reader, buffer))
     try:
-        assert process.stdout is not None
         try:
             async with asyncio.timeout(timeout_s):
-                await _drain(process.stdout, buffer)
                 await process.wait()
+                sweep()  # what left the process group would keep the pipe open
+                await drain
                 finished = True
         except TimeoutError:
             timed_out = True
@@ -125,8 +143,17 @@ async def _collect(process: asyncio.subprocess.Process, buffer: _Capped, timeout
             # Timeout or cancellation: kill the whole group, even if the leader already
             # exited, so no grandchild keeps running (or keeps our pipe open).
             _kill_group(process.pid)
+            sweep()
+        drain.cancel()
+        (outcome,) = await asyncio.gather(drain, return_exceptions=True)
         await process.wait()
+        if isinstance(outcome, Exception):  # a read error, not our cancellation
+            raise outcome
     return timed_out
+
+
+def _nothing() -> None:
+    return None
 
 
 async def run_process(
@@ -137,6 +164,7 @@ async def run_process(
     shell_command: str | None = None,
     argv: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    sweep: Callable[[], object] = _nothing,
 ) -> ProcessResult:
     """Run ``shell_command`` (through ``/bin/sh``) or ``argv`` and collect its output.
 
@@ -147,13 +175,26 @@ async def run_process(
         shell_command: A shell command line; exclusive with ``argv``.
         argv: Program and arguments, run without a shell.
         env: Environment (defaults to this process's).
+        sweep: Called when the leader exits and after a kill: kills what left the group.
 
     Returns:
         The exit code (None on timeout), the capped output and flags.
     """
-    process = await _spawn(cwd, shell_command, argv, env)
-    buffer = _Capped(output_cap)
-    timed_out = await _collect(process, buffer, timeout_s)
+    read_fd, write_fd = os.pipe()
+    try:
+        reader, transport = await _open_reader(read_fd)
+    except BaseException:
+        os.close(write_fd)
+        raise
+    try:
+        try:
+            process = await _spawn(cwd, shell_command, argv, env, write_fd)
+        finally:
+            os.close(write_fd)  # the child holds its copy; EOF comes when every copy closes
+        buffer = _Capped(output_cap)
+        timed_out = await _collect(process, reader, buffer, timeout_s, sweep)
+    finally:
+        transport.close()
     output, truncated = buffer.render(output_cap)
     return ProcessResult(
         exit_code=None if timed_out else process.returncode,

@@ -1,7 +1,9 @@
 """``file_read``, ``file_write`` and ``file_edit``: text files inside the project.
 
 Every path goes through :func:`~loomkin.tools.paths.resolve_in_project`, so the tools can
-never touch a file outside the project. Reads are recorded in the deps'
+never touch a file outside the project; ``.git`` and ``.loomkin`` are never written and
+``.loomkin/server.json`` never read (:func:`~loomkin.tools.paths.protection`), and FIFOs,
+sockets and devices are refused without blocking. Reads are recorded in the deps'
 :class:`~loomkin.tools.base.FileAccessLog`; writing or editing a file the agent has not read
 (or that changed on disk since it did) still works, but the result starts with a warning so
 the model notices a blind or stale write.
@@ -17,7 +19,7 @@ from pydantic import Field
 
 from loomkin.errors import ToolError
 from loomkin.tools.base import FileAccessLog, ToolArgs, ToolContext, tool
-from loomkin.tools.builtin._fs import is_binary, relative, resolve
+from loomkin.tools.builtin._fs import is_binary, read_regular, relative, resolve, write_regular
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -101,14 +103,9 @@ class _Text:
 
 def _load_text(project_root: Path, path: Path) -> _Text:
     name = relative(project_root, path)
-    if not path.exists():
-        raise ToolError(f"File {name!r} does not exist")
     if path.is_dir():
         raise ToolError(f"{name!r} is a directory; use directory_list to see its entries")
-    stat = path.stat()
-    if stat.st_size > MAX_FILE_BYTES:
-        raise ToolError(f"File {name!r} is too large to read ({stat.st_size} bytes)")
-    data = path.read_bytes()
+    data, stat = read_regular(path, name=name, limit=MAX_FILE_BYTES)
     if is_binary(data):
         raise ToolError(
             f"File {name!r} looks binary ({len(data)} bytes); file_read only shows text files"
@@ -177,10 +174,8 @@ def _stale_warning(log: FileAccessLog, agent_id: AgentId, path: Path, name: str)
     return ""
 
 
-def _write_text(path: Path, content: str) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode("utf-8"))
-    return path.stat().st_mtime_ns
+def _write_text(project_root: Path, path: Path, content: str) -> int:
+    return write_regular(path, content.encode("utf-8"), name=relative(project_root, path))
 
 
 @tool(name="file_write", category="write", args=FileWriteArgs, target=_path_target)
@@ -189,13 +184,13 @@ async def file_write(args: FileWriteArgs, ctx: ToolContext, deps: FileDeps) -> s
 
     Missing parent directories are created. Prefer file_edit for changes to existing files.
     """
-    path = resolve(ctx.project_root, args.path)
+    path = resolve(ctx.project_root, args.path, write=True)
     name = relative(ctx.project_root, path)
     if path.is_dir():
         raise ToolError(f"{name!r} is a directory; give a file path")
     warning = _stale_warning(deps.file_access, ctx.agent_id, path, name)
     existed = path.exists()
-    mtime_ns = await asyncio.to_thread(_write_text, path, args.content)
+    mtime_ns = await asyncio.to_thread(_write_text, ctx.project_root, path, args.content)
     deps.file_access.note_read(ctx.agent_id, path, mtime_ns)
     lines = len(args.content.splitlines())
     verb = "Overwrote" if existed else "Created"
@@ -225,12 +220,12 @@ async def file_edit(args: FileEditArgs, ctx: ToolContext, deps: FileDeps) -> str
     """
     if args.old_string == args.new_string:
         raise ToolError("old_string and new_string are identical; nothing to change")
-    path = resolve(ctx.project_root, args.path)
+    path = resolve(ctx.project_root, args.path, write=True)
     name = relative(ctx.project_root, path)
     loaded = await asyncio.to_thread(_load_text, ctx.project_root, path)
     new_text, count = _replace(loaded.text, args, name)
     warning = _stale_warning(deps.file_access, ctx.agent_id, path, name)
-    mtime_ns = await asyncio.to_thread(_write_text, path, new_text)
+    mtime_ns = await asyncio.to_thread(_write_text, ctx.project_root, path, new_text)
     deps.file_access.note_read(ctx.agent_id, path, mtime_ns)
     plural = "occurrence" if count == 1 else "occurrences"
     return f"{warning}Edited {name!r}: replaced {count} {plural}"

@@ -1,8 +1,9 @@
 """``file_search``, ``content_search`` and ``directory_list``: finding things in the project.
 
 All three skip :data:`~loomkin.tools.builtin._fs.SKIP_DIRS`, never follow a symlink out of the
-project, return paths relative to the project root in sorted order, and cap their output
-with a note saying so.
+project, skip FIFOs, sockets and devices (reading one could block forever) and
+``.loomkin/server.json``, return paths relative to the project root in sorted order, and cap
+their output with a note saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from loomkin.tools.builtin._fs import (
     SKIP_DIRS,
     glob_to_regex,
     is_binary,
+    read_regular,
     relative,
     resolve,
     walk_files,
@@ -88,10 +90,14 @@ def _dir_target(
 def _search_start(ctx: ToolContext, user_path: str, *, allow_file: bool) -> Path:
     start = resolve(ctx.project_root, user_path)
     name = relative(ctx.project_root, start)
-    if not start.exists():
-        raise ToolError(f"Path {name!r} does not exist")
-    if not allow_file and not start.is_dir():
+    try:
+        mode = start.stat().st_mode
+    except FileNotFoundError:
+        raise ToolError(f"Path {name!r} does not exist") from None
+    if not allow_file and not stat.S_ISDIR(mode):
         raise ToolError(f"{name!r} is not a directory")
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise ToolError(f"{name!r} is not a regular file or directory; it cannot be searched")
     return start
 
 
@@ -133,15 +139,13 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def _grep_file(project_root: Path, path: Path, regex: re.Pattern[str], out: list[str]) -> None:
+    name = relative(project_root, path)
     try:
-        if path.stat().st_size > MAX_SEARCHED_FILE_BYTES:
-            return
-        data = path.read_bytes()
-    except OSError:
-        return  # unreadable (permissions, vanished): a search skips it, like grep -s
+        data, _ = read_regular(path, name=name, limit=MAX_SEARCHED_FILE_BYTES)
+    except ToolError:
+        return  # too large, vanished, unreadable or no longer regular: skipped, like grep -s
     if is_binary(data):
         return
-    name = relative(project_root, path)
     for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
         if regex.search(line):
             shown = line if len(line) <= MAX_MATCH_CHARS else line[:MAX_MATCH_CHARS] + "…"
@@ -182,8 +186,10 @@ async def content_search(args: ContentSearchArgs, ctx: ToolContext, deps: object
     return "\n".join(found)
 
 
-def _list_dir(start: Path) -> list[str]:
+def _list_dir(start: Path) -> tuple[list[str], int]:
+    """The rows of a listing, and how many special files (FIFOs, sockets...) were left out."""
     rows: list[str] = []
+    special = 0
     for entry in sorted(start.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
         if entry.name in SKIP_DIRS:
             continue
@@ -192,9 +198,11 @@ def _list_dir(start: Path) -> list[str]:
             rows.append(f"link  {'-':>10}  {entry.name} -> {entry.readlink()}")
         elif stat.S_ISDIR(info.st_mode):
             rows.append(f"dir   {'-':>10}  {entry.name}/")
-        else:
+        elif stat.S_ISREG(info.st_mode):
             rows.append(f"file  {info.st_size:>10}  {entry.name}")
-    return rows
+        else:
+            special += 1
+    return rows, special
 
 
 @tool(name="directory_list", category="read", args=DirectoryListArgs, target=_dir_target)
@@ -204,11 +212,12 @@ async def directory_list(args: DirectoryListArgs, ctx: ToolContext, deps: object
     Directories come first. Skips .git, .venv, node_modules and caches.
     """
     start = _search_start(ctx, args.path, allow_file=False)
-    rows = await asyncio.to_thread(_list_dir, start)
+    rows, special = await asyncio.to_thread(_list_dir, start)
     name = relative(ctx.project_root, start)
+    note = [f"[{special} special files (FIFOs, sockets, devices) not shown]"] if special else []
     if not rows:
-        return f"Directory {name!r} is empty"
+        return "\n".join([f"Directory {name!r} is empty", *note])
     header = f"{name}/ ({len(rows)} entries)"
     if len(rows) > MAX_LIST_ENTRIES:
         rows = [*rows[:MAX_LIST_ENTRIES], f"[showing {MAX_LIST_ENTRIES} of {len(rows)} entries]"]
-    return "\n".join([header, *rows])
+    return "\n".join([header, *rows, *note])
