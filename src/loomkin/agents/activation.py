@@ -24,6 +24,7 @@ from loomkin.core.events import (
 
 if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
+    from loomkin.core.events import Event
     from loomkin.runtime.eventlog import EventLog
     from loomkin.runtime.supervisor import Supervisor
 
@@ -40,9 +41,10 @@ class Activator:
 
     def activate(self, agent: Agent) -> None:
         """Run the agent's activation (a no-op if it already runs or the runtime stops)."""
-        if self._supervisor.stopped:
-            # Shutting down: a message committed while the log flushes stays in the mailbox,
-            # unread, like any message left at a stop (not an error to log on every close).
+        if self._supervisor.group_stopped(self._group):
+            # Shutting down (or the session was taken over by another process): a message
+            # committed while the log flushes stays in the mailbox, unread, like any message
+            # left at a stop (not an error to log on every close).
             return
 
         async def on_crash(_key: str, exc: BaseException, restarts: int) -> None:
@@ -60,18 +62,20 @@ class Activator:
 
         async def on_give_up(_key: str, exc: BaseException) -> None:
             task_id = agent.memory.task_id
-            await self._log.append(
+            failed = [
                 AgentFailedPermanently(
                     session_id=agent.session_id,
                     agent_id=agent.agent_id,
                     error=f"{type(exc).__name__}: {exc}",
                     released_task_id=task_id,
-                )
-            )
-            await agent.set_status("crashed", "gave up after repeated crashes")
-            if task_id is not None:
+                ),
+                *agent.status_change("crashed", "gave up after repeated crashes"),
+            ]
+            if task_id is None:
+                await self._log.append(*failed)
+            else:  # one batch: never "failed for good" while still holding the task
                 await agent.ctx.tasks.release(
-                    task_id, reason=f"agent {agent.name!r} failed permanently"
+                    task_id, reason=f"agent {agent.name!r} failed permanently", also=failed
                 )
 
         self._supervisor.run(
@@ -126,9 +130,7 @@ async def _apply_idle_controls(agent: Agent) -> bool:
     agent.take_control_commands()
     resume = agent.controls.take_resume()
     if resume is not None:
-        await agent.control_applied(resume, "idle")
-        if agent.memory.status == "paused":
-            await agent.set_status("thinking" if has_work(agent) else "idle", "resumed")
+        await agent.apply_resume(resume, "idle", working=has_work(agent))
     directive = agent.controls.at("idle") if agent.controls.pending() else None
     if directive is None:
         return False
@@ -143,7 +145,8 @@ async def _finish_loop(agent: Agent, outcome: LoopOutcome) -> None:
     task_id = agent.memory.task_id
     # Read before LoopFinished is applied: it ends the loop's service to the user.
     to_user = agent.memory.serving_user or agent.role.name == "concierge"
-    await agent.emit(
+    # One batch: the loop's end, the task it settles and the reply it owes the user.
+    events: list[Event] = [
         LoopFinished(
             session_id=agent.session_id,
             agent_id=agent.agent_id,
@@ -152,17 +155,19 @@ async def _finish_loop(agent: Agent, outcome: LoopOutcome) -> None:
             iterations=agent.memory.iteration,
             task_id=task_id,
         )
-    )
-    if outcome.outcome in ("paused", "budget", "cancelled"):
-        return
-    if task_id is not None:
-        await agent.ctx.tasks.settle_after_loop(agent, task_id, outcome.outcome, outcome.text)
+    ]
     if to_user and outcome.outcome == "final" and outcome.text.strip():
-        await agent.emit(
+        events.append(
             AssistantReplied(
                 session_id=agent.session_id,
                 agent_id=agent.agent_id,
                 agent_name=agent.name,
                 text=outcome.text,
             )
+        )
+    if task_id is None or outcome.outcome in ("paused", "budget", "cancelled"):
+        await agent.emit(*events)
+    else:
+        await agent.ctx.tasks.settle_after_loop(
+            agent, task_id, outcome.outcome, outcome.text, also=events
         )

@@ -16,7 +16,13 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from loomkin.agents.control import Checkpoint, ControlCommand, ControlLane
+from loomkin.agents.control import (
+    Checkpoint,
+    ControlCommand,
+    ControlLane,
+    dropped_events,
+    requeue,
+)
 from loomkin.agents.memory import COMPLETION_NUDGE
 from loomkin.core.chat import (
     AssistantMessage,
@@ -154,10 +160,17 @@ class Agent:
 
     async def set_status(self, status: AgentStatus, reason: str = "") -> None:
         """Record a status change (nothing is written if the status is unchanged)."""
+        await self.emit(*self.status_change(status, reason))
+
+    def status_change(self, status: AgentStatus, reason: str = "") -> list[AgentStatusChanged]:
+        """The event that changes the status to ``status`` (none if it is that already).
+
+        For a batch that records a decision together with the status it leads to.
+        """
         previous = self.memory.status
         if previous == status:
-            return
-        await self.emit(
+            return []
+        return [
             AgentStatusChanged(
                 session_id=self.session_id,
                 agent_id=self.agent_id,
@@ -165,7 +178,7 @@ class Agent:
                 previous=previous,
                 reason=reason,
             )
-        )
+        ]
 
     async def append_transcript(self, message: ChatMessage, *with_events: Event) -> None:
         """Append ``message`` to the transcript, atomically with ``with_events``."""
@@ -190,8 +203,9 @@ class Agent:
         outcome: ToolOutcome,
         is_error: bool,
         duration_ms: float = 0.0,
+        status: AgentStatus | None = None,
     ) -> None:
-        """Journal a tool call's result and add it to the transcript, in one batch."""
+        """Journal a tool call's result, its transcript message and ``status``, in one batch."""
         completed = ToolCallCompleted(
             session_id=self.session_id,
             agent_id=self.agent_id,
@@ -205,7 +219,8 @@ class Agent:
         result = ToolResultMessage(
             call_id=call.call_id, name=call.name, content=text, is_error=is_error
         )
-        await self.append_transcript(result, completed)
+        then = [] if status is None else self.status_change(status)
+        await self.append_transcript(result, completed, *then)
 
     # -- waking and controls ------------------------------------------------------------------
 
@@ -231,9 +246,24 @@ class Agent:
             self.ctx.permissions.force_pause(self.agent_id)
         self.mailbox.put_control(command)
 
+    def requeue_controls(self) -> bool:
+        """Put the control requests without an outcome back on the lane (after a restart).
+
+        Nothing is woken here (the session decides which agents resume). Returns whether a
+        pause, resume or cancel now waits on the lane.
+        """
+        requeue(self.controls, self.memory.controls_to_requeue(), now=self.clock.monotonic())
+        return self.controls.pending()
+
+    # -- control outcomes (each one batch: the decision and everything it entails) -------------
+
+    def _outcomes(self, *applied: ControlApplied) -> list[Event]:
+        """``applied``, with the outcome of every command the lane dropped meanwhile."""
+        return [*applied, *dropped_events(self.controls, self.session_id, self.agent_id)]
+
     async def control_applied(self, command: ControlCommand, where: Checkpoint) -> None:
         """Journal that ``command`` took effect at ``where``, with its latency."""
-        await self.emit(self._applied(command, where))
+        await self.emit(*self._outcomes(self._applied(command, where)))
 
     def _applied(self, command: ControlCommand, where: Checkpoint) -> ControlApplied:
         latency_ms = max(0.0, (self.clock.monotonic() - command.requested_at) * 1000.0)
@@ -249,17 +279,41 @@ class Agent:
     async def enter_paused(
         self, command: ControlCommand, where: Checkpoint, *, reason: str
     ) -> None:
-        """Record the pause and the status change (the loop then returns)."""
-        await self.control_applied(command, where)
-        await self.set_status("paused", reason)
+        """Record the pause and the status change, in one batch (the loop then returns)."""
+        applied = self._outcomes(self._applied(command, where))
+        await self.emit(*applied, *self.status_change("paused", reason))
+
+    async def apply_resume(
+        self, command: ControlCommand, where: Checkpoint, *, working: bool
+    ) -> None:
+        """Record the resume and, if the agent was paused, its new status, in one batch."""
+        status = self.status_change("thinking" if working else "idle", "resumed")
+        events = [*self._outcomes(self._applied(command, where))]
+        if self.memory.status == "paused":
+            events += status
+        await self.emit(*events)
+
+    async def apply_steers(self, commands: list[ControlCommand], where: Checkpoint) -> None:
+        """Put steering texts into the transcript with their outcomes, in one batch."""
+        events: list[Event] = []
+        for command in commands:
+            guidance = UserMessage(source="guidance", text=f"[User guidance]: {command.text}")
+            events += [self.transcript_event(guidance), self._applied(command, where)]
+        await self.emit(*events, *self._outcomes())
 
     async def apply_cancel(self, command: ControlCommand, where: Checkpoint) -> None:
-        """End the current task as cancelled, keeping its partial result; go idle."""
-        await self.control_applied(command, where)
+        """End the current task as cancelled, keeping its partial result; go idle (one batch)."""
+        events = [
+            *self._outcomes(self._applied(command, where)),
+            *self.status_change("idle", "cancelled by user"),
+        ]
         task_id = self.memory.task_id
-        if task_id is not None:
-            await self.ctx.tasks.cancel_with_partial(self, task_id, self.partial_result())
-        await self.set_status("idle", "cancelled by user")
+        if task_id is None:
+            await self.emit(*events)
+        else:
+            await self.ctx.tasks.cancel_with_partial(
+                self, task_id, self.partial_result(), also=events
+            )
 
     def partial_result(self) -> str:
         """The agent's last words so far (what a cancelled task keeps as its result)."""
@@ -296,8 +350,8 @@ class Agent:
                     to_agent=lead.agent_id,
                 )
             )
-        await self.emit(exceeded, *notices)
-        await self.set_status("paused", f"budget exceeded: {breach.description}")
+        paused = self.status_change("paused", f"budget exceeded: {breach.description}")
+        await self.emit(exceeded, *notices, *paused)  # one batch: never "exceeded" yet running
 
     def needs_completion_nudge(self) -> bool:
         """True (once per task) when the agent answered without completing its open task."""

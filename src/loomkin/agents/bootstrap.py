@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from loomkin.agents.context import AgentContext
     from loomkin.agents.directory import AgentDirectory
     from loomkin.agents.teams import TeamOps
-    from loomkin.coordination import Member
 
 __all__ = ["bootstrap", "post_user_message"]
 
@@ -53,26 +52,24 @@ async def post_user_message(
 
 
 async def bootstrap(ctx: AgentContext, directory: AgentDirectory, teams: TeamOps) -> None:
-    """Spawn the Concierge and the Orienter (unless present); start the Orienter's scan."""
-    concierge = await _present(directory, teams, ctx, "concierge")
-    orienter = None
-    if ctx.settings.bootstrap_orienter:
-        orienter = await _present(directory, teams, ctx, "orienter")
-    await ctx.log.append(
-        SessionBootstrapped(
-            session_id=ctx.session_id,
-            concierge_id=concierge.agent_id,
-            orienter_id=orienter.agent_id if orienter else None,
-        )
+    """Spawn the Concierge and the Orienter (unless present); start the Orienter's scan.
+
+    One batch: the missing agents, ``SessionBootstrapped`` and the Orienter's first message,
+    so a crash never leaves a session bootstrapped with an Orienter that was never told to
+    start (an older log's half-done bootstrap is completed, never doubled).
+    """
+    wanted = ["concierge", "orienter"] if ctx.settings.bootstrap_orienter else ["concierge"]
+    present = {name: directory.find(ctx.root_team_id, name) for name in wanted}
+    spawned = teams.spawn_events(
+        ctx.root_team_id, [(name, name) for name, agent in present.items() if agent is None]
     )
-    if orienter is not None:
-        await ctx.log.append(ctx.messages.message("orient", _ORIENT, to_agent=orienter.agent_id))
-
-
-async def _present(
-    directory: AgentDirectory, teams: TeamOps, ctx: AgentContext, name: str
-) -> Member:
-    agent = directory.find(ctx.root_team_id, name)
-    if agent is not None:
-        return directory.record(agent)
-    return await teams.spawn_agent(ctx.root_team_id, name, name)
+    ids = {name: agent.agent_id for name, agent in present.items() if agent is not None}
+    ids.update({event.name: event.agent_id for event in spawned})
+    orienter = ids.get("orienter")
+    await ctx.log.append(
+        *spawned,
+        SessionBootstrapped(
+            session_id=ctx.session_id, concierge_id=ids["concierge"], orienter_id=orienter
+        ),
+        *([] if orienter is None else [ctx.messages.message("orient", _ORIENT, to_agent=orienter)]),
+    )

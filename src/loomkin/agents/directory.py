@@ -73,7 +73,14 @@ class AgentDirectory:
             self._route_task_event(event)
 
     def caught_up(self) -> None:
-        """Nothing to act on: activation after a restart is the session's decision."""
+        """Put each agent's control requests without an outcome back on its lane.
+
+        They were acknowledged before the restart and must still be applied (or dropped)
+        exactly once; nothing is woken here: which agents resume is the session's decision
+        (:meth:`~loomkin.agents.session.SessionRuntime.resume_interrupted`).
+        """
+        for agent in self._agents.values():
+            agent.requeue_controls()
 
     def _route_task_event(self, event: TaskAssigned | TaskStatusChanged) -> None:
         owner = (

@@ -31,8 +31,12 @@ __all__ = ["execute_tool"]
 logger = logging.getLogger(__name__)
 
 
-async def execute_tool(agent: Agent, call: ToolCall) -> None:
-    """Validate, authorise, run and journal one tool call; errors become readable results."""
+async def execute_tool(agent: Agent, call: ToolCall, *, attempt: int = 1) -> None:
+    """Validate, authorise, run and journal one tool call; errors become readable results.
+
+    ``attempt`` > 1 runs an idempotent call again after a crash cut its earlier attempt off
+    (:mod:`loomkin.agents.rerun`); it is journaled under the same call id.
+    """
     ctx = agent.tool_context(call)
     try:
         tool = agent.tools.get(call.name)
@@ -49,7 +53,7 @@ async def execute_tool(agent: Agent, call: ToolCall) -> None:
     if refusal is not None:  # the conflict detector stopped the write before it landed
         await agent.record_tool_result(call, f"Error: {refusal}", outcome="denied", is_error=True)
         return
-    await _run(agent, call, tool, args, ctx, target)
+    await _run(agent, call, tool, args, ctx, target, attempt)
 
 
 def _member(agent: Agent) -> Member:
@@ -65,6 +69,7 @@ async def _run(
     args: BaseModel,
     ctx: ToolContext,
     target: str,
+    attempt: int,
 ) -> None:
     await agent.emit(
         ToolCallStarted(
@@ -74,9 +79,10 @@ async def _run(
             tool=tool.name,
             arguments=args.model_dump(mode="json"),
             target=target,
-        )
+            attempt=attempt,
+        ),
+        *agent.status_change("executing_tool", tool.name),
     )
-    await agent.set_status("executing_tool", tool.name)
     started = agent.clock.monotonic()
     try:
         text, is_error = await tool.run(args, ctx, agent.ctx), False
@@ -95,5 +101,5 @@ async def _run(
         outcome="error" if is_error else "ok",
         is_error=is_error,
         duration_ms=duration_ms,
+        status="thinking",
     )
-    await agent.set_status("thinking")

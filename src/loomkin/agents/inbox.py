@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.agents.control import ControlCommand
 from loomkin.agents.notices import render_message, task_brief
 from loomkin.core.chat import AssistantMessage, UserMessage
+from loomkin.core.events import ControlRequested
 from loomkin.ids import RequestId, new_id
 
 if TYPE_CHECKING:
@@ -75,12 +76,22 @@ def _busy_with_another(agent: Agent, task_id: str) -> bool:
 async def _ingest_one(agent: Agent, message: BusMessage) -> list[Event]:
     if message.msg_type == "task_assigned":
         return await _start_task(agent, message)
+    cancel: list[Event] = []
     if message.msg_type == "abort" and agent.memory.task_id is not None:
-        agent.controls.add(
-            ControlCommand(
-                request_id=RequestId(new_id("ctl_")),
+        command = ControlCommand(
+            request_id=RequestId(new_id("ctl_")),
+            action="cancel",
+            requested_at=agent.clock.monotonic(),
+        )
+        agent.controls.add(command)
+        # Journaled with the message it comes from: a restart re-queues it if not applied.
+        cancel.append(
+            ControlRequested(
+                session_id=agent.session_id,
+                agent_id=agent.agent_id,
+                request_id=RequestId(command.request_id),
                 action="cancel",
-                requested_at=agent.clock.monotonic(),
+                requested_by=message.from_name or "abort",
             )
         )
     source: Literal["user", "peer", "system"] = (
@@ -90,7 +101,10 @@ async def _ingest_one(agent: Agent, message: BusMessage) -> list[Event]:
     )
     text = render_message(message)
     return [
-        agent.transcript_event(UserMessage(source=source, text=text), message_id=message.message_id)
+        *cancel,
+        agent.transcript_event(
+            UserMessage(source=source, text=text), message_id=message.message_id
+        ),
     ]
 
 

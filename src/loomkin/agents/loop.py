@@ -11,7 +11,8 @@ it, and reads the control lane at a checkpoint between every two steps:
 * ``run_tools`` — run the tool calls of the last response one by one; each call is journaled
   as started before it runs and as completed (with its result) after, so a resume never runs
   a completed call again, and a call that was started but never completed (the process died)
-  is reported to the model as interrupted instead of being silently re-run;
+  is run again as a new attempt when its tool is idempotent for its arguments
+  (:mod:`~loomkin.agents.rerun`), and otherwise reported to the model as interrupted;
 * ``decide`` — a response without tool calls ends the loop (after one nudge if the agent
   still owns an open task).
 
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.agents.execution import execute_tool
 from loomkin.agents.inbox import has_input, ingest_messages
 from loomkin.agents.notices import COMPLETION_NUDGE_TEXT, EMPTY_ANSWER_NUDGE
+from loomkin.agents.rerun import next_attempt
 from loomkin.core.chat import (
     AssistantMessage,
     ChatMessage,
@@ -130,11 +132,9 @@ async def skip_unanswered(agent: Agent, text: str) -> None:
 async def apply_steers(agent: Agent) -> None:
     """Put pending steering texts into the transcript, just before the next model call."""
     agent.take_control_commands()
-    for command in agent.controls.take_steers():
-        await agent.append_transcript(
-            UserMessage(source="guidance", text=f"[User guidance]: {command.text}")
-        )
-        await agent.control_applied(command, "before_model")
+    steers = agent.controls.take_steers()
+    if steers:  # the guidance and its outcome in one batch: a restart never applies it twice
+        await agent.apply_steers(steers, "before_model")
 
 
 async def call_model_step(agent: Agent) -> LoopOutcome | None:
@@ -199,9 +199,9 @@ async def call_model(agent: Agent) -> LoopOutcome | None:
                 error=str(exc),
                 attempt=1,
                 will_retry=False,
-            )
+            ),
+            *agent.status_change("idle", "model provider failed"),
         )
-        await agent.set_status("idle", "model provider failed")
         return LoopOutcome(outcome="error", text=f"The model provider failed: {exc}")
 
 
@@ -293,7 +293,11 @@ async def record_response(
 async def run_tools(agent: Agent, calls: list[ToolCall]) -> LoopOutcome | None:
     """Run the planned tool calls in order, with a checkpoint after each."""
     for call in calls:
-        if call.call_id in agent.memory.started_calls:
+        if call.call_id not in agent.memory.started_calls:
+            await execute_tool(agent, call)
+        elif (attempt := next_attempt(agent, call)) is not None:
+            await execute_tool(agent, call, attempt=attempt)  # cut off by a crash; idempotent
+        else:
             # Started before a crash and never completed: report it, never re-run it.
             await agent.record_tool_result(
                 call,
@@ -302,8 +306,6 @@ async def run_tools(agent: Agent, calls: list[ToolCall]) -> LoopOutcome | None:
                 outcome="interrupted",
                 is_error=True,
             )
-        else:
-            await execute_tool(agent, call)
         stop = await checkpoint(agent, "after_tool")
         if stop is not None:
             return stop

@@ -11,6 +11,13 @@ nudge), which this projection reads back.
 Nothing here is authoritative on its own: :meth:`AgentMemory.apply` is the only writer, and
 the same method serves live updates and replays, so a restarted agent is exactly the agent
 that was acknowledged before the crash.
+
+Control requests: ``pending_controls`` holds every ``ControlRequested`` that has no outcome
+yet (``ControlApplied`` or ``ControlDropped``), in request order, superseded ones included:
+the agent journals a superseded request's outcome in the same batch as the control that
+replaced it, so until then it is genuinely unresolved. After a restart these are put back on
+the control lane in this order (:meth:`AgentMemory.controls_to_requeue`), which rebuilds the
+same supersessions.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
     ControlApplied,
+    ControlDropped,
     ControlRequested,
     Event,
     LoopFinished,
@@ -77,6 +85,8 @@ class AgentMemory:
     transcript: list[ChatMessage] = field(default_factory=list)
     started_calls: set[str] = field(default_factory=set)
     completed_calls: set[str] = field(default_factory=set)
+    call_attempts: dict[str, int] = field(default_factory=dict)
+    """The latest attempt started of each tool call (an idempotent one may be re-run)."""
     iteration: int = 0
     """Model calls made in the current loop (reset when a loop ends, kept across a pause)."""
     task_id: TaskId | None = None
@@ -96,7 +106,13 @@ class AgentMemory:
     nudged_for: TaskId | None = None
     """The task the agent was last nudged to complete (it is nudged once per task)."""
     pending_controls: dict[str, ControlRequested] = field(default_factory=dict)
-    """Control requests journaled and not yet applied, by request id, oldest first."""
+    """Control requests journaled without an outcome yet, by request id, oldest first."""
+    resolved_controls: set[str] = field(default_factory=set)
+    """Request ids that got an outcome (to tell an old log's implicit supersession)."""
+    control_order: list[str] = field(default_factory=list)
+    """Every control request id, in request order."""
+    control_actions: dict[str, str] = field(default_factory=dict)
+    """The action of every control request, by request id."""
 
     def apply(self, event: Event) -> None:  # noqa: C901 - one flat dispatch over event kinds
         """Fold one of this agent's events into the memory."""
@@ -115,8 +131,9 @@ class AgentMemory:
                 self.output_tokens += o
                 self.cost_usd += c
                 self.last_step = "model_response"
-            case ToolCallStarted(call_id=call_id, tool=tool):
+            case ToolCallStarted(call_id=call_id, tool=tool, attempt=attempt):
                 self.started_calls.add(call_id)
+                self.call_attempts[call_id] = attempt
                 self.current_tool = tool
                 self.last_step = "tool_call"
             case ToolCallCompleted(call_id=call_id):
@@ -141,11 +158,12 @@ class AgentMemory:
             case ControlRequested(action="inspect"):
                 pass  # answered at once, never queued
             case ControlRequested():
-                self._control_requested(event)
-            case ControlApplied(request_id=request_id, action=action):
+                self.pending_controls[event.request_id] = event
+                self.control_order.append(event.request_id)
+                self.control_actions[event.request_id] = event.action
+            case ControlApplied(request_id=request_id) | ControlDropped(request_id=request_id):
                 self.pending_controls.pop(request_id, None)
-                if action == "cancel":  # a cancel consumes the pause waiting beside it
-                    self._drop_pending("pause")
+                self.resolved_controls.add(request_id)
             case TaskStatusChanged(task_id=task_id, status="in_progress"):
                 self.task_id = task_id  # only the owner's task events are routed here
             case TaskStatusChanged(task_id=task_id, status=status) if task_id == self.task_id:
@@ -166,27 +184,37 @@ class AgentMemory:
         if message.get("notice") == COMPLETION_NUDGE:
             self.nudged_for = self.task_id
 
-    def _control_requested(self, event: ControlRequested) -> None:
-        """Mirror the control lane: a newer directive supersedes the ones it replaces there."""
-        match event.action:
-            case "pause":
-                self._drop_pending("pause", "resume")
-            case "resume":
-                self._drop_pending("pause", "resume")
-            case "cancel":
-                self._drop_pending("cancel")
-            case _:
-                pass  # steering texts accumulate
-        self.pending_controls[event.request_id] = event
+    def controls_to_requeue(self) -> list[tuple[ControlRequested, str | None]]:
+        """The requests to put back on the control lane after a restart, oldest first.
 
-    def _drop_pending(self, *actions: str) -> None:
-        for request_id, pending in list(self.pending_controls.items()):
-            if pending.action in actions:
-                del self.pending_controls[request_id]
+        Each comes with ``None``, or with the id of a later request that superseded it and
+        already has its outcome: a log written before superseded requests were journaled as
+        dropped left them without one. Those must not come back to life; the agent journals
+        them as dropped with its next control outcome.
+        """
+        out: list[tuple[ControlRequested, str | None]] = []
+        order = self.control_order
+        for request in self.pending_controls.values():
+            later = order[order.index(request.request_id) + 1 :]
+            by = next(
+                (
+                    r
+                    for r in later
+                    if r in self.resolved_controls
+                    and _supersedes(self.control_actions[r], request.action)
+                ),
+                None,
+            )
+            out.append((request, by))
+        return out
 
     def pause_pending(self) -> bool:
         """Whether a pause was asked and has not taken effect yet (it waits for a checkpoint)."""
-        return any(c.action == "pause" for c in self.pending_controls.values())
+        pause = False
+        for request in self.pending_controls.values():
+            if request.action in ("pause", "resume"):
+                pause = request.action == "pause"
+        return pause
 
     def unanswered_calls(self) -> list[ToolCall]:
         """Tool calls of the last assistant message that have no result in the transcript."""
@@ -203,3 +231,9 @@ class AgentMemory:
     def total_tokens(self) -> int:
         """Input plus output tokens used so far."""
         return self.input_tokens + self.output_tokens
+
+
+def _supersedes(newer: str, older: str) -> bool:
+    """Whether a request ``newer`` replaces an ``older`` one on the control lane."""
+    steady = ("pause", "resume")
+    return (newer in steady and older in steady) or newer == older == "cancel"

@@ -79,7 +79,10 @@ async def ask(
         )
     )
     try:
-        if not asked_before:
+        waiting = agent.status_change("waiting_permission", f"{tool.name} {target}".strip())
+        if asked_before:
+            await agent.emit(*waiting)
+        else:  # the prompt and the status it puts the agent in: one batch
             await agent.emit(
                 PermissionRequested(
                     session_id=agent.session_id,
@@ -90,9 +93,9 @@ async def ask(
                     category=tool.category,
                     arguments=arguments,
                     target=target,
-                )
+                ),
+                *waiting,
             )
-        await agent.set_status("waiting_permission", f"{tool.name} {target}".strip())
         desk.asked(request_id)
         answer, decided_by = await future
     finally:

@@ -196,14 +196,21 @@ class SessionRuntime:
         ]
 
     def resume_interrupted(self) -> list[Agent]:
-        """Re-activate agents that were working when the process stopped."""
+        """Re-activate agents that were working when the process stopped, or owe a control.
+
+        The directory put the controls acknowledged before the stop back on their lanes when
+        the replay caught up; an agent with a pause, resume or cancel waiting is woken to
+        apply it (a paused agent only applies it: a pause keeps it paused, a resume lets it
+        continue). Steering waits for the agent's next model call, as it does live.
+        """
         woken = []
         for agent in self.directory.agents():
             status = agent.memory.status
             # An agent killed after reading its input but before its status changed is still
             # "idle", with the input in its transcript and no message left to redeliver.
             cut_short = status == "idle" and agent.memory.loop_open
-            if status in ("thinking", "executing_tool", "waiting_permission") or cut_short:
+            working = status in ("thinking", "executing_tool", "waiting_permission")
+            if working or cut_short or agent.controls.pending():
                 agent.wake()
                 woken.append(agent)
         return woken

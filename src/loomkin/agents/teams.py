@@ -3,7 +3,8 @@
 Spawning checks everything that can fail (a unique name in the team, the team's size limit,
 a role whose tools all exist) before anything is appended, so the log never holds an agent
 that could not be built. A new team and its agents are one atomic append: a crash can never
-leave a team without the agents it was created for.
+leave a team without the agents it was created for; a dissolution and the end of its agents
+are one append too.
 """
 
 from __future__ import annotations
@@ -62,6 +63,19 @@ class TeamOps:
         await self._log.append(event)
         return self._member(event.agent_id)
 
+    def spawn_events(
+        self, team_id: TeamId, agents: Sequence[tuple[str, str]], *, spawned_by: str | None = None
+    ) -> list[AgentSpawned]:
+        """Check new agents ``(name, role)`` for ``team_id``; their events, to append with more."""
+        spawned: list[AgentSpawned] = []
+        for i, (name, role) in enumerate(agents):
+            spawned.append(
+                self._spawned(
+                    team_id, name, role, spawned_by, already=i, names=[s.name for s in spawned]
+                )
+            )
+        return spawned
+
     async def spawn_team(
         self,
         *,
@@ -98,11 +112,16 @@ class TeamOps:
 
     async def dissolve(self, team_id: TeamId, *, reason: str, by: str | None) -> None:
         """Dissolve ``team_id`` and its sub-teams; their agents stop taking work."""
-        doomed = {t.team_id for t in self._state.subtree(team_id)}
-        await self._teams.dissolve(team_id, reason=reason, by=by)
-        for agent in self._directory.agents():
-            if agent.team_id in doomed:
-                await agent.set_status("done", f"team dissolved: {reason}")
+        dissolved = self._teams.dissolution(team_id, reason=reason, by=by)
+        doomed = {e.team_id for e in dissolved}
+        done = [
+            change
+            for agent in self._directory.agents()
+            if agent.team_id in doomed
+            for change in agent.status_change("done", f"team dissolved: {reason}")
+        ]
+        # One batch: a crash never leaves a dissolved team with agents still taking work.
+        await self._log.append(*dissolved, *done)
 
     def _spawned(
         self,

@@ -9,7 +9,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench comms [--json]
     python -m loomkin.bench rebalancer [--json]
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
-    python -m loomkin.bench faults [--trials N] [--json]
+    python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -62,8 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     control.add_argument("--trials", type=int, default=200, help="trials per case (virtual)")
     control.add_argument("--real-trials", type=int, default=20, help="trials per case (real)")
     control.add_argument("--json", action="store_true", help="print one JSON object")
-    faults = sub.add_parser("faults", help="SIGKILL fault injection on a SQLite session")
-    faults.add_argument("--trials", type=int, default=200)
+    faults = sub.add_parser(
+        "faults", help="SIGKILL and two-process fault injection (SQLite, Postgres)"
+    )
+    faults.add_argument("--trials", type=int, default=300, help="SQLite trials")
+    faults.add_argument("--postgres-trials", type=int, default=0)
+    faults.add_argument(
+        "--postgres-url",
+        default=os.environ.get("LOOMKIN_TEST_POSTGRES_URL"),
+        help="server for the Postgres trials (default: $LOOMKIN_TEST_POSTGRES_URL)",
+    )
     faults.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
@@ -129,7 +138,9 @@ def _measures(args: argparse.Namespace) -> None:
         return
     from loomkin.bench.faults import faults_table, run_faults
 
-    faults = run_faults(trials=args.trials)
+    faults = run_faults(
+        trials=args.trials, postgres_trials=args.postgres_trials, postgres_url=args.postgres_url
+    )
     print(json.dumps(faults) if args.json else faults_table(faults))
 
 

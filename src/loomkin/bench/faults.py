@@ -1,26 +1,31 @@
-"""Fault injection (issue #4): SIGKILL a scripted session at random points, restart, check.
+"""Fault injection (issues #4, #15): SIGKILL scripted sessions anywhere, run two at once, check.
 
 How this works and why:
 
-* **A fork server.** ``python -m loomkin.bench.faults`` (:func:`serve`) imports Loomkin once
-  and forks a fresh process for every run the parent asks for (one line on stdin:
-  ``RUN DB PROJECT SESSION|-``). The forked process has its own event loop, SQLite connection
-  and shell children; it is the one the parent kills. Every line it prints starts with its run
-  number, so the parent can ignore lines a killed run left in the pipe.
-* **A run** opens the SQLite store, starts the session (``-``) or resumes it, makes sure two
-  coders each have their task (idempotently: a run killed during setup is completed by the
-  next one), waits until the session is idle and prints ``DONE`` with what the parent checks.
-  Each coder appends three lines to ``side.txt`` with the real ``shell`` tool (the side
-  effect a re-run would duplicate), then completes its task. A log listener prints one ``EV``
-  line per committed event.
-* **The parent** (:class:`Server`, :func:`attempt`, :func:`run_faults`) kills a run with
-  SIGKILL after a random number of ``EV`` lines (never after a fixed sleep), resumes the
-  session in a new run (possibly killing that one too), and finally lets it finish.
+* **Runs in forked processes.** ``python -m loomkin.bench.faults`` is a fork server
+  (:mod:`loomkin.bench.faults_child`): each run of a session is a fresh process the parent can
+  SIGKILL. The scenario has four agents; three write lines to ``side.txt`` with the real
+  ``shell`` tool (the side effect a re-run would duplicate) and complete their tasks, and the
+  runs request controls along the way (pause and resume, steer, cancel, a forced pause of an
+  idle agent), each once per trial.
+* **Kills land everywhere.** The parent kills a run after a random number of committed events
+  (one line per event, never after a fixed sleep) or right after a control's acknowledgement
+  (before the agent can apply it); events of one decision share a batch, so some kills land
+  after the first event of a batch the child printed; the figures count how many did.
+* **Four kinds of trial.** ``kill``: kill the run 1–3 times, then let it finish. ``pair``:
+  after a kill, two processes resume the session at the same moment. ``held``: while one
+  process runs the session, a second resumes it (it must be refused, naming the holder).
+  ``takeover``: a second process takes the session over from a running one (the first must be
+  fenced: nothing it commits after that lands). Every trial ends with a run that finishes.
+* **Checked from the final log** (read by the parent) and the lines the runs printed:
+  acknowledged controls with no outcome, agents that started a model or tool call while
+  paused (or after a restart, before a pause acknowledged earlier took effect), resumes that
+  never took effect, tool calls started twice (the same attempt twice, or a non-idempotent
+  call re-run), events a run saw committed that are missing, trials that never finished,
+  decisions recorded by halves, and second writers admitted. All must be 0.
 
-Checked per trial: no tool call started twice, no side-effect line written twice, both tasks
-completed, and no acknowledged event lost (every ``EV`` line the parent saw, from every run,
-is in the final log). The integration test ``tests/integration/test_fault_injection.py``
-drives the same server (50 trials in CI); ``python -m loomkin.bench faults`` runs more.
+``tests/integration/test_fault_injection.py`` drives the same code with a few trials of each
+kind on SQLite and on Postgres; ``python -m loomkin.bench faults`` runs more.
 """
 
 from __future__ import annotations
@@ -35,172 +40,56 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from loomkin.agents import SessionSettings
-from loomkin.core.chat import AssistantMessage, ToolResultMessage, UserMessage
-from loomkin.core.events import RecordedEvent, ToolCallCompleted, ToolCallStarted
+from loomkin.bench.faults_child import serve
+from loomkin.core.events import (
+    AgentSpawned,
+    AgentStatusChanged,
+    ControlApplied,
+    ControlDropped,
+    ControlRequested,
+    ModelCallStarted,
+    RecordedEvent,
+    TaskCreated,
+    TaskStatusChanged,
+    ToolCallStarted,
+)
 from loomkin.errors import UserError
-from loomkin.service import Loomkin, Session
-from loomkin.testing.models import Call, FunctionModel, Reply
-from loomkin.tools.permissions import PermissionPolicy
+from loomkin.persistence import open_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from loomkin.llm.model import Model, ModelRequest
-
 __all__ = [
-    "MAX_ATTEMPTS",
+    "KINDS",
     "FaultsResult",
     "Server",
-    "attempt",
+    "Trial",
     "faults_table",
     "run_faults",
-    "serve",
+    "run_trial",
 ]
 
-WORKERS = ("ann", "ben")
-STEPS = 3
-"""Shell calls (side-effect lines) per task before ``task_complete``."""
-MAX_ATTEMPTS = 6
-SETTINGS = SessionSettings(bootstrap_orienter=False)
+Kind = Literal["kill", "pair", "held", "takeover"]
+KINDS: tuple[Kind, ...] = ("kill", "pair", "held", "takeover")
+MAX_RUNS = 8
+"""Runs per trial at most (kills included) before the trial counts as unfinished."""
+ACK_KILL = 0.35
+"""Chance that a run is killed right after a control's acknowledgement line."""
+NOT_REPEATABLE = frozenset({"shell", "task_complete"})
+"""Tools whose calls must never start twice (not idempotent)."""
 
-FaultsResult = dict[str, float | int | dict[str, int] | list[str]]
+FaultsResult = dict[str, float | int | str | dict[str, int]]
 """The JSON object printed by ``python -m loomkin.bench faults --json``."""
 
-
-# -- the child: one scripted session per run ---------------------------------------------------
-
-
-def coder(request: ModelRequest) -> Reply:
-    """Append STEPS lines (one shell call each) for the task in the brief, then complete it.
-
-    A ``task_complete`` reported as interrupted is tried again (up to three times), as the
-    interrupted result asks; a shell call is never repeated (its line may have been written).
-    """
-    brief_at = max(
-        (
-            i
-            for i, m in enumerate(request.messages)
-            if isinstance(m, UserMessage) and m.text.startswith("[Task assigned]")
-        ),
-        default=None,
-    )
-    if brief_at is None:
-        return Reply(text="Nothing to do.")
-    brief = request.messages[brief_at]
-    assert isinstance(brief, UserMessage)
-    title = brief.text.split()[2]
-    results = [m for m in request.messages[brief_at:] if isinstance(m, ToolResultMessage)]
-    shells = sum(1 for m in results if m.name == "shell")
-    if shells < STEPS:  # an interrupted line is not written again: it may have landed
-        line = f"{title}-{shells + 1}"
-        return Reply(tool_calls=[Call("shell", {"command": f"echo {line} >> side.txt"})])
-    completes = [m for m in results if m.name == "task_complete"]
-    if not completes or (completes[-1].content.startswith("interrupted") and len(completes) < 3):
-        # Like a model told "check the current state before retrying": completing is safe to
-        # retry (a task completed already answers with an error, and the model stops).
-        return Reply(
-            tool_calls=[Call("task_complete", {"result": f"{title}: {STEPS} lines appended"})]
-        )
-    said = sum(1 for m in request.messages[brief_at:] if isinstance(m, AssistantMessage))
-    return Reply(text=f"{title} finished ({said}).")
+_TERMINAL = ("DONE", "HELD", "LOST")
 
 
-def factory(_role: object, name: str) -> Model:
-    """Every agent of the session runs :func:`coder`."""
-    return FunctionModel(coder, name=f"scripted:{name}")
-
-
-async def ensure_work(session: Session) -> None:
-    """Spawn the coders and create and assign their tasks, unless an earlier run did."""
-    agents = {a.name for a in session.agents()}
-    for name in WORKERS:
-        if name not in agents:
-            await session.spawn_agent(name, "coder")
-        title = f"task-{name}"
-        task = next((t for t in session.tasks() if t.title == title), None)
-        task_id = task.task_id if task is not None else await session.create_task(title)
-        if session.task(task_id).owner_id is None:
-            await session.assign_task(task_id, name, by="test")
-
-
-async def scenario(run: str, db: str, project: str, session_id: str) -> None:
-    """One run: start or resume the session, ensure the work, wait, print ``DONE``."""
-    policy = PermissionPolicy(auto_approve=frozenset({"*"}))
-    async with await Loomkin.open(f"sqlite:///{db}") as lk:
-        if session_id == "-":
-            session = await lk.open_session(
-                project, model_factory=factory, settings=SETTINGS, policy=policy
-            )
-            print(f"{run} SESSION {session.session_id}", flush=True)
-        else:
-            session = await lk.resume_session(
-                session_id, model_factory=factory, settings=SETTINGS, policy=policy
-            )
-        async with asyncio.TaskGroup() as group:
-            printer = group.create_task(_print_events(run, session))
-            await ensure_work(session)
-            await session.wait_idle()
-            printer.cancel()
-        print(f"{run} DONE {json.dumps(await report(session))}", flush=True)
-
-
-async def _print_events(run: str, session: Session) -> None:
-    """One ``EV`` line per committed event (the parent kills at a random one)."""
-    async with session.events(after=None) as events:
-        async for recorded in events:
-            print(f"{run} EV {recorded.event.kind}", flush=True)
-
-
-async def report(session: Session) -> dict[str, object]:
-    """What the parent checks: tasks, tool calls started twice, outcomes, events in the log."""
-    events: list[RecordedEvent] = await session.history()
-    started = collections.Counter(
-        r.event.call_id for r in events if isinstance(r.event, ToolCallStarted)
-    )
-    outcomes = collections.Counter(
-        r.event.outcome for r in events if isinstance(r.event, ToolCallCompleted)
-    )
-    return {
-        "tasks": {t.title: t.status for t in session.tasks()},
-        "started": sum(started.values()),
-        "started_twice": [c for c, n in started.items() if n > 1],
-        "outcomes": dict(outcomes),
-        "events": len(events),
-    }
-
-
-def child(run: str, db: str, project: str, session_id: str) -> None:
-    """The forked process: run the scenario, print ``FAIL`` on error, exit without cleanup."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the shell tool waits for its children
-    print(f"{run} PID {os.getpid()}", flush=True)
-    code = 0
-    try:
-        asyncio.run(scenario(run, db, project, session_id))
-    except BaseException:
-        print(f"{run} FAIL {json.dumps(traceback.format_exc())}", flush=True)
-        code = 1
-    finally:
-        sys.stdout.flush()
-        os._exit(code)
-
-
-def serve() -> None:
-    """The fork server's main loop: one forked run per line on stdin."""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # finished and killed runs are reaped for us
-    while line := sys.stdin.readline():
-        run, db, project, session_id = line.split()
-        Path(project).mkdir(parents=True, exist_ok=True)
-        if os.fork() == 0:
-            child(run, db, project, session_id)
-
-
-# -- the parent ---------------------------------------------------------------------------------
+# -- the fork server and the runs it forks ------------------------------------------------------
 
 
 class Server:
@@ -216,21 +105,20 @@ class Server:
         )
         self.runs = 0
 
-    def start(self, db: Path, project: Path, session_id: str) -> str:
+    def start(self, store: str, project: Path, session_id: str, mode: str = "resume") -> str:
         """Ask for a run; returns its number."""
         assert self.proc.stdin is not None
         self.runs += 1
-        self.proc.stdin.write(f"{self.runs} {db} {project} {session_id}\n")
+        self.proc.stdin.write(f"{self.runs} {store} {project} {session_id} {mode}\n")
         self.proc.stdin.flush()
         return str(self.runs)
 
-    def lines(self, run: str) -> Iterator[tuple[str, str]]:
-        """Yield ``(tag, rest)`` of the lines of ``run`` (stale lines of killed runs skipped)."""
+    def lines(self) -> Iterator[tuple[str, str, str]]:
+        """Yield ``(run, tag, rest)`` of every line the runs print."""
         assert self.proc.stdout is not None
         while line := self.proc.stdout.readline():
             number, tag, *rest = line.rstrip("\n").split(" ", 2)
-            if number == run:
-                yield tag, rest[0] if rest else ""
+            yield number, tag, rest[0] if rest else ""
         raise RuntimeError("the fork server exited")
 
     def close(self) -> None:
@@ -243,160 +131,460 @@ class Server:
 
 
 @dataclass(slots=True)
-class Attempt:
-    """How one run ended."""
+class Run:
+    """What one run printed, and how it ended."""
 
-    session_id: str
-    report: dict[str, object] | None
-    """The ``DONE`` report, or ``None`` when the run was killed."""
-    killed: bool
-    events_seen: int
-    """``EV`` lines (committed events) the parent saw from this run."""
+    number: str
+    kill_after: int | None = None
+    """Kill it after this many ``EV`` lines (``None``: never by count)."""
+    kill_on_ack: bool = False
+    pid: int = 0
+    session_id: str = ""
+    epoch: int = 0
+    replayed: int = -1
+    """The newest position it replayed when it took the session (-1: it never did)."""
+    events: list[tuple[int, str]] = field(default_factory=list)
+    """``(position, event_id)`` of every event it saw committed."""
+    acks: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(action, agent, request_id)`` of every control it had acknowledged."""
+    end: str = ""
+    """``DONE``, ``HELD``, ``LOST``, or ``KILLED``."""
+    killed_on_ack: bool = False
+
+    @property
+    def over(self) -> bool:
+        return bool(self.end)
+
+    def take(self, tag: str, rest: str) -> bool:
+        """Fold one line; ``True`` when the parent should kill the run now."""
+        match tag:
+            case "PID":
+                self.pid = int(rest)
+            case "SESSION":
+                self.session_id = rest
+            case "LEASE":
+                epoch, replayed = rest.split()
+                self.epoch, self.replayed = int(epoch), int(replayed)
+            case "EV":
+                position, event_id, _kind = rest.split(" ", 2)
+                self.events.append((int(position), event_id))
+                return self.kill_after is not None and len(self.events) >= self.kill_after
+            case "ACK":
+                action, agent, request_id = rest.split()
+                self.acks.append((action, agent, request_id))
+                if self.kill_on_ack:
+                    self.killed_on_ack = True
+                    return True
+            case "FAIL":
+                raise RuntimeError(f"run {self.number} failed:\n{json.loads(rest)}")
+            case "DONE" | "HELD" | "LOST":
+                self.end = tag
+            case _:
+                pass  # SKIP: a control another control made moot (printed for the record)
+        return False
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.end = "KILLED"
 
 
-def attempt(
-    server: Server, db: Path, project: Path, session_id: str, kill_after: int | None
-) -> Attempt:
-    """Run once; SIGKILL the run after ``kill_after`` event lines (``None``: let it finish)."""
-    run = server.start(db, project, session_id)
-    pid = 0
-    seen = 0
-    for tag, rest in server.lines(run):
-        if tag == "PID":
-            pid = int(rest)
-        elif tag == "SESSION":
-            session_id = rest
-        elif tag == "FAIL":
-            raise RuntimeError(f"run {run} failed:\n{json.loads(rest)}")
-        elif tag == "DONE":
-            return Attempt(session_id, json.loads(rest), killed=False, events_seen=seen)
-        elif tag == "EV":
-            seen += 1
-        if kill_after is not None and seen >= kill_after and session_id != "-":
-            os.kill(pid, signal.SIGKILL)
-            return Attempt(session_id, None, killed=True, events_seen=seen)
-    raise AssertionError("unreachable")
+def watch(server: Server, runs: dict[str, Run], until: Run | None = None) -> None:
+    """Read lines until every run in ``runs`` is over (or ``until`` is), killing as planned."""
+    for number, tag, rest in server.lines():
+        run = runs.get(number)
+        if run is None or run.over:
+            continue  # a stale line of a killed run, or of a run already settled
+        if run.take(tag, rest) and run.pid and run.session_id:
+            run.kill()
+        if (until is not None and until.over) or all(r.over for r in runs.values()):
+            return
+
+
+# -- one trial ----------------------------------------------------------------------------------
 
 
 @dataclass(slots=True, kw_only=True)
 class Trial:
-    """One trial: kill the session 1–3 times, then let it finish."""
+    """One trial's runs, its final log and its side-effect lines."""
 
-    kills: int = 0
-    runs: int = 0
-    events_seen: int = 0
-    report: dict[str, object] | None = None
+    kind: Kind
+    runs: list[Run] = field(default_factory=list)
+    log: list[RecordedEvent] = field(default_factory=list)
     side_lines: list[str] = field(default_factory=list)
+    admitted_early: int = 0
+    """Runs that took the session while another process held it (``held`` trials)."""
 
-    def duplicates(self) -> list[str]:
-        """Side-effect lines written more than once."""
-        return [x for x, c in collections.Counter(self.side_lines).items() if c > 1]
-
-    def outcomes(self) -> dict[str, int]:
-        """Tool call outcomes in the final log (``ok``, ``interrupted``, ``skipped`` …)."""
-        found = self.report.get("outcomes", {}) if self.report else {}
-        return dict(found) if isinstance(found, dict) else {}
+    @property
+    def finished(self) -> bool:
+        return any(r.end == "DONE" for r in self.runs)
 
 
-def run_trial(server: Server, root: Path, trial: int, rng: random.Random) -> Trial:
-    """Kill the first run (and sometimes the resumed ones) at random points, then finish."""
-    db, project = root / f"t{trial}.db", root / f"p{trial}"
+def run_trial(server: Server, store: str, project: Path, kind: Kind, rng: random.Random) -> Trial:
+    """Run one trial of ``kind`` on ``store`` (see the module docstring)."""
+    trial = Trial(kind=kind)
     session_id = "-"
-    result = Trial()
-    kill_count = rng.choice((1, 1, 2, 3))  # kill the first run, sometimes resumes too
-    for n in range(MAX_ATTEMPTS):
-        kill_after = rng.randint(1, 110) if n < kill_count else None
-        run = attempt(server, db, project, session_id, kill_after)
-        session_id = run.session_id
-        result.runs += 1
-        result.kills += run.killed
-        result.events_seen += run.events_seen
-        if run.report is not None:
-            result.report = run.report
-            break
-    side = project / "side.txt"
-    result.side_lines = side.read_text().split() if side.exists() else []
+
+    def single(mode: str = "resume", *, kill: bool) -> Run:
+        nonlocal session_id
+        run = Run(server.start(store, project, session_id, mode), session_id=_known(session_id))
+        if kill:
+            run.kill_after = rng.randint(1, 160)
+            run.kill_on_ack = rng.random() < ACK_KILL
+        trial.runs.append(run)
+        watch(server, {run.number: run})
+        session_id = run.session_id or session_id
+        return run
+
+    for _ in range(rng.choice((1, 1, 2, 3)) if kind == "kill" else 1):
+        single(kill=True)
+    if kind == "pair":
+        a = Run(server.start(store, project, session_id), session_id=_known(session_id))
+        b = Run(server.start(store, project, session_id), session_id=_known(session_id))
+        trial.runs += [a, b]
+        watch(server, {a.number: a, b.number: b})
+    elif kind in ("held", "takeover"):
+        _second(server, store, project, session_id, trial, rng)
+    while not trial.finished and len(trial.runs) < MAX_RUNS:
+        single(kill=False)
+    return trial
+
+
+def _known(session_id: str) -> str:
+    return "" if session_id == "-" else session_id
+
+
+def _second(
+    server: Server, store: str, project: Path, session_id: str, trial: Trial, rng: random.Random
+) -> None:
+    """Start a second process while a first one runs the session (``held``, ``takeover``)."""
+    first = Run(server.start(store, project, session_id), session_id=session_id)
+    trial.runs.append(first)
+    runs = {first.number: first}
+    wait_events = rng.randint(0, 40)
+    second: Run | None = None
+    for number, tag, rest in server.lines():
+        run = runs.get(number)
+        if run is None or run.over:
+            continue
+        run.take(tag, rest)
+        if run is second and tag == "LEASE" and trial.kind == "held" and not first.over:
+            trial.admitted_early += 1  # it took the session while the first still ran it
+        if second is None and first.replayed >= 0 and len(first.events) >= wait_events:
+            mode = "takeover" if trial.kind == "takeover" else "resume"
+            second = Run(server.start(store, project, session_id, mode), session_id=session_id)
+            trial.runs.append(second)
+            runs[second.number] = second
+        if all(r.over for r in runs.values()):
+            return
+
+
+# -- what a trial shows -------------------------------------------------------------------------
+
+
+def analyse(trial: Trial) -> dict[str, int]:
+    """The trial's figures (see :data:`_ROWS`); the ``must be 0`` ones name violations."""
+    log = trial.log
+    figures = collections.Counter[str]()
+    _count_lost_events(trial, figures)
+    _count_duplicates(log, figures)
+    _count_controls(trial, figures)
+    _count_paused_runs(trial, figures)
+    _count_half_decisions(log, figures)
+    _count_second_writers(trial, figures)
+    tasks = _task_statuses(log)
+    done = all(tasks.get(f"task-{w}") == "completed" for w in ("ann", "ben")) and tasks.get(
+        "task-cal"
+    ) in ("completed", "cancelled")
+    figures["unfinished_runs"] += int(not (trial.finished and done))
+    figures["duplicate_side_effects"] += sum(
+        n - 1 for n in collections.Counter(trial.side_lines).values() if n > 1
+    )
+    figures["kills"] += sum(1 for r in trial.runs if r.end == "KILLED")
+    figures["kills_after_ack"] += sum(1 for r in trial.runs if r.killed_on_ack)
+    figures["kills_inside_a_batch"] += _kills_inside_batches(trial)
+    figures["runs_refused_held"] += sum(1 for r in trial.runs if r.end == "HELD")
+    figures["runs_fenced_lost"] += sum(1 for r in trial.runs if r.end == "LOST")
+    return dict(figures)
+
+
+def _count_lost_events(trial: Trial, figures: collections.Counter[str]) -> None:
+    stored = {r.event_id for r in trial.log}
+    seen = {event_id for run in trial.runs for _, event_id in run.events}
+    figures["events_seen"] += len(seen)
+    figures["lost_events"] += len(seen - stored)
+
+
+def _count_duplicates(log: list[RecordedEvent], figures: collections.Counter[str]) -> None:
+    attempts = collections.Counter[tuple[str, int]]()
+    for recorded in log:
+        event = recorded.event
+        if isinstance(event, ToolCallStarted):
+            attempts[(event.call_id, event.attempt)] += 1
+            if event.attempt > 1:
+                figures["idempotent_reruns"] += 1
+                figures["duplicate_tool_calls"] += event.tool in NOT_REPEATABLE
+    figures["duplicate_tool_calls"] += sum(n - 1 for n in attempts.values() if n > 1)
+
+
+def _count_controls(trial: Trial, figures: collections.Counter[str]) -> None:
+    applied: dict[str, int] = {}
+    outcome: set[str] = set()
+    for recorded in trial.log:
+        event = recorded.event
+        if isinstance(event, ControlApplied):
+            applied[event.request_id] = recorded.position
+            outcome.add(event.request_id)
+        elif isinstance(event, ControlDropped):
+            outcome.add(event.request_id)
+    statuses = _agent_statuses(trial.log)
+    for run in trial.runs:
+        for action, agent, request_id in run.acks:
+            figures["controls_acknowledged"] += 1
+            figures["acknowledged_controls_lost"] += request_id not in outcome
+            if run.end == "KILLED" and request_id in applied:
+                # Acknowledged, then the process died before it saw the control applied.
+                seen = max((p for p, _ in run.events), default=0)
+                figures["acked_then_killed_applied_later"] += applied[request_id] > seen
+            if action == "resume":
+                lost = request_id not in applied or statuses.get(agent) == "paused"
+                figures["resumes_lost"] += lost
+
+
+def _count_paused_runs(trial: Trial, figures: collections.Counter[str]) -> None:
+    names = _names(trial.log)
+    status: dict[str, str] = {}
+    pause_at: dict[str, tuple[str, int]] = {}
+    """Agent → (request id, position) of a pause requested and not applied yet."""
+    restarts = sorted({r.replayed for r in trial.runs if r.replayed > 0})
+    for recorded in trial.log:
+        event = recorded.event
+        match event:
+            case AgentStatusChanged(agent_id=agent_id, status=new):
+                status[agent_id] = new
+            case ControlRequested(agent_id=agent_id, action="pause", request_id=rid):
+                pause_at[agent_id] = (rid, recorded.position)
+            case ControlApplied(agent_id=agent_id, action="pause" | "cancel" | "resume"):
+                pause_at.pop(agent_id, None)
+            case ControlDropped(agent_id=agent_id, action="pause"):
+                pause_at.pop(agent_id, None)
+            case ModelCallStarted(agent_id=agent_id) | ToolCallStarted(agent_id=agent_id):
+                if status.get(agent_id) == "paused":
+                    figures["paused_agents_ran"] += 1
+                pending = pause_at.get(agent_id)
+                # A pause acknowledged before a restart takes effect before the agent works.
+                if pending is not None and any(
+                    pending[1] <= r < recorded.position for r in restarts
+                ):
+                    figures["paused_agents_ran"] += 1
+                    figures[f"ran_after_restart:{names.get(agent_id, agent_id)}"] += 1
+            case _:
+                pass
+
+
+def _count_half_decisions(log: list[RecordedEvent], figures: collections.Counter[str]) -> None:
+    """A pause applied without its status change in the same batch, and the like."""
+    batches: dict[float, list[RecordedEvent]] = collections.defaultdict(list)
+    for recorded in log:
+        batches[recorded.recorded_at].append(recorded)
+    status: dict[str, str] = {}
+    for recorded in log:
+        event = recorded.event
+        batch = [r.event for r in batches[recorded.recorded_at]]
+        if isinstance(event, ControlApplied) and event.action == "pause":
+            paused = any(
+                isinstance(e, AgentStatusChanged)
+                and e.agent_id == event.agent_id
+                and e.status == "paused"
+                for e in batch
+            )
+            if status.get(event.agent_id) != "paused" and not paused:
+                figures["half_recorded_decisions"] += 1
+        elif isinstance(event, TaskStatusChanged) and event.status == "cancelled":
+            figures["half_recorded_decisions"] += not any(
+                isinstance(e, ControlApplied) and e.action == "cancel" for e in batch
+            )
+        if isinstance(event, AgentStatusChanged):
+            status[event.agent_id] = event.status
+
+
+def _count_second_writers(trial: Trial, figures: collections.Counter[str]) -> None:
+    """A run that committed an event after another process had taken the session."""
+    figures["second_writers_admitted"] += trial.admitted_early
+    leased = [r for r in trial.runs if r.replayed >= 0]
+    for early in leased:
+        for late in leased:
+            if late.epoch > early.epoch and any(p > late.replayed for p, _ in early.events):
+                figures["second_writers_admitted"] += 1
+    figures["two_process_trials"] += trial.kind != "kill"
+
+
+def _kills_inside_batches(trial: Trial) -> int:
+    """Kills whose last event seen was not the last of its batch (the rest was written too)."""
+    at = {r.position: r for r in trial.log}
+    count = 0
+    for run in trial.runs:
+        if run.end != "KILLED" or not run.events:
+            continue
+        last = max(p for p, _ in run.events)
+        this, after = at.get(last), at.get(last + 1)
+        count += this is not None and after is not None and this.recorded_at == after.recorded_at
+    return count
+
+
+def _names(log: list[RecordedEvent]) -> dict[str, str]:
+    return {r.event.agent_id: r.event.name for r in log if isinstance(r.event, AgentSpawned)}
+
+
+def _agent_statuses(log: list[RecordedEvent]) -> dict[str, str]:
+    names = _names(log)
+    statuses: dict[str, str] = {}
+    for recorded in log:
+        if isinstance(recorded.event, AgentStatusChanged):
+            statuses[names.get(recorded.event.agent_id, "")] = recorded.event.status
+    return statuses
+
+
+def _task_statuses(log: list[RecordedEvent]) -> dict[str, str]:
+    titles: dict[str, str] = {}
+    statuses: dict[str, str] = {}
+    for recorded in log:
+        event = recorded.event
+        if isinstance(event, TaskCreated):
+            titles[event.task_id] = event.title
+        elif isinstance(event, TaskStatusChanged):
+            statuses[titles.get(event.task_id, "")] = event.status
+    return statuses
+
+
+async def _read_log(store: str) -> list[RecordedEvent]:
+    opened = await open_store(store)
+    try:
+        return await opened.read()
+    finally:
+        await opened.close()
+
+
+# -- many trials --------------------------------------------------------------------------------
+
+
+def run_faults(
+    *,
+    trials: int = 300,
+    postgres_trials: int = 0,
+    postgres_url: str | None = None,
+    seed: int = 20240604,
+) -> FaultsResult:
+    """Run SQLite trials (and Postgres ones, on ``postgres_url``); return the figures.
+
+    Trials cycle through :data:`KINDS`, so each kind gets a quarter of them.
+
+    Raises:
+        UserError: no trial asked for, or Postgres trials without a server URL.
+    """
+    if trials < 0 or postgres_trials < 0 or trials + postgres_trials < 1:
+        raise UserError(f"faults needs at least 1 trial, got {trials} + {postgres_trials}")
+    if postgres_trials and not postgres_url:
+        raise UserError("Postgres trials need a server URL (--postgres-url)")
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    totals: dict[str, collections.Counter[str]] = {
+        "sqlite": collections.Counter(),
+        "postgres": collections.Counter(),
+    }
+    server = Server()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            for i in range(trials):
+                store = f"sqlite:///{root / f't{i}.db'}"
+                trial = _one(server, store, root / f"p{i}", KINDS[i % len(KINDS)], rng)
+                totals["sqlite"].update(analyse(trial))
+                totals["sqlite"]["trials"] += 1
+            for i in range(postgres_trials):
+                assert postgres_url is not None
+                with _scratch_schema(postgres_url) as store:
+                    kind = KINDS[i % len(KINDS)]
+                    trial = _one(server, store, root / f"q{i}", kind, rng)
+                totals["postgres"].update(analyse(trial))
+                totals["postgres"]["trials"] += 1
+    finally:
+        server.close()
+    wall = time.perf_counter() - started
+    result: FaultsResult = {"wall_s": round(wall, 1)}
+    for backend, figures in totals.items():
+        if figures["trials"]:
+            result[backend] = dict(sorted(figures.items()))
     return result
 
 
-def _summary(trials: list[Trial], wall_s: float) -> FaultsResult:
-    outcomes: collections.Counter[str] = collections.Counter()
-    for t in trials:
-        outcomes.update(t.outcomes())
-    reports = [t.report for t in trials if t.report is not None]
-    want = {f"task-{w}": "completed" for w in WORKERS}
-    lost = [max(0, t.events_seen - _int(t.report, "events")) for t in trials if t.report]
-    return {
-        "trials": len(trials),
-        "kills": sum(t.kills for t in trials),
-        "runs": sum(t.runs for t in trials),
-        "completed_runs": sum(1 for r in reports if r.get("tasks") == want),
-        "unfinished_trials": sum(1 for t in trials if t.report is None),
-        "duplicate_tool_calls": sum(len(_list(r, "started_twice")) for r in reports),
-        "duplicate_side_effects": sum(len(t.duplicates()) for t in trials),
-        "missing_side_effects": sum(
-            1 for t in trials if len(t.side_lines) < t.outcomes().get("ok", 0) - len(WORKERS)
-        ),
-        "acknowledged_events_lost": sum(lost),
-        "interrupted_calls_reported": outcomes.get("interrupted", 0),
-        "tool_outcomes": dict(outcomes),
-        "events_seen": sum(t.events_seen for t in trials),
-        "wall_s": round(wall_s, 3),
-        "trials_per_s": round(len(trials) / wall_s, 3) if wall_s > 0 else 0.0,
-    }
+def _one(server: Server, store: str, project: Path, kind: Kind, rng: random.Random) -> Trial:
+    trial = run_trial(server, store, project, kind, rng)
+    trial.log = asyncio.run(_read_log(store))
+    side = project / "side.txt"
+    trial.side_lines = side.read_text().split() if side.exists() else []
+    return trial
 
 
-def _int(report: dict[str, object] | None, key: str) -> int:
-    value = report.get(key, 0) if report else 0
-    return value if isinstance(value, int) else 0
+class _scratch_schema:
+    """A fresh Postgres schema for one trial (dropped after it)."""
 
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.schema = f"loomkin_faults_{uuid.uuid4().hex[:12]}"
 
-def _list(report: dict[str, object], key: str) -> list[object]:
-    value = report.get(key, [])
-    return list(value) if isinstance(value, list) else []
+    def __enter__(self) -> str:
+        joiner = "&" if "?" in self.server else "?"
+        return f"{self.server}{joiner}schema={self.schema}"
 
+    def __exit__(self, *_exc: object) -> None:
+        import psycopg  # only the Postgres trials need the driver
 
-def run_faults(*, trials: int = 200, seed: int = 20240604) -> FaultsResult:
-    """Run ``trials`` SIGKILL trials on one fork server; return the JSON object.
-
-    Raises:
-        UserError: ``trials`` is below 1.
-    """
-    if trials < 1:
-        raise UserError(f"faults needs at least 1 trial, got {trials}")
-    rng = random.Random(seed)
-    started = time.perf_counter()
-    server = Server()
-    done: list[Trial] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            done.extend(run_trial(server, Path(tmp), i, rng) for i in range(trials))
-    finally:
-        server.close()
-    return _summary(done, time.perf_counter() - started)
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
 
 
 _ROWS = (
     ("trials", "trials"),
+    ("two_process_trials", "two-process trials (pair, held, takeover)"),
     ("kills", "SIGKILLs"),
-    ("runs", "runs (killed + resumed + final)"),
-    ("completed_runs", "trials whose tasks all completed"),
-    ("unfinished_trials", "trials that never finished"),
-    ("duplicate_tool_calls", "tool calls started twice (must be 0)"),
+    ("kills_after_ack", "… right after a control's acknowledgement"),
+    ("acked_then_killed_applied_later", "… acknowledged controls applied after the restart"),
+    ("kills_inside_a_batch", "… after the first event of a multi-event batch"),
+    ("runs_refused_held", "second processes refused (LeaseHeld)"),
+    ("runs_fenced_lost", "processes fenced after a take-over (StaleEpoch)"),
+    ("controls_acknowledged", "controls acknowledged"),
+    ("idempotent_reruns", "interrupted idempotent calls re-run"),
+    ("events_seen", "committed events seen by the runs"),
+    ("acknowledged_controls_lost", "acknowledged controls lost (must be 0)"),
+    ("paused_agents_ran", "paused agents that ran (after a restart or not) (must be 0)"),
+    ("resumes_lost", "resumes lost (must be 0)"),
+    ("duplicate_tool_calls", "duplicate tool calls (must be 0)"),
     ("duplicate_side_effects", "side-effect lines written twice (must be 0)"),
-    ("missing_side_effects", "trials with a completed call's line missing (must be 0)"),
-    ("acknowledged_events_lost", "acknowledged events lost (must be 0)"),
-    ("interrupted_calls_reported", "calls reported to the model as interrupted"),
-    ("wall_s", "wall time, s"),
+    ("lost_events", "lost events (must be 0)"),
+    ("unfinished_runs", "unfinished trials (must be 0)"),
+    ("half_recorded_decisions", "decisions recorded by halves (must be 0)"),
+    ("second_writers_admitted", "second writers admitted (must be 0)"),
 )
+MUST_BE_ZERO = tuple(key for key, label in _ROWS if "(must be 0)" in label)
 
 
 def faults_table(result: FaultsResult) -> str:
-    """A markdown table of the fault-injection figures."""
-    lines = ["| figure | value |", "| --- | ---: |"]
-    lines += [f"| {label} | {result[key]} |" for key, label in _ROWS]
+    """A markdown table of the figures, one column per backend."""
+    backends = [b for b in ("sqlite", "postgres") if isinstance(result.get(b), dict)]
+    lines = [
+        "| figure | " + " | ".join(backends) + " |",
+        "| --- |" + " ---: |" * len(backends),
+    ]
+    for key, label in _ROWS:
+        cells = []
+        for backend in backends:
+            figures = result[backend]
+            assert isinstance(figures, dict)
+            value = figures.get(key, 0)
+            cells.append(f"**{value}**" if key in MUST_BE_ZERO else str(value))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Tool call outcomes: {json.dumps(result['tool_outcomes'])}")
+    lines.append(f"Wall time: {result['wall_s']} s")
     return "\n".join(lines)
 
 

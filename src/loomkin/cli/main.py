@@ -14,8 +14,14 @@ from rich.markup import escape
 
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
 from loomkin.cli.progress import describe, short
-from loomkin.errors import LoomkinError, UserError
-from loomkin.service import Loomkin, PendingPermission, PermissionResponder, Session
+from loomkin.errors import LeaseHeld, LoomkinError, UserError
+from loomkin.service import (
+    Loomkin,
+    PendingPermission,
+    PermissionResponder,
+    Session,
+    check_store,
+)
 from loomkin.service.config import load_config
 from loomkin.service.options import session_options
 
@@ -32,6 +38,9 @@ console = Console(highlight=False)
 def _run(coro: Coroutine[object, object, int]) -> None:
     try:
         code = asyncio.run(coro)
+    except LeaseHeld as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))} (pass --take-over to take it now)")
+        sys.exit(2)
     except LoomkinError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
@@ -52,6 +61,13 @@ def cli() -> None:
     """Loomkin: self-organizing teams of coding agents you can pause, inspect and steer."""
 
 
+_take_over_option = click.option(
+    "--take-over",
+    is_flag=True,
+    help="Take the session from the process now running it (it stops writing at once).",
+)
+
+
 @cli.command()
 @click.argument("goal")
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
@@ -66,6 +82,8 @@ def cli() -> None:
     default=None,
     help="Also serve the web app on this port (0: any free port) for watching and steering.",
 )
+@click.option("--session", "session_id", help="Give GOAL to this stored session instead.")
+@_take_over_option
 def run(
     goal: str,
     project: Path,
@@ -74,9 +92,25 @@ def run(
     yes: bool,
     store: str | None,
     serve_port: int | None,
+    session_id: str | None,
+    take_over: bool,
 ) -> None:
     """Run GOAL with a team of agents on the project, showing live progress."""
-    _run(_run_goal(goal, project.resolve(), model_spec, base_url, yes, store, serve_port))
+    if take_over and session_id is None:
+        raise click.UsageError("--take-over needs --session (a new session has no other writer)")
+    _run(
+        _run_goal(
+            goal,
+            project.resolve(),
+            model_spec,
+            base_url,
+            yes,
+            store,
+            serve_port,
+            session_id=session_id,
+            take_over=take_over,
+        )
+    )
 
 
 async def _run_goal(
@@ -87,17 +121,29 @@ async def _run_goal(
     yes: bool,
     store: str | None,
     serve_port: int | None = None,
+    *,
+    session_id: str | None = None,
+    take_over: bool = False,
 ) -> int:
     if not project.is_dir():  # noqa: ASYNC240 - one stat before anything runs
         raise click.BadParameter(f"{project} is not a directory", param_hint="--project")
     async with await Loomkin.open(store or default_store(project)) as loomkin:
-        session = await _open_configured(loomkin, project, model_spec, base_url, title=goal[:80])
+        after = 0
+        if session_id is None:
+            session = await _open_configured(
+                loomkin, project, model_spec, base_url, title=goal[:80]
+            )
+        else:
+            after = loomkin.last_position
+            session = await _resume_configured(
+                loomkin, project, session_id, model_spec, base_url, take_over=take_over
+            )
         session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
         console.print(f"[bold]session[/] {session.session_id} on {project}")
         if serve_port is None:
-            return await _drive(session, goal)
+            return await _drive(session, goal, after=after)
         async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
-            return await _drive(session, goal)
+            return await _drive(session, goal, after=after)
 
 
 async def _open_configured(
@@ -195,6 +241,7 @@ async def _print_summary(session: Session) -> None:
 @click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
 @click.option("--yes", is_flag=True, help="Allow every write and shell call without asking.")
 @click.option("--store", help="Event store URL (default: sqlite file in <project>/.loomkin).")
+@_take_over_option
 def resume(
     project: Path,
     session_id: str | None,
@@ -202,9 +249,10 @@ def resume(
     base_url: str | None,
     yes: bool,
     store: str | None,
+    take_over: bool,
 ) -> None:
     """Resume a stored session after a stop or a crash: interrupted work continues."""
-    _run(_resume(project.resolve(), session_id, model_spec, base_url, yes, store))
+    _run(_resume(project.resolve(), session_id, model_spec, base_url, yes, store, take_over))
 
 
 async def _resume(
@@ -214,34 +262,52 @@ async def _resume(
     base_url: str | None,
     yes: bool,
     store: str | None,
+    take_over: bool = False,
 ) -> int:
-    options = session_options(load_config(project))
     url = store or default_store(project)
     async with await Loomkin.open(url) as loomkin:
-        sessions = loomkin.sessions()
-        if not sessions:
-            raise UserError(f"no stored session in {url}")
-        chosen = session_id or sessions[-1].session_id
-        factory = None
-        if model_spec is None and loomkin.stored_session(chosen).model.startswith("scripted:"):
-            from loomkin.demo import demo_model  # a demo session resumes with the demo's script
-
-            factory = demo_model
-        session = await loomkin.resume_session(
-            chosen,
-            model=model_spec,
-            model_factory=factory,
-            base_url=base_url or options.base_url,
-            settings=options.settings,
-            policy=options.policy,
-            prices=options.prices,
+        after = loomkin.last_position
+        session = await _resume_configured(
+            loomkin, project, session_id, model_spec, base_url, take_over=take_over
         )
         session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
-        console.print(f"[bold]resumed[/] session {chosen}")
+        console.print(f"[bold]resumed[/] session {session.session_id}")
         paused = [a.name for a in session.agents() if a.status == "paused"]
         if paused:
             console.print(f"paused agents stay paused: {', '.join(paused)} (loomkin agent resume)")
-        return await _drive(session, None, after=loomkin.last_position)
+        return await _drive(session, None, after=after)
+
+
+async def _resume_configured(
+    loomkin: Loomkin,
+    project: Path,
+    session_id: str | None,
+    model_spec: str | None,
+    base_url: str | None,
+    *,
+    take_over: bool,
+) -> Session:
+    """Resume ``session_id`` (default: the newest) with the project's loomkin.toml."""
+    options = session_options(load_config(project))
+    sessions = loomkin.sessions()
+    if not sessions:
+        raise UserError("no stored session in this store; start one with `loomkin run`")
+    chosen = session_id or sessions[-1].session_id
+    factory = None
+    if model_spec is None and loomkin.stored_session(chosen).model.startswith("scripted:"):
+        from loomkin.demo import demo_model  # a demo session resumes with the demo's script
+
+        factory = demo_model
+    return await loomkin.resume_session(
+        chosen,
+        model=model_spec,
+        model_factory=factory,
+        base_url=base_url or options.base_url,
+        settings=options.settings,
+        policy=options.policy,
+        prices=options.prices,
+        take_over=take_over,
+    )
 
 
 @cli.command()
@@ -341,6 +407,8 @@ async def _web_app(
     "--token", envvar="LOOMKIN_TOKEN", help="Required on every request (env LOOMKIN_TOKEN)."
 )
 @click.option("--store", help="Event store URL (default: sqlite file in <project>/.loomkin).")
+@click.option("--session", "session_id", help="Serve this stored session (resumed) instead.")
+@_take_over_option
 def serve(
     project: Path | None,
     model_spec: str | None,
@@ -352,11 +420,26 @@ def serve(
     port: int,
     token: str | None,
     store: str | None,
+    session_id: str | None,
+    take_over: bool,
 ) -> None:
     """Serve the web app: chat, live feed, agent cards, team tree, task graph, controls."""
+    if take_over and session_id is None:
+        raise click.UsageError("--take-over needs --session (a new session has no other writer)")
     _run(
         _serve(
-            project, model_spec, base_url, demo, pace, not no_auto_approve, host, port, token, store
+            project,
+            model_spec,
+            base_url,
+            demo,
+            pace,
+            not no_auto_approve,
+            host,
+            port,
+            token,
+            store,
+            session_id=session_id,
+            take_over=take_over,
         )
     )
 
@@ -372,11 +455,16 @@ async def _serve(
     port: int,
     token: str | None,
     store: str | None,
+    *,
+    session_id: str | None = None,
+    take_over: bool = False,
 ) -> int:
     from loomkin.api.server import is_loopback
 
     if not is_loopback(host) and not token:
         raise click.UsageError("binding a non-loopback address needs --token (or LOOMKIN_TOKEN)")
+    if demo and session_id is not None:
+        raise click.UsageError("--demo starts a new demo session; drop --session")
     if demo:
         from loomkin.demo import copy_sample_project, start_demo
 
@@ -391,11 +479,43 @@ async def _serve(
             session = await start_demo(
                 loomkin, project=root, auto_approve=auto_approve, pace_s=pace
             )
+        elif session_id is not None:
+            session = await _resume_configured(
+                loomkin, root, session_id, model_spec, base_url, take_over=take_over
+            )
         else:
             session = await _open_configured(loomkin, root, model_spec, base_url)
         async with _web_app(loomkin, session, host=host, port=port, token=token):
             await asyncio.Event().wait()  # until Ctrl-C
     return 0
+
+
+@cli.group("store")
+def store_group() -> None:
+    """Look after the event store a project's sessions live in."""
+
+
+@store_group.command("check")
+@click.option(
+    "--store", "url", help="Event store URL (default: sqlite file in <project>/.loomkin)."
+)
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
+def store_check(url: str | None, project: Path) -> None:
+    """Verify the store end to end: positions, every event's decoding, the hash chain.
+
+    Exits 0 when it is sound, 1 when it is damaged (the first problem is named), 2 when it
+    cannot be opened at all.
+    """
+    _run(_store_check(url or default_store(project.resolve())))
+
+
+async def _store_check(url: str) -> int:
+    report = await check_store(url)
+    if report.ok:
+        console.print(f"[green]{escape(report.summary())}[/]")
+        return 0
+    console.print(f"[bold red]{escape(report.summary())}[/]")
+    return 1
 
 
 @cli.group()

@@ -6,7 +6,7 @@ them up (``loomkin.agents.coordination``) and the agents' tools call them.
 """
 
 from loomkin.coordination.base import COORDINATION_ROLES, Context, Member, MessageFactory, Roster
-from loomkin.coordination.conflicts import ConflictDetector
+from loomkin.coordination.conflicts import WRITE_TOOLS, ConflictDetector
 from loomkin.coordination.knowledge import Knowledge, Route
 from loomkin.coordination.rebalancer import Finding, Rebalancer, RebalancerSettings, Watcher
 from loomkin.coordination.relevance import THRESHOLD, Profile, Topic, score
@@ -15,6 +15,7 @@ from loomkin.coordination.votes import VoteBook, expertise, tally, weight
 __all__ = [
     "COORDINATION_ROLES",
     "THRESHOLD",
+    "WRITE_TOOLS",
     "ConflictDetector",
     "Context",
     "Finding",

@@ -303,11 +303,7 @@ class Rebalancer:
         assert member.task_id is not None
         task_id = TaskId(member.task_id)
         reason = f"reassigned by the rebalancer: {member.name} {finding.detail}"
-        await self.ctx.tasks.release(task_id, reason=reason)
-        view = self.ctx.tasks.board.get(task_id)
-        if view is not None and view.status == "pending":
-            worker = WorkerRef(agent_id=target.agent_id, name=target.name, team_id=target.team_id)
-            await self.ctx.tasks.assign(task_id, worker, by="rebalancer", reason=reason)
+        worker = WorkerRef(agent_id=target.agent_id, name=target.name, team_id=target.team_id)
         acted = self._event(
             member, finding, strike, action="reassign", reassigned_to=target.agent_id
         )
@@ -319,7 +315,10 @@ class Rebalancer:
             from_name="rebalancer",
             data={"task_id": task_id},
         )
-        await self.ctx.log.append(acted, stop)
+        # One batch: the decision, the release, the new assignment and the old owner's notice.
+        await self.ctx.tasks.reassign(
+            task_id, worker, by="rebalancer", reason=reason, also=(acted, stop)
+        )
         return acted
 
     async def _escalate(self, member: Member, finding: Finding, strike: int) -> RebalancerActed:

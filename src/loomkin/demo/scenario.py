@@ -128,19 +128,26 @@ def _all_text(request: ModelRequest) -> str:
     return "\n".join(_text(m) for m in request.messages)
 
 
-def _task_ids(text: str) -> list[str]:
-    return re.findall(r"Created task (task_[0-9a-f-]+)", text)
-
-
 # -- the scripts ----------------------------------------------------------------------------------
+#
+# After a crash, a tool call that was running is reported as "interrupted: ... it may or may not
+# have taken effect". The scripts answer it as a capable model would: a call that is harmless to
+# repeat is simply made again; before repeating one that is not (creating a team or a task,
+# logging a decision) they check what exists first. (Reads and whole-file writes the runtime
+# runs again itself: they are idempotent.)
 
 
 def _tool_results(request: ModelRequest) -> list[ToolResultMessage]:
     return [m for m in request.messages if isinstance(m, ToolResultMessage)]
 
 
+def _interrupted(message: ToolResultMessage) -> bool:
+    return message.content.startswith("interrupted")
+
+
 def _orienter(request: ModelRequest) -> Reply:
-    done = _tool_results(request)
+    done = [r for r in _tool_results(request) if not _interrupted(r)]
+    names = [r.name for r in done]
     if not done:
         return Reply(
             text="Scanning the project.",
@@ -150,7 +157,7 @@ def _orienter(request: ModelRequest) -> Reply:
                 Call("git", {"operation": "log", "args": ["--oneline", "-5"]}),
             ],
         )
-    if len(done) == 3:
+    if "peer_message" not in names:  # (again, if sending it was interrupted)
         brief = (
             "## Session brief\n"
             "Active goals: none recorded yet.\n"
@@ -167,37 +174,84 @@ def _said(request: ModelRequest, text: str) -> bool:
     return any(isinstance(m, AssistantMessage) and text in m.text for m in request.messages)
 
 
+_CHECKS: dict[str, Call] = {
+    "team_spawn": Call("list_teams", {}),
+    "task_create": Call("task_list", {"team": "greeters"}),
+    "decision_log": Call("decision_query", {"search": "interface milestone"}),
+}
+"""What to look at before repeating an interrupted call that must not be done twice."""
+
+
+def _check_first(results: list[ToolResultMessage]) -> Call | None:
+    """The look to take before going on, if a call whose effect is unknown was not checked."""
+    for i, result in enumerate(results):
+        check = _CHECKS.get(result.name)
+        if check is None or not _interrupted(result):
+            continue
+        if not any(r.name == check.name and not _interrupted(r) for r in results[i + 1 :]):
+            return check
+    return None
+
+
+def _known_tasks(results: list[ToolResultMessage]) -> dict[str, str]:
+    """Title → id of the greeters' tasks, from creations and the newest task list."""
+    tasks: dict[str, str] = {}
+    for result in results:
+        if result.name == "task_create":
+            for task_id, title in re.findall(r"Created task (task_\S+) '([^']*)'", result.content):
+                tasks[title] = task_id
+        elif result.name == "task_list":
+            for task_id, title in re.findall(r"\] (task_\S+) '([^']*)'", result.content):
+                tasks[title] = task_id
+    return tasks
+
+
 def _concierge(request: ModelRequest) -> Reply:
     """Plan from the whole transcript, so messages arriving mid-plan do not derail it."""
     results = _tool_results(request)
-    names = [r.name for r in results]
-    ids = _task_ids("\n".join(r.content for r in results if r.name == "task_create"))
-    if "team_spawn" not in names:
+    check = _check_first(results)
+    if check is not None:
+        return Reply(text="Checking what already exists before going on.", tool_calls=[check])
+    done = [r for r in results if not _interrupted(r)]
+    names = [r.name for r in done]
+    team_seen = any(r.name == "list_teams" and "- greeters " in r.content for r in done)
+    if "team_spawn" not in names and not team_seen:
         return Reply(
             text="I'll put a small team on this.",
             tool_calls=[
                 Call("team_spawn", {"team_name": "greeters", "roles": _TEAM, "purpose": DEMO_GOAL})
             ],
         )
-    if not ids:
-        return Reply(tool_calls=[_create(_SHOUT_TASK), _create(_FAREWELL_TASK)])
-    if len(ids) == 2:
-        test_task: dict[str, JSON] = {**_TEST_TASK, "depends_on": [ids[0]]}
+    tasks = _known_tasks(done)
+    first = [t for t in (_SHOUT_TASK, _FAREWELL_TASK) if t["title"] not in tasks]
+    if first:
+        return Reply(tool_calls=[_create(t) for t in first])
+    shout, farewell = tasks[str(_SHOUT_TASK["title"])], tasks[str(_FAREWELL_TASK["title"])]
+    if _TEST_TASK["title"] not in tasks:
+        test_task: dict[str, JSON] = {**_TEST_TASK, "depends_on": [shout]}
         return Reply(tool_calls=[_create(test_task)])
-    if "add_dependency" not in names:
-        return Reply(
-            tool_calls=[
-                Call("add_dependency", {"task_id": ids[2], "depends_on": ids[1], "kind": "blocks"}),
-                Call(
-                    "decision_log",
-                    {
-                        "node_type": "decision",
-                        "title": "Tests start at greet()'s interface milestone",
-                        "description": "The tester need not wait for the whole shout task.",
-                    },
-                ),
-            ]
+    logged = "decision_log" in names or any(
+        r.name == "decision_query" and _DECISION in r.content for r in done
+    )
+    calls = []
+    if "add_dependency" not in names:  # adding it twice is harmless: the second is a no-op
+        test = tasks[str(_TEST_TASK["title"])]
+        calls.append(
+            Call("add_dependency", {"task_id": test, "depends_on": farewell, "kind": "blocks"})
         )
+    if not logged:
+        calls.append(
+            Call(
+                "decision_log",
+                {
+                    "node_type": "decision",
+                    "title": _DECISION,
+                    "description": "The tester need not wait for the whole shout task.",
+                },
+            )
+        )
+    if calls:
+        return Reply(tool_calls=calls)
     if not _said(request, _ON_IT):
         return Reply(text=_ON_IT)
     finished = _all_text(request).count("[Task finished]")
@@ -215,6 +269,7 @@ def _concierge(request: ModelRequest) -> Reply:
     return Reply(text=f"Noted: {finished} of 3 tasks finished.")
 
 
+_DECISION = "Tests start at greet()'s interface milestone"
 _ON_IT = (
     "Team 'greeters' is on it: alice adds the shout flag, bob adds farewell(), and tess starts "
     "testing as soon as greet()'s new interface exists."
@@ -270,7 +325,12 @@ def _worker(request: ModelRequest) -> Reply:
         steps = _farewell_steps()
     else:
         return Reply(text="Nothing to do.")
-    step = sum(1 for m in request.messages[brief_at:] if isinstance(m, AssistantMessage))
+    # One tool call per step: a step whose call was interrupted is taken again (its effect is
+    # unknown; each step here is safe to repeat or fails readably if it had landed).
+    since = request.messages[brief_at:]
+    step = sum(1 for m in since if isinstance(m, AssistantMessage)) - sum(
+        1 for m in since if isinstance(m, ToolResultMessage) and _interrupted(m)
+    )
     return steps[min(step, len(steps) - 1)]
 
 

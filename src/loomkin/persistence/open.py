@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from loomkin.errors import ConfigError
+from loomkin.errors import ConfigError, NotFound
 from loomkin.persistence._urls import redact_url
 from loomkin.persistence.memory import MemoryStore
 from loomkin.persistence.sqlite import SqliteStore
@@ -29,9 +30,15 @@ async def check_store(url: str) -> CheckReport:
     truncated file, newer schema, unreachable server) still raises. Opening an older store
     migrates its schema first, as :func:`open_store` does.
 
+    Checking never creates a store: a SQLite file that does not exist is an error.
+
     Raises:
+        NotFound: the SQLite file does not exist.
         ConfigError, StoreError: as :func:`open_store`.
     """
+    path = _sqlite_path(url.strip())
+    if path is not None and not await asyncio.to_thread(path.exists):
+        raise NotFound(f"no store at {str(path)!r}: the file does not exist (nothing to check)")
     store = await open_store(url, verify_head=False)
     try:
         return await store.check()
@@ -76,6 +83,17 @@ async def open_store(url: str, *, clock: Clock | None = None, verify_head: bool 
     if scheme or text.lower().startswith(("memory:", "sqlite:", "postgres")):
         raise ConfigError(f"unsupported store URL {redact_url(text)!r}; expected {_EXPECTED}")
     return await SqliteStore.open(Path(text), clock=clock, verify_head=verify_head)
+
+
+def _sqlite_path(text: str) -> Path | None:
+    """The file a SQLite store URL (or plain path) names; ``None`` for other backends."""
+    if text in ("memory:", "memory://") or text.lower().startswith(("memory:", "postgres")):
+        return None
+    if "://" not in text:
+        return Path(text)
+    if text.split(":", 1)[0].lower() != "sqlite":
+        return None
+    return Path("/" + urlsplit(text).path.lstrip("/"))
 
 
 async def _open_sqlite(url: str, *, clock: Clock | None, verify_head: bool) -> SqliteStore:

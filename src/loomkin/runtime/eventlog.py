@@ -31,6 +31,14 @@ How this works and why:
   events. On overflow it drops the whole buffer, counts the overflow, and goes back to reading
   the store from its cursor (its last delivered position) — a slow subscriber never loses an
   event and never holds more than ``maxsize`` events in memory.
+* **Fencing: one writer per session.** The owner of a session's lease hands the log its
+  fence (:meth:`EventLog.fence`); from then on every append carrying that session's events
+  passes the fence to the store, which refuses it with
+  :class:`~loomkin.errors.StaleEpoch` once another process took the session over. A group
+  commit passes the distinct fences of its calls. A stale fence fails exactly the calls that
+  carry it, at once and never retried (the other calls of the group are committed without
+  them); the log then refuses that session's later appends with the same error and tells its
+  owner (``on_fenced``) so that the session's agents stop. Other sessions go on.
 * Cancelling a caller of ``append`` does not un-append its events: once queued they are
   committed (the caller just does not wait to see it). ``close()`` commits what is queued,
   stops the committer and ends the subscriptions; it does not close the store (its owner does).
@@ -45,7 +53,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
 from loomkin.core.events.base import Event, NewEvent, RecordedEvent
-from loomkin.errors import ProjectionFailed, UserError
+from loomkin.core.store import Fence
+from loomkin.errors import ProjectionFailed, StaleEpoch, UserError
 from loomkin.ids import EventId, new_id
 from loomkin.runtime.clock import LoopClock
 
@@ -63,7 +72,15 @@ logger = logging.getLogger(__name__)
 _PAGE = 1000
 """Events read from the store per page when a subscription catches up."""
 
-_Pending = tuple[list[NewEvent], "asyncio.Future[list[RecordedEvent]]"]
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    """One ``append`` call waiting for the committer."""
+
+    events: list[NewEvent]
+    fences: tuple[Fence, ...]
+    """The fences of the sessions its events belong to (empty: unfenced)."""
+    future: asyncio.Future[list[RecordedEvent]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +95,8 @@ class EventLogStatistics:
     """Store transactions (a group commit holds one or more ``append`` calls)."""
     failed_appends: int
     """``append`` calls whose batch the store refused."""
+    stale_appends: int
+    """Of those, calls refused because their session's fence was stale (taken over)."""
     largest_commit: int
     """Most events written in one store transaction."""
     listener_errors: int
@@ -116,6 +135,8 @@ class EventLog:
             split, so a single larger call is written alone).
         on_halt: Called once if the log halts because a listener raised (see the module
             docstring), so the owner can stop what depends on it.
+        on_fenced: Called once per session whose fence the store refused (another process
+            took the session over), so the owner can stop that session's agents.
     """
 
     def __init__(
@@ -125,6 +146,7 @@ class EventLog:
         clock: Clock | None = None,
         max_batch: int = 1024,
         on_halt: Callable[[ProjectionFailed], None] | None = None,
+        on_fenced: Callable[[StaleEpoch], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise UserError(f"max_batch must be at least 1, got {max_batch}")
@@ -146,6 +168,10 @@ class EventLog:
         self._listener_errors = 0
         self._on_halt = on_halt
         self._halted: ProjectionFailed | None = None
+        self._on_fenced = on_fenced
+        self._fences: dict[str, Fence] = {}
+        self._fenced_out: dict[str, StaleEpoch] = {}
+        self._stale_appends = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -193,6 +219,46 @@ class EventLog:
     ) -> None:
         await self.close()
 
+    # -- fencing -------------------------------------------------------------------------------
+
+    def fence(self, fence: Fence) -> None:
+        """Carry ``fence`` on every later append of events of ``fence.session_id``."""
+        self._fences[fence.session_id] = fence
+        self._fenced_out.pop(fence.session_id, None)
+
+    def unfence(self, session_id: str) -> None:
+        """Stop carrying a fence for ``session_id`` (its lease was released)."""
+        self._fences.pop(session_id, None)
+
+    def fenced_out(self, session_id: str) -> StaleEpoch | None:
+        """Why the log refuses ``session_id``'s appends (its fence went stale), or ``None``."""
+        return self._fenced_out.get(session_id)
+
+    def _fences_of(self, batch: list[NewEvent]) -> tuple[Fence, ...]:
+        fences: dict[str, Fence] = {}
+        for new in batch:
+            session_id = new.event.session_id
+            if session_id in self._fenced_out:
+                raise self._fenced_out[session_id]
+            fence = self._fences.get(session_id)
+            if fence is not None:
+                fences[session_id] = fence
+        return tuple(fences.values())
+
+    def fence_lost(self, exc: StaleEpoch) -> None:
+        """Refuse the session's appends from now on, with ``exc`` (its fence went stale).
+
+        Called when the store refused the fence, or the lease's renewal; the owner is told
+        once (``on_fenced``).
+        """
+        fence = self._fences.get(exc.session_id)
+        if fence is None or fence.epoch != exc.epoch or exc.session_id in self._fenced_out:
+            return
+        self._fenced_out[exc.session_id] = exc
+        logger.warning("session %s lost its lease: %s", exc.session_id, exc)
+        if self._on_fenced is not None:
+            self._on_fenced(exc)
+
     # -- appending -----------------------------------------------------------------------------
 
     async def append(self, *events: Event) -> list[RecordedEvent]:
@@ -202,6 +268,8 @@ class EventLog:
 
         Raises:
             UserError: the log is closed or an argument is not an :class:`Event`.
+            StaleEpoch: another process took over a session the events belong to (nothing
+                was written; see "Fencing" in the module docstring).
             StoreError: the store refused the batch (nothing of it was written).
         """
         if not events:
@@ -218,8 +286,9 @@ class EventLog:
             if not isinstance(event, Event):
                 raise UserError(f"EventLog.append takes Event instances, got {event!r}")
             batch.append(NewEvent(event_id=EventId(new_id()), recorded_at=now, event=event))
+        fences = self._fences_of(batch)
         fut: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
-        self._pending.append((batch, fut))
+        self._pending.append(_Pending(batch, fences, fut))
         wakeup = self._wakeup
         assert wakeup is not None
         if not wakeup.is_set():
@@ -242,10 +311,10 @@ class EventLog:
         pending = self._pending
         size = 0
         n = 0
-        for events, _ in pending:
-            if n and size + len(events) > self._max_batch:
+        for call in pending:
+            if n and size + len(call.events) > self._max_batch:
                 break
-            size += len(events)
+            size += len(call.events)
             n += 1
         if n == len(pending):
             self._pending = []
@@ -256,48 +325,79 @@ class EventLog:
 
     async def _commit_group(self, group: list[_Pending]) -> None:
         if len(group) == 1:
-            await self._commit_one(*group[0])
+            await self._commit_one(group[0])
             return
-        flat = [e for events, _ in group for e in events]
+        flat = [e for call in group for e in call.events]
+        fences = {f.session_id: f for call in group for f in call.fences}
         try:
-            recorded = await self._store.append(flat)
+            recorded = await self._store_append(flat, tuple(fences.values()))
+        except StaleEpoch as exc:
+            await self._commit_without(exc, group)
+            return
         except Exception:
             # One transaction for all failed: give each call its own, so only bad calls fail.
-            for events, fut in group:
+            for call in group:
                 if self._halted is not None:
-                    _fail(fut, self._halted)
+                    _fail(call.future, self._halted)
                     continue
-                await self._commit_one(events, fut)
+                await self._commit_one(call)
             return
         if not self._dispatch(recorded):
             assert self._halted is not None
-            for _, fut in group:
-                _fail(fut, self._halted)
+            for call in group:
+                _fail(call.future, self._halted)
             return
         self._appends += len(group)
         start = 0
-        for events, fut in group:
-            end = start + len(events)
-            if not fut.done():
-                fut.set_result(recorded[start:end])
+        for call in group:
+            end = start + len(call.events)
+            if not call.future.done():
+                call.future.set_result(recorded[start:end])
             start = end
 
-    async def _commit_one(
-        self, events: list[NewEvent], fut: asyncio.Future[list[RecordedEvent]]
-    ) -> None:
+    async def _commit_without(self, exc: StaleEpoch, group: list[_Pending]) -> None:
+        """Fail the calls carrying the stale fence, now and for good; commit the others.
+
+        They are committed as a group again (where another stale fence may show up in turn).
+        """
+        stale = [c for c in group if any(f.session_id == exc.session_id for f in c.fences)]
+        if not stale:  # not a fence of ours (cannot happen): give each call its own try
+            for call in group:
+                await self._commit_one(call)
+            return
+        self.fence_lost(exc)
+        for call in stale:
+            self._failed += 1
+            self._stale_appends += 1
+            _fail(call.future, exc)
+        rest = [c for c in group if all(c is not s for s in stale)]
+        if rest:
+            await self._commit_group(rest)
+
+    async def _commit_one(self, call: _Pending) -> None:
         try:
-            recorded = await self._store.append(events)
+            recorded = await self._store_append(call.events, call.fences)
         except Exception as exc:
             self._failed += 1
-            _fail(fut, exc)
+            if isinstance(exc, StaleEpoch):
+                self._stale_appends += 1
+                self.fence_lost(exc)
+            _fail(call.future, exc)
             return
         if not self._dispatch(recorded):
             assert self._halted is not None
-            _fail(fut, self._halted)
+            _fail(call.future, self._halted)
             return
         self._appends += 1
-        if not fut.done():
-            fut.set_result(recorded)
+        if not call.future.done():
+            call.future.set_result(recorded)
+
+    async def _store_append(
+        self, events: list[NewEvent], fences: tuple[Fence, ...]
+    ) -> list[RecordedEvent]:
+        if not fences:  # unfenced writers (and minimal stores) take no fences argument
+            return await self._store.append(events)
+        return await self._store.append(events, fences=fences)
 
     def _dispatch(self, recorded: list[RecordedEvent]) -> bool:
         """Hand committed events to the listeners, then the subscriptions; False if halted."""
@@ -333,8 +433,8 @@ class EventLog:
         self._halted = failure
         self._closed = True
         pending, self._pending = self._pending, []
-        for _, fut in pending:
-            _fail(fut, failure)
+        for call in pending:
+            _fail(call.future, failure)
         for sub in self._subs:
             sub._offer(recorded)  # committed: readers may see them, then their stream ends
             sub._end()
@@ -420,6 +520,7 @@ class EventLog:
             events=self._events,
             commits=self._commits,
             failed_appends=self._failed,
+            stale_appends=self._stale_appends,
             largest_commit=self._largest,
             listener_errors=self._listener_errors,
             listeners=len(self._listeners),

@@ -73,6 +73,18 @@ class ProjectionRegistry:
         for entry in self._runtime:
             entry.projection.caught_up()
 
+    def catch_up(self, history: Iterable[RecordedEvent]) -> None:
+        """Fold events committed elsewhere since :meth:`replay` into the runtime-wide projections.
+
+        For a session another process wrote (before this runtime took it over): its events
+        after the runtime's replay never came through this log's listener. They are applied
+        as replayed history (``live=False``), in position order, and only once: the caller
+        passes each event one time.
+        """
+        for recorded in history:
+            for entry in self._runtime:
+                _apply(entry, recorded, live=False)
+
     async def attach(
         self,
         session_id: str,

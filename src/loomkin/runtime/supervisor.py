@@ -68,6 +68,7 @@ class Supervisor:
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._groups: dict[str, str] = {}
+        self._stopped_groups: set[str] = set()
         self._stopped = False
         self._started = 0
         self._crashes = 0
@@ -94,10 +95,12 @@ class Supervisor:
         ``on_give_up(key, exc)`` is awaited and the child stops.
 
         Raises:
-            UserError: the supervisor was stopped.
+            UserError: the supervisor (or ``group``) was stopped.
         """
         if self._stopped:
             raise UserError(f"supervisor is stopped; cannot run {key!r}")
+        if group is not None and group in self._stopped_groups:
+            raise UserError(f"group {group!r} is stopped; cannot run {key!r}")
         task = self._tasks.get(key)
         if task is not None and not task.done():
             return task
@@ -186,6 +189,21 @@ class Supervisor:
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks)
+
+    def stop_group(self, group: str) -> None:
+        """Refuse new children of ``group`` and cancel its running ones, without waiting.
+
+        For one session whose lease was taken over while the others go on; :meth:`stop`
+        still reaps the cancelled children.
+        """
+        self._stopped_groups.add(group)
+        for key, task in self._tasks.items():
+            if self._groups.get(key) == group:
+                task.cancel()
+
+    def group_stopped(self, group: str) -> bool:
+        """True once :meth:`stop_group` stopped ``group`` (or the whole supervisor stopped)."""
+        return self._stopped or group in self._stopped_groups
 
     def halt(self) -> None:
         """Refuse new children and cancel every running one, without waiting (see :meth:`stop`).

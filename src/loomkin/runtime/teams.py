@@ -128,23 +128,32 @@ class TeamManager:
             NotFound: the team does not exist.
             InvalidTransition: the team is already dissolved.
         """
+        events = self.dissolution(team_id, reason=reason, by=by)
+        await self._log.append(*events)
+        return [e.team_id for e in events]
+
+    def dissolution(
+        self, team_id: str, *, reason: str, by: str | None = None
+    ) -> list[TeamDissolved]:
+        """Check a dissolution and return its events (children first), to append with more.
+
+        Raises:
+            NotFound: the team does not exist.
+            InvalidTransition: the team is already dissolved.
+        """
         team = self._state.team(team_id)
         if team.status != "active":
             raise InvalidTransition(f"team {team_id!r} is already dissolved")
-        subtree = self._state.subtree(team_id)
         dissolved_by = AgentId(by) if by is not None else None
-        await self._log.append(
-            *(
-                TeamDissolved(
-                    session_id=t.session_id,
-                    team_id=t.team_id,
-                    reason=reason,
-                    dissolved_by=dissolved_by,
-                )
-                for t in subtree
+        return [
+            TeamDissolved(
+                session_id=t.session_id,
+                team_id=t.team_id,
+                reason=reason,
+                dissolved_by=dissolved_by,
             )
-        )
-        return [t.team_id for t in subtree]
+            for t in self._state.subtree(team_id)
+        ]
 
     # -- lookups (delegate to the projection) --------------------------------------------------
 

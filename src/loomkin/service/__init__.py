@@ -1,5 +1,6 @@
 """The public runtime: open a store, open sessions, talk to and control agents."""
 
+from loomkin.core.store import CheckReport
 from loomkin.service.records import (
     AgentInfo,
     AgentSnapshot,
@@ -16,11 +17,13 @@ from loomkin.service.records import (
 )
 from loomkin.service.runtime import Loomkin, ModelFactory
 from loomkin.service.session import Session
+from loomkin.service.stores import check_store
 
 __all__ = [
     "AgentInfo",
     "AgentSnapshot",
     "BudgetStatus",
+    "CheckReport",
     "DependencyInfo",
     "EventStream",
     "Loomkin",
@@ -33,4 +36,5 @@ __all__ = [
     "Summary",
     "TaskInfo",
     "TeamInfo",
+    "check_store",
 ]

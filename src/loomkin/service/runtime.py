@@ -13,6 +13,12 @@ the shared projections; opening or resuming a session replays that session's his
 its own, through the same fan-out as live events. A projection that raises halts the log and
 stops every agent (fail-stop, with the projection's name and the event's position).
 
+One writer per session: opening or resuming a session first takes its lease in the store
+(:mod:`loomkin.service.leases`); every append of its events carries the lease's fence, so a
+second process can neither resume it meanwhile (it gets :class:`~loomkin.errors.LeaseHeld`,
+naming this one) nor, once it took the session over, be contradicted by this one (whose
+appends are refused and whose agents of that session stop).
+
 Everything else reads the same events: the CLI's progress display, the web app's feed and the
 benchmarks subscribe to the log through :meth:`Session.events`.
 """
@@ -44,6 +50,7 @@ from loomkin.runtime.eventlog import EventLog
 from loomkin.runtime.projections import ProjectionRegistry
 from loomkin.runtime.supervisor import Supervisor
 from loomkin.runtime.teams import TeamManager
+from loomkin.service.leases import DEFAULT_LEASE_TTL_S, SessionLeases
 from loomkin.service.records import Names, StoredSession, TaskInfo, task_info
 from loomkin.service.session import Session
 from loomkin.tasks import Scheduler, TaskService
@@ -54,7 +61,8 @@ if TYPE_CHECKING:
 
     from loomkin.core.events import RecordedEvent
     from loomkin.core.scheduling import AgentCandidate
-    from loomkin.core.store import EventStore
+    from loomkin.core.store import Store
+    from loomkin.errors import StaleEpoch
     from loomkin.llm.model import Model
     from loomkin.runtime.eventlog import Subscription
 
@@ -67,19 +75,37 @@ ModelFactory = Callable[[Role, str], "Model"]
 
 
 class Loomkin:
-    """A runtime on one event store; hosts any number of sessions."""
+    """A runtime on one event store; hosts any number of sessions.
 
-    def __init__(self, store: EventStore, *, clock: Clock | None = None) -> None:
+    Args:
+        store: The event store with its session leases.
+        clock: Time source (virtual under test).
+        lease_ttl_s: How long a hosted session's lease outlives this runtime's last renewal
+            (renewed every third of it): how long another process waits after this one
+            died on another host before it may resume the session.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+    ) -> None:
         self._store = store
         self._clock: Clock = clock or LoopClock()
-        self._log = EventLog(store, clock=self._clock, on_halt=self._halt)
+        self._log = EventLog(store, clock=self._clock, on_halt=self._halt, on_fenced=self._fenced)
         self._state = State()
         self._tasks = TaskService(self._log, TaskBoard(), TaskNoticeTexts())
         self._bus = Bus()
         self._supervisor = Supervisor(clock=self._clock)
         """Owns agent activations and their helpers (restarted on crash by policy)."""
         self._timers = Supervisor(clock=self._clock)
-        """Owns timers (deadlines, the rebalancer): not counted when waiting for quiescence."""
+        """Owns timers (deadlines, the rebalancer, lease renewals): not counted when waiting
+        for quiescence."""
+        self._leases = SessionLeases(
+            store, self._log, self._timers, ttl_s=lease_ttl_s, on_lost=self._lost
+        )
         self._sessions: dict[SessionId, Session] = {}
         self._runtimes: dict[SessionId, SessionRuntime] = {}
         self._scheduler = Scheduler(self._tasks, self._candidates)
@@ -88,21 +114,33 @@ class Loomkin:
         self._projections.register("tasks", self._tasks)
         self._projections.register("scheduler", self._scheduler)
         self._closed = False
+        self._replayed_to = 0
+        """Position up to which :meth:`start` replayed the log into the shared projections."""
+        self._caught_up: dict[SessionId, int] = {}
+        """Per session resumed here: position up to which its later events were caught up."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, store: str | EventStore = "memory:", *, clock: Clock | None = None) -> Self:
+    async def open(
+        cls,
+        store: str | Store = "memory:",
+        *,
+        clock: Clock | None = None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+    ) -> Self:
         """Open a runtime on ``store`` (a URL for :func:`~loomkin.persistence.open_store`)."""
         opened = await open_store(store) if isinstance(store, str) else store
-        runtime = cls(opened, clock=clock)
+        runtime = cls(opened, clock=clock, lease_ttl_s=lease_ttl_s)
         await runtime.start()
         return runtime
 
     async def start(self) -> None:
         """Replay the log into the shared projections, then follow it and start the scheduler."""
         await self._log.start()
-        self._projections.replay(await self._log.read())
+        history = await self._log.read()
+        self._projections.replay(history)
+        self._replayed_to = history[-1].position if history else 0
         self._log.add_listener(self._projections)
         self._timers.run("scheduler", self._scheduler.run_forever)
 
@@ -110,15 +148,26 @@ class Loomkin:
         """The log halted (a projection failed): stop every agent now; ``close`` reaps them."""
         self._supervisor.halt()
 
+    def _fenced(self, exc: StaleEpoch) -> None:
+        """An append found its session taken over by another process."""
+        self._leases.lose(exc)
+
+    def _lost(self, session_id: SessionId, exc: StaleEpoch) -> None:
+        """Another process took ``session_id`` over: stop its agents here; ``close`` reaps them."""
+        self._supervisor.stop_group(session_id)
+
     async def close(self) -> None:
-        """Stop every agent and timer, flush the log and close the store."""
+        """Stop every agent and timer, flush the log, release the leases, close the store."""
         if self._closed:
             return
         self._closed = True
-        await self._supervisor.stop()
-        await self._timers.stop()
-        await self._log.close()
-        await self._store.close()
+        try:
+            await self._supervisor.stop()
+            await self._timers.stop()
+            await self._log.close()
+            await self._leases.release_all()
+        finally:
+            await self._store.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -162,17 +211,22 @@ class Loomkin:
         session_id = SessionId(new_id("session_"))
         team_id = TeamId(new_id("team_"))
         model_name = factory(_probe_role(), "probe").name
-        await self._log.append(
-            SessionStarted(
-                session_id=session_id,
-                project_root=str(root),
-                root_team_id=team_id,
-                title=title,
-                model=model_name,
-            ),
-            TeamCreated(session_id=session_id, team_id=team_id, name="root", depth=0),
-        )
-        return await self._materialise(session_id, factory, settings, policy, prices)
+        await self._leases.acquire(session_id)  # a new id: nobody else can hold it
+        try:
+            await self._log.append(
+                SessionStarted(
+                    session_id=session_id,
+                    project_root=str(root),
+                    root_team_id=team_id,
+                    title=title,
+                    model=model_name,
+                ),
+                TeamCreated(session_id=session_id, team_id=team_id, name="root", depth=0),
+            )
+            return await self._materialise(session_id, factory, settings, policy, prices)
+        except BaseException:
+            await self._forget(session_id)
+            raise
 
     async def resume_session(
         self,
@@ -184,20 +238,67 @@ class Loomkin:
         settings: SessionSettings | None = None,
         policy: PermissionPolicy | None = None,
         prices: PriceTable | None = None,
+        take_over: bool = False,
     ) -> Session:
-        """Rebuild a session from the log and continue the work that was interrupted."""
+        """Rebuild a session from the log and continue the work that was interrupted.
+
+        The session's lease is taken first, so no other process writes it meanwhile. A
+        holder on this host whose process is gone is taken over at once; one elsewhere is
+        waited out (its lease expires after its TTL) unless ``take_over`` is set.
+
+        Args:
+            session_id: The stored session.
+            model: A ``provider:model`` spec or model instance (default: the session's).
+            model_factory: Instead of ``model``: a per-agent choice ``(role, name) -> Model``.
+            base_url: An OpenAI-compatible server for ``model``.
+            settings: Limits, budgets and policies (defaults when omitted).
+            policy: The permission policy shared by every agent of the session.
+            prices: Price table for cost accounting.
+            take_over: Take the session from a live holder (another process now running
+                it); that process's next append is refused and its agents stop.
+
+        Raises:
+            NotFound: the store has no such session.
+            LeaseHeld: another live process runs it; the message names that process.
+        """
         if session_id in self._sessions:
             return self._sessions[SessionId(session_id)]
+        await self._catch_up(SessionId(session_id))  # a session created elsewhere since start
         view = self._state.get_session(session_id)
         if view is None:
             raise NotFound(f"no session {session_id!r} in this store")
         factory = _model_factory(
             None if model_factory else (model or view.model), model_factory, base_url
         )
-        session = await self._materialise(view.session_id, factory, settings, policy, prices)
+        await self._leases.acquire(view.session_id, take_over=take_over)
+        try:
+            # The lease first, then the history: whatever the last holder committed is in it.
+            await self._catch_up(view.session_id)
+            session = await self._materialise(view.session_id, factory, settings, policy, prices)
+        except BaseException:
+            await self._forget(view.session_id)
+            raise
         self._runtimes[view.session_id].resume_interrupted()
         self._scheduler.kick()
         return session
+
+    async def _catch_up(self, session_id: SessionId) -> None:
+        """Fold the session's events committed elsewhere since :meth:`start` into the runtime.
+
+        Only the shared projections need it: the session's own replay reads its whole history.
+        """
+        after = self._caught_up.get(session_id, self._replayed_to)
+        fresh = await self._log.read(after, session_id=session_id)
+        if fresh:
+            self._projections.catch_up(fresh)
+            self._caught_up[session_id] = fresh[-1].position
+
+    async def _forget(self, session_id: SessionId) -> None:
+        """Undo a half-opened session: stop following it and give its lease back."""
+        self._projections.detach(session_id)
+        self._sessions.pop(session_id, None)
+        self._runtimes.pop(session_id, None)
+        await self._leases.release(session_id)
 
     async def _materialise(
         self,
@@ -235,7 +336,12 @@ class Loomkin:
             lambda: self._log.read(session_id=session_id),
         )
         session = Session(
-            runtime, log=self._log, state=self._state, tasks=self._tasks, scheduler=self._scheduler
+            runtime,
+            log=self._log,
+            state=self._state,
+            tasks=self._tasks,
+            scheduler=self._scheduler,
+            leases=self._leases,
         )
         self._runtimes[session_id] = runtime
         self._sessions[session_id] = session

@@ -8,14 +8,17 @@ handle: it hands out no agent, no log, no board.
 from __future__ import annotations
 
 import asyncio
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from loomkin.coordination import WRITE_TOOLS
 from loomkin.core.events import (
     BudgetsChanged,
     ControlApplied,
     ControlRequested,
     ModelCallCompleted,
-    TaskStatusChanged,
+    ToolCallCompleted,
+    ToolCallStarted,
 )
 from loomkin.ids import RequestId, TaskId, new_id
 from loomkin.service.records import (
@@ -38,8 +41,10 @@ if TYPE_CHECKING:
     from loomkin.core.events import RecordedEvent
     from loomkin.core.records import DepKind, PauseMode, PermissionDecision
     from loomkin.core.state import State
+    from loomkin.core.store import Lease
     from loomkin.core.tasks import TaskBoard
     from loomkin.runtime.eventlog import EventLog, Subscription
+    from loomkin.service.leases import SessionLeases
     from loomkin.service.records import AgentSnapshot, PendingPermission
     from loomkin.tasks import Scheduler, TaskService
 
@@ -57,12 +62,14 @@ class Session:
         state: State,
         tasks: TaskService,
         scheduler: Scheduler,
+        leases: SessionLeases,
     ) -> None:
         self._runtime = runtime
         self._log = log
         self._state = state
         self._tasks = tasks
         self._scheduler = scheduler
+        self._leases = leases
 
     @property
     def session_id(self) -> str:
@@ -102,6 +109,7 @@ class Session:
 
         Raises:
             ProjectionFailed: the runtime stopped because a projection failed.
+            StaleEpoch: another process took the session over; its agents stopped here.
         """
         runtime, scheduler = self._runtime, self._scheduler
         while True:
@@ -114,9 +122,16 @@ class Session:
                 return
 
     def _raise_if_halted(self) -> None:
-        failure = self._log.halted
+        failure = self._log.halted or self._leases.lost(self.session_id)
         if failure is not None:
             raise failure
+
+    def lease(self) -> Lease | None:
+        """The lease this runtime holds on the session (its holder, host, pid, epoch, expiry).
+
+        ``None`` once it was released (the runtime closed) or taken over by another process.
+        """
+        return None if self._leases.lost(self.session_id) else self._leases.lease(self.session_id)
 
     # -- permissions and budgets ----------------------------------------------------------------
 
@@ -289,7 +304,8 @@ class Session:
         """
         runtime = self._runtime
         team_id = runtime.resolve_team(team) if team else runtime.root_team_id
-        task_id = await self._tasks.create(
+        owner = runtime.agent(assign_to) if assign_to is not None else None
+        return await self._tasks.create(
             session_id=runtime.session_id,
             team_id=team_id,
             title=title,
@@ -301,10 +317,9 @@ class Session:
                 DependencySpec(depends_on=TaskId(d), kind=dep_kind, milestone=milestone)
                 for d in depends_on
             ],
+            assign_to=owner,  # one batch: the task never exists unassigned
+            assigned_by="user",
         )
-        if assign_to is not None:
-            await self.assign_task(task_id, assign_to)
-        return task_id
 
     async def assign_task(self, task_id: str, agent: str, *, by: str = "user") -> None:
         """Give a task to an agent (name, ``team/name`` or id); it starts when it may."""
@@ -393,22 +408,30 @@ class Session:
     # -- results --------------------------------------------------------------------------------
 
     async def summary(self) -> Summary:
-        """Files changed, tasks by status, decisions, tokens and cost of the session so far."""
-        files: dict[str, None] = {}
+        """Files changed, tasks by status, decisions, tokens and cost of the session so far.
+
+        A file counts as changed only when a write to it completed (a ``file_write`` or
+        ``file_edit`` whose result was ``ok``), not because a hand-off says so: a write cut
+        off by a crash may not have landed, and a hand-off may claim more than was done.
+        """
         tasks: dict[str, int] = {}
-        calls = 0
         for view in self._board.tasks():
-            if view.session_id != self.session_id:
-                continue
-            tasks[view.status] = tasks.get(view.status, 0) + 1
-            if view.handoff is not None:
-                files.update(dict.fromkeys(view.handoff.files_changed))
+            if view.session_id == self.session_id:
+                tasks[view.status] = tasks.get(view.status, 0) + 1
+        calls = 0
+        writes: dict[str, str] = {}
+        """Call id → the file a write call targets (the latest attempt's)."""
+        files: dict[str, None] = {}
         for recorded in await self.history():
             event = recorded.event
             if isinstance(event, ModelCallCompleted):
                 calls += 1
-            elif isinstance(event, TaskStatusChanged) and event.status == "completed":
-                files.update(dict.fromkeys(event.files_changed))
+            elif isinstance(event, ToolCallStarted) and event.tool in WRITE_TOOLS:
+                writes[event.call_id] = event.target
+            elif isinstance(event, ToolCallCompleted) and event.outcome == "ok":
+                target = writes.get(event.call_id)
+                if target:
+                    files[self._relative(target)] = None
         agents = self.agents()
         return Summary(
             files_changed=tuple(files),
@@ -421,3 +444,9 @@ class Session:
             cost_usd=sum(a.cost_usd for a in agents),
             model_calls=calls,
         )
+
+    def _relative(self, target: str) -> str:
+        """A write's target as the project-relative path people read."""
+        root = self._runtime.ctx.project_root
+        path = PurePath(target)
+        return str(path.relative_to(root)) if path.is_relative_to(root) else target

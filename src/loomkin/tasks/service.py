@@ -7,6 +7,10 @@ How this works and why:
   applies them as a projection of the log (:meth:`TaskService.apply`). Commands run one at a
   time under a lock, and every check of a task's status happens under it, so a check is never
   invalidated by another command before its append.
+* **One decision, one batch.** A command that an agent's decision entails (cancelling its
+  task when a cancel is applied, releasing it when the agent gives up, settling it when the
+  loop ends) takes the agent's own events as ``also`` and appends them in the same batch as
+  the task's, ahead of them: a crash can never leave one half of the decision recorded.
 * **Consequences are events too.** Applying a live event may raise effective priorities
   (priority inheritance); the service appends ``TaskPriorityChanged`` events with their reason.
   The scheduler (another projection) reacts to the events that can make tasks ready and
@@ -20,7 +24,7 @@ How this works and why:
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from loomkin.core.events import (
@@ -37,7 +41,8 @@ from loomkin.core.events import (
 )
 from loomkin.core.messages import MessageType, tier_of
 from loomkin.core.records import DepKind
-from loomkin.core.taskview import Handoff
+from loomkin.core.taskstates import allowed_targets
+from loomkin.core.taskview import Handoff, TaskView
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
 
@@ -45,7 +50,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from loomkin.core.records import TaskStatus
-    from loomkin.core.tasks import TaskBoard, TaskView
+    from loomkin.core.tasks import TaskBoard
     from loomkin.runtime.eventlog import EventLog
     from loomkin.tasks.notices import TaskNotices
 
@@ -147,8 +152,15 @@ class TaskService:
         created_by: AgentId | None = None,
         work_s: float = 0.0,
         depends_on: Sequence[DependencySpec] = (),
+        assign_to: Worker | None = None,
+        assigned_by: str = "",
     ) -> TaskId:
-        """Create a task (and its dependencies, atomically)."""
+        """Create a task (and its dependencies, atomically).
+
+        ``assign_to`` gives it to that agent in the same batch (with its ``task_assigned``
+        message): a crash never leaves the task created but not given, for the scheduler to
+        hand to someone else.
+        """
         task_id = TaskId(new_id("task_"))
         async with self._lock:
             self.board.check_create(task_id, title, priority)
@@ -177,7 +189,22 @@ class TaskService:
                 )
                 for d in depends_on
             ]
-            await self._append(created, *deps)
+            given: list[Event] = []
+            if assign_to is not None:
+                view = TaskView(
+                    task_id=task_id,
+                    session_id=session_id,
+                    team_id=team_id,
+                    title=title,
+                    description=description,
+                    priority=priority,
+                    role=role,
+                    created_by=created_by,
+                )
+                given = self._assignment(
+                    view, assign_to, by=assigned_by, reason=f"assigned by {assigned_by}"
+                )
+            await self._append(created, *deps, *given)
         return task_id
 
     async def assign(
@@ -188,22 +215,61 @@ class TaskService:
             view = self.task(task_id)
             if not self.board.check_assign(task_id, worker.agent_id):
                 return
-            assigned = TaskAssigned(
+            await self._append(*self._assignment(view, worker, by=by, reason=reason))
+
+    async def reassign(
+        self,
+        task_id: TaskId,
+        worker: Worker,
+        *,
+        by: str,
+        reason: str,
+        also: Sequence[Event] = (),
+    ) -> bool:
+        """Take an open task from its owner and give it to ``worker``, in one batch.
+
+        The release (back to ``pending``, which tells the old owner it lost the task), the
+        assignment and its message, and ``also`` (the deciding party's own events, ahead of
+        them) are one append. Returns ``False`` (appending only ``also``) when the task's
+        status does not allow a release, or ``worker`` owns it already.
+        """
+        async with self._lock:
+            view = self.task(task_id)
+            owner = None if view.owner is None else view.owner.agent_id
+            if owner == worker.agent_id or "pending" not in allowed_targets(view.status):
+                if also:
+                    await self._append(*also)
+                return False
+            released = TaskStatusChanged(
                 session_id=view.session_id,
                 task_id=task_id,
-                owner=worker.agent_id,
-                owner_name=worker.name,
-                assigned_by=by,
-                reason=reason,
+                status="pending",
+                previous=view.status,
+                note=reason,
             )
-            notice = self._message(
-                view,
-                msg_type="task_assigned",
-                to_agent=worker.agent_id,
-                content=self.notices.assigned(view, reason),
-                data={"task_id": task_id},
-            )
-            await self._append(assigned, notice)
+            fresh = replace(view, status="pending", owner=None)
+            given = self._assignment(fresh, worker, by=by, reason=reason)
+            await self._append(*also, released, *given)
+            return True
+
+    def _assignment(self, view: TaskView, worker: Worker, *, by: str, reason: str) -> list[Event]:
+        """``TaskAssigned`` and the ``task_assigned`` message telling the new owner."""
+        assigned = TaskAssigned(
+            session_id=view.session_id,
+            task_id=view.task_id,
+            owner=worker.agent_id,
+            owner_name=worker.name,
+            assigned_by=by,
+            reason=reason,
+        )
+        notice = self._message(
+            view,
+            msg_type="task_assigned",
+            to_agent=worker.agent_id,
+            content=self.notices.assigned(view, reason),
+            data={"task_id": view.task_id},
+        )
+        return [assigned, notice]
 
     async def set_status(
         self,
@@ -230,6 +296,7 @@ class TaskService:
         note: str = "",
         result: str | None = None,
         handoff: Handoff | None = None,
+        also: Sequence[Event] = (),
     ) -> None:
         view = self.task(task_id)
         self.board.check_status(task_id, status)
@@ -238,6 +305,7 @@ class TaskService:
         if status == "completed":
             notices += self._final_output_notices(view, result, h, skip=view.created_by)
         await self._append(
+            *also,
             TaskStatusChanged(
                 session_id=view.session_id,
                 task_id=task_id,
@@ -313,11 +381,17 @@ class TaskService:
             )
         await self.set_status(task_id, "completed", by=by, result=result, handoff=handoff)
 
-    async def release(self, task_id: TaskId, *, reason: str) -> None:
-        """Put an owned task back to pending so another agent can take it."""
+    async def release(self, task_id: TaskId, *, reason: str, also: Sequence[Event] = ()) -> None:
+        """Put an owned task back to pending so another agent can take it.
+
+        ``also``: the releasing decision's own events, appended ahead in the same batch
+        (alone when the task is no longer open).
+        """
         async with self._lock:
             if self.is_open(task_id):
-                await self._set_status(task_id, "pending", by=None, note=reason)
+                await self._set_status(task_id, "pending", by=None, note=reason, also=also)
+            elif also:
+                await self._append(*also)
 
     async def add_dependency(
         self,
@@ -435,33 +509,58 @@ class TaskService:
         return self.board.task(view.task_id)
 
     async def settle_after_loop(
-        self, worker: Worker, task_id: str, outcome: str, text: str
+        self,
+        worker: Worker,
+        task_id: str,
+        outcome: str,
+        text: str,
+        *,
+        also: Sequence[Event] = (),
     ) -> None:
-        """Close a task its owner's loop ended without closing (after the completion nudge)."""
+        """Close a task its owner's loop ended without closing (after the completion nudge).
+
+        ``also``: the loop's own closing events, appended ahead in the same batch.
+        """
         tid = TaskId(task_id)
         async with self._lock:
             view = self.board.get(tid)
-            if view is None or view.status not in ("in_progress", "partially_complete"):
-                return
-            if outcome == "final" and text.strip():
+            open_ = view is not None and view.status in ("in_progress", "partially_complete")
+            if open_ and outcome == "final" and text.strip():
                 await self._set_status(
                     tid,
                     "completed",
                     by=worker.agent_id,
                     result=text,
                     note="completed from the agent's final answer (it did not call task_complete)",
+                    also=also,
                 )
-            elif outcome in ("max_iterations", "error", "final"):
-                await self._set_status(tid, "failed", by=worker.agent_id, result=text, note=outcome)
+            elif open_ and outcome in ("max_iterations", "error", "final"):
+                await self._set_status(
+                    tid, "failed", by=worker.agent_id, result=text, note=outcome, also=also
+                )
+            elif also:
+                await self._append(*also)
 
-    async def cancel_with_partial(self, worker: Worker, task_id: str, partial: str) -> None:
-        """Cancel the task, recording what was done so far as its result."""
+    async def cancel_with_partial(
+        self, worker: Worker, task_id: str, partial: str, *, also: Sequence[Event] = ()
+    ) -> None:
+        """Cancel the task, recording what was done so far as its result.
+
+        ``also``: the cancel's own events (applied, status), appended ahead in the same batch.
+        """
         tid = TaskId(task_id)
         async with self._lock:
             if self.is_open(tid):
                 await self._set_status(
-                    tid, "cancelled", by=worker.agent_id, result=partial, note="cancelled by user"
+                    tid,
+                    "cancelled",
+                    by=worker.agent_id,
+                    result=partial,
+                    note="cancelled by user",
+                    also=also,
                 )
+            elif also:
+                await self._append(*also)
 
     # -- helpers ----------------------------------------------------------------------------------
 

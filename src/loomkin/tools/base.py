@@ -13,6 +13,11 @@ How this works and why:
   type variable is contravariant, so a ``Tool[FileDeps]`` is usable wherever a
   ``Tool[AgentDeps]`` is expected as long as ``AgentDeps`` provides what ``FileDeps`` asks for
   (deps requirements are small ``Protocol`` classes). Tools that need nothing use ``object``.
+* A tool says whether a call is *idempotent* (:meth:`Tool.idempotent`): running it again
+  with the same arguments leaves the same state (reads, searches, listings, a write of whole
+  content, read-only git). A call cut off by a crash is run again on resume only if so;
+  otherwise the model is told it was interrupted. The default is ``False``: say so only
+  when a second run cannot do anything the first did not.
 * :class:`FunctionTool` wraps a pydantic args model and an async function; :func:`tool` is
   its decorator. The JSON Schema is built once, when the tool is defined.
 * :class:`ToolSet` is an ordered, immutable name → tool mapping with the lookups the loop
@@ -133,6 +138,14 @@ class Tool(Protocol[DepsT_contra]):
         """Return the resolved path or command the call acts on ("" when none)."""
         ...
 
+    def idempotent(self, args: BaseModel) -> bool:
+        """Whether running this call again leaves the same state as running it once.
+
+        Decides whether a call cut off by a crash is run again on resume (see the module
+        docstring); ``False`` when in doubt.
+        """
+        ...
+
     async def run(self, args: BaseModel, ctx: ToolContext, deps: DepsT_contra) -> str:
         """Do the work and return the text the model reads.
 
@@ -145,6 +158,8 @@ class Tool(Protocol[DepsT_contra]):
 
 ToolFunc = Callable[[ArgsT, ToolContext, DepsT], Awaitable[str]]
 TargetFunc = Callable[[ArgsT, ToolContext], str]
+Idempotence = bool | Callable[[ArgsT], bool]
+"""Whether a tool's calls are idempotent: always (``True``), never, or per arguments."""
 
 
 class FunctionTool(Generic[ArgsT, DepsT]):
@@ -157,9 +172,20 @@ class FunctionTool(Generic[ArgsT, DepsT]):
         args: The arguments model (subclass :class:`ToolArgs` so unknown fields are refused).
         func: ``async def func(args, ctx, deps) -> str``.
         target: Optional ``target(args, ctx) -> str`` for permission prompts.
+        idempotent: Whether a call may be run again after a crash cut it off: ``True``,
+            ``False`` (the default) or ``idempotent(args) -> bool``.
     """
 
-    __slots__ = ("_args", "_category", "_description", "_func", "_name", "_schema", "_target")
+    __slots__ = (
+        "_args",
+        "_category",
+        "_description",
+        "_func",
+        "_idempotent",
+        "_name",
+        "_schema",
+        "_target",
+    )
 
     def __init__(
         self,
@@ -170,6 +196,7 @@ class FunctionTool(Generic[ArgsT, DepsT]):
         func: ToolFunc[ArgsT, DepsT],
         description: str | None = None,
         target: TargetFunc[ArgsT] | None = None,
+        idempotent: Idempotence[ArgsT] = False,
     ) -> None:
         doc = description if description is not None else inspect.getdoc(func)
         if not doc:
@@ -180,6 +207,7 @@ class FunctionTool(Generic[ArgsT, DepsT]):
         self._args = args
         self._func = func
         self._target = target
+        self._idempotent: Idempotence[ArgsT] = idempotent
         schema = cast("dict[str, JSON]", args.model_json_schema())
         schema.pop("title", None)
         schema.pop("description", None)
@@ -223,6 +251,10 @@ class FunctionTool(Generic[ArgsT, DepsT]):
             return ""
         return self._target(self._check(args), ctx)
 
+    def idempotent(self, args: BaseModel) -> bool:
+        rule = self._idempotent
+        return rule if isinstance(rule, bool) else rule(self._check(args))
+
     async def run(self, args: BaseModel, ctx: ToolContext, deps: DepsT) -> str:
         return await self._func(self._check(args), ctx, deps)
 
@@ -245,6 +277,7 @@ def tool(
     args: type[ArgsT],
     description: str | None = None,
     target: TargetFunc[ArgsT] | None = None,
+    idempotent: Idempotence[ArgsT] = False,
 ) -> Callable[[ToolFunc[ArgsT, DepsT]], FunctionTool[ArgsT, DepsT]]:
     """Turn an async function into a :class:`FunctionTool`.
 
@@ -260,6 +293,8 @@ def tool(
         args: The arguments model.
         description: What the tool does (defaults to the function's docstring).
         target: Optional ``target(args, ctx) -> str`` for permission prompts.
+        idempotent: Whether a call may be run again after a crash cut it off (see
+            :class:`FunctionTool`).
 
     Returns:
         A decorator producing the tool.
@@ -273,6 +308,7 @@ def tool(
             func=func,
             description=description,
             target=target,
+            idempotent=idempotent,
         )
 
     return decorate

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from loomkin.agents.agent import Agent
     from loomkin.core.events import NewEvent, RecordedEvent
+    from loomkin.core.store import Fence
     from loomkin.service import Loomkin
 
 pytestmark = pytest.mark.looptime
@@ -253,12 +254,15 @@ async def test_a_vote_still_being_committed_at_the_deadline_is_counted(
     store_append = event_store(lk).append
 
     async def slow_append(
-        events: Sequence[NewEvent], *, expected_versions: Mapping[str, int] | None = None
+        events: Sequence[NewEvent],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+        fences: Sequence[Fence] = (),
     ) -> list[RecordedEvent]:
         # A busy store: bob's ballot is still being written when the deadline passes.
         if any(isinstance(new.event, VoteCast) for new in events):
             await asyncio.sleep(2)
-        return await store_append(events, expected_versions=expected_versions)
+        return await store_append(events, expected_versions=expected_versions, fences=fences)
 
     monkeypatch.setattr(event_store(lk), "append", slow_append)
     await asyncio.sleep(59)

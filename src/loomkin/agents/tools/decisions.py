@@ -56,7 +56,7 @@ class DecisionQueryArgs(ToolArgs):
     limit: int = Field(default=20, ge=1, le=200)
 
 
-@tool(name="decision_query", category="coordination", args=DecisionQueryArgs)
+@tool(name="decision_query", category="coordination", args=DecisionQueryArgs, idempotent=True)
 async def decision_query(args: DecisionQueryArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Look up recorded goals and decisions of the session (newest first)."""
     words = [w.lower() for w in (args.search or "").split() if w]

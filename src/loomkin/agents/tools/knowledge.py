@@ -71,7 +71,7 @@ class KnowledgeQueryArgs(ToolArgs):
     limit: int = Field(default=10, ge=1, le=50)
 
 
-@tool(name="knowledge_query", category="coordination", args=KnowledgeQueryArgs)
+@tool(name="knowledge_query", category="coordination", args=KnowledgeQueryArgs, idempotent=True)
 async def knowledge_query(args: KnowledgeQueryArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Search the findings your team (and its sub-teams) recorded, newest first."""
     hits = deps.knowledge.search(ctx.team_id, args.search, args.limit)

@@ -104,7 +104,7 @@ class TaskListArgs(ToolArgs):
     status: str | None = Field(default=None, description="Only tasks with this status.")
 
 
-@tool(name="task_list", category="coordination", args=TaskListArgs)
+@tool(name="task_list", category="coordination", args=TaskListArgs, idempotent=True)
 async def task_list(args: TaskListArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """List the tasks of a team (yours by default, or another team's by name)."""
     team_id = deps.resolve_team(args.team) if args.team else ctx.team_id
@@ -122,7 +122,7 @@ class TaskReadArgs(ToolArgs):
     task_id: str = Field(description="The task to read (any team's).")
 
 
-@tool(name="task_read", category="coordination", args=TaskReadArgs)
+@tool(name="task_read", category="coordination", args=TaskReadArgs, idempotent=True)
 async def task_read(args: TaskReadArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Read a task in full: description, status, owner, output, milestones, dependencies."""
     board = deps.tasks.board

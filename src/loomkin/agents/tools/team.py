@@ -75,9 +75,9 @@ async def team_assign(args: TeamAssignArgs, ctx: ToolContext, deps: AgentContext
         role=target.role,
         created_by=ctx.agent_id,
         depends_on=[DependencySpec(depends_on=TaskId(d)) for d in args.depends_on],
+        assign_to=target,  # in the same batch: never created but left for someone else
+        assigned_by=ctx.agent_name,
     )
-    by = ctx.agent_name
-    await deps.tasks.assign(task_id, target, by=by, reason=f"assigned by {by}")
     return f"Task {task_id} {args.title!r} assigned to {target.name}."
 
 
@@ -108,7 +108,7 @@ class TeamProgressArgs(ToolArgs):
     team: str | None = Field(default=None, description="Team name or id; default: yours.")
 
 
-@tool(name="team_progress", category="coordination", args=TeamProgressArgs)
+@tool(name="team_progress", category="coordination", args=TeamProgressArgs, idempotent=True)
 async def team_progress(args: TeamProgressArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Show a team's agents (status, task, cost) and tasks (status, owner, priority)."""
     team_id = deps.resolve_team(args.team) if args.team else ctx.team_id
@@ -140,7 +140,7 @@ class ListTeamsArgs(ToolArgs):
     """Arguments of ``list_teams`` (none)."""
 
 
-@tool(name="list_teams", category="coordination", args=ListTeamsArgs)
+@tool(name="list_teams", category="coordination", args=ListTeamsArgs, idempotent=True)
 async def list_teams(args: ListTeamsArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Discover your parent, sibling and child teams: members, roles, statuses, tasks."""
     state = deps.state

@@ -24,6 +24,7 @@ __all__ = [
     "AgentStatusChanged",
     "BudgetExceeded",
     "ControlApplied",
+    "ControlDropped",
     "ControlRequested",
     "LoopFinished",
     "ModelCallCompleted",
@@ -165,6 +166,9 @@ class ToolCallStarted(AgentEvent):
     arguments: dict[str, JSON]
     target: str = ""
     """The resolved path or command the call acts on, when there is one."""
+    attempt: int = 1
+    """1 for the first run; an idempotent call cut off by a crash is run again on resume as
+    attempt 2, 3, ... of the same ``call_id`` (a non-idempotent one is never run again)."""
 
 
 @register
@@ -220,6 +224,30 @@ class ControlApplied(AgentEvent):
     latency_ms: float
     snapshot: dict[str, JSON] | None = None
     """For ``inspect``: the agent's state at that moment."""
+
+
+ControlDropReason = Literal["superseded", "cancelled"]
+"""Why a control request ended without taking effect: a newer one of the same kind replaced
+it (``superseded``), or a cancel that took effect made it moot (``cancelled``)."""
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlDropped(AgentEvent):
+    """A control request ended without taking effect (see :data:`ControlDropReason`).
+
+    With :class:`ControlApplied` this is the other outcome a request can have: every
+    ``ControlRequested`` gets exactly one of the two, journaled in the same batch as the
+    control that replaced or consumed it, so "requested without an outcome" is exactly the
+    set of requests a restart must put back on the agent's lane.
+    """
+
+    kind: Literal["control_dropped"] = "control_dropped"
+    request_id: RequestId
+    action: ControlAction
+    reason: ControlDropReason
+    by: RequestId
+    """The request that replaced or consumed it."""
 
 
 @register

@@ -142,7 +142,7 @@ def _number_lines(text: str, offset: int, limit: int, name: str) -> str:
     return "\n".join(out)
 
 
-@tool(name="file_read", category="read", args=FileReadArgs, target=_path_target)
+@tool(name="file_read", category="read", args=FileReadArgs, target=_path_target, idempotent=True)
 async def file_read(args: FileReadArgs, ctx: ToolContext, deps: FileDeps) -> str:
     """Read a text file of the project and return its lines, numbered from 1.
 
@@ -178,7 +178,8 @@ def _write_text(project_root: Path, path: Path, content: str) -> int:
     return write_regular(path, content.encode("utf-8"), name=relative(project_root, path))
 
 
-@tool(name="file_write", category="write", args=FileWriteArgs, target=_path_target)
+# Idempotent: the whole content is written, so a second run leaves the same file.
+@tool(name="file_write", category="write", args=FileWriteArgs, target=_path_target, idempotent=True)
 async def file_write(args: FileWriteArgs, ctx: ToolContext, deps: FileDeps) -> str:
     """Create or overwrite a file of the project with the given content.
 

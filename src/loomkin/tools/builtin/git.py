@@ -177,7 +177,16 @@ def _has_message(args: list[str]) -> bool:
     return False
 
 
-@tool(name="git", category="execute", args=GitArgs, target=_git_target)
+_READ_ONLY: frozenset[str] = frozenset({"status", "diff", "log"})
+"""Operations that change nothing (``add`` and ``commit`` do)."""
+
+
+def _read_only(args: GitArgs) -> bool:
+    """A read-only git call may be run again after a crash cut it off."""
+    return args.operation in _READ_ONLY
+
+
+@tool(name="git", category="execute", args=GitArgs, target=_git_target, idempotent=_read_only)
 async def git(args: GitArgs, ctx: ToolContext, deps: object) -> str:
     """Run git status, diff, log, add or commit in the project repository.
 

@@ -111,7 +111,7 @@ def _find_files(project_root: Path, start: Path, pattern: str) -> list[str]:
     return found
 
 
-@tool(name="file_search", category="read", args=FileSearchArgs, target=_dir_target)
+@tool(name="file_search", category="read", args=FileSearchArgs, target=_dir_target, idempotent=True)
 async def file_search(args: FileSearchArgs, ctx: ToolContext, deps: object) -> str:
     """Find files of the project whose path matches a glob; returns sorted relative paths.
 
@@ -167,7 +167,13 @@ def _grep(project_root: Path, start: Path, regex: re.Pattern[str], glob: str | N
     return out
 
 
-@tool(name="content_search", category="read", args=ContentSearchArgs, target=_dir_target)
+@tool(
+    name="content_search",
+    category="read",
+    args=ContentSearchArgs,
+    target=_dir_target,
+    idempotent=True,
+)
 async def content_search(args: ContentSearchArgs, ctx: ToolContext, deps: object) -> str:
     """Search file contents with a regular expression; returns 'file:line:text' lines.
 
@@ -205,7 +211,13 @@ def _list_dir(start: Path) -> tuple[list[str], int]:
     return rows, special
 
 
-@tool(name="directory_list", category="read", args=DirectoryListArgs, target=_dir_target)
+@tool(
+    name="directory_list",
+    category="read",
+    args=DirectoryListArgs,
+    target=_dir_target,
+    idempotent=True,
+)
 async def directory_list(args: DirectoryListArgs, ctx: ToolContext, deps: object) -> str:
     """List a directory of the project: type, size in bytes and name of each entry.
 
