@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from loomkin.bench.faults_child import serve
+from loomkin.bench.faults_child import NOTES, WORKERS, serve
 from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
@@ -211,6 +211,8 @@ class Trial:
     runs: list[Run] = field(default_factory=list)
     log: list[RecordedEvent] = field(default_factory=list)
     side_lines: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    """Worker → what its notes file holds at the end ("" when missing)."""
     admitted_early: int = 0
     """Runs that took the session while another process held it (``held`` trials)."""
 
@@ -296,6 +298,10 @@ def analyse(trial: Trial) -> dict[str, int]:
         "task-cal"
     ) in ("completed", "cancelled")
     figures["unfinished_runs"] += int(not (trial.finished and done))
+    # A whole-content write that was interrupted is run again: it must have landed.
+    figures["lost_writes"] += sum(
+        1 for w in WORKERS if tasks.get(f"task-{w}") == "completed" and trial.notes[w] != NOTES
+    )
     figures["duplicate_side_effects"] += sum(
         n - 1 for n in collections.Counter(trial.side_lines).values() if n > 1
     )
@@ -522,6 +528,9 @@ def _one(server: Server, store: str, project: Path, kind: Kind, rng: random.Rand
     trial.log = asyncio.run(_read_log(store))
     side = project / "side.txt"
     trial.side_lines = side.read_text().split() if side.exists() else []
+    for worker in WORKERS:
+        notes = project / f"task-{worker}.md"
+        trial.notes[worker] = notes.read_text() if notes.exists() else ""
     return trial
 
 
@@ -560,8 +569,9 @@ _ROWS = (
     ("resumes_lost", "resumes lost (must be 0)"),
     ("duplicate_tool_calls", "duplicate tool calls (must be 0)"),
     ("duplicate_side_effects", "side-effect lines written twice (must be 0)"),
+    ("lost_writes", "completed tasks whose (re-run) notes write is missing (must be 0)"),
     ("lost_events", "lost events (must be 0)"),
-    ("unfinished_runs", "unfinished trials (must be 0)"),
+    ("unfinished_runs", "unfinished runs: trials that never finished their work (must be 0)"),
     ("half_recorded_decisions", "decisions recorded by halves (must be 0)"),
     ("second_writers_admitted", "second writers admitted (must be 0)"),
 )

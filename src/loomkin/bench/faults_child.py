@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -64,12 +65,16 @@ STEPS = 4
 """Shell calls (side-effect lines) per task before ``task_complete``."""
 SETTINGS = SessionSettings(bootstrap_orienter=False)
 GUIDANCE = "keep every line short"
+NOTES = "Plan: append the lines, read them back, complete the task.\n"
+"""What each worker writes to ``<task title>.md`` first (a whole-content, idempotent write)."""
 
 
 def coder(request: ModelRequest) -> Reply:
-    """Append STEPS lines (one shell call each) for the task in the brief, then complete it.
+    """Write a notes file, append STEPS lines, read them back, then complete the task.
 
-    An interrupted line is not written again (it may have landed); an interrupted
+    The notes (``file_write`` of whole content) and the read-back (``file_read``) are
+    idempotent: a crash during them makes the runtime run them again. A shell line is not:
+    an interrupted one is not written again (it may have landed); an interrupted
     ``task_complete`` is tried again, as the interrupted result asks (a task completed already
     answers with an error, and the model stops).
     """
@@ -87,10 +92,14 @@ def coder(request: ModelRequest) -> Reply:
     assert isinstance(brief, UserMessage)
     title = brief.text.split()[2]
     results = [m for m in request.messages[brief_at:] if isinstance(m, ToolResultMessage)]
+    if not any(m.name == "file_write" for m in results):
+        return Reply(tool_calls=[Call("file_write", {"path": f"{title}.md", "content": NOTES})])
     shells = sum(1 for m in results if m.name == "shell")
     if shells < STEPS:
         line = f"{title}-{shells + 1}"
         return Reply(tool_calls=[Call("shell", {"command": f"echo {line} >> side.txt"})])
+    if not any(m.name == "file_read" for m in results):
+        return Reply(tool_calls=[Call("file_read", {"path": "side.txt"})])
     completes = [m for m in results if m.name == "task_complete"]
     if not completes or (completes[-1].content.startswith("interrupted") and len(completes) < 3):
         return Reply(
@@ -198,10 +207,10 @@ class Driver:
                 case _:
                     request = await session.cancel(name)
         except UserError as exc:  # e.g. resuming an agent another control un-paused
-            print(f"{self.run} SKIP {action} {name} {json.dumps(str(exc))}", flush=True)
+            say(self.run, f"SKIP {action} {name} {json.dumps(str(exc))}")
             return
         self.acked += 1
-        print(f"{self.run} ACK {action} {name} {request}", flush=True)
+        say(self.run, f"ACK {action} {name} {request}")
 
 
 async def scenario(run: str, store: str, project: str, session_id: str, mode: str) -> None:
@@ -213,7 +222,7 @@ async def scenario(run: str, store: str, project: str, session_id: str, mode: st
                 session = await lk.open_session(
                     project, model_factory=factory, settings=SETTINGS, policy=policy
                 )
-                print(f"{run} SESSION {session.session_id}", flush=True)
+                say(run, f"SESSION {session.session_id}")
             else:
                 session = await lk.resume_session(
                     session_id,
@@ -223,18 +232,18 @@ async def scenario(run: str, store: str, project: str, session_id: str, mode: st
                     take_over=mode == "takeover",
                 )
         except LeaseHeld as exc:
-            print(f"{run} HELD {json.dumps(str(exc))}", flush=True)
+            say(run, f"HELD {json.dumps(str(exc))}")
             return
         history = await session.history()
         replayed = history[-1].position if history else 0
         lease = session.lease()
-        print(f"{run} LEASE {lease.epoch if lease else 0} {replayed}", flush=True)
+        say(run, f"LEASE {lease.epoch if lease else 0} {replayed}")
         outcome = "DONE"
         try:
             await _work(run, lk, session, replayed)
         except* StaleEpoch as group:  # taken over: this run's agents stopped
             outcome = f"LOST {json.dumps(str(group.exceptions[0]))}"
-        print(f"{run} {outcome}", flush=True)
+        say(run, outcome)
 
 
 async def _work(run: str, lk: Loomkin, session: Session, replayed: int) -> None:
@@ -259,24 +268,30 @@ async def _print_events(run: str, session: Session) -> None:
     """One ``EV`` line per committed event (the parent kills at a random one)."""
     async with session.events(after=None) as events:
         async for recorded in events:
-            print(
-                f"{run} EV {recorded.position} {recorded.event_id} {recorded.event.kind}",
-                flush=True,
-            )
+            say(run, f"EV {recorded.position} {recorded.event_id} {recorded.event.kind}")
+
+
+def say(run: str, text: str) -> None:
+    """Print one line for the parent in a single ``write``.
+
+    The runs share the pipe: a line written in pieces could interleave with another run's.
+    """
+    os.write(1, f"{run} {text}\n".encode())
 
 
 def child(run: str, store: str, project: str, session_id: str, mode: str) -> None:
     """The forked process: run the scenario, print ``FAIL`` on error, exit without cleanup."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the shell tool waits for its children
-    print(f"{run} PID {os.getpid()}", flush=True)
+    # Take-overs and refusals are the point here, not news: the parent counts them.
+    logging.disable(logging.ERROR)
+    say(run, f"PID {os.getpid()}")
     code = 0
     try:
         asyncio.run(scenario(run, store, project, session_id, mode))
     except BaseException:
-        print(f"{run} FAIL {json.dumps(traceback.format_exc())}", flush=True)
+        say(run, f"FAIL {json.dumps(traceback.format_exc())}")
         code = 1
     finally:
-        sys.stdout.flush()
         os._exit(code)
 
 
