@@ -13,7 +13,6 @@ happens to the agent and applies its controls.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from loomkin.agents.control import (
@@ -23,7 +22,7 @@ from loomkin.agents.control import (
     dropped_events,
     requeue,
 )
-from loomkin.agents.memory import COMPLETION_NUDGE
+from loomkin.agents.memory import COMPLETION_NUDGE, AgentSnapshot, snapshot_of
 from loomkin.core.chat import (
     AssistantMessage,
     ChatMessage,
@@ -33,15 +32,14 @@ from loomkin.core.chat import (
     message_to_json,
 )
 from loomkin.core.events import (
-    JSON,
     AgentStatusChanged,
     BudgetExceeded,
     ControlApplied,
     Event,
+    LoopFinished,
     ToolCallCompleted,
     TranscriptAppended,
 )
-from loomkin.core.records import AgentStatus
 from loomkin.ids import AgentId, CallId, RequestId, SessionId, TeamId
 from loomkin.runtime.mailbox import Mailbox
 from loomkin.tools.base import ToolContext
@@ -52,6 +50,7 @@ if TYPE_CHECKING:
     from loomkin.agents.memory import AgentMemory
     from loomkin.agents.roles import Role
     from loomkin.bus import BusMessage
+    from loomkin.core.records import AgentStatus
     from loomkin.llm.model import Model
     from loomkin.runtime.clock import Clock
     from loomkin.tools.base import ToolSet
@@ -69,32 +68,6 @@ class Activator(Protocol):
     def activate(self, agent: Agent) -> None:
         """Start the agent's activation unless it runs already."""
         ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AgentSnapshot:
-    """What an agent is doing now, as ``inspect`` shows it."""
-
-    agent_id: str
-    name: str
-    role: str
-    team_id: str
-    status: AgentStatus
-    step: str
-    """The last step the loop took (``model_call``, ``tool_call``, ``paused`` ...)."""
-    current_tool: str | None
-    task_id: str | None
-    iteration: int
-    """Model calls made in the current loop."""
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    pending_permission: str | None
-    """The request id of the permission prompt it waits on."""
-    pending_controls: tuple[str, ...]
-    """Controls asked and not applied yet (``pause``, ``steer`` ...), oldest first."""
-    messages: tuple[dict[str, JSON], ...]
-    """The transcript, as JSON objects."""
 
 
 class Agent:
@@ -303,11 +276,24 @@ class Agent:
 
     async def apply_cancel(self, command: ControlCommand, where: Checkpoint) -> None:
         """End the current task as cancelled, keeping its partial result; go idle (one batch)."""
+        task_id = self.memory.task_id
         events = [
             *self._outcomes(self._applied(command, where)),
             *self.status_change("idle", "cancelled by user"),
         ]
-        task_id = self.memory.task_id
+        if where == "idle" and self.memory.loop_open:
+            # A loop cut short (a crash) that no driver will finish: it ends here, cancelled,
+            # or a later restart would take the cancelled work up again.
+            events.append(
+                LoopFinished(
+                    session_id=self.session_id,
+                    agent_id=self.agent_id,
+                    outcome="cancelled",
+                    text="cancelled by user",
+                    iterations=self.memory.iteration,
+                    task_id=task_id,
+                )
+            )
         if task_id is None:
             await self.emit(*events)
         else:
@@ -385,21 +371,4 @@ class Agent:
 
     def snapshot(self) -> AgentSnapshot:
         """What the agent is doing now: messages, step, tool, task, iteration, usage."""
-        m = self.memory
-        return AgentSnapshot(
-            agent_id=m.agent_id,
-            name=m.name,
-            role=m.role,
-            team_id=m.team_id,
-            status=m.status,
-            step=m.last_step,
-            current_tool=m.current_tool,
-            task_id=m.task_id,
-            iteration=m.iteration,
-            input_tokens=m.input_tokens,
-            output_tokens=m.output_tokens,
-            cost_usd=round(m.cost_usd, 6),
-            pending_permission=m.pending_permission.request_id if m.pending_permission else None,
-            pending_controls=tuple(c.action for c in m.pending_controls.values()),
-            messages=tuple(message_to_json(x) for x in m.transcript),
-        )
+        return snapshot_of(self.memory)

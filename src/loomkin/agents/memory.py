@@ -23,7 +23,6 @@ same supersessions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from loomkin.core.chat import (
     AssistantMessage,
@@ -32,8 +31,10 @@ from loomkin.core.chat import (
     ToolResultMessage,
     UserMessage,
     message_from_json,
+    message_to_json,
 )
 from loomkin.core.events import (
+    JSON,
     AgentSpawned,
     AgentStatusChanged,
     ControlApplied,
@@ -53,10 +54,7 @@ from loomkin.core.events import (
 from loomkin.core.records import AgentStatus
 from loomkin.ids import TaskId
 
-if TYPE_CHECKING:
-    from loomkin.core.events.base import JSON
-
-__all__ = ["COMPLETION_NUDGE", "AgentMemory", "PendingPermission"]
+__all__ = ["COMPLETION_NUDGE", "AgentMemory", "AgentSnapshot", "PendingPermission", "snapshot_of"]
 
 COMPLETION_NUDGE = "completion_nudge"
 """The ``notice`` marker of the message asking an agent to complete (or block) its task."""
@@ -237,3 +235,50 @@ def _supersedes(newer: str, older: str) -> bool:
     """Whether a request ``newer`` replaces an ``older`` one on the control lane."""
     steady = ("pause", "resume")
     return (newer in steady and older in steady) or newer == older == "cancel"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSnapshot:
+    """What an agent is doing now, as ``inspect`` shows it."""
+
+    agent_id: str
+    name: str
+    role: str
+    team_id: str
+    status: AgentStatus
+    step: str
+    """The last step the loop took (``model_call``, ``tool_call``, ``paused`` ...)."""
+    current_tool: str | None
+    task_id: str | None
+    iteration: int
+    """Model calls made in the current loop."""
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    pending_permission: str | None
+    """The request id of the permission prompt it waits on."""
+    pending_controls: tuple[str, ...]
+    """Controls asked and not applied yet (``pause``, ``steer`` ...), oldest first."""
+    messages: tuple[dict[str, JSON], ...]
+    """The transcript, as JSON objects."""
+
+
+def snapshot_of(m: AgentMemory) -> AgentSnapshot:
+    """What the agent is doing now: messages, step, tool, task, iteration, usage."""
+    return AgentSnapshot(
+        agent_id=m.agent_id,
+        name=m.name,
+        role=m.role,
+        team_id=m.team_id,
+        status=m.status,
+        step=m.last_step,
+        current_tool=m.current_tool,
+        task_id=m.task_id,
+        iteration=m.iteration,
+        input_tokens=m.input_tokens,
+        output_tokens=m.output_tokens,
+        cost_usd=round(m.cost_usd, 6),
+        pending_permission=m.pending_permission.request_id if m.pending_permission else None,
+        pending_controls=tuple(c.action for c in m.pending_controls.values()),
+        messages=tuple(message_to_json(x) for x in m.transcript),
+    )
