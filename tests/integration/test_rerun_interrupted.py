@@ -16,6 +16,7 @@ import pytest
 
 from loomkin.agents import SessionSettings
 from loomkin.agents.rerun import MAX_ATTEMPTS
+from loomkin.core.chat import ToolResultMessage
 from loomkin.core.events import ToolCallCompleted, ToolCallStarted
 from loomkin.service import Loomkin
 from loomkin.testing.internals import live_agent
@@ -127,7 +128,9 @@ async def test_an_interrupted_idempotent_call_runs_again_as_a_new_attempt(
         assert outcomes == ["ok"]
         assert len(runs) == 1  # run once more, here
         (asked,) = model.requests
-        assert asked.messages[-1].content == "probe a.py: fine"  # type: ignore[union-attr]
+        last = asked.messages[-1]
+        assert isinstance(last, ToolResultMessage)
+        assert (last.name, last.content, last.is_error) == ("probe", "probe a.py: fine", False)
     finally:
         await lk.close()
 
@@ -144,7 +147,9 @@ async def test_an_interrupted_call_that_is_not_idempotent_is_reported_not_run(
         assert outcomes == ["interrupted"]
         assert runs == []
         (asked,) = model.requests
-        assert "interrupted" in asked.messages[-1].content  # type: ignore[union-attr]
+        last = asked.messages[-1]
+        assert isinstance(last, ToolResultMessage)
+        assert last.content.startswith("interrupted")
     finally:
         await lk.close()
 
