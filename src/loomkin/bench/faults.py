@@ -310,7 +310,7 @@ def analyse(trial: Trial) -> dict[str, int]:
     figures["kills_inside_a_batch"] += _kills_inside_batches(trial)
     figures["runs_refused_held"] += sum(1 for r in trial.runs if r.end == "HELD")
     figures["runs_fenced_lost"] += sum(1 for r in trial.runs if r.end == "LOST")
-    return dict(figures)
+    return {key: 0 for key, _label in _ROWS} | dict(figures)
 
 
 def _count_lost_events(trial: Trial, figures: collections.Counter[str]) -> None:
