@@ -9,50 +9,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
+from loomkin.cli.common import console, default_store
+from loomkin.cli.common import run_command as _run
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
 from loomkin.cli.progress import describe, short
-from loomkin.errors import LeaseHeld, LoomkinError, UserError
+from loomkin.cli.store import store_group
+from loomkin.errors import LoomkinError, UserError
 from loomkin.service import (
     Loomkin,
     PendingPermission,
     PermissionResponder,
     Session,
-    check_store,
 )
 from loomkin.service.config import load_config
 from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine
+    from collections.abc import AsyncIterator, Callable
 
     from loomkin.core.records import PermissionDecision
 
 __all__ = ["main"]
-
-console = Console(highlight=False)
-
-
-def _run(coro: Coroutine[object, object, int]) -> None:
-    try:
-        code = asyncio.run(coro)
-    except LeaseHeld as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))} (pass --take-over to take it now)")
-        sys.exit(2)
-    except LoomkinError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; the session is in the store and can be resumed")
-        sys.exit(130)
-    sys.exit(code)
-
-
-def default_store(project: Path) -> str:
-    """The SQLite store of a project: ``<project>/.loomkin/loomkin.db``."""
-    return f"sqlite:///{project / '.loomkin' / 'loomkin.db'}"
 
 
 @click.group()
@@ -490,34 +469,6 @@ async def _serve(
     return 0
 
 
-@cli.group("store")
-def store_group() -> None:
-    """Look after the event store a project's sessions live in."""
-
-
-@store_group.command("check")
-@click.option(
-    "--store", "url", help="Event store URL (default: sqlite file in <project>/.loomkin)."
-)
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
-def store_check(url: str | None, project: Path) -> None:
-    """Verify the store end to end: positions, every event's decoding, the hash chain.
-
-    Exits 0 when it is sound, 1 when it is damaged (the first problem is named), 2 when it
-    cannot be opened at all.
-    """
-    _run(_store_check(url or default_store(project.resolve())))
-
-
-async def _store_check(url: str) -> int:
-    report = await check_store(url)
-    if report.ok:
-        console.print(f"[green]{escape(report.summary())}[/]")
-        return 0
-    console.print(f"[bold red]{escape(report.summary())}[/]")
-    return 1
-
-
 @cli.group()
 def agent() -> None:
     """Pause, resume, steer, cancel or inspect an agent of a running session."""
@@ -623,6 +574,9 @@ def _control(
     except LoomkinError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
+
+
+cli.add_command(store_group)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from loomkin.core.events import (
     AssistantReplied,
     BudgetExceeded,
     ControlApplied,
+    ControlDropped,
     ControlRequested,
     DecisionLogged,
     DependencyAdded,
@@ -116,6 +117,8 @@ def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat
             return f"[bold red]control[/] {action} {_who(session, aid)}{extra}"
         case ControlApplied(agent_id=aid, action=action, checkpoint=cp, latency_ms=ms):
             return f"[red]control[/] {action} applied to {_who(session, aid)} at {cp} ({ms:.0f} ms)"
+        case ControlDropped(agent_id=aid, action=action, reason=reason):
+            return f"[red]control[/] {action} of {_who(session, aid)} dropped ({reason})"
         case AgentStatusChanged(agent_id=aid, status="paused" | "crashed" as status, reason=r):
             return f"[red]{status}[/] {_who(session, aid)} {escape(r)}"
         case DecisionLogged(node_type=kind, title=title):
