@@ -29,6 +29,17 @@ _OTLP_FROM_ENV = "env"
 """``--otlp`` given without a URL: the OTEL_EXPORTER_OTLP_* variables say where to."""
 
 
+_otlp_option = click.option(
+    "--otlp",
+    metavar="URL",
+    is_flag=False,
+    flag_value=_OTLP_FROM_ENV,
+    default=None,
+    help="Export the trace as the session runs to this OTLP/HTTP collector (alone: where "
+    "OTEL_EXPORTER_OTLP_* say). Needs the otel extra.",
+)
+
+
 @click.group()
 @click.version_option(package_name="loomkin")
 def cli() -> None:
@@ -49,15 +60,7 @@ def cli() -> None:
     default=None,
     help="Also serve the web app on this port (0: any free port) for watching and steering.",
 )
-@click.option(
-    "--otlp",
-    metavar="URL",
-    is_flag=False,
-    flag_value=_OTLP_FROM_ENV,
-    default=None,
-    help="Export the run's trace as it happens to this OTLP/HTTP collector (alone: where "
-    "OTEL_EXPORTER_OTLP_* say). Needs the otel extra.",
-)
+@_otlp_option
 def run(
     goal: str,
     project: Path,
@@ -84,34 +87,39 @@ async def _run_goal(
     serve_port: int | None = None,
     otlp: str | None = None,
 ) -> int:
-    from loomkin.service import LiveTrace, Loomkin, live_trace
+    from loomkin.service import Loomkin
 
     if not project.is_dir():  # noqa: ASYNC240 - one stat before anything runs
         raise click.BadParameter(f"{project} is not a directory", param_hint="--project")
-    traced: LiveTrace | None = None
     async with await Loomkin.open(store or default_store(project)) as loomkin:
         session = await _open_configured(loomkin, project, model_spec, base_url, title=goal[:80])
         session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
         console.print(f"[bold]session[/] {session.session_id} on {project}")
-        async with contextlib.AsyncExitStack() as stack:
-            if otlp is not None:
-                endpoint = None if otlp == _OTLP_FROM_ENV else otlp
-                traced = await stack.enter_async_context(
-                    live_trace(session, otlp_endpoint=endpoint)
-                )
-            if serve_port is not None:
-                await stack.enter_async_context(
-                    _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None)
-                )
-            code = await _drive(session, goal)
-    if traced is not None and traced.summary is not None:
-        summary = traced.summary
-        console.print(
-            f"trace {summary.trace_id}: {summary.spans} spans sent to "
-            f"{', '.join(summary.destinations)}"
-            + (f" ({summary.failed} not accepted)" if summary.failed else "")
-        )
-    return code
+        async with _tracing(session, otlp):
+            if serve_port is None:
+                return await _drive(session, goal)
+            async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
+                return await _drive(session, goal)
+
+
+@contextlib.asynccontextmanager
+async def _tracing(session: Session, otlp: str | None) -> AsyncIterator[None]:
+    """With ``--otlp``: export the session's spans as its events arrive, then say what went."""
+    if otlp is None:
+        yield
+        return
+    from loomkin.service import live_trace
+
+    endpoint = None if otlp == _OTLP_FROM_ENV else otlp
+    async with live_trace(session, otlp_endpoint=endpoint) as traced:
+        yield
+    summary = traced.summary
+    assert summary is not None  # set when the block ends normally
+    refused = f", {summary.failed} not accepted (see the log)" if summary.failed else ""
+    console.print(
+        f"trace {summary.trace_id}: {summary.spans} spans sent to "
+        f"{', '.join(summary.destinations)}{refused}"
+    )
 
 
 async def _open_configured(
@@ -281,12 +289,13 @@ async def _resume(
     show_default=True,
     help="Real seconds each scripted model call takes.",
 )
-def demo(project: Path | None, pace: float) -> None:
+@_otlp_option
+def demo(project: Path | None, pace: float, otlp: str | None) -> None:
     """Run the bundled demo on a sample project with a scripted (simulated) model."""
-    run_command(_demo(project, pace))
+    run_command(_demo(project, pace, otlp))
 
 
-async def _demo(project: Path | None, pace: float) -> int:
+async def _demo(project: Path | None, pace: float, otlp: str | None = None) -> int:
     from loomkin.demo import copy_sample_project, start_demo  # the demo is optional weight
     from loomkin.service import Loomkin
 
@@ -299,7 +308,8 @@ async def _demo(project: Path | None, pace: float) -> int:
     async with await Loomkin.open(default_store(root)) as loomkin:
         session = await start_demo(loomkin, project=root, pace_s=pace)
         console.print("[yellow]permission prompts are answered automatically in the demo[/]")
-        return await _drive(session, None)
+        async with _tracing(session, otlp):
+            return await _drive(session, None)
 
 
 @contextlib.asynccontextmanager

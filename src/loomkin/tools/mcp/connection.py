@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import TextIO
 
+    from mcp import Client
     from mcp.client._transport import TransportStreams  # not re-exported (SDK 2.3)
     from mcp.client.session import IncomingMessage
     from mcp.shared._stream_protocols import ReadStream
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
     from loomkin.core.events.base import JSON
     from loomkin.runtime.supervisor import Supervisor
-    from mcp import Client
 
 __all__ = ["McpConnection", "McpServerState", "ServerStatus"]
 
@@ -101,7 +101,7 @@ class McpConnection:
         self._key = key
         self._client: Client | None = None
         self._tools: tuple[McpTool, ...] = ()
-        self._status: ServerStatus = "stopped"
+        self._status: ServerStatus = "stopped"  # changed through _set_status
         self._error = ""
         self._restarts = 0
         self._failures_in_a_row = 0
@@ -110,6 +110,9 @@ class McpConnection:
         self._wake = asyncio.Event()
         self._lost = False
         self._stale = False
+        self._changed = asyncio.Event()
+        self._refusal = ""
+        """The last HTTP error status an HTTP server answered with (this attempt)."""
 
     # -- what the session and the tools use -----------------------------------------------------
 
@@ -117,6 +120,18 @@ class McpConnection:
     def tools(self) -> tuple[McpTool, ...]:
         """The server's tools as last listed (kept while it restarts)."""
         return self._tools
+
+    async def changed(self) -> None:
+        """Return at the next change of the server's state or of its tools."""
+        await self._changed.wait()
+
+    def _set_status(self, status: ServerStatus) -> None:
+        self._status = status
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def state(self) -> McpServerState:
         """A snapshot of the server's state."""
@@ -140,13 +155,14 @@ class McpConnection:
             McpServerFailed: it did not start, or did not answer within its start-up time.
         """
         ready = self._ready = asyncio.get_running_loop().create_future()
-        self._status = "starting"
+        self._set_status("starting")
         self._supervisor.run(self._key, self._serve, on_give_up=self._gave_up)
         await asyncio.shield(ready)
 
     async def close(self) -> None:
         """Stop the server (a stdio server's process ends) and forget the client."""
-        self._status = "stopped"  # first: the stream that ends now is not a crash
+        if self._status != "failed":  # a failed server keeps saying why
+            self._set_status("stopped")  # first: the stream that ends now is not a crash
         self._client = None
         await self._supervisor.cancel(self._key)
 
@@ -157,9 +173,8 @@ class McpConnection:
             ToolError: the server is down, the call failed or timed out, or the tool said
                 it failed (``isError``).
         """
-        from mcp.types import CONNECTION_CLOSED
-
         from mcp import MCPError
+        from mcp.types import CONNECTION_CLOSED
 
         name = f"{self.spec.name}.{tool}"
         client = self._client
@@ -195,14 +210,30 @@ class McpConnection:
     # -- the supervised task --------------------------------------------------------------------
 
     async def _serve(self) -> None:
-        """One life of the connection: connect, list tools, wait until it is lost."""
+        """One life of the connection (the supervisor's child); see :meth:`_life`."""
+        try:
+            await self._life()
+        finally:
+            ready = self._ready
+            if ready is not None and not ready.done():
+                # The first start ended without saying why (cancelled, or a bug): the caller
+                # of start() must not wait for ever.
+                why = self._error or "it stopped before it answered"
+                self._set_status("failed")
+                ready.set_exception(
+                    McpServerFailed(f"MCP server {self.spec.name!r} failed to start: {why}")
+                )
+
+    async def _life(self) -> None:
+        """Connect, list the tools, wait until the connection is lost."""
         if self._ever_connected:
-            self._status = "restarting"
+            self._set_status("restarting")
             self._restarts += 1
             steps = min(self._failures_in_a_row, _MAX_BACKOFF_STEPS)
             await asyncio.sleep(self.spec.restart_delay_s * steps)
         self._lost = self._stale = False
         self._wake = asyncio.Event()
+        self._refusal = ""
         connected = False
         with _stderr_file(self.spec) as errlog:
             try:
@@ -216,7 +247,8 @@ class McpConnection:
                         await self._watch(client)
             except Exception as exc:  # every way a connection can fail: reported, then retried
                 self._client = None
-                reason = _reason(exc, self.spec) + _stderr_tail(errlog)
+                refused = f" ({self._refusal})" if self._refusal else ""
+                reason = _reason(exc, self.spec) + refused + _stderr_tail(errlog)
                 if not connected:
                     self._failed_to_connect(reason, exc)
                     return
@@ -230,7 +262,7 @@ class McpConnection:
 
     def _connected(self, client: Client) -> None:
         self._client = client
-        self._status = "running"
+        self._set_status("running")
         self._error = ""
         self._failures_in_a_row = 0
         self._ever_connected = True
@@ -240,7 +272,7 @@ class McpConnection:
     def _failed_to_connect(self, reason: str, exc: Exception) -> None:
         if not self._ever_connected and self._ready is not None and not self._ready.done():
             # The first start: the session's opening fails, naming the server; no retry.
-            self._status = "failed"
+            self._set_status("failed")
             self._error = reason
             self._ready.set_exception(
                 McpServerFailed(f"MCP server {self.spec.name!r} failed to start: {reason}")
@@ -273,9 +305,8 @@ class McpConnection:
 
         Older connections announce them with a notification instead (:meth:`_on_message`).
         """
-        from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
-
         from mcp import MCPError
+        from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 
         try:
             async with client.listen(tools_list_changed=True) as changes:
@@ -291,7 +322,7 @@ class McpConnection:
             logger.info("MCP server %r: no tool-list updates (%s)", self.spec.name, exc)
 
     async def _gave_up(self, key: str, exc: BaseException) -> None:
-        self._status = "failed"
+        self._set_status("failed")
         self._error = f"{self._error or exc} (given up after {self._restarts} restarts)"
 
     def _connection_lost(self, why: str) -> None:
@@ -301,7 +332,7 @@ class McpConnection:
         self._lost = True
         # Calls made from now on are told at once that the server is restarting.
         self._client = None
-        self._status = "restarting"
+        self._set_status("restarting")
         self._wake.set()
 
     async def _on_message(self, message: IncomingMessage) -> None:
@@ -332,12 +363,12 @@ class McpConnection:
             if cursor is None:
                 break
         self._tools = tuple(listed)
+        self._notify()
 
     def _client_for(self, stack: contextlib.AsyncExitStack, errlog: BinaryIO | None) -> Client:
+        from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
         from mcp.types import Implementation
-
-        from mcp import Client, StdioServerParameters
 
         transport = self.spec.transport
         watched: _Watched
@@ -358,8 +389,15 @@ class McpConnection:
             from mcp.client.streamable_http import streamable_http_client
 
             # The SDK's timeouts: 30 s to connect or send, 300 s for a stream to say something.
+            async def note_refusal(response: httpx2.Response) -> None:
+                # The SDK reports a refused request without its status; 401 says "token".
+                if response.status_code >= 400:
+                    self._refusal = f"HTTP {response.status_code} {response.reason_phrase}"
+
             http = httpx2.AsyncClient(
-                headers=dict(transport.headers), timeout=httpx2.Timeout(30.0, read=300.0)
+                headers=dict(transport.headers),
+                timeout=httpx2.Timeout(30.0, read=300.0),
+                event_hooks={"response": [note_refusal]},
             )
             stack.push_async_callback(http.aclose)  # closed after the client, which uses it
             watched = _Watched(

@@ -18,7 +18,7 @@ from loomkin.tools.mcp.connection import McpConnection
 from loomkin.tools.mcp.spec import MCP_INSTALL_HINT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from loomkin.runtime.supervisor import Supervisor
@@ -103,6 +103,17 @@ class McpManager:
 
     def toolset(self, server: str) -> ToolSet[object]:
         return ToolSet(self._connections[server].tools)
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds, checking it at each change of a server."""
+        while not condition():
+            changes = [asyncio.ensure_future(c.changed()) for c in self._connections.values()]
+            try:
+                await asyncio.wait(changes, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for change in changes:
+                    change.cancel()
+                await asyncio.wait(changes)
 
     def states(self) -> list[McpServerState]:
         """Each server's state and tools, in configuration order."""

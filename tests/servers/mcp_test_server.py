@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ImageContent
 
 server = MCPServer("loomkin-test")
@@ -40,8 +41,8 @@ def add(a: int, b: int) -> dict[str, int]:
 
 @server.tool()
 def fail(reason: str) -> str:
-    """Always fail with the reason given."""
-    raise ValueError(reason)
+    """Always fail with the reason given (the result has isError set)."""
+    raise ToolError(reason)
 
 
 @server.tool()
