@@ -153,9 +153,7 @@ async def send_message(ctx: Ctx, session_id: str, body: MessageIn) -> MessageOut
     return MessageOut(message_id=await session.send(body.text, to=to))
 
 
-@router.get(
-    "/api/sessions/{session_id}/mcp", response_model=list[McpServerOut], tags=["sessions"]
-)
+@router.get("/api/sessions/{session_id}/mcp", response_model=list[McpServerOut], tags=["sessions"])
 async def list_mcp_servers(ctx: Ctx, session_id: str) -> list[McpServerOut]:
     """The session's MCP tool servers: state, restarts, last error and tools."""
     return [
