@@ -9,6 +9,7 @@ from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
 from loomkin.core.comms import CommsPolicyName
 from loomkin.tools.builtin import ShellPolicy
+from loomkin.tools.mcp.spec import McpServerSpec
 
 __all__ = ["Budgets", "SessionSettings"]
 
@@ -36,3 +37,5 @@ class SessionSettings:
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     """When an agent counts as stuck or looping, and how often that is checked."""
+    mcp_servers: tuple[McpServerSpec, ...] = ()
+    """MCP tool servers started with the session (``[mcp.servers.*]``); roles opt in."""

@@ -1,4 +1,8 @@
-"""What every ``loomkin`` command shares: the console, one-line errors, the default store."""
+"""What every ``loomkin`` command shares: the console, error handling, the default store.
+
+Only light modules are imported here (click, rich, the error classes): a command imports the
+runtime when it runs, so ``loomkin --help`` and the commands that call no model start at once.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +25,10 @@ console = Console(highlight=False)
 
 
 def run_command(coro: Coroutine[object, object, int]) -> None:
-    """Run a command's coroutine; a Loomkin error is one line and exit status 2."""
+    """Run a command's coroutine; a Loomkin error is one line (exit 2), never a traceback."""
     try:
         code = asyncio.run(coro)
-    except LeaseHeld as exc:
+    except LeaseHeld as exc:  # another process runs the session: say how to take it
         console.print(f"[bold red]error:[/] {escape(str(exc))} (pass --take-over to take it now)")
         sys.exit(2)
     except LoomkinError as exc:

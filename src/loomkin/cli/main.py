@@ -11,33 +11,34 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
-from loomkin.cli.common import console, default_store
-from loomkin.cli.common import run_command as _run
+from loomkin.cli.common import console, default_store, run_command
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
-from loomkin.cli.progress import describe, short
+from loomkin.cli.observe import cost, mcp, trace
 from loomkin.cli.store import store_group
 from loomkin.errors import LoomkinError, UserError
-from loomkin.service import (
-    Loomkin,
-    PendingPermission,
-    PermissionResponder,
-    Session,
-)
-from loomkin.service.config import load_config
-from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from loomkin.core.records import PermissionDecision
+    from loomkin.service import Loomkin, PendingPermission, PermissionResponder, Session
 
-__all__ = ["main"]
+__all__ = ["default_store", "main"]
 
 
-@click.group()
-@click.version_option(package_name="loomkin")
-def cli() -> None:
-    """Loomkin: self-organizing teams of coding agents you can pause, inspect and steer."""
+_OTLP_FROM_ENV = "env"
+"""``--otlp`` given without a URL: the OTEL_EXPORTER_OTLP_* variables say where to."""
+
+
+_otlp_option = click.option(
+    "--otlp",
+    metavar="URL",
+    is_flag=False,
+    flag_value=_OTLP_FROM_ENV,
+    default=None,
+    help="Export the trace as the session runs to this OTLP/HTTP collector (alone: where "
+    "OTEL_EXPORTER_OTLP_* say). Needs the otel extra.",
+)
 
 
 _take_over_option = click.option(
@@ -45,6 +46,12 @@ _take_over_option = click.option(
     is_flag=True,
     help="Take the session from the process now running it (it stops writing at once).",
 )
+
+
+@click.group()
+@click.version_option(package_name="loomkin")
+def cli() -> None:
+    """Loomkin: self-organizing teams of coding agents you can pause, inspect and steer."""
 
 
 @cli.command()
@@ -61,6 +68,7 @@ _take_over_option = click.option(
     default=None,
     help="Also serve the web app on this port (0: any free port) for watching and steering.",
 )
+@_otlp_option
 @click.option("--session", "session_id", help="Give GOAL to this stored session instead.")
 @_take_over_option
 def run(
@@ -71,13 +79,14 @@ def run(
     yes: bool,
     store: str | None,
     serve_port: int | None,
+    otlp: str | None,
     session_id: str | None,
     take_over: bool,
 ) -> None:
     """Run GOAL with a team of agents on the project, showing live progress."""
     if take_over and session_id is None:
         raise click.UsageError("--take-over needs --session (a new session has no other writer)")
-    _run(
+    run_command(
         _run_goal(
             goal,
             project.resolve(),
@@ -86,6 +95,7 @@ def run(
             yes,
             store,
             serve_port,
+            otlp,
             session_id=session_id,
             take_over=take_over,
         )
@@ -100,10 +110,13 @@ async def _run_goal(
     yes: bool,
     store: str | None,
     serve_port: int | None = None,
+    otlp: str | None = None,
     *,
     session_id: str | None = None,
     take_over: bool = False,
 ) -> int:
+    from loomkin.service import Loomkin
+
     if not project.is_dir():  # noqa: ASYNC240 - one stat before anything runs
         raise click.BadParameter(f"{project} is not a directory", param_hint="--project")
     async with await Loomkin.open(store or default_store(project)) as loomkin:
@@ -119,10 +132,31 @@ async def _run_goal(
             )
         session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
         console.print(f"[bold]session[/] {session.session_id} on {project}")
-        if serve_port is None:
-            return await _drive(session, goal, after=after)
-        async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
-            return await _drive(session, goal, after=after)
+        async with _tracing(session, otlp):
+            if serve_port is None:
+                return await _drive(session, goal, after=after)
+            async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
+                return await _drive(session, goal, after=after)
+
+
+@contextlib.asynccontextmanager
+async def _tracing(session: Session, otlp: str | None) -> AsyncIterator[None]:
+    """With ``--otlp``: export the session's spans as its events arrive, then say what went."""
+    if otlp is None:
+        yield
+        return
+    from loomkin.service import live_trace
+
+    endpoint = None if otlp == _OTLP_FROM_ENV else otlp
+    async with live_trace(session, otlp_endpoint=endpoint) as traced:
+        yield
+    summary = traced.summary
+    assert summary is not None  # set when the block ends normally
+    refused = f", {summary.failed} not accepted (see the log)" if summary.failed else ""
+    console.print(
+        f"trace {summary.trace_id}: {summary.spans} spans sent to "
+        f"{', '.join(summary.destinations)}{refused}"
+    )
 
 
 async def _open_configured(
@@ -134,6 +168,9 @@ async def _open_configured(
     title: str = "",
 ) -> Session:
     """Open a session on ``project`` with its loomkin.toml; the options given here win."""
+    from loomkin.service.config import load_config
+    from loomkin.service.options import session_options
+
     options = session_options(load_config(project))
     return await loomkin.open_session(
         project,
@@ -192,6 +229,8 @@ async def _drive(session: Session, goal: str | None, *, after: int = 0) -> int:
 
 
 async def _print_events(session: Session, after: int) -> None:
+    from loomkin.cli.progress import describe
+
     async with session.events(after=after) as events:
         async for recorded in events:
             line = describe(recorded.event, session)
@@ -231,7 +270,7 @@ def resume(
     take_over: bool,
 ) -> None:
     """Resume a stored session after a stop or a crash: interrupted work continues."""
-    _run(_resume(project.resolve(), session_id, model_spec, base_url, yes, store, take_over))
+    run_command(_resume(project.resolve(), session_id, model_spec, base_url, yes, store, take_over))
 
 
 async def _resume(
@@ -243,6 +282,8 @@ async def _resume(
     store: str | None,
     take_over: bool = False,
 ) -> int:
+    from loomkin.service import Loomkin
+
     url = store or default_store(project)
     async with await Loomkin.open(url) as loomkin:
         after = loomkin.last_position
@@ -267,6 +308,9 @@ async def _resume_configured(
     take_over: bool,
 ) -> Session:
     """Resume ``session_id`` (default: the newest) with the project's loomkin.toml."""
+    from loomkin.service.config import load_config
+    from loomkin.service.options import session_options
+
     options = session_options(load_config(project))
     sessions = loomkin.sessions()
     if not sessions:
@@ -303,13 +347,15 @@ async def _resume_configured(
     show_default=True,
     help="Real seconds each scripted model call takes.",
 )
-def demo(project: Path | None, pace: float) -> None:
+@_otlp_option
+def demo(project: Path | None, pace: float, otlp: str | None) -> None:
     """Run the bundled demo on a sample project with a scripted (simulated) model."""
-    _run(_demo(project, pace))
+    run_command(_demo(project, pace, otlp))
 
 
-async def _demo(project: Path | None, pace: float) -> int:
+async def _demo(project: Path | None, pace: float, otlp: str | None = None) -> int:
     from loomkin.demo import copy_sample_project, start_demo  # the demo is optional weight
+    from loomkin.service import Loomkin
 
     root = await asyncio.to_thread(lambda: copy_sample_project(project and project.resolve()))
     console.print(
@@ -320,7 +366,8 @@ async def _demo(project: Path | None, pace: float) -> int:
     async with await Loomkin.open(default_store(root)) as loomkin:
         session = await start_demo(loomkin, project=root, pace_s=pace)
         console.print("[yellow]permission prompts are answered automatically in the demo[/]")
-        return await _drive(session, None)
+        async with _tracing(session, otlp):
+            return await _drive(session, None)
 
 
 @contextlib.asynccontextmanager
@@ -405,7 +452,7 @@ def serve(
     """Serve the web app: chat, live feed, agent cards, team tree, task graph, controls."""
     if take_over and session_id is None:
         raise click.UsageError("--take-over needs --session (a new session has no other writer)")
-    _run(
+    run_command(
         _serve(
             project,
             model_spec,
@@ -439,6 +486,7 @@ async def _serve(
     take_over: bool = False,
 ) -> int:
     from loomkin.api.server import is_loopback
+    from loomkin.service import Loomkin
 
     if not is_loopback(host) and not token:
         raise click.UsageError("binding a non-loopback address needs --token (or LOOMKIN_TOKEN)")
@@ -539,6 +587,8 @@ def agent_inspect(name: str, project: Path, session_id: str | None, as_json: boo
 
 
 def _show_snapshot(answer: dict[str, object]) -> None:
+    from loomkin.cli.progress import short
+
     snapshot = answer.get("snapshot")
     if not isinstance(snapshot, dict):
         echo_json(answer)
@@ -576,6 +626,9 @@ def _control(
         sys.exit(2)
 
 
+cli.add_command(mcp)
+cli.add_command(trace)
+cli.add_command(cost)
 cli.add_command(store_group)
 
 

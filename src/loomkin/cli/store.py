@@ -8,7 +8,6 @@ import click
 from rich.markup import escape
 
 from loomkin.cli.common import console, default_store, run_command
-from loomkin.service import check_store
 
 __all__ = ["store_group"]
 
@@ -33,6 +32,8 @@ def store_check(url: str | None, project: Path) -> None:
 
 
 async def _store_check(url: str) -> int:
+    from loomkin.service import check_store  # the runtime loads only when a command runs
+
     report = await check_store(url)
     if report.ok:
         console.print(f"[green]{escape(report.summary())}[/]")

@@ -26,6 +26,7 @@ benchmarks subscribe to the log through :meth:`Session.events`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +54,9 @@ from loomkin.runtime.teams import TeamManager
 from loomkin.service.leases import DEFAULT_LEASE_TTL_S, SessionLeases
 from loomkin.service.records import Names, StoredSession, TaskInfo, task_info
 from loomkin.service.session import Session
+from loomkin.service.spend import Spend, spend_of
 from loomkin.tasks import Scheduler, TaskService
+from loomkin.tools.mcp import McpManager
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
@@ -163,6 +166,8 @@ class Loomkin:
         self._closed = True
         try:
             await self._supervisor.stop()
+            for runtime in self._runtimes.values():
+                await runtime.mcp.close()  # after the agents: no call is left half-way
             await self._timers.stop()
             await self._log.close()
             await self._leases.release_all()
@@ -211,7 +216,14 @@ class Loomkin:
         session_id = SessionId(new_id("session_"))
         team_id = TeamId(new_id("team_"))
         model_name = factory(_probe_role(), "probe").name
+        chosen = settings or SessionSettings()
         await self._leases.acquire(session_id)  # a new id: nobody else can hold it
+        try:
+            # MCP servers start before the session is recorded: one that fails leaves no session.
+            mcp = await self._start_mcp(session_id, root, chosen)
+        except BaseException:
+            await self._forget(session_id)
+            raise
         try:
             await self._log.append(
                 SessionStarted(
@@ -223,8 +235,9 @@ class Loomkin:
                 ),
                 TeamCreated(session_id=session_id, team_id=team_id, name="root", depth=0),
             )
-            return await self._materialise(session_id, factory, settings, policy, prices)
+            return await self._materialise(session_id, factory, chosen, policy, prices, mcp)
         except BaseException:
+            await mcp.close()
             await self._forget(session_id)
             raise
 
@@ -270,12 +283,19 @@ class Loomkin:
         factory = _model_factory(
             None if model_factory else (model or view.model), model_factory, base_url
         )
+        chosen = settings or SessionSettings()
         await self._leases.acquire(view.session_id, take_over=take_over)
         try:
             # The lease first, then the history: whatever the last holder committed is in it.
             await self._catch_up(view.session_id)
-            session = await self._materialise(view.session_id, factory, settings, policy, prices)
+            mcp = await self._start_mcp(view.session_id, Path(view.project_root), chosen)
         except BaseException:
+            await self._forget(view.session_id)
+            raise
+        try:
+            session = await self._materialise(view.session_id, factory, chosen, policy, prices, mcp)
+        except BaseException:
+            await mcp.close()
             await self._forget(view.session_id)
             raise
         self._runtimes[view.session_id].resume_interrupted()
@@ -300,17 +320,32 @@ class Loomkin:
         self._runtimes.pop(session_id, None)
         await self._leases.release(session_id)
 
+    async def _start_mcp(
+        self, session_id: SessionId, root: Path, settings: SessionSettings
+    ) -> McpManager:
+        """Start the session's MCP servers (their tasks run under the timer supervisor).
+
+        Raises:
+            McpServerFailed: a server did not start (the message names it).
+            ConfigError: the ``mcp`` extra is not installed.
+        """
+        mcp = McpManager(
+            settings.mcp_servers, project_root=root, supervisor=self._timers, group=session_id
+        )
+        await mcp.start()
+        return mcp
+
     async def _materialise(
         self,
         session_id: SessionId,
         factory: Callable[[Role, str], Model],
-        settings: SessionSettings | None,
+        chosen: SessionSettings,
         policy: PermissionPolicy | None,
         prices: PriceTable | None,
+        mcp: McpManager,
     ) -> Session:
         """Build the session's parts and replay its history into them."""
         view = self._state.session(session_id)
-        chosen = settings or SessionSettings()
         runtime = SessionRuntime(
             session_id=session_id,
             project_root=Path(view.project_root),
@@ -328,7 +363,8 @@ class Loomkin:
             policy=policy or PermissionPolicy(),
             prices=prices or PriceTable(),
             models=factory,
-            toolsets=toolset_for,
+            toolsets=functools.partial(toolset_for, mcp=mcp),
+            mcp=mcp,
         )
         await self._projections.attach(
             session_id,
@@ -390,6 +426,12 @@ class Loomkin:
         if limit is None:
             return await self._log.read(after, session_id=session_id)
         return await self._store.read(after, limit=limit, session_id=session_id)
+
+    async def spend(self, session_id: str) -> Spend:
+        """What a stored session spent (tokens, cost, model calls), by agent and by team."""
+        self.stored_session(session_id)
+        names = {str(t.team_id): t.name for t in self._state.teams(session_id)}
+        return spend_of(session_id, await self._log.read(session_id=session_id), names)
 
     def tasks(self, session_id: str) -> list[TaskInfo]:
         """The tasks of a stored session, open here or not, in creation order."""

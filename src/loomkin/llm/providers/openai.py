@@ -43,6 +43,7 @@ from loomkin.llm.model import (
 )
 from loomkin.llm.profiles import EndpointProfile, profile_for
 from loomkin.llm.providers._errors import connection_error, status_error, timeout_error
+from loomkin.llm.toolnames import WireNames
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -113,6 +114,12 @@ class OpenAIModel:
         await self._client.close()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        # Tool names the API refuses (an MCP server's "git.status") go out under wire names.
+        names = WireNames.for_request(request)
+        async for event in self._stream(names.outgoing(request)):
+            yield names.incoming(event)
+
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         if request.tools and not self.profile.streams_tool_calls:
             try:
                 completion = await self._complete(request)
