@@ -29,6 +29,7 @@ from loomkin.core.events import (
     AgentStatusChanged,
     AssistantReplied,
     ControlApplied,
+    ControlDropped,
     ControlRequested,
     DecisionLogged,
     DependencyAdded,
@@ -127,7 +128,7 @@ def row_type(event: Event) -> str:
     """Return the feed row type of ``event``."""
     if isinstance(event, TaskStatusChanged):
         return _TASK_STATUS_TYPES.get(event.status, "task")
-    if isinstance(event, ControlRequested | ControlApplied):
+    if isinstance(event, ControlRequested | ControlApplied | ControlDropped):
         return "control"
     if isinstance(event, MessageSent):
         return _message_type(event.msg_type)
@@ -284,6 +285,8 @@ def _agent_summary(event: Event, names: Names) -> str | None:
             return f"{event.action} requested{extra}{text}"
         case ControlApplied():
             return f"{event.action} applied at {event.checkpoint}"
+        case ControlDropped():
+            return f"{event.action} dropped ({event.reason})"
         case AgentStatusChanged():
             return f"{event.previous} → {event.status}" + (
                 f" ({event.reason})" if event.reason else ""
