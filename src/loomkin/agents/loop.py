@@ -143,6 +143,10 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
         return stop
     await ingest_messages(agent)
     await apply_steers(agent)
+    if not agent.memory.transcript:
+        # Woken by messages that turned out to need nothing (an assignment withdrawn before
+        # it was read): there is nothing to answer, and no provider takes an empty request.
+        return LoopOutcome(outcome="final")
     if agent.memory.iteration >= agent.max_iterations:
         text = (
             f"Stopped after reaching the iteration limit ({agent.max_iterations} model calls) "
