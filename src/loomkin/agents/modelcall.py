@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.agents.control import Directive
 from loomkin.core.chat import AssistantMessage, ChatMessage, SystemMessage, ToolCall
 from loomkin.core.events import ModelCallCompleted, ModelCallFailed, ModelCallStarted
-from loomkin.errors import ProviderError, ProviderTimeout
+from loomkin.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from loomkin.ids import CallId, new_id
 from loomkin.llm.model import ModelRequest, ResponseBuilder, RetryNotice, ToolSchema
 
@@ -60,6 +60,9 @@ _TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
 _CLOSE_GRACE_S = 5.0
 """How long a cancelled stream may take to close before it is left behind (and logged)."""
 _MAX_ERROR_CHARS = 1000
+_TICK_S = 1e-3
+"""A deadline this close counts as reached: a wait for less may return with the clock
+unmoved (its resolution, or virtual time), and the loop would spin."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +192,10 @@ async def _stream_once(
         while True:
             while (item := pump.take()) is not None:
                 if isinstance(item, _Done):
+                    if not builder.finished:  # what the adapters raise for a cut stream
+                        return ProviderUnavailable(
+                            f"{agent.model.name}: the stream ended before the model finished"
+                        )
                     return None
                 if isinstance(item, _Failed):
                     return item.error
@@ -208,7 +215,7 @@ async def _stream_once(
             if cut is not None:
                 return cut
             remaining = deadline - clock.monotonic()
-            if remaining <= 0:
+            if remaining < _TICK_S:
                 return ProviderTimeout(
                     f"{agent.model.name}: the stream was silent for {idle_s:g} s "
                     "(limits.stream_idle_timeout_s)"
@@ -241,7 +248,7 @@ async def _backoff(agent: Agent, delay_s: float) -> CallResult | None:
             if cut is not None:
                 return cut
             remaining = deadline - clock.monotonic()
-            if remaining <= 0:
+            if remaining < _TICK_S:
                 return None
             if waiter is None or waiter.done():
                 waiter = asyncio.ensure_future(agent.mailbox.wait_control())

@@ -172,7 +172,7 @@ async def test_provider_failing_forever_ends_the_loop_with_an_error(
     rig = await make_rig(lk, project, model)
     await rig.send("go")
     await lk.wait_idle()
-    failed = [e for e in await rig.agent_events("model_call_failed")]
+    failed = list(await rig.agent_events("model_call_failed"))
     (finished,) = await rig.agent_events("loop_finished")
     assert all(isinstance(f, ModelCallFailed) for f in failed)
     # Three retries announced with their backoff, then the final failure.
