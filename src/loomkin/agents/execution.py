@@ -47,8 +47,9 @@ async def execute_tool(agent: Agent, call: ToolCall) -> None:
         # raise (a path with a NUL byte: ValueError) is a problem with the call, and a
         # journaled call that raised here would raise again on every restart: the model is
         # told, the agent carries on.
-        logger.warning("arguments of %s rejected unexpectedly: %r", call.name, exc)
-        text = f"Error: invalid arguments for {call.name}: {type(exc).__name__}: {exc}"
+        detail = str(exc)[:500]
+        logger.warning("arguments of %s rejected unexpectedly: %s", call.name, detail)
+        text = f"Error: invalid arguments for {call.name}: {type(exc).__name__}: {detail}"
         await agent.record_tool_result(call, text, outcome="error", is_error=True)
         return
     if not await authorise(agent, call, tool, args, target):

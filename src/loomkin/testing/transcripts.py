@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 __all__ = [
     "TranscriptError",
     "anthropic_problems",
+    "anthropic_wire_problems",
     "check_request",
     "openai_problems",
+    "openai_wire_problems",
     "request_problems",
 ]
 
@@ -107,6 +109,43 @@ def openai_problems(messages: Sequence[ChatMessage]) -> list[str]:
     return problems
 
 
+def openai_wire_problems(wire_messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Return the ordering rules the chat-completions ``messages`` of a request break.
+
+    The wire form of :func:`openai_problems`, for requests a test server receives.
+    """
+    problems: list[str] = []
+    pending: set[str] = set()
+    seen_ids: set[str] = set()
+    for i, message in enumerate(wire_messages):
+        role = message.get("role")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in pending:
+                problems.append(
+                    f"message {i}: tool message for {call_id!r} answers no pending call"
+                )
+            pending.discard(str(call_id))
+            continue
+        if pending:
+            problems.append(
+                f"message {i}: {role} message before calls {sorted(pending)} got results"
+            )
+            pending = set()
+        for call in message.get("tool_calls") or ():
+            call_id = call.get("id")
+            if not isinstance(call_id, str) or not call_id or call_id in seen_ids:
+                problems.append(f"message {i}: tool call id {call_id!r} missing or used twice")
+            name = call.get("function", {}).get("name")
+            if not isinstance(name, str) or not _TOOL_NAME.match(name):
+                problems.append(f"message {i}: tool name {name!r} is not usable")
+            seen_ids.add(str(call_id))
+            pending.add(str(call_id))
+    if pending:
+        problems.append(f"the request ends before calls {sorted(pending)} got results")
+    return problems
+
+
 def _call_problems(message: AssistantMessage, seen_ids: set[str]) -> Iterable[str]:
     for call in message.tool_calls:
         if not call.call_id:
@@ -149,7 +188,11 @@ def anthropic_problems(messages: Sequence[ChatMessage]) -> list[str]:
     from loomkin.llm.providers.anthropic import to_anthropic_messages
 
     _system, wire = to_anthropic_messages(tuple(messages))
-    wire_messages: list[Mapping[str, Any]] = [dict(m) for m in wire]
+    return anthropic_wire_problems([dict(m) for m in wire])
+
+
+def anthropic_wire_problems(wire_messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Return the Messages-API rules the wire-form ``messages`` of a request break."""
     problems: list[str] = []
     if not wire_messages:
         return ["no messages"]
