@@ -7,6 +7,7 @@ All in virtual time: a model whose first chunk takes 100 s, a provider that send
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
@@ -23,8 +24,10 @@ from loomkin.core.events import (
     ToolCallCompleted,
 )
 from loomkin.errors import RateLimited
+from loomkin.llm.registry import make_model
 from loomkin.llm.retry import RetryingModel, RetryPolicy
 from loomkin.testing.models import Call, Fail, Reply, ScriptedModel, Stall
+from loomkin.testing.wire import SSE, KeepAlive, StreamReply, WireServer
 
 from .conftest import Gate, make_rig
 
@@ -232,3 +235,28 @@ async def test_an_urgent_message_ends_the_tool_batch_then_is_read(
     last = seen[-1]
     assert isinstance(last, UserMessage)
     assert "someone else is editing app.py" in last.text
+
+
+async def test_keep_alives_only_over_the_openai_sdk_fail_the_call_after_the_idle_timeout(
+    lk: Loomkin, project: Path
+) -> None:
+    answer = (
+        SSE(json.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": "hello"}}]})),
+        SSE(
+            json.dumps({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        ),
+        SSE("[DONE]"),
+    )
+    async with WireServer() as server:
+        server.reply(StreamReply(parts=(KeepAlive(every_s=5.0),)), StreamReply(parts=answer))
+        model = make_model("openai-compatible:m", base_url=f"{server.base_url}/v1")
+        settings = SessionSettings(bootstrap_orienter=False, stream_idle_timeout_s=60.0)
+        rig = await make_rig(lk, project, model, settings=settings)
+        await rig.send("talk")
+        await lk.wait_idle()
+        await model.inner.aclose()  # type: ignore[attr-defined]
+    (failed,) = of(await rig.agent_events(), ModelCallFailed)
+    assert failed.will_retry
+    assert "silent for 60 s" in failed.error
+    assert rig.agent.memory.transcript[-1] == AssistantMessage(text="hello")
+    assert len(server.requests) == 2

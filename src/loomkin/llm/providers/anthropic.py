@@ -162,13 +162,26 @@ class AnthropicModel:
             return timeout_error(self.name, self.timeout)
         if isinstance(error, anthropic.APIConnectionError):
             return connection_error(self.name, str(self._client.base_url))
-        if isinstance(error, anthropic.APIStatusError):
+        if isinstance(error, anthropic.APIStatusError) and not (
+            streaming and error.status_code < 400
+        ):
             return status_error(
                 self.name, error.status_code, _detail(error), key_env="ANTHROPIC_API_KEY"
             )
-        if streaming:  # an error event mid-stream ("overloaded_error"): worth another try
+        if streaming:  # an error event in a 200 stream ("overloaded_error"): worth another try
             return broken_stream(self.name, error)
         return ProviderError(f"{self.name}: {error}")
+
+
+_FOLDED_EVENTS = frozenset(
+    {
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -184,6 +197,10 @@ class _StreamState:
     initial_input: dict[int, object] = field(default_factory=dict)
 
     def feed(self, raw: RawMessageStreamEvent) -> list[StreamEvent]:
+        if getattr(raw, "type", None) not in _FOLDED_EVENTS:
+            # message_stop, ping, and event types newer than this adapter add nothing (the
+            # SDK builds an unknown type as one of the types it knows: go by the name).
+            return []
         if isinstance(raw, RawMessageStartEvent):
             usage = raw.message.usage
             self.input_tokens = (
@@ -203,7 +220,6 @@ class _StreamState:
             self.output_tokens = raw.usage.output_tokens
             if raw.usage.input_tokens is not None:
                 self.input_tokens = max(self.input_tokens, raw.usage.input_tokens)
-        # message_stop, ping, and event types newer than this adapter add nothing.
         return []
 
     def _block_start(self, raw: RawContentBlockStartEvent) -> list[StreamEvent]:
