@@ -2,9 +2,10 @@
 
 How this works and why:
 
-* The model's stream runs in a task of its own (:class:`_Pump`) that queues every event; the
-  loop waits for whichever comes first: an event, a control command on the agent's lane, or
-  the end of the idle timeout. So an ``asap`` pause, a cancel or an ``asap`` steer lands
+* The model's stream runs in a task of its own
+  (:class:`~loomkin.agents.streampump.StreamPump`) that queues every event; the loop waits
+  for whichever comes first: an event, a control command on the agent's lane, or the end
+  of the idle timeout. So an ``asap`` pause, a cancel or an ``asap`` steer lands
   while the model is silent (before its first chunk, during a retry's backoff), not only
   between chunks. Cutting the stream cancels that task, which closes the generator where it
   waits and, underneath, the HTTP response.
@@ -27,14 +28,12 @@ How this works and why:
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-from collections import deque
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.control import Directive
+from loomkin.agents.streampump import StreamDone, StreamFailed, StreamPump
 from loomkin.core.chat import AssistantMessage, ChatMessage, SystemMessage, ToolCall
 from loomkin.core.events import ModelCallCompleted, ModelCallFailed, ModelCallStarted
 from loomkin.errors import ProviderError, ProviderTimeout, ProviderUnavailable
@@ -42,23 +41,17 @@ from loomkin.ids import CallId, new_id
 from loomkin.llm.model import ModelRequest, ResponseBuilder, RetryNotice, ToolSchema
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from loomkin.agents.agent import Agent
     from loomkin.core.events.base import JSON
-    from loomkin.llm.model import ModelResponse, StreamEvent
+    from loomkin.llm.model import ModelResponse
 
 __all__ = ["INVALID_TOOL_NAME", "CallResult", "build_request", "call_model"]
-
-logger = logging.getLogger(__name__)
 
 INVALID_TOOL_NAME = "invalid_tool_name"
 """Stands in the transcript for a tool name no provider would accept back (the provider's
 name is kept in ``ModelCallCompleted.tool_calls`` as ``provider_name``)."""
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
-_CLOSE_GRACE_S = 5.0
-"""How long a cancelled stream may take to close before it is left behind (and logged)."""
 _MAX_ERROR_CHARS = 1000
 _TICK_S = 1e-3
 """A deadline this close counts as reached: a wait for less may return with the clock
@@ -184,20 +177,20 @@ async def _stream_once(
     idle_s = agent.ctx.settings.stream_idle_timeout_s
     clock = agent.clock
     try:
-        pump = _Pump(agent.model.stream(request))
+        pump = StreamPump(agent.model.stream(request))
     except Exception as exc:  # a model whose stream() raises before it is even iterated
         return exc
     deadline = clock.monotonic() + idle_s
     try:
         while True:
             while (item := pump.take()) is not None:
-                if isinstance(item, _Done):
+                if isinstance(item, StreamDone):
                     if not builder.finished:  # what the adapters raise for a cut stream
                         return ProviderUnavailable(
                             f"{agent.model.name}: the stream ended before the model finished"
                         )
                     return None
-                if isinstance(item, _Failed):
+                if isinstance(item, StreamFailed):
                     return item.error
                 if isinstance(item, RetryNotice):
                     await attempts.announced(item)
@@ -220,7 +213,7 @@ async def _stream_once(
                     f"{agent.model.name}: the stream was silent for {idle_s:g} s "
                     "(limits.stream_idle_timeout_s)"
                 )
-            await pump.wait(agent, remaining)
+            await pump.wait(agent.mailbox, remaining)
     finally:
         await pump.close()
 
@@ -256,83 +249,6 @@ async def _backoff(agent: Agent, delay_s: float) -> CallResult | None:
     finally:
         if waiter is not None:
             waiter.cancel()
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    error: Exception
-
-
-class _Done:
-    pass
-
-
-_DONE = _Done()
-
-
-class _Pump:
-    """Runs a model stream in a task of its own, queueing its events (see the module doc)."""
-
-    def __init__(self, stream: AsyncIterator[StreamEvent]) -> None:
-        self._queue: deque[StreamEvent | _Failed | _Done] = deque()
-        self._ready: asyncio.Future[None] | None = None
-        self._control: asyncio.Task[None] | None = None
-        self._task = asyncio.get_running_loop().create_task(self._run(stream), name="model-stream")
-
-    async def _run(self, stream: AsyncIterator[StreamEvent]) -> None:
-        try:
-            try:
-                async for event in stream:
-                    self._put(event)
-            finally:
-                if isinstance(stream, AsyncGenerator):
-                    await stream.aclose()
-        except Exception as exc:  # every failure of a stream is reported, none is raised
-            self._put(_Failed(exc))
-        except asyncio.CancelledError:
-            # Cut by close(), or cancelled from outside (the loop shutting down): either way
-            # whoever reads the queue must not wait for an event that cannot come.
-            self._put(_Failed(ProviderError("the model stream was cancelled")))
-            raise
-        else:
-            self._put(_DONE)
-
-    def _put(self, item: StreamEvent | _Failed | _Done) -> None:
-        self._queue.append(item)
-        ready = self._ready
-        if ready is not None and not ready.done():
-            ready.set_result(None)
-
-    def take(self) -> StreamEvent | _Failed | _Done | None:
-        """The next queued item, or ``None``."""
-        return self._queue.popleft() if self._queue else None
-
-    async def wait(self, agent: Agent, seconds: float) -> None:
-        """Wait until an item is queued, a control command arrives, or ``seconds`` pass."""
-        if self._queue:
-            return
-        ready = self._ready = asyncio.get_running_loop().create_future()
-        if self._control is None or self._control.done():
-            self._control = asyncio.ensure_future(agent.mailbox.wait_control())
-        try:
-            await asyncio.wait(
-                {ready, self._control}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            self._ready = None
-            ready.cancel()
-
-    async def close(self) -> None:
-        """Stop the stream (if it still runs) and wait until it is closed."""
-        if self._control is not None:
-            self._control.cancel()
-        task = self._task
-        if task.done():
-            return
-        task.cancel()
-        await asyncio.wait({task}, timeout=_CLOSE_GRACE_S)
-        if not task.done():
-            logger.warning("a cancelled model stream did not close within %g s", _CLOSE_GRACE_S)
 
 
 async def record_response(
