@@ -38,6 +38,7 @@ three families apart, because callers handle them differently:
     ├── ProjectionFailed
     ├── AgentCrashed
     ├── BudgetExceeded
+    ├── McpServerFailed
     └── ToolError
 """
 
@@ -54,6 +55,7 @@ __all__ = [
     "LeaseError",
     "LeaseHeld",
     "LoomkinError",
+    "McpServerFailed",
     "MissingCredentials",
     "NotFound",
     "PathEscapeError",
@@ -246,6 +248,10 @@ class BudgetExceeded(LoomkinError):
     def __init__(self, message: str, *, scope: str):
         super().__init__(message)
         self.scope = scope
+
+
+class McpServerFailed(LoomkinError):
+    """An MCP tool server could not be started (or restarted); the message names it and why."""
 
 
 class ToolError(LoomkinError):

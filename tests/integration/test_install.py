@@ -3,7 +3,8 @@
 ``pip install loomkin`` once left ``python -m loomkin.bench swarm`` dying on a missing dev
 dependency. These tests build the wheel, install it as a user would (``uv pip install
 'loomkin-….whl[bench,otel]'``, and bare), and run the commands from outside the source
-tree. uv's cache makes them work offline once the packages were fetched; they skip only
+tree (and ``[mcp]``: ``loomkin mcp list`` starts an MCP server written with the SDK). uv's
+cache makes them work offline once the packages were fetched; they skip only
 when they cannot install, ``CI`` is not set and PyPI is out of reach.
 """
 
@@ -90,7 +91,7 @@ def _venv(tmp: Path, requirement: str) -> Venv:
 
 @pytest.fixture(scope="module")
 def with_extras(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    return _venv(tmp_path_factory.mktemp("extras"), f"{wheel}[bench,otel]")
+    return _venv(tmp_path_factory.mktemp("extras"), f"{wheel}[bench,otel,mcp]")
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +127,29 @@ def test_the_otel_extra_exports_a_trace(with_extras: Venv) -> None:
     assert out.stdout.strip() == "0 ('trace.jsonl',)"
 
 
+MCP_SERVER = ROOT / "tests" / "servers" / "mcp_test_server.py"
+
+
+def _mcp_project(venv: Venv) -> Path:
+    project = venv.path / "project"
+    project.mkdir(exist_ok=True)
+    (project / "loomkin.toml").write_text(
+        f"[mcp.servers.t]\ncommand = {json.dumps(venv.python)}\n"
+        f"args = [{json.dumps(str(MCP_SERVER))}]\n"
+    )
+    return project
+
+
+def test_the_mcp_extra_starts_a_server_and_lists_its_tools(with_extras: Venv) -> None:
+    project = _mcp_project(with_extras)
+    loomkin = str(with_extras.path / "bin" / "loomkin")
+    out = with_extras.run(loomkin, "mcp", "list", "--project", str(project), "--json")
+    assert out.returncode == 0, out.stderr + out.stdout
+    (server,) = json.loads(out.stdout)
+    assert (server["name"], server["status"]) == ("t", "running")
+    assert "t.echo" in {tool["name"] for tool in server["tools"]}
+
+
 def test_without_extras_each_command_says_what_to_install(bare: Venv) -> None:
     helped = bare.run(str(bare.path / "bin" / "loomkin"), "--help")
     assert helped.returncode == 0, helped.stderr
@@ -147,3 +171,11 @@ def test_without_extras_each_command_says_what_to_install(bare: Venv) -> None:
     out = bare.run(bare.python, "-c", code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("not installed: pip install 'loomkin[otel]'")
+    listed = bare.run(
+        str(bare.path / "bin" / "loomkin"), "mcp", "list", "--project", str(_mcp_project(bare))
+    )
+    assert listed.returncode == 2
+    assert " ".join(listed.stdout.split()) == (
+        "error: MCP server 't' ([mcp.servers.t] in loomkin.toml) needs the MCP SDK, which is "
+        "not installed: pip install 'loomkin[mcp]'"
+    )

@@ -7,6 +7,7 @@ it: the Elixir version registered coordination tools that no role could call.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ __all__ = [
     "Role",
     "custom_role",
     "resolve_role",
+    "with_tools",
 ]
 
 READ_TOOLS = ("file_read", "file_search", "content_search", "directory_list")
@@ -267,6 +269,12 @@ def custom_role(name: str, *, prompt: str, tools: tuple[str, ...], description: 
     return Role(name=name, description=description or name, prompt=prompt, tools=tools)
 
 
+def with_tools(role: Role, extra: tuple[str, ...]) -> Role:
+    """``role`` with ``extra`` tool entries (``"mcp:NAME"``) added after its own."""
+    tools = role.tools + tuple(t for t in extra if t not in role.tools)
+    return dataclasses.replace(role, tools=tools)
+
+
 def resolve_role(name_or_description: str, custom: Mapping[str, Role] | None = None) -> Role:
     """Find a role by name, or map a free-form description to the closest built-in role.
 
@@ -274,14 +282,15 @@ def resolve_role(name_or_description: str, custom: Mapping[str, Role] | None = N
     asking for "database migration specialist" gets a working agent rather than an error.
     """
     key = name_or_description.strip().lower()
-    if custom and key in custom:
-        return custom[key]
-    if key in BUILTIN_ROLES:
-        return BUILTIN_ROLES[key]
+    # A custom role may reuse a built-in name (a built-in role given an MCP server's tools
+    # becomes one): descriptions that map to that built-in role get the custom one too.
+    roles = {**BUILTIN_ROLES, **(custom or {})}
+    if key in roles:
+        return roles[key]
     for role_name, words in _ROLE_WORDS:
         if any(w in key for w in words):
-            return BUILTIN_ROLES[role_name]
-    base = BUILTIN_ROLES["coder"]
+            return roles[role_name]
+    base = roles["coder"]
     slug = re.sub(r"[^a-z0-9]+", "-", key).strip("-") or "specialist"
     return Role(
         name=slug,

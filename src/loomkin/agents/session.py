@@ -39,6 +39,7 @@ from loomkin.core.events import ControlRequested
 from loomkin.errors import UserError
 from loomkin.ids import RequestId, TeamId, new_id
 from loomkin.tools.base import MemoryFileAccessLog
+from loomkin.tools.mcp import McpManager
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,8 +87,11 @@ class SessionRuntime:
         prices: PriceTable,
         models: ModelFactory,
         toolsets: ToolsetFactory,
+        mcp: McpManager | None = None,
     ) -> None:
         self.session_id = session_id
+        self.mcp = mcp or McpManager((), project_root=project_root, supervisor=timers, group="")
+        """The session's MCP servers (started by the caller; their tools are in ``toolsets``)."""
         self.root_team_id = root_team_id
         self.settings = settings
         self._log = log

@@ -10,6 +10,7 @@ from loomkin.coordination import RebalancerSettings
 from loomkin.core.comms import CommsPolicyName
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
+from loomkin.tools.mcp.spec import McpServerSpec
 
 __all__ = ["Budgets", "SessionSettings"]
 
@@ -43,3 +44,5 @@ class SessionSettings:
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     """When an agent counts as stuck or looping, and how often that is checked."""
+    mcp_servers: tuple[McpServerSpec, ...] = ()
+    """MCP tool servers started with the session (``[mcp.servers.*]``); roles opt in."""

@@ -20,6 +20,8 @@ from loomkin.api.schemas import (
     FeedPage,
     FeedRowOut,
     InspectOut,
+    McpServerOut,
+    McpToolOut,
     MessageIn,
     MessageOut,
     PauseIn,
@@ -149,6 +151,25 @@ async def send_message(ctx: Ctx, session_id: str, body: MessageIn) -> MessageOut
     session = _session(ctx, session_id)
     to = _agent(session, body.to).agent_id if body.to else None
     return MessageOut(message_id=await session.send(body.text, to=to))
+
+
+@router.get("/api/sessions/{session_id}/mcp", response_model=list[McpServerOut], tags=["sessions"])
+async def list_mcp_servers(ctx: Ctx, session_id: str) -> list[McpServerOut]:
+    """The session's MCP tool servers: state, restarts, last error and tools."""
+    return [
+        McpServerOut(
+            name=s.name,
+            transport=s.transport,
+            target=s.target,
+            permission=s.permission,
+            roles=list(s.roles),
+            status=s.status,
+            restarts=s.restarts,
+            error=s.error,
+            tools=[McpToolOut(name=t.name, description=t.description) for t in s.tools],
+        )
+        for s in _session(ctx, session_id).mcp_servers()
+    ]
 
 
 # -- feed ------------------------------------------------------------------------------------

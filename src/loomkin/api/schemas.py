@@ -251,3 +251,24 @@ class SummaryOut(BaseModel):
     output_tokens: int
     cost_usd: float
     model_calls: int
+
+
+class McpToolOut(BaseModel):
+    """One tool of an MCP server."""
+
+    name: str = Field(description="The name agents call it by: SERVER.tool.")
+    description: str
+
+
+class McpServerOut(BaseModel):
+    """One MCP server of the session."""
+
+    name: str
+    transport: Literal["stdio", "http"]
+    target: str = Field(description="The command line or URL (header values are not shown).")
+    permission: Literal["allow", "ask", "deny"]
+    roles: list[str]
+    status: Literal["starting", "running", "restarting", "failed", "stopped"]
+    restarts: int
+    error: str = Field(description="Why it last failed or stopped ('' if it never did).")
+    tools: list[McpToolOut]

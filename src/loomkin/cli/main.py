@@ -9,41 +9,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
+from loomkin.cli.common import console, default_store, run_command
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
-from loomkin.cli.progress import describe, short
+from loomkin.cli.observe import cost, mcp, trace
 from loomkin.errors import LoomkinError, UserError
-from loomkin.service import Loomkin, PendingPermission, PermissionResponder, Session
-from loomkin.service.config import load_config
-from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine
+    from collections.abc import AsyncIterator, Callable
 
     from loomkin.core.records import PermissionDecision
+    from loomkin.service import Loomkin, PendingPermission, PermissionResponder, Session
 
-__all__ = ["main"]
-
-console = Console(highlight=False)
-
-
-def _run(coro: Coroutine[object, object, int]) -> None:
-    try:
-        code = asyncio.run(coro)
-    except LoomkinError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; the session is in the store and can be resumed")
-        sys.exit(130)
-    sys.exit(code)
+__all__ = ["default_store", "main"]
 
 
-def default_store(project: Path) -> str:
-    """The SQLite store of a project: ``<project>/.loomkin/loomkin.db``."""
-    return f"sqlite:///{project / '.loomkin' / 'loomkin.db'}"
+_OTLP_FROM_ENV = "env"
+"""``--otlp`` given without a URL: the OTEL_EXPORTER_OTLP_* variables say where to."""
+
+
+_otlp_option = click.option(
+    "--otlp",
+    metavar="URL",
+    is_flag=False,
+    flag_value=_OTLP_FROM_ENV,
+    default=None,
+    help="Export the trace as the session runs to this OTLP/HTTP collector (alone: where "
+    "OTEL_EXPORTER_OTLP_* say). Needs the otel extra.",
+)
 
 
 @click.group()
@@ -66,6 +60,7 @@ def cli() -> None:
     default=None,
     help="Also serve the web app on this port (0: any free port) for watching and steering.",
 )
+@_otlp_option
 def run(
     goal: str,
     project: Path,
@@ -74,9 +69,12 @@ def run(
     yes: bool,
     store: str | None,
     serve_port: int | None,
+    otlp: str | None,
 ) -> None:
     """Run GOAL with a team of agents on the project, showing live progress."""
-    _run(_run_goal(goal, project.resolve(), model_spec, base_url, yes, store, serve_port))
+    run_command(
+        _run_goal(goal, project.resolve(), model_spec, base_url, yes, store, serve_port, otlp)
+    )
 
 
 async def _run_goal(
@@ -87,17 +85,41 @@ async def _run_goal(
     yes: bool,
     store: str | None,
     serve_port: int | None = None,
+    otlp: str | None = None,
 ) -> int:
+    from loomkin.service import Loomkin
+
     if not project.is_dir():  # noqa: ASYNC240 - one stat before anything runs
         raise click.BadParameter(f"{project} is not a directory", param_hint="--project")
     async with await Loomkin.open(store or default_store(project)) as loomkin:
         session = await _open_configured(loomkin, project, model_spec, base_url, title=goal[:80])
         session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
         console.print(f"[bold]session[/] {session.session_id} on {project}")
-        if serve_port is None:
-            return await _drive(session, goal)
-        async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
-            return await _drive(session, goal)
+        async with _tracing(session, otlp):
+            if serve_port is None:
+                return await _drive(session, goal)
+            async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
+                return await _drive(session, goal)
+
+
+@contextlib.asynccontextmanager
+async def _tracing(session: Session, otlp: str | None) -> AsyncIterator[None]:
+    """With ``--otlp``: export the session's spans as its events arrive, then say what went."""
+    if otlp is None:
+        yield
+        return
+    from loomkin.service import live_trace
+
+    endpoint = None if otlp == _OTLP_FROM_ENV else otlp
+    async with live_trace(session, otlp_endpoint=endpoint) as traced:
+        yield
+    summary = traced.summary
+    assert summary is not None  # set when the block ends normally
+    refused = f", {summary.failed} not accepted (see the log)" if summary.failed else ""
+    console.print(
+        f"trace {summary.trace_id}: {summary.spans} spans sent to "
+        f"{', '.join(summary.destinations)}{refused}"
+    )
 
 
 async def _open_configured(
@@ -109,6 +131,9 @@ async def _open_configured(
     title: str = "",
 ) -> Session:
     """Open a session on ``project`` with its loomkin.toml; the options given here win."""
+    from loomkin.service.config import load_config
+    from loomkin.service.options import session_options
+
     options = session_options(load_config(project))
     return await loomkin.open_session(
         project,
@@ -167,6 +192,8 @@ async def _drive(session: Session, goal: str | None, *, after: int = 0) -> int:
 
 
 async def _print_events(session: Session, after: int) -> None:
+    from loomkin.cli.progress import describe
+
     async with session.events(after=after) as events:
         async for recorded in events:
             line = describe(recorded.event, session)
@@ -204,7 +231,7 @@ def resume(
     store: str | None,
 ) -> None:
     """Resume a stored session after a stop or a crash: interrupted work continues."""
-    _run(_resume(project.resolve(), session_id, model_spec, base_url, yes, store))
+    run_command(_resume(project.resolve(), session_id, model_spec, base_url, yes, store))
 
 
 async def _resume(
@@ -215,6 +242,10 @@ async def _resume(
     yes: bool,
     store: str | None,
 ) -> int:
+    from loomkin.service import Loomkin
+    from loomkin.service.config import load_config
+    from loomkin.service.options import session_options
+
     options = session_options(load_config(project))
     url = store or default_store(project)
     async with await Loomkin.open(url) as loomkin:
@@ -258,13 +289,15 @@ async def _resume(
     show_default=True,
     help="Real seconds each scripted model call takes.",
 )
-def demo(project: Path | None, pace: float) -> None:
+@_otlp_option
+def demo(project: Path | None, pace: float, otlp: str | None) -> None:
     """Run the bundled demo on a sample project with a scripted (simulated) model."""
-    _run(_demo(project, pace))
+    run_command(_demo(project, pace, otlp))
 
 
-async def _demo(project: Path | None, pace: float) -> int:
+async def _demo(project: Path | None, pace: float, otlp: str | None = None) -> int:
     from loomkin.demo import copy_sample_project, start_demo  # the demo is optional weight
+    from loomkin.service import Loomkin
 
     root = await asyncio.to_thread(lambda: copy_sample_project(project and project.resolve()))
     console.print(
@@ -275,7 +308,8 @@ async def _demo(project: Path | None, pace: float) -> int:
     async with await Loomkin.open(default_store(root)) as loomkin:
         session = await start_demo(loomkin, project=root, pace_s=pace)
         console.print("[yellow]permission prompts are answered automatically in the demo[/]")
-        return await _drive(session, None)
+        async with _tracing(session, otlp):
+            return await _drive(session, None)
 
 
 @contextlib.asynccontextmanager
@@ -354,7 +388,7 @@ def serve(
     store: str | None,
 ) -> None:
     """Serve the web app: chat, live feed, agent cards, team tree, task graph, controls."""
-    _run(
+    run_command(
         _serve(
             project, model_spec, base_url, demo, pace, not no_auto_approve, host, port, token, store
         )
@@ -374,6 +408,7 @@ async def _serve(
     store: str | None,
 ) -> int:
     from loomkin.api.server import is_loopback
+    from loomkin.service import Loomkin
 
     if not is_loopback(host) and not token:
         raise click.UsageError("binding a non-loopback address needs --token (or LOOMKIN_TOKEN)")
@@ -468,6 +503,8 @@ def agent_inspect(name: str, project: Path, session_id: str | None, as_json: boo
 
 
 def _show_snapshot(answer: dict[str, object]) -> None:
+    from loomkin.cli.progress import short
+
     snapshot = answer.get("snapshot")
     if not isinstance(snapshot, dict):
         echo_json(answer)
@@ -503,6 +540,11 @@ def _control(
     except LoomkinError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
+
+
+cli.add_command(mcp)
+cli.add_command(trace)
+cli.add_command(cost)
 
 
 def main() -> None:

@@ -1,11 +1,14 @@
 """The public runtime: open a store, open sessions, talk to and control agents."""
 
+from loomkin.service.mcp import probe_mcp_servers
 from loomkin.service.records import (
     AgentInfo,
     AgentSnapshot,
     BudgetStatus,
     DependencyInfo,
     EventStream,
+    McpServerInfo,
+    McpToolInfo,
     Names,
     PendingPermission,
     PermissionResponder,
@@ -16,21 +19,32 @@ from loomkin.service.records import (
 )
 from loomkin.service.runtime import Loomkin, ModelFactory
 from loomkin.service.session import Session
+from loomkin.service.spend import AgentSpend, Spend, TeamSpend
+from loomkin.service.tracing import LiveTrace, export_trace, live_trace
 
 __all__ = [
     "AgentInfo",
     "AgentSnapshot",
+    "AgentSpend",
     "BudgetStatus",
     "DependencyInfo",
     "EventStream",
+    "LiveTrace",
     "Loomkin",
+    "McpServerInfo",
+    "McpToolInfo",
     "ModelFactory",
     "Names",
     "PendingPermission",
     "PermissionResponder",
     "Session",
+    "Spend",
     "StoredSession",
     "Summary",
     "TaskInfo",
     "TeamInfo",
+    "TeamSpend",
+    "export_trace",
+    "live_trace",
+    "probe_mcp_servers",
 ]

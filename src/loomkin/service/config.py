@@ -37,6 +37,12 @@ Example::
     policy = "neighbours"
     allow = [["frontend", "backend"]]
     propagation_depth = 1
+
+    [mcp.servers.git]
+    command = "uvx"
+    args = ["mcp-server-git", "--repository", "."]
+    roles = ["coder", "reviewer"]
+    permission = "ask"
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ import difflib
 import json
 import re
 import tomllib
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -55,10 +62,12 @@ from pydantic import (
     Strict,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from loomkin.agents.tools import CATALOGUE
 from loomkin.errors import ConfigError, UserError
+from loomkin.tools.mcp.spec import SERVER_NAME
 from loomkin.tools.permissions import CATEGORIES, validate_rule
 
 if TYPE_CHECKING:
@@ -72,6 +81,8 @@ __all__ = [
     "CommsSection",
     "LimitsSection",
     "LoomkinConfig",
+    "McpSection",
+    "McpServerSection",
     "ModelSection",
     "PermissionsSection",
     "PriceSection",
@@ -200,6 +211,66 @@ class RoleSection(_Section):
     """One line: what the role is for."""
 
 
+class McpServerSection(_Section):
+    """``[mcp.servers.<name>]``: an MCP tool server (stdio ``command`` or HTTP ``url``)."""
+
+    command: Annotated[str, Strict(), Field(min_length=1)] | None = None
+    """stdio: the program to start (``uvx``, ``npx``, a path...)."""
+    args: tuple[Text, ...] = ()
+    """stdio: its arguments."""
+    env: dict[str, Text] = Field(default_factory=dict)
+    """stdio: variables set for it; ``${NAME}`` in a value is read from Loomkin's environment
+    (other variables of that environment are not passed on, keys included)."""
+    cwd: Text | None = None
+    """stdio: its working directory, relative to the project (default: the project root)."""
+    url: Text | None = None
+    """streamable HTTP: the server's MCP endpoint, e.g. ``http://127.0.0.1:8000/mcp``."""
+    headers: dict[str, Text] = Field(default_factory=dict)
+    """HTTP: headers sent with every request; ``${NAME}`` in a value is read from the
+    environment (keep tokens out of the file)."""
+    permission: Literal["allow", "ask", "deny"] = "ask"
+    """Calls to its tools: run without asking, ask the user (default), or refuse."""
+    roles: tuple[Text, ...] = ()
+    """Roles (built-in or ``[roles.*]``) given all its tools; a role can also list
+    ``"mcp:<name>"`` in its own ``tools``."""
+    timeout_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 120.0
+    """How long one tool call may take."""
+    startup_timeout_s: Annotated[float, Strict(), Field(gt=0, le=600)] = 30.0
+    """How long the server may take to start and list its tools."""
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Self:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either 'command' (a stdio server) or 'url' (an HTTP server)")
+        if self.url is not None:
+            stdio_only = [k for k in ("args", "env", "cwd") if k in self.model_fields_set]
+            if stdio_only:
+                raise ValueError(f"{', '.join(map(repr, stdio_only))} only go with 'command'")
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"'url' must be an http(s) URL, got {self.url!r}")
+        elif "headers" in self.model_fields_set:
+            raise ValueError("'headers' only go with 'url'")
+        return self
+
+
+class McpSection(_Section):
+    """``[mcp]``: MCP tool servers, started with each session."""
+
+    servers: dict[str, McpServerSection] = Field(default_factory=dict)
+
+    @field_validator("servers")
+    @classmethod
+    def _server_names(cls, value: dict[str, McpServerSection]) -> dict[str, McpServerSection]:
+        for name in value:
+            if not SERVER_NAME.match(name):
+                raise ValueError(
+                    f"MCP server name {name!r} must be lower-case letters, digits, '-' or '_' "
+                    "(its tools are called NAME.tool)"
+                )
+        return value
+
+
 class PriceSection(_Section):
     """``[pricing."<model>"]``: USD per million tokens."""
 
@@ -240,6 +311,7 @@ class LoomkinConfig(_Section):
     pricing: dict[str, PriceSection] = Field(default_factory=dict)
     comms: CommsSection = CommsSection()
     rebalancer: RebalancerSection = RebalancerSection()
+    mcp: McpSection = McpSection()
 
     @field_validator("roles")
     @classmethod
@@ -309,6 +381,7 @@ _SECTION_KEYS: dict[str, type[_Section]] = {
     "limits": LimitsSection,
     "comms": CommsSection,
     "rebalancer": RebalancerSection,
+    "mcp": McpSection,
 }
 _ENTRY_KEYS: dict[str, type[_Section]] = {"roles": RoleSection, "pricing": PriceSection}
 
@@ -333,6 +406,8 @@ def _known_keys(parent: tuple[int | str, ...]) -> list[str]:
         model = _SECTION_KEYS.get(parent[0])
     elif len(parent) == 2 and isinstance(parent[0], str):
         model = _ENTRY_KEYS.get(parent[0])
+    elif len(parent) == 3 and parent[:2] == ("mcp", "servers"):
+        model = McpServerSection
     return list(model.model_fields) if model is not None else []
 
 

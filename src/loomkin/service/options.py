@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loomkin.agents import Budgets, SessionSettings
-from loomkin.agents.roles import custom_role
+from loomkin.agents.roles import BUILTIN_ROLES, custom_role, with_tools
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
+from loomkin.errors import ConfigError
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
 from loomkin.tools.builtin import ShellPolicy
+from loomkin.tools.mcp import HttpTransport, McpNames, McpServerSpec, StdioTransport, mcp_rule
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
+    from loomkin.agents.roles import Role
     from loomkin.service.config import LoomkinConfig
 
-__all__ = ["SessionOptions", "session_options"]
+__all__ = ["SessionOptions", "mcp_servers", "session_options"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,14 +39,19 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
     """Build the session's settings, permission policy and price table from ``config``.
 
     Raises:
-        ConfigError: a custom role names a tool that does not exist.
+        ConfigError: a custom role names a tool that does not exist or an MCP server that is
+            not configured, an MCP server names an unknown role, or a ``${NAME}`` in an MCP
+            server's env or headers is not set.
     """
     roles = {
         name: custom_role(name, prompt=r.prompt, tools=r.tools, description=r.description)
         for name, r in config.roles.items()
     }
+    servers = mcp_servers(config)
+    roles = _opt_in(roles, servers)
+    declared = McpNames(s.name for s in servers)
     for role in roles.values():
-        toolset_for(role)  # fails early, naming the unknown tool
+        toolset_for(role, declared)  # fails early, naming the unknown tool or server
     b = config.budgets
     settings = SessionSettings(
         max_iterations=config.limits.max_iterations,
@@ -70,6 +80,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             default_timeout_s=config.shell.timeout_s,
             network=config.shell.network,
         ),
+        mcp_servers=servers,
     )
     prices = dict(DEFAULT_PRICES)
     for model, price in config.pricing.items():
@@ -79,10 +90,85 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
     return SessionOptions(
         settings=settings,
         policy=PermissionPolicy(
-            auto_approve=frozenset(config.permissions.auto_approve),
-            deny=frozenset(config.permissions.deny),
+            auto_approve=frozenset(config.permissions.auto_approve)
+            | {mcp_rule(s.name) for s in servers if s.permission == "allow"},
+            deny=frozenset(config.permissions.deny)
+            | {mcp_rule(s.name) for s in servers if s.permission == "deny"},
         ),
         prices=PriceTable(prices),
         model=config.model.default,
         base_url=config.model.base_url,
     )
+
+
+def mcp_servers(config: LoomkinConfig) -> tuple[McpServerSpec, ...]:
+    """The ``[mcp.servers.*]`` of ``config``, with ``${NAME}`` in env and headers expanded.
+
+    Raises:
+        ConfigError: a ``${NAME}`` names a variable that is not set.
+    """
+    specs: list[McpServerSpec] = []
+    for name, server in config.mcp.servers.items():
+        where = f"mcp.servers.{name}"
+        transport: StdioTransport | HttpTransport
+        if server.command is not None:
+            transport = StdioTransport(
+                command=server.command,
+                args=server.args,
+                env=tuple((k, _expand(v, f"{where}.env.{k}")) for k, v in server.env.items()),
+                cwd=server.cwd,
+            )
+        else:
+            assert server.url is not None  # the config checked: one of command and url
+            transport = HttpTransport(
+                url=server.url,
+                headers=tuple(
+                    (k, _expand(v, f"{where}.headers.{k}")) for k, v in server.headers.items()
+                ),
+            )
+        specs.append(
+            McpServerSpec(
+                name=name,
+                transport=transport,
+                permission=server.permission,
+                roles=server.roles,
+                call_timeout_s=server.timeout_s,
+                startup_timeout_s=server.startup_timeout_s,
+            )
+        )
+    return tuple(specs)
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: str, where: str) -> str:
+    def variable(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = os.environ.get(name)
+        if found is None:
+            raise ConfigError(f"loomkin.toml: {where}: the variable {name} is not set")
+        return found
+
+    return _VARIABLE.sub(variable, value)
+
+
+def _opt_in(roles: dict[str, Role], servers: tuple[McpServerSpec, ...]) -> dict[str, Role]:
+    """Add ``"mcp:NAME"`` to the roles each server names in its ``roles``.
+
+    A built-in role named there becomes a custom role of the same name with the extra tools.
+    """
+    extra: dict[str, list[str]] = {}
+    for server in servers:
+        for role in server.roles:
+            if role not in roles and role not in BUILTIN_ROLES:
+                known = ", ".join([*BUILTIN_ROLES, *roles])
+                raise ConfigError(
+                    f"loomkin.toml: mcp.servers.{server.name}.roles: unknown role {role!r} "
+                    f"(roles: {known})"
+                )
+            extra.setdefault(role, []).append(mcp_rule(server.name))
+    opted = dict(roles)
+    for name, rules in extra.items():
+        opted[name] = with_tools(roles.get(name) or BUILTIN_ROLES[name], tuple(rules))
+    return opted

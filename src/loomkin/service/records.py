@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from loomkin.core.state import State
     from loomkin.core.tasks import TaskBoard
     from loomkin.core.taskview import TaskView
+    from loomkin.tools.mcp import McpServerState
 
 __all__ = [
     "AgentInfo",
@@ -29,6 +30,8 @@ __all__ = [
     "BudgetStatus",
     "DependencyInfo",
     "EventStream",
+    "McpServerInfo",
+    "McpToolInfo",
     "Names",
     "PendingPermission",
     "PermissionResponder",
@@ -37,6 +40,7 @@ __all__ = [
     "TaskInfo",
     "TaskName",
     "TeamInfo",
+    "mcp_server_info",
     "task_info",
 ]
 
@@ -149,6 +153,49 @@ class Summary:
     cost_usd: float
     model_calls: int
     replies: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class McpToolInfo:
+    """One tool of an MCP server."""
+
+    name: str
+    """The name agents call it by: ``SERVER.tool``."""
+    description: str
+    """The server's description of it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class McpServerInfo:
+    """One MCP server of a session (or of a project's ``loomkin.toml``)."""
+
+    name: str
+    transport: Literal["stdio", "http"]
+    target: str
+    """The command line (stdio) or URL (http); header values are never shown."""
+    permission: Literal["allow", "ask", "deny"]
+    roles: tuple[str, ...]
+    """Roles given its tools by the server's ``roles`` setting."""
+    status: Literal["starting", "running", "restarting", "failed", "stopped"]
+    restarts: int
+    error: str
+    """Why it last failed or stopped ("" when it never did)."""
+    tools: tuple[McpToolInfo, ...]
+
+
+def mcp_server_info(state: McpServerState) -> McpServerInfo:
+    """``state`` as a record."""
+    return McpServerInfo(
+        name=state.name,
+        transport=state.kind,
+        target=state.target,
+        permission=state.permission,
+        roles=state.roles,
+        status=state.status,
+        restarts=state.restarts,
+        error=state.error,
+        tools=tuple(McpToolInfo(name=n, description=d) for n, d in state.tools),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,6 +20,7 @@ benchmarks subscribe to the log through :meth:`Session.events`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,9 @@ from loomkin.runtime.supervisor import Supervisor
 from loomkin.runtime.teams import TeamManager
 from loomkin.service.records import Names, StoredSession, TaskInfo, task_info
 from loomkin.service.session import Session
+from loomkin.service.spend import Spend, spend_of
 from loomkin.tasks import Scheduler, TaskService
+from loomkin.tools.mcp import McpManager
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
@@ -116,6 +119,8 @@ class Loomkin:
             return
         self._closed = True
         await self._supervisor.stop()
+        for runtime in self._runtimes.values():
+            await runtime.mcp.close()  # after the agents: no call is left half-way
         await self._timers.stop()
         await self._log.close()
         await self._store.close()
@@ -162,17 +167,24 @@ class Loomkin:
         session_id = SessionId(new_id("session_"))
         team_id = TeamId(new_id("team_"))
         model_name = factory(_probe_role(), "probe").name
-        await self._log.append(
-            SessionStarted(
-                session_id=session_id,
-                project_root=str(root),
-                root_team_id=team_id,
-                title=title,
-                model=model_name,
-            ),
-            TeamCreated(session_id=session_id, team_id=team_id, name="root", depth=0),
-        )
-        return await self._materialise(session_id, factory, settings, policy, prices)
+        chosen = settings or SessionSettings()
+        # MCP servers start before the session is recorded: one that fails leaves no session.
+        mcp = await self._start_mcp(session_id, root, chosen)
+        try:
+            await self._log.append(
+                SessionStarted(
+                    session_id=session_id,
+                    project_root=str(root),
+                    root_team_id=team_id,
+                    title=title,
+                    model=model_name,
+                ),
+                TeamCreated(session_id=session_id, team_id=team_id, name="root", depth=0),
+            )
+            return await self._materialise(session_id, factory, chosen, policy, prices, mcp)
+        except BaseException:
+            await mcp.close()
+            raise
 
     async def resume_session(
         self,
@@ -194,22 +206,43 @@ class Loomkin:
         factory = _model_factory(
             None if model_factory else (model or view.model), model_factory, base_url
         )
-        session = await self._materialise(view.session_id, factory, settings, policy, prices)
+        chosen = settings or SessionSettings()
+        mcp = await self._start_mcp(view.session_id, Path(view.project_root), chosen)
+        try:
+            session = await self._materialise(view.session_id, factory, chosen, policy, prices, mcp)
+        except BaseException:
+            await mcp.close()
+            raise
         self._runtimes[view.session_id].resume_interrupted()
         self._scheduler.kick()
         return session
+
+    async def _start_mcp(
+        self, session_id: SessionId, root: Path, settings: SessionSettings
+    ) -> McpManager:
+        """Start the session's MCP servers (their tasks run under the timer supervisor).
+
+        Raises:
+            McpServerFailed: a server did not start (the message names it).
+            ConfigError: the ``mcp`` extra is not installed.
+        """
+        mcp = McpManager(
+            settings.mcp_servers, project_root=root, supervisor=self._timers, group=session_id
+        )
+        await mcp.start()
+        return mcp
 
     async def _materialise(
         self,
         session_id: SessionId,
         factory: Callable[[Role, str], Model],
-        settings: SessionSettings | None,
+        chosen: SessionSettings,
         policy: PermissionPolicy | None,
         prices: PriceTable | None,
+        mcp: McpManager,
     ) -> Session:
         """Build the session's parts and replay its history into them."""
         view = self._state.session(session_id)
-        chosen = settings or SessionSettings()
         runtime = SessionRuntime(
             session_id=session_id,
             project_root=Path(view.project_root),
@@ -227,7 +260,8 @@ class Loomkin:
             policy=policy or PermissionPolicy(),
             prices=prices or PriceTable(),
             models=factory,
-            toolsets=toolset_for,
+            toolsets=functools.partial(toolset_for, mcp=mcp),
+            mcp=mcp,
         )
         await self._projections.attach(
             session_id,
@@ -284,6 +318,12 @@ class Loomkin:
         if limit is None:
             return await self._log.read(after, session_id=session_id)
         return await self._store.read(after, limit=limit, session_id=session_id)
+
+    async def spend(self, session_id: str) -> Spend:
+        """What a stored session spent (tokens, cost, model calls), by agent and by team."""
+        self.stored_session(session_id)
+        names = {str(t.team_id): t.name for t in self._state.teams(session_id)}
+        return spend_of(session_id, await self._log.read(session_id=session_id), names)
 
     def tasks(self, session_id: str) -> list[TaskInfo]:
         """The tasks of a stored session, open here or not, in creation order."""

@@ -22,10 +22,12 @@ from loomkin.service.records import (
     AgentInfo,
     BudgetStatus,
     DependencyInfo,
+    McpServerInfo,
     Names,
     Summary,
     TaskInfo,
     TeamInfo,
+    mcp_server_info,
     task_info,
 )
 from loomkin.tasks import DependencySpec
@@ -179,6 +181,12 @@ class Session:
                 )
             )
         return out
+
+    # -- MCP servers ----------------------------------------------------------------------------
+
+    def mcp_servers(self) -> list[McpServerInfo]:
+        """The session's MCP servers: state, restarts, last error and tools."""
+        return [mcp_server_info(state) for state in self._runtime.mcp.states()]
 
     # -- teams, agents, tasks -------------------------------------------------------------------
 

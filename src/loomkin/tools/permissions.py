@@ -9,7 +9,9 @@ calling :meth:`PermissionPolicy.grant_always` again while replaying.
 
 Order of decision: a ``deny`` entry wins over everything; then read and coordination tools
 are allowed; then ``auto_approve`` entries and grants allow; anything else asks.
-Entries name a tool (``"shell"``), a category (``"category:write"``) or everything (``"*"``).
+Entries name a tool (``"shell"``), a category (``"category:write"``), the tools of an MCP
+server (``"mcp:github"``) or one of them (``"mcp:github.create_issue"``), or everything
+(``"*"``). MCP tools are in the ``execute`` category.
 """
 
 from __future__ import annotations
@@ -81,7 +83,11 @@ def validate_rule(rule: str) -> str:
 
 
 def _matches(rules: frozenset[str], tool_name: str, category: ToolCategory) -> bool:
-    return "*" in rules or tool_name in rules or f"category:{category}" in rules
+    if "*" in rules or tool_name in rules or f"category:{category}" in rules:
+        return True
+    # MCP tools are "SERVER.tool": "mcp:SERVER" covers all of them, "mcp:SERVER.tool" one.
+    server, dot, _ = tool_name.partition(".")
+    return bool(dot) and (f"mcp:{server}" in rules or f"mcp:{tool_name}" in rules)
 
 
 class PermissionPolicy:

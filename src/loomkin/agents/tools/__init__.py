@@ -18,8 +18,9 @@ from loomkin.tools.builtin import builtin_tools
 if TYPE_CHECKING:
     from loomkin.agents.context import AgentContext
     from loomkin.agents.roles import Role
+    from loomkin.tools.mcp import McpTools
 
-__all__ = ["CATALOGUE", "COORDINATION_TOOLS", "toolset_for"]
+__all__ = ["CATALOGUE", "COORDINATION_TOOLS", "MCP_PREFIX", "toolset_for"]
 
 COORDINATION_TOOLS: tuple[Tool[AgentContext], ...] = (
     *TASK_TOOLS,
@@ -35,12 +36,38 @@ CATALOGUE: ToolSet[AgentContext] = ToolSet([*builtin_tools(), *COORDINATION_TOOL
 """Every tool an agent can be given, by name."""
 
 
-def toolset_for(role: Role) -> ToolSet[AgentContext]:
-    """Return the tools of ``role``; an unknown tool name is a configuration error."""
-    unknown = [name for name in role.tools if name not in CATALOGUE]
+MCP_PREFIX = "mcp:"
+"""A role's ``"mcp:NAME"`` entry gives it every tool of the MCP server ``NAME``."""
+
+
+def toolset_for(role: Role, mcp: McpTools | None = None) -> ToolSet[AgentContext]:
+    """Return the tools of ``role``, its MCP servers' tools (``"mcp:NAME"``) last.
+
+    Args:
+        role: The role.
+        mcp: The session's MCP servers (``None``: there are none).
+
+    Raises:
+        ConfigError: the role names a tool that does not exist, or an MCP server that is
+            not configured.
+    """
+    servers = [n.removeprefix(MCP_PREFIX) for n in role.tools if n.startswith(MCP_PREFIX)]
+    names = [n for n in role.tools if not n.startswith(MCP_PREFIX)]
+    unknown = [name for name in names if name not in CATALOGUE]
     if unknown:
         raise ConfigError(
             f"role {role.name!r} lists unknown tools {unknown}; known tools: "
-            f"{', '.join(CATALOGUE.names())}"
+            f"{', '.join(CATALOGUE.names())}, or 'mcp:<server>' for an MCP server's tools"
         )
-    return CATALOGUE.subset(role.tools)
+    configured = mcp.servers() if mcp is not None else ()
+    missing = [s for s in servers if s not in configured]
+    if missing:
+        known = ", ".join(configured) or "none"
+        raise ConfigError(
+            f"role {role.name!r} lists {', '.join(MCP_PREFIX + s for s in missing)}, but no such "
+            f"MCP server is configured ([mcp.servers.<name>] in loomkin.toml; configured: {known})"
+        )
+    builtin = CATALOGUE.subset(names)
+    if mcp is None or not servers:
+        return builtin
+    return builtin.union(*(mcp.toolset(s) for s in servers))

@@ -53,6 +53,7 @@ from loomkin.llm.providers._errors import (
     status_error,
     timeout_error,
 )
+from loomkin.llm.toolnames import WireNames
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -116,6 +117,12 @@ class AnthropicModel:
         await self._client.close()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        # Tool names the API refuses (an MCP server's "git.status") go out under wire names.
+        names = WireNames.for_request(request)
+        async for event in self._stream(names.outgoing(request)):
+            yield names.incoming(event)
+
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         try:
             stream = await self._open(request)
         except anthropic.AnthropicError as error:

@@ -51,6 +51,7 @@ from loomkin.llm.providers._errors import (
     status_error,
     timeout_error,
 )
+from loomkin.llm.toolnames import WireNames
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -121,6 +122,12 @@ class OpenAIModel:
         await self._client.close()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        # Tool names the API refuses (an MCP server's "git.status") go out under wire names.
+        names = WireNames.for_request(request)
+        async for event in self._stream(names.outgoing(request)):
+            yield names.incoming(event)
+
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         if request.tools and not self.profile.streams_tool_calls:
             try:
                 completion = await self._complete(request)
