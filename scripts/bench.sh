@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark and print their tables: swarm makespan (virtual time), runtime overhead
 # beside asyncio and autogen-core, control latency, fault injection, cross-team delivery and
-# the rebalancer's corpus. About 6 minutes on 2 cores. Installs the optional bench extra
+# the rebalancer's corpus, malformed model answers. About 6 minutes on 2 cores. Installs the optional bench extra
 # (matplotlib for the plot, autogen-core for the peer column).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +14,4 @@ run control
 run faults
 run comms
 run rebalancer
+run fuzz --answers 2000

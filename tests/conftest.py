@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from loomkin.testing.models import check_requests, take_request_problems
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -27,3 +29,19 @@ def _no_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+@pytest.fixture(autouse=True)
+def _valid_transcripts() -> Iterator[None]:
+    # Every request a fake model receives, in every test, must be one OpenAI and Anthropic
+    # would accept (tool calls answered in order, nothing between a call and its result...):
+    # an invalid transcript is journaled, so a real provider would refuse every later call.
+    check_requests(True)
+    try:
+        yield
+        problems = take_request_problems()
+        if problems:
+            shown = "\n  ".join(problems[:20])
+            pytest.fail(f"{len(problems)} invalid model request(s):\n  {shown}", pytrace=False)
+    finally:
+        check_requests(False)

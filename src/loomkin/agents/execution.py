@@ -1,7 +1,8 @@
 """Running one tool call: validate, authorise, check for conflicts, run, journal.
 
 Every way a call can go wrong ends as a result the model reads, never as a crash: an unknown
-tool, arguments that are not JSON or break the schema, a refusal by the permission policy or
+tool, arguments that are not JSON, nested too deeply, hold a number Python will not convert
+or break the schema (:mod:`loomkin.core.arguments`), a refusal by the permission policy or
 the user, a write the conflict detector stops, and an exception inside the tool itself. The
 call is journaled as started before it runs and as completed (with its result) after, so a
 resume never runs a completed call again.
@@ -44,6 +45,16 @@ async def execute_tool(agent: Agent, call: ToolCall, *, attempt: int = 1) -> Non
         target = tool.target(args, ctx)
     except (ToolError, UserError) as exc:
         await agent.record_tool_result(call, f"Error: {exc}", outcome="error", is_error=True)
+        return
+    except Exception as exc:
+        # Validating and resolving arguments is pure, so whatever a model's text makes them
+        # raise (a path with a NUL byte: ValueError) is a problem with the call, and a
+        # journaled call that raised here would raise again on every restart: the model is
+        # told, the agent carries on.
+        detail = str(exc)[:500]
+        logger.warning("arguments of %s rejected unexpectedly: %s", call.name, detail)
+        text = f"Error: invalid arguments for {call.name}: {type(exc).__name__}: {detail}"
+        await agent.record_tool_result(call, text, outcome="error", is_error=True)
         return
     if not await authorise(agent, call, tool, args, target):
         return

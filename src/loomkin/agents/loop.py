@@ -6,8 +6,9 @@ The driver (:func:`run_loop`) looks at the agent's transcript to decide the next
 it, and reads the control lane at a checkpoint between every two steps:
 
 * ``prepare`` — fold waiting messages, steering and notices into the transcript;
-* ``call_model`` — stream one model response, reading the control lane between chunks, so an
-  ``asap`` pause abandons the stream and keeps what had streamed;
+* ``call_model`` — stream one model response while watching the control lane, so an ``asap``
+  pause abandons the stream (even before its first chunk) and keeps what had streamed; a
+  failed or silent stream is journaled and retried (:mod:`loomkin.agents.modelcall`);
 * ``run_tools`` — run the tool calls of the last response one by one; each call is journaled
   as started before it runs and as completed (with its result) after, so a resume never runs
   a completed call again, and a call that was started but never completed (the process died)
@@ -18,46 +19,38 @@ it, and reads the control lane at a checkpoint between every two steps:
 
 Because the next step is derived from the journaled transcript, the same driver serves a
 fresh start, a resume after a pause and a restart after a crash. Bad model output never
-crashes the agent: unknown tools, invalid JSON and schema violations come back as error
-results the model can read.
+crashes the agent: unknown tools, arguments that are invalid, nested too deeply or break the
+schema come back as error results the model can read; a stream that raises, whatever the
+error, is a failed model call. An urgent message ends a tool batch (the calls not run are
+answered as skipped) before it is read, so a transcript always pairs each tool call with its
+result before the next message, as OpenAI and Anthropic require.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.execution import execute_tool
 from loomkin.agents.inbox import has_input, ingest_messages
+from loomkin.agents.modelcall import call_model as one_model_call
 from loomkin.agents.notices import COMPLETION_NUDGE_TEXT, EMPTY_ANSWER_NUDGE
 from loomkin.agents.rerun import next_attempt
-from loomkin.core.chat import (
-    AssistantMessage,
-    ChatMessage,
-    SystemMessage,
-    ToolCall,
-    UserMessage,
-)
-from loomkin.core.events import (
-    ModelCallCompleted,
-    ModelCallFailed,
-    ModelCallStarted,
-)
-from loomkin.errors import ProviderError
-from loomkin.ids import CallId, new_id
-from loomkin.llm.model import ModelRequest, ModelResponse, ResponseBuilder, ToolSchema
+from loomkin.core.chat import AssistantMessage, ChatMessage, ToolCall, UserMessage
 
 if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
     from loomkin.agents.control import Checkpoint, Directive
 
-__all__ = ["LoopOutcome", "Outcome", "apply_steers", "run_loop"]
+__all__ = ["URGENT_SKIP", "LoopOutcome", "Outcome", "apply_steers", "run_loop"]
 
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["final", "max_iterations", "cancelled", "paused", "error", "budget"]
+
+URGENT_SKIP = "skipped: interrupted by an urgent message"
+"""The result of a tool call not run because an urgent message ended its batch."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,11 +93,17 @@ async def run_loop(agent: Agent) -> LoopOutcome:
 
 
 async def checkpoint(agent: Agent, where: Checkpoint) -> LoopOutcome | None:
-    """Read the control lane (and urgent messages) at ``where``; return an outcome to stop."""
+    """Read the control lane (and urgent messages) at ``where``; return an outcome to stop.
+
+    An urgent message is read at once, but never in the middle of a tool batch: every tool
+    call of a response must be answered before the next user message (OpenAI and Anthropic
+    both reject anything else), so the calls not run yet are answered as skipped first.
+    """
     directive = agent.controls.at(where) if agent.poll_controls() else None
     if directive is not None:
         return await apply_directive(agent, directive, where)
-    if where != "stream" and agent.mailbox.has_urgent():
+    if agent.mailbox.has_urgent():
+        await skip_unanswered(agent, URGENT_SKIP)
         await ingest_messages(agent)
     return None
 
@@ -144,6 +143,10 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
         return stop
     await ingest_messages(agent)
     await apply_steers(agent)
+    if not agent.memory.transcript:
+        # Woken by messages that turned out to need nothing (an assignment withdrawn before
+        # it was read): there is nothing to answer, and no provider takes an empty request.
+        return LoopOutcome(outcome="final")
     if agent.memory.iteration >= agent.max_iterations:
         text = (
             f"Stopped after reaching the iteration limit ({agent.max_iterations} model calls) "
@@ -158,133 +161,18 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
     return await call_model(agent)
 
 
-def build_request(agent: Agent) -> ModelRequest:
-    """Return the exact request for the next model call."""
-    messages: list[ChatMessage] = [SystemMessage(text=agent.system_prompt)]
-    messages.extend(agent.memory.transcript)
-    tools = tuple(
-        ToolSchema(name=s.name, description=s.description, parameters=s.parameters)
-        for s in agent.tools.schemas()
-    )
-    return ModelRequest(messages=tuple(messages), tools=tools)
-
-
 async def call_model(agent: Agent) -> LoopOutcome | None:
-    """Stream one response and record it; a provider failure ends the loop with its reason.
-
-    The adapters already retry transient failures (429, 5xx, timeouts) with backoff before
-    anything streamed, so a failure that reaches the loop is final for this loop.
-    """
-    request = build_request(agent)
-    call_id = CallId(new_id("mc_"))
-    await agent.emit(
-        ModelCallStarted(
-            session_id=agent.session_id,
-            agent_id=agent.agent_id,
-            call_id=call_id,
-            iteration=agent.memory.iteration + 1,
-            model=agent.model.name,
-            request=request.to_json(),
-            task_id=agent.memory.task_id,
-        )
-    )
-    try:
-        return await stream_response(agent, request, call_id)
-    except ProviderError as exc:
-        await agent.emit(
-            ModelCallFailed(
-                session_id=agent.session_id,
-                agent_id=agent.agent_id,
-                call_id=call_id,
-                error=str(exc),
-                attempt=1,
-                will_retry=False,
-            ),
-            *agent.status_change("idle", "model provider failed"),
-        )
-        return LoopOutcome(outcome="error", text=f"The model provider failed: {exc}")
-
-
-async def stream_response(
-    agent: Agent, request: ModelRequest, call_id: CallId
-) -> LoopOutcome | None:
-    """Consume the model's stream, checking the control lane between chunks."""
-    await agent.set_status("thinking")
-    builder = ResponseBuilder()
-    started = agent.clock.monotonic()
-    stream = agent.model.stream(request)
-    directive: Directive | None = None
-    steered = False
-    try:
-        async for chunk in stream:
-            builder.add(chunk)
-            if agent.poll_controls():
-                directive = agent.controls.at("stream")
-                if directive is not None:
-                    break
-            if agent.controls.steer_now():
-                steered = True  # the next model call carries the guidance (see call_model_step)
-                break
-    finally:
-        await _aclose(stream)
-    cut = directive is not None or steered
-    response = builder.partial() if cut else builder.build()
-    await record_response(agent, call_id, response, started, interrupted=cut)
-    if directive is not None:
-        return await apply_directive(agent, directive, "stream")
-    if steered:
-        return None
-    return await checkpoint(agent, "after_model")
-
-
-async def _aclose(stream: object) -> None:
-    """Close an abandoned stream so the adapter releases its HTTP response now."""
-    if isinstance(stream, AsyncGenerator):  # plain async iterators have nothing to close
-        await stream.aclose()
-
-
-async def record_response(
-    agent: Agent,
-    call_id: CallId,
-    response: ModelResponse,
-    started: float,
-    *,
-    interrupted: bool,
-) -> None:
-    """Journal the response and append it to the transcript in one batch."""
-    latency_ms = (agent.clock.monotonic() - started) * 1000.0
-    # Provider call ids are only unique within one response (and fake models count from 1
-    # again after a restart), but the journal keys side effects on them: give each call an id
-    # of our own, unique in the log, and keep the provider's beside it.
-    provider_ids = {} if interrupted else {c.call_id: new_id("call_") for c in response.tool_calls}
-    calls = tuple(
-        ToolCall(call_id=provider_ids[c.call_id], name=c.name, arguments=c.arguments)
-        for c in (() if interrupted else response.tool_calls)
-    )
-    message = AssistantMessage(text=response.text, tool_calls=calls, interrupted=interrupted)
-    cost = agent.ctx.prices.cost(agent.model.name, response.input_tokens, response.output_tokens)
-    completed = ModelCallCompleted(
-        session_id=agent.session_id,
-        agent_id=agent.agent_id,
-        call_id=call_id,
-        text=response.text,
-        tool_calls=tuple(
-            {
-                "call_id": ours,
-                "provider_call_id": theirs,
-                "name": c.name,
-                "arguments": c.arguments,
-            }
-            for (theirs, ours), c in zip(provider_ids.items(), calls, strict=True)
-        ),
-        input_tokens=response.input_tokens,
-        output_tokens=response.output_tokens,
-        cost_usd=cost,
-        latency_ms=latency_ms,
-        stop_reason=response.stop_reason,
-        interrupted=interrupted,
-    )
-    await agent.append_transcript(message, completed)
+    """Make one model call (:mod:`loomkin.agents.modelcall`) and act on how it ended."""
+    result = await one_model_call(agent)
+    match result.kind:
+        case "answered":
+            return await checkpoint(agent, "after_model")
+        case "cut" if result.directive is not None:
+            return await apply_directive(agent, result.directive, "stream")
+        case "cut":
+            return None  # an asap steer: the next model call carries the guidance
+        case "failed":
+            return LoopOutcome(outcome="error", text=f"The model provider failed: {result.error}")
 
 
 # -- run_tools ----------------------------------------------------------------------------------
@@ -309,9 +197,8 @@ async def run_tools(agent: Agent, calls: list[ToolCall]) -> LoopOutcome | None:
         stop = await checkpoint(agent, "after_tool")
         if stop is not None:
             return stop
-        if agent.memory.unanswered_calls() and agent.mailbox.has_urgent():
-            await skip_unanswered(agent, "skipped: interrupted by an urgent message")
-            return None
+        if not agent.memory.unanswered_calls():
+            return None  # the batch ended early (an urgent message skipped the rest)
     return None
 
 

@@ -8,6 +8,7 @@ from loomkin.agents.budgets import Budgets
 from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
 from loomkin.core.comms import CommsPolicyName
+from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
 from loomkin.tools.mcp.spec import McpServerSpec
 
@@ -19,6 +20,12 @@ class SessionSettings:
     """Limits and switches of a session (built from ``loomkin.toml`` by the service layer)."""
 
     max_iterations: int = 30
+    stream_idle_timeout_s: float = 120.0
+    """A model stream silent this long (keep-alives only, or nothing) is a failed, retried call."""
+    model_retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    """How a failed model call is retried by the loop (a stream cut by an error, a silent
+    stream); transient errors before the first chunk are retried by the model's wrapper
+    (:class:`~loomkin.llm.retry.RetryingModel`) and count towards the same limit."""
     max_agents_per_team: int = 8
     max_team_depth: int = 3
     budgets: Budgets = field(default_factory=Budgets)

@@ -36,6 +36,7 @@ from loomkin.core.events import (
     MessageSent,
     MilestoneEmitted,
     ModelCallCompleted,
+    ModelCallFailed,
     ModelCallStarted,
     PermissionRequested,
     PermissionResolved,
@@ -132,6 +133,8 @@ def row_type(event: Event) -> str:
         return "control"
     if isinstance(event, MessageSent):
         return _message_type(event.msg_type)
+    if isinstance(event, ModelCallFailed) and event.will_retry:
+        return "retry"  # a failed attempt that will be retried: visible, but not an error
     return _SIMPLE_TYPES.get(event.kind, "event")
 
 
@@ -236,6 +239,13 @@ def _conversation_summary(event: Event, names: Names) -> str | None:
             calls = ", ".join(str(c.get("name", "?")) for c in event.tool_calls if c)
             what = f"calls {calls}" if calls else _cut(event.text, 120) or "(no text)"
             return f"model answered: {what} ({event.input_tokens}+{event.output_tokens} tokens)"
+        case ModelCallFailed(will_retry=True):
+            return (
+                f"model call failed (attempt {event.attempt}), retrying in "
+                f"{event.delay_s:.1f} s: {_cut(event.error, 120)}"
+            )
+        case ModelCallFailed():
+            return f"model call failed (attempt {event.attempt}): {_cut(event.error, 140)}"
         case ToolCallStarted():
             return f"{event.tool} {event.target}".strip()
         case ToolCallCompleted():

@@ -10,6 +10,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench rebalancer [--json]
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
     python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
+    python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
         help="server for the Postgres trials (default: $LOOMKIN_TEST_POSTGRES_URL)",
     )
     faults.add_argument("--json", action="store_true", help="print one JSON object")
+    fuzz = sub.add_parser("fuzz", help="malformed model answers through the loop and the SDKs")
+    fuzz.add_argument("--answers", type=int, default=2000, help="answers per driver")
+    fuzz.add_argument("--seed", type=int, default=0)
+    fuzz.add_argument(
+        "--driver",
+        choices=("loop", "openai", "anthropic", "all"),
+        default="all",
+        help="the fake model in the loop, or the openai/anthropic SDK over a local server",
+    )
+    fuzz.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -144,6 +155,16 @@ def _measures(args: argparse.Namespace) -> None:
     print(json.dumps(faults) if args.json else faults_table(faults))
 
 
+def _fuzz(args: argparse.Namespace) -> None:
+    from loomkin.bench.fuzz import DRIVERS, fuzz_table, run_fuzz
+
+    if args.answers < 1:
+        raise UserError(f"--answers must be at least 1, got {args.answers}")
+    drivers = DRIVERS if args.driver == "all" else (args.driver,)
+    report = run_fuzz(args.answers, args.seed, drivers)
+    print(json.dumps(report) if args.json else fuzz_table(report))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -163,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result) if args.json else comms_table(result))
         elif args.command in ("control", "faults"):
             _measures(args)
+        elif args.command == "fuzz":
+            _fuzz(args)
         else:
             from loomkin.bench.overhead_run import spawn_figures
 

@@ -234,6 +234,9 @@ async def run_swarm_async(
         # One model call here stands for up to a whole task's work (many minutes of virtual
         # time): a rebalancer tuned for real calls would call that "stuck" and reassign it.
         rebalancer=RebalancerSettings(stuck_after_s=10 * longest, check_every_s=longest),
+        # For the same reason the model is silent for that long before its answer, which a
+        # real stream never is: the idle timeout must not count it as a failed call.
+        stream_idle_timeout_s=10 * longest,
     )
     with tempfile.TemporaryDirectory() as project:
         async with await Loomkin.open("memory:") as lk:

@@ -125,6 +125,11 @@ def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat
             return f"[green]decision[/] {kind}: {escape(title)}"
         case BudgetExceeded(agent_id=aid, scope=scope):
             return f"[bold red]budget[/] {scope} budget reached; {_who(session, aid)} paused"
+        case ModelCallFailed(agent_id=aid, error=error, will_retry=True, attempt=n, delay_s=d):
+            return (
+                f"[yellow]retry[/] {_who(session, aid)}: model call failed (attempt {n}), "
+                f"retrying in {d:.1f} s: {escape(short(error, 80))}"
+            )
         case ModelCallFailed(agent_id=aid, error=error):
             return f"[bold red]model error[/] {_who(session, aid)}: {escape(short(error))}"
         case LoopFinished(agent_id=aid, outcome=outcome, text=text) if outcome not in (

@@ -11,7 +11,8 @@ How this works and why:
   The caller may stop iterating at any point (an ``asap`` pause abandons the stream);
   closing the generator closes the HTTP stream underneath.
 * :class:`ResponseBuilder` folds the events into a :class:`ModelResponse`. ``partial()``
-  returns what streamed so far, for a stream that was interrupted.
+  returns what streamed so far, for a stream that was interrupted. Lone surrogates in what
+  the model sent are replaced (:func:`valid_unicode`), so a response can always be sent back.
 * Adapters do not retry; :mod:`loomkin.llm.retry` wraps any model with the one retry policy.
   The wrapper announces each retry in the stream itself with a :class:`RetryNotice` (not
   part of the answer; the builder skips it), so whoever consumes one call sees that call's
@@ -20,9 +21,10 @@ How this works and why:
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, assert_never, runtime_checkable
+from typing import Literal, Protocol, TypeVar, assert_never, runtime_checkable
 
 from loomkin.core.chat import AssistantMessage, ChatMessage, ToolCall, message_to_json
 from loomkin.core.events.base import JSON
@@ -43,6 +45,7 @@ __all__ = [
     "ToolSchema",
     "UsageReport",
     "complete",
+    "valid_unicode",
 ]
 
 StopReason = str
@@ -235,22 +238,31 @@ class ResponseBuilder:
         return self._stop_reason is not None
 
     def add(self, event: StreamEvent) -> None:
-        """Fold one event into the response."""
+        """Fold one event into the response.
+
+        Raises:
+            TypeError: A field of ``event`` has the wrong type (an adapter passed on what a
+                server sent without checking it); nothing of ``event`` is kept.
+        """
         match event:
             case TextDelta(text=text):
-                self._text.append(text)
+                self._text.append(_typed(text, str, "text"))
             case ToolCallDelta():
-                call = self._calls.setdefault(event.index, _PendingCall())
-                if event.call_id and call.call_id is None:
-                    call.call_id = event.call_id
-                if event.name:
-                    call.name = event.name
-                call.arguments.append(event.arguments_delta)
+                index = _typed(event.index, int, "tool call index")
+                call_id = _typed_or_none(event.call_id, "tool call id")
+                name = _typed_or_none(event.name, "tool name")
+                arguments = _typed(event.arguments_delta, str, "tool arguments")
+                call = self._calls.setdefault(index, _PendingCall())
+                if call_id and call.call_id is None:
+                    call.call_id = call_id
+                if name:
+                    call.name = name
+                call.arguments.append(arguments)
             case UsageReport(input_tokens=input_tokens, output_tokens=output_tokens):
-                self._input_tokens = input_tokens
-                self._output_tokens = output_tokens
+                self._input_tokens = _count(input_tokens, "input tokens")
+                self._output_tokens = _count(output_tokens, "output tokens")
             case StreamEnd(stop_reason=stop_reason):
-                self._stop_reason = stop_reason
+                self._stop_reason = _typed(stop_reason, str, "stop reason")
             case RetryNotice():
                 pass  # announces a retry; the answer comes from the next attempt's events
             case _:
@@ -265,11 +277,13 @@ class ResponseBuilder:
                 pending.call_id = f"call_{uuid7()}"
             calls.append(
                 ToolCall(
-                    call_id=pending.call_id, name=pending.name, arguments="".join(pending.arguments)
+                    call_id=valid_unicode(pending.call_id),
+                    name=valid_unicode(pending.name),
+                    arguments=valid_unicode("".join(pending.arguments)),
                 )
             )
         return ModelResponse(
-            text="".join(self._text),
+            text=valid_unicode("".join(self._text)),
             tool_calls=tuple(calls),
             input_tokens=self._input_tokens,
             output_tokens=self._output_tokens,
@@ -280,6 +294,43 @@ class ResponseBuilder:
     def build(self) -> ModelResponse:
         """Return the response; same as :meth:`partial` (``complete`` tells them apart)."""
         return self.partial()
+
+
+_T = TypeVar("_T")
+
+
+def _typed(value: object, kind: type[_T], what: str) -> _T:
+    # bool is an int to Python, never to JSON
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(
+            f"stream event field {what!r} is {type(value).__name__}, not {kind.__name__}"
+        )
+    return value
+
+
+def _typed_or_none(value: object, what: str) -> str | None:
+    return None if value is None else _typed(value, str, what)
+
+
+def _count(value: object, what: str) -> int:
+    number = _typed(value, int, what)
+    if number < 0:
+        raise TypeError(f"stream event field {what!r} is negative ({number})")
+    return number
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    r"""Return ``text`` with lone surrogates replaced by U+FFFD.
+
+    A JSON escape such as ``"\ud800"`` decodes to a lone surrogate, which UTF-8 cannot
+    encode: kept in a transcript, it would make every later request fail to serialise.
+    """
+    if text.isascii():
+        return text
+    return _SURROGATES.sub("\ufffd", text)
 
 
 async def complete(model: Model, request: ModelRequest) -> ModelResponse:

@@ -90,6 +90,7 @@ class Mailbox(Generic[M, C]):
         "_accepted",
         "_capacity",
         "_control",
+        "_control_waiters",
         "_dropped",
         "_high",
         "_ignored",
@@ -111,6 +112,7 @@ class Mailbox(Generic[M, C]):
         self._normal: deque[M] | None = None
         self._control: deque[C] | None = None
         self._waiters: list[asyncio.Future[None]] | None = None
+        self._control_waiters: list[asyncio.Future[None]] | None = None
         self._size = 0
         self._accepted = 0
         self._ignored = 0
@@ -223,6 +225,8 @@ class Mailbox(Generic[M, C]):
                 f"command {cmd!r} was not queued"
             )
         control.append(cmd)
+        _wake(self._control_waiters)
+        self._control_waiters = None
         self._arrived()
 
     def take_control(self) -> C | None:
@@ -245,9 +249,7 @@ class Mailbox(Generic[M, C]):
         waiters = self._waiters
         if waiters is not None:
             self._waiters = None
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
+            _wake(waiters)
         if self._on_arrival is not None:
             self._on_arrival()
 
@@ -268,6 +270,27 @@ class Mailbox(Generic[M, C]):
                 if not waiters:
                     self._waiters = None
 
+    async def wait_control(self) -> None:
+        """Return as soon as a control command is waiting (messages do not count).
+
+        What an agent in the middle of a model call waits on beside the stream: a pause
+        or a cancel must land before the next chunk, a message can wait for the answer.
+        """
+        if self._control:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._control_waiters
+        if waiters is None:
+            waiters = self._control_waiters = []
+        waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if self._control_waiters is waiters:
+                waiters.remove(fut)
+                if not waiters:
+                    self._control_waiters = None
+
     def statistics(self) -> MailboxStatistics:
         """Return the mailbox's counters."""
         return MailboxStatistics(
@@ -282,3 +305,9 @@ class Mailbox(Generic[M, C]):
             dropped=self._dropped,
             rejected=self._rejected,
         )
+
+
+def _wake(waiters: list[asyncio.Future[None]] | None) -> None:
+    for fut in waiters or ():
+        if not fut.done():
+            fut.set_result(None)

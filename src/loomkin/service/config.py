@@ -23,6 +23,7 @@ Example::
 
     [limits]
     max_iterations = 40
+    stream_idle_timeout_s = 120
 
     [roles.docs-writer]
     prompt = "You write and update documentation."
@@ -194,6 +195,9 @@ class LimitsSection(_Section):
     max_team_depth: Positive = 3
     """Depth of the team tree (the root team is depth 1)."""
     max_agents_per_team: Positive = 8
+    stream_idle_timeout_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 120.0
+    """Seconds a model stream may stay silent (keep-alives only) before the call is failed
+    and retried."""
 
 
 class RoleSection(_Section):

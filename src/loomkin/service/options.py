@@ -57,6 +57,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
         max_iterations=config.limits.max_iterations,
         max_agents_per_team=config.limits.max_agents_per_team,
         max_team_depth=config.limits.max_team_depth,
+        stream_idle_timeout_s=config.limits.stream_idle_timeout_s,
         budgets=Budgets(
             session_usd=b.session_usd,
             team_usd=b.team_usd,

@@ -3,16 +3,18 @@
 How this works and why:
 
 * :class:`ScriptedModel` plays a fixed script: each :meth:`~ScriptedModel.stream` call
-  consumes the next step, a :class:`Reply` (text and/or tool calls) or a :class:`Fail`
-  (raises a :class:`~loomkin.errors.ProviderError` before any event, exactly where a real
-  adapter raises, so the retry policy sees it).
+  consumes the next step, a :class:`Reply` (text and/or tool calls, possibly failing
+  mid-stream), a :class:`Fail` (raises before any event, exactly where a real adapter
+  raises, so the retry policy sees it), a :class:`Stall` (never sends anything) or
+  :class:`Raw` events (whatever a careless adapter might pass on).
 * :class:`FunctionModel` computes each step from the request, for agents whose behaviour
   depends on their prompt.
 * Both stream like a real model: text in chunks of ``chunk_chars`` with
   ``asyncio.sleep(chunk_delay_s)`` between chunks (virtual time under ``looptime``), then
   the tool calls, a usage report and the end. Tool call ids are ``call_1``, ``call_2``, …
   per model, and usage defaults to ``len(text) / 4`` tokens, so runs are reproducible.
-* Every request is recorded in ``.requests`` so tests can assert what the model saw.
+* Every request is recorded in ``.requests`` so tests can assert what the model saw, and,
+  once :func:`check_requests` is on, held to both providers' transcript rules.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import assert_never
+from typing import assert_never, cast
 
 from loomkin.core.chat import AssistantMessage, SystemMessage, ToolResultMessage, UserMessage
 from loomkin.core.events.base import JSON
@@ -36,7 +38,18 @@ from loomkin.llm.model import (
     UsageReport,
 )
 
-__all__ = ["Call", "Fail", "FunctionModel", "Reply", "ScriptStep", "ScriptedModel"]
+__all__ = [
+    "Call",
+    "Fail",
+    "FunctionModel",
+    "Raw",
+    "Reply",
+    "ScriptStep",
+    "ScriptedModel",
+    "Stall",
+    "check_requests",
+    "take_request_problems",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +60,9 @@ class Call:
     """The tool's name."""
     args: dict[str, JSON] | str = field(default_factory=dict)
     """The arguments: a dict (sent as JSON) or raw text (sent as-is, possibly invalid JSON)."""
+    call_id: str | None = None
+    """The provider's id for the call (``None``: ``call_<n>``); may be empty or repeated,
+    as a misbehaving provider's may."""
 
     def arguments_text(self) -> str:
         """Return the arguments as the raw text the model would stream."""
@@ -67,16 +83,59 @@ class Reply:
     """Reported output tokens (``None``: estimated as the reply's characters / 4)."""
     stop_reason: str | None = None
     """``None``: ``"tool_calls"`` if there are calls, else ``"stop"``."""
+    fail_after: Exception | None = None
+    """Raised mid-stream, after the text and the tool calls (before usage and the end)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Fail:
     """A scripted failure: the call raises ``error`` before streaming anything."""
 
-    error: ProviderError
+    error: Exception
+    """Usually a :class:`~loomkin.errors.ProviderError` (where a real adapter raises one,
+    so the retry policy sees it); any other exception plays a broken model."""
 
 
-ScriptStep = Reply | Fail
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """A stream that never sends anything (a provider that sends only keep-alives)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Stream these events as they are, unchecked (an exception in them is raised there).
+
+    For playing an adapter that passes on whatever a server sent, wrong types included.
+    """
+
+    events: Sequence[object]
+    """Stream events (possibly with fields of the wrong type) and exceptions to raise."""
+
+
+ScriptStep = Reply | Fail | Stall | Raw
+
+_checking = False
+_problems: list[str] = []
+
+
+def check_requests(enabled: bool) -> None:
+    """Switch on (or off) checking every request a fake model receives.
+
+    When on, each request is held to OpenAI's and Anthropic's transcript rules
+    (:mod:`loomkin.testing.transcripts`); the problems are collected, not raised, because a
+    raise inside the model would only be a failed model call to the agent. Read them with
+    :func:`take_request_problems`. The test suite switches this on for every test.
+    """
+    global _checking
+    _checking = enabled
+    _problems.clear()
+
+
+def take_request_problems() -> list[str]:
+    """Return (and forget) the problems found in requests since the last call."""
+    found = list(_problems)
+    _problems.clear()
+    return found
 
 
 class _FakeModel:
@@ -108,8 +167,25 @@ class _FakeModel:
             case Reply():
                 async for event in self._play_reply(request, step):
                     yield event
+            case Stall():
+                await asyncio.Event().wait()
+            case Raw(events=events):
+                for item in events:
+                    if isinstance(item, Exception):
+                        raise item
+                    yield cast("StreamEvent", item)  # unchecked on purpose
             case _:
                 assert_never(step)
+
+    def _record(self, request: ModelRequest) -> None:
+        self.requests.append(request)
+        if _checking:
+            from loomkin.testing.transcripts import request_problems
+
+            number = len(self.requests)
+            _problems.extend(
+                f"{self._name} request {number}: {p}" for p in request_problems(request)
+            )
 
     async def _play_reply(self, request: ModelRequest, reply: Reply) -> AsyncIterator[StreamEvent]:
         for i, chunk in enumerate(self._chunks(reply.text)):
@@ -123,10 +199,12 @@ class _FakeModel:
             out_chars += len(call.name) + len(arguments)
             yield ToolCallDelta(
                 index=index,
-                call_id=f"call_{self._next_call}",
+                call_id=f"call_{self._next_call}" if call.call_id is None else call.call_id,
                 name=call.name,
                 arguments_delta=arguments,
             )
+        if reply.fail_after is not None:
+            raise reply.fail_after
         yield UsageReport(
             input_tokens=_or_estimate(reply.input_tokens, _request_chars(request)),
             output_tokens=_or_estimate(reply.output_tokens, out_chars),
@@ -173,7 +251,7 @@ class ScriptedModel(_FakeModel):
         return len(self._script) - self._position
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        self.requests.append(request)
+        self._record(request)
         if self._position >= len(self._script):
             raise ProviderError(
                 f"scripted model {self.name!r} ran out of script: call {self._position + 1} "
@@ -215,9 +293,9 @@ class FunctionModel(_FakeModel):
         self._fn = fn
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        self.requests.append(request)
+        self._record(request)
         result = self._fn(request)
-        step = result if isinstance(result, Reply | Fail) else await result
+        step = result if isinstance(result, Reply | Fail | Stall | Raw) else await result
         async for event in self._play(request, step):
             yield event
 

@@ -6,7 +6,9 @@ How this works and why:
   server. :class:`WireServer` listens on ``127.0.0.1`` (an ephemeral port), reads each
   HTTP/1.1 request, records it in :attr:`WireServer.requests` and answers with the next
   scripted :data:`WireReply`, or whatever a handler function returns for the request.
-* Replies are JSON (any status, any headers), a server-sent-event stream, or
+* Replies are JSON (any status, any headers), a server-sent-event stream, a
+  :class:`StreamReply` written part by part (events, raw bytes such as a broken line or
+  bytes that are not UTF-8, pauses, keep-alives: what a misbehaving server sends), or
   :class:`Hang` (never answer: the client's timeout fires). Every response closes the
   connection (``Connection: close``) so framing stays trivial.
 * An :class:`SSEReply` with ``hold_open`` sends its events and then waits for the client
@@ -31,7 +33,11 @@ __all__ = [
     "SSE",
     "Hang",
     "JSONReply",
+    "KeepAlive",
+    "Part",
     "SSEReply",
+    "StreamReply",
+    "Wait",
     "WireHandler",
     "WireReply",
     "WireRequest",
@@ -91,7 +97,44 @@ class Hang:
     """Never answer (until the server shuts down)."""
 
 
-WireReply = JSONReply | SSEReply | Hang
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Send nothing for ``seconds`` (``None``: until the client hangs up)."""
+
+    seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """Send an SSE comment line (``: keep-alive``) every ``every_s`` seconds.
+
+    ``count`` times, or (``None``) until the client hangs up: a provider that is alive but
+    never answers.
+    """
+
+    every_s: float = 15.0
+    count: int | None = None
+
+
+Part = SSE | bytes | Wait | KeepAlive
+"""One piece of a :class:`StreamReply`: an event, raw bytes (a broken line, bytes that are
+not UTF-8, half an event), a pause, or keep-alives."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReply:
+    """Answer with a body written part by part, then close the connection.
+
+    What a misbehaving server sends: events mixed with raw bytes, pauses and keep-alives.
+    Closing before the stream's end (no ``[DONE]``, half an event) is a cut connection.
+    """
+
+    parts: tuple[Part, ...]
+    status: int = 200
+    content_type: str = "text/event-stream"
+
+
+WireReply = JSONReply | SSEReply | StreamReply | Hang
 WireHandler = Callable[[WireRequest], WireReply]
 
 
@@ -188,10 +231,38 @@ class WireServer:
                 if hold_open:
                     await reader.read()  # returns b"" when the client hangs up
                     self._state.disconnected.set()
+            case StreamReply(parts=parts, status=status, content_type=content_type):
+                writer.write(_head(status, [("Content-Type", content_type)], None))
+                for part in parts:
+                    await _write_part(part, writer)
+                await writer.drain()
             case Hang():
                 await asyncio.Event().wait()
             case _:
                 assert_never(reply)
+
+
+async def _write_part(part: Part, writer: asyncio.StreamWriter) -> None:
+    match part:
+        case SSE():
+            writer.write(part.encode())
+        case bytes():
+            writer.write(part)
+        case Wait(seconds=seconds):
+            await writer.drain()
+            if seconds is None:
+                await asyncio.Event().wait()  # the server's exit cancels it
+            else:
+                await asyncio.sleep(seconds)
+        case KeepAlive(every_s=every_s, count=count):
+            sent = 0
+            while count is None or sent < count:
+                writer.write(b": keep-alive\n\n")
+                await writer.drain()  # raises once the client has hung up
+                sent += 1
+                await asyncio.sleep(every_s)
+        case _:
+            assert_never(part)
 
 
 def _head(status: int, headers: Iterable[tuple[str, str]], length: int | None) -> bytes:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from loomkin.core.arguments import ArgumentsError, decode_arguments
 from loomkin.core.events.base import JSON
 from loomkin.errors import ToolError, UserError
 from loomkin.ids import AgentId, CallId, SessionId, TaskId, TeamId
@@ -315,36 +316,10 @@ def tool(
 
 
 def _decode_arguments(tool_name: str, raw: str) -> dict[str, object]:
-    if not raw.strip():
-        return {}  # Models often send "" for a call without arguments.
     try:
-        obj: object = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ToolError(
-            f"Invalid arguments for {tool_name}: not valid JSON ({exc.msg} at line "
-            f"{exc.lineno} column {exc.colno}); send a JSON object"
-        ) from None
-    if not isinstance(obj, dict):
-        raise ToolError(
-            f"Invalid arguments for {tool_name}: expected a JSON object, got {_json_type_name(obj)}"
-        )
-    return cast("dict[str, object]", obj)
-
-
-def _json_type_name(value: object) -> str:
-    match value:
-        case list():
-            return "an array"
-        case str():
-            return "a string"
-        case bool():
-            return "a boolean"
-        case int() | float():
-            return "a number"
-        case None:
-            return "null"
-        case _:
-            return type(value).__name__
+        return decode_arguments(raw)
+    except ArgumentsError as exc:
+        raise ToolError(f"Invalid arguments for {tool_name}: {exc}; send a JSON object") from None
 
 
 def _describe_error(error: ErrorDetails) -> str:
@@ -356,7 +331,10 @@ def _describe_error(error: ErrorDetails) -> str:
         return f"unknown field {loc!r}"
     if not loc:
         return error["msg"]
-    got = json.dumps(error.get("input"), default=str)
+    try:
+        got = json.dumps(error.get("input"), default=str)
+    except (ValueError, RecursionError):  # an input the encoder refuses: name its type
+        got = type(error.get("input")).__name__
     if len(got) > 60:
         got = got[:57] + "..."
     return f"field {loc!r}: {error['msg']} (got {got})"

@@ -155,7 +155,12 @@ async def test_rate_limit_then_success_is_retried_and_the_loop_completes(
     assert (finished.outcome, finished.text) == ("final", "all good")
     assert retries == [(1, 1.0)]
     assert len(inner.requests) == 2
-    assert not await rig.agent_events("model_call_failed", "agent_crashed")
+    assert not await rig.agent_events("agent_crashed")
+    # The retry is visible: one failed attempt, journaled with its delay, then the answer.
+    (failed,) = await rig.agent_events("model_call_failed")
+    assert isinstance(failed, ModelCallFailed)
+    assert (failed.attempt, failed.will_retry, failed.delay_s) == (1, True, 1.0)
+    assert failed.error == "429 slow down"
 
 
 @pytest.mark.looptime
@@ -167,12 +172,18 @@ async def test_provider_failing_forever_ends_the_loop_with_an_error(
     rig = await make_rig(lk, project, model)
     await rig.send("go")
     await lk.wait_idle()
-    failed = await rig.agent_events("model_call_failed")
+    failed = list(await rig.agent_events("model_call_failed"))
     (finished,) = await rig.agent_events("loop_finished")
-    assert len(failed) == 1
-    assert isinstance(failed[0], ModelCallFailed)
-    assert "500 internal error" in failed[0].error
-    assert not failed[0].will_retry
+    assert all(isinstance(f, ModelCallFailed) for f in failed)
+    # Three retries announced with their backoff, then the final failure.
+    assert [(f.attempt, f.will_retry, f.delay_s) for f in failed] == [  # type: ignore[attr-defined]
+        (1, True, 1.0),
+        (2, True, 2.0),
+        (3, True, 4.0),
+        (4, False, 0.0),
+    ]
+    assert all("500 internal error" in f.error for f in failed)  # type: ignore[attr-defined]
+    assert len({f.call_id for f in failed}) == 1  # type: ignore[attr-defined]
     assert isinstance(finished, LoopFinished)
     assert finished.outcome == "error"
     assert "500 internal error" in finished.text

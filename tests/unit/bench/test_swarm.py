@@ -114,6 +114,15 @@ def test_runs_are_deterministic() -> None:
     )
 
 
+def test_a_task_longer_than_the_stream_idle_timeout_still_completes() -> None:
+    # One model call stands for a whole task's work: 600 s of silence before the answer,
+    # which the loop's idle timeout (120 s by default) must not count as a failed call.
+    long = Workload(name="long", tasks=(TaskSpec(id="L", role="coder", work_s=600.0),), deps=())
+    result = run_swarm(long, agents=1, strategy="self-organizing")
+    assert result.tasks_completed == 1
+    assert result.makespan_s == pytest.approx(600.0, abs=1.0)
+
+
 def test_partial_chunks_flow_through_the_real_tool() -> None:
     data = SMALL.to_json()
     tasks = data["tasks"]

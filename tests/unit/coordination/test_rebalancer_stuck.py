@@ -27,7 +27,11 @@ async def test_stuck_agent_is_nudged_then_escalated(tmp_path: Path) -> None:
     def factory(_role: Role, name: str) -> Model:
         return hang if name == "stuck" else ScriptedModel([], name="scripted:idle")
 
-    settings = SessionSettings(bootstrap_orienter=False, rebalancer=RebalancerSettings())
+    settings = SessionSettings(
+        bootstrap_orienter=False,
+        rebalancer=RebalancerSettings(),
+        stream_idle_timeout_s=1_000_000.0,  # stuck in its model call, not failing it
+    )
     async with await Loomkin.open("memory:") as lk:
         session = await lk.open_session(tmp_path, model_factory=factory, settings=settings)
         await session.spawn_agent("lead", "lead")

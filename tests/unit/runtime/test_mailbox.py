@@ -166,6 +166,24 @@ async def test_cancelling_one_waiter_leaves_the_others_waiting() -> None:
     await b
 
 
+async def test_wait_control_ignores_messages_and_wakes_on_a_command() -> None:
+    mb = mailbox()
+    mb.deliver(Msg("urgent"))  # a waiting message is not a reason to return
+    waiter = asyncio.create_task(mb.wait_control())
+    cancelled = asyncio.create_task(mb.wait_control())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    cancelled.cancel()
+    await asyncio.wait([cancelled])
+    mb.deliver(Msg("normal"))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    mb.put_control("pause")
+    await waiter
+    await mb.wait_control()  # returns at once while a command waits
+    assert mb.take_control() == "pause"
+
+
 def test_idle_mailbox_is_small() -> None:
     mb = mailbox()
     mb.deliver(Msg("urgent"))

@@ -263,3 +263,15 @@ def test_shell_network_reaches_the_shell_policy(tmp_path: Path) -> None:
     assert session_options(LoomkinConfig()).settings.shell_policy.network is False
     write(tmp_path, "[shell]\nnetwork = true\n")
     assert session_options(load_config(tmp_path)).settings.shell_policy.network is True
+
+
+def test_the_stream_idle_timeout_reaches_the_session_settings(tmp_path: Path) -> None:
+    assert session_options(LoomkinConfig()).settings.stream_idle_timeout_s == 120.0
+    write(tmp_path, "[limits]\nstream_idle_timeout_s = 45\n")
+    assert session_options(load_config(tmp_path)).settings.stream_idle_timeout_s == 45.0
+    assert error_of(tmp_path, "[limits]\nstream_idle_timeout_s = 0\n") == (
+        "limits.stream_idle_timeout_s: must be greater than 0 (got 0)"
+    )
+    assert error_of(tmp_path, '[limits]\nstream_idle_timeout_s = "1"\n').startswith(
+        "limits.stream_idle_timeout_s: must be a valid number"
+    )

@@ -146,13 +146,20 @@ class ModelCallCompleted(AgentEvent):
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelCallFailed(AgentEvent):
-    """A model call failed; ``will_retry`` says whether the loop tries again."""
+    """An attempt of a model call failed; ``will_retry`` says whether it is tried again.
+
+    Every failed attempt is one event (SPEC §3.13: retries are visible): ``attempt`` counts
+    the call's failures from 1, ``delay_s`` is the wait before the retry (0 when none
+    follows). A call ends with ``ModelCallCompleted`` or a ``ModelCallFailed`` with
+    ``will_retry`` false.
+    """
 
     kind: Literal["model_call_failed"] = "model_call_failed"
     call_id: CallId
     error: str
     attempt: int
     will_retry: bool
+    delay_s: float = 0.0
 
 
 @register

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from loomkin.errors import ProviderError, ProviderTimeout, ProviderUnavailable, RateLimited
 
-__all__ = ["connection_error", "status_error", "timeout_error"]
+__all__ = ["broken_stream", "connection_error", "status_error", "timeout_error"]
+
+_MAX_DETAIL = 300
 
 _KEY_HINTS = {401: "the API key was rejected", 403: "the API key may not use this model"}
 
@@ -43,3 +45,15 @@ def timeout_error(model_name: str, timeout: float) -> ProviderTimeout:
 def connection_error(model_name: str, base_url: str) -> ProviderUnavailable:
     """Return the error for a call on ``model_name`` that could not reach ``base_url``."""
     return ProviderUnavailable(f"{model_name}: cannot reach {base_url} (is the server running?)")
+
+
+def broken_stream(model_name: str, error: BaseException) -> ProviderUnavailable:
+    """Return the error for a stream on ``model_name`` that broke with ``error`` mid-way.
+
+    A server-sent event that is not JSON, bytes that are not UTF-8, a connection cut or an
+    error event mid-stream: transient, since the next try may well go through.
+    """
+    detail = " ".join(str(error).split())
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[: _MAX_DETAIL - 1] + "…"
+    return ProviderUnavailable(f"{model_name}: broken stream: {type(error).__name__}: {detail}")

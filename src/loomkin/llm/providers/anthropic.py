@@ -27,9 +27,9 @@ from anthropic.types import (
     RawContentBlockStopEvent,
     RawMessageDeltaEvent,
     RawMessageStartEvent,
-    RawMessageStopEvent,
 )
 
+from loomkin.core.arguments import ArgumentsError, decode_arguments
 from loomkin.core.chat import (
     AssistantMessage,
     ChatMessage,
@@ -47,7 +47,12 @@ from loomkin.llm.model import (
     ToolSchema,
     UsageReport,
 )
-from loomkin.llm.providers._errors import connection_error, status_error, timeout_error
+from loomkin.llm.providers._errors import (
+    broken_stream,
+    connection_error,
+    status_error,
+    timeout_error,
+)
 from loomkin.llm.toolnames import WireNames
 
 if TYPE_CHECKING:
@@ -128,7 +133,12 @@ class AnthropicModel:
                 for event in state.feed(raw):
                     yield event
         except anthropic.AnthropicError as error:
-            raise self._translate(error) from error
+            raise self._translate(error, streaming=True) from error
+        except Exception as error:
+            # What the SDK meets on the wire is raised as-is (JSONDecodeError for a broken
+            # event, UnicodeDecodeError for bytes that are not UTF-8, httpx errors for a cut
+            # connection), and a field of the wrong type breaks the folding: all transient.
+            raise broken_stream(self.name, error) from error
         finally:
             await stream.close()
         if state.stop_reason is None:
@@ -152,16 +162,33 @@ class AnthropicModel:
             extra_body=extra or None,
         )
 
-    def _translate(self, error: anthropic.AnthropicError) -> ProviderError:
+    def _translate(
+        self, error: anthropic.AnthropicError, *, streaming: bool = False
+    ) -> ProviderError:
         if isinstance(error, anthropic.APITimeoutError):
             return timeout_error(self.name, self.timeout)
         if isinstance(error, anthropic.APIConnectionError):
             return connection_error(self.name, str(self._client.base_url))
-        if isinstance(error, anthropic.APIStatusError):
+        if isinstance(error, anthropic.APIStatusError) and not (
+            streaming and error.status_code < 400
+        ):
             return status_error(
                 self.name, error.status_code, _detail(error), key_env="ANTHROPIC_API_KEY"
             )
+        if streaming:  # an error event in a 200 stream ("overloaded_error"): worth another try
+            return broken_stream(self.name, error)
         return ProviderError(f"{self.name}: {error}")
+
+
+_FOLDED_EVENTS = frozenset(
+    {
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -177,6 +204,10 @@ class _StreamState:
     initial_input: dict[int, object] = field(default_factory=dict)
 
     def feed(self, raw: RawMessageStreamEvent) -> list[StreamEvent]:
+        if getattr(raw, "type", None) not in _FOLDED_EVENTS:
+            # message_stop, ping, and event types newer than this adapter add nothing (the
+            # SDK builds an unknown type as one of the types it knows: go by the name).
+            return []
         if isinstance(raw, RawMessageStartEvent):
             usage = raw.message.usage
             self.input_tokens = (
@@ -196,8 +227,6 @@ class _StreamState:
             self.output_tokens = raw.usage.output_tokens
             if raw.usage.input_tokens is not None:
                 self.input_tokens = max(self.input_tokens, raw.usage.input_tokens)
-        else:
-            assert isinstance(raw, RawMessageStopEvent), f"unexpected stream event {raw!r}"
         return []
 
     def _block_start(self, raw: RawContentBlockStartEvent) -> list[StreamEvent]:
@@ -247,6 +276,8 @@ def to_anthropic_messages(messages: tuple[ChatMessage, ...]) -> tuple[str, list[
             groups[-1][1].extend(blocks)
         else:
             groups.append((role, blocks))
+    if groups and groups[-1][0] == "assistant":
+        _strip_final(groups)
     wire: list[MessageParam] = [
         {"role": "user", "content": blocks}
         if role == "user"
@@ -289,19 +320,38 @@ def _blocks(
 
 
 def _text(text: str) -> list[ContentBlockParam]:
-    # The API rejects empty text blocks.
-    return [{"type": "text", "text": text}] if text else []
+    # The API rejects text blocks that are empty or only whitespace.
+    return [{"type": "text", "text": text}] if text.strip() else []
+
+
+def _strip_final(
+    groups: list[tuple[Literal["user", "assistant"], list[ContentBlockParam]]],
+) -> None:
+    """Strip trailing whitespace from a final assistant message (the API refuses it there).
+
+    A transcript ends with the assistant's words when a pause cut its answer short; the
+    model is then asked to go on from them.
+    """
+    blocks = groups[-1][1]
+    last = blocks[-1]
+    if last["type"] != "text":
+        return
+    text = last["text"].rstrip()
+    if text:
+        blocks[-1] = {"type": "text", "text": text}
+        return
+    blocks.pop()
+    if not blocks:
+        groups.pop()
 
 
 def _tool_input(arguments: str) -> dict[str, object]:
     try:
-        value = json.loads(arguments) if arguments else {}
-    except json.JSONDecodeError:
-        value = None
-    if isinstance(value, dict):
-        return value
-    # The model produced invalid arguments; show it what it sent (the tool result says why).
-    return {"invalid_arguments": arguments}
+        return decode_arguments(arguments)
+    except ArgumentsError:
+        # Arguments the API would refuse (not an object, NaN, nested past what its parser
+        # takes...): show the model what it sent; the tool result says what was wrong.
+        return {"invalid_arguments": arguments}
 
 
 def to_anthropic_tools(tools: tuple[ToolSchema, ...]) -> list[ToolParam]:

@@ -13,13 +13,16 @@ How this works and why:
   (such requests are made whole and replayed as the same stream events) and drops ``tool``
   messages (results are sent as ``user`` messages).
 * SDK errors become :class:`~loomkin.errors.ProviderError` subclasses raised ``from`` the
-  SDK error (so :func:`~loomkin.llm.retry.retry_after` can read the headers). The stream is
-  closed in ``finally``, so abandoning the generator releases the connection.
+  SDK error (so :func:`~loomkin.llm.retry.retry_after` can read the headers). So does
+  whatever else breaks a stream (a server-sent event that is not JSON, bytes that are not
+  UTF-8, a connection cut mid-stream, a chunk field of the wrong type): a transient
+  :class:`~loomkin.errors.ProviderUnavailable`, never a raw exception. The stream is closed
+  in ``finally``, so abandoning the generator releases the connection.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, TypedDict, assert_never
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, assert_never
 
 import openai
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
@@ -42,7 +45,12 @@ from loomkin.llm.model import (
     UsageReport,
 )
 from loomkin.llm.profiles import EndpointProfile, profile_for
-from loomkin.llm.providers._errors import connection_error, status_error, timeout_error
+from loomkin.llm.providers._errors import (
+    broken_stream,
+    connection_error,
+    status_error,
+    timeout_error,
+)
 from loomkin.llm.toolnames import WireNames
 
 if TYPE_CHECKING:
@@ -123,9 +131,12 @@ class OpenAIModel:
         if request.tools and not self.profile.streams_tool_calls:
             try:
                 completion = await self._complete(request)
+                events = _completion_events(completion)
             except openai.OpenAIError as error:
                 raise self._translate(error) from error
-            for event in _completion_events(completion):
+            except Exception as error:  # a body the SDK could not read, a field mistyped
+                raise broken_stream(self.name, error) from error
+            for event in events:
                 yield event
             return
         try:
@@ -136,13 +147,18 @@ class OpenAIModel:
         saw_tool_calls = False
         try:
             async for chunk in stream:
-                for event in _chunk_events(chunk):
+                events, chunk_finish = _chunk_events(chunk)
+                for event in events:
                     saw_tool_calls = saw_tool_calls or isinstance(event, ToolCallDelta)
                     yield event
-                for choice in chunk.choices:
-                    finish = choice.finish_reason
+                finish = chunk_finish or finish
         except openai.OpenAIError as error:
-            raise self._translate(error) from error
+            raise self._translate(error, streaming=True) from error
+        except Exception as error:
+            # The SDK raises what it meets on the wire as-is: JSONDecodeError for a broken
+            # event, UnicodeDecodeError for bytes that are not UTF-8, httpx errors for a
+            # connection cut mid-stream, and _chunk_events refuses fields of the wrong type.
+            raise broken_stream(self.name, error) from error
         finally:
             await stream.close()
         if finish is None:
@@ -183,13 +199,15 @@ class OpenAIModel:
             ),
         }
 
-    def _translate(self, error: openai.OpenAIError) -> ProviderError:
+    def _translate(self, error: openai.OpenAIError, *, streaming: bool = False) -> ProviderError:
         if isinstance(error, openai.APITimeoutError):
             return timeout_error(self.name, self.timeout)
         if isinstance(error, openai.APIConnectionError):
             return connection_error(self.name, str(self._client.base_url))
         if isinstance(error, openai.APIStatusError):
             return status_error(self.name, error.status_code, _detail(error), key_env=self._key_env)
+        if streaming:  # an error event in the stream ("overloaded"...): worth another try
+            return broken_stream(self.name, error)
         return ProviderError(f"{self.name}: {error}")
 
 
@@ -248,30 +266,69 @@ def to_openai_tools(tools: tuple[ToolSchema, ...]) -> list[ChatCompletionToolPar
     ]
 
 
-def _chunk_events(chunk: ChatCompletionChunk) -> list[StreamEvent]:
+def _chunk_events(chunk: ChatCompletionChunk) -> tuple[list[StreamEvent], str | None]:
+    """Return a chunk's events and its finish reason, checking every field read.
+
+    The SDK builds chunks without validating them, so a field can hold any JSON value a
+    server sent; one of the wrong type raises :class:`TypeError` naming it.
+    """
     events: list[StreamEvent] = []
-    for choice in chunk.choices:
+    finish: str | None = None
+    for choice in _list(chunk.choices, "choices"):
         delta = choice.delta
-        if delta.content:
-            events.append(TextDelta(text=delta.content))
-        for call in delta.tool_calls or ():
+        content = _optional(delta.content, str, "delta.content")
+        if content:
+            events.append(TextDelta(text=content))
+        for call in _list(delta.tool_calls or [], "delta.tool_calls"):
             function = call.function
+            name = _optional(function.name, str, "function.name") if function else None
+            arguments = (
+                _optional(function.arguments, str, "function.arguments") if function else None
+            )
             events.append(
                 ToolCallDelta(
-                    index=call.index,
-                    call_id=call.id or None,
-                    name=(function.name or None) if function else None,
-                    arguments_delta=(function.arguments or "") if function else "",
+                    index=_index(call.index),
+                    call_id=_optional(call.id, str, "tool_calls.id") or None,
+                    name=name or None,
+                    arguments_delta=arguments or "",
                 )
             )
+        finish = _optional(choice.finish_reason, str, "finish_reason") or finish
     if chunk.usage is not None:
         events.append(
             UsageReport(
-                input_tokens=chunk.usage.prompt_tokens,
-                output_tokens=chunk.usage.completion_tokens,
+                input_tokens=_tokens(chunk.usage.prompt_tokens, "usage.prompt_tokens"),
+                output_tokens=_tokens(chunk.usage.completion_tokens, "usage.completion_tokens"),
             )
         )
-    return events
+    return events, finish
+
+
+_V = TypeVar("_V")
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"chunk field {what!r} is {type(value).__name__}, not a list")
+    return value
+
+
+def _optional(value: object, kind: type[_V], what: str) -> _V | None:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"chunk field {what!r} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _index(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 10_000:
+        raise TypeError(f"chunk field 'tool_calls.index' is {value!r}, not a small integer")
+    return value
+
+
+def _tokens(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError(f"chunk field {what!r} is {value!r}, not a token count")
+    return value
 
 
 def _completion_events(completion: ChatCompletion) -> list[StreamEvent]:
