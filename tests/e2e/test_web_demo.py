@@ -52,7 +52,7 @@ def _need_chromium() -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    """``loomkin serve --demo`` on a free loopback port; yields the page's URL."""
+    """``loomkin serve --demo`` on a free loopback port; yields the page's URL (with its token)."""
     _need_chromium()
     command = [
         sys.executable,
@@ -115,6 +115,11 @@ def test_demo_in_the_browser(page: Page) -> None:
     cards = page.locator("#agents .card")
     expect(page.locator('#agents .card[data-agent="concierge"]')).to_be_visible()
     expect(page.locator("#chat li.user")).to_contain_text("greet")
+    # The printed URL carried the token; the page kept it and took it out of the address,
+    # and a reload still works (the token is in the tab's sessionStorage).
+    assert "token=" not in page.url
+    page.reload()
+    expect(page.locator('#agents .card[data-agent="concierge"]')).to_be_visible()
 
     # alice asks to edit a file: pause her while she waits (queued), then allow the edit.
     alice = page.locator('#agents .card[data-agent="alice"]')
@@ -140,12 +145,15 @@ def test_demo_in_the_browser(page: Page) -> None:
 
     page.locator("#filter-agent").select_option(alice.get_attribute("data-agent-id"))
     page.locator("#filter-type").select_option("model_call")
-    newest = page.locator("#feed li[data-kind=model_call_started]").first
     page.wait_for_function(
         "(after) => { const r = document.querySelector('#feed li[data-kind=model_call_started]');"
         " return r && Number(r.dataset.position) > after; }",
         arg=resumed_after,
     )
+    # The row found, by position: alice's next calls may add newer rows above it meanwhile.
+    first = page.locator("#feed li[data-kind=model_call_started]").first
+    position = first.get_attribute("data-position")
+    newest = page.locator(f"#feed li[data-kind=model_call_started][data-position='{position}']")
     newest.locator("summary").click()
     expect(newest.locator("pre")).to_contain_text(f"[User guidance]: {STEER}")
     page.locator("#filter-agent").select_option("")

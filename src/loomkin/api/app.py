@@ -10,21 +10,18 @@ How this works and why:
 * Errors: a :class:`~loomkin.errors.NotFound` is a 404, a refused action (a state transition,
   a policy) is a 409, any other bad input is a 422, always as ``{"detail": "...", "errors": [...]}``
   naming the problem. A bad request never becomes a 500.
-* Access: with a token, every request (the page, its assets, the API and the live stream)
-  must carry it, as ``Authorization: Bearer <token>`` or ``?token=`` (EventSource cannot set
-  headers). Without a token the app answers only requests addressed to a loopback host name,
-  which defeats DNS rebinding. State-changing requests must be JSON
-  (``Content-Type: application/json``), so a cross-site form or ``no-cors`` fetch cannot
-  drive the agents.
+* Access (``access.py``, SECURITY.md): a token on every API request, loopback included; an
+  exact ``Host`` allowlist against DNS rebinding; ``Origin`` checked so only the server's own
+  page (or a program holding the token) can change state; JSON bodies of bounded size.
+* New sessions (``launch.py``): only on projects under the server's roots, only with the
+  model servers it was started with, always with the project's ``loomkin.toml``.
 """
 
 from __future__ import annotations
 
-import hmac
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,39 +29,52 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loomkin.api.access import AccessMiddleware, AccessPolicy, check_token, host_names
+from loomkin.api.launch import LaunchPolicy, NotAllowed
 from loomkin.api.routes import ApiContext, router
 from loomkin.errors import (
     InvalidTransition,
     LoomkinError,
     MissingCredentials,
     NotFound,
+    PathEscapeError,
     PolicyRefused,
     UserError,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from collections.abc import AsyncIterator, Iterable
 
     from loomkin.service.runtime import Loomkin
 
-__all__ = ["LOOPBACK_NAMES", "create_app"]
-
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+__all__ = ["create_app"]
 
 
-def create_app(loomkin: Loomkin, *, token: str | None = None) -> FastAPI:
+def create_app(
+    loomkin: Loomkin,
+    *,
+    token: str | None = None,
+    bound: str = "127.0.0.1",
+    allowed_hosts: Iterable[str] = (),
+    launch: LaunchPolicy | None = None,
+) -> FastAPI:
     """Build the web app on ``loomkin``.
 
     Args:
         loomkin: The runtime whose sessions the app shows and drives (owned by the caller).
-        token: When set, every request must carry it (see the module docstring).
+        token: Required on every API request when set (``None``: ``--no-token``, for tests;
+            :func:`~loomkin.api.server.serve` generates one by default).
+        bound: The address the server listens on (its name is an allowed ``Host``).
+        allowed_hosts: More ``Host`` names to answer to (``--allow-host``).
+        launch: What ``POST /api/sessions`` may open (default: nothing).
+
+    Raises:
+        ConfigError: the token or an allowed host name is unusable.
     """
-    if token is not None and not token.strip():
-        raise UserError("the access token is empty; pass a non-empty --token or unset it")
-    ctx = ApiContext(loomkin=loomkin, token=token)
+    if token is not None:
+        check_token(token)
+    ctx = ApiContext(loomkin=loomkin, token=token, launch=launch or LaunchPolicy())
+    policy = AccessPolicy(token=token, hosts=host_names(bound, allowed_hosts))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,13 +88,15 @@ def create_app(loomkin: Loomkin, *, token: str | None = None) -> FastAPI:
         summary="Watch and steer self-organizing teams of coding agents.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # the docs pages load scripts from a CDN and cannot send the token
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.include_router(router)
     static = resources.files("loomkin.api") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_error_handlers(app)
-    app.add_middleware(AccessMiddleware, token=token)
+    app.add_middleware(AccessMiddleware, policy=policy)
     return app
 
 
@@ -106,6 +118,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _status_of(exc: LoomkinError) -> int:
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, NotAllowed | PathEscapeError):
+        return 403
     if isinstance(exc, InvalidTransition | PolicyRefused):
         return 409
     if isinstance(exc, UserError | MissingCredentials):
@@ -122,53 +136,3 @@ def _describe(error: object) -> str:
 
 def _error(status: int, message: str, detail: list[str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": message, "errors": detail or []}, status_code=status)
-
-
-class AccessMiddleware:
-    """Checks the token, the host name and the body type of every request (pure ASGI)."""
-
-    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
-        self.app = app
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        refusal = self.refusal(scope)
-        if refusal is not None:
-            await _error(*refusal)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def refusal(self, scope: Scope) -> tuple[int, str] | None:
-        """Return ``(status, message)`` when the request must be refused."""
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.token is None:
-            host = _host_name(headers.get("host", ""))
-            if host not in LOOPBACK_NAMES and not host.startswith("127."):
-                return 421, f"this server answers only on localhost, not {host!r}"
-        elif not self._authorised(scope, headers):
-            return 401, "missing or wrong token: send 'Authorization: Bearer <token>'"
-        if scope["method"] in _UNSAFE:
-            media = headers.get("content-type", "").split(";")[0].strip().lower()
-            if media != "application/json":
-                return 415, "send the request body as JSON (Content-Type: application/json)"
-        return None
-
-    def _authorised(self, scope: Scope, headers: dict[str, str]) -> bool:
-        assert self.token is not None
-        expected = self.token.encode()
-        auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            return hmac.compare_digest(auth[7:].strip().encode(), expected)
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        given = query.get("token", [""])[0]
-        return bool(given) and hmac.compare_digest(given.encode(), expected)
-
-
-def _host_name(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host.split("]")[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import html
+import asyncio
 import json
 from dataclasses import asdict
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
 from loomkin.api.feed import FeedRow, feed_row
+from loomkin.api.launch import LaunchPolicy
 from loomkin.api.schemas import (
     ControlOut,
     ErrorOut,
@@ -50,11 +50,14 @@ PING_S = 15
 
 
 class ApiContext:
-    """What the routes share: the runtime and the open live streams."""
+    """What the routes share: the runtime, the server's bounds and the open live streams."""
 
-    def __init__(self, *, loomkin: Loomkin, token: str | None) -> None:
+    def __init__(
+        self, *, loomkin: Loomkin, token: str | None, launch: LaunchPolicy | None = None
+    ) -> None:
         self.loomkin = loomkin
         self.token = token
+        self.launch = launch or LaunchPolicy()
         self.streams: set[EventStream] = set()
 
     def close_streams(self) -> None:
@@ -76,8 +79,10 @@ def _ctx(request: Request) -> ApiContext:
 
 Ctx = Annotated[ApiContext, Depends(_ctx)]
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (401, 404, 409, 415, 421, 422)
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 421, 422)
 }
+MAX_POSITION = 2**63 - 1
+"""Largest log position (the stores keep positions as signed 64-bit integers)."""
 router = APIRouter(responses=_ERRORS)
 
 
@@ -94,11 +99,14 @@ def _agent(session: Session, ref: str) -> AgentInfo:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def page(ctx: Ctx) -> HTMLResponse:
-    """The web app (``/?session=ID`` opens one session; default: the newest)."""
+async def page() -> HTMLResponse:
+    """The web app (``/?session=ID`` opens one session; default: the newest).
+
+    The page and its assets need no token (they hold no state; see ``access.py``), so the
+    token is never written into the page: the script takes it from ``?token=``.
+    """
     text = (resources.files("loomkin.api") / "static" / "index.html").read_text("utf-8")
-    suffix = f"?token={quote(ctx.token, safe='')}" if ctx.token else ""
-    return HTMLResponse(text.replace("{{ASSET_QUERY}}", html.escape(suffix, quote=True)))
+    return HTMLResponse(text.replace("{{ASSET_QUERY}}", ""))
 
 
 # -- sessions --------------------------------------------------------------------------------
@@ -112,9 +120,20 @@ async def list_sessions(ctx: Ctx) -> list[SessionOut]:
 
 @router.post("/api/sessions", response_model=SessionOut, status_code=201, tags=["sessions"])
 async def create_session(ctx: Ctx, body: SessionCreateIn) -> SessionOut:
-    """Open a new session on a project directory with a model."""
+    """Open a new session on a project under the server's roots (``--allow-root``).
+
+    The project's ``loomkin.toml`` applies (permissions, limits, budgets, model). A
+    ``base_url`` must be the one the server was started with (``--base-url``).
+    """
+    launch = ctx.launch
+    root = await asyncio.to_thread(launch.project, body.project)
+    choice = await asyncio.to_thread(launch.model_choice, root, body.model, body.base_url)
     session = await ctx.loomkin.open_session(
-        body.project, model=body.model, base_url=body.base_url, title=body.title
+        root,
+        model=choice.model,
+        base_url=choice.base_url,
+        api_key_env=choice.api_key_env,
+        title=body.title,
     )
     return session_out(ctx.loomkin.stored_session(session.session_id))
 
@@ -179,7 +198,9 @@ async def list_mcp_servers(ctx: Ctx, session_id: str) -> list[McpServerOut]:
 async def get_feed(
     ctx: Ctx,
     session_id: str,
-    after: Annotated[int, Query(ge=0, description="Rows after this log position.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Rows after this log position.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=5000, description="Events to read at most.")] = 500,
 ) -> FeedPage:
     """Feed rows after a position, oldest first (for catch-up and scripts)."""
@@ -202,7 +223,9 @@ def _row_out(row: FeedRow) -> FeedRowOut:
 async def stream_events(
     ctx: Ctx,
     session_id: str,
-    after: Annotated[int, Query(ge=0, description="Start after this log position.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Start after this log position.")
+    ] = 0,
     follow: Annotated[bool, Query(description="Keep streaming live events.")] = True,
     last_event_id: Annotated[str | None, Header(description="Set by EventSource.")] = None,
 ) -> EventSourceResponse:
@@ -223,12 +246,12 @@ async def stream_events(
 def _resume_position(after: int, last_event_id: str | None) -> int:
     if last_event_id is None or not last_event_id.strip():
         return after
-    try:
-        position = int(last_event_id)
-    except ValueError:
-        raise UserError(f"Last-Event-ID must be a log position, got {last_event_id!r}") from None
-    if position < 0:
-        raise UserError(f"Last-Event-ID must not be negative, got {position}")
+    text = last_event_id.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise UserError(f"Last-Event-ID must be a log position, got {last_event_id[:40]!r}")
+    position = int(text)
+    if position > MAX_POSITION:
+        raise UserError(f"Last-Event-ID must be at most {MAX_POSITION}, got {text}")
     return position
 
 

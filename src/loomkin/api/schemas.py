@@ -39,14 +39,37 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class SessionCreateIn(_In):
-    """Open a session on a project directory."""
+MAX_PATH = 4096
+"""Longest project path accepted (Linux's PATH_MAX)."""
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+"""No NUL byte or other control character (they are never part of a real name)."""
 
-    project: str = Field(min_length=1, description="The project directory (on the server).")
-    model: str = Field(
-        min_length=1, description="A provider:model spec, e.g. openai:gpt-4.1 or scripted:demo."
+
+class SessionCreateIn(_In):
+    """Open a session on a project directory under the server's roots (``--allow-root``)."""
+
+    project: str = Field(
+        min_length=1,
+        max_length=MAX_PATH,
+        pattern=_NO_CONTROL,
+        description="The project directory on the server: an absolute path under one of the "
+        "server's roots (its --project and --allow-root directories).",
     )
-    base_url: str | None = Field(default=None, description="An OpenAI-compatible server.")
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        pattern=_NO_CONTROL,
+        description="A provider:model spec, e.g. openai:gpt-4.1 (default: the project's "
+        "loomkin.toml [model] default, else the server's --model).",
+    )
+    base_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=_NO_CONTROL,
+        description="The model server: only the one the server was started with "
+        "(--base-url) is accepted.",
+    )
     title: str = Field(default="", max_length=200)
 
 

@@ -7,8 +7,10 @@ runtime when it runs, so ``loomkin --help`` and the commands that call no model 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,26 +20,52 @@ from loomkin.errors import LeaseHeld, LoomkinError
 if TYPE_CHECKING:
     from collections.abc import Coroutine
     from pathlib import Path
+    from types import FrameType
 
-__all__ = ["console", "default_store", "run_command"]
+__all__ = ["console", "default_store", "fail", "run_command", "shown"]
 
-console = Console(highlight=False)
+console = Console(highlight=False, emoji=False)
+"""Every line goes through rich markup; user text is escaped, and ``:m:`` stays ``:m:``."""
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as one error line and exit with status 2."""
+    console.print(f"[bold red]error:[/] {escape(message)}")
+    sys.exit(2)
+
+
+def shown(text: str, limit: int = 200) -> str:
+    """``text`` cut for an error line (a 5,000-character path must not flood it)."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]}"
 
 
 def run_command(coro: Coroutine[object, object, int]) -> None:
     """Run a command's coroutine; a Loomkin error is one line (exit 2), never a traceback."""
+    # SIGTERM stops like Ctrl-C: the main task is cancelled, so cleanups run (the web server
+    # removes its .loomkin/server.json) instead of the process dying on the spot.
+    # Only the main thread may set handlers (a command run from a thread keeps the default).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         code = asyncio.run(coro)
     except LeaseHeld as exc:  # another process runs the session: say how to take it
-        console.print(f"[bold red]error:[/] {escape(str(exc))} (pass --take-over to take it now)")
-        sys.exit(2)
+        fail(f"{exc} (pass --take-over to take it now)")
     except LoomkinError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
+        fail(str(exc))
+    except OSError as exc:  # a file or socket the command needed: one line, not a traceback
+        where = f": {shown(str(exc.filename))}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}")
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; the session is in the store and can be resumed")
         sys.exit(130)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(code)
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    signal.raise_signal(signal.SIGINT)  # asyncio.run turns it into a cancellation
 
 
 def default_store(project: Path) -> str:

@@ -4,31 +4,65 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
-from loomkin.cli.common import console, default_store, run_command
-from loomkin.cli.control import agent_path, call, echo_json, read_server_info, write_server_info
+from loomkin.cli.common import console, default_store, fail, run_command, shown
+from loomkin.cli.control import (
+    agent_path,
+    call,
+    echo_json,
+    read_server_info,
+    remove_server_info,
+    write_server_info,
+)
 from loomkin.cli.observe import cost, mcp, trace
 from loomkin.cli.store import store_group
 from loomkin.errors import LoomkinError, UserError
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import AsyncIterator, Callable
 
+    from loomkin.api import LaunchPolicy
     from loomkin.core.records import PermissionDecision
     from loomkin.service import Loomkin, PendingPermission, PermissionResponder, Session
 
 __all__ = ["default_store", "main"]
 
 
+def _directory(path: Path, *, must_exist: bool = True, option: str = "--project") -> Path:
+    """``path`` resolved; a usage error naming ``option`` when it cannot be a project."""
+    try:
+        resolved = path.expanduser().resolve()
+        exists = resolved.is_dir() if must_exist else not resolved.exists() or resolved.is_dir()
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop, no home
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise click.BadParameter(
+            f"cannot use {shown(str(path))}: {reason}", param_hint=option
+        ) from None
+    if not exists:
+        raise click.BadParameter(f"{shown(str(resolved))} is not a directory", param_hint=option)
+    return resolved
+
+
+def _check_pace(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """Seconds per scripted model call: finite and at most a minute (inf would hang)."""
+    if not math.isfinite(value) or not 0 <= value <= 60:
+        raise click.BadParameter(f"must be a number of seconds from 0 to 60, got {value}")
+    return value
+
+
+_PORT = click.IntRange(0, 65535)
+
 _OTLP_FROM_ENV = "env"
 """``--otlp`` given without a URL: the OTEL_EXPORTER_OTLP_* variables say where to."""
-
 
 _otlp_option = click.option(
     "--otlp",
@@ -39,12 +73,16 @@ _otlp_option = click.option(
     help="Export the trace as the session runs to this OTLP/HTTP collector (alone: where "
     "OTEL_EXPORTER_OTLP_* say). Needs the otel extra.",
 )
-
-
 _take_over_option = click.option(
     "--take-over",
     is_flag=True,
     help="Take the session from the process now running it (it stops writing at once).",
+)
+_api_key_env_option = click.option(
+    "--api-key-env",
+    metavar="VAR",
+    help="The environment variable holding the key for --base-url (without it a custom "
+    "--base-url gets no key: OPENAI_API_KEY goes only to OpenAI).",
 )
 
 
@@ -59,14 +97,16 @@ def cli() -> None:
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--model", "model_spec", help="PROVIDER:MODEL, e.g. openai:gpt-4.1.")
 @click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
+@_api_key_env_option
 @click.option("--yes", is_flag=True, help="Allow every write and shell call without asking.")
 @click.option("--store", help="Event store URL (default: sqlite file in <project>/.loomkin).")
 @click.option(
     "--serve",
     "serve_port",
-    type=int,
+    type=_PORT,
     default=None,
-    help="Also serve the web app on this port (0: any free port) for watching and steering.",
+    help="Also serve the web app on this port (0: any free port) for watching and steering; "
+    "the printed URL carries its token.",
 )
 @_otlp_option
 @click.option("--session", "session_id", help="Give GOAL to this stored session instead.")
@@ -76,6 +116,7 @@ def run(
     project: Path,
     model_spec: str | None,
     base_url: str | None,
+    api_key_env: str | None,
     yes: bool,
     store: str | None,
     serve_port: int | None,
@@ -86,57 +127,63 @@ def run(
     """Run GOAL with a team of agents on the project, showing live progress."""
     if take_over and session_id is None:
         raise click.UsageError("--take-over needs --session (a new session has no other writer)")
-    run_command(
-        _run_goal(
-            goal,
-            project.resolve(),
-            model_spec,
-            base_url,
-            yes,
-            store,
-            serve_port,
-            otlp,
-            session_id=session_id,
-            take_over=take_over,
-        )
-    )
+    model = _Model(spec=model_spec, base_url=base_url, api_key_env=api_key_env)
+    target = _Target(session_id=session_id, take_over=take_over)
+    run_command(_run_goal(goal, _directory(project), model, yes, store, serve_port, otlp, target))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Model:
+    """The model options of a command (None: the project's loomkin.toml decides)."""
+
+    spec: str | None
+    base_url: str | None
+    api_key_env: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Target:
+    """A stored session to resume instead of a new one (``None``: a new session)."""
+
+    session_id: str | None = None
+    take_over: bool = False
 
 
 async def _run_goal(
     goal: str,
     project: Path,
-    model_spec: str | None,
-    base_url: str | None,
+    model: _Model,
     yes: bool,
     store: str | None,
     serve_port: int | None = None,
     otlp: str | None = None,
-    *,
-    session_id: str | None = None,
-    take_over: bool = False,
+    target: _Target = _Target(),
 ) -> int:
     from loomkin.service import Loomkin
 
-    if not project.is_dir():  # noqa: ASYNC240 - one stat before anything runs
-        raise click.BadParameter(f"{project} is not a directory", param_hint="--project")
-    async with await Loomkin.open(store or default_store(project)) as loomkin:
-        after = 0
-        if session_id is None:
-            session = await _open_configured(
-                loomkin, project, model_spec, base_url, title=goal[:80]
-            )
-        else:
-            after = loomkin.last_position
-            session = await _resume_configured(
-                loomkin, project, session_id, model_spec, base_url, take_over=take_over
-            )
-        session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
-        console.print(f"[bold]session[/] {session.session_id} on {project}")
-        async with _tracing(session, otlp):
-            if serve_port is None:
-                return await _drive(session, goal, after=after)
-            async with _web_app(loomkin, session, host="127.0.0.1", port=serve_port, token=None):
-                return await _drive(session, goal, after=after)
+    # Listen first: a port in use must fail before a session is written to the store.
+    sockets = _listen("127.0.0.1", serve_port) if serve_port is not None else []
+    try:
+        async with await Loomkin.open(store or default_store(project)) as loomkin:
+            after = 0
+            if target.session_id is None:
+                session = await _open_configured(loomkin, project, model, title=goal[:80])
+            else:
+                after = loomkin.last_position
+                session = await _resume_configured(loomkin, target, model)
+            session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
+            console.print(f"[bold]session[/] {session.session_id} on {escape(str(project))}")
+            async with _tracing(session, otlp):
+                if not sockets:
+                    return await _drive(session, goal, after=after)
+                launch = _launch_policy((project,), model)
+                async with _web_app(
+                    loomkin, session, host="127.0.0.1", sockets=sockets, launch=launch
+                ):
+                    return await _drive(session, goal, after=after)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @contextlib.asynccontextmanager
@@ -155,31 +202,59 @@ async def _tracing(session: Session, otlp: str | None) -> AsyncIterator[None]:
     refused = f", {summary.failed} not accepted (see the log)" if summary.failed else ""
     console.print(
         f"trace {summary.trace_id}: {summary.spans} spans sent to "
-        f"{', '.join(summary.destinations)}{refused}"
+        f"{escape(', '.join(summary.destinations))}{refused}"
+    )
+
+
+async def _resume_configured(loomkin: Loomkin, target: _Target, model: _Model) -> Session:
+    """Resume ``target.session_id`` (default: the newest); settings from its loomkin.toml."""
+    sessions = loomkin.sessions()
+    if not sessions:
+        raise UserError("no stored session in this store; start one with `loomkin run`")
+    chosen = target.session_id or sessions[-1].session_id
+    factory = None
+    if model.spec is None and loomkin.stored_session(chosen).model.startswith("scripted:"):
+        from loomkin.demo import demo_model  # a demo session resumes with the demo's script
+
+        factory = demo_model
+    return await loomkin.resume_session(
+        chosen,
+        model=model.spec,
+        model_factory=factory,
+        base_url=model.base_url,
+        api_key_env=model.api_key_env,
+        take_over=target.take_over,
     )
 
 
 async def _open_configured(
-    loomkin: Loomkin,
-    project: Path,
-    model_spec: str | None,
-    base_url: str | None,
-    *,
-    title: str = "",
+    loomkin: Loomkin, project: Path, model: _Model, *, title: str = ""
 ) -> Session:
-    """Open a session on ``project`` with its loomkin.toml; the options given here win."""
-    from loomkin.service.config import load_config
-    from loomkin.service.options import session_options
-
-    options = session_options(load_config(project))
+    """Open a session on ``project``: the options given here win over its loomkin.toml."""
     return await loomkin.open_session(
         project,
-        model=model_spec or options.model,
-        base_url=base_url or options.base_url,
-        settings=options.settings,
-        policy=options.policy,
-        prices=options.prices,
+        model=model.spec,
+        base_url=model.base_url,
+        api_key_env=model.api_key_env,
         title=title,
+    )
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    from loomkin.api import listen  # the web stack loads only when asked for
+
+    return listen(host, port)
+
+
+def _launch_policy(roots: tuple[Path, ...], model: _Model) -> LaunchPolicy:
+    """What sessions the web app may open: projects under ``roots``, this model server."""
+    from loomkin.api import LaunchPolicy, resolve_roots
+
+    return LaunchPolicy(
+        roots=resolve_roots(roots),
+        model=model.spec,
+        base_url=model.base_url,
+        api_key_env=model.api_key_env,
     )
 
 
@@ -215,6 +290,7 @@ def _ask_in_terminal() -> PermissionResponder:
 
 
 async def _drive(session: Session, goal: str | None, *, after: int = 0) -> int:
+    """Send ``goal`` (if any), print events until the session is idle, then the summary."""
     printer = asyncio.create_task(_print_events(session, after))
     try:
         if goal is not None:
@@ -243,9 +319,9 @@ async def _print_summary(session: Session) -> None:
     console.rule("summary")
     tasks = ", ".join(f"{n} {status}" for status, n in sorted(summary.tasks.items())) or "none"
     console.print(f"tasks: {tasks}")
-    console.print(f"files changed: {', '.join(summary.files_changed) or 'none'}")
+    console.print(f"files changed: {escape(', '.join(summary.files_changed)) or 'none'}")
     for decision in summary.decisions:
-        console.print(f"decision: {decision}")
+        console.print(f"decision: {escape(decision)}")
     console.print(
         f"model calls: {summary.model_calls}, tokens: {summary.input_tokens} in / "
         f"{summary.output_tokens} out, cost: ${summary.cost_usd:.4f}"
@@ -257,6 +333,7 @@ async def _print_summary(session: Session) -> None:
 @click.option("--session", "session_id", help="Session id (default: the newest one).")
 @click.option("--model", "model_spec", help="PROVIDER:MODEL (default: the session's model).")
 @click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
+@_api_key_env_option
 @click.option("--yes", is_flag=True, help="Allow every write and shell call without asking.")
 @click.option("--store", help="Event store URL (default: sqlite file in <project>/.loomkin).")
 @_take_over_option
@@ -265,72 +342,37 @@ def resume(
     session_id: str | None,
     model_spec: str | None,
     base_url: str | None,
+    api_key_env: str | None,
     yes: bool,
     store: str | None,
     take_over: bool,
 ) -> None:
     """Resume a stored session after a stop or a crash: interrupted work continues."""
-    run_command(_resume(project.resolve(), session_id, model_spec, base_url, yes, store, take_over))
+    model = _Model(spec=model_spec, base_url=base_url, api_key_env=api_key_env)
+    target = _Target(session_id=session_id, take_over=take_over)
+    run_command(_resume(_directory(project), target, model, yes, store))
 
 
 async def _resume(
     project: Path,
-    session_id: str | None,
-    model_spec: str | None,
-    base_url: str | None,
+    target: _Target,
+    model: _Model,
     yes: bool,
     store: str | None,
-    take_over: bool = False,
 ) -> int:
     from loomkin.service import Loomkin
 
-    url = store or default_store(project)
-    async with await Loomkin.open(url) as loomkin:
+    async with await Loomkin.open(store or default_store(project)) as loomkin:
         after = loomkin.last_position
-        session = await _resume_configured(
-            loomkin, project, session_id, model_spec, base_url, take_over=take_over
-        )
+        # Settings, permissions and the rest come from the session's loomkin.toml.
+        session = await _resume_configured(loomkin, target, model)
         session.set_permission_responder(_allow_all if yes else _ask_in_terminal())
-        console.print(f"[bold]resumed[/] session {session.session_id}")
+        console.print(f"[bold]resumed[/] session {escape(session.session_id)}")
         paused = [a.name for a in session.agents() if a.status == "paused"]
         if paused:
-            console.print(f"paused agents stay paused: {', '.join(paused)} (loomkin agent resume)")
+            names = escape(", ".join(paused))
+            console.print(f"paused agents stay paused: {names} (loomkin agent resume)")
         return await _drive(session, None, after=after)
-
-
-async def _resume_configured(
-    loomkin: Loomkin,
-    project: Path,
-    session_id: str | None,
-    model_spec: str | None,
-    base_url: str | None,
-    *,
-    take_over: bool,
-) -> Session:
-    """Resume ``session_id`` (default: the newest) with the project's loomkin.toml."""
-    from loomkin.service.config import load_config
-    from loomkin.service.options import session_options
-
-    options = session_options(load_config(project))
-    sessions = loomkin.sessions()
-    if not sessions:
-        raise UserError("no stored session in this store; start one with `loomkin run`")
-    chosen = session_id or sessions[-1].session_id
-    factory = None
-    if model_spec is None and loomkin.stored_session(chosen).model.startswith("scripted:"):
-        from loomkin.demo import demo_model  # a demo session resumes with the demo's script
-
-        factory = demo_model
-    return await loomkin.resume_session(
-        chosen,
-        model=model_spec,
-        model_factory=factory,
-        base_url=base_url or options.base_url,
-        settings=options.settings,
-        policy=options.policy,
-        prices=options.prices,
-        take_over=take_over,
-    )
 
 
 @cli.command()
@@ -345,23 +387,25 @@ async def _resume_configured(
     type=float,
     default=0.05,
     show_default=True,
-    help="Real seconds each scripted model call takes.",
+    callback=_check_pace,
+    help="Real seconds each scripted model call takes (0 to 60).",
 )
 @_otlp_option
 def demo(project: Path | None, pace: float, otlp: str | None) -> None:
     """Run the bundled demo on a sample project with a scripted (simulated) model."""
-    run_command(_demo(project, pace, otlp))
+    target = _directory(project, must_exist=False) if project is not None else None
+    run_command(_demo(target, pace, otlp))
 
 
 async def _demo(project: Path | None, pace: float, otlp: str | None = None) -> int:
     from loomkin.demo import copy_sample_project, start_demo  # the demo is optional weight
     from loomkin.service import Loomkin
 
-    root = await asyncio.to_thread(lambda: copy_sample_project(project and project.resolve()))
+    root = await asyncio.to_thread(copy_sample_project, project)
     console.print(
         "[bold yellow]SIMULATED[/]: the model's answers are scripted; every agent, tool call, "
         "file write, task and message is the real runtime working on a sample project at "
-        f"{root}"
+        f"{escape(str(root))}"
     )
     async with await Loomkin.open(default_store(root)) as loomkin:
         session = await start_demo(loomkin, project=root, pace_s=pace)
@@ -372,11 +416,20 @@ async def _demo(project: Path | None, pace: float, otlp: str | None = None) -> i
 
 @contextlib.asynccontextmanager
 async def _web_app(
-    loomkin: Loomkin, session: Session, *, host: str, port: int, token: str | None
+    loomkin: Loomkin,
+    session: Session,
+    *,
+    host: str,
+    sockets: list[socket.socket],
+    launch: LaunchPolicy,
+    token: str | None = None,
+    no_token: bool = False,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> AsyncIterator[str]:
     """Serve the web app while the block runs; record it for ``loomkin agent`` commands."""
-    from loomkin.api.server import serve  # the web stack loads only when asked for
+    from loomkin.api import generate_token, serve  # the web stack loads only when asked for
 
+    chosen = None if no_token else token or generate_token()
     listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def ready(url: str) -> None:
@@ -390,19 +443,44 @@ async def _web_app(
                 error or UserError("the web server stopped before it was ready")
             )
 
-    server = asyncio.create_task(serve(loomkin, host=host, port=port, token=token, ready=ready))
+    server = asyncio.create_task(
+        serve(
+            loomkin,
+            host=host,
+            token=chosen,
+            no_token=no_token,
+            allowed_hosts=allowed_hosts,
+            launch=launch,
+            sockets=sockets,
+            ready=ready,
+        )
+    )
     server.add_done_callback(stopped)
+    project = Path(session.project_root)
+    url = ""
     try:
         url = await listening
-        info = write_server_info(
-            Path(session.project_root), url=url, session_id=session.session_id, token=token
+        info = write_server_info(project, url=url, session_id=session.session_id, token=chosen)
+        console.print(f"[bold]web app[/] {escape(url)}")
+        console.print(
+            f"  open it in your browser; agent controls: loomkin agent --help ({escape(str(info))})"
         )
-        console.print(f"[bold]web app[/] {url}  (agent controls: loomkin agent --help; {info})")
+        if no_token:
+            console.print(
+                "[bold yellow]--no-token[/]: no token is asked for, so any program or user on "
+                "this machine that can connect to this port can read your sessions and drive "
+                "your agents (web pages still cannot: Host and Origin are checked). Use it for "
+                "tests only."
+            )
         yield url
     finally:
         server.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await server
+        if url:
+            await asyncio.to_thread(
+                remove_server_info, project, session_id=session.session_id, url=url
+            )
 
 
 @cli.command()
@@ -414,13 +492,15 @@ async def _web_app(
 )
 @click.option("--model", "model_spec", help="PROVIDER:MODEL for the agents.")
 @click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
+@_api_key_env_option
 @click.option("--demo", is_flag=True, help="Serve the demo scenario (scripted model, no key).")
 @click.option(
     "--pace",
     type=float,
     default=0.3,
     show_default=True,
-    help="With --demo: real seconds each scripted model call takes.",
+    callback=_check_pace,
+    help="With --demo: real seconds each scripted model call takes (0 to 60).",
 )
 @click.option(
     "--no-auto-approve",
@@ -428,9 +508,34 @@ async def _web_app(
     help="With --demo: answer the permission prompts yourself, in the page.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--port", type=_PORT, default=8765, show_default=True)
 @click.option(
-    "--token", envvar="LOOMKIN_TOKEN", help="Required on every request (env LOOMKIN_TOKEN)."
+    "--token",
+    envvar="LOOMKIN_TOKEN",
+    help="The token every request must carry (env LOOMKIN_TOKEN; default: a new random one, "
+    "in the printed URL).",
+)
+@click.option(
+    "--no-token",
+    is_flag=True,
+    help="Ask for no token (tests only): any local program or user could drive your agents.",
+)
+@click.option(
+    "--allow-root",
+    "allow_roots",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also let the page open sessions on projects under DIR (repeatable; --project is "
+    "always allowed).",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests addressed to host NAME (repeatable; localhost, 127.0.0.1, "
+    "[::1] and --host always are).",
 )
 @click.option("--store", help="Event store URL (default: sqlite file in <project>/.loomkin).")
 @click.option("--session", "session_id", help="Serve this stored session (resumed) instead.")
@@ -439,81 +544,117 @@ def serve(
     project: Path | None,
     model_spec: str | None,
     base_url: str | None,
+    api_key_env: str | None,
     demo: bool,
     pace: float,
     no_auto_approve: bool,
     host: str,
     port: int,
     token: str | None,
+    no_token: bool,
+    allow_roots: tuple[Path, ...],
+    allow_hosts: tuple[str, ...],
     store: str | None,
     session_id: str | None,
     take_over: bool,
 ) -> None:
     """Serve the web app: chat, live feed, agent cards, team tree, task graph, controls."""
+    from loomkin.api.access import check_token, host_names
+    from loomkin.api.server import is_loopback
+
+    if no_token and token:
+        raise click.UsageError("--no-token and --token (or LOOMKIN_TOKEN) exclude each other")
+    if no_token and not is_loopback(host):
+        raise click.UsageError("--no-token is for loopback addresses only (tests)")
+    if project is None and not demo:
+        raise click.UsageError("pass --project DIR (or --demo)")
     if take_over and session_id is None:
         raise click.UsageError("--take-over needs --session (a new session has no other writer)")
-    run_command(
-        _serve(
-            project,
-            model_spec,
-            base_url,
-            demo,
-            pace,
-            not no_auto_approve,
-            host,
-            port,
-            token,
-            store,
-            session_id=session_id,
-            take_over=take_over,
-        )
-    )
-
-
-async def _serve(
-    project: Path | None,
-    model_spec: str | None,
-    base_url: str | None,
-    demo: bool,
-    pace: float,
-    auto_approve: bool,
-    host: str,
-    port: int,
-    token: str | None,
-    store: str | None,
-    *,
-    session_id: str | None = None,
-    take_over: bool = False,
-) -> int:
-    from loomkin.api.server import is_loopback
-    from loomkin.service import Loomkin
-
-    if not is_loopback(host) and not token:
-        raise click.UsageError("binding a non-loopback address needs --token (or LOOMKIN_TOKEN)")
     if demo and session_id is not None:
         raise click.UsageError("--demo starts a new demo session; drop --session")
-    if demo:
-        from loomkin.demo import copy_sample_project, start_demo
+    try:
+        if token is not None:
+            check_token(token)
+        host_names(host, allow_hosts)
+    except LoomkinError as exc:
+        fail(str(exc))
+    root = _directory(project, must_exist=not demo) if project is not None else None
+    roots = tuple(_directory(r, option="--allow-root") for r in allow_roots)
+    options = _ServeOptions(
+        model=_Model(spec=model_spec, base_url=base_url, api_key_env=api_key_env),
+        demo=demo,
+        pace=pace,
+        auto_approve=not no_auto_approve,
+        host=host,
+        port=port,
+        token=token,
+        no_token=no_token,
+        roots=roots,
+        allow_hosts=allow_hosts,
+        store=store,
+        target=_Target(session_id=session_id, take_over=take_over),
+    )
+    run_command(_serve(root, options))
 
-        root = await asyncio.to_thread(lambda: copy_sample_project(project and project.resolve()))
-        console.print(f"[bold yellow]SIMULATED[/] demo on a sample project at {root}")
-    elif project is None:
-        raise click.UsageError("pass --project DIR (or --demo)")
-    else:
-        root = await asyncio.to_thread(project.resolve)
-    async with await Loomkin.open(store or default_store(root)) as loomkin:
-        if demo:
-            session = await start_demo(
-                loomkin, project=root, auto_approve=auto_approve, pace_s=pace
-            )
-        elif session_id is not None:
-            session = await _resume_configured(
-                loomkin, root, session_id, model_spec, base_url, take_over=take_over
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ServeOptions:
+    """The options of ``loomkin serve`` (one object: there are many)."""
+
+    model: _Model
+    demo: bool
+    pace: float
+    auto_approve: bool
+    host: str
+    port: int
+    token: str | None
+    no_token: bool
+    roots: tuple[Path, ...]
+    allow_hosts: tuple[str, ...]
+    store: str | None
+    target: _Target
+
+
+async def _serve(project: Path | None, options: _ServeOptions) -> int:
+    from loomkin.service import Loomkin
+
+    # Listen first: a port in use must fail before a session is written to the store.
+    sockets = _listen(options.host, options.port)
+    try:
+        if options.demo:
+            from loomkin.demo import copy_sample_project, start_demo
+
+            root = await asyncio.to_thread(copy_sample_project, project)
+            console.print(
+                f"[bold yellow]SIMULATED[/] demo on a sample project at {escape(str(root))}"
             )
         else:
-            session = await _open_configured(loomkin, root, model_spec, base_url)
-        async with _web_app(loomkin, session, host=host, port=port, token=token):
-            await asyncio.Event().wait()  # until Ctrl-C
+            assert project is not None
+            root = project
+        launch = _launch_policy((root, *options.roots), options.model)
+        async with await Loomkin.open(options.store or default_store(root)) as loomkin:
+            if options.demo:
+                session = await start_demo(
+                    loomkin, project=root, auto_approve=options.auto_approve, pace_s=options.pace
+                )
+            elif options.target.session_id is not None:
+                session = await _resume_configured(loomkin, options.target, options.model)
+            else:
+                session = await _open_configured(loomkin, root, options.model)
+            async with _web_app(
+                loomkin,
+                session,
+                host=options.host,
+                sockets=sockets,
+                launch=launch,
+                token=options.token,
+                no_token=options.no_token,
+                allowed_hosts=options.allow_hosts,
+            ):
+                await asyncio.Event().wait()  # until Ctrl-C
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0
 
 
@@ -594,18 +735,20 @@ def _show_snapshot(answer: dict[str, object]) -> None:
         echo_json(answer)
         return
     for key in ("name", "role", "status", "step", "current_tool", "task_id", "iteration"):
-        console.print(f"{key}: {snapshot.get(key)}")
-    console.print(
-        f"usage: {snapshot.get('input_tokens')} in / {snapshot.get('output_tokens')} out, "
+        console.print(f"{key}: {escape(str(snapshot.get(key)))}")
+    usage = (
+        f"{snapshot.get('input_tokens')} in / {snapshot.get('output_tokens')} out, "
         f"${snapshot.get('cost_usd')}"
     )
+    console.print(f"usage: {escape(usage)}")
     messages = snapshot.get("messages")
     if isinstance(messages, list):
         console.print(f"messages: {len(messages)} (last 5)")
         for message in messages[-5:]:
             if isinstance(message, dict):
                 text = message.get("text") or message.get("content") or message.get("tool_calls")
-                console.print(f"  {message.get('kind')}: {escape(short(str(text), 110))}")
+                kind = escape(str(message.get("kind")))
+                console.print(f"  {kind}: {escape(short(str(text), 110))}")
 
 
 def _control(
@@ -622,8 +765,7 @@ def _control(
         path = agent_path(info, session_id, name, action)
         (show or echo_json)(call(info, "GET" if body is None else "POST", path, body))
     except LoomkinError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
+        fail(str(exc))
 
 
 cli.add_command(mcp)

@@ -50,12 +50,12 @@ def _who(session: Session, agent_id: str | None) -> str:
     if agent_id is None:
         return "system"
     agent = session.names().agent(agent_id)
-    return agent.name if agent is not None else agent_id[:14]
+    return escape(agent.name) if agent is not None else agent_id[:14]
 
 
 def _task(session: Session, task_id: str) -> str:
     task = session.names().task(task_id)
-    return repr(task.title) if task is not None else task_id
+    return escape(repr(short(task.title, 80))) if task is not None else escape(task_id)
 
 
 def _spend(session: Session) -> str:
@@ -77,41 +77,44 @@ def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat
         case UserMessagePosted(text=text):
             return f"[bold]you[/] → {escape(short(text))}"
         case AssistantReplied(agent_name=name, text=text):
-            return f"[bold green]{name}[/] → you: {escape(text)}"
+            return f"[bold green]{escape(name)}[/] → you: {escape(text)}"
         case TeamCreated(name=name, depth=depth) if depth > 0:
-            return f"[magenta]team[/] {name} created (depth {depth})"
+            return f"[magenta]team[/] {escape(name)} created (depth {depth})"
         case AgentSpawned(name=name, role=role):
-            return f"[magenta]spawn[/] {name} ({role})"
+            return f"[magenta]spawn[/] {escape(name)} ({escape(role)})"
         case ToolCallStarted(agent_id=aid, tool=tool, target=target):
             where = _relative(session, target)
-            return f"{_who(session, aid)} [cyan]{tool}[/] {escape(short(where, 70))}"
+            return f"{_who(session, aid)} [cyan]{escape(tool)}[/] {escape(short(where, 70))}"
         case ToolCallCompleted(agent_id=aid, tool=tool, result=result, outcome=outcome) if (
             outcome != "ok"
         ):
-            return f"{_who(session, aid)} [yellow]{tool} {outcome}[/]: {escape(short(result, 80))}"
+            what = escape(f"{tool} {outcome}")
+            return f"{_who(session, aid)} [yellow]{what}[/]: {escape(short(result, 80))}"
         case TaskCreated(title=title, priority=priority):
-            return f"[blue]task[/] created {title!r} (p{priority})"
+            return f"[blue]task[/] created {escape(repr(short(title, 80)))} (p{priority})"
         case TaskAssigned(task_id=tid, owner_name=owner, reason=reason):
-            return f"[blue]task[/] {_task(session, tid)} → {owner} ({escape(short(reason, 70))})"
+            who = escape(owner)
+            return f"[blue]task[/] {_task(session, tid)} → {who} ({escape(short(reason, 70))})"
         case TaskStatusChanged(task_id=tid, status=status, by=by):
             line = f"[blue]task[/] {_task(session, tid)} {status} ({_who(session, by)})"
             return line + _spend(session) if status in ("completed", "failed") else line
         case DependencyAdded(task_id=tid, depends_on=dep, dep_kind=kind, milestone=milestone):
-            what = f"milestone {milestone!r} of " if milestone else ""
+            what = escape(f"milestone {milestone!r} of ") if milestone else ""
             return (
                 f"[blue]dep[/] {_task(session, tid)} waits ({kind}) for {what}{_task(session, dep)}"
             )
         case MilestoneEmitted(task_id=tid, name=name):
-            return f"[bold blue]milestone[/] {name!r} of {_task(session, tid)}"
+            return f"[bold blue]milestone[/] {escape(repr(name))} of {_task(session, tid)}"
         case PartialResultPublished(task_id=tid, seq=seq):
             return f"[blue]partial[/] chunk {seq} of {_task(session, tid)}"
         case MessageSent(msg_type="peer_message" | "question" | "answer", from_name=f, content=c):
-            return f"{f} [white]✉[/] {escape(short(c, 80))}"
+            return f"{escape(f)} [white]✉[/] {escape(short(c, 80))}"
         case PermissionRequested(agent_id=aid, tool=tool, target=target):
             where = escape(_relative(session, target))
-            return f"[bold yellow]permission[/] {_who(session, aid)} asks to run {tool} {where}"
+            who = _who(session, aid)
+            return f"[bold yellow]permission[/] {who} asks to run {escape(tool)} {where}"
         case PermissionResolved(decision=decision, tool=tool, decided_by=by):
-            return f"[yellow]permission[/] {tool}: {decision} (by {by})"
+            return f"[yellow]permission[/] {escape(tool)}: {decision} (by {escape(by)})"
         case ControlRequested(agent_id=aid, action=action, text=text):
             extra = f": {escape(short(text, 60))}" if text else ""
             return f"[bold red]control[/] {action} {_who(session, aid)}{extra}"
@@ -122,7 +125,7 @@ def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat
         case AgentStatusChanged(agent_id=aid, status="paused" | "crashed" as status, reason=r):
             return f"[red]{status}[/] {_who(session, aid)} {escape(r)}"
         case DecisionLogged(node_type=kind, title=title):
-            return f"[green]decision[/] {kind}: {escape(title)}"
+            return f"[green]decision[/] {escape(kind)}: {escape(title)}"
         case BudgetExceeded(agent_id=aid, scope=scope):
             return f"[bold red]budget[/] {scope} budget reached; {_who(session, aid)} paused"
         case ModelCallFailed(agent_id=aid, error=error, will_retry=True, attempt=n, delay_s=d):

@@ -14,13 +14,25 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 __all__ = [
+    "ANTHROPIC_URL",
     "GENERIC_PROFILE",
     "LLAMACPP_PROFILE",
     "OPENAI_PROFILE",
+    "OPENAI_URL",
     "OPENROUTER_PROFILE",
+    "OPENROUTER_URL",
     "EndpointProfile",
+    "check_base_url",
     "profile_for",
+    "same_endpoint",
 ]
+
+OPENAI_URL = "https://api.openai.com/v1"
+"""OpenAI's own endpoint: the only one ``OPENAI_API_KEY`` is sent to."""
+ANTHROPIC_URL = "https://api.anthropic.com"
+"""Anthropic's own endpoint: the only one ``ANTHROPIC_API_KEY`` is sent to."""
+OPENROUTER_URL = "https://openrouter.ai/api/v1"
+"""OpenRouter's own endpoint: the only one ``OPENROUTER_API_KEY`` is sent to."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,3 +114,51 @@ def _host_port(base_url: str | None) -> tuple[str, int | None]:
 
 def _is_reasoning_model(model: str) -> bool:
     return len(model) > 1 and model[0] == "o" and model[1].isdigit()
+
+
+def same_endpoint(url: str | None, home: str) -> bool:
+    """Whether ``url`` is the provider endpoint ``home`` (``None``: yes, the default).
+
+    Scheme, host and port must match exactly: ``http://api.openai.com`` (a key in clear
+    text), ``https://api.openai.com.evil.example`` and ``https://api.openai.com:8443`` are
+    other endpoints. The path may differ (``/v1``, ``/v1/``): it stays on the same host.
+    """
+    if url is None:
+        return True
+    ours, theirs = urlsplit(url.strip()), urlsplit(home)
+    try:
+        port = ours.port or (443 if ours.scheme.lower() == "https" else 80)
+    except ValueError:
+        return False
+    return (
+        ours.scheme.lower() == theirs.scheme
+        and (ours.hostname or "").lower() == theirs.hostname
+        and port == (theirs.port or 443)
+        and not ours.username
+        and not ours.password
+    )
+
+
+def check_base_url(url: str) -> str:
+    """Return ``url`` stripped if it can be a model server's address, else raise ``ValueError``.
+
+    It must be ``http://`` or ``https://`` with a host, no credentials (they would be sent to
+    every request's logs and error messages), no spaces or control characters.
+    """
+    text = url.strip()
+    if not text:
+        raise ValueError("the base URL is empty")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+        raise ValueError("the base URL contains spaces or control characters")
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"the base URL must look like http://host:port/v1 or https://host/v1, got {text!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError:
+        raise ValueError(f"the base URL has an invalid port: {text!r}") from None
+    if parts.username or parts.password:
+        raise ValueError("put no credentials in the base URL; name a key with --api-key-env")
+    return text

@@ -11,7 +11,9 @@ models: :mod:`loomkin.service.options` turns them into the plain values the lowe
 Example::
 
     [model]
-    default = "anthropic:claude-sonnet-4-5"
+    default = "openai-compatible:qwen2.5-coder"
+    base_url = "https://llm.internal.example/v1"
+    api_key_env = "INTERNAL_LLM_KEY"   # the key for base_url; without it none is sent
 
     [permissions]
     auto_approve = ["file_edit", "category:write"]
@@ -67,6 +69,8 @@ from pydantic import (
 
 from loomkin.agents.tools import CATALOGUE
 from loomkin.errors import ConfigError, UserError
+from loomkin.llm.profiles import check_base_url
+from loomkin.llm.registry import check_key_env
 from loomkin.tools.mcp.spec import SERVER_NAME
 from loomkin.tools.permissions import CATEGORIES, validate_rule
 
@@ -114,6 +118,25 @@ class ModelSection(_Section):
     """``"provider:model"``, e.g. ``"openai:gpt-4.1"``; None: the CLI's default."""
     base_url: Text | None = None
     """Endpoint of an OpenAI-compatible server (local models, proxies)."""
+    api_key_env: Text | None = None
+    """The variable holding the key for ``base_url`` (or for the provider's own endpoint).
+    Without it a ``base_url`` gets no key: a provider's key (``OPENAI_API_KEY``) goes only
+    to that provider's own endpoint."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_key_env(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("default")
     @classmethod
@@ -362,8 +385,13 @@ def parse_config(text: str, *, source: str = CONFIG_FILE) -> LoomkinConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ConfigError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
     try:
         return LoomkinConfig.model_validate(raw)
+    except RecursionError:
+        raise ConfigError(f"{source}: values nested too deeply") from None
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
         if len(problems) == 1:

@@ -33,6 +33,8 @@ class SessionOptions:
     prices: PriceTable
     model: str | None
     base_url: str | None
+    api_key_env: str | None
+    """The variable holding the key for ``base_url`` (``[model] api_key_env``)."""
 
 
 def session_options(config: LoomkinConfig) -> SessionOptions:
@@ -98,6 +100,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
         prices=PriceTable(prices),
         model=config.model.default,
         base_url=config.model.base_url,
+        api_key_env=config.model.api_key_env,
     )
 
 

@@ -51,6 +51,8 @@ from loomkin.runtime.eventlog import EventLog
 from loomkin.runtime.projections import ProjectionRegistry
 from loomkin.runtime.supervisor import Supervisor
 from loomkin.runtime.teams import TeamManager
+from loomkin.service.config import load_config
+from loomkin.service.options import SessionOptions, session_options
 from loomkin.service.leases import DEFAULT_LEASE_TTL_S, SessionLeases
 from loomkin.service.records import Names, StoredSession, TaskInfo, task_info
 from loomkin.service.session import Session
@@ -194,6 +196,7 @@ class Loomkin:
         model: str | Model | None = None,
         model_factory: ModelFactory | None = None,
         base_url: str | None = None,
+        api_key_env: str | None = None,
         settings: SessionSettings | None = None,
         policy: PermissionPolicy | None = None,
         prices: PriceTable | None = None,
@@ -201,22 +204,41 @@ class Loomkin:
     ) -> Session:
         """Start a new session on ``project`` (a directory); agents are spawned lazily.
 
+        Whatever is not given here comes from the project's ``loomkin.toml`` (defaults when
+        it has none), so a session opened from the CLI, over HTTP or from Python obeys the
+        same permissions, limits, budgets and model settings.
+
         Args:
             project: The project directory the agents work in.
-            model: A ``provider:model`` spec or a model instance shared by every agent.
+            model: A ``provider:model`` spec or a model instance shared by every agent
+                (``None``: ``[model] default``).
             model_factory: Instead of ``model``: a per-agent choice ``(role, name) -> Model``.
-            base_url: An OpenAI-compatible server for ``model`` (Ollama, vLLM, llama.cpp ...).
-            settings: Limits, budgets and policies (defaults when omitted).
-            policy: The permission policy shared by every agent of the session.
-            prices: Price table for cost accounting.
+            base_url: An OpenAI-compatible server for ``model`` (Ollama, vLLM, llama.cpp ...;
+                ``None``: ``[model] base_url``, else the provider's own endpoint).
+            api_key_env: The variable holding the key for ``base_url``; without it a
+                ``base_url`` gets no key (see :func:`~loomkin.llm.registry.make_model`).
+            settings: Limits, budgets and policies (``None``: from ``loomkin.toml``).
+            policy: The permission policy shared by every agent of the session (``None``:
+                ``[permissions]``).
+            prices: Price table for cost accounting (``None``: ``[pricing]`` and defaults).
             title: A title for the session list.
+
+        Raises:
+            UserError: the directory does not exist or cannot be used.
+            ConfigError: ``loomkin.toml`` is invalid, or the model settings are.
+            MissingCredentials: the model needs a key that is not set.
         """
         root = await asyncio.to_thread(_project_root, project)
-        factory = _model_factory(model, model_factory, base_url)
+        options = await asyncio.to_thread(_project_options, root)
+        if not model and model_factory is None:
+            model = options.model
+        factory = _model_factory(model, model_factory, *_endpoint(base_url, api_key_env, options))
         session_id = SessionId(new_id("session_"))
         team_id = TeamId(new_id("team_"))
         model_name = factory(_probe_role(), "probe").name
-        chosen = settings or SessionSettings()
+        chosen = options.settings if settings is None else settings
+        policy = options.policy if policy is None else policy
+        prices = options.prices if prices is None else prices
         await self._leases.acquire(session_id)  # a new id: nobody else can hold it
         try:
             # MCP servers start before the session is recorded: one that fails leaves no session.
@@ -248,12 +270,17 @@ class Loomkin:
         model: str | Model | None = None,
         model_factory: ModelFactory | None = None,
         base_url: str | None = None,
+        api_key_env: str | None = None,
         settings: SessionSettings | None = None,
         policy: PermissionPolicy | None = None,
         prices: PriceTable | None = None,
         take_over: bool = False,
     ) -> Session:
         """Rebuild a session from the log and continue the work that was interrupted.
+
+        The model is the session's own unless ``model`` or ``model_factory`` is given; the
+        rest, when not given, comes from the project's ``loomkin.toml`` as in
+        :meth:`open_session`.
 
         The session's lease is taken first, so no other process writes it meanwhile. A
         holder on this host whose process is gone is taken over at once; one elsewhere is
@@ -264,7 +291,8 @@ class Loomkin:
             model: A ``provider:model`` spec or model instance (default: the session's).
             model_factory: Instead of ``model``: a per-agent choice ``(role, name) -> Model``.
             base_url: An OpenAI-compatible server for ``model``.
-            settings: Limits, budgets and policies (defaults when omitted).
+            api_key_env: The variable holding the key for ``base_url``.
+            settings: Limits, budgets and policies (``None``: from ``loomkin.toml``).
             policy: The permission policy shared by every agent of the session.
             prices: Price table for cost accounting.
             take_over: Take the session from a live holder (another process now running
@@ -280,10 +308,15 @@ class Loomkin:
         view = self._state.get_session(session_id)
         if view is None:
             raise NotFound(f"no session {session_id!r} in this store")
+        options = await asyncio.to_thread(_project_options, Path(view.project_root))
         factory = _model_factory(
-            None if model_factory else (model or view.model), model_factory, base_url
+            None if model_factory else (model or view.model),
+            model_factory,
+            *_endpoint(base_url, api_key_env, options),
         )
-        chosen = settings or SessionSettings()
+        chosen = options.settings if settings is None else settings
+        policy = options.policy if policy is None else policy
+        prices = options.prices if prices is None else prices
         await self._leases.acquire(view.session_id, take_over=take_over)
         try:
             # The lease first, then the history: whatever the last holder committed is in it.
@@ -491,10 +524,41 @@ class _StateProjection:
 
 
 def _project_root(project: str | Path) -> Path:
-    root = Path(project).expanduser().resolve()
-    if not root.is_dir():
-        raise UserError(f"project directory {str(root)!r} does not exist")
+    text = str(project)
+    if "\x00" in text:
+        raise UserError("the project directory's name contains a NUL byte")
+    try:
+        root = Path(project).expanduser().resolve()
+        exists = root.is_dir()
+    except (OSError, RuntimeError) as exc:  # too long, a symlink loop, no home directory
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"cannot use the project directory {_shown(text)!r}: {reason}") from None
+    if not exists:
+        raise UserError(f"project directory {_shown(str(root))!r} does not exist")
     return root
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """``text`` cut for an error message (a 5,000-character path must not flood it)."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]}"
+
+
+def _project_options(root: Path) -> SessionOptions:
+    """The session options of the project's ``loomkin.toml`` (defaults when it has none)."""
+    return session_options(load_config(root))
+
+
+def _endpoint(
+    base_url: str | None, api_key_env: str | None, options: SessionOptions
+) -> tuple[str | None, str | None]:
+    """The server and key variable of a session: the caller's, else ``loomkin.toml``'s.
+
+    A ``base_url`` given by the caller never takes the toml's key variable: that variable
+    was named for the toml's own server.
+    """
+    if base_url:
+        return base_url, api_key_env
+    return options.base_url, api_key_env or options.api_key_env
 
 
 def _probe_role() -> Role:
@@ -502,7 +566,10 @@ def _probe_role() -> Role:
 
 
 def _model_factory(
-    model: str | Model | None, factory: ModelFactory | None, base_url: str | None
+    model: str | Model | None,
+    factory: ModelFactory | None,
+    base_url: str | None,
+    api_key_env: str | None,
 ) -> ModelFactory:
     """Turn the caller's choice of model into a ``(role, agent name) -> Model`` factory."""
     if factory is not None:
@@ -516,5 +583,9 @@ def _model_factory(
             "--base-url at an OpenAI-compatible server, run offline with --model "
             f"{LOCAL_HINT}, set [model] default in loomkin.toml, or try `loomkin demo`"
         )
-    shared = make_model(model, base_url=base_url) if isinstance(model, str) else model
+    shared = (
+        make_model(model, base_url=base_url, api_key_env=api_key_env)
+        if isinstance(model, str)
+        else model
+    )
     return lambda _role, _name: shared

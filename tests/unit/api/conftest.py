@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from loomkin.api import create_app
+from loomkin.api import LaunchPolicy, create_app
 from loomkin.service import Loomkin, PendingPermission, Session
 
 from .scenario import start_scenario
@@ -51,9 +51,11 @@ class Harness:
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    # The tests' projects live under tmp_path: the server's one root (as --project is).
+    root = await asyncio.to_thread(tmp_path.resolve)
     async with await Loomkin.open("memory:") as loomkin:
         session = await start_scenario(loomkin, tmp_path)
-        app = create_app(loomkin)
+        app = create_app(loomkin, launch=LaunchPolicy(roots=(root,)))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:

@@ -62,11 +62,11 @@ def test_run_on_a_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        cli, ["serve", "--demo", "--project", str(tmp_path / "p"), "--host", "0.0.0.0"], env={}
-    )
+    command = ["serve", "--demo", "--project", str(tmp_path / "p"), "--host", "0.0.0.0"]
+    result = CliRunner().invoke(cli, [*command, "--no-token"], env={})
     assert result.exit_code == 2
-    assert "--token" in result.output
+    assert "--no-token is for loopback addresses only" in result.output
+    assert not (tmp_path / "p").exists()
 
 
 def test_agent_commands_without_a_server_explain_how_to_start_one(tmp_path: Path) -> None:

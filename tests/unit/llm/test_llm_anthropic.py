@@ -124,7 +124,11 @@ def error(status: int, kind: str, message: str) -> JSONReply:
 
 def model(server: WireServer, timeout: float = 120.0) -> AnthropicModel:
     return AnthropicModel(
-        "claude-test", api_key="sk-ant-test", base_url=server.base_url, timeout=timeout
+        "claude-test",
+        api_key="sk-ant-test",
+        base_url=server.base_url,
+        timeout=timeout,
+        key_env="ANTHROPIC_API_KEY",
     )
 
 

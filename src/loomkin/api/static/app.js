@@ -3,8 +3,24 @@
 // reconnects, and a manual reconnect passes ?after=<last position>, so no row is missed.
 "use strict";
 
+const TOKEN = takeAccessToken();
 const params = new URLSearchParams(location.search);
-const TOKEN = params.get("token");
+
+// The server's token arrives once, in the URL `loomkin serve` prints (?token=...). Keep it in
+// sessionStorage (this tab only, gone when it closes) and take it out of the address bar, so
+// it does not stay in the history or get copied along with the URL. Every API call sends it
+// as a Bearer header; EventSource cannot, so the live stream's URL carries it (GET only).
+function takeAccessToken() {
+  const url = new URL(location.href);
+  const given = url.searchParams.get("token");
+  if (given) {
+    try { sessionStorage.setItem("loomkin-token", given); } catch (_) { /* storage off */ }
+    url.searchParams.delete("token");
+    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    return given;
+  }
+  try { return sessionStorage.getItem("loomkin-token"); } catch (_) { return null; }
+}
 const MAX_ROWS = 2000;
 const SVG = "http://www.w3.org/2000/svg";
 const WORKING = new Set(["thinking", "executing_tool", "waiting_permission"]);

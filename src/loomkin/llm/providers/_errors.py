@@ -28,7 +28,11 @@ def status_error(
         return ProviderUnavailable(f"{prefix} (server error): {detail}", status=status)
     hint = _KEY_HINTS.get(status)
     if hint is not None:
-        where = f"check {key_env}" if key_env else "check the server's API key"
+        where = (
+            f"check {key_env}"
+            if key_env
+            else "no key was sent: name the variable holding this server's key with --api-key-env"
+        )
         return ProviderError(f"{prefix}: {hint} ({where}): {detail}", status=status)
     if status == 404:
         return ProviderError(

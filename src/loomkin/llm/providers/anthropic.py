@@ -47,6 +47,7 @@ from loomkin.llm.model import (
     ToolSchema,
     UsageReport,
 )
+from loomkin.llm.profiles import ANTHROPIC_URL, same_endpoint
 from loomkin.llm.providers._errors import (
     broken_stream,
     connection_error,
@@ -85,8 +86,11 @@ class AnthropicModel:
 
     Args:
         model: The model's name (``"claude-sonnet-4-5"``).
-        api_key: The API key.
-        base_url: Another endpoint speaking the same API (``None``: Anthropic's).
+        api_key: The API key. ``None``: ``ANTHROPIC_API_KEY`` for Anthropic's own endpoint,
+            a placeholder for any other (never Anthropic's key).
+        base_url: Another endpoint speaking the same API (``None``: Anthropic's; the SDK's
+            ``ANTHROPIC_BASE_URL`` is not read, so Anthropic's key cannot be sent elsewhere).
+        key_env: The variable the key came from, named in "key rejected" errors.
         timeout: Seconds to wait for the server (connect, and between streamed chunks).
         default_max_tokens: Output cap when a request sets none.
     """
@@ -99,13 +103,22 @@ class AnthropicModel:
         base_url: str | None = None,
         timeout: float = 120.0,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        key_env: str | None = None,
     ) -> None:
         self.model = model
         self.timeout = timeout
         self.default_max_tokens = default_max_tokens
         self._name = f"anthropic:{model}"
+        url = base_url or ANTHROPIC_URL
+        home = same_endpoint(url, ANTHROPIC_URL)
+        if api_key is None and not home:
+            # The SDK would read ANTHROPIC_API_KEY by itself and send it to this other endpoint.
+            api_key = "loomkin-local"
+        elif api_key is None:
+            key_env = key_env or "ANTHROPIC_API_KEY"  # the SDK reads it, for its own endpoint
+        self._key_env = key_env
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+            api_key=api_key, base_url=url, timeout=timeout, max_retries=0
         )
 
     @property
@@ -172,9 +185,7 @@ class AnthropicModel:
         if isinstance(error, anthropic.APIStatusError) and not (
             streaming and error.status_code < 400
         ):
-            return status_error(
-                self.name, error.status_code, _detail(error), key_env="ANTHROPIC_API_KEY"
-            )
+            return status_error(self.name, error.status_code, _detail(error), key_env=self._key_env)
         if streaming:  # an error event in a 200 stream ("overloaded_error"): worth another try
             return broken_stream(self.name, error)
         return ProviderError(f"{self.name}: {error}")

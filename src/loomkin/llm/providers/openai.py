@@ -44,7 +44,7 @@ from loomkin.llm.model import (
     ToolSchema,
     UsageReport,
 )
-from loomkin.llm.profiles import EndpointProfile, profile_for
+from loomkin.llm.profiles import OPENAI_URL, EndpointProfile, profile_for, same_endpoint
 from loomkin.llm.providers._errors import (
     broken_stream,
     connection_error,
@@ -87,8 +87,11 @@ class OpenAIModel:
 
     Args:
         model: The model's name on the server (``"gpt-4.1"``, ``"llama3.1:8b"``).
-        api_key: The API key (local servers accept any string).
-        base_url: The server's ``…/v1`` URL (``None``: official OpenAI).
+        api_key: The API key (local servers accept any string). ``None``: ``OPENAI_API_KEY``
+            for OpenAI's own endpoint, a placeholder for any other (never OpenAI's key).
+        base_url: The server's ``…/v1`` URL (``None``: official OpenAI; the SDK's
+            ``OPENAI_BASE_URL`` is not read, so OpenAI's key cannot be sent elsewhere).
+        key_env: The variable the key came from, named in "key rejected" errors.
         profile: The endpoint's quirks (``None``: :func:`profile_for` picks them).
         timeout: Seconds to wait for the server (connect, and between streamed chunks).
         provider: The ``provider`` half of :attr:`name` (``"ollama"`` for an alias).
@@ -103,14 +106,22 @@ class OpenAIModel:
         profile: EndpointProfile | None = None,
         timeout: float = 120.0,
         provider: str = "openai",
+        key_env: str | None = None,
     ) -> None:
         self.model = model
         self.profile = profile or profile_for(base_url, model)
         self.timeout = timeout
         self._name = f"{provider}:{model}"
-        self._key_env = "OPENAI_API_KEY" if base_url is None else None
+        url = base_url or OPENAI_URL
+        home = same_endpoint(url, OPENAI_URL)
+        if api_key is None and not home:
+            # The SDK would read OPENAI_API_KEY by itself and send it to this other endpoint.
+            api_key = "loomkin-local"
+        elif api_key is None:
+            key_env = key_env or "OPENAI_API_KEY"  # the SDK reads it, for its own endpoint
+        self._key_env = key_env
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+            api_key=api_key, base_url=url, timeout=timeout, max_retries=0
         )
 
     @property
