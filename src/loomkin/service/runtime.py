@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Self
 from loomkin.agents.notices import TaskNoticeTexts
 from loomkin.agents.roles import Role
 from loomkin.agents.session import SessionRuntime
-from loomkin.agents.settings import SessionSettings
 from loomkin.agents.tools import toolset_for
 from loomkin.bus import Bus
 from loomkin.core.events import SessionStarted, TeamCreated
@@ -52,8 +51,8 @@ from loomkin.runtime.projections import ProjectionRegistry
 from loomkin.runtime.supervisor import Supervisor
 from loomkin.runtime.teams import TeamManager
 from loomkin.service.config import load_config
-from loomkin.service.options import SessionOptions, session_options
 from loomkin.service.leases import DEFAULT_LEASE_TTL_S, SessionLeases
+from loomkin.service.options import SessionOptions, session_options
 from loomkin.service.records import Names, StoredSession, TaskInfo, task_info
 from loomkin.service.session import Session
 from loomkin.service.spend import Spend, spend_of
@@ -64,6 +63,7 @@ from loomkin.tools.permissions import PermissionPolicy
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from loomkin.agents.settings import SessionSettings
     from loomkin.core.events import RecordedEvent
     from loomkin.core.scheduling import AgentCandidate
     from loomkin.core.store import Store
