@@ -22,11 +22,12 @@ from loomkin.core.events import (
     ControlApplied,
     ControlDropped,
     ModelCallStarted,
+    PermissionRequested,
     TaskStatusChanged,
     TranscriptAppended,
 )
 from loomkin.service import Loomkin, ModelFactory, Session
-from loomkin.testing.models import FunctionModel, Reply, ScriptedModel
+from loomkin.testing.models import Call, FunctionModel, Reply, ScriptedModel
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,6 +65,14 @@ async def _thinking(lk: Loomkin, session: Session) -> None:
     async with lk.events(session.session_id, after=0) as events:
         async for recorded in events:
             if isinstance(recorded.event, ModelCallStarted):
+                return
+
+
+async def _asking(lk: Loomkin, session: Session) -> None:
+    """Wait (on the log) until the worker asks for permission."""
+    async with lk.events(session.session_id, after=0) as events:
+        async for recorded in events:
+            if isinstance(recorded.event, PermissionRequested):
                 return
 
 
@@ -225,9 +234,16 @@ async def test_a_forced_pause_of_an_idle_agent_survives_a_crash(
 async def test_a_superseded_pause_and_a_steer_a_cancel_consumed_get_their_outcomes(
     store_url: str, project: Path
 ) -> None:
-    lk, session = await _first_run(store_url, project)
+    # Waiting for a permission answer, the worker reads no control (a pause waits for the
+    # prompt's answer unless forced), so all four are on its lane when the process stops.
+    write = Reply(tool_calls=[Call("file_write", {"path": "parser.py", "content": "x = 1\n"})])
+    lk = await Loomkin.open(store_url)
+    session = await lk.open_session(
+        project, model_factory=_factory(ScriptedModel([write])), settings=SETTINGS
+    )
+    await session.spawn_agent("worker", "coder")
     await session.create_task("write the parser", assign_to="worker")
-    await _thinking(lk, session)
+    await _asking(lk, session)
     first = await session.pause("worker")
     second = await session.pause("worker", mode="at_boundary")
     steer = await session.steer("worker", "never mind")

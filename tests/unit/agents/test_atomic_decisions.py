@@ -16,7 +16,7 @@ from loomkin.agents import Budgets, SessionSettings
 from loomkin.ids import AgentId, TaskId, TeamId
 from loomkin.tasks import WorkerRef
 from loomkin.testing.internals import event_log, task_service
-from loomkin.testing.models import Call, FunctionModel, Reply, ScriptedModel
+from loomkin.testing.models import Call, Reply, ScriptedModel
 
 from .conftest import make_rig
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from loomkin.core.events import Event
-    from loomkin.llm.model import ModelRequest
     from loomkin.service import Loomkin
 
 pytestmark = pytest.mark.looptime
@@ -144,10 +143,13 @@ async def test_a_budget_pause(lk: Loomkin, project: Path, monkeypatch: pytest.Mo
 async def test_giving_up_on_an_agent_and_releasing_its_task(
     lk: Loomkin, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(_request: ModelRequest) -> Reply:
-        raise RuntimeError("a bug in the model adapter")
+    rig = await make_rig(lk, project, ScriptedModel([Reply(text="never asked")]))
 
-    rig = await make_rig(lk, project, FunctionModel(broken))
+    def broken() -> None:
+        # A bug in the runtime itself (a model's failure is recorded, not a crash).
+        raise RuntimeError("a bug in the budget check")
+
+    monkeypatch.setattr(rig.agent, "budget_breach", broken)
     batches = Batches(lk, monkeypatch)
     await rig.session.create_task("write it", assign_to="worker")
     await lk.wait_idle()
