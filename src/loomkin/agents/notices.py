@@ -57,6 +57,7 @@ _HEADERS = {
     "vote_result": "Vote result",
     "escalation": "Escalation",
     "nudge": "Nudge from {sender}",
+    "onboarding": "Onboarding brief from {sender}",
 }
 
 

@@ -54,6 +54,7 @@ WORKER_TASK_TOOLS = (
     "add_dependency",
     "emit_milestone",
     "publish_partial",
+    "task_claim",
 )
 LEAD_TOOLS = (
     "team_spawn",
@@ -63,6 +64,7 @@ LEAD_TOOLS = (
     "team_dissolve",
     "resolve_vote",
     "abort_task",
+    "team_scale",
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
 
@@ -111,6 +113,11 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Decide contested choices as a team: propose_vote opens a vote, cast_vote answers a\n"
         "  vote request.",
         ("propose_vote", "cast_vote"),
+    ),
+    (
+        "When you are idle and a teammate is busy with work queued behind its current task,\n"
+        "  take that queued task with task_claim (only tasks not yet started can be claimed).",
+        ("task_claim",),
     ),
     ("Messages from the user marked [User guidance] take precedence over your plan.", ()),
 )
@@ -161,8 +168,9 @@ _LEAD = """
 You lead a team. Break the goal into tasks with clear acceptance criteria and file paths
 (task_create, add_dependency), hand them out (team_assign, team_smart_assign), watch progress
 (team_progress), relay context between agents (peer_message), unblock them, and synthesise
-the results. Spawn a sub-team with team_spawn only when a part of the work is large and
-separable; dissolve it with team_dissolve when its work is done.
+the results. The team grows and shrinks with its backlog; pin or bound its size with
+team_scale when you know better. Spawn a sub-team with team_spawn only when a part of the
+work is large and separable; dissolve it with team_dissolve when its work is done.
 """
 
 _RESEARCHER = """

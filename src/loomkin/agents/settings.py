@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from loomkin.agents.budgets import Budgets
 from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
+from loomkin.coordination.autoscale import AutoscaleSettings
 from loomkin.core.comms import CommsPolicyName
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
@@ -44,5 +45,7 @@ class SessionSettings:
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     """When an agent counts as stuck or looping, and how often that is checked."""
+    autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
+    """When teams grow and shrink by themselves (``[autoscale]``; off by default)."""
     mcp_servers: tuple[McpServerSpec, ...] = ()
     """MCP tool servers started with the session (``[mcp.servers.*]``); roles opt in."""

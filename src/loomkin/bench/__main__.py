@@ -5,6 +5,8 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench swarm --workload PATH --agents N --strategy S [--seed K] --json
     python -m loomkin.bench swarm --all [--plot PATH]
     python -m loomkin.bench swarm --synthetic SHAPE [--size N] ...
+    python -m loomkin.bench swarm --workload W --strategy adaptive --max-agents 16 --spawn-cost-s 60
+    python -m loomkin.bench adaptive [--json]   (adaptive vs fixed 16 on every workload, skew)
     python -m loomkin.bench overhead [--json]
     python -m loomkin.bench comms [--json]
     python -m loomkin.bench rebalancer [--json]
@@ -50,7 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--all", action="store_true", help="every workload × 4/8/16 agents")
     swarm.add_argument("--size", type=int, default=40, help="tasks of a synthetic workload")
     swarm.add_argument("--agents", type=int, default=8)
-    swarm.add_argument("--strategy", choices=STRATEGIES, default="self-organizing")
+    swarm.add_argument("--strategy", choices=(*STRATEGIES, "adaptive"), default="self-organizing")
+    swarm.add_argument(
+        "--max-agents", type=int, default=None, help="adaptive: the ceiling (default --agents)"
+    )
+    swarm.add_argument(
+        "--spawn-cost-s", type=float, default=60.0, help="adaptive: a new agent's onboarding"
+    )
     swarm.add_argument("--seed", type=int, default=0)
     swarm.add_argument("--json", action="store_true", help="print one JSON object")
     swarm.add_argument("--plot", type=Path, default=_DEFAULT_PLOT, help="PNG path for --all")
@@ -120,8 +128,15 @@ def _swarm(args: argparse.Namespace) -> None:
         if args.synthetic
         else load_workload(args.workload)
     )
-    strategy = cast("Strategy", args.strategy)
-    result = run_swarm(workload, agents=args.agents, strategy=strategy, seed=args.seed)
+    strategy: str = args.strategy
+    agents = args.agents
+    if strategy == "adaptive" and args.max_agents is not None:
+        agents = args.max_agents
+    if agents < 1 or args.spawn_cost_s < 0:
+        raise UserError("--agents/--max-agents must be at least 1 and --spawn-cost-s at least 0")
+    result = run_swarm(
+        workload, agents=agents, strategy=strategy, seed=args.seed, spawn_cost_s=args.spawn_cost_s
+    )
     if args.json:
         print(result.dumps())
         return
