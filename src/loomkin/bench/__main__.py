@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from loomkin.bench.graph import STRATEGIES, Strategy
+from loomkin.bench.graph import STRATEGIES
 from loomkin.bench.workloads import SHAPES, Shape, load_workload, synthetic, workload_paths
 from loomkin.errors import UserError
 
@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the fake model in the loop, or the openai/anthropic SDK over a local server",
     )
     fuzz.add_argument("--json", action="store_true", help="print one JSON object")
+    adaptive = sub.add_parser("adaptive", help="autoscaler vs fixed team; skewed load stealing")
+    adaptive.add_argument("--max-agents", type=int, default=16)
+    adaptive.add_argument("--spawn-cost-s", type=float, default=60.0)
+    adaptive.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -201,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             _measures(args)
         elif args.command == "fuzz":
             _fuzz(args)
+        elif args.command == "adaptive":
+            from loomkin.bench.adaptive import adaptive_table, run_adaptive
+
+            if args.max_agents < 1 or args.spawn_cost_s < 0:
+                raise UserError("--max-agents must be at least 1 and --spawn-cost-s at least 0")
+            report = run_adaptive(args.max_agents, args.spawn_cost_s)
+            print(json.dumps(report) if args.json else adaptive_table(report))
         else:
             from loomkin.bench.overhead_run import spawn_figures
 

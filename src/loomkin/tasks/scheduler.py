@@ -84,6 +84,8 @@ class Scheduler:
                 status="completed" | "failed" | "cancelled" | "pending" | "partially_complete"
             ):
                 self.kick()
+            case TaskStatusChanged(status="in_progress"):
+                self.kick()  # its owner is busy now: tasks queued behind it may be stolen
             case MilestoneEmitted() | PartialResultPublished():
                 self.kick()  # a milestone or a first chunk can make a dependent ready
             case TaskAssigned():
