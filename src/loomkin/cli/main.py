@@ -24,6 +24,7 @@ from loomkin.cli.control import (
 )
 from loomkin.cli.observe import cost, mcp, trace
 from loomkin.cli.store import store_group
+from loomkin.cli.team import team_group
 from loomkin.errors import LoomkinError, UserError
 
 if TYPE_CHECKING:
@@ -772,6 +773,7 @@ cli.add_command(mcp)
 cli.add_command(trace)
 cli.add_command(cost)
 cli.add_command(store_group)
+cli.add_command(team_group)
 
 
 def main() -> None:

@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_FILE",
+    "AutoscaleSection",
     "BudgetsSection",
     "CommsSection",
     "LimitsSection",
@@ -319,6 +320,27 @@ class RebalancerSection(_Section):
     check_every_s: PositiveFloat = 60.0
 
 
+class AutoscaleSection(_Section):
+    """``[autoscale]``: when teams grow with their backlog and shrink when idle."""
+
+    enabled: Annotated[bool, Strict()] = False
+    scale_up_ratio: PositiveFloat = 1.0
+    window_s: Annotated[float, Strict(), Field(ge=0)] = 30.0
+    cooldown_s: Annotated[float, Strict(), Field(ge=0)] = 60.0
+    max_agents: Annotated[int, Strict(), Field(ge=1, le=1000)] = 8
+    min_agents: Annotated[int, Strict(), Field(ge=0, le=1000)] = 1
+    max_spawn_step: Annotated[int, Strict(), Field(ge=1, le=1000)] = 16
+    retire_after_s: PositiveFloat = 300.0
+    default_role: Text = "coder"
+    agent_cost_usd: Annotated[float, Strict(), Field(ge=0)] = 0.25
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Self:
+        if self.min_agents > self.max_agents:
+            raise ValueError(f"min_agents {self.min_agents} is above max_agents {self.max_agents}")
+        return self
+
+
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 
@@ -334,6 +356,7 @@ class LoomkinConfig(_Section):
     pricing: dict[str, PriceSection] = Field(default_factory=dict)
     comms: CommsSection = CommsSection()
     rebalancer: RebalancerSection = RebalancerSection()
+    autoscale: AutoscaleSection = AutoscaleSection()
     mcp: McpSection = McpSection()
 
     @field_validator("roles")
@@ -409,6 +432,7 @@ _SECTION_KEYS: dict[str, type[_Section]] = {
     "limits": LimitsSection,
     "comms": CommsSection,
     "rebalancer": RebalancerSection,
+    "autoscale": AutoscaleSection,
     "mcp": McpSection,
 }
 _ENTRY_KEYS: dict[str, type[_Section]] = {"roles": RoleSection, "pricing": PriceSection}

@@ -11,6 +11,7 @@ from loomkin.agents import Budgets, SessionSettings
 from loomkin.agents.roles import BUILTIN_ROLES, custom_role, with_tools
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
+from loomkin.coordination.autoscale import AutoscaleSettings
 from loomkin.errors import ConfigError
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
 from loomkin.tools.builtin import ShellPolicy
@@ -76,6 +77,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             stuck_after_s=config.rebalancer.stuck_after_s,
             check_every_s=config.rebalancer.check_every_s,
         ),
+        autoscale=autoscale_settings(config),
         shell_policy=ShellPolicy(
             allow=frozenset(config.shell.allow),
             deny=frozenset(config.shell.deny),
@@ -101,6 +103,24 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
         model=config.model.default,
         base_url=config.model.base_url,
         api_key_env=config.model.api_key_env,
+    )
+
+
+def autoscale_settings(config: LoomkinConfig) -> AutoscaleSettings:
+    """The ``[autoscale]`` table as the autoscaler's settings (the budget is the session's)."""
+    a = config.autoscale
+    return AutoscaleSettings(
+        enabled=a.enabled,
+        scale_up_ratio=a.scale_up_ratio,
+        window_s=a.window_s,
+        cooldown_s=a.cooldown_s,
+        max_agents=min(a.max_agents, config.limits.max_agents_per_team),
+        min_agents=a.min_agents,
+        max_spawn_step=a.max_spawn_step,
+        retire_after_s=a.retire_after_s,
+        default_role=a.default_role,
+        agent_cost_usd=a.agent_cost_usd,
+        session_budget_usd=config.budgets.session_usd,
     )
 
 
