@@ -13,7 +13,8 @@ How this works and why:
   pay at the projected cost of an agent. Roles follow the backlog: the tasks that no idle agent
   will take, most urgent first, each asks for its own role.
 * **Shrink** an agent idle for ``retire_after_s`` while no work waits, never below the floor.
-  A pinned team is brought to its pin at once either way.
+  A pinned team is brought to its pin at once either way; a team above a lowered ceiling
+  loses its idle agents down to it at once.
 * A wanted spawn that a bound refuses is a ``hold`` with its reason (once per change).
 """
 
@@ -92,12 +93,13 @@ def decide(load: TeamLoad, settings: AutoscaleSettings, bounds: TeamBounds) -> D
     idle = len(load.idle) + load.onboarding
     ratio = ratio_of(ready, idle)
     figures = {"ready": ready, "idle": idle, "ratio": ratio}
-    if bounds.pinned is not None and load.size > bounds.pinned and load.idle:
-        extra = load.size - bounds.pinned
+    unneeded = load.idle[ready:]  # idle agents the work waiting will not use
+    if load.size > bounds.ceiling and unneeded:
+        extra = load.size - bounds.ceiling
         return Decision(
             action="retire",
-            retire=tuple(load.idle[:extra]),
-            reason=f"the team is pinned at {bounds.pinned} agents and has {load.size}",
+            retire=tuple(unneeded[:extra]),
+            reason=f"the team has {load.size} agents and its size is {bounds.describe()}",
             **figures,  # type: ignore[arg-type]
         )
     grow = _grow(load, settings, bounds, ready, idle, ratio)
