@@ -25,6 +25,8 @@ from loomkin.testing.internals import event_log
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from loomkin.agents.roles import Role
     from loomkin.core.events import RecordedEvent
     from loomkin.llm.model import Model, ModelRequest
@@ -93,6 +95,4 @@ async def main(url: str, project: Path, session_id: str) -> None:
 
 
 if __name__ == "__main__":
-    from collections.abc import Callable
-
     asyncio.run(main(sys.argv[1], Path(sys.argv[2]), sys.argv[3]))

@@ -87,7 +87,8 @@ async def test_no_task_is_worked_twice_across_kills(tmp_path: Path, seed: int) -
             starts[r.event.task_id] += 1
         if isinstance(r.event, TaskStatusChanged) and r.event.status == "completed":
             completions[r.event.task_id] += 1
-    assert len(completions) == 6 and set(completions.values()) == {1}
+    assert len(completions) == 6
+    assert set(completions.values()) == {1}
     assert set(starts.values()) == {1}, "a task was started twice"
     workers: dict[str, set[str]] = defaultdict(set)
     for line in (project / "worked.txt").read_text().splitlines():
