@@ -18,6 +18,7 @@ from loomkin.bench.workloads import TaskSpec
 from loomkin.coordination.autoscale import AutoscaleSettings
 from loomkin.core.chat import UserMessage
 from loomkin.core.events import (
+    CapacityMoved,
     AgentSpawned,
     AgentStatusChanged,
     InsightShared,
@@ -287,3 +288,34 @@ async def test_an_idle_agent_claims_with_the_task_claim_tool(project: Path) -> N
     assert "claimed by bob from ann" in claims[0].reason
     assert claimed
     assert "job1" in claimed[0]
+
+
+async def test_ready_work_moves_to_an_idle_sibling_team(project: Path) -> None:
+    specs: dict[TaskId, TaskSpec] = {}
+    async with await Loomkin.open("memory:") as lk:
+        session, _ = await _open(lk, project, specs)
+        await session.create_team("alpha")
+        await session.create_team("beta")
+        await session.spawn_agent("al", "coder", team="alpha")
+        await session.spawn_agent("bea", "coder", team="beta")
+        await session.spawn_agent("ben", "coder", team="beta")
+        await session.scale_team("alpha", max_agents=1)  # alpha may not grow: it must share
+        await session.scale_team("beta", max_agents=2)
+        for k in range(5):
+            title = f"alpha{k}"
+            task_id = TaskId(await session.create_task(title, team="alpha", work_s=100.0))
+            specs[task_id] = TaskSpec(id=title, role="coder", work_s=100.0)
+        log = await _settle(session, 10.0)
+        beta = session.team_scale("beta")
+    events = [r.event for r in log]
+    moves = [e for e in events if isinstance(e, CapacityMoved)]
+    assert len(moves) >= 2  # two at once (beta's two idle agents), more as beta frees up
+    assert all(m.to_team == beta.team_id for m in moves)
+    assert "sibling team 'beta' has 2 idle agent(s)" in moves[0].reason
+    owners = {e.task_id: e.owner_name for e in events if isinstance(e, TaskAssigned)}
+    assert {owners[m.task_id] for m in moves[:2]} == {"bea", "ben"}
+    done = [
+        e.task_id for e in events if isinstance(e, TaskStatusChanged) and e.status == "completed"
+    ]
+    assert sorted(done) == sorted(specs)
+    assert not [e for e in events if isinstance(e, ScaleDecided) and e.action == "spawn"]

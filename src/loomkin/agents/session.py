@@ -38,7 +38,7 @@ from loomkin.agents.teams import TeamOps
 from loomkin.coordination import Context, MessageFactory
 from loomkin.coordination.autoscale import Autoscaler
 from loomkin.core.events import ControlRequested
-from loomkin.errors import UserError
+from loomkin.errors import PolicyRefused, UserError
 from loomkin.ids import RequestId, TeamId, new_id
 from loomkin.tools.base import MemoryFileAccessLog
 from loomkin.tools.mcp import McpManager
@@ -186,10 +186,22 @@ class SessionRuntime:
         if scaling.session_budget_usd is None and settings.budgets.session_usd is not None:
             scaling = dataclasses.replace(scaling, session_budget_usd=settings.budgets.session_usd)
         self.autoscaler = Autoscaler(
-            self.coordination.ctx, scaling, self.teams, self.coordination.knowledge
+            self.coordination.ctx,
+            scaling,
+            self.teams,
+            self.coordination.knowledge,
+            may_talk=self._may_talk,
         )
         """Grows and shrinks the session's teams (``[autoscale]``); spawns go through
         ``teams`` (the placer port), so where an agent runs is decided there."""
+
+    def _may_talk(self, a: TeamId, b: TeamId) -> bool:
+        """Whether the comms policy lets teams ``a`` and ``b`` talk (capacity moves need it)."""
+        try:
+            self.ctx.check_comms(a, b)
+        except PolicyRefused:
+            return False
+        return True
 
     def projections(self) -> list[tuple[str, Projection]]:
         """The session's projections, in the order every event is fed to them.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
+    CapacityMoved,
     MilestoneEmitted,
     PartialResultPublished,
     RecordedEvent,
@@ -88,7 +89,7 @@ class Scheduler:
                 self.kick()  # its owner is busy now: tasks queued behind it may be stolen
             case MilestoneEmitted() | PartialResultPublished():
                 self.kick()  # a milestone or a first chunk can make a dependent ready
-            case TaskAssigned():
+            case TaskAssigned() | CapacityMoved():
                 self.kick()  # a task queued on a busy agent may be stolen by an idle one
             case _:
                 pass

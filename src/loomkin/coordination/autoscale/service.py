@@ -2,9 +2,7 @@
 
 How this works and why:
 
-* **State from events** (replay and live alike): when each agent last became idle, which
-  spawned agents are still onboarding (reading their brief), the bounds a lead set with
-  ``team_scale`` (``TeamScaleSet``), each team's last spawn and the Orienter's brief.
+* **State from events** (replay and live alike) is :class:`~.memory.ScaleMemory`'s.
 * **Reacting, not polling.** Live events that can change a team's load (tasks, agents, bounds)
   wake the loop; it also wakes at the next deadline the policy names (a hysteresis window
   ending, a cooldown, an idle agent's retirement), so virtual time works everywhere.
@@ -24,6 +22,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from loomkin.coordination.autoscale.brief import legacy_text, onboarding_text
+from loomkin.coordination.autoscale.memory import ScaleMemory, TeamScale
 from loomkin.coordination.autoscale.policy import (
     Decision,
     TeamLoad,
@@ -32,48 +31,28 @@ from loomkin.coordination.autoscale.policy import (
     decide,
     joined,
 )
-from loomkin.coordination.autoscale.settings import AutoscaleSettings, TeamBounds
+from loomkin.coordination.autoscale.rebalance import TeamSide, plan_moves
 from loomkin.coordination.base import COORDINATION_ROLES
 from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
-    CapacityMoved,
     InsightShared,
-    MessageSent,
-    MilestoneEmitted,
-    PartialResultPublished,
     ScaleDecided,
-    TaskAssigned,
-    TaskClaimed,
-    TaskCreated,
-    TaskStatusChanged,
-    TeamScaleSet,
 )
+from loomkin.errors import LoomkinError
 from loomkin.ids import AgentId, TeamId, new_id
 from loomkin.tasks.stealing import queued_tasks
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
+    from loomkin.coordination.autoscale.settings import AutoscaleSettings
     from loomkin.coordination.base import Context, Member
     from loomkin.coordination.knowledge import Knowledge
-    from loomkin.core.events import Event, RecordedEvent
+    from loomkin.core.events import Event
     from loomkin.core.taskview import TaskView
 
 __all__ = ["AgentPlacer", "Autoscaler", "TeamScale"]
-
-_WAKE = (
-    TaskCreated,
-    TaskStatusChanged,
-    TaskAssigned,
-    TaskClaimed,
-    AgentStatusChanged,
-    AgentSpawned,
-    TeamScaleSet,
-    MilestoneEmitted,
-    PartialResultPublished,
-    CapacityMoved,
-)
 
 
 class AgentPlacer(Protocol):
@@ -90,21 +69,7 @@ class AgentPlacer(Protocol):
         ...
 
 
-class TeamScale:
-    """A team's scaling state, as the status tools and the facade report it."""
-
-    __slots__ = ("above_since", "bounds", "hold", "last_spawn", "retires", "spawns")
-
-    def __init__(self, bounds: TeamBounds) -> None:
-        self.bounds = bounds
-        self.above_since: float | None = None
-        self.last_spawn: float | None = None
-        self.hold = ""
-        self.spawns = 0
-        self.retires = 0
-
-
-class Autoscaler:
+class Autoscaler(ScaleMemory):
     """Grows and shrinks the teams of one session (see the module docstring)."""
 
     def __init__(
@@ -113,88 +78,14 @@ class Autoscaler:
         settings: AutoscaleSettings,
         placer: AgentPlacer,
         knowledge: Knowledge | None = None,
+        may_talk: Callable[[TeamId, TeamId], bool] | None = None,
     ) -> None:
-        self.ctx = ctx
-        self.knowledge = knowledge
-        self.settings = settings
+        super().__init__(ctx, settings)
         self.placer = placer
-        self.teams: dict[TeamId, TeamScale] = {}
-        self.idle_since: dict[AgentId, float] = {}
-        self.onboarding: dict[AgentId, bool] = {}
-        """Agent → whether it has started reading its brief (it is ready once idle again)."""
-        self.orienter_brief = ""
-        self.worker_count = 0
-        self._wakeup = asyncio.Event()
+        self.knowledge = knowledge
+        self.may_talk = may_talk or (lambda _a, _b: True)
+        """The comms policy: capacity moves only between teams that may talk."""
         self._lock = asyncio.Lock()
-
-    # -- projection -----------------------------------------------------------------------------
-
-    def team(self, team_id: TeamId) -> TeamScale:
-        """The scaling state of ``team_id`` (created with the settings' bounds)."""
-        scale = self.teams.get(team_id)
-        if scale is None:
-            bounds = TeamBounds(
-                min_agents=self.settings.min_agents, max_agents=self.settings.max_agents
-            )
-            scale = self.teams[team_id] = TeamScale(bounds)
-        return scale
-
-    def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
-        """Fold one event; when live, wake the loop if a team's load may have changed."""
-        event = recorded.event
-        if event.session_id != self.ctx.session_id:
-            return
-        at = recorded.recorded_at
-        match event:
-            case AgentSpawned(agent_id=aid, role=role):
-                self.idle_since[aid] = at
-                if role not in COORDINATION_ROLES:
-                    self.worker_count += 1
-            case AgentStatusChanged(agent_id=aid, status=status):
-                self._on_status(aid, status, at)
-            case ScaleDecided(action="spawn", team_id=team, agent_ids=ids):
-                self.team(team).last_spawn = at
-                self.team(team).spawns += len(ids)
-                self.team(team).hold = ""
-                self.onboarding.update(dict.fromkeys(ids, False))
-            case ScaleDecided(action="retire", team_id=team, agent_ids=ids):
-                self.team(team).retires += len(ids)
-            case ScaleDecided(action="hold", team_id=team, reason=reason):
-                self.team(team).hold = reason
-            case TeamScaleSet():
-                self._on_bounds(event)
-            case MessageSent(from_agent=sender, content=text) if sender is not None:
-                member = self.ctx.member(sender)
-                if member is not None and member.role == "orienter":
-                    self.orienter_brief = text
-            case _:
-                pass
-        if live and isinstance(event, _WAKE):
-            self._wakeup.set()
-
-    def _on_status(self, agent_id: AgentId, status: str, at: float) -> None:
-        if status == "idle":
-            self.idle_since[agent_id] = at
-        if agent_id in self.onboarding:
-            if (status == "idle" and self.onboarding[agent_id]) or status == "done":
-                del self.onboarding[agent_id]
-            elif status != "idle":
-                self.onboarding[agent_id] = True
-
-    def _on_bounds(self, event: TeamScaleSet) -> None:
-        scale = self.team(event.team_id)
-        if event.pinned is None and event.min_agents is None and event.max_agents is None:
-            scale.bounds = TeamBounds(
-                min_agents=self.settings.min_agents, max_agents=self.settings.max_agents
-            )
-            return
-        scale.bounds = TeamBounds(
-            min_agents=event.min_agents if event.min_agents is not None else 0,
-            max_agents=(
-                event.max_agents if event.max_agents is not None else self.settings.max_agents
-            ),
-            pinned=event.pinned,
-        )
 
     def caught_up(self) -> None:
         """Start the loop (when enabled) once the replay is over."""
@@ -225,6 +116,7 @@ class Autoscaler:
     async def check(self) -> list[ScaleDecided]:
         """Decide for every team now and act; return the decisions appended."""
         async with self._lock:
+            await self._rebalance()
             made = []
             for team_id in self._team_ids():
                 decided = await self._check_team(team_id)
@@ -308,6 +200,39 @@ class Autoscaler:
         if decision.action == "spawn":
             return await self._spawn(team_id, decision, load)
         return await self._retire(team_id, decision, load)
+
+    # -- capacity rebalancing -------------------------------------------------------------------
+
+    def _side(self, team_id: TeamId) -> TeamSide:
+        load = self.load(team_id)
+        roles = {m.agent_id: m.role for m in self.workers(team_id)}
+        since = self.team(team_id).above_since
+        return TeamSide(
+            team_id=team_id,
+            name=self.ctx.state.team(team_id).name,
+            ready=tuple(self.ctx.tasks.board.ready_tasks(team_id)),
+            idle_roles=tuple(roles[AgentId(a)] for a in load.idle),
+            backlog_held_s=None if since is None else load.now - since,
+        )
+
+    async def _rebalance(self) -> None:
+        """Move ready tasks from a backlogged team to idle sibling teams (before spawning)."""
+        state = self.ctx.state
+        for team_id in self._team_ids():
+            if self.team(team_id).above_since is None:
+                continue
+            siblings = [
+                self._side(TeamId(t.team_id))
+                for t in state.siblings(team_id)
+                if self.may_talk(team_id, TeamId(t.team_id))
+            ]
+            if not siblings:
+                continue
+            for move in plan_moves(self._side(team_id), siblings, window_s=self.settings.window_s):
+                try:
+                    await self.ctx.tasks.move(move.task.task_id, move.to_team, reason=move.reason)
+                except LoomkinError:  # assigned meanwhile: nothing to move any more
+                    continue
 
     # -- acting ---------------------------------------------------------------------------------
 
