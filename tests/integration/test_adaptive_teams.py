@@ -18,9 +18,9 @@ from loomkin.bench.workloads import TaskSpec
 from loomkin.coordination.autoscale import AutoscaleSettings
 from loomkin.core.chat import UserMessage
 from loomkin.core.events import (
-    CapacityMoved,
     AgentSpawned,
     AgentStatusChanged,
+    CapacityMoved,
     InsightShared,
     MessageSent,
     ScaleDecided,
