@@ -319,3 +319,53 @@ async def test_ready_work_moves_to_an_idle_sibling_team(project: Path) -> None:
     ]
     assert sorted(done) == sorted(specs)
     assert not [e for e in events if isinstance(e, ScaleDecided) and e.action == "spawn"]
+
+
+def test_the_tools_are_in_the_roles_that_need_them() -> None:
+    from loomkin.agents.roles import BUILTIN_ROLES
+
+    for worker in ("coder", "tester", "reviewer", "researcher", "lead", "concierge"):
+        assert "task_claim" in BUILTIN_ROLES[worker].tools, worker
+    assert "team_scale" in BUILTIN_ROLES["lead"].tools
+    assert "team_scale" not in BUILTIN_ROLES["coder"].tools
+
+
+async def test_a_lead_bounds_its_team_with_team_scale(project: Path) -> None:
+    results: list[str] = []
+
+    async def lead(request: ModelRequest) -> Reply:
+        last = request.messages[-1]
+        if isinstance(last, UserMessage):
+            return Reply(
+                tool_calls=[
+                    Call("team_scale", {"pin": 2, "reason": "two coders suffice"}),
+                    Call("team_scale", {"min": 3, "max": 1}),
+                    Call("team_scale", {"team": "elsewhere", "max": 2}),
+                ]
+            )
+        results.extend(str(getattr(m, "content", "")) for m in request.messages[-3:])
+        return Reply(text="done")
+
+    async with await Loomkin.open("memory:") as lk:
+        session, _ = await _open(
+            lk,
+            project,
+            {},
+            scaling=AutoscaleSettings(),
+            special={"boss": FunctionModel(lead, name="fn:boss")},
+        )
+        await session.create_team("other")
+        await session.create_team("elsewhere", parent="other")  # not a sub-team of boss's
+        await session.spawn_agent("boss", "lead")
+        await session.send("size the team", to="boss")
+        await session.wait_idle()
+        log = await session.history()
+        assert session.team_scale().pinned == 2
+    sets = [r.event for r in log if isinstance(r.event, TeamScaleSet)]
+    assert len(sets) == 1
+    assert sets[0].by == "boss"
+    assert sets[0].reason == "two coders suffice"
+    text = "\n".join(results)
+    assert "pinned at 2" in text
+    assert "Refused: min 3 is above max 1" in text
+    assert "your own team or one of its sub-teams" in text
