@@ -331,6 +331,7 @@ class AutoscaleSection(_Section):
     min_agents: Annotated[int, Strict(), Field(ge=0, le=1000)] = 1
     max_spawn_step: Annotated[int, Strict(), Field(ge=1, le=1000)] = 16
     retire_after_s: PositiveFloat = 300.0
+    warm_spares: Annotated[int, Strict(), Field(ge=0, le=1000)] = 0
     default_role: Text = "coder"
     agent_cost_usd: Annotated[float, Strict(), Field(ge=0)] = 0.25
 

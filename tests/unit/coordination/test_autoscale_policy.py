@@ -192,3 +192,26 @@ def test_bounds_are_checked_with_clear_errors() -> None:
     )
     assert event.pinned == 3
     assert event.by == "lead"
+
+
+def test_warm_spares_add_headroom_and_stay_while_work_is_to_come() -> None:
+    warm = replace(SETTINGS, warm_spares=1)
+    grow = decide(_load(upcoming=3), warm, BOUNDS)
+    assert grow is not None
+    assert len(grow.roles) == 6  # five ready tasks and one spare
+    assert decide(_load(upcoming=0), warm, BOUNDS).roles == ("coder",) * 5  # type: ignore[union-attr]
+    idle = _load(
+        now=1000.0,
+        ready_roles=(),
+        idle=("a", "b"),
+        idle_since={"a": 0.0, "b": 0.0},
+        size=3,
+        above_since=None,
+        upcoming=2,
+    )
+    kept = decide(idle, warm, BOUNDS)
+    assert kept is not None
+    assert kept.retire == ("a",)  # one of the two stays warm for the work to come
+    gone = decide(replace(idle, upcoming=0), warm, BOUNDS)
+    assert gone is not None
+    assert gone.retire == ("a", "b")

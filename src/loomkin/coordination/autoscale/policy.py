@@ -12,6 +12,9 @@ How this works and why:
   ``ready ÷ scale_up_ratio``, within the ceiling, ``max_spawn_step`` and what the budget can
   pay at the projected cost of an agent. Roles follow the backlog: the tasks that no idle agent
   will take, most urgent first, each asks for its own role.
+* **Warm spares.** With ``warm_spares`` > 0 and tasks still to become ready, a spawn adds that
+  many agents beyond the backlog and retirement keeps that many idle, so a task that becomes
+  ready (one on the critical path, say) starts at once instead of after an onboarding.
 * **Shrink** an agent idle for ``retire_after_s`` while no work waits, never below the floor.
   A pinned team is brought to its pin at once either way; a team above a lowered ceiling
   loses its idle agents down to it at once.
@@ -50,6 +53,8 @@ class TeamLoad:
     above_since: float | None = None
     """Since when the ratio has been above the threshold (``None``: it is not)."""
     last_spawn: float | None = None
+    upcoming: int = 0
+    """Unowned tasks of the team not ready yet (work still to come)."""
     spent_usd: float = 0.0
     agents_ever: int = 0
     """Worker agents the session has had (for the cost per agent so far)."""
@@ -129,7 +134,8 @@ def _grow(
             return None
         if load.last_spawn is not None and load.now - load.last_spawn < settings.cooldown_s:
             return None
-        want = math.ceil(ready / settings.scale_up_ratio) - idle
+        headroom = settings.warm_spares if load.upcoming else 0
+        want = math.ceil(ready / settings.scale_up_ratio) + headroom - idle
         why = (
             f"{ready} ready task(s) for {idle} idle agent(s): ratio {_text(ratio)} above "
             f"{settings.scale_up_ratio:g} for {held:.0f}s (window {settings.window_s:g}s)"
@@ -189,6 +195,8 @@ def _shrink(
     if ready > 0 or not load.idle:
         return None
     spare = load.size - bounds.floor
+    if load.upcoming:  # work is still to come: keep a warm agent to start it without a spawn
+        spare = min(spare, len(load.idle) - settings.warm_spares)
     stale = [
         a
         for a in load.idle

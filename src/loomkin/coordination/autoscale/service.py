@@ -175,6 +175,13 @@ class Autoscaler(ScaleMemory):
             size=len(workers),
             above_since=scale.above_since,
             last_spawn=scale.last_spawn,
+            upcoming=sum(
+                1
+                for v in self.ctx.tasks.board.tasks(team_id)
+                if v.status == "pending"
+                and v.owner is None
+                and not self.ctx.tasks.board.is_ready(v.task_id)
+            ),
             spent_usd=sum(m.cost_usd for m in self.ctx.roster.members()),
             agents_ever=self.worker_count,
         )

@@ -34,6 +34,9 @@ class AutoscaleSettings:
     """Agents one decision may add."""
     retire_after_s: float = 300.0
     """An idle worker agent is retired after this long with no work waiting."""
+    warm_spares: int = 0
+    """Idle agents kept however long they idle while the team has tasks still to become
+    ready (a task on the critical path then starts at once, not after an onboarding)."""
     default_role: str = "coder"
     """The role spawned for tasks that name none."""
     agent_cost_usd: float = 0.25
