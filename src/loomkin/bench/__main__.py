@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     adaptive.add_argument("--max-agents", type=int, default=16)
     adaptive.add_argument("--spawn-cost-s", type=float, default=60.0)
     adaptive.add_argument("--json", action="store_true", help="print one JSON object")
+    adaptive.add_argument(
+        "--plot", type=Path, default=Path("benchmarks") / "adaptive.png", help="PNG path"
+    )
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -184,6 +187,18 @@ def _fuzz(args: argparse.Namespace) -> None:
     print(json.dumps(report) if args.json else fuzz_table(report))
 
 
+def _adaptive(args: argparse.Namespace) -> None:
+    """Issue 16: the autoscaler against a fixed team, and the skewed-load scenario."""
+    from loomkin.bench.adaptive import adaptive_table, plot_adaptive, run_adaptive
+
+    if args.max_agents < 1 or args.spawn_cost_s < 0:
+        raise UserError("--max-agents must be at least 1 and --spawn-cost-s at least 0")
+    report = run_adaptive(args.max_agents, args.spawn_cost_s)
+    print(json.dumps(report) if args.json else adaptive_table(report))
+    if not args.json:
+        print(plot_adaptive(report, args.plot))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -206,12 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "fuzz":
             _fuzz(args)
         elif args.command == "adaptive":
-            from loomkin.bench.adaptive import adaptive_table, run_adaptive
-
-            if args.max_agents < 1 or args.spawn_cost_s < 0:
-                raise UserError("--max-agents must be at least 1 and --spawn-cost-s at least 0")
-            report = run_adaptive(args.max_agents, args.spawn_cost_s)
-            print(json.dumps(report) if args.json else adaptive_table(report))
+            _adaptive(args)
         else:
             from loomkin.bench.overhead_run import spawn_figures
 

@@ -29,11 +29,13 @@ from loomkin.ids import TaskId
 from loomkin.service import Loomkin
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from loomkin.agents.roles import Role
     from loomkin.bench.workloads import Workload
     from loomkin.llm.model import Model
 
-__all__ = ["adaptive_table", "run_adaptive", "run_skew"]
+__all__ = ["adaptive_table", "plot_adaptive", "run_adaptive", "run_skew"]
 
 Row = dict[str, str | int | float]
 
@@ -159,3 +161,39 @@ def adaptive_table(report: dict[str, object]) -> str:
         f"{report['wall_s']} s wall.",
     ]
     return "\n".join(lines)
+
+
+def plot_adaptive(report: dict[str, object], path: Path) -> str:
+    """Bars per workload: makespan ÷ fixed and agent-seconds ÷ (N × fixed makespan)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (uv sync --extra bench): no plot"
+    rows = report["workloads"]
+    assert isinstance(rows, list)
+    names = [str(r["workload"]) for r in rows]
+    xs = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, len(rows) * 0.9), 4.0))
+    ax.bar(
+        [x - 0.2 for x in xs], [r["makespan_ratio"] for r in rows], 0.4, label="makespan ÷ fixed"
+    )
+    ax.bar(
+        [x + 0.2 for x in xs],
+        [r["agent_seconds_ratio"] for r in rows],
+        0.4,
+        label="agent-seconds ÷ (N × fixed makespan)",
+    )
+    ax.axhline(1.10, color="tab:blue", linewidth=0.8, linestyle="--")
+    ax.axhline(0.5, color="tab:orange", linewidth=0.8, linestyle="--")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, fontsize=7)
+    ax.set_title(f"Adaptive team vs a fixed {report['agents']} (virtual time; goals dashed)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"plot written to {path}"
