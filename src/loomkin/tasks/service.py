@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from loomkin.core.events import (
-    CapacityMoved,
     DependencyAdded,
     Event,
     MessageSent,
@@ -36,7 +35,6 @@ from loomkin.core.events import (
     PartialResultPublished,
     RecordedEvent,
     TaskAssigned,
-    TaskClaimed,
     TaskCreated,
     TaskPriorityChanged,
     TaskStatusChanged,
@@ -47,6 +45,7 @@ from loomkin.core.taskstates import allowed_targets
 from loomkin.core.taskview import Handoff, TaskView
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
+from loomkin.tasks.claims import ClaimCommands
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -96,8 +95,11 @@ class DependencySpec:
     milestone: str | None = None
 
 
-class TaskService:
-    """Commands on the task board of one runtime (all sessions)."""
+class TaskService(ClaimCommands):
+    """Commands on the task board of one runtime (all sessions).
+
+    Work stealing's claim and capacity moves are in :class:`~loomkin.tasks.claims.ClaimCommands`.
+    """
 
     def __init__(self, log: EventLog, board: TaskBoard, notices: TaskNotices) -> None:
         self.log = log
@@ -253,59 +255,6 @@ class TaskService:
             given = self._assignment(fresh, worker, by=by, reason=reason)
             await self._append(*also, released, *given)
             return True
-
-    async def claim(
-        self,
-        task_id: TaskId,
-        worker: Worker,
-        *,
-        expected_owner: AgentId | None,
-        reason: str,
-        also: Sequence[Event] = (),
-    ) -> None:
-        """Work stealing: take a ready, not yet started task, if its owner is still the one seen.
-
-        A compare-and-set on the board under the service's lock: the claim checks that the
-        task is still ``pending``/``assigned`` with owner ``expected_owner`` and appends
-        ``TaskClaimed`` with the claimer's ``task_assigned`` message in one batch. Of two
-        claimers one wins; the other gets ``InvalidTransition`` at once. A started task is
-        never claimed, and the old owner, reading its own (older) assignment later, finds the
-        task is no longer its own (``start_for`` returns ``None``).
-        """
-        async with self._lock:
-            view = self.task(task_id)
-            self.board.check_claim(task_id, worker.agent_id, expected_owner)
-            claimed = TaskClaimed(
-                session_id=view.session_id,
-                task_id=task_id,
-                owner=worker.agent_id,
-                owner_name=worker.name,
-                previous_owner=expected_owner,
-                reason=reason,
-            )
-            notice = self._message(
-                view,
-                msg_type="task_assigned",
-                to_agent=worker.agent_id,
-                content=self.notices.assigned(view, reason),
-                data={"task_id": view.task_id},
-            )
-            await self._append(*also, claimed, notice)
-
-    async def move(self, task_id: TaskId, to_team: TeamId, *, reason: str) -> None:
-        """Move an unowned pending task to another team's board (capacity rebalancing)."""
-        async with self._lock:
-            view = self.task(task_id)
-            self.board.check_move(task_id, to_team)
-            await self._append(
-                CapacityMoved(
-                    session_id=view.session_id,
-                    task_id=task_id,
-                    from_team=view.team_id,
-                    to_team=to_team,
-                    reason=reason,
-                )
-            )
 
     def _assignment(self, view: TaskView, worker: Worker, *, by: str, reason: str) -> list[Event]:
         """``TaskAssigned`` and the ``task_assigned`` message telling the new owner."""
