@@ -54,3 +54,55 @@ async def test_claiming_a_started_or_unknown_task_is_refused(harness: Harness) -
     assert gone.status_code == 404
     own = await harness.client.post(url, json={"agent": "alice"})
     assert own.status_code == 409  # alice owns it already: nothing to claim
+
+
+async def test_feed_rows_for_scaling_claims_and_moves(harness: Harness) -> None:
+    from loomkin.api.feed import feed_row
+    from loomkin.core.events import CapacityMoved, RecordedEvent, ScaleDecided, TaskClaimed
+    from loomkin.ids import AgentId, EventId, SessionId, TaskId, TeamId
+
+    sid = SessionId(harness.session.session_id)
+    team = TeamId(harness.session.teams()[0].team_id)
+    task = TaskId(await harness.session.create_task("parse the config"))
+    events = [
+        ScaleDecided(
+            session_id=sid,
+            team_id=team,
+            action="spawn",
+            reason="6 ready task(s) for 0 idle agent(s)",
+            agents=("coder-1", "coder-2"),
+            role="coder",
+        ),
+        ScaleDecided(session_id=sid, team_id=team, action="retire", reason="idle", agents=("c",)),
+        ScaleDecided(session_id=sid, team_id=team, action="hold", reason="at its size bound"),
+        TeamScaleSet(session_id=sid, team_id=team, pinned=3, by="lead"),
+        TeamScaleSet(session_id=sid, team_id=team, min_agents=1, max_agents=4, by="user"),
+        TeamScaleSet(session_id=sid, team_id=team, by="user"),
+        TaskClaimed(
+            session_id=sid, task_id=task, owner=AgentId("agent_b"), owner_name="bob", reason="r"
+        ),
+        CapacityMoved(session_id=sid, task_id=task, from_team=team, to_team=team, reason="r"),
+    ]
+    rows = []
+    for i, event in enumerate(events, start=1):
+        recorded = RecordedEvent(
+            position=i,
+            stream="s",
+            stream_version=1,
+            event_id=EventId(f"e{i}"),
+            recorded_at=0.0,
+            event=event,
+        )
+        row = feed_row(recorded, harness.loomkin.names())
+        assert row is not None
+        rows.append(row)
+    assert [r.type for r in rows] == ["scale"] * 6 + ["task_assigned", "scale"]
+    assert rows[0].summary.startswith("autoscaler spawned coder-1, coder-2: 6 ready")
+    assert rows[0].team == "root"
+    assert rows[1].summary.startswith("autoscaler retired c")
+    assert rows[2].summary.startswith("autoscaler held: at its size bound")
+    assert rows[3].summary == "team size pinned at 3 by lead"
+    assert rows[4].summary == "team size bounded to 1–4 by user"
+    assert rows[5].summary == "team size bounds cleared by user"
+    assert rows[6].summary == "task 'parse the config' claimed by bob"
+    assert rows[7].summary == "task 'parse the config' moved to team 'root'"
