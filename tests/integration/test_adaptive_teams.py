@@ -369,3 +369,22 @@ async def test_a_lead_bounds_its_team_with_team_scale(project: Path) -> None:
     assert "pinned at 2" in text
     assert "Refused: min 3 is above max 1" in text
     assert "your own team or one of its sub-teams" in text
+
+
+async def test_work_meant_for_a_role_is_not_stolen_by_another(project: Path) -> None:
+    specs: dict[TaskId, TaskSpec] = {}
+    async with await Loomkin.open("memory:") as lk:
+        session, _ = await _open(lk, project, specs, scaling=AutoscaleSettings())
+        await session.spawn_agent("ann", "coder")
+        await session.spawn_agent("tess", "tester")
+        for k in range(3):
+            title = f"code{k}"
+            task_id = TaskId(
+                await session.create_task(title, role="coder", work_s=50.0, assign_to="ann")
+            )
+            specs[task_id] = TaskSpec(id=title, role="coder", work_s=50.0)
+        await session.wait_idle()
+        log = await session.history()
+    assert not [r for r in log if isinstance(r.event, TaskClaimed)]
+    owners = {r.event.owner_name for r in log if isinstance(r.event, TaskAssigned)}
+    assert owners == {"ann"}

@@ -6,7 +6,8 @@ How this works and why:
   busy with another task it has started, and every blocking dependency of it is met: it could
   be worked now, but its owner will not get to it until its current task ends (an agent works
   one task at a time and puts later assignments aside).
-* An idle agent may **claim** such a task: :meth:`~loomkin.tasks.TaskService.claim` is a
+* An idle agent may **claim** such a task (the scheduler steals only for an agent of the role
+  the task names, when it names one): :meth:`~loomkin.tasks.TaskService.claim` is a
   compare-and-set on the board (the owner must still be the one seen, and the task still not
   started), so of two claimers one wins and a started task is never taken. The scheduler
   (:func:`plan_steals`) and the agents' ``task_claim`` tool use the same claim.
@@ -82,9 +83,12 @@ def plan_steals(
     busy = busy_owners(board)
     by_id = {v.task_id: v for v in queued}
     steals = []
+    roles = {c.agent_id: c.role for c in idle}
     for choice in plan_assignments(queued, idle, stats, load):
         view = by_id[choice.task_id]
         assert view.owner is not None
+        if view.role and view.role != roles[choice.agent_id]:
+            continue  # a task meant for a role goes only to an agent of that role
         current = busy[view.owner.agent_id]
         reason = (
             f"stolen from {view.owner.name}, who is busy with {current.title!r}; {choice.reason}"
