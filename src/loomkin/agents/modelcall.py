@@ -77,10 +77,12 @@ def build_request(agent: Agent) -> ModelRequest:
     """Return the exact request for the next model call."""
     messages: list[ChatMessage] = [SystemMessage(text=agent.system_prompt)]
     messages.extend(agent.memory.transcript)
-    tools = tuple(
-        ToolSchema(name=s.name, description=s.description, parameters=s.parameters)
-        for s in agent.tools.schemas()
-    )
+    tools = agent.request_tools
+    if tools is None:
+        tools = tuple(
+            ToolSchema(name=s.name, description=s.description, parameters=s.parameters)
+            for s in agent.tools.schemas()
+        )
     # One key per agent: its calls share a prefix, so they should reach the same cache.
     return ModelRequest(messages=tuple(messages), tools=tools, cache_key=str(agent.agent_id))
 
