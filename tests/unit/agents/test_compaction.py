@@ -13,7 +13,6 @@ from loomkin.agents.settings import ContextSettings
 from loomkin.core.chat import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
 from loomkin.core.events import AgentEvent, ContextCompacted
 from loomkin.llm.caching import estimate_tokens
-from loomkin.llm.model import ModelRequest
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 from .conftest import make_rig
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from loomkin.core.chat import ChatMessage
+    from loomkin.llm.model import ModelRequest
     from loomkin.service import Loomkin
 
 pytestmark = pytest.mark.timeout(120)
@@ -79,7 +79,7 @@ async def test_two_hundred_file_reads_never_overflow_and_keep_the_brief(
     await rig.send(BRIEF)
     finished = await rig.wait_for("loop_finished")
     assert getattr(finished, "outcome", None) == "final"
-    compactions = [e for e in await rig.agent_events("context_compacted")]
+    compactions = await rig.agent_events("context_compacted")
     assert compactions, "a transcript this long must have been compacted"
     assert reader.overflows == 0
     assert reader.largest <= WINDOW
