@@ -91,6 +91,8 @@ class AgentMemory:
     """Model calls made in the current loop (reset when a loop ends, kept across a pause)."""
     task_id: TaskId | None = None
     input_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Of ``input_tokens``, those read from the provider's prompt cache."""
     output_tokens: int = 0
     cost_usd: float = 0.0
     pending_permission: PendingPermission | None = None
@@ -130,6 +132,7 @@ class AgentMemory:
                 self.last_step = "model_call"
             case ModelCallCompleted(input_tokens=i, output_tokens=o, cost_usd=c):
                 self.input_tokens += i
+                self.cached_input_tokens += event.cached_input_tokens
                 self.output_tokens += o
                 self.cost_usd += c
                 self.last_step = "model_response"

@@ -18,7 +18,7 @@ from loomkin.cli.common import console, default_store, run_command
 from loomkin.errors import UserError
 
 if TYPE_CHECKING:
-    from loomkin.service import Loomkin, McpServerInfo, Spend
+    from loomkin.service import AgentSpend, Loomkin, McpServerInfo, Spend, TeamSpend
 
 __all__ = ["cost", "mcp", "trace"]
 
@@ -197,34 +197,32 @@ def _show_spend(spend: Spend) -> None:
     from rich.table import Table
 
     console.print(f"[bold]session[/] {spend.session_id}")
-    agents = Table("agent", "team", "role", "calls", "tokens in", "tokens out", "cost (USD)")
+    tokens = ("tokens in", "cached", "uncached", "cache writes", "tokens out", "cost (USD)")
+    agents = Table("agent", "team", "role", "calls", *tokens)
     for a in spend.agents:
         agents.add_row(
-            escape(a.name),
-            escape(a.team_name),
-            escape(a.role),
-            str(a.model_calls),
-            f"{a.input_tokens:,}",
-            f"{a.output_tokens:,}",
-            f"{a.cost_usd:.4f}",
+            escape(a.name), escape(a.team_name), escape(a.role), str(a.model_calls), *_usage(a)
         )
     console.print(agents)
-    teams = Table("team", "agents", "calls", "tokens in", "tokens out", "cost (USD)")
+    teams = Table("team", "agents", "calls", *tokens)
     for t in spend.teams:
-        teams.add_row(
-            escape(t.name),
-            str(t.agents),
-            str(t.model_calls),
-            f"{t.input_tokens:,}",
-            f"{t.output_tokens:,}",
-            f"{t.cost_usd:.4f}",
-        )
-    teams.add_row(
-        "[bold]total[/]",
-        str(len(spend.agents)),
-        str(spend.model_calls),
-        f"{spend.input_tokens:,}",
-        f"{spend.output_tokens:,}",
-        f"[bold]{spend.cost_usd:.4f}[/]",
-    )
+        teams.add_row(escape(t.name), str(t.agents), str(t.model_calls), *_usage(t))
+    total = _usage(spend)
+    total[-1] = f"[bold]{total[-1]}[/]"
+    teams.add_row("[bold]total[/]", str(len(spend.agents)), str(spend.model_calls), *total)
     console.print(teams)
+    if spend.input_tokens:
+        share = spend.cached_input_tokens / spend.input_tokens
+        console.print(f"prompt cache: {share:.0%} of input tokens read from a cache")
+
+
+def _usage(row: AgentSpend | TeamSpend | Spend) -> list[str]:
+    """Token and cost cells: input (cached, uncached, written to a cache), output, cost."""
+    return [
+        f"{row.input_tokens:,}",
+        f"{row.cached_input_tokens:,}",
+        f"{row.uncached_input_tokens:,}",
+        f"{row.cache_write_tokens:,}",
+        f"{row.output_tokens:,}",
+        f"{row.cost_usd:.4f}",
+    ]

@@ -25,7 +25,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from loomkin.core.chat import AssistantMessage, SystemMessage, ToolResultMessage, UserMessage
+from loomkin.core.chat import (
+    AssistantMessage,
+    SystemMessage,
+    ToolResultMessage,
+    UserMessage,
+    message_to_json,
+)
 
 if TYPE_CHECKING:
     from loomkin.llm.model import ModelRequest, ToolSchema
@@ -35,6 +41,8 @@ __all__ = [
     "EPHEMERAL",
     "estimate_tokens",
     "mark_anthropic_breakpoints",
+    "prefix_text",
+    "shared_prefix_tokens",
     "tool_schema_tokens",
 ]
 
@@ -70,6 +78,35 @@ def estimate_tokens(request: ModelRequest) -> int:
         elif isinstance(message, ToolResultMessage):
             chars += len(message.content)
     return _tokens(chars) + tool_schema_tokens(request.tools)
+
+
+def prefix_text(request: ModelRequest) -> str:
+    """``request`` serialised in the order a provider caches it: tools, then the messages.
+
+    Two requests share a cached prefix as long as these texts share a prefix; fake models
+    and the cost benchmark measure caching with it.
+    """
+    tools = json.dumps([t.to_json() for t in request.tools], separators=(",", ":"))
+    messages = (
+        json.dumps(message_to_json(m), separators=(",", ":"), ensure_ascii=False)
+        for m in request.messages
+    )
+    return "\n".join((tools, *messages))
+
+
+def shared_prefix_tokens(previous: str | None, current: str) -> int:
+    """Tokens of ``current`` a prompt cache holding ``previous`` serves (their common prefix)."""
+    if not previous:
+        return 0
+    limit = min(len(previous), len(current))
+    low, high = 0, limit  # binary search on slices: fast for the long prefixes that matter
+    while low < high:
+        mid = (low + high + 1) // 2
+        if previous[:mid] == current[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low // CHARS_PER_TOKEN
 
 
 def mark_anthropic_breakpoints(
