@@ -25,21 +25,19 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from loomkin.core.chat import (
-    AssistantMessage,
-    SystemMessage,
-    ToolResultMessage,
-    UserMessage,
-    message_to_json,
-)
+from loomkin.core.chat import AssistantMessage, SystemMessage, ToolResultMessage, UserMessage
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from loomkin.core.events.base import JSON
     from loomkin.llm.model import ModelRequest, ToolSchema
 
 __all__ = [
     "CHARS_PER_TOKEN",
     "EPHEMERAL",
     "estimate_tokens",
+    "journal_prefix_text",
     "mark_anthropic_breakpoints",
     "prefix_text",
     "shared_prefix_tokens",
@@ -86,11 +84,15 @@ def prefix_text(request: ModelRequest) -> str:
     Two requests share a cached prefix as long as these texts share a prefix; fake models
     and the cost benchmark measure caching with it.
     """
-    tools = json.dumps([t.to_json() for t in request.tools], separators=(",", ":"))
-    messages = (
-        json.dumps(message_to_json(m), separators=(",", ":"), ensure_ascii=False)
-        for m in request.messages
-    )
+    return journal_prefix_text(request.to_json())
+
+
+def journal_prefix_text(request: Mapping[str, JSON]) -> str:
+    """:func:`prefix_text` of a request as journaled (``ModelRequest.to_json``)."""
+    tools = json.dumps(request.get("tools") or [], separators=(",", ":"))
+    raw = request.get("messages") or []
+    assert isinstance(raw, list | tuple)
+    messages = (json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in raw)
     return "\n".join((tools, *messages))
 
 
