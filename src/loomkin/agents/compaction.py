@@ -7,7 +7,8 @@ How this works and why:
   (``[context]`` in ``loomkin.toml``, else the model's published window) times
   ``compact_at``. Below it nothing happens, so the request stays a byte-stable extension
   of the previous one (prompt caching).
-* Above it, in order, until the request fits:
+* Above it, in order, until the request is down to ``compact_to`` of the window (room for
+  the next calls to grow, and share a cached prefix, before another compaction):
 
   1. *Elide* old tool results: every result before the newest ``keep_turns`` turns (a turn
      is a model response and its tool results) becomes a one-line record naming the call,
@@ -93,7 +94,8 @@ async def compact_if_needed(agent: Agent) -> bool:
     if before <= limit:
         return False
     fixed = before - _tokens_of(agent.memory.transcript)  # system prompt and tool schemas
-    plan = plan_compaction(agent.memory.transcript, limit - fixed, settings)
+    target = int(window * min(settings.compact_to, settings.compact_at))
+    plan = plan_compaction(agent.memory.transcript, target - fixed, settings)
     summary, by_model, usage = "", False, (0, 0, 0.0)
     if plan.summarised:
         summary, by_model, usage = await _summarise(agent, plan.summary_input, settings)

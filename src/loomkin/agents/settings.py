@@ -25,6 +25,9 @@ class ContextSettings:
     """Per-model windows, by ``provider:model`` name or prefix."""
     compact_at: float = 0.8
     """Compact before a call whose request would pass this fraction of the window."""
+    compact_to: float = 0.5
+    """A compaction brings the request down to this fraction of the window, so the next
+    ones have room to grow (and share a cached prefix) before another is needed."""
     keep_turns: int = 4
     """The newest turns (a model response and its tool results) kept word for word."""
     summarise: bool = True

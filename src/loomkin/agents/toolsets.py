@@ -55,9 +55,24 @@ class LeanTools:
 
     def prompt_text(self) -> str:
         """The system prompt's listing of the deferred tools (empty when there are none)."""
-        return deferred_tools_text(
-            [(s.name, short_description(s.description)) for s in self.deferred]
-        )
+        return deferred_tools_text([(s.name, _purpose(s.description)) for s in self.deferred])
+
+
+_PURPOSE_CHARS = 60
+
+
+def _purpose(description: str) -> str:
+    """A tool's purpose in one short line: its first sentence, cut at a word."""
+    text = short_description(description).split(". ", 1)[0].rstrip(".")
+    for mark in ("; ", ": "):  # a clause boundary reads better than a cut word
+        if len(text) <= _PURPOSE_CHARS:
+            break
+        head = text.split(mark, 1)[0]
+        if len(head) >= _PURPOSE_CHARS // 3:
+            text = head
+    if len(text) <= _PURPOSE_CHARS:
+        return text
+    return text[:_PURPOSE_CHARS].rsplit(" ", 1)[0] + "…"
 
 
 def lean_tools(role: Role, specs: list[ToolSpec]) -> LeanTools:

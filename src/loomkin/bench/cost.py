@@ -154,9 +154,11 @@ async def _run(team: bool, scale: float, window: int) -> tuple[Tally, float]:
                     (lambda role, name: team_model(role, name, scale))
                     if team
                     else (
-                        lambda role, name: solo_model(scale)
-                        if name == "solo"
-                        else ScriptedModel([], name="scripted:idle")
+                        lambda role, name: (
+                            solo_model(scale)
+                            if name == "solo"
+                            else ScriptedModel([], name="scripted:idle")
+                        )
                     )
                 ),
                 settings=settings,

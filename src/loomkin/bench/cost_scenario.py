@@ -21,7 +21,7 @@ import asyncio
 import re
 from typing import TYPE_CHECKING
 
-from loomkin.core.chat import AssistantMessage, ToolResultMessage, UserMessage
+from loomkin.core.chat import AssistantMessage, SystemMessage, ToolResultMessage, UserMessage
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 if TYPE_CHECKING:
@@ -62,17 +62,26 @@ def _tests(count: int) -> str:
     imports = ", ".join(f"{kind}_{i}" for kind in ("formal", "i18n") for i in range(0, count, 3))
     return (
         "import unittest\n\n"
-        f"from greetings.formal import *  # noqa: F403\nfrom greetings.i18n import *  # noqa: F403\n"
+        "from greetings.formal import *  # noqa: F403\n"
+        "from greetings.i18n import *  # noqa: F403\n"
         f"# uses {imports}\n\n\nclass MoreTest(unittest.TestCase):\n{cases}"
     )
 
 
 _GUIDE = "# Using greetings\n\n" + "".join(
-    f"- `{kind}_{i}(who)` returns {kind} greeting {i}.\n" for kind in ("formal", "i18n") for i in range(12)
+    f"- `{kind}_{i}(who)` returns {kind} greeting {i}.\n"
+    for kind in ("formal", "i18n")
+    for i in range(12)
 )
 
-# Each task: (key, title, role, steps). A step is (tool, arguments); the last step of a team
-# task is task_complete, which the agent working alone does not need.
+
+def _doc_fix(path: str, old: str, new: str) -> tuple[str, dict[str, JSON]]:
+    return ("file_edit", {"path": path, "old_string": old, "new_string": new})
+
+
+# Each task: (key, title, role, steps): what a careful agent does (look around, write, check
+# what it wrote, fix it). A team's worker ends each task with task_complete, which the agent
+# working alone does not need; emit_milestone only matters to a team.
 TASKS: tuple[tuple[str, str, str, tuple[tuple[str, dict[str, JSON]], ...]], ...] = (
     (
         "formal",
@@ -80,7 +89,11 @@ TASKS: tuple[tuple[str, str, str, tuple[tuple[str, dict[str, JSON]], ...]], ...]
         "coder",
         (
             ("file_read", {"path": "greetings/core.py"}),
+            ("file_read", {"path": "greetings/__init__.py"}),
+            ("content_search", {"pattern": "def greet"}),
             ("file_write", {"path": "greetings/formal.py", "content": _module("formal", 25)}),
+            ("file_read", {"path": "greetings/formal.py"}),
+            _doc_fix("greetings/formal.py", '"""Formal greetings."""', '"""Formal greetings."""\n'),
             ("emit_milestone", {"name": "interface", "note": "formal_0 .. formal_24"}),
         ),
     ),
@@ -90,7 +103,12 @@ TASKS: tuple[tuple[str, str, str, tuple[tuple[str, dict[str, JSON]], ...]], ...]
         "coder",
         (
             ("file_read", {"path": "greetings/core.py"}),
+            ("directory_list", {"path": "greetings"}),
             ("file_write", {"path": "greetings/i18n.py", "content": _module("i18n", 25)}),
+            ("file_read", {"path": "greetings/i18n.py"}),
+            _doc_fix(
+                "greetings/i18n.py", '"""I18n greetings."""', '"""Greetings in many languages."""'
+            ),
         ),
     ),
     (
@@ -98,9 +116,12 @@ TASKS: tuple[tuple[str, str, str, tuple[tuple[str, dict[str, JSON]], ...]], ...]
         "Test formal and i18n",
         "tester",
         (
+            ("file_read", {"path": "tests/test_core.py"}),
             ("file_read", {"path": "greetings/formal.py"}),
             ("file_read", {"path": "greetings/i18n.py"}),
             ("file_write", {"path": "tests/test_more.py", "content": _tests(25)}),
+            ("file_read", {"path": "tests/test_more.py"}),
+            _doc_fix("tests/test_more.py", "import unittest\n", "import unittest  # stdlib only\n"),
         ),
     ),
     (
@@ -109,7 +130,10 @@ TASKS: tuple[tuple[str, str, str, tuple[tuple[str, dict[str, JSON]], ...]], ...]
         "coder",
         (
             ("file_read", {"path": "README.md"}),
+            ("file_read", {"path": "greetings/core.py"}),
             ("file_write", {"path": "docs/USAGE.md", "content": _GUIDE}),
+            ("file_read", {"path": "docs/USAGE.md"}),
+            _doc_fix("docs/USAGE.md", "# Using greetings", "# Using the greetings package"),
         ),
     ),
 )
@@ -134,9 +158,14 @@ def solo_model(scale: float) -> Model:
     steps = [s for s in steps if s.tool_calls[0].name != "emit_milestone"]
     steps.append(Reply(text="Done: formal and i18n modules, their tests and docs/USAGE.md."))
 
+    answered = 0  # counted here: a compacted transcript no longer shows every step
+
     async def fn(request: ModelRequest) -> Reply:
-        answered = sum(isinstance(m, AssistantMessage) for m in request.messages)
-        return await timed.answer(steps[min(answered, len(steps) - 1)])
+        nonlocal answered
+        if _summary_request(request):
+            return await timed.answer(_SUMMARY)
+        answered += 1
+        return await timed.answer(steps[min(answered - 1, len(steps) - 1)])
 
     return FunctionModel(fn, name="scripted:solo")
 
@@ -147,9 +176,20 @@ def team_model(role: Role, name: str, scale: float) -> Model:
     script = {"concierge": _concierge, "orienter": _orienter}.get(role.name, _worker)
 
     async def fn(request: ModelRequest) -> Reply:
+        if _summary_request(request):
+            return await timed.answer(_SUMMARY)
         return await timed.answer(script(request))
 
     return FunctionModel(fn, name=f"scripted:{name}")
+
+
+_SUMMARY = Reply(text="Earlier: read the package, wrote and checked the files named above.")
+
+
+def _summary_request(request: ModelRequest) -> bool:
+    """A compaction's request to summarise earlier turns (see agents.compaction)."""
+    first = request.messages[0] if request.messages else None
+    return isinstance(first, SystemMessage) and first.text.startswith("You compact")
 
 
 def _results(request: ModelRequest) -> list[ToolResultMessage]:

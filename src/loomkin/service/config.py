@@ -38,6 +38,7 @@ Example::
     [context]
     window_tokens = 64000   # compact transcripts to fit this (default: each model's window)
     compact_at = 0.8
+    compact_to = 0.5
     keep_turns = 4
 
     [comms]
@@ -319,6 +320,8 @@ class ContextSection(_Section):
     """Per-model windows, ``"provider:model" = tokens`` (a name prefix matches variants)."""
     compact_at: Annotated[float, Strict(), Field(gt=0.1, le=1.0)] = 0.8
     """Compact before a call whose request would pass this fraction of the window."""
+    compact_to: Annotated[float, Strict(), Field(gt=0.05, le=1.0)] = 0.5
+    """A compaction brings the request down to this fraction of the window."""
     keep_turns: Annotated[int, Strict(), Field(ge=1, le=100)] = 4
     """The newest turns (a model response and its tool results) kept word for word."""
     summarise: Annotated[bool, Strict()] = True

@@ -88,6 +88,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             window_tokens=config.context.window_tokens,
             windows=dict(config.context.windows),
             compact_at=config.context.compact_at,
+            compact_to=min(config.context.compact_to, config.context.compact_at),
             keep_turns=config.context.keep_turns,
             summarise=config.context.summarise,
         ),

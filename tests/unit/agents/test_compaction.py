@@ -73,7 +73,9 @@ async def test_two_hundred_file_reads_never_overflow_and_keep_the_brief(
     settings = SessionSettings(
         bootstrap_orienter=False,
         max_iterations=READS + 10,
-        context=ContextSettings(window_tokens=WINDOW, keep_turns=3, summarise=False),
+        context=ContextSettings(
+            window_tokens=WINDOW, keep_turns=3, summarise=False, compact_to=0.75
+        ),
     )
     rig = await make_rig(lk, project, FunctionModel(reader), settings=settings)
     await rig.send(BRIEF)
