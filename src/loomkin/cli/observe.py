@@ -197,32 +197,37 @@ def _show_spend(spend: Spend) -> None:
     from rich.table import Table
 
     console.print(f"[bold]session[/] {spend.session_id}")
-    tokens = ("tokens in", "cached", "uncached", "cache writes", "tokens out", "cost (USD)")
-    agents = Table("agent", "team", "role", "calls", *tokens)
+    agents = Table("agent", "team", "role", "calls", "tokens in", "tokens out", "cost (USD)")
     for a in spend.agents:
         agents.add_row(
             escape(a.name), escape(a.team_name), escape(a.role), str(a.model_calls), *_usage(a)
         )
     console.print(agents)
-    teams = Table("team", "agents", "calls", *tokens)
+    teams = Table("team", "agents", "calls", "tokens in", "tokens out", "cost (USD)")
     for t in spend.teams:
         teams.add_row(escape(t.name), str(t.agents), str(t.model_calls), *_usage(t))
     total = _usage(spend)
     total[-1] = f"[bold]{total[-1]}[/]"
     teams.add_row("[bold]total[/]", str(len(spend.agents)), str(spend.model_calls), *total)
     console.print(teams)
-    if spend.input_tokens:
-        share = spend.cached_input_tokens / spend.input_tokens
-        console.print(f"prompt cache: {share:.0%} of input tokens read from a cache")
+    cache = Table("prompt cache", "tokens in", "cached", "uncached", "cache writes", "hit")
+    for row, name in [*((a, escape(a.name)) for a in spend.agents), (spend, "[bold]total[/]")]:
+        cache.add_row(name, *_cache(row))
+    console.print(cache)
 
 
 def _usage(row: AgentSpend | TeamSpend | Spend) -> list[str]:
-    """Token and cost cells: input (cached, uncached, written to a cache), output, cost."""
+    """Token and cost cells: input, output, cost."""
+    return [f"{row.input_tokens:,}", f"{row.output_tokens:,}", f"{row.cost_usd:.4f}"]
+
+
+def _cache(row: AgentSpend | Spend) -> list[str]:
+    """Input split by the prompt cache: read from it, neither, written to it; the hit rate."""
+    hit = row.cached_input_tokens / row.input_tokens if row.input_tokens else 0.0
     return [
         f"{row.input_tokens:,}",
         f"{row.cached_input_tokens:,}",
         f"{row.uncached_input_tokens:,}",
         f"{row.cache_write_tokens:,}",
-        f"{row.output_tokens:,}",
-        f"{row.cost_usd:.4f}",
+        f"{hit:.0%}",
     ]
