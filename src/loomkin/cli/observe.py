@@ -211,8 +211,9 @@ def _show_spend(spend: Spend) -> None:
     teams.add_row("[bold]total[/]", str(len(spend.agents)), str(spend.model_calls), *total)
     console.print(teams)
     cache = Table("prompt cache", "tokens in", "cached", "uncached", "cache writes", "hit")
-    for row, name in [*((a, escape(a.name)) for a in spend.agents), (spend, "[bold]total[/]")]:
-        cache.add_row(name, *_cache(row))
+    for a in spend.agents:
+        cache.add_row(escape(a.name), *_cache(a))
+    cache.add_row("[bold]total[/]", *_cache(spend))
     console.print(cache)
 
 

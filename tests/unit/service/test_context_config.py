@@ -37,7 +37,8 @@ windows = { "openai:my-model" = 32000 }
         ("[context]\nkeep_turns = '4'", "context.keep_turns"),
         ("[context]\nwindow = 1000", "context.window"),
         (
-            '[pricing."x:y"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\ncached_input_per_mtok = -1',
+            '[pricing."x:y"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n'
+            "cached_input_per_mtok = -1",
             "cached_input_per_mtok",
         ),
     ],
