@@ -34,7 +34,7 @@ from loomkin.agents import SessionSettings
 from loomkin.agents.settings import ContextSettings
 from loomkin.bench.cost_scenario import GOAL, solo_model, team_model
 from loomkin.core.chat import message_from_json
-from loomkin.core.events import ContextCompacted, ModelCallStarted
+from loomkin.core.events import ContextCompacted, ModelCallStarted, TranscriptAppended
 from loomkin.llm.caching import (
     CHARS_PER_TOKEN,
     estimate_tokens,
@@ -70,7 +70,12 @@ class Tally:
     max_tool_schema_tokens: int = 0
     overflows: int = 0
     compactions: int = 0
+    notice_tokens: int = 0
+    """Tokens of the notices and briefs the runtime wrote into transcripts."""
+    repeated_notice_tokens: int = 0
+    """Of those, notices an agent had already been sent word for word."""
     _last: dict[str, str] = field(default_factory=dict)
+    _seen: set[tuple[str, str]] = field(default_factory=set)
 
     def add_request(self, agent_id: str, request: dict[str, JSON], window: int) -> None:
         """Count one model request of ``agent_id`` (as journaled)."""
@@ -88,6 +93,19 @@ class Tally:
         )
         self.overflows += estimate_tokens(built) > window
 
+    def add_notice(self, agent_id: str, message: dict[str, JSON]) -> None:
+        """Count a transcript message the runtime wrote (a brief, a notice, a peer's words)."""
+        text = message.get("text")
+        if message.get("kind") != "user" or message.get("source") == "user":
+            return
+        if not isinstance(text, str):
+            return
+        tokens = -(-len(text) // CHARS_PER_TOKEN)
+        self.notice_tokens += tokens
+        if (agent_id, text) in self._seen:
+            self.repeated_notice_tokens += tokens
+        self._seen.add((agent_id, text))
+
     def to_json(self) -> dict[str, JSON]:
         """The figures as a JSON object."""
         return {
@@ -100,6 +118,8 @@ class Tally:
             "mean_input_tokens_per_call": round(self.input_tokens / max(1, self.calls)),
             "context_overflows": self.overflows,
             "compactions": self.compactions,
+            "notice_tokens": self.notice_tokens,
+            "repeated_notice_tokens": self.repeated_notice_tokens,
         }
 
 
@@ -129,6 +149,8 @@ def tally(history: list[RecordedEvent], window: int) -> Tally:
         event = recorded.event
         if isinstance(event, ModelCallStarted):
             result.add_request(event.agent_id, dict(event.request), window)
+        elif isinstance(event, TranscriptAppended):
+            result.add_notice(event.agent_id, dict(event.message))
         elif isinstance(event, ContextCompacted):
             result.compactions += 1
             result.input_tokens += event.input_tokens

@@ -35,6 +35,8 @@ def test_the_command_prints_the_contract_fields(capsys: pytest.CaptureFixture[st
     assert 0 < report["cache_hit_fraction"] <= 1
     assert report["team"]["model_calls"] > report["single"]["model_calls"]
     assert "team_vs_single" in cost_table(report)
+    assert report["team"]["notice_tokens"] > 0  # briefs and task notices are measured
+    assert report["team"]["repeated_notice_tokens"] == 0
 
 
 def test_bad_flags_are_named(capsys: pytest.CaptureFixture[str]) -> None:
