@@ -96,6 +96,8 @@ async def compact_if_needed(agent: Agent) -> bool:
     fixed = before - _tokens_of(agent.memory.transcript)  # system prompt and tool schemas
     target = int(window * min(settings.compact_to, settings.compact_at))
     plan = plan_compaction(agent.memory.transcript, target - fixed, settings)
+    if not plan.elided and not plan.summarised:
+        return False  # nothing left to compact (one huge message): the provider will say so
     summary, by_model, usage = "", False, (0, 0, 0.0)
     if plan.summarised:
         summary, by_model, usage = await _summarise(agent, plan.summary_input, settings)

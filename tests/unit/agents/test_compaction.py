@@ -170,3 +170,10 @@ def test_plan_keeps_the_newest_brief_guidance_and_questions() -> None:
         "[User guidance]: be ",
         "[Question from bob]\n",
     ]
+
+
+def test_a_transcript_with_nothing_to_compact_gets_an_empty_plan() -> None:
+    transcript: list[ChatMessage] = [UserMessage(text="x" * 40_000)]
+    plan = plan_compaction(transcript, 100, ContextSettings())
+    assert not plan.elided
+    assert plan.summarised == 0
