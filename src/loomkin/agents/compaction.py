@@ -29,6 +29,7 @@ How this works and why:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -234,15 +235,17 @@ async def _summarise(
 ) -> tuple[str, bool, tuple[int, int, float]]:
     """The summary text, whether a model wrote it, and the call's usage."""
     fallback = _listing(messages)
-    if not settings.summarise:
-        return fallback, False, (0, 0, 0.0)
     rendered = _render(messages)
+    if not settings.summarise or not rendered.strip():
+        return fallback, False, (0, 0, 0.0)
     request = ModelRequest(
         messages=(SystemMessage(text=_SUMMARY_PROMPT), UserMessage(text=rendered)),
         max_tokens=1024,
     )
     try:
-        response = await complete(agent.model, request)
+        # A model that never answers must not hold the loop: the stream's idle limit bounds it.
+        async with asyncio.timeout(agent.ctx.settings.stream_idle_timeout_s):
+            response = await complete(agent.model, request)
     except Exception:  # any failure of the summary leaves the listing: never block the loop
         return fallback, False, (0, 0, 0.0)
     cost = agent.ctx.prices.cost(

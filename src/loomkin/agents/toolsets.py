@@ -75,6 +75,10 @@ def _purpose(description: str) -> str:
     return text[:_PURPOSE_CHARS].rsplit(" ", 1)[0] + "…"
 
 
+def _tokens(specs: list[ToolSpec | None]) -> int:
+    return tool_schema_tokens(tuple(schema_of(s) for s in specs if s is not None))
+
+
 def lean_tools(role: Role, specs: list[ToolSpec]) -> LeanTools:
     """Split ``specs`` (the role's tool set, in order) into request schemas and deferred tools."""
     loader = next((s for s in specs if s.name == LOAD_TOOLS), None)
@@ -82,14 +86,18 @@ def lean_tools(role: Role, specs: list[ToolSpec]) -> LeanTools:
     if role.core is not None:
         core = set(role.core)
         chosen = [s for s in others if s.name in core]
+        # Tools of MCP servers the user gave the role ("SERVER.tool") go out whole too,
+        # while the budget allows: the user chose them for this role.
+        for spec in others:
+            if spec.name in core or "." not in spec.name:
+                continue
+            if _tokens([*chosen, spec, loader]) > MAX_TOOL_SCHEMA_TOKENS:
+                break
+            chosen.append(spec)
     else:
         chosen = []
-        reserve = tool_schema_tokens((schema_of(loader),)) if loader is not None else 0
         for spec in others:
-            if (
-                tool_schema_tokens(tuple(map(schema_of, [*chosen, spec]))) + reserve
-                > MAX_TOOL_SCHEMA_TOKENS
-            ):
+            if _tokens([*chosen, spec, loader]) > MAX_TOOL_SCHEMA_TOKENS:
                 break
             chosen.append(spec)
     deferred = tuple(s for s in others if s not in chosen)

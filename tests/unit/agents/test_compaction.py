@@ -13,7 +13,7 @@ from loomkin.agents.settings import ContextSettings
 from loomkin.core.chat import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
 from loomkin.core.events import AgentEvent, ContextCompacted
 from loomkin.llm.caching import estimate_tokens
-from loomkin.testing.models import Call, FunctionModel, Reply
+from loomkin.testing.models import Call, FunctionModel, Reply, Stall
 
 from .conftest import make_rig
 
@@ -177,3 +177,35 @@ def test_a_transcript_with_nothing_to_compact_gets_an_empty_plan() -> None:
     plan = plan_compaction(transcript, 100, ContextSettings())
     assert not plan.elided
     assert plan.summarised == 0
+
+
+@pytest.mark.looptime
+async def test_a_summary_call_that_never_answers_falls_back_to_a_listing(
+    lk: Loomkin, project: Path
+) -> None:
+    big_project(project)
+    reader = Reader()
+
+    def stall_on_summary(request: ModelRequest) -> Reply | Stall:
+        first = request.messages[0]
+        if "You compact the working memory" in getattr(first, "text", ""):
+            return Stall()
+        return reader(request)
+
+    settings = SessionSettings(
+        bootstrap_orienter=False,
+        max_iterations=60,
+        context=ContextSettings(window_tokens=WINDOW, keep_turns=2),
+    )
+    rig = await make_rig(lk, project, FunctionModel(stall_on_summary), settings=settings)
+    await rig.send(BRIEF)
+    await rig.wait_for("loop_finished")
+    summarised = [
+        e
+        for e in await rig.agent_events("context_compacted")
+        if isinstance(e, ContextCompacted) and e.summarised
+    ]
+    assert summarised
+    assert not any(e.summarised_by_model for e in summarised)
+    assert all("called file_read" in e.summary for e in summarised)
+    assert reader.overflows == 0
