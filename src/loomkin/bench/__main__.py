@@ -13,6 +13,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
     python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
     python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
+    python -m loomkin.bench cost [--scale S] [--window N] [--no-demo] [--json]
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     adaptive.add_argument(
         "--plot", type=Path, default=Path("benchmarks") / "adaptive.png", help="PNG path"
     )
+    cost = sub.add_parser("cost", help="tokens of a team vs one agent, with prompt caching")
+    cost.add_argument("--scale", type=float, default=0.02, help="real s per model second")
+    cost.add_argument("--window", type=int, default=128_000, help="context window (tokens)")
+    cost.add_argument("--no-demo", action="store_true", help="skip the demo's figures")
+    cost.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -187,6 +193,16 @@ def _fuzz(args: argparse.Namespace) -> None:
     print(json.dumps(report) if args.json else fuzz_table(report))
 
 
+def _cost(args: argparse.Namespace) -> None:
+    """Issue #22: tokens of a team vs one agent, with prompt caching."""
+    from loomkin.bench.cost import cost_table, run_cost
+
+    if args.scale <= 0 or args.window < 1000:
+        raise UserError("--scale must be positive and --window at least 1000 tokens")
+    report = run_cost(scale=args.scale, window=args.window, demo=not args.no_demo)
+    print(json.dumps(report) if args.json else cost_table(report))
+
+
 def _adaptive(args: argparse.Namespace) -> None:
     """Issue 16: the autoscaler against a fixed team, and the skewed-load scenario."""
     from loomkin.bench.adaptive import adaptive_table, plot_adaptive, run_adaptive
@@ -222,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fuzz(args)
         elif args.command == "adaptive":
             _adaptive(args)
+        elif args.command == "cost":
+            _cost(args)
         else:
             from loomkin.bench.overhead_run import spawn_figures
 

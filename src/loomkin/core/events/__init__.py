@@ -43,6 +43,7 @@ from loomkin.core.events.comms import (
     QuestionExpired,
     QuestionForwarded,
 )
+from loomkin.core.events.context import ContextCompacted
 from loomkin.core.events.coordination import (
     ConflictDetected,
     InsightShared,
@@ -88,6 +89,7 @@ __all__ = [
     "BudgetsChanged",
     "CapacityMoved",
     "ConflictDetected",
+    "ContextCompacted",
     "ControlApplied",
     "ControlDropped",
     "ControlRequested",
