@@ -202,6 +202,12 @@ class PermissionOut(BaseModel):
     arguments: dict[str, JsonValue]
     target: str
     """The resolved path or command the call acts on."""
+    diff: str = ""
+    """For a file write or edit: the unified diff of what it would change."""
+    command: str = ""
+    """For ``shell``: the command line."""
+    always: str = ""
+    """What "Allow always" would allow from now on, in words."""
 
 
 class SessionDetail(BaseModel):

@@ -21,6 +21,7 @@ from loomkin.core.events import (
     ToolCallStarted,
 )
 from loomkin.ids import RequestId, TaskId, new_id
+from loomkin.service.previews import PermissionPreview, permission_preview
 from loomkin.service.records import (
     AgentInfo,
     BudgetStatus,
@@ -148,6 +149,10 @@ class Session:
     def pending_permissions(self) -> list[PendingPermission]:
         """Permission prompts waiting for an answer, oldest first."""
         return self._runtime.permissions.prompts()
+
+    def permission_preview(self, prompt: PendingPermission) -> PermissionPreview:
+        """What allowing ``prompt`` would do (a diff, a command) and what "always" covers."""
+        return permission_preview(prompt, self._runtime.ctx.project_root)
 
     async def set_budgets(self, budgets: Budgets, *, by: str = "user") -> None:
         """Replace the session's budgets (journaled); agents paused on a budget can resume."""
