@@ -53,16 +53,24 @@ async def feed_tail(
         Query(ge=1, le=MAX_POSITION, description="Rows before this position (default: newest)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=2000, description="Events to read at most.")] = 300,
+    kinds: Annotated[
+        str | None,
+        Query(max_length=2000, description="Only these event kinds (comma-separated)."),
+    ] = None,
 ) -> FeedTail:
     """The newest feed rows (before ``before``), oldest first.
 
     A page loads the end of a long session at once and pages back on scroll, never
     reading the log from position 0.
     """
-    events = await ctx.loomkin.history_before(session_id, before=before, limit=limit)
+    wanted = frozenset(k.strip() for k in kinds.split(",") if k.strip()) if kinds else None
+    newest = ctx.loomkin.last_position  # read first: a live stream resumes after it
+    events = await ctx.loomkin.history_before(
+        session_id, before=before or newest + 1, limit=limit, kinds=wanted
+    )
     names = ctx.names()
     rows = [FeedRowOut(**asdict(r)) for e in events if (r := feed_row(e, names)) is not None]
-    end = ctx.loomkin.last_position if before is None else before - 1
+    end = newest if before is None else before - 1
     first = events[0].position if events else (before or end + 1)
     return FeedTail(
         rows=rows,
