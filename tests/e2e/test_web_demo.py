@@ -128,7 +128,7 @@ def test_demo_in_the_browser(page: Page) -> None:
     expect(prompt.locator(".tool")).not_to_be_empty()
     expect(prompt.locator(".target")).to_contain_text(str(Path("greetings")))
     alice.get_by_role("button", name="Pause", exact=True).click()
-    expect(alice.locator(".badge")).to_have_text("pause queued")
+    expect(alice.locator(".badge", has_text="pause queued")).to_be_visible()
     prompt.get_by_role("button", name="Allow once", exact=True).click()
     expect(alice).to_have_attribute("data-status", "paused")
     expect(alice.locator(".status")).to_have_text("paused")
@@ -154,8 +154,9 @@ def test_demo_in_the_browser(page: Page) -> None:
     first = page.locator("#feed li[data-kind=model_call_started]").first
     position = first.get_attribute("data-position")
     newest = page.locator(f"#feed li[data-kind=model_call_started][data-position='{position}']")
-    newest.locator("summary").click()
-    expect(newest.locator("pre")).to_contain_text(f"[User guidance]: {STEER}")
+    newest.click()  # the row's details open in a dialog (the feed's rows are one line each)
+    expect(page.locator("#row-body")).to_contain_text(f"[User guidance]: {STEER}")
+    page.locator("#row-dialog").get_by_role("button", name="Close").click()
     page.locator("#filter-agent").select_option("")
     page.locator("#filter-type").select_option("")
 

@@ -57,6 +57,10 @@ async def feed_tail(
         str | None,
         Query(max_length=2000, description="Only these event kinds (comma-separated)."),
     ] = None,
+    scan: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_POSITION, description="Look at most this many positions back."),
+    ] = None,
 ) -> FeedTail:
     """The newest feed rows (before ``before``), oldest first.
 
@@ -66,17 +70,19 @@ async def feed_tail(
     wanted = frozenset(k.strip() for k in kinds.split(",") if k.strip()) if kinds else None
     newest = ctx.loomkin.last_position  # read first: a live stream resumes after it
     events = await ctx.loomkin.history_before(
-        session_id, before=before or newest + 1, limit=limit, kinds=wanted
+        session_id, before=before or newest + 1, limit=limit, kinds=wanted, scan=scan
     )
     names = ctx.names()
     rows = [FeedRowOut(**asdict(r)) for e in events if (r := feed_row(e, names)) is not None]
     end = newest if before is None else before - 1
     first = events[0].position if events else (before or end + 1)
+    if scan is not None and len(events) < limit:
+        first = max(1, end + 1 - scan)  # searched this far back: continue from there
     return FeedTail(
         rows=rows,
         first_position=first,
         last_position=events[-1].position if before is not None and events else end,
-        more=len(events) >= limit,
+        more=len(events) >= limit or (scan is not None and first > 1),
     )
 
 

@@ -11,6 +11,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
     python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
     python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
+    python -m loomkin.bench web [--events N] [--small N] [--stream-s S] [--shots DIR] [--json]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from loomkin.bench.graph import STRATEGIES, Strategy
+from loomkin.bench.web_cli import add_web_parser, run_web_command
 from loomkin.bench.workloads import SHAPES, Shape, load_workload, synthetic, workload_paths
 from loomkin.errors import UserError
 
@@ -34,7 +36,12 @@ if TYPE_CHECKING:
     from loomkin.bench.swarm import SwarmResult
 
 _DEFAULT_PLOT = Path("benchmarks") / "swarm.png"
-_EXTRAS = {"looptime": "bench", "autogen_core": "bench", "matplotlib": "bench"}
+_EXTRAS = {
+    "looptime": "bench",
+    "autogen_core": "bench",
+    "matplotlib": "bench",
+    "playwright": "bench",
+}
 """Optional packages a benchmark imports → the extra that installs them."""
 
 
@@ -85,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the fake model in the loop, or the openai/anthropic SDK over a local server",
     )
     fuzz.add_argument("--json", action="store_true", help="print one JSON object")
+    add_web_parser(sub)
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -186,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _measures(args)
         elif args.command == "fuzz":
             _fuzz(args)
+        elif args.command == "web":
+            run_web_command(args)
         else:
             from loomkin.bench.overhead_run import spawn_figures
 

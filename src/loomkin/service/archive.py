@@ -34,19 +34,33 @@ _FIRST_WINDOW = 256
 
 
 async def read_before(
-    store: EventStore, session_id: str, *, before: int, limit: int
+    store: EventStore,
+    session_id: str,
+    *,
+    before: int,
+    limit: int,
+    kinds: frozenset[str] | None = None,
+    scan: int | None = None,
 ) -> list[RecordedEvent]:
-    """The newest ``limit`` events of ``session_id`` with position < ``before``, oldest first."""
+    """The newest ``limit`` events of ``session_id`` with position < ``before``, oldest first.
+
+    ``kinds``: only events of these kinds. ``scan``: look at most this many positions back
+    (a search for rare kinds then stays cheap; the caller continues from ``before - scan``).
+    """
     if limit < 1 or before <= 1:
         return []
     width = max(_FIRST_WINDOW, limit * 2)
+    if scan is not None:
+        width = min(width, scan)
     while True:
         start = max(0, before - width)
         found = await store.read(start, limit=min(width, before), session_id=session_id)
-        rows = [r for r in found if r.position < before]
-        if len(rows) >= limit or start == 0:
+        rows = [
+            r for r in found if r.position < before and (kinds is None or r.event.kind in kinds)
+        ]
+        if len(rows) >= limit or start == 0 or (scan is not None and width >= scan):
             return rows[-limit:]
-        width *= 2
+        width = width * 2 if scan is None else min(width * 2, scan)
 
 
 def stored_agents(state: State, session_id: str) -> list[AgentInfo]:

@@ -475,17 +475,27 @@ class Loomkin:
         return await self._store.read(after, limit=limit, session_id=session_id)
 
     async def history_before(
-        self, session_id: str, *, before: int | None = None, limit: int = 500
+        self,
+        session_id: str,
+        *,
+        before: int | None = None,
+        limit: int = 500,
+        kinds: frozenset[str] | None = None,
+        scan: int | None = None,
     ) -> list[RecordedEvent]:
         """A stored session's newest ``limit`` events before ``before``, oldest first.
 
         ``before=None``: the newest events of the log. Reads only about as many events as it
-        returns, so a page showing the end of a long session never reads it all.
+        returns, so a page showing the end of a long session never reads it all. ``kinds``:
+        only events of these kinds (e.g. the chat's, which may lie far back); ``scan``: look
+        at most this many log positions back.
         """
         self.stored_session(session_id)
         newest = self._log.last_position + 1
         end = newest if before is None else min(before, newest)
-        return await read_before(self._store, session_id, before=end, limit=limit)
+        return await read_before(
+            self._store, session_id, before=end, limit=limit, kinds=kinds, scan=scan
+        )
 
     def stored_agents(self, session_id: str) -> list[AgentInfo]:
         """The agents of a stored session, open here or not, as its log last left them."""

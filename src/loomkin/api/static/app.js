@@ -50,16 +50,13 @@ async function start() {
   $("session-switch").value = chosen.session_id;
   $("workspace").hidden = false;
   $("insight").hidden = false;
-  const [detail, tail, chat] = await Promise.all([
-    api("GET", base()),
-    api("GET", `${base()}/feed/tail?limit=300`),
-    api("GET", `${base()}/feed/tail?limit=200&kinds=${CHAT_KINDS}`),
-  ]);
+  const [detail, tail] = await Promise.all([api("GET", base()), api("GET", `${base()}/feed/tail?limit=300`)]);
   state.last = tail.last_position;
   feed.more = tail.more;
   feed.append(tail.rows);
   for (const row of tail.rows) { noteActivity(row); addType(row.type); }
-  addChat(chat.rows);
+  addChat(tail.rows.filter((r) => r.type === "chat_user" || r.type === "chat_reply"));
+  loadChat(tail.first_position);
   apply(detail);
   if (!detail.session.open) readOnly(`This session is not running on this server${detail.session.status === "ended" ? " (it ended)" : ""}: you are reading it as its log left it.`, open);
   later("ready", () => {
@@ -275,15 +272,37 @@ chatBox.addEventListener("scroll", () => {
 }, { passive: true });
 $("chat-newer").addEventListener("click", () => { chatBox.scrollTop = chatBox.scrollHeight; });
 
-function addChat(rows) {
+// Earlier messages are searched for a window of the log at a time (the chat may be far back
+// in a long session): never the whole log at once, and never before the page is usable.
+let chatBefore = 0;
+async function loadChat(before) {
+  $("chat-older").disabled = true;
+  try {
+    const page = await api("GET", `${base()}/feed/tail?limit=100&scan=5000&kinds=${CHAT_KINDS}&before=${before}`, undefined, { quiet: true });
+    chatBefore = page.first_position;
+    $("chat-older").hidden = !page.more;
+    addChat(page.rows, true);
+  } catch (_) { /* the button stays to try again */ } finally {
+    $("chat-older").disabled = false;
+  }
+}
+$("chat-older").addEventListener("click", () => loadChat(chatBefore));
+
+function addChat(rows, older = false) {
   const fresh = rows.filter((r) => !chatSeen.has(r.position));
   if (!fresh.length) return;
   for (const r of fresh) chatSeen.add(r.position);
-  later("chat", () => {
+  later(older ? "chat-older" : "chat", () => {
     const items = fresh.map((row) => {
       const user = row.type === "chat_user";
       return el("li", { class: user ? "user" : "reply", "data-position": row.position }, el("b", {}, user ? "You" : row.actor), row.payload.text);
     });
+    if (older) {
+      const keep = chatBox.scrollHeight - chatBox.scrollTop;
+      chatBox.prepend(...items);
+      chatBox.scrollTop = chatStick ? chatBox.scrollHeight : chatBox.scrollHeight - keep;
+      return;
+    }
     chatBox.append(...items);
     while (chatBox.childElementCount > 400) chatBox.firstElementChild.remove();
     // One scroll per frame, and only when the reader is at the bottom: reading stays put.

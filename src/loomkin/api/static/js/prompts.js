@@ -4,7 +4,7 @@
 // what waits on you, and an opt-in browser notification says so when the tab is hidden.
 "use strict";
 
-import { $, api, el, short } from "./util.js";
+import { $, api, el, short, toast } from "./util.js";
 import { diffView } from "./panels.js";
 
 let waitingBefore = 0;
@@ -60,10 +60,18 @@ function promptCard(prompt, base, refresh) {
   const answer = (decision) => async () => {
     for (const b of card.querySelectorAll("button")) b.disabled = true;
     try {
-      await api("POST", `${base()}/permissions/${encodeURIComponent(prompt.request_id)}`, { decision });
+      await api("POST", `${base()}/permissions/${encodeURIComponent(prompt.request_id)}`, { decision }, { quiet: true });
       card.remove();
       refresh();
-    } catch (_) {
+    } catch (error) {
+      if (error.status === 404) {
+        // Answered meanwhile (an "always" given to another prompt covered it, or another tab).
+        card.remove();
+        toast(`${prompt.agent}'s ${prompt.tool} prompt was already answered`);
+        refresh();
+        return;
+      }
+      toast(error.message, "error");
       for (const b of card.querySelectorAll("button")) b.disabled = false;
     }
   };

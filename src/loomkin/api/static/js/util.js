@@ -123,11 +123,18 @@ export function later(key, fn) {
   pending.set(key, fn);
   if (!frame) frame = requestAnimationFrame(flush);
 }
+// Jobs slower than this are kept in `window.__loomkinSlow` (the last 50): the benchmark
+// reads them to say which view a long task came from.
+const SLOW_MS = 30;
+const slow = (window.__loomkinSlow = []);
 function flush() {
   frame = 0;
-  const jobs = [...pending.values()];
+  const jobs = [...pending.entries()];
   pending.clear();
-  for (const job of jobs) {
+  for (const [key, job] of jobs) {
+    const started = performance.now();
     try { job(); } catch (error) { console.error(error); }
+    const took = performance.now() - started;
+    if (took > SLOW_MS) { slow.push([key, Math.round(took)]); if (slow.length > 50) slow.shift(); }
   }
 }
