@@ -35,6 +35,7 @@ from loomkin.api.routes import ApiContext, router
 from loomkin.api.web_routes import web_router
 from loomkin.errors import (
     InvalidTransition,
+    LeaseError,
     LoomkinError,
     MissingCredentials,
     NotFound,
@@ -122,7 +123,7 @@ def _status_of(exc: LoomkinError) -> int:
         return 404
     if isinstance(exc, NotAllowed | PathEscapeError):
         return 403
-    if isinstance(exc, InvalidTransition | PolicyRefused):
+    if isinstance(exc, InvalidTransition | PolicyRefused | LeaseError):
         return 409
     if isinstance(exc, UserError | MissingCredentials):
         return 422

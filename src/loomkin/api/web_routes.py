@@ -7,6 +7,7 @@ Every view works for a session this server does not host (read-only, as its log 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
@@ -170,6 +171,24 @@ async def report(ctx: Ctx, session_id: str) -> RunSummaryOut:
         tasks[task.status] = tasks.get(task.status, 0) + 1
     data = asdict(folded)
     return RunSummaryOut(session=_out(ctx, session_id), tasks=tasks, **data)
+
+
+@web_router.post("/api/sessions/{session_id}/resume", response_model=SessionOut, tags=["sessions"])
+async def resume_session(ctx: Ctx, session_id: str) -> SessionOut:
+    """Resume a stored session in this server (the page's "Resume here" on a read-only view).
+
+    Only for a project under the server's roots, with the session's own model on the
+    server's model server (``--base-url``/``--api-key-env``, if it was given one), as
+    ``loomkin serve --session`` would. Refused (409) while another live process runs it.
+    """
+    stored = ctx.loomkin.stored_session(session_id)
+    if not stored.open:
+        launch = ctx.launch
+        await asyncio.to_thread(launch.project, stored.project_root)
+        await ctx.loomkin.resume_session(
+            session_id, base_url=launch.base_url, api_key_env=launch.api_key_env
+        )
+    return _out(ctx, session_id)
 
 
 def _out(ctx: Ctx, session_id: str) -> SessionOut:

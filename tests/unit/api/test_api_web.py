@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from loomkin.api import create_app
+from loomkin.api import LaunchPolicy, create_app
 from loomkin.service import Loomkin
 
 from .conftest import BASE
@@ -120,3 +120,25 @@ async def test_a_stored_session_not_hosted_here_is_read_only(tmp_path: Path) -> 
                 refused = await client.post(f"{base}/agents/{alice['agent_id']}/pause", json={})
                 assert refused.status_code == 404
                 assert "not open" in refused.json()["detail"]
+
+
+async def test_a_stored_session_resumes_over_http_only_under_the_roots(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/store.db"
+    project = tmp_path / "p"
+    project.mkdir()
+    async with await Loomkin.open(store) as first:
+        # A model that is never called (nothing is sent): resuming only builds it.
+        session_id = (await first.open_session(project, model="ollama:never-called")).session_id
+    root = await asyncio.to_thread(tmp_path.resolve)
+    for roots, status in (((), 403), ((root,), 200)):
+        async with await Loomkin.open(store) as second:
+            app = create_app(second, launch=LaunchPolicy(roots=roots))
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+                    response = await client.post(f"/api/sessions/{session_id}/resume", json={})
+                    assert response.status_code == status, response.text
+                    detail = (await client.get(f"/api/sessions/{session_id}")).json()
+                    assert detail["session"]["open"] is (status == 200)
+                    if status == 403:
+                        assert "root" in response.json()["detail"]

@@ -192,7 +192,17 @@ onNetwork("unauthorized", () => setConn("unauthorized", "The server refused this
 function readOnly(text, open) {
   state.readOnly = true;
   const others = open.filter((s) => s.session_id !== state.sessionId);
-  const actions = others.length ? [el("button", { type: "button", class: "primary", onclick: () => { params.set("session", others[others.length - 1].session_id); location.search = params.toString(); } }, "Open the current session")] : [];
+  // Resuming is the server's call (project under its roots, nobody else running it): the
+  // button asks, and a refusal is shown with the server's reason.
+  const resume = el("button", { type: "button", onclick: async (event) => {
+    event.target.disabled = true;
+    try {
+      await api("POST", `${base()}/resume`);
+      location.reload();
+    } catch (_) { event.target.disabled = false; }
+  } }, "Resume here");
+  const actions = [resume];
+  if (others.length) actions.push(el("button", { type: "button", class: "primary", onclick: () => { params.set("session", others[others.length - 1].session_id); location.search = params.toString(); } }, "Open the current session"));
   showBanner("readonly", text, "info", ...actions);
   document.body.dataset.readonly = "1";
   setLive();
