@@ -142,6 +142,8 @@ class AgentOut(BaseModel):
     cost_usd: float
     pause_queued: bool
     """A pause was asked and has not taken effect yet (the agent waits on a prompt)."""
+    status_reason: str = ""
+    """Why it is in its status (``budget exceeded: ...`` when a budget paused it)."""
 
 
 class TeamOut(BaseModel):

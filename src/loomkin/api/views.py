@@ -81,6 +81,7 @@ def _agent_out(info: AgentInfo, titles: dict[str, str]) -> AgentOut:
         output_tokens=info.output_tokens,
         cost_usd=info.cost_usd,
         pause_queued=info.pause_queued,
+        status_reason=info.status_reason,
     )
 
 

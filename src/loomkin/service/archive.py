@@ -81,6 +81,7 @@ def stored_agents(state: State, session_id: str) -> list[AgentInfo]:
                 input_tokens=view.input_tokens,
                 output_tokens=view.output_tokens,
                 cost_usd=view.cost_usd,
+                status_reason=view.status_reason,
             )
         )
     return out

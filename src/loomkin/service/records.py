@@ -81,6 +81,8 @@ class AgentInfo:
     cost_usd: float
     pause_queued: bool = False
     """A pause was asked and waits for the agent's next checkpoint (or its prompt's answer)."""
+    status_reason: str = ""
+    """Why it is in its status, when the log says (``budget exceeded: ...`` for a budget pause)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

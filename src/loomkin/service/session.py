@@ -250,6 +250,7 @@ class Session:
             output_tokens=m.output_tokens,
             cost_usd=m.cost_usd,
             pause_queued=m.pause_pending(),
+            status_reason=view.status_reason if (view := self._state.get_agent(m.agent_id)) else "",
         )
 
     def teams(self) -> list[TeamInfo]:

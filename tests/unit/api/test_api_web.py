@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from loomkin.agents.budgets import Budgets
 from loomkin.api import LaunchPolicy, create_app
 from loomkin.service import Loomkin
 
@@ -142,3 +143,18 @@ async def test_a_stored_session_resumes_over_http_only_under_the_roots(tmp_path:
                     assert detail["session"]["open"] is (status == 200)
                     if status == 403:
                         assert "root" in response.json()["detail"]
+
+
+async def test_a_budget_pause_says_why(harness: Harness) -> None:
+    # The page counts an agent a budget paused among what waits on the user: the card
+    # needs the reason, not only "paused".
+    await harness.session.set_budgets(Budgets(session_tokens=1))
+
+    def over() -> bool:
+        return any(a.status == "paused" for a in harness.session.agents())
+
+    await harness.until(over)
+    agents = (await harness.client.get(harness.base)).json()["agents"]
+    paused = [a for a in agents if a["status"] == "paused"]
+    assert paused
+    assert all(a["status_reason"].startswith("budget exceeded") for a in paused)

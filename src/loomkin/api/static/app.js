@@ -12,7 +12,7 @@ import { $, TOKEN, api, el, later, money, num, onNetwork, short, toast, words } 
 import { Feed } from "./js/feed.js";
 import { drafts, noteActivity, renderAgents, renderBudgets, renderSummary, renderTeams, tickElapsed } from "./js/panels.js";
 import { renderTasks } from "./js/graph.js";
-import { announce, renderPrompts, setupNotifications, setupShortcuts } from "./js/prompts.js";
+import { announce, budgetPaused, renderPrompts, setupNotifications, setupShortcuts } from "./js/prompts.js";
 import { renderSpend, renderTimeline } from "./js/timeline.js";
 
 const params = new URLSearchParams(location.search);
@@ -364,7 +364,7 @@ function render(detail, force) {
   if (changed("teams", [detail.teams, detail.agents.map((a) => [a.agent_id, a.status])])) renderTeams(detail);
   if (changed("tasks", [detail.tasks, detail.dependencies])) renderTasks(detail, base);
   if (changed("budgets", detail.budgets)) renderBudgets(detail);
-  if (force || changed("prompts", detail.permissions.map((p) => p.request_id))) renderPrompts(detail, { base, live: ok, refresh: scheduleRefresh });
+  if (force || changed("prompts", [detail.permissions.map((p) => p.request_id), detail.agents.map((a) => a.status_reason)])) renderPrompts(detail, { base, live: ok, refresh: scheduleRefresh });
   if (changed("options", [detail.teams.map((t) => t.team_id), detail.agents.map((a) => a.agent_id)])) {
     syncOptions($("filter-team"), detail.teams.map((t) => [t.team_id, t.name]));
     syncOptions($("filter-agent"), detail.agents.map((a) => [a.agent_id, `${a.name} (${a.team_name})`]));
@@ -384,7 +384,7 @@ function renderStatus(detail) {
   let name = "idle";
   let text = "idle";
   if (state.stale || state.readOnly) { name = "readonly"; text = detail.session.status === "ended" ? "ended · read-only" : "read-only"; }
-  else if (detail.permissions.length) { name = "waiting"; text = `waiting for you (${detail.permissions.length})`; }
+  else if (detail.permissions.length + budgetPaused(detail).length) { name = "waiting"; text = `waiting for you (${detail.permissions.length + budgetPaused(detail).length})`; }
   else if (detail.working) { name = "working"; text = `working (${detail.working} agent${detail.working === 1 ? "" : "s"})`; }
   if (paused && !state.readOnly) text += ` · ${paused} paused`;
   pill.dataset.state = name;

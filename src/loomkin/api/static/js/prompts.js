@@ -10,26 +10,40 @@ import { diffView } from "./panels.js";
 let waitingBefore = 0;
 const BASE_TITLE = "Loomkin";
 
+/** Agents a budget paused: they wait for the user to raise it (then Resume). */
+export const budgetPaused = (detail) => detail.agents.filter((a) => a.status === "paused" && a.status_reason.startsWith("budget"));
+
 export function renderPrompts(detail, { base, live, refresh }) {
   const dock = $("prompts");
   const list = $("prompt-list");
   const wanted = new Set(detail.permissions.map((p) => p.request_id));
-  for (const child of [...list.children]) if (!wanted.has(child.dataset.requestId)) child.remove();
-  const shown = new Set([...list.children].map((c) => c.dataset.requestId));
+  for (const child of [...list.querySelectorAll(".prompt")]) if (!wanted.has(child.dataset.requestId)) child.remove();
+  const shown = new Set([...list.querySelectorAll(".prompt")].map((c) => c.dataset.requestId));
   for (const prompt of detail.permissions) if (!shown.has(prompt.request_id)) list.append(promptCard(prompt, base, refresh));
-  for (const button of list.querySelectorAll("button")) button.disabled = !live;
-  dock.hidden = detail.permissions.length === 0;
-  $("prompt-count").textContent = String(detail.permissions.length);
+  for (const button of list.querySelectorAll(".prompt button")) button.disabled = !live;
+  const budgets = budgetPaused(detail);
+  for (const old of list.querySelectorAll(".budget-wait")) old.remove();
+  for (const agent of budgets) {
+    list.append(el("section", { class: "budget-wait", "data-agent": agent.name },
+      el("h3", {}, el("b", {}, agent.name), " is paused: over budget"),
+      el("p", {}, agent.status_reason),
+      el("p", { class: "muted" }, "Raise the limit ([budgets] in loomkin.toml, or Session.set_budgets), then Resume it on its card.")));
+  }
+  const waiting = detail.permissions.length + budgets.length;
+  dock.hidden = waiting === 0;
+  $("prompt-count").textContent = String(waiting);
 }
 
 /** The tab title's badge and, when allowed and the tab is hidden, a notification. */
 export function announce(detail) {
-  const waiting = detail.permissions.length;
+  const budgets = budgetPaused(detail);
+  const waiting = detail.permissions.length + budgets.length;
   document.title = waiting ? `(${waiting}) ${BASE_TITLE}` : BASE_TITLE;
   if (waiting > waitingBefore && document.hidden && notificationsOn()) {
     const p = detail.permissions[detail.permissions.length - 1];
+    const body = p ? `${p.agent} asks to ${p.tool} ${short(p.target, 80)}` : `${budgets[0].name} is paused: over budget`;
     try {
-      new Notification(`Loomkin: ${waiting} waiting for you`, { body: `${p.agent} asks to ${p.tool} ${short(p.target, 80)}`, tag: "loomkin-waiting" });
+      new Notification(`Loomkin: ${waiting} waiting for you`, { body, tag: "loomkin-waiting" });
     } catch (_) { /* notifications unavailable in this context */ }
   }
   waitingBefore = waiting;
