@@ -72,6 +72,13 @@ def test_prompts_badge_shortcuts_graph_timeline_and_feed(
     expect(edit.locator(".always")).to_contain_text("only (this one file)")
     expect(edit.locator(".always")).to_contain_text("greetings/core.py")
 
+    # A cancel says what it did: tess (the tester) waits for work, so nothing.
+    tess = page.locator('#agents .card[data-agent="tess"]')
+    expect(tess).to_have_attribute("data-status", "idle")
+    tess.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator("#toast")).to_contain_text("cancel tess")
+    expect(page.locator("#toast")).not_to_contain_text("asked")
+
     # o answers the first prompt (allow once); then `a` (allow always) until the run is done.
     first = prompts.first.get_attribute("data-request-id")
     page.locator("body").press("o")
@@ -81,11 +88,14 @@ def test_prompts_badge_shortcuts_graph_timeline_and_feed(
         " return t.length > 0 && t.every(n => n.dataset.status === 'completed')"
         " && document.querySelector('#run-status').dataset.state === 'idle'; }"
     )
-    for _ in range(60):
-        page.wait_for_function(f"() => !!document.querySelector('.prompt') || ({done})()")
+    first_prompt = "() => document.querySelector('#prompt-list .prompt')?.dataset.requestId"
+    for _ in range(90):
+        page.wait_for_function(f"() => !!({first_prompt})() || ({done})()", timeout=60_000)
         if page.evaluate(done):
             break
-        request_id = prompts.first.get_attribute("data-request-id")
+        request_id = page.evaluate(first_prompt)
+        if request_id is None:
+            continue  # answered meanwhile (an "always" covered it)
         page.locator("body").press("a")
         expect(page.locator(f'.prompt[data-request-id="{request_id}"]')).to_have_count(0)
     else:

@@ -21,7 +21,7 @@ const CHAT_KINDS = "user_message_posted,assistant_replied";
 const state = {
   sessionId: null, detail: null, last: 0, source: null, serverId: null, conn: "connecting",
   readOnly: false, stale: false, queue: [], keys: {}, watching: new Map(), refreshing: false,
-  refreshAgain: false, lastRefresh: 0, retryDelay: 1000, retryTimer: 0, types: new Set(),
+  refreshAgain: false, lastRefresh: 0, outcomes: new Map(), retryDelay: 1000, retryTimer: 0, types: new Set(),
 };
 const base = () => `/api/sessions/${encodeURIComponent(state.sessionId)}`;
 const live = () => state.conn === "live" && !state.readOnly && !state.stale;
@@ -219,16 +219,30 @@ function drain() {
     if (row.type === "chat_user" || row.type === "chat_reply") chat.push(row);
     cards = noteActivity(row) || cards;
     addType(row.type);
-    const watched = row.payload && state.watching.get(row.payload.request_id);
-    if (watched && (row.kind === "control_applied" || row.kind === "control_dropped")) {
-      state.watching.delete(row.payload.request_id);
-      const how = row.kind === "control_applied" ? `done (${words(row.payload.checkpoint)})` : `did nothing: ${words(row.payload.reason)}`;
-      toast(`${watched.action} ${watched.agent}: ${how}`, row.kind === "control_dropped" ? "warn" : "info");
+    if (row.kind === "control_applied" || row.kind === "control_dropped") {
+      const watched = state.watching.get(row.payload.request_id);
+      if (watched) {
+        state.watching.delete(row.payload.request_id);
+        toast(controlOutcome(watched, row), row.kind === "control_dropped" ? "warn" : "info");
+      } else {
+        // The outcome can arrive before the POST that asked for it returns: keep it.
+        state.outcomes.set(row.payload.request_id, row);
+        if (state.outcomes.size > 200) state.outcomes.delete(state.outcomes.keys().next().value);
+      }
     }
   }
   feed.append(rows);
   if (chat.length) addChat(chat);
   if (cards && state.detail) later("detail", () => render(state.detail, true));
+}
+
+/** What a control the user gave did, in words (from its applied/dropped row). */
+function controlOutcome(watched, row) {
+  const { agent, action } = watched;
+  if (row.kind === "control_dropped") return `${action} ${agent} did nothing: ${row.payload.reason === "superseded" ? "a newer one replaced it" : "a cancel made it moot"}`;
+  const at = row.payload.checkpoint;
+  if (action === "cancel" && at === "idle") return `cancel ${agent}: it was idle, so there was nothing to cancel`;
+  return `${action} ${agent}: done (${words(at)})`;
 }
 
 function addType(type) {
@@ -395,9 +409,14 @@ function renderStatus(detail) {
 
 async function control(agent, action, body) {
   const out = await api("POST", `${base()}/agents/${encodeURIComponent(agent.agent_id)}/${action}`, body);
-  state.watching.set(out.request_id, { agent: agent.name, action });
-  if (action === "cancel" && !["thinking", "executing_tool", "waiting_permission"].includes(agent.status)) {
-    toast(`cancel ${agent.name}: asked; ${agent.name} is ${words(agent.status)}, so it may have nothing to cancel`);
+  const watched = { agent: agent.name, action };
+  const early = state.outcomes.get(out.request_id);
+  if (early) {
+    state.outcomes.delete(out.request_id);
+    toast(controlOutcome(watched, early), early.kind === "control_dropped" ? "warn" : "info");
+  } else {
+    state.watching.set(out.request_id, watched);
+    toast(`${action} ${agent.name}: asked…`);
   }
   scheduleRefresh();
 }
