@@ -144,6 +144,8 @@ class AgentOut(BaseModel):
     """A pause was asked and has not taken effect yet (the agent waits on a prompt)."""
     status_reason: str = ""
     """Why it is in its status (``budget exceeded: ...`` when a budget paused it)."""
+    streaming_text: str = ""
+    """The end of the answer its model is streaming now ('' between calls)."""
 
 
 class TeamOut(BaseModel):

@@ -82,6 +82,7 @@ def _agent_out(info: AgentInfo, titles: dict[str, str]) -> AgentOut:
         cost_usd=info.cost_usd,
         pause_queued=info.pause_queued,
         status_reason=info.status_reason,
+        streaming_text=info.streaming_text,
     )
 
 

@@ -251,6 +251,7 @@ class Session:
             cost_usd=m.cost_usd,
             pause_queued=m.pause_pending(),
             status_reason=view.status_reason if (view := self._state.get_agent(m.agent_id)) else "",
+            streaming_text=agent.streaming.text_so_far() if agent.streaming is not None else "",
         )
 
     def teams(self) -> list[TeamInfo]:

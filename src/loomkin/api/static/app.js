@@ -66,6 +66,8 @@ async function start() {
   connect();
   setInterval(heartbeat, 10_000);
   setInterval(tickElapsed, 1000);
+  // A streaming answer makes no event until it ends: while an agent thinks, fetch its text.
+  setInterval(() => { if (live() && state.detail?.agents.some((a) => a.status === "thinking")) scheduleRefresh(); }, 1000);
   watchInsight();
 }
 

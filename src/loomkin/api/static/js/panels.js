@@ -87,8 +87,10 @@ function agentCard(agent, { tool, pending, now, live, control, inspect }) {
       el("dt", {}, "Tool"), el("dd", { class: "tool" }, tool
         ? [`${tool.name} ${short(tool.target, 60)} `, el("span", { class: "elapsed", "data-since": tool.since }, duration(Math.max(0, now - tool.since)))]
         : agent.current_tool || el("span", { class: "muted" }, "—")),
-      text ? el("dt", {}, "Said") : null,
-      text ? el("dd", { class: "said" }, short(text.replace(/\s+/g, " "), 180)) : null),
+      agent.streaming_text ? el("dt", {}, "Writing") : text ? el("dt", {}, "Said") : null,
+      agent.streaming_text
+        ? el("dd", { class: "streaming" }, `…${agent.streaming_text.replace(/\s+/g, " ").slice(-180)}`)
+        : text ? el("dd", { class: "said" }, short(text.replace(/\s+/g, " "), 180)) : null),
     (agent.pause_queued || pending.length)
       ? el("div", { class: "pending" }, agent.pause_queued ? el("span", { class: "badge" }, "pause queued") : null,
         ...pending.filter((a) => !(agent.pause_queued && a === "pause")).map((a) => el("span", { class: "badge" }, `${a} pending`)))
