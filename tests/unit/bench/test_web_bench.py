@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pytest
-
 from loomkin.bench.__main__ import main
 from loomkin.bench.web import build_session
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 
 def test_bad_flags_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -348,9 +348,11 @@ $("chat-form").addEventListener("submit", async (event) => {
 
 // ---- the session's view -------------------------------------------------------------------------
 
-function scheduleRefresh() {
+// Events ask for the session's view at most once a second (cards, tree, budgets follow);
+// a user's own action asks at once.
+function scheduleRefresh(urgent = false) {
   if (state.refreshing) { state.refreshAgain = true; return; }
-  const wait = Math.max(0, 500 - (performance.now() - state.lastRefresh));
+  const wait = urgent ? 0 : Math.max(0, 1000 - (performance.now() - state.lastRefresh));
   state.refreshing = true;
   setTimeout(async () => {
     try { apply(await api("GET", base(), undefined, { quiet: true })); } catch (_) { /* the connection check reports it */ }
@@ -380,7 +382,7 @@ function render(detail, force) {
   if (changed("teams", [detail.teams, detail.agents.map((a) => [a.agent_id, a.status])])) renderTeams(detail);
   if (changed("tasks", [detail.tasks, detail.dependencies])) renderTasks(detail, base);
   if (changed("budgets", detail.budgets)) renderBudgets(detail);
-  if (force || changed("prompts", [detail.permissions.map((p) => p.request_id), detail.agents.map((a) => a.status_reason)])) renderPrompts(detail, { base, live: ok, refresh: scheduleRefresh });
+  if (force || changed("prompts", [detail.permissions.map((p) => p.request_id), detail.agents.map((a) => a.status_reason)])) renderPrompts(detail, { base, live: ok, refresh: () => scheduleRefresh(true) });
   if (changed("options", [detail.teams.map((t) => t.team_id), detail.agents.map((a) => a.agent_id)])) {
     syncOptions($("filter-team"), detail.teams.map((t) => [t.team_id, t.name]));
     syncOptions($("filter-agent"), detail.agents.map((a) => [a.agent_id, `${a.name} (${a.team_name})`]));
@@ -420,7 +422,7 @@ async function control(agent, action, body) {
     state.watching.set(out.request_id, watched);
     toast(`${action} ${agent.name}: asked…`);
   }
-  scheduleRefresh();
+  scheduleRefresh(true);
 }
 
 async function inspect(agent) {

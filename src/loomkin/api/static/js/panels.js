@@ -46,7 +46,10 @@ export function renderAgents(detail, { live, control, inspect }) {
     seen.add(agent.agent_id);
     const tool = activity.tool.get(agent.agent_id);
     const pending = [...(activity.controls.get(agent.agent_id)?.values() || [])];
-    const key = JSON.stringify([agent, tool, pending, activity.text.get(agent.agent_id), steering.has(agent.agent_id), live]);
+    // Usage changes with every model call: it is updated in place; the card is rebuilt only
+    // when what it says changed (status, task, tool, text, controls).
+    const { input_tokens: _in, output_tokens: _out, cost_usd: _cost, ...said } = agent;
+    const key = JSON.stringify([said, tool, pending, activity.text.get(agent.agent_id), steering.has(agent.agent_id), live]);
     let card = box.querySelector(`:scope > [data-agent-id="${CSS.escape(agent.agent_id)}"]`);
     const typing = card && card.contains(document.activeElement) && document.activeElement.tagName === "TEXTAREA";
     if (!card || (cardKeys.get(agent.agent_id) !== key && !typing)) {
@@ -54,6 +57,10 @@ export function renderAgents(detail, { live, control, inspect }) {
       if (card) card.replaceWith(fresh); else box.insertBefore(fresh, before);
       card = fresh;
       cardKeys.set(agent.agent_id, key);
+    } else {
+      const usage = card.querySelector(".usage");
+      const text = usageText(agent);
+      if (usage && usage.textContent !== text) usage.textContent = text;
     }
     before = card;
   }
@@ -95,7 +102,7 @@ function agentCard(agent, { tool, pending, now, live, control, inspect }) {
       ? el("div", { class: "pending" }, agent.pause_queued ? el("span", { class: "badge" }, "pause queued") : null,
         ...pending.filter((a) => !(agent.pause_queued && a === "pause")).map((a) => el("span", { class: "badge" }, `${a} pending`)))
       : null,
-    el("div", { class: "meta" }, `${compact(agent.input_tokens + agent.output_tokens)} tokens · ${money(agent.cost_usd)}`),
+    el("div", { class: "meta usage" }, usageText(agent)),
     el("div", { class: "actions" },
       act("Pause", () => control(agent, "pause", { mode: "asap" }), { disabled: paused }),
       waiting ? act("Force pause", () => control(agent, "pause", { mode: "asap", force: true }), { action: "force-pause" }) : null,
@@ -107,6 +114,8 @@ function agentCard(agent, { tool, pending, now, live, control, inspect }) {
   if (steering.has(id)) card.append(steerForm(agent, live, control));
   return card;
 }
+
+const usageText = (agent) => `${compact(agent.input_tokens + agent.output_tokens)} tokens · ${money(agent.cost_usd)}`;
 
 function toggleSteer(agent) {
   if (steering.has(agent.agent_id)) steering.delete(agent.agent_id); else steering.add(agent.agent_id);
