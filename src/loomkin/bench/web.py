@@ -11,9 +11,10 @@ Chromium through Playwright:
   asked for);
 * ``p95_long_task_ms`` / ``max_long_task_ms`` / ``long_tasks``: the main thread's long tasks
   (the browser's ``longtask`` entries, 50 ms and over) while 10 events/s stream in for
-  ``--stream-s`` seconds (0 when there is none);
-* ``steer_click_ms``: from a click on an agent's Steer button to the next frame, during the
-  stream;
+  ``--stream-s`` seconds (0 when there is none), a window in which the benchmark runs no
+  script of its own in the page; ``slowest_frames``: the longest animation frames then;
+* ``steer_click_ms``: from a click on an agent's Steer button to the next frame, while the
+  stream goes on;
 * ``dom_nodes`` and ``js_heap_mb`` (after a forced garbage collection) at the end.
 
 Each size is measured in the same run, so the figures compare side by side: the goals are
@@ -59,6 +60,17 @@ try {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) window.__longTasks.push([e.startTime, e.duration]);
   }).observe({ type: "longtask", buffered: true });
+} catch (_) {}
+window.__frames = [];
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const layout = e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0;
+      const scripts = e.scripts.map((x) => `${x.invoker} ${Math.round(x.duration)}ms`);
+      window.__frames.push({ at: e.startTime, ms: Math.round(e.duration),
+        layout_ms: Math.round(layout), scripts: scripts.slice(0, 4) });
+    }
+  }).observe({ type: "long-animation-frame", buffered: true });
 } catch (_) {}
 """
 
@@ -278,7 +290,10 @@ def _in_browser(browser: Any, host: _Host, stream_s: float) -> dict[str, Any]:
     rows_loaded = page.evaluate("window.__loomkin.feed.entries.length")
     start = page.evaluate("performance.now()")
     host.say("stream")
-    page.wait_for_timeout(stream_s * 500)
+    # The long-task window has no evaluation of the benchmark's own in it (Playwright's
+    # scripts run on the page's main thread too); the click is measured after it.
+    page.wait_for_timeout(stream_s * 1000)
+    end = page.evaluate("performance.now()")
     click = (
         "async () => { const b = document.querySelector('#agents .card button[data-action=steer]');"
         " const t = performance.now(); b.click();"
@@ -286,11 +301,15 @@ def _in_browser(browser: Any, host: _Host, stream_s: float) -> dict[str, Any]:
         " return performance.now() - t; }"
     )
     steer_ms = page.evaluate(click)
-    page.wait_for_timeout(stream_s * 500)
+    page.wait_for_timeout(1000)
     streamed = host.streamed()
     page.wait_for_timeout(500)
-    tasks = [d for s, d in page.evaluate("window.__longTasks") if s >= start]
+    tasks = [d for s, d in page.evaluate("window.__longTasks") if start <= s < end]
     slow_views = page.evaluate("window.__loomkinSlow")
+    frames = [f for f in page.evaluate("window.__frames") if start <= f["at"] < end]
+    slowest = sorted(frames, key=lambda f: -f["ms"])[:3]
+    for frame in slowest:
+        frame.pop("at")
     cdp = context.new_cdp_session(page)
     cdp.send("HeapProfiler.collectGarbage")
     cdp.send("Performance.enable")
@@ -306,6 +325,7 @@ def _in_browser(browser: Any, host: _Host, stream_s: float) -> dict[str, Any]:
         "max_long_task_ms": round(max(tasks, default=0.0), 1),
         "steer_click_ms": round(steer_ms, 1),
         "slow_views": slow_views,
+        "slowest_frames": slowest,
         "dom_nodes": page_nodes(metrics),
         "js_heap_mb": round(metrics.get("JSHeapUsedSize", 0.0) / 2**20, 2),
     }

@@ -30,6 +30,7 @@ export class Feed {
     this.shown = [];         // entries passing the filters, oldest first
     this.calls = new Map();  // call id → entry whose end is still to come
     this.orphans = new Map(); // call id → an end entry whose start is not loaded (yet)
+    this.nodes = new Map();   // entry → its row element, for the rows in view
     this.filter = { team: "", agent: "", type: "", text: "", status: false };
     this.unseen = 0;
     this.viewH = 400;
@@ -103,6 +104,8 @@ export class Feed {
   }
 
   index(entry) {
+    const old = this.nodes.get(entry);
+    if (old) { old.remove(); this.nodes.delete(entry); } // its row changed: built again
     const r = entry.row;
     const end = entry.end ? ` ${entry.end.summary}` : "";
     entry.search = `${r.type} ${r.actor} ${r.team} ${r.summary}${end}`.toLowerCase();
@@ -126,6 +129,8 @@ export class Feed {
   }
 
   refilter() {
+    for (const li of this.nodes.values()) li.remove();
+    this.nodes.clear(); // indices change: rows are built again
     this.shown = this.entries.filter((e) => !e.merged && this.passes(e));
     later("feed", () => this.render());
   }
@@ -141,13 +146,24 @@ export class Feed {
     this.newer.textContent = `↑ ${this.unseen} new`;
     const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
     const last = Math.min(total, Math.ceil((top + this.viewH) / ROW_H) + OVERSCAN);
+    // Rows already in view keep their element: a frame with one new row creates one element
+    // and moves none of the others' content (only their order in the list changes).
     const items = [];
     for (let i = first; i < last; i++) {
       const index = total - 1 - i; // newest first
-      items.push(this.rowElement(this.shown[index], index));
+      const entry = this.shown[index];
+      let li = this.nodes.get(entry);
+      if (!li) { li = this.rowElement(entry, index); this.nodes.set(entry, li); }
+      items.push(li);
+    }
+    const keep = new Set(items);
+    for (const [entry, li] of this.nodes) if (!keep.has(li)) { this.nodes.delete(entry); li.remove(); }
+    let cursor = this.list.firstElementChild;
+    for (const li of items) {
+      if (li === cursor) { cursor = cursor.nextElementSibling; continue; }
+      this.list.insertBefore(li, cursor);
     }
     this.list.style.transform = `translateY(${first * ROW_H}px)`;
-    this.list.replaceChildren(...items);
     $("feed-count").textContent = `${total.toLocaleString()} rows${this.more ? " · scroll for older" : ""}`;
     if (this.more && !this.loading && top + this.viewH > total * ROW_H - 12 * ROW_H) this.onNeedOlder();
   }
