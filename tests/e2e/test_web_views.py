@@ -83,6 +83,17 @@ def test_prompts_badge_shortcuts_graph_timeline_and_feed(
     first = prompts.first.get_attribute("data-request-id")
     page.locator("body").press("o")
     expect(page.locator(f'.prompt[data-request-id="{first}"]')).to_have_count(0)
+
+    # A steer draft survives the events that arrive meanwhile, focused or not.
+    alice = page.locator('#agents .card[data-agent="alice"]')
+    alice.get_by_role("button", name="Steer", exact=True).click()
+    alice.get_by_role("textbox").fill("half-written guidance")
+    page.locator("#feed-search").click()  # focus elsewhere: the card may be rebuilt now
+    before = page.evaluate("window.__loomkin.state.last")
+    page.wait_for_function(f"() => window.__loomkin.state.last > {before}")
+    page.wait_for_timeout(1500)  # a refresh of the view (at most one a second)
+    expect(alice.get_by_role("textbox")).to_have_value("half-written guidance")
+    page.locator("body").click(position={"x": 2, "y": 2})  # the keys work again
     done = (
         "() => { const t = [...document.querySelectorAll('#task-graph g.task-node')];"
         " return t.length > 0 && t.every(n => n.dataset.status === 'completed')"
