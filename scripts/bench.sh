@@ -15,4 +15,5 @@ run faults
 run comms
 run rebalancer
 run fuzz --answers 2000
+run cost
 if [ -x /usr/bin/chromium ]; then run web --events 20000; else echo 'web: skipped (no /usr/bin/chromium)'; fi

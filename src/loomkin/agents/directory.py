@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from loomkin.core.scheduling import CapabilityStats
     from loomkin.core.state import State
     from loomkin.tasks import TaskService
+    from loomkin.tools.base import ToolSpec
 
 __all__ = ["AgentDirectory"]
 
@@ -181,6 +182,11 @@ class AgentDirectory:
                     return self.record(agent)
         concierge = self.find(self._root_team_id, "concierge")
         return None if concierge is None else self.record(concierge)
+
+    def tool_specs(self, agent_id: str) -> Sequence[ToolSpec]:
+        """The tools agent ``agent_id`` may call (none for an unknown agent)."""
+        agent = self._agents.get(AgentId(agent_id))
+        return agent.tools.schemas() if agent is not None else ()
 
     def candidates(self, team_id: TeamId) -> list[AgentCandidate]:
         return [

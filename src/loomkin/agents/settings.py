@@ -12,7 +12,26 @@ from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
 from loomkin.tools.mcp.spec import McpServerSpec
 
-__all__ = ["Budgets", "SessionSettings"]
+__all__ = ["Budgets", "ContextSettings", "SessionSettings"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextSettings:
+    """When an agent's transcript is compacted (``[context]`` in ``loomkin.toml``)."""
+
+    window_tokens: int | None = None
+    """The context window of every model (``None``: each model's own window)."""
+    windows: dict[str, int] = field(default_factory=dict)
+    """Per-model windows, by ``provider:model`` name or prefix."""
+    compact_at: float = 0.8
+    """Compact before a call whose request would pass this fraction of the window."""
+    compact_to: float = 0.5
+    """A compaction brings the request down to this fraction of the window, so the next
+    ones have room to grow (and share a cached prefix) before another is needed."""
+    keep_turns: int = 4
+    """The newest turns (a model response and its tool results) kept word for word."""
+    summarise: bool = True
+    """Summarise older turns with a model call (else a list of the calls they made)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,5 +63,7 @@ class SessionSettings:
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     """When an agent counts as stuck or looping, and how often that is checked."""
+    context: ContextSettings = field(default_factory=ContextSettings)
+    """Context windows and compaction (``[context]``)."""
     mcp_servers: tuple[McpServerSpec, ...] = ()
     """MCP tool servers started with the session (``[mcp.servers.*]``); roles opt in."""

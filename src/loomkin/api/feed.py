@@ -28,6 +28,7 @@ from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
     AssistantReplied,
+    ContextCompacted,
     ControlApplied,
     ControlDropped,
     ControlRequested,
@@ -96,6 +97,7 @@ _SIMPLE_TYPES: dict[str, str] = {
     "question_asked": "question",
     "question_answered": "answer",
     "question_expired": "question",
+    "context_compacted": "context",
 }
 _TASK_STATUS_TYPES = {
     "in_progress": "task_started",
@@ -238,7 +240,17 @@ def _conversation_summary(event: Event, names: Names) -> str | None:
         case ModelCallCompleted():
             calls = ", ".join(str(c.get("name", "?")) for c in event.tool_calls if c)
             what = f"calls {calls}" if calls else _cut(event.text, 120) or "(no text)"
-            return f"model answered: {what} ({event.input_tokens}+{event.output_tokens} tokens)"
+            cached = f", {event.cached_input_tokens} cached" if event.cached_input_tokens else ""
+            return (
+                f"model answered: {what} "
+                f"({event.input_tokens}+{event.output_tokens} tokens{cached})"
+            )
+        case ContextCompacted():
+            how = "summarised" if event.summarised else "old tool results elided"
+            return (
+                f"context compacted ({how}): {event.tokens_before:,} → "
+                f"{event.tokens_after:,} tokens of a {event.window_tokens:,} window"
+            )
         case ModelCallFailed(will_retry=True):
             return (
                 f"model call failed (attempt {event.attempt}), retrying in "

@@ -11,6 +11,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
     python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
     python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
+    python -m loomkin.bench cost [--scale S] [--window N] [--no-demo] [--json]
     python -m loomkin.bench web [--events N] [--small N] [--stream-s S] [--shots DIR] [--json]
 """
 
@@ -92,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the fake model in the loop, or the openai/anthropic SDK over a local server",
     )
     fuzz.add_argument("--json", action="store_true", help="print one JSON object")
+    cost = sub.add_parser("cost", help="tokens of a team vs one agent, with prompt caching")
+    cost.add_argument("--scale", type=float, default=0.02, help="real s per model second")
+    cost.add_argument("--window", type=int, default=128_000, help="context window (tokens)")
+    cost.add_argument("--no-demo", action="store_true", help="skip the demo's figures")
+    cost.add_argument("--json", action="store_true", help="print one JSON object")
     add_web_parser(sub)
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
@@ -173,6 +179,17 @@ def _fuzz(args: argparse.Namespace) -> None:
     print(json.dumps(report) if args.json else fuzz_table(report))
 
 
+def _web_or_spawn(args: argparse.Namespace) -> None:
+    """``web`` (its own module), or the internal ``_spawn`` of the overhead benchmark."""
+    if args.command == "web":
+        run_web_command(args)
+        return
+    from loomkin.bench.overhead_run import spawn_figures
+
+    system = cast("System", args.system)
+    print(json.dumps(asyncio.run(spawn_figures(system, args.n))))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -194,13 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _measures(args)
         elif args.command == "fuzz":
             _fuzz(args)
-        elif args.command == "web":
-            run_web_command(args)
-        else:
-            from loomkin.bench.overhead_run import spawn_figures
+        elif args.command == "cost":
+            from loomkin.bench.cost import cost_table, run_cost
 
-            system = cast("System", args.system)
-            print(json.dumps(asyncio.run(spawn_figures(system, args.n))))
+            if args.scale <= 0 or args.window < 1000:
+                raise UserError("--scale must be positive and --window at least 1000 tokens")
+            report = run_cost(scale=args.scale, window=args.window, demo=not args.no_demo)
+            print(json.dumps(report) if args.json else cost_table(report))
+        else:
+            _web_or_spawn(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -324,8 +324,9 @@ async def _print_summary(session: Session) -> None:
     for decision in summary.decisions:
         console.print(f"decision: {escape(decision)}")
     console.print(
-        f"model calls: {summary.model_calls}, tokens: {summary.input_tokens} in / "
-        f"{summary.output_tokens} out, cost: ${summary.cost_usd:.4f}"
+        f"model calls: {summary.model_calls}, tokens: {summary.input_tokens} in "
+        f"({summary.cached_input_tokens} cached) / {summary.output_tokens} out, "
+        f"cost: ${summary.cost_usd:.4f}"
     )
 
 

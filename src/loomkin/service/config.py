@@ -35,6 +35,12 @@ Example::
     input_per_mtok = 3.0
     output_per_mtok = 12.0
 
+    [context]
+    window_tokens = 64000   # compact transcripts to fit this (default: each model's window)
+    compact_at = 0.8
+    compact_to = 0.5
+    keep_turns = 4
+
     [comms]
     policy = "neighbours"
     allow = [["frontend", "backend"]]
@@ -299,6 +305,27 @@ class PriceSection(_Section):
 
     input_per_mtok: Annotated[float, Strict(), Field(ge=0)]
     output_per_mtok: Annotated[float, Strict(), Field(ge=0)]
+    cached_input_per_mtok: Annotated[float, Strict(), Field(ge=0)] | None = None
+    """Input read from the prompt cache (default: the vendor's ratio, or the input price)."""
+    cache_write_per_mtok: Annotated[float, Strict(), Field(ge=0)] | None = None
+    """Input written to the prompt cache (default: the vendor's ratio, or the input price)."""
+
+
+class ContextSection(_Section):
+    """``[context]``: context windows and when an agent's transcript is compacted."""
+
+    window_tokens: Positive | None = None
+    """The context window of every model (default: each model's published window)."""
+    windows: dict[str, Positive] = Field(default_factory=dict)
+    """Per-model windows, ``"provider:model" = tokens`` (a name prefix matches variants)."""
+    compact_at: Annotated[float, Strict(), Field(gt=0.1, le=1.0)] = 0.8
+    """Compact before a call whose request would pass this fraction of the window."""
+    compact_to: Annotated[float, Strict(), Field(gt=0.05, le=1.0)] = 0.5
+    """A compaction brings the request down to this fraction of the window."""
+    keep_turns: Annotated[int, Strict(), Field(ge=1, le=100)] = 4
+    """The newest turns (a model response and its tool results) kept word for word."""
+    summarise: Annotated[bool, Strict()] = True
+    """Summarise older turns with a model call (else a list of what they did)."""
 
 
 class CommsSection(_Section):
@@ -335,6 +362,7 @@ class LoomkinConfig(_Section):
     comms: CommsSection = CommsSection()
     rebalancer: RebalancerSection = RebalancerSection()
     mcp: McpSection = McpSection()
+    context: ContextSection = ContextSection()
 
     @field_validator("roles")
     @classmethod
@@ -410,6 +438,7 @@ _SECTION_KEYS: dict[str, type[_Section]] = {
     "comms": CommsSection,
     "rebalancer": RebalancerSection,
     "mcp": McpSection,
+    "context": ContextSection,
 }
 _ENTRY_KEYS: dict[str, type[_Section]] = {"roles": RoleSection, "pricing": PriceSection}
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from loomkin.agents import Budgets, SessionSettings
 from loomkin.agents.roles import BUILTIN_ROLES, custom_role, with_tools
+from loomkin.agents.settings import ContextSettings
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
 from loomkin.errors import ConfigError
@@ -19,7 +20,7 @@ from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
     from loomkin.agents.roles import Role
-    from loomkin.service.config import LoomkinConfig
+    from loomkin.service.config import LoomkinConfig, PriceSection
 
 __all__ = ["SessionOptions", "mcp_servers", "session_options"]
 
@@ -83,12 +84,19 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             network=config.shell.network,
         ),
         mcp_servers=servers,
+        context=ContextSettings(
+            window_tokens=config.context.window_tokens,
+            windows=dict(config.context.windows),
+            compact_at=config.context.compact_at,
+            compact_to=min(config.context.compact_to, config.context.compact_at),
+            keep_turns=config.context.keep_turns,
+            summarise=config.context.summarise,
+        ),
     )
     prices = dict(DEFAULT_PRICES)
+    defaults = PriceTable()
     for model, price in config.pricing.items():
-        prices[model] = Price(
-            input_per_mtok=price.input_per_mtok, output_per_mtok=price.output_per_mtok
-        )
+        prices[model] = _price(price, defaults.price(model))
     return SessionOptions(
         settings=settings,
         policy=PermissionPolicy(
@@ -175,3 +183,23 @@ def _opt_in(roles: dict[str, Role], servers: tuple[McpServerSpec, ...]) -> dict[
     for name, rules in extra.items():
         opted[name] = with_tools(roles.get(name) or BUILTIN_ROLES[name], tuple(rules))
     return opted
+
+
+def _price(section: PriceSection, known: Price | None) -> Price:
+    """A ``[pricing]`` entry; cache prices left out keep the vendor's ratio to the input price."""
+
+    def ratio(value: float | None, base: float | None) -> float | None:
+        if value is not None or base is None or known is None or not known.input_per_mtok:
+            return value
+        return section.input_per_mtok * base / known.input_per_mtok
+
+    return Price(
+        input_per_mtok=section.input_per_mtok,
+        output_per_mtok=section.output_per_mtok,
+        cached_input_per_mtok=ratio(
+            section.cached_input_per_mtok, known.cached_input_per_mtok if known else None
+        ),
+        cache_write_per_mtok=ratio(
+            section.cache_write_per_mtok, known.cache_write_per_mtok if known else None
+        ),
+    )

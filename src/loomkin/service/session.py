@@ -247,6 +247,7 @@ class Session:
             task_id=m.task_id,
             current_tool=m.current_tool,
             input_tokens=m.input_tokens,
+            cached_input_tokens=m.cached_input_tokens,
             output_tokens=m.output_tokens,
             cost_usd=m.cost_usd,
             pause_queued=m.pause_pending(),
@@ -458,6 +459,7 @@ class Session:
             output_tokens=sum(a.output_tokens for a in agents),
             cost_usd=sum(a.cost_usd for a in agents),
             model_calls=calls,
+            cached_input_tokens=sum(a.cached_input_tokens for a in agents),
         )
 
     def _relative(self, target: str) -> str:

@@ -42,6 +42,7 @@ from loomkin.core.events.comms import (
     QuestionExpired,
     QuestionForwarded,
 )
+from loomkin.core.events.context import ContextCompacted
 from loomkin.core.events.coordination import (
     ConflictDetected,
     InsightShared,
@@ -85,6 +86,7 @@ __all__ = [
     "BudgetExceeded",
     "BudgetsChanged",
     "ConflictDetected",
+    "ContextCompacted",
     "ControlApplied",
     "ControlDropped",
     "ControlRequested",
