@@ -2,6 +2,7 @@
 
 from loomkin.core.store import CheckReport
 from loomkin.service.mcp import probe_mcp_servers
+from loomkin.service.previews import PermissionPreview
 from loomkin.service.records import (
     AgentInfo,
     AgentSnapshot,
@@ -40,6 +41,7 @@ __all__ = [
     "ModelFactory",
     "Names",
     "PendingPermission",
+    "PermissionPreview",
     "PermissionResponder",
     "Session",
     "Spend",
