@@ -30,8 +30,10 @@ from loomkin.agents.decisionlog import DecisionLog
 from loomkin.agents.desk import PermissionDesk
 from loomkin.agents.directory import AgentDirectory
 from loomkin.agents.factory import AgentFactory
+from loomkin.agents.judge import ModelJudge
 from loomkin.agents.permissions import PolicyGrants
 from loomkin.agents.questions import QuestionBook
+from loomkin.agents.roles import resolve_role
 from loomkin.agents.router import MessageRouter
 from loomkin.agents.teams import TeamOps
 from loomkin.coordination import Context, MessageFactory
@@ -134,6 +136,7 @@ class SessionRuntime:
             project_root=project_root,
             settings=settings,
             files=files,
+            judge=ModelJudge(models, resolve_role("reviewer", settings.custom_roles)),
         )
         self.permissions = PermissionDesk(supervisor=supervisor, group=session_id)
         self.teams = TeamOps(
@@ -171,6 +174,7 @@ class SessionRuntime:
             conflicts=self.coordination.conflicts,
             pre_write=self.coordination,
             scheduler_stats=stats,
+            speculation=self.coordination.speculation,
         )
         self._factory = AgentFactory(
             ctx=self.ctx,

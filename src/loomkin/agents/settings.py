@@ -8,6 +8,7 @@ from loomkin.agents.budgets import Budgets
 from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
 from loomkin.core.comms import CommsPolicyName
+from loomkin.core.speculation import SpeculationPolicy
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
 from loomkin.tools.mcp.spec import McpServerSpec
@@ -44,5 +45,7 @@ class SessionSettings:
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     """When an agent counts as stuck or looping, and how often that is checked."""
+    speculation: SpeculationPolicy = field(default_factory=SpeculationPolicy)
+    """When idle agents may start tasks ahead of their blockers (``[speculation]``)."""
     mcp_servers: tuple[McpServerSpec, ...] = ()
     """MCP tool servers started with the session (``[mcp.servers.*]``); roles opt in."""

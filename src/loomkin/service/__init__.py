@@ -20,6 +20,7 @@ from loomkin.service.records import (
 )
 from loomkin.service.runtime import Loomkin, ModelFactory
 from loomkin.service.session import Session
+from loomkin.service.speculation import SpeculationInfo, SpeculationSummary
 from loomkin.service.spend import AgentSpend, Spend, TeamSpend
 from loomkin.service.stores import check_store
 from loomkin.service.tracing import LiveTrace, export_trace, live_trace
@@ -41,6 +42,8 @@ __all__ = [
     "PendingPermission",
     "PermissionResponder",
     "Session",
+    "SpeculationInfo",
+    "SpeculationSummary",
     "Spend",
     "StoredSession",
     "Summary",

@@ -11,6 +11,7 @@ from loomkin.agents import Budgets, SessionSettings
 from loomkin.agents.roles import BUILTIN_ROLES, custom_role, with_tools
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
+from loomkin.core.speculation import SpeculationPolicy
 from loomkin.errors import ConfigError
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
 from loomkin.tools.builtin import ShellPolicy
@@ -82,6 +83,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             default_timeout_s=config.shell.timeout_s,
             network=config.shell.network,
         ),
+        speculation=SpeculationPolicy(**config.speculation.model_dump()),
         mcp_servers=servers,
     )
     prices = dict(DEFAULT_PRICES)

@@ -497,8 +497,12 @@ class Loomkin:
             self._raise_if_halted()
             await self._supervisor.wait_idle()
             await self._scheduler.wait_settled()
+            speculation = [r.coordination.speculation for r in self._runtimes.values()]
+            for spec in speculation:
+                await spec.wait_settled()  # a merge or a discard can wake agents again
             await asyncio.sleep(0)
-            if self._supervisor.statistics().running == 0 and self._scheduler.settled():
+            quiet = all(spec.settled() for spec in speculation)
+            if quiet and self._supervisor.statistics().running == 0 and self._scheduler.settled():
                 self._raise_if_halted()
                 return
 

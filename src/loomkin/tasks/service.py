@@ -41,9 +41,9 @@ from loomkin.core.events import (
 )
 from loomkin.core.messages import MessageType, tier_of
 from loomkin.core.records import DepKind
-from loomkin.core.taskstates import allowed_targets
+from loomkin.core.taskstates import allowed_targets, check_table
 from loomkin.core.taskview import Handoff, TaskView
-from loomkin.errors import NotFound, UserError
+from loomkin.errors import InvalidTransition, NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["DependencySpec", "Handoff", "TaskService", "Worker", "WorkerRef"]
 
 _OPEN: frozenset[str] = frozenset(
-    {"assigned", "in_progress", "paused", "blocked", "partially_complete"}
+    {"assigned", "in_progress", "paused", "blocked", "partially_complete", "pending_speculative"}
 )
 _LISTENING: frozenset[str] = frozenset({"in_progress", "paused", "blocked", "partially_complete"})
 """Statuses of a started dependent that still consumes its predecessor's new output. A stage
@@ -299,7 +299,18 @@ class TaskService:
         also: Sequence[Event] = (),
     ) -> None:
         view = self.task(task_id)
-        self.board.check_status(task_id, status)
+        if view.status == "pending_speculative" and status in ("completed", "pending"):
+            # Speculative work completes only tentatively (it merges once its assumptions
+            # hold); released, it is discarded first (the speculation service cleans up).
+            if status == "pending":
+                also = [*also, self._status_event(view, "discarded_tentative", note, by)]
+                view = replace(view, status="discarded_tentative")
+            else:
+                status = "completed_tentative"
+        if view.status == "discarded_tentative":
+            check_table(view, status)
+        else:
+            self.board.check_status(task_id, status)
         h = handoff or Handoff()
         notices = self._finish_notices(view, status, result, by)
         if status == "completed":
@@ -321,6 +332,77 @@ class TaskService:
             ),
             *notices,
         )
+
+    def _status_event(
+        self, view: TaskView, status: TaskStatus, note: str, by: AgentId | None
+    ) -> TaskStatusChanged:
+        return TaskStatusChanged(
+            session_id=view.session_id,
+            task_id=view.task_id,
+            status=status,
+            previous=view.status,
+            note=note,
+            by=by,
+        )
+
+    async def start_speculative(
+        self, task_id: TaskId, worker: Worker, *, reason: str, also: Sequence[Event] = ()
+    ) -> TaskView:
+        """Give a not-yet-ready task to ``worker`` as speculative work (SPEC §3.7), in one batch.
+
+        ``also`` (the speculation's own events: decision, start, assumptions) goes ahead of
+        the assignment, its message and the move to ``pending_speculative``.
+
+        Raises:
+            InvalidTransition: the task is not pending (or blocked for this worker).
+        """
+        async with self._lock:
+            view = self.task(task_id)
+            owner = None if view.owner is None else view.owner.agent_id
+            if view.status not in ("pending", "blocked") or owner not in (None, worker.agent_id):
+                holder = (
+                    "" if owner is None else f", owned by {view.owner.name if view.owner else ''}"
+                )
+                raise InvalidTransition(
+                    f"task {task_id!r} is {view.status!r}{holder}: only a pending task (or a "
+                    "blocked one of your own) can be started speculatively"
+                )
+            given = self._assignment(view, worker, by="speculation", reason=reason)
+            moved = self._status_event(
+                replace(view, status="assigned"), "pending_speculative", reason, worker.agent_id
+            )
+            await self._append(*also, *given, moved)
+            return self.board.task(task_id)
+
+    async def settle_speculative(
+        self,
+        task_id: TaskId,
+        *,
+        merged: bool,
+        note: str,
+        handoff: Handoff | None = None,
+        also: Sequence[Event] = (),
+    ) -> None:
+        """Complete a tentative task (``merged``) or discard it and re-queue it, in one batch."""
+        async with self._lock:
+            view = self.task(task_id)
+            if merged:
+                await self._set_status(
+                    task_id,
+                    "completed",
+                    by=None,
+                    note=note,
+                    result=view.result,
+                    handoff=handoff,
+                    also=also,
+                )
+                return
+            self.board.check_status(task_id, "discarded_tentative")
+            dropped = self._status_event(view, "discarded_tentative", note, None)
+            requeued = self._status_event(
+                replace(view, status="discarded_tentative"), "pending", note, None
+            )
+            await self._append(*also, dropped, requeued)
 
     def _finish_notices(
         self, view: TaskView, status: TaskStatus, result: str | None, by: AgentId | None
@@ -504,7 +586,7 @@ class TaskService:
                 return None
             if view.status == "assigned":
                 await self._set_status(view.task_id, "in_progress", by=worker.agent_id)
-            elif view.status != "in_progress":
+            elif view.status not in ("in_progress", "pending_speculative"):
                 return None
         return self.board.task(view.task_id)
 
@@ -524,7 +606,11 @@ class TaskService:
         tid = TaskId(task_id)
         async with self._lock:
             view = self.board.get(tid)
-            open_ = view is not None and view.status in ("in_progress", "partially_complete")
+            open_ = view is not None and view.status in (
+                "in_progress",
+                "partially_complete",
+                "pending_speculative",
+            )
             if open_ and outcome == "final" and text.strip():
                 await self._set_status(
                     tid,

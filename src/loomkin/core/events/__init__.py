@@ -62,6 +62,14 @@ from loomkin.core.events.session import (
     TeamDissolved,
     UserMessagePosted,
 )
+from loomkin.core.events.speculation import (
+    AssumptionAdded,
+    SpeculationDecided,
+    SpeculationDiscarded,
+    SpeculationMerged,
+    SpeculationStarted,
+    SpeculationValidated,
+)
 from loomkin.core.events.tasks import (
     DependencyAdded,
     MilestoneEmitted,
@@ -82,6 +90,7 @@ __all__ = [
     "AgentSpawned",
     "AgentStatusChanged",
     "AssistantReplied",
+    "AssumptionAdded",
     "BudgetExceeded",
     "BudgetsChanged",
     "ConflictDetected",
@@ -113,6 +122,11 @@ __all__ = [
     "SessionBootstrapped",
     "SessionEnded",
     "SessionStarted",
+    "SpeculationDecided",
+    "SpeculationDiscarded",
+    "SpeculationMerged",
+    "SpeculationStarted",
+    "SpeculationValidated",
     "TaskAssigned",
     "TaskCreated",
     "TaskEvent",
