@@ -14,12 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _pipeline_models import Playbook, Turn, answered  # noqa: E402
+from _pipeline_models import Playbook, Turn, answered
 
-from loomkin.agents import SessionSettings  # noqa: E402
-from loomkin.service import Loomkin  # noqa: E402
-from loomkin.testing.models import Call, Reply  # noqa: E402
-from loomkin.tools.permissions import PermissionPolicy  # noqa: E402
+from loomkin.agents import SessionSettings
+from loomkin.service import Loomkin
+from loomkin.testing.models import Call, Reply
+from loomkin.tools.permissions import PermissionPolicy
 
 SETTINGS = SessionSettings(bootstrap_orienter=False)
 WRITES = PermissionPolicy(auto_approve=frozenset({"file_write", "file_edit"}))

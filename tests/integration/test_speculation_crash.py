@@ -105,9 +105,7 @@ async def _resume(url: str, session_id: str) -> tuple[list, Loomkin, object]:
     return await session.history(), lk, session
 
 
-def test_worktree_survives_the_kill_and_is_merged_after_resume(
-    tmp_path: Path, repo: Path
-) -> None:
+def test_worktree_survives_the_kill_and_is_merged_after_resume(tmp_path: Path, repo: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
     session_id, _t1, t2 = _run_and_kill(url, repo)
     workspace = repo / ".loomkin" / "worktrees" / t2

@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loomkin.api.access import AccessMiddleware, AccessPolicy, check_token, host_names
 from loomkin.api.launch import LaunchPolicy, NotAllowed
 from loomkin.api.routes import ApiContext, router
+from loomkin.api.speculation import speculation_router
 from loomkin.errors import (
     InvalidTransition,
     LoomkinError,
@@ -93,6 +94,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.include_router(router)
+    app.include_router(speculation_router)
     static = resources.files("loomkin.api") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_error_handlers(app)

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from loomkin.api.feed_speculation import SPECULATION_ROW_TYPES, speculation_summary
 from loomkin.core.events import (
     JSON,
     AgentEvent,
@@ -40,6 +41,8 @@ from loomkin.core.events import (
     ModelCallStarted,
     PermissionRequested,
     PermissionResolved,
+    SpeculationDecided,
+    SpeculationStarted,
     TaskAssigned,
     TaskCreated,
     TaskEvent,
@@ -96,11 +99,15 @@ _SIMPLE_TYPES: dict[str, str] = {
     "question_asked": "question",
     "question_answered": "answer",
     "question_expired": "question",
+    **SPECULATION_ROW_TYPES,
 }
 _TASK_STATUS_TYPES = {
     "in_progress": "task_started",
     "completed": "task_completed",
     "failed": "task_failed",
+    "pending_speculative": "speculation",
+    "completed_tentative": "speculation",
+    "discarded_tentative": "speculation",
 }
 
 
@@ -188,7 +195,7 @@ def _actor(event: Event, names: Names) -> tuple[str | None, str]:
         agent_id = event.by
     elif isinstance(event, TaskCreated):
         agent_id = event.created_by
-    elif isinstance(event, DecisionLogged):
+    elif isinstance(event, SpeculationStarted | SpeculationDecided | DecisionLogged):
         agent_id = event.agent_id
     elif isinstance(event, TeamCreated):
         agent_id = event.spawned_by
@@ -309,6 +316,7 @@ _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     _conversation_summary,
     _task_summary,
     _agent_summary,
+    speculation_summary,
 )
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""
 
