@@ -53,7 +53,7 @@ async def main(url: str, project: str) -> None:
         t2 = await session.create_task("write the client", depends_on=(t1,))
         await session.spawn_agent("bob", "coder")
         await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
-        while session.task(t2).status != "completed_tentative":
+        while session.task(t2).status != "completed_tentative":  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         print(f"ready {session.session_id} {t1} {t2}", flush=True)
         await asyncio.Event().wait()

@@ -72,7 +72,7 @@ def _interface(signature: str, session_ref: list[Session], dependent: list[str])
         k = answered(turn)
         if k == 0:
             session = session_ref[0]
-            while session.task(dependent[0]).status != "completed_tentative":
+            while session.task(dependent[0]).status != "completed_tentative":  # noqa: ASYNC110
                 await asyncio.sleep(1.0)
             content = f"{signature}:\n    ...\n"
             return Reply(tool_calls=[Call("file_write", {"path": "api.py", "content": content})])
@@ -148,7 +148,8 @@ async def test_assumption_holds_work_is_merged_into_the_shared_tree(repo: Path) 
         )
         assert tentative.position < blocker_done.position
         (validated,) = _events(recorded, SpeculationValidated)
-        assert validated.held and validated.verdicts[0]["actual"] == SIGNATURE
+        assert validated.held
+        assert validated.verdicts[0]["actual"] == SIGNATURE
         (merged,) = _events(recorded, SpeculationMerged)
         assert merged.files == ("client.py",)
         assert (repo / "client.py").read_text() == CLIENT
@@ -184,7 +185,7 @@ async def test_assumption_fails_work_is_discarded_and_redone(repo: Path) -> None
     book = Playbook(parts={"write the client": _redo_client})
     book.parts["write the interface"] = _interface(real, ref, dep)  # type: ignore[assignment]
     async with await Loomkin.open("memory:") as lk:
-        session, t1, t2 = await _setup(lk, repo, book, ref, dep)
+        session, _t1, t2 = await _setup(lk, repo, book, ref, dep)
         await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
         await lk.wait_idle()
         recorded = await session.history()
@@ -193,8 +194,10 @@ async def test_assumption_fails_work_is_discarded_and_redone(repo: Path) -> None
         assert not validated.held
         (dropped,) = _events(recorded, SpeculationDiscarded)
         assert dropped.reason == "assumption_failed"
-        assert "actual" in dropped.detail and real in dropped.detail
-        assert dropped.wasted_model_calls >= 2 and dropped.wasted_s > 0
+        assert "actual" in dropped.detail
+        assert real in dropped.detail
+        assert dropped.wasted_model_calls >= 2
+        assert dropped.wasted_s > 0
         assert not _events(recorded, SpeculationMerged)
         # The speculative client never reached the shared tree; the redo did.
         assert (repo / "client.py").read_text() == "from api import parse\n\nresult = parse(b'x')\n"

@@ -5,6 +5,7 @@ The scenario's project is not a git repository, so the workspace is an overlay c
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ async def test_speculate_list_assume_cancel(harness: Harness) -> None:
     out = started.json()
     assert out["state"] == "running"
     assert out["blockers"] == [blocker]
-    assert Path(out["workspace"]).is_dir()
+    assert await asyncio.to_thread(Path(out["workspace"]).is_dir)
     assert out["assumptions"][0]["value"] == {"id": "int"}
     assert out["decision"]["speculate"] is True
 
@@ -44,7 +45,7 @@ async def test_speculate_list_assume_cancel(harness: Harness) -> None:
     cancelled = await harness.client.post(f"{url}/speculation/cancel", json={})
     assert cancelled.status_code == 202
     await harness.until(lambda: harness.session.speculations()[0].state == "discarded")
-    assert not Path(out["workspace"]).exists()
+    assert not await asyncio.to_thread(Path(out["workspace"]).exists)
     outcome = harness.session.speculations()[0].outcome
     assert outcome is not None
     assert outcome["reason"] == "cancelled"
