@@ -227,3 +227,56 @@ async def test_speculation_refused_readably(repo: Path) -> None:
         with pytest.raises(UserError, match="unknown fields"):
             await session.speculate(ready, "bob", [{"keys": "x"}])
         assert session.speculations() == []
+
+
+def _writer(path: str, content: str, result: str, *, gate: list[Session] | None = None) -> object:
+    """Write ``path`` then complete; with ``gate``, only once the dependent finished."""
+
+    async def play(turn: Turn) -> Reply:
+        k = answered(turn)
+        if k == 0 and "[Redo]" in turn.brief:
+            redo = content + "# redone after the conflict\n"
+            return Reply(tool_calls=[Call("file_write", {"path": path, "content": redo})])
+        if k == 0:
+            if gate:
+                while gate[0].tasks()[1].status != "completed_tentative":  # noqa: ASYNC110
+                    await asyncio.sleep(1.0)
+            return Reply(tool_calls=[Call("file_write", {"path": path, "content": content})])
+        if k == 1:
+            handoff = {"result": result, "decisions": [f"signature: {SIGNATURE}"]}
+            return Reply(tool_calls=[Call("task_complete", handoff)])
+        return Reply(text="done")
+
+    return play
+
+
+async def test_overlap_is_intended_while_working_and_a_real_conflict_surfaces_at_merge(
+    repo: Path,
+) -> None:
+    ref: list[Session] = []
+    book = Playbook()
+    book.parts["write the interface"] = _writer(  # type: ignore[assignment]
+        "shared.py", "ann = 1\n", "interface written", gate=ref
+    )
+    book.parts["write the client"] = _writer("shared.py", "bob = 2\n", "client written")  # type: ignore[assignment]
+    async with await Loomkin.open("memory:") as lk:
+        session, _t1, t2 = await _setup(lk, repo, book, ref, [])
+        await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
+        await lk.wait_idle()
+        recorded = await session.history()
+
+        # Both wrote shared.py: while they worked that was no conflict (bob's copy is his own).
+        (conflict,) = _events(recorded, ConflictDetected)
+        assert "at merge" in conflict.description
+        assert conflict.path == "shared.py"
+        (validated,) = _events(recorded, SpeculationValidated)
+        assert validated.held  # the assumption held; the merge is what failed
+        (dropped,) = _events(recorded, SpeculationDiscarded)
+        assert dropped.reason == "merge_conflict"
+        assert dropped.conflicts == ("shared.py",)
+        conflict_at = next(r.position for r in recorded if r.event is conflict)
+        dropped_at = next(r.position for r in recorded if r.event is dropped)
+        assert conflict_at < dropped_at
+        # ann's version stayed; the redo (in the shared tree) came after it.
+        assert (repo / "shared.py").read_text() == "bob = 2\n# redone after the conflict\n"
+        assert session.task(t2).status == "completed"
