@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from loomkin.core.records import ControlAction, PauseMode
     from loomkin.core.scheduling import CapabilityStats
     from loomkin.core.state import State
-    from loomkin.ids import MessageId, SessionId
+    from loomkin.ids import AgentId, MessageId, SessionId
     from loomkin.llm.pricing import PriceTable
     from loomkin.runtime.clock import Clock
     from loomkin.runtime.eventlog import EventLog
@@ -184,6 +184,7 @@ class SessionRuntime:
             toolsets=toolsets,
         )
         self._grants = PolicyGrants(policy)
+        self.coordination.speculation.settler.stop_agent = self._stop_speculating
 
     def projections(self) -> list[tuple[str, Projection]]:
         """The session's projections, in the order every event is fed to them.
@@ -279,6 +280,12 @@ class SessionRuntime:
             )
         )
         return request_id
+
+    async def _stop_speculating(self, agent_id: AgentId) -> None:
+        """Cancel an agent still working on a discarded speculative attempt."""
+        agent = self.directory.get(agent_id)
+        if agent is not None and agent.memory.status != "idle":
+            await self.control(agent, "cancel", requested_by="speculation")
 
     async def wait_idle(self) -> None:
         """Return once none of this session's agents (or permission responders) runs."""

@@ -158,7 +158,9 @@ class SpeculationPolicy:
     budget_share: float = 0.2
     """Share of the session budget (or of total work) speculation may waste."""
     max_active: int = 4
-    """Speculations running at once, at most."""
+    """Speculations running at once, at most (fewer while little is known: see ``ramp``)."""
+    auto: bool = False
+    """Let the scheduler start speculations on idle agents (else only the tools and the API)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -330,6 +330,7 @@ class SpeculationSection(_Section):
     usd_per_work_hour: Annotated[float, Field(ge=0.0)] = 4.0
     budget_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
     max_active: Annotated[int, Strict(), Field(ge=0, le=64)] = 4
+    auto: Annotated[bool, Strict()] = False
 
 
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")

@@ -114,6 +114,7 @@ class Loomkin:
         self._sessions: dict[SessionId, Session] = {}
         self._runtimes: dict[SessionId, SessionRuntime] = {}
         self._scheduler = Scheduler(self._tasks, self._candidates)
+        self._scheduler.after_round = self._speculate_on_idle
         self._projections = ProjectionRegistry()
         self._projections.register("state", _StateProjection(self._state))
         self._projections.register("tasks", self._tasks)
@@ -486,6 +487,20 @@ class Loomkin:
         return [] if runtime is None else runtime.directory.candidates(team_id)
 
     # -- quiescence -------------------------------------------------------------------------------
+
+    async def _speculate_on_idle(self) -> None:
+        """After a planning round: idle agents may start waiting tasks speculatively."""
+        load = self._tasks.board.load()
+        for runtime in list(self._runtimes.values()):
+            idle = [
+                m
+                for m in runtime.directory.members()
+                if m.status == "idle"
+                and m.task_id is None
+                and not load.get(m.agent_id)
+                and m.role not in runtime.settings.coordination_roles
+            ]
+            await runtime.coordination.speculation.offer_idle(idle)
 
     async def wait_idle(self) -> None:
         """Wait until no agent of any session works and the scheduler has nothing to assign.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,8 @@ class Scheduler:
         self._rounds = 0
         self._assignments = 0
         self._refused = 0
+        self.after_round: Callable[[], Awaitable[None]] | None = None
+        """Run after each planning round (the idle-capacity speculation policy)."""
 
     def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
         """Learn capabilities; when live, wake up if a task or an agent may have become free."""
@@ -134,6 +136,8 @@ class Scheduler:
                     continue
                 placed += 1
         self._assignments += placed
+        if self.after_round is not None:
+            await self.after_round()
         return placed
 
     def statistics(self) -> SchedulerStatistics:

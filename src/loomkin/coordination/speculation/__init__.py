@@ -4,7 +4,8 @@
 speculation events, ``service`` starts, validates, merges and discards.
 """
 
-from loomkin.coordination.speculation.service import AssumptionSpec, Judge, Speculation
+from loomkin.coordination.speculation.service import Speculation
+from loomkin.coordination.speculation.verify import AssumptionSpec, Judge
 from loomkin.coordination.speculation.workspace import (
     WORKTREES,
     MergeResult,

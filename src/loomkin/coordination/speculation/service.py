@@ -24,33 +24,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from loomkin.coordination.speculation.idle import IdlePolicy
+from loomkin.coordination.speculation.settle import Settler
 from loomkin.coordination.speculation.state import Active, SpeculationState
+from loomkin.coordination.speculation.verify import AssumptionSpec, Judge
 from loomkin.coordination.speculation.workspace import WorkspaceError, Workspaces
 from loomkin.core.events import (
     AssumptionAdded,
-    ConflictDetected,
     MilestoneEmitted,
     SpeculationDecided,
-    SpeculationDiscarded,
-    SpeculationMerged,
     SpeculationStarted,
-    SpeculationValidated,
     TaskStatusChanged,
 )
-from loomkin.core.events.base import JSON
 from loomkin.core.speculation import (
     Decision,
     SpeculationCosts,
     SpeculationPolicy,
-    Verdict,
     decide,
-    handoff_payload,
-    same_value,
 )
-from loomkin.core.taskview import Handoff
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import TaskId, new_id
 from loomkin.tasks.service import WorkerRef
@@ -60,36 +53,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from loomkin.coordination.base import Context, Member
-    from loomkin.core.events import Event, RecordedEvent
+    from loomkin.core.events import RecordedEvent
 
 __all__ = ["AssumptionSpec", "Judge", "Speculation"]
 
 logger = logging.getLogger(__name__)
 _DEFAULT_WORK_S = 600.0
 """Work assumed for a task with no estimate (most tasks an agent creates have none)."""
-
-
-class Judge(Protocol):
-    """Decides whether a prose assumption holds given the predecessor's real output."""
-
-    async def judge(self, assumption: str, output: str) -> tuple[bool, str]:
-        """``(holds, reasoning)``."""
-        ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AssumptionSpec:
-    """An assumption as a caller states it: ``key`` → ``value``, or prose ``text``."""
-
-    on_task: TaskId | None = None
-    key: str = ""
-    value: JSON = None
-    text: str = ""
-
-    def check(self) -> None:
-        """Refuse an assumption that is neither structured nor prose, or both."""
-        if bool(self.key.strip()) == bool(self.text.strip()):
-            raise UserError("an assumption has either a key (with its value) or a text, not both")
 
 
 class Speculation:
@@ -111,6 +81,11 @@ class Speculation:
         self.budget_usd: float | None = None
         """The session's cost budget, when it has one (the speculation budget is a share)."""
         self._lock = asyncio.Lock()
+        self.settler = Settler(ctx, self.state, self.workspaces, judge, self._lock)
+        self.check_blocker = self.settler.check_blocker
+        self.finish = self.settler.finish
+        self.discard = self.settler.discard
+        self.idle = IdlePolicy(self)
         self._busy = 0
         self._settled = asyncio.Event()
         self._settled.set()
@@ -169,7 +144,7 @@ class Speculation:
             case TaskStatusChanged(
                 status="discarded_tentative" | "failed" | "cancelled", task_id=tid
             ) if tid in self.state.active:
-                self._spawn(f"drop:{tid}", lambda: self._dropped_elsewhere(tid))
+                self._spawn(f"drop:{tid}", lambda: self.settler.dropped_elsewhere(tid))
             case _:
                 pass
 
@@ -255,17 +230,7 @@ class Speculation:
         kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
         role = view.role or member.role
         decision = self.decision_for(tid, kind, role)
-        decided = SpeculationDecided(
-            session_id=view.session_id,
-            task_id=tid,
-            agent_id=member.agent_id,
-            speculate=decision.speculate,
-            p_hold=decision.p_hold,
-            expected_saving_s=decision.expected_saving_s,
-            expected_waste_usd=decision.expected_waste_usd,
-            value_usd=decision.value_usd,
-            reason=decision.reason,
-        )
+        decided = self._decided(tid, member, decision)
         if not decision.speculate:
             await self.ctx.log.append(decided)
             raise UserError(f"speculation on {view.title!r} declined: {decision.reason}")
@@ -299,6 +264,27 @@ class Speculation:
                 await self.workspaces.remove(ws.path, ws.branch)
                 raise
         return started
+
+    def _decided(self, task_id: TaskId, member: Member, decision: Decision) -> SpeculationDecided:
+        return SpeculationDecided(
+            session_id=self.ctx.session_id,
+            task_id=task_id,
+            agent_id=member.agent_id,
+            speculate=decision.speculate,
+            p_hold=decision.p_hold,
+            expected_saving_s=decision.expected_saving_s,
+            expected_waste_usd=decision.expected_waste_usd,
+            value_usd=decision.value_usd,
+            reason=decision.reason,
+        )
+
+    async def record_decision(self, task_id: TaskId, member: Member, decision: Decision) -> None:
+        """Record a decision that started nothing (the idle policy's refusals)."""
+        await self.ctx.log.append(self._decided(task_id, member, decision))
+
+    async def offer_idle(self, idle: Sequence[Member]) -> None:
+        """Let the idle-capacity policy start or preempt speculations (scheduler hook)."""
+        await self.idle.offer(idle)
 
     def decision_for(self, task_id: TaskId, kind: str, role: str) -> Decision:
         """The expected-value decision for speculating on ``task_id`` now (not recorded)."""
@@ -354,195 +340,3 @@ class Speculation:
         if active is None:
             raise NotFound(f"task {task_id!r} has no running speculation")
         return active
-
-    # -- validation, merge, discard ---------------------------------------------------------------
-
-    async def check_blocker(self, blocker: TaskId) -> None:
-        """Validate every running speculation on ``blocker`` whose edge is now met."""
-        for task_id in [t for t, s in self.state.active.items() if blocker in s.started.blockers]:
-            await self._validate(task_id, blocker)
-
-    async def _validate(self, task_id: TaskId, blocker: TaskId) -> None:
-        async with self._lock:
-            spec = self.state.active.get(task_id)
-            if spec is None or blocker in spec.held:
-                return
-            board = self.ctx.tasks.board
-            real = board.task(blocker)
-            if real.status in ("failed", "cancelled"):
-                await self._discard(task_id, "assumption_failed", f"{real.title} {real.status}")
-                return
-            milestone = next(
-                (d.milestone for d in board.dependencies(task_id) if d.depends_on == blocker), None
-            )
-            reached = real.status == "completed" or (
-                milestone is not None and milestone in real.milestones
-            )
-            if not reached:
-                return
-            payload = self._payload(blocker, milestone)
-            verdicts = [await self._verdict(a, payload) for a in spec.on(blocker)]
-            held = all(v.holds for v in verdicts)
-            event = SpeculationValidated(
-                session_id=spec.started.session_id,
-                task_id=task_id,
-                on_task=blocker,
-                held=held,
-                verdicts=tuple(v.to_json() for v in verdicts),
-            )
-            if held:
-                await self.ctx.log.append(event)
-            else:
-                failed = [v for v in verdicts if not v.holds]
-                detail = "; ".join(_explain(spec, v) for v in failed)
-                await self._discard(task_id, "assumption_failed", detail, also=[event])
-                return
-        await self.finish(task_id)
-
-    def _payload(self, blocker: TaskId, milestone: str | None) -> dict[str, JSON]:
-        view = self.ctx.tasks.board.task(blocker)
-        h = view.handoff or Handoff()
-        note = self.state.milestone_notes.get((blocker, milestone), "") if milestone else ""
-        return handoff_payload(
-            result=view.result,
-            files_changed=h.files_changed,
-            decisions=h.decisions,
-            actions_taken=h.actions_taken,
-            open_questions=h.open_questions,
-            note=note,
-        )
-
-    async def _verdict(self, a: AssumptionAdded, payload: dict[str, JSON]) -> Verdict:
-        if a.key:
-            if a.key not in payload:
-                return Verdict(assumption_id=a.assumption_id, holds=False, reasoning="no such key")
-            actual = payload[a.key]
-            return Verdict(
-                assumption_id=a.assumption_id, holds=same_value(a.value, actual), actual=actual
-            )
-        if self.judge is None:
-            return Verdict(
-                assumption_id=a.assumption_id,
-                holds=False,
-                reasoning="no judge model is configured, so a prose assumption cannot be confirmed",
-            )
-        output = "\n".join(f"{k}: {v}" for k, v in payload.items() if v not in ("", [], None))
-        holds, reasoning = await self.judge.judge(a.text, output)
-        return Verdict(assumption_id=a.assumption_id, holds=holds, reasoning=reasoning)
-
-    async def finish(self, task_id: TaskId) -> None:
-        """Merge a speculation whose agent finished and whose every blocker held."""
-        async with self._lock:
-            spec = self.state.active.get(task_id)
-            if spec is None or spec.tentative is None or not spec.all_held():
-                return
-            ws = spec.workspace
-            try:
-                merged = await self.workspaces.merge(ws, f"speculative work of {task_id}")
-            except WorkspaceError as exc:
-                await self._discard(task_id, "merge_conflict", str(exc))
-                return
-            if not merged.ok:
-                files = ", ".join(merged.conflicts)
-                conflict = ConflictDetected(
-                    session_id=spec.started.session_id,
-                    conflict_id=new_id("conf_"),
-                    conflict_type="file",
-                    team_id=self.ctx.tasks.board.task(task_id).team_id,
-                    agents=(spec.started.agent_id,),
-                    description=f"speculative work on {task_id} conflicts at merge: {files}",
-                    path=merged.conflicts[0],
-                )
-                await self._discard(
-                    task_id,
-                    "merge_conflict",
-                    f"the shared tree changed {files}",
-                    also=[conflict],
-                    conflicts=merged.conflicts,
-                )
-                return
-            t = spec.tentative
-            done = SpeculationMerged(
-                session_id=spec.started.session_id,
-                task_id=task_id,
-                files=merged.merged,
-                saved_s=max(0.0, (spec.ready_at or spec.started_at) - spec.started_at),
-            )
-            handoff = Handoff(
-                actions_taken=t.actions_taken,
-                files_changed=t.files_changed,
-                decisions=t.decisions,
-                open_questions=t.open_questions,
-            )
-            await self.ctx.tasks.settle_speculative(
-                task_id,
-                merged=True,
-                note="speculation held and merged",
-                handoff=handoff,
-                also=[done],
-            )
-            await self.workspaces.remove(ws.path, "")
-
-    async def discard(self, task_id: TaskId, reason: str, detail: str) -> None:
-        """Throw a speculation away (see :meth:`_discard`), under the lock."""
-        async with self._lock:
-            if task_id in self.state.active:
-                await self._discard(task_id, reason, detail)
-
-    async def _dropped_elsewhere(self, task_id: TaskId) -> None:
-        """The task left speculation by another path (failed, cancelled, released)."""
-        async with self._lock:
-            spec = self.state.active.get(task_id)
-            if spec is not None:
-                await self._discard(task_id, "failed", "the task left speculation", requeue=False)
-
-    async def _discard(
-        self,
-        task_id: TaskId,
-        reason: str,
-        detail: str,
-        *,
-        also: Sequence[Event] = (),
-        conflicts: Sequence[str] = (),
-        requeue: bool = True,
-    ) -> None:
-        spec = self.state.active[task_id]
-        now = self.ctx.clock.now()
-        dropped = SpeculationDiscarded(
-            session_id=spec.started.session_id,
-            task_id=task_id,
-            reason=reason,  # type: ignore[arg-type]
-            detail=detail,
-            wasted_s=max(0.0, now - spec.started_at),
-            wasted_tokens=spec.tokens,
-            wasted_usd=spec.usd,
-            wasted_model_calls=spec.calls,
-            conflicts=tuple(conflicts),
-        )
-        view = self.ctx.tasks.board.get(task_id)
-        if (
-            requeue
-            and view is not None
-            and view.status
-            in (
-                "pending_speculative",
-                "completed_tentative",
-            )
-        ):
-            await self.ctx.tasks.settle_speculative(
-                task_id,
-                merged=False,
-                note=f"speculation discarded: {detail}",
-                also=[*also, dropped],
-            )
-        else:
-            await self.ctx.log.append(*also, dropped)
-        ws = spec.workspace
-        await self.workspaces.remove(ws.path, ws.branch)
-
-
-def _explain(spec: Active, verdict: Verdict) -> str:
-    assumption = next(a for a in spec.assumptions if a.assumption_id == verdict.assumption_id)
-    if assumption.key:
-        return f"assumed {assumption.key} = {assumption.value!r}, actual {verdict.actual!r}"
-    return f"assumed {assumption.text!r}: {verdict.reasoning}"

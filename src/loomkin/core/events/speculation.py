@@ -108,7 +108,9 @@ class SpeculationDiscarded(TaskEvent):
     """The speculation was thrown away: workspace removed, task re-queued with the real output."""
 
     kind: Literal["speculation_discarded"] = "speculation_discarded"
-    reason: Literal["assumption_failed", "merge_conflict", "cancelled", "crashed", "failed"]
+    reason: Literal[
+        "assumption_failed", "merge_conflict", "cancelled", "preempted", "crashed", "failed"
+    ]
     detail: str = ""
     wasted_s: float = 0.0
     wasted_tokens: int = 0
