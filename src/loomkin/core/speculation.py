@@ -11,15 +11,18 @@ How this works and why:
   (strings after trimming, lists element by element); a key missing from the payload fails.
 * **When to speculate.** The probability that a speculation's assumptions hold is a
   Beta-Binomial posterior per (dependency kind, role): ``(α + held) / (α + β + held + failed)``
-  with a configurable prior. Speculating saves the time the task would otherwise wait (the
-  blocker's remaining work) with probability p and wastes the speculative work with
-  probability 1 − p; both are priced (time at ``usd_per_hour`` of waiting, work at the
-  model's spend rate), and the policy speculates only when ``p × saving − (1 − p) × waste``
-  is positive, p is above a floor, and the speculation budget has room.
+  with a configurable prior, the other pairs' outcomes added at half weight (partial
+  pooling). Speculating saves the time the task would otherwise wait (the blocker's
+  remaining work) with probability p and wastes the work done before the check with
+  probability 1 − p; both are priced (waiting at ``usd_per_hour``, work at
+  ``usd_per_work_hour``), and the policy speculates only when ``p × saving − (1 − p) ×
+  waste`` is positive, p is above a floor, and the speculation budget has room for the
+  waste at a cautious p (mean less one standard deviation: early bets stay small).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -124,6 +127,8 @@ class HitRates:
 
     alpha: float = 1.0
     beta: float = 1.0
+    pool: float = 0.5
+    """Weight of the other (kind, role) pairs' outcomes in a pair's posterior."""
     outcomes: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     """(kind, role) → (held, failed)."""
 
@@ -137,9 +142,31 @@ class HitRates:
         return self.outcomes.get((kind, role), (0, 0))
 
     def mean(self, kind: str, role: str) -> float:
-        """Posterior mean of the hit rate."""
+        """Posterior mean of the hit rate of (kind, role).
+
+        Outcomes of the other kinds and roles count at ``pool`` weight (partial pooling): a
+        pair never seen starts from what the session learnt so far, not from the bare prior.
+        """
         h, f = self.counts(kind, role)
-        return (self.alpha + h) / (self.alpha + self.beta + h + f)
+        all_h = sum(c[0] for c in self.outcomes.values()) - h
+        all_f = sum(c[1] for c in self.outcomes.values()) - f
+        held = self.alpha + h + self.pool * all_h
+        failed = self.beta + f + self.pool * all_f
+        return held / (held + failed)
+
+    def cautious(self, kind: str, role: str) -> float:
+        """The posterior mean less one standard deviation (what waste is budgeted at).
+
+        With little evidence the spread is wide, so early bets are sized as if most of them
+        failed; as outcomes accumulate the two figures meet.
+        """
+        h, f = self.counts(kind, role)
+        all_h = sum(c[0] for c in self.outcomes.values()) - h
+        all_f = sum(c[1] for c in self.outcomes.values()) - f
+        a = self.alpha + h + self.pool * all_h
+        b = self.beta + f + self.pool * all_f
+        spread = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+        return max(0.0, a / (a + b) - spread)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,8 +182,8 @@ class SpeculationPolicy:
     """What an hour of waiting on the critical path is worth."""
     usd_per_work_hour: float = 4.0
     """What an hour of an agent's work costs in model spend."""
-    budget_share: float = 0.2
-    """Share of the session budget (or of total work) speculation may waste."""
+    budget_share: float = 0.08
+    """Share of the session budget (or of the session's known work) speculation may waste."""
     max_active: int = 4
     """Speculations running at once, at most (fewer while little is known: see ``ramp``)."""
     auto: bool = False
@@ -187,10 +214,18 @@ class Decision:
     reason: str
 
 
-def decide(policy: SpeculationPolicy, p: float, costs: SpeculationCosts) -> Decision:
-    """The expected-value decision for one candidate (pure; the caller records it)."""
+def decide(
+    policy: SpeculationPolicy, p: float, costs: SpeculationCosts, *, p_low: float | None = None
+) -> Decision:
+    """The expected-value decision for one candidate (pure; the caller records it).
+
+    ``p`` is the posterior mean; ``p_low`` (default ``p``) a cautious estimate the budget
+    check uses, so that early bets, made on little evidence, stay small.
+    """
     saving_s = p * costs.wait_s
     waste_usd = (1.0 - p) * costs.work_s / 3600.0 * policy.usd_per_work_hour
+    risk_usd = (1.0 - (p if p_low is None else p_low)) * costs.work_s / 3600.0
+    risk_usd *= policy.usd_per_work_hour
     value = saving_s / 3600.0 * policy.usd_per_hour - waste_usd
 
     def out(ok: bool, reason: str) -> Decision:
@@ -207,7 +242,7 @@ def decide(policy: SpeculationPolicy, p: float, costs: SpeculationCosts) -> Deci
         return out(False, "speculation is disabled")
     if p < policy.min_p:
         return out(False, f"hit rate {p:.2f} is below the floor {policy.min_p:.2f}")
-    if waste_usd > costs.budget_left_usd:
+    if risk_usd > costs.budget_left_usd:
         return out(False, "the speculation budget has no room for the expected waste")
     if value <= 0:
         return out(False, f"expected value {value:.4f} USD is not positive")

@@ -2,9 +2,10 @@
 
 Run by the scheduler after each planning round (``[speculation] auto = true``):
 
-* **Ready work first.** If any task of the session is ready and unowned, nothing speculates;
-  if ready work waits and no agent is idle, the newest speculation still working is
-  preempted (discarded, its agent freed) — non-speculative work always comes first.
+* **Ready work first.** The policy runs right after the scheduler planned, so idle agents
+  left idle suit no ready task. If ready work waits and no agent is idle, the newest
+  speculation still working whose role the work needs is preempted (discarded, its agent
+  freed): non-speculative work always comes first.
 * **Candidates** are pending, unowned tasks whose every unmet blocker is being worked on,
   best effective priority first; an idle agent of the task's team (its role when it names
   one) takes the first one the expected-value decision accepts.
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from loomkin.ids import TaskId
 
 __all__ = ["IdlePolicy", "SpeculationHost"]
+
+_WORKED_ON = ACTIVE_STATUSES | {"pending_speculative", "completed_tentative"}
+"""A blocker in one of these is being worked on (so its output is on its way)."""
 
 
 class SpeculationHost(Protocol):
@@ -67,11 +71,12 @@ class IdlePolicy:
     def __init__(self, speculation: SpeculationHost) -> None:
         self.speculation = speculation
         self._declined: dict[str, tuple[int, int]] = {}
+        self._declined_now: list[tuple[TaskId, Member, Decision, tuple[str, str]]] = []
 
     def _room(self) -> int:
         spec = self.speculation
         held = spec.state.counts["held"]
-        cap = min(spec.policy.max_active, 1 + held)
+        cap = min(spec.policy.max_active, 2 + 2 * held)
         return cap - len(spec.state.active)
 
     def _candidates(self) -> list[TaskView]:
@@ -84,7 +89,7 @@ class IdlePolicy:
             if view.owner is not None or view.task_id in spec.state.active:
                 continue
             waits = board.waiting_on(view.task_id)
-            if waits and all(board.task(d.depends_on).status in ACTIVE_STATUSES for d in waits):
+            if waits and all(board.task(d.depends_on).status in _WORKED_ON for d in waits):
                 found.append(view)
         found.sort(key=lambda v: (v.effective_priority, v.created_order))
         return found
@@ -96,43 +101,61 @@ class IdlePolicy:
             return
         board = spec.ctx.tasks.board
         ready = [v for v in board.ready_tasks() if v.session_id == spec.ctx.session_id]
-        if ready:
-            if not idle:
-                await self._preempt()
+        if ready and not idle:
+            await self._preempt(ready)
             return
+        # The scheduler has just planned: a ready task still unowned found no idle agent it
+        # suits, so the idle agents left are free to speculate.
         free = list(idle)
+        while free and self._room() > 0:
+            best = self._best(free)
+            if best is None:
+                break
+            member, view = best
+            try:
+                await spec.speculate(member, view.task_id, [], started_by="scheduler")
+            except LoomkinError:
+                break  # the board moved on since the plan (the refusal says why)
+            free.remove(member)
+        await self._record_declines()
+
+    def _best(self, free: list[Member]) -> tuple[Member, TaskView] | None:
+        """The candidate worth most (expected value), with the idle agent to take it."""
+        spec = self.speculation
+        board = spec.ctx.tasks.board
+        best: tuple[float, Member, TaskView] | None = None
         for view in self._candidates():
-            if self._room() <= 0 or not free:
-                return
             member = _pick(free, view)
             if member is None:
                 continue
-            if not await self._try(member, view):
-                continue
-            free.remove(member)
+            waits = board.waiting_on(view.task_id)
+            kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
+            role = view.role or member.role
+            decision = spec.decision_for(view.task_id, kind, role)
+            if not decision.speculate:
+                self._declined_now.append((view.task_id, member, decision, (kind, role)))
+            elif best is None or decision.value_usd > best[0]:
+                best = (decision.value_usd, member, view)
+        return None if best is None else (best[1], best[2])
 
-    async def _try(self, member: Member, view: TaskView) -> bool:
+    async def _record_declines(self) -> None:
+        """Record each refusal once per task and state of knowledge (not every round)."""
         spec = self.speculation
-        board = spec.ctx.tasks.board
-        waits = board.waiting_on(view.task_id)
-        kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
-        role = view.role or member.role
-        decision = spec.decision_for(view.task_id, kind, role)
-        if not decision.speculate:
+        declined, self._declined_now = self._declined_now, []
+        for task_id, member, decision, (kind, role) in declined:
             known = spec.state.rates.counts(kind, role)
-            if self._declined.get(view.task_id) != known:
-                self._declined[view.task_id] = known
-                await spec.record_decision(view.task_id, member, decision)
-            return False
-        try:
-            await spec.speculate(member, view.task_id, [], started_by="scheduler")
-        except LoomkinError:
-            return False  # the board moved on since the plan (the refusal says why)
-        return True
+            if self._declined.get(task_id) != known:
+                self._declined[task_id] = known
+                await spec.record_decision(task_id, member, decision)
 
-    async def _preempt(self) -> None:
+    async def _preempt(self, ready: Sequence[TaskView]) -> None:
         spec = self.speculation
-        working = [s for s in spec.state.active.values() if s.tentative is None]
+        roles = {v.role for v in ready}
+        working = [
+            s
+            for s in spec.state.active.values()
+            if s.tentative is None and ("" in roles or s.started.role in roles)
+        ]
         if not working:
             return
         newest = max(working, key=lambda s: s.started_at)

@@ -90,6 +90,11 @@ class Speculation:
         self._settled = asyncio.Event()
         self._settled.set()
 
+    def use_workspaces(self, workspaces: Workspaces) -> None:
+        """Replace where workspaces are made (a benchmark's virtual ones, say)."""
+        self.workspaces = workspaces
+        self.settler.workspaces = workspaces
+
     # -- queries ----------------------------------------------------------------------------------
 
     def root_for(self, task_id: str | None) -> Path | None:
@@ -115,12 +120,26 @@ class Speculation:
         return self.state.rates.mean(dep_kind, role)
 
     def budget_left_usd(self) -> float:
-        """What speculation may still waste (a share of the budget, or of an hour of work)."""
+        """What speculation may still waste: a share of the session budget, or of its work.
+
+        Waste is counted as the larger of its model spend and its work time priced at
+        ``usd_per_work_hour`` (scripted or local models cost nothing, yet waste time).
+        Without a session budget, the cap is a share of the known work on the board.
+        """
+        policy = self.policy
+        rate = policy.usd_per_work_hour / 3600.0
         if self.budget_usd is not None:
-            cap = self.policy.budget_share * self.budget_usd
+            cap = policy.budget_share * self.budget_usd
         else:
-            cap = self.policy.budget_share * self.policy.usd_per_work_hour
-        return max(0.0, cap - self.state.wasted_usd)
+            board = self.ctx.tasks.board
+            work = sum(
+                v.work_s or _DEFAULT_WORK_S
+                for v in board.tasks()
+                if v.session_id == self.ctx.session_id
+            )
+            cap = policy.budget_share * work * rate
+        spent = max(self.state.wasted_usd, self.state.wasted_s * rate)
+        return max(0.0, cap - spent - self._at_risk_usd())
 
     # -- projection -------------------------------------------------------------------------------
 
@@ -294,12 +313,27 @@ class Speculation:
         for dep in board.waiting_on(task_id):
             blocker = board.task(dep.depends_on)
             wait = max(wait, blocker.work_s or _DEFAULT_WORK_S)
+        # The work at stake is what gets done before the check: the task's own work, or
+        # less when the blocker's output arrives first.
+        work = view.work_s or _DEFAULT_WORK_S
         costs = SpeculationCosts(
-            wait_s=wait,
-            work_s=view.work_s or _DEFAULT_WORK_S,
-            budget_left_usd=self.budget_left_usd(),
+            wait_s=wait, work_s=min(work, wait), budget_left_usd=self.budget_left_usd()
         )
-        return decide(self.policy, self.hit_rate(kind, role), costs)
+        rates = self.state.rates
+        return decide(self.policy, rates.mean(kind, role), costs, p_low=rates.cautious(kind, role))
+
+    def _at_risk_usd(self) -> float:
+        """Expected waste of the speculations still running (committed, not yet known)."""
+        rate = self.policy.usd_per_work_hour / 3600.0
+        board = self.ctx.tasks.board
+        risk = 0.0
+        for spec in self.state.active.values():
+            if spec.held >= set(spec.started.blockers):
+                continue
+            p = self.state.rates.cautious(spec.started.dep_kind, spec.started.role)
+            work = board.task(spec.started.task_id).work_s or _DEFAULT_WORK_S
+            risk += (1.0 - p) * work * rate
+        return risk
 
     def _assumption(
         self, started: SpeculationStarted, spec: AssumptionSpec, member: Member

@@ -197,7 +197,9 @@ class Settler:
             task_id=task_id,
             reason=reason,  # type: ignore[arg-type]
             detail=detail,
-            wasted_s=max(0.0, now - spec.started_at),
+            # The work thrown away: from the start to the agent's tentative completion (time
+            # spent waiting for the blocker after that cost no work), or to now.
+            wasted_s=max(0.0, (spec.tentative_at or now) - spec.started_at),
             wasted_tokens=spec.tokens,
             wasted_usd=spec.usd,
             wasted_model_calls=spec.calls,

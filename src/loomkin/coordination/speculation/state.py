@@ -39,6 +39,8 @@ class Active:
     held: set[TaskId] = field(default_factory=set)
     """Blockers whose real output was checked and matched every assumption on them."""
     tentative: TaskStatusChanged | None = None
+    tentative_at: float | None = None
+    """When the agent finished its tentative work (the work at stake ends there)."""
     """The agent's tentative completion (result and hand-off), once it finished."""
     ready_at: float | None = None
     """When the last blocker's output was checked and held (the task could start then)."""
@@ -73,6 +75,8 @@ class SpeculationState:
         """Per task, every speculation event as a plain record (what the UI shows)."""
         self.wasted_usd = 0.0
         self.wasted_s = 0.0
+        self.saved_s = 0.0
+        """Time merged speculations ran ahead of their blockers (what speculation gained)."""
         self.counts = {"started": 0, "held": 0, "failed": 0, "merged": 0, "discarded": 0}
         self.milestone_notes: dict[tuple[TaskId, str], str] = {}
         self.replay_notes: dict[TaskId, str] = {}
@@ -104,6 +108,7 @@ class SpeculationState:
             case SpeculationMerged():
                 self.active.pop(event.task_id, None)
                 self.counts["merged"] += 1
+                self.saved_s += event.saved_s
             case SpeculationDiscarded():
                 self.active.pop(event.task_id, None)
                 self.counts["discarded"] += 1
@@ -120,6 +125,7 @@ class SpeculationState:
                 self.milestone_notes[(event.task_id, event.name)] = event.note
             case TaskStatusChanged(status="completed_tentative") if event.task_id in self.active:
                 self.active[event.task_id].tentative = event
+                self.active[event.task_id].tentative_at = at
             case _:
                 pass
         if isinstance(
