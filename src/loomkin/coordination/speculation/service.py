@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from loomkin.coordination.speculation.idle import IdlePolicy
@@ -249,6 +250,11 @@ class Speculation:
         kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
         role = view.role or member.role
         decision = self.decision_for(tid, kind, role)
+        if not decision.speculate and started_by != "scheduler" and self._may_insist(decision):
+            # An agent or a user asked explicitly: the estimates advise, the hard limits
+            # (disabled, hit rate below the floor, budget already spent) decide.
+            why = f"requested by {started_by}; the policy alone would not: {decision.reason}"
+            decision = replace(decision, speculate=True, reason=why)
         decided = self._decided(tid, member, decision)
         if not decision.speculate:
             await self.ctx.log.append(decided)
@@ -321,6 +327,12 @@ class Speculation:
         )
         rates = self.state.rates
         return decide(self.policy, rates.mean(kind, role), costs, p_low=rates.cautious(kind, role))
+
+    def _may_insist(self, decision: Decision) -> bool:
+        policy = self.policy
+        if not policy.enabled or decision.p_hold < policy.min_p:
+            return False
+        return self.budget_left_usd() + self._at_risk_usd() > 0.0
 
     def _at_risk_usd(self) -> float:
         """Expected waste of the speculations still running (committed, not yet known)."""
