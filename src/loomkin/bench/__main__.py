@@ -5,6 +5,8 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench swarm --workload PATH --agents N --strategy S [--seed K] --json
     python -m loomkin.bench swarm --all [--plot PATH]
     python -m loomkin.bench swarm --synthetic SHAPE [--size N] ...
+    python -m loomkin.bench swarm --workload W --agents N --strategy speculative --hit-rate P
+    python -m loomkin.bench speculation [--workload W ...] [--agents N ...] [--hit-rate P ...]
     python -m loomkin.bench overhead [--json]
     python -m loomkin.bench comms [--json]
     python -m loomkin.bench rebalancer [--json]
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from loomkin.bench.graph import STRATEGIES, Strategy
+from loomkin.bench.speculation_cli import add_parser as add_speculation_parser
+from loomkin.bench.speculation_cli import run_command as run_speculation_command
 from loomkin.bench.workloads import SHAPES, Shape, load_workload, synthetic, workload_paths
 from loomkin.errors import UserError
 
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
     from loomkin.bench.overhead_run import System
     from loomkin.bench.swarm import SwarmResult
+    from loomkin.bench.workloads import Workload
 
 _DEFAULT_PLOT = Path("benchmarks") / "swarm.png"
 _EXTRAS = {"looptime": "bench", "autogen_core": "bench", "matplotlib": "bench"}
@@ -50,10 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--all", action="store_true", help="every workload × 4/8/16 agents")
     swarm.add_argument("--size", type=int, default=40, help="tasks of a synthetic workload")
     swarm.add_argument("--agents", type=int, default=8)
-    swarm.add_argument("--strategy", choices=STRATEGIES, default="self-organizing")
+    swarm.add_argument(
+        "--strategy", choices=(*STRATEGIES, "speculative"), default="self-organizing"
+    )
+    swarm.add_argument("--hit-rate", type=float, default=0.8, help="for --strategy speculative")
     swarm.add_argument("--seed", type=int, default=0)
     swarm.add_argument("--json", action="store_true", help="print one JSON object")
     swarm.add_argument("--plot", type=Path, default=_DEFAULT_PLOT, help="PNG path for --all")
+    add_speculation_parser(sub)
     overhead = sub.add_parser("overhead", help="message, fan-out and scale overhead vs peers")
     overhead.add_argument("--json", action="store_true", help="print one JSON object")
     comms = sub.add_parser("comms", help="cross-team message delivery with 1/10/100 teams")
@@ -120,6 +129,9 @@ def _swarm(args: argparse.Namespace) -> None:
         if args.synthetic
         else load_workload(args.workload)
     )
+    if args.strategy == "speculative":
+        _speculative(workload, args)
+        return
     strategy = cast("Strategy", args.strategy)
     result = run_swarm(workload, agents=args.agents, strategy=strategy, seed=args.seed)
     if args.json:
@@ -128,6 +140,16 @@ def _swarm(args: argparse.Namespace) -> None:
     from loomkin.bench.report import swarm_table
 
     print(swarm_table([result]))
+
+
+def _speculative(workload: Workload, args: argparse.Namespace) -> None:
+    from loomkin.bench.speculation import run_speculation
+    from loomkin.bench.speculation_cli import speculation_table
+
+    if not 0.0 <= args.hit_rate <= 1.0:
+        raise UserError(f"--hit-rate must be between 0 and 1, got {args.hit_rate}")
+    result = run_speculation(workload, agents=args.agents, hit_rate=args.hit_rate, seed=args.seed)
+    print(result.dumps() if args.json else speculation_table([result]))
 
 
 def _overhead(args: argparse.Namespace) -> None:
@@ -186,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _measures(args)
         elif args.command == "fuzz":
             _fuzz(args)
+        elif args.command == "speculation":
+            run_speculation_command(args)
         else:
             from loomkin.bench.overhead_run import spawn_figures
 
