@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from loomkin.bench.speculation import SpeculationResult
 
-__all__ = ["add_parser", "plot_speculation", "run_command", "speculation_table"]
+__all__ = ["add_parser", "mean_table", "plot_speculation", "run_command", "speculation_table"]
 
 DEFAULT_PLOT = Path("benchmarks") / "speculation.png"
 
@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--workload", nargs="*", help="workload files or names (default: all)")
     p.add_argument("--agents", type=int, nargs="+", default=[4, 16])
     p.add_argument("--hit-rate", type=float, nargs="+", default=[0.2, 0.5, 0.8])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="one run per seed")
     p.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="PNG path")
     p.add_argument("--json", action="store_true", help="print one JSON array")
 
@@ -51,15 +51,19 @@ def run_command(args: argparse.Namespace) -> None:
         raise UserError("--agents must be at least 1")
     names = args.workload or [str(path) for path in workload_paths()]
     results = [
-        run_speculation(load_workload(name), agents=n, hit_rate=p, seed=args.seed)
+        run_speculation(load_workload(name), agents=n, hit_rate=p, seed=seed)
         for name in names
         for n in args.agents
         for p in args.hit_rate
+        for seed in args.seed
     ]
     if args.json:
         print(json.dumps([r.to_json() for r in results]))
         return
     print(speculation_table(results))
+    if len(args.seed) > 1:
+        print()
+        print(mean_table(results))
     print(plot_speculation(results, args.plot))
 
 
@@ -78,6 +82,31 @@ def speculation_table(results: Sequence[SpeculationResult]) -> str:
     return "\n".join(lines)
 
 
+def _means(results: Sequence[SpeculationResult]) -> list[tuple[str, int, float, float, float]]:
+    keys = sorted({(r.workload, r.agents, r.hit_rate) for r in results})
+    rows = []
+    for w, n, p in keys:
+        runs = [r for r in results if (r.workload, r.agents, r.hit_rate) == (w, n, p)]
+        ratio = sum(r.ratio_to_baseline for r in runs) / len(runs)
+        waste = sum(r.waste_fraction for r in runs) / len(runs)
+        rows.append((w, n, p, ratio, waste))
+    return rows
+
+
+def mean_table(results: Sequence[SpeculationResult]) -> str:
+    """A markdown table of the means over seeds."""
+    seeds = len({r.seed for r in results})
+    lines = [
+        f"| workload | agents | P | mean makespan ÷ baseline ({seeds} seeds) | mean waste |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {w} | {n} | {p:.1f} | {ratio:.3f} | {waste:.3f} |"
+        for w, n, p, ratio, waste in _means(results)
+    ]
+    return "\n".join(lines)
+
+
 def plot_speculation(results: Sequence[SpeculationResult], path: Path) -> str:
     """Makespan ÷ baseline and waste against P, one line per workload and agent count."""
     try:
@@ -88,14 +117,13 @@ def plot_speculation(results: Sequence[SpeculationResult], path: Path) -> str:
     except ImportError:
         return "matplotlib is not installed (uv sync --extra bench): no plot"
     fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 4.0))
-    for key in sorted({(r.workload, r.agents) for r in results}):
-        runs = sorted(
-            (r for r in results if (r.workload, r.agents) == key), key=lambda r: r.hit_rate
-        )
-        xs = [r.hit_rate for r in runs]
+    means = _means(results)  # averaged over the seeds, when there are several
+    for key in sorted({(w, n) for w, n, _p, _r, _w in means}):
+        runs = [m for m in means if (m[0], m[1]) == key]
+        xs = [m[2] for m in runs]
         label = f"{key[0]}, {key[1]} agents"
-        left.plot(xs, [r.ratio_to_baseline for r in runs], marker="o", label=label)
-        right.plot(xs, [r.waste_fraction for r in runs], marker="o", label=label)
+        left.plot(xs, [m[3] for m in runs], marker="o", label=label)
+        right.plot(xs, [m[4] for m in runs], marker="o", label=label)
     left.axhline(1.0, color="black", linewidth=0.8)
     left.set_xlabel("hit rate P")
     left.set_ylabel("makespan ÷ non-speculative makespan")
