@@ -320,13 +320,32 @@ class Speculation:
             blocker = board.task(dep.depends_on)
             wait = max(wait, blocker.work_s or _DEFAULT_WORK_S)
         # The work at stake is what gets done before the check: the task's own work, or
-        # less when the blocker's output arrives first.
+        # less when the blocker's output arrives first. Waiting less matters in proportion
+        # to how much work still hangs off the task (its share of the longest chain).
         work = view.work_s or _DEFAULT_WORK_S
         costs = SpeculationCosts(
-            wait_s=wait, work_s=min(work, wait), budget_left_usd=self.budget_left_usd()
+            wait_s=wait * self._criticality(task_id),
+            work_s=min(work, wait),
+            budget_left_usd=self.budget_left_usd(),
         )
         rates = self.state.rates
         return decide(self.policy, rates.mean(kind, role), costs, p_low=rates.cautious(kind, role))
+
+    def _criticality(self, task_id: TaskId) -> float:
+        """The task's chain of work to the end ÷ the session's longest such chain (0–1]."""
+        board = self.ctx.tasks.board
+        chain: dict[TaskId, float] = {}
+
+        def level(tid: TaskId) -> float:
+            if tid not in chain:
+                chain[tid] = 0.0  # a cycle cannot happen (refused), but never recurse forever
+                below = [level(d.task_id) for d in board.dependents(tid) if d.blocking]
+                chain[tid] = (board.task(tid).work_s or _DEFAULT_WORK_S) + max(below, default=0.0)
+            return chain[tid]
+
+        mine = [v.task_id for v in board.tasks() if v.session_id == self.ctx.session_id]
+        longest = max((level(t) for t in mine), default=0.0)
+        return level(task_id) / longest if longest > 0 else 1.0
 
     def _may_insist(self, decision: Decision) -> bool:
         policy = self.policy
