@@ -42,7 +42,7 @@ from loomkin.bench.swarm import WorkModel, _agent_roles, _groups, _put_on_board,
 from loomkin.coordination import RebalancerSettings
 from loomkin.coordination.speculation import MergeResult, Workspace, Workspaces
 from loomkin.core.chat import AssistantMessage, UserMessage
-from loomkin.core.events import SpeculationDiscarded, SpeculationMerged, SpeculationValidated
+from loomkin.core.events import SpeculationDiscarded, SpeculationMerged
 from loomkin.core.speculation import SpeculationPolicy
 from loomkin.ids import TaskId
 from loomkin.service import Loomkin
@@ -204,16 +204,19 @@ async def _run(
                 await session.spawn_agent(f"agent{i:03d}", role)
             await session.wait_idle()
             history = await session.history()
+    # Per speculation: held = its assumptions held and it merged; failed = an assumption
+    # (or the merge) failed; preempted or cancelled ones are neither. Waste counts them all.
     counts = {"held": 0.0, "failed": 0.0, "merged": 0.0, "discarded": 0.0, "wasted_s": 0.0}
     for r in history:
         match r.event:
-            case SpeculationValidated(held=held):
-                counts["held" if held else "failed"] += 1
             case SpeculationMerged():
                 counts["merged"] += 1
-            case SpeculationDiscarded(wasted_s=wasted):
+                counts["held"] += 1
+            case SpeculationDiscarded(wasted_s=wasted, reason=reason):
                 counts["discarded"] += 1
                 counts["wasted_s"] += wasted
+                if reason in ("assumption_failed", "merge_conflict"):
+                    counts["failed"] += 1
             case _:
                 pass
     return _Tally.of(history), counts
