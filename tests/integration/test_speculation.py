@@ -18,10 +18,13 @@ from _pipeline_models import Playbook, Turn, answered
 from loomkin.agents import SessionSettings
 from loomkin.core.events import (
     ConflictDetected,
+    MilestoneEmitted,
     SpeculationDiscarded,
     SpeculationMerged,
     SpeculationValidated,
+    SpeculativeMilestoneHeld,
     TaskStatusChanged,
+    ToolCallCompleted,
 )
 from loomkin.errors import UserError
 from loomkin.service import Loomkin
@@ -279,4 +282,58 @@ async def test_overlap_is_intended_while_working_and_a_real_conflict_surfaces_at
         assert conflict_at < dropped_at
         # ann's version stayed; the redo (in the shared tree) came after it.
         assert (repo / "shared.py").read_text() == "bob = 2\n# redone after the conflict\n"
+        assert session.task(t2).status == "completed"
+
+
+async def _client_with_milestone(turn: Turn) -> Reply:
+    k = answered(turn)
+    if k == 0:
+        note = {"name": "interface", "note": "client: Client(api)"}
+        return Reply(tool_calls=[Call("emit_milestone", note)])
+    if k == 1:
+        return Reply(tool_calls=[Call("publish_partial", {"content": "half a client"})])
+    rest = Turn(task_id=turn.task_id, title=turn.title, brief=turn.brief, since=turn.since[4:])
+    return await _client(rest)
+
+
+async def _docs(turn: Turn) -> Reply:
+    if answered(turn) == 0:
+        return Reply(tool_calls=[Call("task_complete", {"result": "docs written"})])
+    return Reply(text="docs done")
+
+
+async def test_milestones_of_unconfirmed_work_are_held_until_the_assumptions_hold(
+    repo: Path,
+) -> None:
+    ref: list[Session] = []
+    dep: list[str] = []
+    book = Playbook(parts={"write the client": _client_with_milestone, "write the docs": _docs})
+    book.parts["write the interface"] = _interface(SIGNATURE, ref, dep)  # type: ignore[assignment]
+    async with await Loomkin.open("memory:") as lk:
+        session, _t1, t2 = await _setup(lk, repo, book, ref, dep)
+        t3 = await session.create_task("write the docs", depends_on=(t2,), milestone="interface")
+        await session.spawn_agent("carl", "coder")
+        await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
+        await lk.wait_idle()
+        recorded = await session.history()
+
+        (held,) = _events(recorded, SpeculativeMilestoneHeld)
+        assert held.name == "interface"
+        refused = [e for e in _events(recorded, ToolCallCompleted) if e.tool == "publish_partial"]
+        assert refused[0].is_error
+        assert "not confirmed yet" in refused[0].result
+        validated_at = next(
+            r.position for r in recorded if isinstance(r.event, SpeculationValidated)
+        )
+        released = next(r for r in recorded if isinstance(r.event, MilestoneEmitted))
+        assert released.position == validated_at + 1  # the same batch as the confirmation
+        docs_start = next(
+            r.position
+            for r in recorded
+            if isinstance(r.event, TaskStatusChanged)
+            and r.event.task_id == t3
+            and r.event.status == "in_progress"
+        )
+        assert docs_start > validated_at  # nobody started on unconfirmed work
+        assert session.task(t3).status == "completed"
         assert session.task(t2).status == "completed"

@@ -11,6 +11,7 @@ from loomkin.core.events import (
     SpeculationMerged,
     SpeculationStarted,
     SpeculationValidated,
+    SpeculativeMilestoneHeld,
 )
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ SPECULATION_ROW_TYPES: dict[str, str] = {
     "speculation_validated": "speculation",
     "speculation_merged": "speculation",
     "speculation_discarded": "speculation",
+    "speculative_milestone_held": "speculation",
 }
 """Every speculation event is a ``speculation`` row (the web app shows them apart)."""
 
@@ -60,6 +62,11 @@ def speculation_summary(event: Event, names: Names) -> str | None:
         case SpeculationMerged():
             files = ", ".join(event.files) or "no files"
             return f"speculative work on {_title(event.task_id, names)!r} merged ({files})"
+        case SpeculativeMilestoneHeld():
+            return (
+                f"milestone {event.name!r} of speculative {_title(event.task_id, names)!r} "
+                "held until its assumptions are confirmed"
+            )
         case SpeculationDiscarded():
             return (
                 f"speculative work on {_title(event.task_id, names)!r} discarded "

@@ -37,6 +37,7 @@ from loomkin.core.events import (
     MilestoneEmitted,
     SpeculationDecided,
     SpeculationStarted,
+    SpeculativeMilestoneHeld,
     TaskStatusChanged,
 )
 from loomkin.core.speculation import (
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
     from loomkin.coordination.base import Context, Member
     from loomkin.core.events import RecordedEvent
+    from loomkin.ids import AgentId
 
 __all__ = ["AssumptionSpec", "Judge", "Speculation"]
 
@@ -115,6 +117,36 @@ class Speculation:
             what = f"{a.key} = {a.value!r}" if a.key else a.text
             lines.append(f"{on!r} delivers: {what}")
         return lines
+
+    def holds_back(self, task_id: str) -> bool:
+        """True while the task is speculative and its assumptions are not all confirmed."""
+        spec = self.state.active.get(TaskId(task_id))
+        return spec is not None and not spec.all_held()
+
+    async def hold_milestone(self, task_id: str, name: str, *, by: AgentId, note: str) -> bool:
+        """Record a milestone of unconfirmed speculative work (released when confirmed).
+
+        Returns ``False`` when it was already recorded.
+        """
+        spec = self.state.active.get(TaskId(task_id))
+        if spec is None:
+            raise NotFound(f"task {task_id!r} has no running speculation")
+        if not name.strip():
+            raise UserError("a milestone name must not be empty")
+        if spec.started.agent_id != by:
+            raise UserError(f"only {spec.started.agent_name} may emit this task's milestones")
+        if any(m.name == name for m in spec.milestones):
+            return False
+        await self.ctx.log.append(
+            SpeculativeMilestoneHeld(
+                session_id=spec.started.session_id,
+                task_id=spec.started.task_id,
+                name=name,
+                note=note,
+                by=by,
+            )
+        )
+        return True
 
     def hit_rate(self, dep_kind: str, role: str) -> float:
         """The posterior mean probability that a speculation of this kind and role holds."""

@@ -15,6 +15,7 @@ from loomkin.coordination.speculation.verify import explain, verdict_of
 from loomkin.coordination.speculation.workspace import WorkspaceError
 from loomkin.core.events import (
     ConflictDetected,
+    MilestoneEmitted,
     SpeculationDiscarded,
     SpeculationMerged,
     SpeculationValidated,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from loomkin.coordination.base import Context
-    from loomkin.coordination.speculation.state import SpeculationState
+    from loomkin.coordination.speculation.state import Active, SpeculationState
     from loomkin.coordination.speculation.verify import Judge
     from loomkin.coordination.speculation.workspace import Workspaces
     from loomkin.core.events import Event
@@ -92,7 +93,7 @@ class Settler:
                 verdicts=tuple(v.to_json() for v in verdicts),
             )
             if held:
-                await self.ctx.log.append(event)
+                await self.ctx.log.append(event, *self._release(spec, blocker))
             else:
                 failed = [v for v in verdicts if not v.holds]
                 detail = "; ".join(explain(spec.assumptions, v) for v in failed)
@@ -100,6 +101,26 @@ class Settler:
                 await self._discard(task_id, "assumption_failed", detail, also=[event])
                 return
         await self.finish(task_id)
+
+    def _release(self, spec: Active, blocker: TaskId) -> list[MilestoneEmitted]:
+        """The held-back milestones, once this check confirms the last assumption."""
+        if not set(spec.started.blockers) <= spec.held | {blocker}:
+            return []
+        view = self.ctx.tasks.board.task(spec.started.task_id)
+        released: list[MilestoneEmitted] = []
+        for held in spec.milestones:
+            if held.name in view.milestones or any(m.name == held.name for m in released):
+                continue
+            released.append(
+                MilestoneEmitted(
+                    session_id=held.session_id,
+                    task_id=held.task_id,
+                    name=held.name,
+                    by=held.by,
+                    note=held.note,
+                )
+            )
+        return released
 
     def _payload(self, blocker: TaskId, milestone: str | None) -> dict[str, JSON]:
         view = self.ctx.tasks.board.task(blocker)

@@ -16,6 +16,7 @@ from loomkin.core.events import (
     SpeculationMerged,
     SpeculationStarted,
     SpeculationValidated,
+    SpeculativeMilestoneHeld,
     TaskStatusChanged,
 )
 from loomkin.core.speculation import HitRates
@@ -42,6 +43,8 @@ class Active:
     tentative_at: float | None = None
     """When the agent finished its tentative work (the work at stake ends there)."""
     """The agent's tentative completion (result and hand-off), once it finished."""
+    milestones: list[SpeculativeMilestoneHeld] = field(default_factory=list)
+    """Milestones reached before the assumptions were confirmed (released with them)."""
     ready_at: float | None = None
     """When the last blocker's output was checked and held (the task could start then)."""
     tokens: int = 0
@@ -89,6 +92,17 @@ class SpeculationState:
                 return spec
         return None
 
+    def _ended(self, event: SpeculationMerged | SpeculationDiscarded) -> None:
+        self.active.pop(event.task_id, None)
+        if isinstance(event, SpeculationMerged):
+            self.counts["merged"] += 1
+            self.saved_s += event.saved_s
+            return
+        self.counts["discarded"] += 1
+        self.wasted_usd += event.wasted_usd
+        self.wasted_s += event.wasted_s
+        self.replay_notes[event.task_id] = event.detail
+
     def apply(self, event: Event, at: float) -> None:
         """Fold one event in."""
         match event:
@@ -105,22 +119,16 @@ class SpeculationState:
                 if event.held:
                     spec.held.add(event.on_task)
                     spec.ready_at = at
-            case SpeculationMerged():
-                self.active.pop(event.task_id, None)
-                self.counts["merged"] += 1
-                self.saved_s += event.saved_s
-            case SpeculationDiscarded():
-                self.active.pop(event.task_id, None)
-                self.counts["discarded"] += 1
-                self.wasted_usd += event.wasted_usd
-                self.wasted_s += event.wasted_s
-                self.replay_notes[event.task_id] = event.detail
+            case SpeculationMerged() | SpeculationDiscarded():
+                self._ended(event)
             case ModelCallCompleted():
                 running = self.by_agent(event.agent_id)
                 if running is not None and running.tentative is None:
                     running.tokens += event.input_tokens + event.output_tokens
                     running.usd += event.cost_usd
                     running.calls += 1
+            case SpeculativeMilestoneHeld() if event.task_id in self.active:
+                self.active[event.task_id].milestones.append(event)
             case MilestoneEmitted():
                 self.milestone_notes[(event.task_id, event.name)] = event.note
             case TaskStatusChanged(status="completed_tentative") if event.task_id in self.active:
@@ -135,7 +143,8 @@ class SpeculationState:
             | AssumptionAdded
             | SpeculationValidated
             | SpeculationMerged
-            | SpeculationDiscarded,
+            | SpeculationDiscarded
+            | SpeculativeMilestoneHeld,
         ):
             self.history.setdefault(event.task_id, []).append(_record(event, at))
 

@@ -69,6 +69,7 @@ from loomkin.core.events.speculation import (
     SpeculationMerged,
     SpeculationStarted,
     SpeculationValidated,
+    SpeculativeMilestoneHeld,
 )
 from loomkin.core.events.tasks import (
     DependencyAdded,
@@ -127,6 +128,7 @@ __all__ = [
     "SpeculationMerged",
     "SpeculationStarted",
     "SpeculationValidated",
+    "SpeculativeMilestoneHeld",
     "TaskAssigned",
     "TaskCreated",
     "TaskEvent",

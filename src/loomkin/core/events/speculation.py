@@ -21,6 +21,7 @@ __all__ = [
     "SpeculationMerged",
     "SpeculationStarted",
     "SpeculationValidated",
+    "SpeculativeMilestoneHeld",
 ]
 
 
@@ -118,3 +119,19 @@ class SpeculationDiscarded(TaskEvent):
     wasted_model_calls: int = 0
     conflicts: tuple[str, ...] = ()
     """Files that could not be merged (for ``merge_conflict``)."""
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeculativeMilestoneHeld(TaskEvent):
+    """A speculative task reached a milestone before its assumptions were confirmed.
+
+    Held back so that no dependent starts on unconfirmed work: it is emitted (a real
+    ``MilestoneEmitted``) in the batch that confirms the last assumption, and dropped with a
+    discarded speculation.
+    """
+
+    kind: Literal["speculative_milestone_held"] = "speculative_milestone_held"
+    name: str
+    note: str = ""
+    by: AgentId | None = None
