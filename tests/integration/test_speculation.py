@@ -16,6 +16,7 @@ import pytest
 from _pipeline_models import Playbook, Turn, answered
 
 from loomkin.agents import SessionSettings
+from loomkin.agents.judge import JUDGE_NAME
 from loomkin.core.events import (
     ConflictDetected,
     MilestoneEmitted,
@@ -28,12 +29,14 @@ from loomkin.core.events import (
 )
 from loomkin.errors import UserError
 from loomkin.service import Loomkin
-from loomkin.testing.models import Call, Reply
+from loomkin.testing.models import Call, FunctionModel, Reply
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from loomkin.agents.roles import Role
+    from loomkin.llm.model import Model, ModelRequest
     from loomkin.service import Session
 
 pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
@@ -337,3 +340,49 @@ async def test_milestones_of_unconfirmed_work_are_held_until_the_assumptions_hol
         assert docs_start > validated_at  # nobody started on unconfirmed work
         assert session.task(t3).status == "completed"
         assert session.task(t2).status == "completed"
+
+
+async def test_prose_assumptions_are_judged_by_a_model_and_the_verdict_recorded(
+    repo: Path,
+) -> None:
+    ref: list[Session] = []
+    dep: list[str] = []
+    book = Playbook(parts={"write the client": _client})
+    book.parts["write the interface"] = _interface(SIGNATURE, ref, dep)  # type: ignore[assignment]
+    judged: list[str] = []
+
+    async def judge(request: ModelRequest) -> Reply:
+        text = request.messages[-1].text  # type: ignore[union-attr]
+        judged.append(text)
+        return Reply(text="HOLDS\nThe real signature takes text and returns an Ast.")
+
+    def factory(role: Role, name: str) -> Model:
+        if name == JUDGE_NAME:
+            return FunctionModel(judge, name="scripted:judge")
+        return book.factory(role, name)
+
+    async with await Loomkin.open("memory:") as lk:
+        session = await lk.open_session(
+            repo, model_factory=factory, settings=SETTINGS, policy=WRITES
+        )
+        ref.append(session)
+        await session.spawn_agent("ann", "coder")
+        t1 = await session.create_task("write the interface", assign_to="ann")
+        t2 = await session.create_task("write the client", depends_on=(t1,))
+        dep.append(t2)
+        await session.spawn_agent("bob", "coder")
+        prose = "parse takes the text and returns an Ast"
+        await session.speculate(t2, "bob", [{"text": prose}])
+        await lk.wait_idle()
+        recorded = await session.history()
+
+        (validated,) = _events(recorded, SpeculationValidated)
+        assert validated.held
+        assert validated.verdicts[0]["reasoning"] == (
+            "The real signature takes text and returns an Ast."
+        )
+        (asked,) = judged
+        assert prose in asked
+        assert SIGNATURE in asked  # the judge saw the real hand-off
+        assert session.task(t2).status == "completed"
+        assert (repo / "client.py").read_text() == CLIENT
