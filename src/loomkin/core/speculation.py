@@ -182,7 +182,7 @@ class SpeculationPolicy:
     """What an hour of waiting on the critical path is worth."""
     usd_per_work_hour: float = 4.0
     """What an hour of an agent's work costs in model spend."""
-    budget_share: float = 0.08
+    budget_share: float = 0.06
     """Share of the session budget (or of the session's known work) speculation may waste."""
     max_active: int = 4
     """Speculations running at once, at most (fewer while little is known: see ``ramp``)."""

@@ -328,7 +328,7 @@ class SpeculationSection(_Section):
     min_p: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     usd_per_hour: Annotated[float, Field(ge=0.0)] = 20.0
     usd_per_work_hour: Annotated[float, Field(ge=0.0)] = 4.0
-    budget_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.08
+    budget_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.06
     max_active: Annotated[int, Strict(), Field(ge=0, le=64)] = 4
     auto: Annotated[bool, Strict()] = False
 
