@@ -43,8 +43,9 @@ from loomkin.core.messages import MessageType, tier_of
 from loomkin.core.records import DepKind
 from loomkin.core.taskstates import allowed_targets, check_table
 from loomkin.core.taskview import Handoff, TaskView
-from loomkin.errors import InvalidTransition, NotFound, UserError
+from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
+from loomkin.tasks.speculative import SpeculativeCommands
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -94,7 +95,7 @@ class DependencySpec:
     milestone: str | None = None
 
 
-class TaskService:
+class TaskService(SpeculativeCommands):
     """Commands on the task board of one runtime (all sessions)."""
 
     def __init__(self, log: EventLog, board: TaskBoard, notices: TaskNotices) -> None:
@@ -344,65 +345,6 @@ class TaskService:
             note=note,
             by=by,
         )
-
-    async def start_speculative(
-        self, task_id: TaskId, worker: Worker, *, reason: str, also: Sequence[Event] = ()
-    ) -> TaskView:
-        """Give a not-yet-ready task to ``worker`` as speculative work (SPEC §3.7), in one batch.
-
-        ``also`` (the speculation's own events: decision, start, assumptions) goes ahead of
-        the assignment, its message and the move to ``pending_speculative``.
-
-        Raises:
-            InvalidTransition: the task is not pending (or blocked for this worker).
-        """
-        async with self._lock:
-            view = self.task(task_id)
-            owner = None if view.owner is None else view.owner.agent_id
-            if view.status not in ("pending", "blocked") or owner not in (None, worker.agent_id):
-                holder = (
-                    "" if owner is None else f", owned by {view.owner.name if view.owner else ''}"
-                )
-                raise InvalidTransition(
-                    f"task {task_id!r} is {view.status!r}{holder}: only a pending task (or a "
-                    "blocked one of your own) can be started speculatively"
-                )
-            given = self._assignment(view, worker, by="speculation", reason=reason)
-            moved = self._status_event(
-                replace(view, status="assigned"), "pending_speculative", reason, worker.agent_id
-            )
-            await self._append(*also, *given, moved)
-            return self.board.task(task_id)
-
-    async def settle_speculative(
-        self,
-        task_id: TaskId,
-        *,
-        merged: bool,
-        note: str,
-        handoff: Handoff | None = None,
-        also: Sequence[Event] = (),
-    ) -> None:
-        """Complete a tentative task (``merged``) or discard it and re-queue it, in one batch."""
-        async with self._lock:
-            view = self.task(task_id)
-            if merged:
-                await self._set_status(
-                    task_id,
-                    "completed",
-                    by=None,
-                    note=note,
-                    result=view.result,
-                    handoff=handoff,
-                    also=also,
-                )
-                return
-            self.board.check_status(task_id, "discarded_tentative")
-            dropped = self._status_event(view, "discarded_tentative", note, None)
-            requeued = self._status_event(
-                replace(view, status="discarded_tentative"), "pending", note, None
-            )
-            await self._append(*also, dropped, requeued)
 
     def _finish_notices(
         self, view: TaskView, status: TaskStatus, result: str | None, by: AgentId | None
