@@ -18,6 +18,7 @@ How this works and why:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from loomkin.agents.activation import Activator
@@ -37,8 +38,9 @@ from loomkin.agents.roles import resolve_role
 from loomkin.agents.router import MessageRouter
 from loomkin.agents.teams import TeamOps
 from loomkin.coordination import Context, MessageFactory
+from loomkin.coordination.autoscale import Autoscaler
 from loomkin.core.events import ControlRequested
-from loomkin.errors import UserError
+from loomkin.errors import PolicyRefused, UserError
 from loomkin.ids import RequestId, TeamId, new_id
 from loomkin.tools.base import MemoryFileAccessLog
 from loomkin.tools.mcp import McpManager
@@ -185,6 +187,26 @@ class SessionRuntime:
         )
         self._grants = PolicyGrants(policy)
         self.coordination.speculation.settler.stop_agent = self._stop_speculating
+        scaling = settings.autoscale
+        if scaling.session_budget_usd is None and settings.budgets.session_usd is not None:
+            scaling = dataclasses.replace(scaling, session_budget_usd=settings.budgets.session_usd)
+        self.autoscaler = Autoscaler(
+            self.coordination.ctx,
+            scaling,
+            self.teams,
+            self.coordination.knowledge,
+            may_talk=self._may_talk,
+        )
+        """Grows and shrinks the session's teams (``[autoscale]``); spawns go through
+        ``teams`` (the placer port), so where an agent runs is decided there."""
+
+    def _may_talk(self, a: TeamId, b: TeamId) -> bool:
+        """Whether the comms policy lets teams ``a`` and ``b`` talk (capacity moves need it)."""
+        try:
+            self.ctx.check_comms(a, b)
+        except PolicyRefused:
+            return False
+        return True
 
     def projections(self) -> list[tuple[str, Projection]]:
         """The session's projections, in the order every event is fed to them.
@@ -202,6 +224,7 @@ class SessionRuntime:
             ("budgets", self.budgets),
             ("decisions", self.decisions),
             ("coordination", self.coordination),
+            ("autoscale", self.autoscaler),
         ]
 
     def resume_interrupted(self) -> list[Agent]:

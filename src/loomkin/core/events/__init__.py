@@ -23,6 +23,7 @@ from loomkin.core.events.agents import (
     TopicUnsubscribed,
     TranscriptAppended,
 )
+from loomkin.core.events.autoscale import CapacityMoved, ScaleDecided, TeamScaleSet
 from loomkin.core.events.base import (
     JSON,
     Event,
@@ -42,6 +43,7 @@ from loomkin.core.events.comms import (
     QuestionExpired,
     QuestionForwarded,
 )
+from loomkin.core.events.context import ContextCompacted
 from loomkin.core.events.coordination import (
     ConflictDetected,
     InsightShared,
@@ -76,6 +78,7 @@ from loomkin.core.events.tasks import (
     MilestoneEmitted,
     PartialResultPublished,
     TaskAssigned,
+    TaskClaimed,
     TaskCreated,
     TaskEvent,
     TaskPriorityChanged,
@@ -94,7 +97,9 @@ __all__ = [
     "AssumptionAdded",
     "BudgetExceeded",
     "BudgetsChanged",
+    "CapacityMoved",
     "ConflictDetected",
+    "ContextCompacted",
     "ControlApplied",
     "ControlDropped",
     "ControlRequested",
@@ -120,6 +125,7 @@ __all__ = [
     "RebalancerActed",
     "RecordedEvent",
     "RegionClaimed",
+    "ScaleDecided",
     "SessionBootstrapped",
     "SessionEnded",
     "SessionStarted",
@@ -130,12 +136,14 @@ __all__ = [
     "SpeculationValidated",
     "SpeculativeMilestoneHeld",
     "TaskAssigned",
+    "TaskClaimed",
     "TaskCreated",
     "TaskEvent",
     "TaskPriorityChanged",
     "TaskStatusChanged",
     "TeamCreated",
     "TeamDissolved",
+    "TeamScaleSet",
     "ToolCallCompleted",
     "ToolCallStarted",
     "TopicSubscribed",
