@@ -364,8 +364,11 @@ class Agent:
 
     def tool_context(self, call: ToolCall) -> ToolContext:
         """Return the context a tool call runs in."""
+        # A speculating agent works in its own workspace: nothing reaches the shared tree
+        # before its assumptions are checked and the workspace is merged.
+        workspace = self.ctx.speculation.root_for(self.memory.task_id)
         return ToolContext(
-            project_root=self.ctx.project_root,
+            project_root=self.ctx.project_root if workspace is None else workspace,
             agent_id=self.agent_id,
             agent_name=self.name,
             team_id=self.team_id,

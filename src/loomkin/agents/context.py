@@ -34,6 +34,7 @@ from loomkin.coordination import (
     MessageFactory,
     VoteBook,
 )
+from loomkin.coordination.speculation import Speculation
 from loomkin.core.comms import comms_refusal
 from loomkin.core.scheduling import CapabilityStats
 from loomkin.core.state import State
@@ -176,6 +177,8 @@ class AgentContext:
     pre_write: PreWriteHook
     scheduler_stats: CapabilityStats
     """Per-agent success counts by task type (``team_smart_assign`` ranks by them)."""
+    speculation: Speculation
+    """Speculative tasks: their workspaces (tools of a speculating agent work there)."""
 
     @property
     def shell_policy(self) -> ShellPolicy:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from loomkin.coordination import ConflictDetector, Context, Knowledge, Rebalancer, VoteBook
 from loomkin.coordination.conflicts import WRITE_TOOLS
+from loomkin.coordination.speculation import Judge, Speculation
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -32,7 +33,13 @@ class SessionCoordination:
     """The coordination services of one session (a projection of its log)."""
 
     def __init__(
-        self, ctx: Context, *, project_root: Path, settings: SessionSettings, files: FileAccessLog
+        self,
+        ctx: Context,
+        *,
+        project_root: Path,
+        settings: SessionSettings,
+        files: FileAccessLog,
+        judge: Judge | None = None,
     ) -> None:
         self.ctx = ctx
         """What the services share (the log, the clock, the roster of the session's agents)."""
@@ -40,6 +47,8 @@ class SessionCoordination:
         self.conflicts = ConflictDetector(ctx, Path(project_root))
         self.rebalancer = Rebalancer(ctx, settings.rebalancer)
         self.votes = VoteBook(ctx)
+        self.speculation = Speculation(ctx, Path(project_root), settings.speculation, judge=judge)
+        self.speculation.budget_usd = settings.budgets.session_usd
         self.knowledge = Knowledge(
             ctx,
             lambda agent_id: frozenset(self.conflicts.touched.get(agent_id, ())),
@@ -52,11 +61,14 @@ class SessionCoordination:
         self.rebalancer.on_event(event)
         self.votes.on_event(event)
         self.knowledge.on_event(event)
+        self.speculation.on_event(recorded, live=live)
 
     def caught_up(self) -> None:
         """Start the rebalancer's periodic check and re-arm open vote deadlines."""
         self.votes.rearm_open()
         self.ctx.timers.run(f"rebalancer:{self.ctx.session_id}", self.rebalancer.run_forever)
+        # Re-attach or discard the workspaces of speculations a crash interrupted.
+        self.ctx.timers.run(f"speculation:{self.ctx.session_id}", self.speculation.caught_up)
 
     async def before_write(
         self, member: Member, tool: str, arguments: Mapping[str, JSON], target: str

@@ -58,6 +58,8 @@ WORKER_TASK_TOOLS = (
     "add_dependency",
     "emit_milestone",
     "publish_partial",
+    "speculate",
+    "assumption_add",
     "task_claim",
 )
 LEAD_TOOLS = (
@@ -68,6 +70,7 @@ LEAD_TOOLS = (
     "team_dissolve",
     "resolve_vote",
     "abort_task",
+    "speculation_cancel",
     "team_scale",
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
@@ -90,6 +93,13 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         'Reach a named milestone (for example "interface" once your public API exists) with\n'
         "  emit_milestone, so that tasks waiting on it can start before you finish.",
         ("emit_milestone",),
+    ),
+    (
+        "Idle while a task waits on unfinished work? speculate starts it now on assumptions\n"
+        "  you state (key → value of the blocker's hand-off, or prose), in your own workspace;\n"
+        "  it merges if they hold and is redone if not. Write 'name: value' lines in your own\n"
+        "  decisions so dependents can assume and check them.",
+        ("speculate",),
     ),
     (
         "Talk to other agents with peer_message. Ask with ask_question: name who (`to`), or\n"

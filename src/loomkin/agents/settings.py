@@ -9,6 +9,7 @@ from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
 from loomkin.coordination.autoscale import AutoscaleSettings
 from loomkin.core.comms import CommsPolicyName
+from loomkin.core.speculation import SpeculationPolicy
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
 from loomkin.tools.mcp.spec import McpServerSpec
@@ -64,6 +65,8 @@ class SessionSettings:
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     """When an agent counts as stuck or looping, and how often that is checked."""
+    speculation: SpeculationPolicy = field(default_factory=SpeculationPolicy)
+    """When idle agents may start tasks ahead of their blockers (``[speculation]``)."""
     autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
     """When teams grow and shrink by themselves (``[autoscale]``; off by default)."""
     context: ContextSettings = field(default_factory=ContextSettings)

@@ -34,6 +34,7 @@ from loomkin.api.cost_routes import cost_router
 from loomkin.api.launch import LaunchPolicy, NotAllowed
 from loomkin.api.routes import ApiContext, router
 from loomkin.api.scaling import scaling_router
+from loomkin.api.speculation import speculation_router
 from loomkin.api.web_routes import web_router
 from loomkin.errors import (
     InvalidTransition,
@@ -97,6 +98,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.include_router(router)
+    app.include_router(speculation_router)
     app.include_router(scaling_router)
     app.include_router(web_router)
     app.include_router(cost_router)

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from loomkin.api.feed_speculation import SPECULATION_ROW_TYPES, speculation_summary
 from loomkin.core.events import (
     JSON,
     AgentEvent,
@@ -43,6 +44,8 @@ from loomkin.core.events import (
     PermissionRequested,
     PermissionResolved,
     ScaleDecided,
+    SpeculationDecided,
+    SpeculationStarted,
     TaskAssigned,
     TaskClaimed,
     TaskCreated,
@@ -101,6 +104,7 @@ _SIMPLE_TYPES: dict[str, str] = {
     "question_asked": "question",
     "question_answered": "answer",
     "question_expired": "question",
+    **SPECULATION_ROW_TYPES,
     "scale_decided": "scale",
     "team_scale_set": "scale",
     "capacity_moved": "scale",
@@ -110,6 +114,9 @@ _TASK_STATUS_TYPES = {
     "in_progress": "task_started",
     "completed": "task_completed",
     "failed": "task_failed",
+    "pending_speculative": "speculation",
+    "completed_tentative": "speculation",
+    "discarded_tentative": "speculation",
 }
 
 
@@ -197,7 +204,7 @@ def _actor(event: Event, names: Names) -> tuple[str | None, str]:
         agent_id = event.by
     elif isinstance(event, TaskCreated):
         agent_id = event.created_by
-    elif isinstance(event, DecisionLogged):
+    elif isinstance(event, SpeculationStarted | SpeculationDecided | DecisionLogged):
         agent_id = event.agent_id
     elif isinstance(event, TeamCreated):
         agent_id = event.spawned_by
@@ -361,6 +368,7 @@ _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     _conversation_summary,
     _task_summary,
     _agent_summary,
+    speculation_summary,
     _scale_summary,
 )
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""

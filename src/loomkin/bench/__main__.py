@@ -5,6 +5,8 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench swarm --workload PATH --agents N --strategy S [--seed K] --json
     python -m loomkin.bench swarm --all [--plot PATH]
     python -m loomkin.bench swarm --synthetic SHAPE [--size N] ...
+    python -m loomkin.bench swarm --workload W --agents N --strategy speculative --hit-rate P
+    python -m loomkin.bench speculation [--workload W ...] [--agents N ...] [--hit-rate P ...]
     python -m loomkin.bench swarm --workload W --strategy adaptive --max-agents 16 --spawn-cost-s 60
     python -m loomkin.bench adaptive [--json]   (adaptive vs fixed 16 on every workload, skew)
     python -m loomkin.bench overhead [--json]
@@ -28,15 +30,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from loomkin.bench.graph import STRATEGIES
+from loomkin.bench.speculation_cli import add_parser as add_speculation_parser
+from loomkin.bench.speculation_cli import run_command as run_speculation_command
 from loomkin.bench.web_cli import add_web_parser, run_web_command
 from loomkin.bench.workloads import SHAPES, Shape, load_workload, synthetic, workload_paths
 from loomkin.errors import UserError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from loomkin.bench.overhead_run import System
     from loomkin.bench.swarm import SwarmResult
+    from loomkin.bench.workloads import Workload
 
 _DEFAULT_PLOT = Path("benchmarks") / "swarm.png"
 _EXTRAS = {
@@ -60,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--all", action="store_true", help="every workload × 4/8/16 agents")
     swarm.add_argument("--size", type=int, default=40, help="tasks of a synthetic workload")
     swarm.add_argument("--agents", type=int, default=8)
-    swarm.add_argument("--strategy", choices=(*STRATEGIES, "adaptive"), default="self-organizing")
+    swarm.add_argument(
+        "--strategy", choices=(*STRATEGIES, "adaptive", "speculative"), default="self-organizing"
+    )
+    swarm.add_argument("--hit-rate", type=float, default=0.8, help="for --strategy speculative")
     swarm.add_argument(
         "--max-agents", type=int, default=None, help="adaptive: the ceiling (default --agents)"
     )
@@ -70,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     swarm.add_argument("--seed", type=int, default=0)
     swarm.add_argument("--json", action="store_true", help="print one JSON object")
     swarm.add_argument("--plot", type=Path, default=_DEFAULT_PLOT, help="PNG path for --all")
+    add_speculation_parser(sub)
     overhead = sub.add_parser("overhead", help="message, fan-out and scale overhead vs peers")
     overhead.add_argument("--json", action="store_true", help="print one JSON object")
     comms = sub.add_parser("comms", help="cross-team message delivery with 1/10/100 teams")
@@ -149,6 +158,9 @@ def _swarm(args: argparse.Namespace) -> None:
         if args.synthetic
         else load_workload(args.workload)
     )
+    if args.strategy == "speculative":
+        _speculative(workload, args)
+        return
     strategy: str = args.strategy
     agents = args.agents
     if strategy == "adaptive" and args.max_agents is not None:
@@ -164,6 +176,16 @@ def _swarm(args: argparse.Namespace) -> None:
     from loomkin.bench.report import swarm_table
 
     print(swarm_table([result]))
+
+
+def _speculative(workload: Workload, args: argparse.Namespace) -> None:
+    from loomkin.bench.speculation import run_speculation
+    from loomkin.bench.speculation_cli import speculation_table
+
+    if not 0.0 <= args.hit_rate <= 1.0:
+        raise UserError(f"--hit-rate must be between 0 and 1, got {args.hit_rate}")
+    result = run_speculation(workload, agents=args.agents, hit_rate=args.hit_rate, seed=args.seed)
+    print(result.dumps() if args.json else speculation_table([result]))
 
 
 def _overhead(args: argparse.Namespace) -> None:
@@ -234,6 +256,15 @@ def _web_or_spawn(args: argparse.Namespace) -> None:
     print(json.dumps(asyncio.run(spawn_figures(system, args.n))))
 
 
+_SIMPLE: dict[str, Callable[[argparse.Namespace], None]] = {
+    "fuzz": _fuzz,
+    "speculation": run_speculation_command,
+    "adaptive": _adaptive,
+    "cost": _cost,
+}
+"""Commands that are one call with the parsed arguments."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -253,12 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result) if args.json else comms_table(result))
         elif args.command in ("control", "faults"):
             _measures(args)
-        elif args.command == "fuzz":
-            _fuzz(args)
-        elif args.command == "adaptive":
-            _adaptive(args)
-        elif args.command == "cost":
-            _cost(args)
+        elif args.command in _SIMPLE:
+            _SIMPLE[args.command](args)
         else:
             _web_or_spawn(args)
     except UserError as exc:

@@ -24,6 +24,7 @@ from loomkin.cli.control import (
     write_server_info,
 )
 from loomkin.cli.observe import cost, mcp, trace
+from loomkin.cli.speculation import speculation
 from loomkin.cli.store import store_group
 from loomkin.cli.team import team_group
 from loomkin.errors import LoomkinError, UserError
@@ -775,6 +776,7 @@ cli.add_command(mcp)
 cli.add_command(trace)
 cli.add_command(cost)
 cli.add_command(store_group)
+cli.add_command(speculation)
 cli.add_command(team_group)
 cli.add_command(bench_web_host)
 

@@ -22,6 +22,7 @@ from loomkin.service.records import (
 from loomkin.service.runtime import Loomkin, ModelFactory
 from loomkin.service.scaling import TeamScaleInfo
 from loomkin.service.session import Session
+from loomkin.service.speculation import SpeculationInfo, SpeculationSummary
 from loomkin.service.spend import AgentSpend, Spend, TeamSpend
 from loomkin.service.stores import check_store
 from loomkin.service.tracing import LiveTrace, export_trace, live_trace
@@ -44,6 +45,8 @@ __all__ = [
     "PermissionPreview",
     "PermissionResponder",
     "Session",
+    "SpeculationInfo",
+    "SpeculationSummary",
     "Spend",
     "StoredSession",
     "Summary",

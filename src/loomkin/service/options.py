@@ -13,6 +13,7 @@ from loomkin.agents.settings import ContextSettings
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
 from loomkin.coordination.autoscale import AutoscaleSettings
+from loomkin.core.speculation import SpeculationPolicy
 from loomkin.errors import ConfigError
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
 from loomkin.tools.builtin import ShellPolicy
@@ -85,6 +86,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             default_timeout_s=config.shell.timeout_s,
             network=config.shell.network,
         ),
+        speculation=SpeculationPolicy(**config.speculation.model_dump()),
         mcp_servers=servers,
         context=ContextSettings(
             window_tokens=config.context.window_tokens,

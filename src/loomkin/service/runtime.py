@@ -128,6 +128,7 @@ class Loomkin:
         self._sessions: dict[SessionId, Session] = {}
         self._runtimes: dict[SessionId, SessionRuntime] = {}
         self._scheduler = Scheduler(self._tasks, self._candidates)
+        self._scheduler.after_round = self._speculate_on_idle
         self._projections = ProjectionRegistry()
         self._projections.register("state", _StateProjection(self._state))
         self._projections.register("tasks", self._tasks)
@@ -539,6 +540,20 @@ class Loomkin:
 
     # -- quiescence -------------------------------------------------------------------------------
 
+    async def _speculate_on_idle(self) -> None:
+        """After a planning round: idle agents may start waiting tasks speculatively."""
+        load = self._tasks.board.load()
+        for runtime in list(self._runtimes.values()):
+            idle = [
+                m
+                for m in runtime.directory.members()
+                if m.status == "idle"
+                and m.task_id is None
+                and not load.get(m.agent_id)
+                and m.role not in runtime.settings.coordination_roles
+            ]
+            await runtime.coordination.speculation.offer_idle(idle)
+
     async def wait_idle(self) -> None:
         """Wait until no agent of any session works and the scheduler has nothing to assign.
 
@@ -549,8 +564,12 @@ class Loomkin:
             self._raise_if_halted()
             await self._supervisor.wait_idle()
             await self._scheduler.wait_settled()
+            speculation = [r.coordination.speculation for r in self._runtimes.values()]
+            for spec in speculation:
+                await spec.wait_settled()  # a merge or a discard can wake agents again
             await asyncio.sleep(0)
-            if self._supervisor.statistics().running == 0 and self._scheduler.settled():
+            quiet = all(spec.settled() for spec in speculation)
+            if quiet and self._supervisor.statistics().running == 0 and self._scheduler.settled():
                 self._raise_if_halted()
                 return
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,6 +70,8 @@ class Scheduler:
         self._rounds = 0
         self._assignments = 0
         self._refused = 0
+        self.after_round: Callable[[], Awaitable[None]] | None = None
+        """Run after each planning round (the idle-capacity speculation policy)."""
         self._steals = 0
 
     def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
@@ -146,6 +148,8 @@ class Scheduler:
         for team_id in {*by_team, *self._teams_with_queues()}:
             placed += await self._steal(team_id)
         self._assignments += placed
+        if self.after_round is not None:
+            await self.after_round()
         return placed
 
     def _teams_with_queues(self) -> set[TeamId]:

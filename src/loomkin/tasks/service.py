@@ -41,11 +41,12 @@ from loomkin.core.events import (
 )
 from loomkin.core.messages import MessageType, tier_of
 from loomkin.core.records import DepKind
-from loomkin.core.taskstates import allowed_targets
+from loomkin.core.taskstates import allowed_targets, check_table
 from loomkin.core.taskview import Handoff, TaskView
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
 from loomkin.tasks.claims import ClaimCommands
+from loomkin.tasks.speculative import SpeculativeCommands
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["DependencySpec", "Handoff", "TaskService", "Worker", "WorkerRef"]
 
 _OPEN: frozenset[str] = frozenset(
-    {"assigned", "in_progress", "paused", "blocked", "partially_complete"}
+    {"assigned", "in_progress", "paused", "blocked", "partially_complete", "pending_speculative"}
 )
 _LISTENING: frozenset[str] = frozenset({"in_progress", "paused", "blocked", "partially_complete"})
 """Statuses of a started dependent that still consumes its predecessor's new output. A stage
@@ -95,7 +96,7 @@ class DependencySpec:
     milestone: str | None = None
 
 
-class TaskService(ClaimCommands):
+class TaskService(ClaimCommands, SpeculativeCommands):
     """Commands on the task board of one runtime (all sessions).
 
     Work stealing's claim and capacity moves are in :class:`~loomkin.tasks.claims.ClaimCommands`.
@@ -303,7 +304,18 @@ class TaskService(ClaimCommands):
         also: Sequence[Event] = (),
     ) -> None:
         view = self.task(task_id)
-        self.board.check_status(task_id, status)
+        if view.status == "pending_speculative" and status in ("completed", "pending"):
+            # Speculative work completes only tentatively (it merges once its assumptions
+            # hold); released, it is discarded first (the speculation service cleans up).
+            if status == "pending":
+                also = [*also, self._status_event(view, "discarded_tentative", note, by)]
+                view = replace(view, status="discarded_tentative")
+            else:
+                status = "completed_tentative"
+        if view.status == "discarded_tentative":
+            check_table(view, status)
+        else:
+            self.board.check_status(task_id, status)
         h = handoff or Handoff()
         notices = self._finish_notices(view, status, result, by)
         if status == "completed":
@@ -324,6 +336,18 @@ class TaskService(ClaimCommands):
                 by=by,
             ),
             *notices,
+        )
+
+    def _status_event(
+        self, view: TaskView, status: TaskStatus, note: str, by: AgentId | None
+    ) -> TaskStatusChanged:
+        return TaskStatusChanged(
+            session_id=view.session_id,
+            task_id=view.task_id,
+            status=status,
+            previous=view.status,
+            note=note,
+            by=by,
         )
 
     def _finish_notices(
@@ -508,7 +532,7 @@ class TaskService(ClaimCommands):
                 return None
             if view.status == "assigned":
                 await self._set_status(view.task_id, "in_progress", by=worker.agent_id)
-            elif view.status != "in_progress":
+            elif view.status not in ("in_progress", "pending_speculative"):
                 return None
         return self.board.task(view.task_id)
 
@@ -528,7 +552,11 @@ class TaskService(ClaimCommands):
         tid = TaskId(task_id)
         async with self._lock:
             view = self.board.get(tid)
-            open_ = view is not None and view.status in ("in_progress", "partially_complete")
+            open_ = view is not None and view.status in (
+                "in_progress",
+                "partially_complete",
+                "pending_speculative",
+            )
             if open_ and outcome == "final" and text.strip():
                 await self._set_status(
                     tid,

@@ -234,6 +234,16 @@ async def emit_milestone(args: EmitMilestoneArgs, ctx: ToolContext, deps: AgentC
             f"Only the owner of task {view.title!r} (id {task_id}) may emit its milestones, "
             f"and that is {owner}, not you."
         )
+    if deps.speculation.holds_back(task_id):
+        # Unconfirmed speculative work: no dependent may start on it yet.
+        held = await deps.speculation.hold_milestone(
+            task_id, args.name, by=ctx.agent_id, note=args.note
+        )
+        return f"Milestone {args.name!r} of task {task_id} " + (
+            "recorded; tasks waiting on it start once your assumptions are confirmed."
+            if held
+            else "was already recorded."
+        )
     new = await deps.tasks.emit_milestone(task_id, args.name, by=ctx.agent_id, note=args.note)
     return f"Milestone {args.name!r} of task {task_id} " + (
         "recorded." if new else "was already recorded."
@@ -253,6 +263,11 @@ class PublishPartialArgs(ToolArgs):
 async def publish_partial(args: PublishPartialArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Publish part of your task's output now, so dependents can start consuming it."""
     task_id = _current_task(ctx, args.task_id)
+    if deps.speculation.holds_back(task_id):
+        raise ToolError(
+            "Your task is speculative and its assumptions are not confirmed yet: publish "
+            "partial output once they are (you will be told), or just complete the task."
+        )
     seq = await deps.tasks.publish_partial(
         task_id,
         args.content,

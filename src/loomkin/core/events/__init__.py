@@ -64,6 +64,15 @@ from loomkin.core.events.session import (
     TeamDissolved,
     UserMessagePosted,
 )
+from loomkin.core.events.speculation import (
+    AssumptionAdded,
+    SpeculationDecided,
+    SpeculationDiscarded,
+    SpeculationMerged,
+    SpeculationStarted,
+    SpeculationValidated,
+    SpeculativeMilestoneHeld,
+)
 from loomkin.core.events.tasks import (
     DependencyAdded,
     MilestoneEmitted,
@@ -85,6 +94,7 @@ __all__ = [
     "AgentSpawned",
     "AgentStatusChanged",
     "AssistantReplied",
+    "AssumptionAdded",
     "BudgetExceeded",
     "BudgetsChanged",
     "CapacityMoved",
@@ -119,6 +129,12 @@ __all__ = [
     "SessionBootstrapped",
     "SessionEnded",
     "SessionStarted",
+    "SpeculationDecided",
+    "SpeculationDiscarded",
+    "SpeculationMerged",
+    "SpeculationStarted",
+    "SpeculationValidated",
+    "SpeculativeMilestoneHeld",
     "TaskAssigned",
     "TaskClaimed",
     "TaskCreated",
