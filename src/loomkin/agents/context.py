@@ -34,6 +34,7 @@ from loomkin.coordination import (
     MessageFactory,
     VoteBook,
 )
+from loomkin.coordination.negotiation import NegotiationBook
 from loomkin.core.comms import comms_refusal
 from loomkin.core.scheduling import CapabilityStats
 from loomkin.core.state import State
@@ -167,6 +168,8 @@ class AgentContext:
     questions: QuestionBook
     decisions: DecisionLog
     votes: VoteBook
+    negotiations: NegotiationBook
+    """Open negotiations on assignments (accept, decline, counter, resolve)."""
     knowledge: Knowledge
     conflicts: ConflictDetector
     pre_write: PreWriteHook

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from loomkin.coordination import ConflictDetector, Context, Knowledge, Rebalancer, VoteBook
 from loomkin.coordination.conflicts import WRITE_TOOLS
+from loomkin.coordination.negotiation import NegotiationBook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from loomkin.coordination import Member
     from loomkin.core.events import RecordedEvent
     from loomkin.core.events.base import JSON
+    from loomkin.core.scheduling import CapabilityStats
     from loomkin.tools.base import FileAccessLog
 
 __all__ = ["SessionCoordination"]
@@ -32,7 +34,13 @@ class SessionCoordination:
     """The coordination services of one session (a projection of its log)."""
 
     def __init__(
-        self, ctx: Context, *, project_root: Path, settings: SessionSettings, files: FileAccessLog
+        self,
+        ctx: Context,
+        *,
+        project_root: Path,
+        settings: SessionSettings,
+        files: FileAccessLog,
+        stats: CapabilityStats,
     ) -> None:
         self.ctx = ctx
         """What the services share (the log, the clock, the roster of the session's agents)."""
@@ -40,6 +48,9 @@ class SessionCoordination:
         self.conflicts = ConflictDetector(ctx, Path(project_root))
         self.rebalancer = Rebalancer(ctx, settings.rebalancer)
         self.votes = VoteBook(ctx)
+        self.negotiations = NegotiationBook(ctx, stats, settings.negotiation)
+        # Assignments in this session open a negotiation in their own batch.
+        ctx.tasks.set_negotiation_gate(ctx.session_id, self.negotiations)
         self.knowledge = Knowledge(
             ctx,
             lambda agent_id: frozenset(self.conflicts.touched.get(agent_id, ())),
@@ -51,11 +62,13 @@ class SessionCoordination:
         self.conflicts.on_event(event, live=live)
         self.rebalancer.on_event(event)
         self.votes.on_event(event)
+        self.negotiations.on_event(event, live=live)
         self.knowledge.on_event(event)
 
     def caught_up(self) -> None:
-        """Start the rebalancer's periodic check and re-arm open vote deadlines."""
+        """Start the rebalancer's periodic check; re-arm open votes' and negotiations' windows."""
         self.votes.rearm_open()
+        self.negotiations.rearm_open()
         self.ctx.timers.run(f"rebalancer:{self.ctx.session_id}", self.rebalancer.run_forever)
 
     async def before_write(

@@ -54,6 +54,9 @@ WORKER_TASK_TOOLS = (
     "add_dependency",
     "emit_milestone",
     "publish_partial",
+    "task_accept",
+    "task_decline",
+    "task_counter",
 )
 LEAD_TOOLS = (
     "team_spawn",
@@ -63,6 +66,7 @@ LEAD_TOOLS = (
     "team_dissolve",
     "resolve_vote",
     "abort_task",
+    "negotiation_resolve",
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
 
@@ -77,6 +81,18 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "When you finish a task, call task_complete with a short result and a hand-off:\n"
         "  actions taken, files changed, decisions made, open questions.",
         ("task_complete",),
+    ),
+    (
+        "When a task is assigned to you, you may negotiate before you work on it: if another\n"
+        "  agent is clearly better placed, suggest them with task_counter; if you are the wrong\n"
+        "  agent for it, task_decline with the reason; a question first: task_counter with kind\n"
+        '  "clarify". Otherwise just start (task_accept is optional: silence accepts).',
+        ("task_accept", "task_decline", "task_counter"),
+    ),
+    (
+        "An objection to an assignment you made comes as a negotiation message: answer it in\n"
+        "  time with negotiation_resolve (accept, override or reassign).",
+        ("negotiation_resolve",),
     ),
     (
         'Reach a named milestone (for example "interface" once your public API exists) with\n'

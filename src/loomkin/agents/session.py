@@ -134,6 +134,7 @@ class SessionRuntime:
             project_root=project_root,
             settings=settings,
             files=files,
+            stats=stats,
         )
         self.permissions = PermissionDesk(supervisor=supervisor, group=session_id)
         self.teams = TeamOps(
@@ -167,6 +168,7 @@ class SessionRuntime:
             questions=self.questions,
             decisions=self.decisions,
             votes=self.coordination.votes,
+            negotiations=self.coordination.negotiations,
             knowledge=self.coordination.knowledge,
             conflicts=self.coordination.conflicts,
             pre_write=self.coordination,

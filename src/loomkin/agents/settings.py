@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from loomkin.agents.budgets import Budgets
 from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
+from loomkin.coordination.negotiation import NegotiationSettings
 from loomkin.core.comms import CommsPolicyName
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
@@ -43,6 +44,8 @@ class SessionSettings:
     coordination_roles: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
+    negotiation: NegotiationSettings = field(default_factory=NegotiationSettings)
+    """Negotiation of assignments (``[negotiation]`` in ``loomkin.toml``)."""
     """When an agent counts as stuck or looping, and how often that is checked."""
     mcp_servers: tuple[McpServerSpec, ...] = ()
     """MCP tool servers started with the session (``[mcp.servers.*]``); roles opt in."""

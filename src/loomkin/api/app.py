@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loomkin.api.access import AccessMiddleware, AccessPolicy, check_token, host_names
+from loomkin.api.coordination_routes import coordination_router
 from loomkin.api.launch import LaunchPolicy, NotAllowed
 from loomkin.api.routes import ApiContext, router
 from loomkin.errors import (
@@ -93,6 +94,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.include_router(router)
+    app.include_router(coordination_router)
     static = resources.files("loomkin.api") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_error_handlers(app)

@@ -38,6 +38,9 @@ from loomkin.core.events import (
     ModelCallCompleted,
     ModelCallFailed,
     ModelCallStarted,
+    NegotiationCountered,
+    NegotiationOpened,
+    NegotiationResolved,
     PermissionRequested,
     PermissionResolved,
     TaskAssigned,
@@ -96,6 +99,9 @@ _SIMPLE_TYPES: dict[str, str] = {
     "question_asked": "question",
     "question_answered": "answer",
     "question_expired": "question",
+    "negotiation_opened": "negotiation",
+    "negotiation_countered": "negotiation",
+    "negotiation_resolved": "negotiation",
 }
 _TASK_STATUS_TYPES = {
     "in_progress": "task_started",
@@ -146,6 +152,7 @@ def _message_type(msg_type: str) -> str:
         ("budget", "escalation"),
         ("decision", "decision"),
         ("milestone", "milestone"),
+        ("negotiat", "negotiation"),
     ):
         if word in msg_type:
             return kind
@@ -184,6 +191,8 @@ def _actor(event: Event, names: Names) -> tuple[str | None, str]:
             return None, event.from_name
     elif isinstance(event, TaskAssigned):
         agent_id = event.owner
+    elif isinstance(event, NegotiationOpened | NegotiationCountered | NegotiationResolved):
+        agent_id = event.agent_id
     elif isinstance(event, TaskStatusChanged | MilestoneEmitted):
         agent_id = event.by
     elif isinstance(event, TaskCreated):
@@ -205,7 +214,9 @@ def _team_id(event: Event, names: Names, agent_id: str | None) -> str | None:
         return event.team_id
     if isinstance(event, MessageSent) and event.from_team is not None:
         return event.from_team
-    if isinstance(event, TaskEvent):
+    if isinstance(
+        event, TaskEvent | NegotiationOpened | NegotiationCountered | NegotiationResolved
+    ):
         task = names.task(event.task_id)
         if task is not None:
             return task.team_id
@@ -305,10 +316,36 @@ def _agent_summary(event: Event, names: Names) -> str | None:
             return None
 
 
+def _negotiation_summary(event: Event, names: Names) -> str | None:
+    """Negotiations of assignments (None for other kinds)."""
+    match event:
+        case NegotiationOpened():
+            return (
+                f"{event.agent_name} may negotiate {_task_title(event.task_id, names)!r} "
+                f"({event.window_s:.0f} s; assigned by {event.assigner})"
+            )
+        case NegotiationCountered():
+            what = "declines" if event.response == "decline" else f"counters ({event.counter_kind})"
+            who = f" → {event.suggested_name}" if event.suggested_name else ""
+            return (
+                f"{event.agent_name} {what}{who} on {_task_title(event.task_id, names)!r}: "
+                f"{_cut(event.reason, 100)}"
+            )
+        case NegotiationResolved():
+            moved = f" to {event.new_owner_name}" if event.new_owner_name else ""
+            return (
+                f"negotiation on {_task_title(event.task_id, names)!r}: {event.outcome}{moved} "
+                f"(by {event.decided_by}; {_cut(event.reason, 100)})"
+            )
+        case _:
+            return None
+
+
 _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     _conversation_summary,
     _task_summary,
     _agent_summary,
+    _negotiation_summary,
 )
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""
 

@@ -43,6 +43,8 @@ MessageType = Literal[
     "conflict_detected",
     "vote_request",
     "vote_result",
+    "negotiation_offer",
+    "negotiation_result",
     "orient",
     # normal: conversation
     "user_message",
@@ -70,6 +72,9 @@ def tier_of(msg_type: MessageType) -> Tier:
             # Task flow is what unblocks work: a dependent waits on a completion or a chunk.
             return "high"
         case "conflict_detected" | "vote_request" | "vote_result":
+            return "high"
+        case "negotiation_offer" | "negotiation_result":
+            # An assigner decides within a window, and an assignee waits on the outcome.
             return "high"
         case "orient":
             # The Orienter's own start signal: nothing else waits in its mailbox then, but it

@@ -8,11 +8,14 @@ How this works and why:
   first type, and no hit at all means ``coding``.
 * **Capability.** :class:`CapabilityStats` is a projection of task events: when a task with
   an owner ends ``completed`` (a success) or ``failed`` (a failure), the owner's record for
-  the task's type is updated. The score is ``successes / total × log2(total + 1)``: the
-  success rate, weighted up by experience, and 0 without history.
+  the task's type is updated; so is a ``NegotiationResolved`` in which the assignee declined
+  or counter-proposed (a mark against its fit for that type). The score is
+  ``successes / total × log2(total + 1)``: the success rate, weighted up by experience, and
+  0 without history.
 * **Choice.** :func:`choose_agent` ranks candidates by, in order: idle before busy; a role
-  matching the task's role (when the task names one); higher capability score; fewer active
-  tasks; then name and id, so the same inputs always give the same answer.
+  matching the task's role (when the task names one); higher capability score; fewer
+  failures (and declines) of the type; fewer active tasks; then name and id, so the same
+  inputs always give the same answer.
 * **Plans.** :func:`plan_assignments` walks the ready tasks by (effective priority, creation
   order) and gives each the best remaining idle agent. Because the order uses the
   *effective* priority, a low-priority task that blocks an urgent one is assigned before
@@ -25,6 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from loomkin.core.events.negotiation import NegotiationResolved
 from loomkin.core.events.tasks import TaskAssigned, TaskClaimed, TaskCreated, TaskStatusChanged
 from loomkin.ids import AgentId, TaskId
 
@@ -123,6 +127,7 @@ class CapabilityStats:
     ``apply`` follows ``TaskCreated`` (the type, from the title), ``TaskAssigned`` and
     ``TaskClaimed`` (the owner), and ``TaskStatusChanged``: ``completed`` counts a success
     and ``failed`` a failure for the owner at that moment; ``pending`` drops the owner.
+    A ``NegotiationResolved`` whose assignee declined counts a failure for the assignee.
     """
 
     __slots__ = ("_counts", "_tasks")
@@ -135,6 +140,11 @@ class CapabilityStats:
         """Fold one event in; events other than the four above are ignored."""
         if isinstance(event, TaskCreated):
             self._tasks[event.task_id] = (infer_task_type(event.title), None)
+            return
+        if isinstance(event, NegotiationResolved):
+            declined = self._tasks.get(event.task_id)
+            if event.declined and declined is not None:
+                self.record(event.agent_id, declined[0], success=False)
             return
         if not isinstance(event, TaskAssigned | TaskClaimed | TaskStatusChanged):
             return
@@ -213,13 +223,16 @@ def choose_agent(
         return None
     task_type = task_type_of(task)
 
-    def rank(agent: AgentCandidate) -> tuple[bool, bool, float, int, str, str]:
+    def rank(agent: AgentCandidate) -> tuple[bool, bool, float, int, int, str, str]:
         role_miss = bool(task.role) and not _role_matches(task, agent)
-        score = stats.score(agent.agent_id, task_type)
+        successes, total = stats.counts(agent.agent_id, task_type)
         return (
             not agent.idle,
             role_miss,
-            -score,
+            -capability_score(successes, total),
+            # Equal scores (0 without successes): fewer failures and declines first, so an
+            # agent that declined this kind of task is not offered it again before others.
+            total - successes,
             load.get(agent.agent_id, 0),
             agent.name,
             agent.agent_id,

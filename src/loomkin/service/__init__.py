@@ -1,7 +1,9 @@
 """The public runtime: open a store, open sessions, talk to and control agents."""
 
 from loomkin.core.store import CheckReport
+from loomkin.service.budgets import BUDGET_KEYS, BudgetUpdate
 from loomkin.service.mcp import probe_mcp_servers
+from loomkin.service.negotiations import NegotiationInfo
 from loomkin.service.records import (
     AgentInfo,
     AgentSnapshot,
@@ -25,10 +27,12 @@ from loomkin.service.stores import check_store
 from loomkin.service.tracing import LiveTrace, export_trace, live_trace
 
 __all__ = [
+    "BUDGET_KEYS",
     "AgentInfo",
     "AgentSnapshot",
     "AgentSpend",
     "BudgetStatus",
+    "BudgetUpdate",
     "CheckReport",
     "DependencyInfo",
     "EventStream",
@@ -38,6 +42,7 @@ __all__ = [
     "McpToolInfo",
     "ModelFactory",
     "Names",
+    "NegotiationInfo",
     "PendingPermission",
     "PermissionResponder",
     "Session",

@@ -319,6 +319,16 @@ class RebalancerSection(_Section):
     check_every_s: PositiveFloat = 60.0
 
 
+class NegotiationSection(_Section):
+    """``[negotiation]``: whether assignees may negotiate, and the windows."""
+
+    enabled: Annotated[bool, Strict()] = True
+    window_s: PositiveFloat = 30.0
+    """How long an assignee has to object before the assignment simply stands."""
+    counter_window_s: PositiveFloat = 60.0
+    """How long an assigner has to answer a counter-proposal."""
+
+
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 
@@ -334,6 +344,7 @@ class LoomkinConfig(_Section):
     pricing: dict[str, PriceSection] = Field(default_factory=dict)
     comms: CommsSection = CommsSection()
     rebalancer: RebalancerSection = RebalancerSection()
+    negotiation: NegotiationSection = NegotiationSection()
     mcp: McpSection = McpSection()
 
     @field_validator("roles")
@@ -409,6 +420,7 @@ _SECTION_KEYS: dict[str, type[_Section]] = {
     "limits": LimitsSection,
     "comms": CommsSection,
     "rebalancer": RebalancerSection,
+    "negotiation": NegotiationSection,
     "mcp": McpSection,
 }
 _ENTRY_KEYS: dict[str, type[_Section]] = {"roles": RoleSection, "pricing": PriceSection}

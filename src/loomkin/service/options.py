@@ -11,6 +11,7 @@ from loomkin.agents import Budgets, SessionSettings
 from loomkin.agents.roles import BUILTIN_ROLES, custom_role, with_tools
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
+from loomkin.coordination.negotiation import NegotiationSettings
 from loomkin.errors import ConfigError
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
 from loomkin.tools.builtin import ShellPolicy
@@ -75,6 +76,11 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
         rebalancer=RebalancerSettings(
             stuck_after_s=config.rebalancer.stuck_after_s,
             check_every_s=config.rebalancer.check_every_s,
+        ),
+        negotiation=NegotiationSettings(
+            enabled=config.negotiation.enabled,
+            window_s=config.negotiation.window_s,
+            counter_window_s=config.negotiation.counter_window_s,
         ),
         shell_policy=ShellPolicy(
             allow=frozenset(config.shell.allow),

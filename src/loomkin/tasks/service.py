@@ -54,7 +54,14 @@ if TYPE_CHECKING:
     from loomkin.runtime.eventlog import EventLog
     from loomkin.tasks.notices import TaskNotices
 
-__all__ = ["DependencySpec", "Handoff", "TaskService", "Worker", "WorkerRef"]
+__all__ = [
+    "DependencySpec",
+    "Handoff",
+    "NegotiationGate",
+    "TaskService",
+    "Worker",
+    "WorkerRef",
+]
 
 _OPEN: frozenset[str] = frozenset(
     {"assigned", "in_progress", "paused", "blocked", "partially_complete"}
@@ -74,6 +81,18 @@ class Worker(Protocol):
     def name(self) -> str: ...
     @property
     def team_id(self) -> TeamId: ...
+
+
+class NegotiationGate(Protocol):
+    """Opens a negotiation on an assignment (implemented by the coordination layer)."""
+
+    def opened(self, view: TaskView, worker: Worker, *, by: str) -> Event | None:
+        """The event opening a negotiation on giving ``view`` to ``worker`` (or ``None``).
+
+        It is appended in the assignment's own batch: an assignment is never committed
+        without the window its assignee has to answer it.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +122,14 @@ class TaskService:
         self.notices = notices
         self._lock = asyncio.Lock()
         self._priority_events: list[TaskPriorityChanged] = []
+        self._gates: dict[SessionId, NegotiationGate] = {}
+
+    def set_negotiation_gate(self, session_id: SessionId, gate: NegotiationGate | None) -> None:
+        """Open negotiations on the assignments of ``session_id`` through ``gate`` (or stop)."""
+        if gate is None:
+            self._gates.pop(session_id, None)
+        else:
+            self._gates[session_id] = gate
 
     # -- projection -------------------------------------------------------------------------------
 
@@ -269,7 +296,9 @@ class TaskService:
             content=self.notices.assigned(view, reason),
             data={"task_id": view.task_id},
         )
-        return [assigned, notice]
+        gate = self._gates.get(view.session_id)
+        opened = None if gate is None else gate.opened(view, worker, by=by)
+        return [assigned, notice] if opened is None else [assigned, opened, notice]
 
     async def set_status(
         self,
@@ -280,11 +309,15 @@ class TaskService:
         note: str = "",
         result: str | None = None,
         handoff: Handoff | None = None,
+        also: Sequence[Event] = (),
     ) -> None:
-        """Move the task to ``status`` (refused transitions raise ``InvalidTransition``)."""
+        """Move the task to ``status`` (refused transitions raise ``InvalidTransition``).
+
+        ``also``: the deciding party's own events, appended ahead in the same batch.
+        """
         async with self._lock:
             await self._set_status(
-                task_id, status, by=by, note=note, result=result, handoff=handoff
+                task_id, status, by=by, note=note, result=result, handoff=handoff, also=also
             )
 
     async def _set_status(

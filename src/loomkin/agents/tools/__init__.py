@@ -8,6 +8,7 @@ from loomkin.agents.tools.comms import COMMS_TOOLS
 from loomkin.agents.tools.conflicts import CONFLICT_TOOLS
 from loomkin.agents.tools.decisions import DECISION_TOOLS
 from loomkin.agents.tools.knowledge import KNOWLEDGE_TOOLS
+from loomkin.agents.tools.negotiation import NEGOTIATION_TOOLS
 from loomkin.agents.tools.tasks import TASK_TOOLS
 from loomkin.agents.tools.team import TEAM_TOOLS
 from loomkin.agents.tools.votes import VOTE_TOOLS
@@ -30,6 +31,7 @@ COORDINATION_TOOLS: tuple[Tool[AgentContext], ...] = (
     *CONFLICT_TOOLS,
     *VOTE_TOOLS,
     *KNOWLEDGE_TOOLS,
+    *NEGOTIATION_TOOLS,
 )
 
 CATALOGUE: ToolSet[AgentContext] = ToolSet([*builtin_tools(), *COORDINATION_TOOLS])

@@ -52,6 +52,11 @@ from loomkin.core.events.coordination import (
     VoteProposed,
     VoteResolved,
 )
+from loomkin.core.events.negotiation import (
+    NegotiationCountered,
+    NegotiationOpened,
+    NegotiationResolved,
+)
 from loomkin.core.events.session import (
     AssistantReplied,
     BudgetsChanged,
@@ -98,6 +103,9 @@ __all__ = [
     "ModelCallCompleted",
     "ModelCallFailed",
     "ModelCallStarted",
+    "NegotiationCountered",
+    "NegotiationOpened",
+    "NegotiationResolved",
     "NewEvent",
     "PartialResultPublished",
     "PermissionRequested",
