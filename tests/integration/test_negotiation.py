@@ -233,7 +233,8 @@ async def test_a_lead_accepts_a_counter_and_the_task_moves(project: Path) -> Non
         resolved = [
             e for e in of(recorded, NegotiationResolved) if isinstance(e, NegotiationResolved)
         ]
-        assert [(e.outcome, e.decided_by, e.new_owner_name) for e in resolved][0] == (
+        first = resolved[0]
+        assert (first.outcome, first.decided_by, first.new_owner_name) == (
             "reassigned",
             "lea",
             "bob",
