@@ -189,6 +189,7 @@ class AgentDirectory:
                 name=a.name,
                 role=a.role.name,
                 idle=a.memory.status == "idle" and a.memory.task_id is None,
+                status=a.memory.status,
             )
             for a in self._agents.values()
             if a.team_id == team_id and a.role.name not in self._coordination_roles

@@ -11,6 +11,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
     python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
     python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
+    python -m loomkin.bench negotiation [--tasks N] [--agents N] [--seed S] [--json]
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the fake model in the loop, or the openai/anthropic SDK over a local server",
     )
     fuzz.add_argument("--json", action="store_true", help="print one JSON object")
+    negotiation = sub.add_parser("negotiation", help="a task set with and without negotiation")
+    negotiation.add_argument("--tasks", type=int, default=48)
+    negotiation.add_argument("--agents", type=int, default=4)
+    negotiation.add_argument("--seed", type=int, default=0)
+    negotiation.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -165,6 +171,17 @@ def _fuzz(args: argparse.Namespace) -> None:
     print(json.dumps(report) if args.json else fuzz_table(report))
 
 
+def _negotiation(args: argparse.Namespace) -> None:
+    from loomkin.bench.negotiation import negotiation_table, run_negotiation
+
+    if args.tasks < 1:
+        raise UserError(f"--tasks must be at least 1, got {args.tasks}")
+    if args.agents < 1:
+        raise UserError(f"--agents must be at least 1, got {args.agents}")
+    report = run_negotiation(tasks=args.tasks, agents=args.agents, seed=args.seed)
+    print(json.dumps(report) if args.json else negotiation_table(report))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -186,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _measures(args)
         elif args.command == "fuzz":
             _fuzz(args)
+        elif args.command == "negotiation":
+            _negotiation(args)
         else:
             from loomkin.bench.overhead_run import spawn_figures
 

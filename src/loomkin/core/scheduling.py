@@ -130,11 +130,12 @@ class CapabilityStats:
     A ``NegotiationResolved`` whose assignee declined counts a failure for the assignee.
     """
 
-    __slots__ = ("_counts", "_tasks")
+    __slots__ = ("_counts", "_declines", "_tasks")
 
     def __init__(self) -> None:
         self._tasks: dict[TaskId, tuple[TaskType, AgentId | None]] = {}
         self._counts: dict[tuple[AgentId, TaskType], tuple[int, int]] = {}
+        self._declines: dict[tuple[AgentId, TaskType], int] = {}
 
     def apply(self, event: Event) -> None:
         """Fold one event in; events other than the four above are ignored."""
@@ -145,6 +146,8 @@ class CapabilityStats:
             declined = self._tasks.get(event.task_id)
             if event.declined and declined is not None:
                 self.record(event.agent_id, declined[0], success=False)
+                key = (event.agent_id, declined[0])
+                self._declines[key] = self._declines.get(key, 0) + 1
             return
         if not isinstance(event, TaskAssigned | TaskClaimed | TaskStatusChanged):
             return
@@ -170,6 +173,23 @@ class CapabilityStats:
         """``(successes, total)`` of the agent for the type."""
         return self._counts.get((agent_id, task_type), (0, 0))
 
+    def declines(self, agent_id: AgentId, task_type: TaskType) -> int:
+        """How many tasks of the type the agent declined (or counter-proposed away)."""
+        return self._declines.get((agent_id, task_type), 0)
+
+    def avoids(
+        self, agent_id: AgentId, task_type: TaskType, team: Sequence[AgentCandidate]
+    ) -> bool:
+        """True when the agent declined the type, never succeeded at it, and a teammate has.
+
+        Such an agent would hand the task on again: the task waits for the teammate instead.
+        """
+        if not self.declines(agent_id, task_type) or self.counts(agent_id, task_type)[0]:
+            return False
+        return any(
+            c.agent_id != agent_id and self.counts(c.agent_id, task_type)[0] > 0 for c in team
+        )
+
     def score(self, agent_id: AgentId, task_type: TaskType) -> float:
         """The agent's :func:`capability_score` for the type."""
         return capability_score(*self.counts(agent_id, task_type))
@@ -185,6 +205,8 @@ class AgentCandidate:
     """The agent's role (``coder``, ``tester`` …); matched against ``TaskView.role``."""
     idle: bool = True
     """Whether the agent is idle right now."""
+    status: str = "idle"
+    """The agent's status (a ``done`` or ``crashed`` agent is waited for by no task)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,8 +294,13 @@ def plan_assignments(
     agents: Sequence[AgentCandidate],
     stats: CapabilityStats,
     load: Mapping[AgentId, int] | None = None,
+    team: Sequence[AgentCandidate] = (),
 ) -> list[Assignment]:
     """Pair ready tasks with idle agents, most urgent task first, one task per agent.
+
+    A task is not given to an agent that :meth:`CapabilityStats.avoids` its type when a
+    teammate (in ``team``: every agent of the team, busy ones included) has succeeded at it:
+    it waits for that teammate, rather than be declined again.
 
     Args:
         ready_tasks: available tasks (``TaskBoard.ready_tasks()``); re-sorted here by
@@ -281,6 +308,7 @@ def plan_assignments(
         agents: the roster; only idle ones are used.
         stats: capability history.
         load: active task count per agent (missing means 0).
+        team: every working agent of the team, busy ones included (see above).
 
     Returns:
         One assignment per placed task, in placing order; stops when idle agents run out.
@@ -289,9 +317,13 @@ def plan_assignments(
     counts = dict(load or {})
     plan: list[Assignment] = []
     for task in sorted(ready_tasks, key=lambda t: (t.effective_priority, t.created_order)):
-        choice = choose_agent(task, pool, stats, counts)
-        if choice is None:
+        if not pool:
             break
+        task_type = task_type_of(task)
+        fit = [a for a in pool if not stats.avoids(a.agent_id, task_type, team)]
+        choice = choose_agent(task, fit, stats, counts)
+        if choice is None:
+            continue
         pool = [agent for agent in pool if agent.agent_id != choice.agent_id]
         counts[choice.agent_id] = counts.get(choice.agent_id, 0) + 1
         plan.append(
