@@ -67,6 +67,7 @@ LEAD_TOOLS = (
     "resolve_vote",
     "abort_task",
     "negotiation_resolve",
+    "task_review",
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
 
@@ -88,6 +89,11 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "  agent for it, task_decline with the reason; a question first: task_counter with kind\n"
         '  "clarify". Otherwise just start (task_accept is optional: silence accepts).',
         ("task_accept", "task_decline", "task_counter"),
+    ),
+    (
+        "A review request names a task that is ready for review: read it (task_read) and\n"
+        "  answer with task_review (approve completes it; changes sends it back).",
+        ("task_review",),
     ),
     (
         "An objection to an assignment you made comes as a negotiation message: answer it in\n"
@@ -256,6 +262,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             EXEC_TOOLS,
             PEER_TOOLS,
             WORKER_TASK_TOOLS,
+            ("task_review",),
         ),
         _role(
             "tester",

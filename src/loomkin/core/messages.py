@@ -45,6 +45,7 @@ MessageType = Literal[
     "vote_result",
     "negotiation_offer",
     "negotiation_result",
+    "review_request",
     "orient",
     # normal: conversation
     "user_message",
@@ -73,7 +74,7 @@ def tier_of(msg_type: MessageType) -> Tier:
             return "high"
         case "conflict_detected" | "vote_request" | "vote_result":
             return "high"
-        case "negotiation_offer" | "negotiation_result":
+        case "negotiation_offer" | "negotiation_result" | "review_request":
             # An assigner decides within a window, and an assignee waits on the outcome.
             return "high"
         case "orient":

@@ -199,9 +199,9 @@ class Session:
             )
         ]
         for team in self._state.teams(self.session_id):
-            if not team.agent_ids:
+            used = book.team_spent(team.team_id)  # its sub-teams' spend included
+            if not team.agent_ids and not (used.tokens or used.cost_usd):
                 continue
-            used = book.team_spent(team.team_id)
             out.append(
                 BudgetStatus(
                     scope="team",

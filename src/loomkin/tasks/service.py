@@ -320,6 +320,30 @@ class TaskService:
                 task_id, status, by=by, note=note, result=result, handoff=handoff, also=also
             )
 
+    async def move_if(
+        self,
+        task_id: str,
+        expected: TaskStatus,
+        status: TaskStatus,
+        *,
+        by: AgentId | None,
+        note: str = "",
+        also: Sequence[Event] = (),
+    ) -> bool:
+        """Move the task from ``expected`` to ``status``, with ``also``, in one batch.
+
+        When the task is not in ``expected`` (or does not exist), only ``also`` is appended
+        and False is returned: the deciding party's events never depend on the task's.
+        """
+        async with self._lock:
+            view = self.board.get(TaskId(task_id))
+            if view is None or view.status != expected:
+                if also:
+                    await self._append(*also)
+                return False
+            await self._set_status(view.task_id, status, by=by, note=note, also=also)
+            return True
+
     async def _set_status(
         self,
         task_id: TaskId,
