@@ -35,6 +35,8 @@ from loomkin.coordination import (
     VoteBook,
 )
 from loomkin.coordination.negotiation import NegotiationBook
+from loomkin.coordination.readiness import ReadinessBook
+from loomkin.coordination.rendezvous import RendezvousBook
 from loomkin.core.comms import comms_refusal
 from loomkin.core.scheduling import CapabilityStats
 from loomkin.core.state import State
@@ -169,6 +171,10 @@ class AgentContext:
     decisions: DecisionLog
     votes: VoteBook
     negotiations: NegotiationBook
+    readiness: ReadinessBook
+    """Readiness signals and who subscribed to them."""
+    rendezvous: RendezvousBook
+    """Named barriers (create, join, arrive)."""
     """Open negotiations on assignments (accept, decline, counter, resolve)."""
     knowledge: Knowledge
     conflicts: ConflictDetector

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from loomkin.coordination import ConflictDetector, Context, Knowledge, Rebalancer, VoteBook
 from loomkin.coordination.conflicts import WRITE_TOOLS
 from loomkin.coordination.negotiation import NegotiationBook
+from loomkin.coordination.readiness import ReadinessBook
+from loomkin.coordination.rendezvous import RendezvousBook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -49,6 +51,8 @@ class SessionCoordination:
         self.rebalancer = Rebalancer(ctx, settings.rebalancer)
         self.votes = VoteBook(ctx)
         self.negotiations = NegotiationBook(ctx, stats, settings.negotiation)
+        self.readiness = ReadinessBook(ctx)
+        self.rendezvous = RendezvousBook(ctx)
         # Assignments in this session open a negotiation in their own batch.
         ctx.tasks.set_negotiation_gate(ctx.session_id, self.negotiations)
         self.knowledge = Knowledge(
@@ -63,12 +67,15 @@ class SessionCoordination:
         self.rebalancer.on_event(event)
         self.votes.on_event(event)
         self.negotiations.on_event(event, live=live)
+        self.readiness.on_event(event, live=live)
+        self.rendezvous.on_event(event, live=live)
         self.knowledge.on_event(event)
 
     def caught_up(self) -> None:
         """Start the rebalancer's periodic check; re-arm open votes' and negotiations' windows."""
         self.votes.rearm_open()
         self.negotiations.rearm_open()
+        self.rendezvous.rearm_open()
         self.ctx.timers.run(f"rebalancer:{self.ctx.session_id}", self.rebalancer.run_forever)
 
     async def before_write(

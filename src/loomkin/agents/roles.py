@@ -44,6 +44,10 @@ PEER_TOOLS = (
     "propose_vote",
     "cast_vote",
     "knowledge_query",
+    "signal_ready",
+    "subscribe_ready",
+    "rendezvous_arrive",
+    "rendezvous_join",
 )
 WORKER_TASK_TOOLS = (
     "task_list",
@@ -68,6 +72,7 @@ LEAD_TOOLS = (
     "abort_task",
     "negotiation_resolve",
     "task_review",
+    "rendezvous_create",
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
 
@@ -133,6 +138,21 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Decide contested choices as a team: propose_vote opens a vote, cast_vote answers a\n"
         "  vote request.",
         ("propose_vote", "cast_vote"),
+    ),
+    (
+        "Readiness: signal_ready announces you are ready for something named; subscribe_ready\n"
+        "  tells you (once) when an agent, a team or a named signal is ready.",
+        ("signal_ready", "subscribe_ready"),
+    ),
+    (
+        "Rendezvous: rendezvous_create opens a named meeting point (participants, timeout, an\n"
+        "  action when all arrive: a message, a task to create or one to unblock);\n"
+        "  rendezvous_join adds participants; rendezvous_arrive says you are there.",
+        ("rendezvous_create", "rendezvous_join", "rendezvous_arrive"),
+    ),
+    (
+        "When a rendezvous you take part in is reached, call rendezvous_arrive with its name.",
+        ("rendezvous_arrive",),
     ),
     ("Messages from the user marked [User guidance] take precedence over your plan.", ()),
 )

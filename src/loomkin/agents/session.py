@@ -169,6 +169,8 @@ class SessionRuntime:
             decisions=self.decisions,
             votes=self.coordination.votes,
             negotiations=self.coordination.negotiations,
+            readiness=self.coordination.readiness,
+            rendezvous=self.coordination.rendezvous,
             knowledge=self.coordination.knowledge,
             conflicts=self.coordination.conflicts,
             pre_write=self.coordination,

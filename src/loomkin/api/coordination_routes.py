@@ -1,4 +1,4 @@
-"""HTTP routes of negotiations and budgets: list, resolve, show, raise.
+"""HTTP routes of negotiations, rendezvous and budgets: list, resolve, open, join, raise.
 
 Each route is one call on the facade (:class:`loomkin.service.Session`); the bodies are
 defined here, at the boundary, and refuse unknown fields.
@@ -7,7 +7,7 @@ defined here, at the boundary, and refuse unknown fields.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from loomkin.api.routes import Ctx  # noqa: TC001 - FastAPI reads the annotation at runtime
 from loomkin.api.schemas import BudgetOut, ErrorOut
 from loomkin.api.views import budgets as budget_rows
+
+if TYPE_CHECKING:
+    from loomkin.service import RendezvousInfo
 
 __all__ = ["coordination_router"]
 
@@ -129,3 +132,89 @@ async def raise_budgets(ctx: Ctx, session_id: str, body: BudgetsIn) -> BudgetUpd
         still_paused=list(update.still_paused),
         budgets=budget_rows(session),
     )
+
+
+class RendezvousOut(BaseModel):
+    """One rendezvous point."""
+
+    rendezvous_id: str
+    name: str
+    status: str
+    created_by: str
+    participants: list[str]
+    arrived: list[str]
+    missing: list[str]
+    timeout_s: float
+    deadline: float
+    action: str
+
+
+class RendezvousIn(BaseModel):
+    """A rendezvous to open."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str = Field(min_length=1, max_length=200)
+    participants: list[str] = Field(min_length=1, max_length=200)
+    timeout_s: float = Field(default=300.0, gt=0, le=86_400)
+    on_complete: Literal["message", "create_task", "unblock_task"] = "message"
+    message: str = Field(default="", max_length=20_000)
+    notify: list[str] = Field(default_factory=list, max_length=200)
+    task_title: str = Field(default="", max_length=500)
+    task_team: str | None = Field(default=None, max_length=200)
+    task_id: str | None = Field(default=None, max_length=200)
+
+
+class JoinIn(BaseModel):
+    """Participants to add to an open rendezvous."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    agents: list[str] = Field(min_length=1, max_length=200)
+
+
+class JoinOut(BaseModel):
+    """Who was added."""
+
+    added: list[str]
+
+
+def _rendezvous_out(info: RendezvousInfo) -> RendezvousOut:
+    data = asdict(info)
+    for key in ("participants", "arrived", "missing"):
+        data[key] = list(data[key])
+    return RendezvousOut(**data)
+
+
+@coordination_router.get(
+    f"{_SESSION}/rendezvous", response_model=list[RendezvousOut], tags=["coordination"]
+)
+async def list_rendezvous(ctx: Ctx, session_id: str) -> list[RendezvousOut]:
+    """Rendezvous points: participants, who arrived, who is missing, the outcome."""
+    return [_rendezvous_out(r) for r in ctx.loomkin.session(session_id).rendezvous()]
+
+
+@coordination_router.post(
+    f"{_SESSION}/rendezvous", response_model=RendezvousOut, status_code=201, tags=["coordination"]
+)
+async def create_rendezvous(ctx: Ctx, session_id: str, body: RendezvousIn) -> RendezvousOut:
+    """Open a rendezvous as the user."""
+    info = await ctx.loomkin.session(session_id).create_rendezvous(
+        body.name,
+        body.participants,
+        timeout_s=body.timeout_s,
+        action=body.on_complete,
+        message=body.message,
+        notify=body.notify,
+        task_title=body.task_title,
+        task_team=body.task_team,
+        task_id=body.task_id,
+    )
+    return _rendezvous_out(info)
+
+
+@coordination_router.post(
+    f"{_SESSION}/rendezvous/{{name}}/join", response_model=JoinOut, tags=["coordination"]
+)
+async def join_rendezvous(ctx: Ctx, session_id: str, name: str, body: JoinIn) -> JoinOut:
+    """Add participants (from any team) to an open rendezvous."""
+    added = await ctx.loomkin.session(session_id).join_rendezvous(name, body.agents)
+    return JoinOut(added=added)

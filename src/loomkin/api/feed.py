@@ -22,6 +22,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from loomkin.api.feed_coordination import (
+    COORDINATION_EVENTS,
+    coordination_actor,
+    is_negotiation,
+    negotiation_summary,
+    readiness_summary,
+)
 from loomkin.core.events import (
     JSON,
     AgentEvent,
@@ -38,9 +45,6 @@ from loomkin.core.events import (
     ModelCallCompleted,
     ModelCallFailed,
     ModelCallStarted,
-    NegotiationCountered,
-    NegotiationOpened,
-    NegotiationResolved,
     PermissionRequested,
     PermissionResolved,
     TaskAssigned,
@@ -102,6 +106,14 @@ _SIMPLE_TYPES: dict[str, str] = {
     "negotiation_opened": "negotiation",
     "negotiation_countered": "negotiation",
     "negotiation_resolved": "negotiation",
+    "agent_ready": "ready",
+    "ready_subscribed": "ready",
+    "rendezvous_created": "rendezvous",
+    "rendezvous_joined": "rendezvous",
+    "rendezvous_arrived": "rendezvous",
+    "rendezvous_left": "rendezvous",
+    "rendezvous_completed": "rendezvous",
+    "rendezvous_timed_out": "rendezvous",
 }
 _TASK_STATUS_TYPES = {
     "in_progress": "task_started",
@@ -153,6 +165,8 @@ def _message_type(msg_type: str) -> str:
         ("decision", "decision"),
         ("milestone", "milestone"),
         ("negotiat", "negotiation"),
+        ("rendezvous", "rendezvous"),
+        ("ready", "ready"),
     ):
         if word in msg_type:
             return kind
@@ -191,8 +205,8 @@ def _actor(event: Event, names: Names) -> tuple[str | None, str]:
             return None, event.from_name
     elif isinstance(event, TaskAssigned):
         agent_id = event.owner
-    elif isinstance(event, NegotiationOpened | NegotiationCountered | NegotiationResolved):
-        agent_id = event.agent_id
+    elif isinstance(event, COORDINATION_EVENTS):
+        agent_id = coordination_actor(event)
     elif isinstance(event, TaskStatusChanged | MilestoneEmitted):
         agent_id = event.by
     elif isinstance(event, TaskCreated):
@@ -214,10 +228,8 @@ def _team_id(event: Event, names: Names, agent_id: str | None) -> str | None:
         return event.team_id
     if isinstance(event, MessageSent) and event.from_team is not None:
         return event.from_team
-    if isinstance(
-        event, TaskEvent | NegotiationOpened | NegotiationCountered | NegotiationResolved
-    ):
-        task = names.task(event.task_id)
+    if isinstance(event, TaskEvent) or is_negotiation(event):
+        task = names.task(getattr(event, "task_id", ""))
         if task is not None:
             return task.team_id
     agent = names.agent(agent_id) if agent_id else None
@@ -316,36 +328,12 @@ def _agent_summary(event: Event, names: Names) -> str | None:
             return None
 
 
-def _negotiation_summary(event: Event, names: Names) -> str | None:
-    """Negotiations of assignments (None for other kinds)."""
-    match event:
-        case NegotiationOpened():
-            return (
-                f"{event.agent_name} may negotiate {_task_title(event.task_id, names)!r} "
-                f"({event.window_s:.0f} s; assigned by {event.assigner})"
-            )
-        case NegotiationCountered():
-            what = "declines" if event.response == "decline" else f"counters ({event.counter_kind})"
-            who = f" → {event.suggested_name}" if event.suggested_name else ""
-            return (
-                f"{event.agent_name} {what}{who} on {_task_title(event.task_id, names)!r}: "
-                f"{_cut(event.reason, 100)}"
-            )
-        case NegotiationResolved():
-            moved = f" to {event.new_owner_name}" if event.new_owner_name else ""
-            return (
-                f"negotiation on {_task_title(event.task_id, names)!r}: {event.outcome}{moved} "
-                f"(by {event.decided_by}; {_cut(event.reason, 100)})"
-            )
-        case _:
-            return None
-
-
 _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     _conversation_summary,
     _task_summary,
     _agent_summary,
-    _negotiation_summary,
+    negotiation_summary,
+    readiness_summary,
 )
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""
 

@@ -1,4 +1,4 @@
-"""``loomkin negotiation ...`` and ``loomkin budget ...``: through the running server's API.
+"""``loomkin negotiation|rendezvous|budget ...``: through the running server's API.
 
 Like ``loomkin agent ...``, these read ``.loomkin/server.json`` in the project to find the
 running ``loomkin serve`` (or ``loomkin run --serve``), so they act on the live session.
@@ -15,7 +15,7 @@ from loomkin.cli.common import fail
 from loomkin.cli.control import call, echo_json, read_server_info
 from loomkin.errors import LoomkinError
 
-__all__ = ["budget_group", "negotiation_group"]
+__all__ = ["budget_group", "negotiation_group", "rendezvous_group"]
 
 _project = click.option(
     "--project",
@@ -189,3 +189,72 @@ def budget_set(
         names = answer.get(key)
         if isinstance(names, list) and names:
             click.echo(f"{label}: {', '.join(str(n) for n in names)}")
+
+
+@click.group("rendezvous")
+def rendezvous_group() -> None:
+    """List rendezvous points, open one, or add participants to one."""
+
+
+@rendezvous_group.command("list")
+@_project
+@_session
+def rendezvous_list(project: Path, session_id: str | None) -> None:
+    """Show every rendezvous: status, who arrived, who is missing."""
+    rows = _request(project, session_id, "GET", "/rendezvous", None)
+    if not isinstance(rows, list) or not rows:
+        click.echo("No rendezvous.")
+        return
+    for row in rows:
+        if isinstance(row, dict):
+            arrived = ", ".join(map(str, row.get("arrived") or [])) or "nobody"
+            missing = ", ".join(map(str, row.get("missing") or [])) or "nobody"
+            click.echo(
+                f"[{row['status']}] {row['name']!r} ({row['action']}): arrived {arrived}; "
+                f"missing {missing}"
+            )
+
+
+@rendezvous_group.command("create")
+@click.argument("name")
+@click.argument("participants", nargs=-1, required=True)
+@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True)
+@click.option("--message", default="", help="Sent to the participants when all arrive.")
+@_project
+@_session
+def rendezvous_create(
+    name: str,
+    participants: tuple[str, ...],
+    timeout_s: float,
+    message: str,
+    project: Path,
+    session_id: str | None,
+) -> None:
+    """Open rendezvous NAME for PARTICIPANTS (names or team/name)."""
+    if timeout_s <= 0:
+        fail("--timeout must be a positive number of seconds")
+    body: dict[str, object] = {
+        "name": name,
+        "participants": list(participants),
+        "timeout_s": timeout_s,
+        "message": message,
+    }
+    answer = _request(project, session_id, "POST", "/rendezvous", body)
+    click.echo(f"Opened {name!r}" if isinstance(answer, dict) else str(answer))
+
+
+@rendezvous_group.command("join")
+@click.argument("name")
+@click.argument("agents", nargs=-1, required=True)
+@_project
+@_session
+def rendezvous_join(
+    name: str, agents: tuple[str, ...], project: Path, session_id: str | None
+) -> None:
+    """Add AGENTS (from any team) to the open rendezvous NAME."""
+    answer = _request(
+        project, session_id, "POST", f"/rendezvous/{quote(name)}/join", {"agents": list(agents)}
+    )
+    added = answer.get("added") if isinstance(answer, dict) else None
+    names = [str(a) for a in added] if isinstance(added, list) else []
+    click.echo(f"Added: {', '.join(names) or 'nobody new'}")

@@ -22,7 +22,7 @@ from loomkin.cli.control import (
     remove_server_info,
     write_server_info,
 )
-from loomkin.cli.coordination import budget_group, negotiation_group
+from loomkin.cli.coordination import budget_group, negotiation_group, rendezvous_group
 from loomkin.cli.observe import cost, mcp, trace
 from loomkin.cli.store import store_group
 from loomkin.errors import LoomkinError, UserError
@@ -775,6 +775,7 @@ cli.add_command(cost)
 cli.add_command(store_group)
 cli.add_command(negotiation_group)
 cli.add_command(budget_group)
+cli.add_command(rendezvous_group)
 
 
 def main() -> None:

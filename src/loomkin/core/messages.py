@@ -46,6 +46,8 @@ MessageType = Literal[
     "negotiation_offer",
     "negotiation_result",
     "review_request",
+    "ready_notice",
+    "rendezvous",
     "orient",
     # normal: conversation
     "user_message",
@@ -75,6 +77,9 @@ def tier_of(msg_type: MessageType) -> Tier:
         case "conflict_detected" | "vote_request" | "vote_result":
             return "high"
         case "negotiation_offer" | "negotiation_result" | "review_request":
+            return "high"
+        case "ready_notice" | "rendezvous":
+            # Someone waits on a readiness signal or a barrier: it must not queue behind chat.
             # An assigner decides within a window, and an assignee waits on the outcome.
             return "high"
         case "orient":

@@ -20,6 +20,7 @@ from loomkin.service.records import (
     TaskInfo,
     TeamInfo,
 )
+from loomkin.service.rendezvous import RendezvousInfo
 from loomkin.service.runtime import Loomkin, ModelFactory
 from loomkin.service.session import Session
 from loomkin.service.spend import AgentSpend, Spend, TeamSpend
@@ -45,6 +46,7 @@ __all__ = [
     "NegotiationInfo",
     "PendingPermission",
     "PermissionResponder",
+    "RendezvousInfo",
     "Session",
     "Spend",
     "StoredSession",

@@ -21,12 +21,7 @@ from loomkin.core.events import (
     ToolCallStarted,
 )
 from loomkin.ids import RequestId, TaskId, new_id
-from loomkin.service.budgets import BudgetUpdate, update_budgets
-from loomkin.service.negotiations import (
-    NegotiationInfo,
-    list_negotiations,
-    resolve_negotiation,
-)
+from loomkin.service.coordination import CoordinationCommands
 from loomkin.service.records import (
     AgentInfo,
     BudgetStatus,
@@ -42,8 +37,6 @@ from loomkin.service.records import (
 from loomkin.tasks import DependencySpec
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from loomkin.agents.agent import Agent
     from loomkin.agents.budgets import Budgets
     from loomkin.agents.desk import PermissionResponder
@@ -61,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 
-class Session:
+class Session(CoordinationCommands):
     """A live session: send messages, watch events, steer agents, answer permission prompts."""
 
     def __init__(
@@ -172,16 +165,6 @@ class Session:
             )
         )
 
-    async def raise_budgets(
-        self, changes: Mapping[str, object], *, by: str = "user", resume: bool = True
-    ) -> BudgetUpdate:
-        """Change the named limits (``None`` removes one) and resume the agents they free.
-
-        Raises:
-            UserError: an unknown limit or a value that is not a non-negative number.
-        """
-        return await update_budgets(self._runtime, self._log, changes, by=by, resume=resume)
-
     def budgets(self) -> list[BudgetStatus]:
         """The session's spending, then each team's, against the limits."""
         book = self._runtime.budgets
@@ -214,20 +197,6 @@ class Session:
                 )
             )
         return out
-
-    # -- negotiations --------------------------------------------------------------------------
-
-    def negotiations(self, *, open_only: bool = False) -> list[NegotiationInfo]:
-        """Negotiations of assignments, oldest first (only open ones with ``open_only``)."""
-        return list_negotiations(self._runtime, open_only=open_only)
-
-    async def resolve_negotiation(
-        self, task_id: str, resolution: str, *, agent: str | None = None, reason: str = ""
-    ) -> str:
-        """Answer an assignee's objection as the user: ``accept``, ``override``, ``reassign``."""
-        return await resolve_negotiation(
-            self._runtime, task_id, resolution, agent=agent, reason=reason
-        )
 
     # -- MCP servers ----------------------------------------------------------------------------
 

@@ -181,14 +181,17 @@ class TaskService:
         depends_on: Sequence[DependencySpec] = (),
         assign_to: Worker | None = None,
         assigned_by: str = "",
+        task_id: TaskId | None = None,
+        also: Sequence[Event] = (),
     ) -> TaskId:
         """Create a task (and its dependencies, atomically).
 
         ``assign_to`` gives it to that agent in the same batch (with its ``task_assigned``
         message): a crash never leaves the task created but not given, for the scheduler to
-        hand to someone else.
+        hand to someone else. ``also``: the deciding party's events, appended ahead in the
+        same batch (they may name ``task_id``, given in advance).
         """
-        task_id = TaskId(new_id("task_"))
+        task_id = task_id or TaskId(new_id("task_"))
         async with self._lock:
             self.board.check_create(task_id, title, priority)
             for dep in depends_on:
@@ -231,7 +234,7 @@ class TaskService:
                 given = self._assignment(
                     view, assign_to, by=assigned_by, reason=f"assigned by {assigned_by}"
                 )
-            await self._append(created, *deps, *given)
+            await self._append(*also, created, *deps, *given)
         return task_id
 
     async def assign(

@@ -9,6 +9,7 @@ from loomkin.agents.tools.conflicts import CONFLICT_TOOLS
 from loomkin.agents.tools.decisions import DECISION_TOOLS
 from loomkin.agents.tools.knowledge import KNOWLEDGE_TOOLS
 from loomkin.agents.tools.negotiation import NEGOTIATION_TOOLS
+from loomkin.agents.tools.rendezvous import RENDEZVOUS_TOOLS
 from loomkin.agents.tools.review import REVIEW_TOOLS
 from loomkin.agents.tools.tasks import TASK_TOOLS
 from loomkin.agents.tools.team import TEAM_TOOLS
@@ -34,6 +35,7 @@ COORDINATION_TOOLS: tuple[Tool[AgentContext], ...] = (
     *KNOWLEDGE_TOOLS,
     *NEGOTIATION_TOOLS,
     *REVIEW_TOOLS,
+    *RENDEZVOUS_TOOLS,
 )
 
 CATALOGUE: ToolSet[AgentContext] = ToolSet([*builtin_tools(), *COORDINATION_TOOLS])
