@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,6 +27,7 @@ from loomkin.service import Loomkin
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from loomkin.agents.roles import Role
@@ -198,3 +200,63 @@ async def test_named_readiness_wakes_its_subscriber(project: Path) -> None:
         assert isinstance(notice, MessageSent)
         assert notice.to_agent == watcher.agent_id
         assert notice.content == "a1 (team alpha) is ready for 'schema_ready': all set."
+
+
+def _briefing(
+    orienter_delay_s: float, *, signals: bool
+) -> tuple[Callable[[Role, str], Model], list[tuple[float, str]]]:
+    """An Orienter that briefs after ``orienter_delay_s`` (signalling it or not); a Concierge
+    that records when it first plans and what it read by then."""
+    seen: list[tuple[float, str]] = []
+
+    async def orienter(request: ModelRequest) -> Reply:
+        done = [m.name for m in request.messages if isinstance(m, ToolResultMessage)]
+        if not done:
+            await asyncio.sleep(orienter_delay_s)
+            brief = {"to": "concierge", "content": "## Session brief\nActive goals: none."}
+            return Reply(tool_calls=[Call("peer_message", brief)])
+        if signals and "signal_ready" not in done:
+            return Reply(tool_calls=[Call("signal_ready", {"name": "briefed"})])
+        return Reply(text="Briefed.")
+
+    async def concierge(request: ModelRequest) -> Reply:
+        text = "\n".join(m.text for m in request.messages if isinstance(m, UserMessage))
+        seen.append((asyncio.get_running_loop().time(), text))
+        return Reply(text="Planning with what I know.")
+
+    def factory(role: Role, name: str) -> Model:
+        fn = orienter if role.name == "orienter" else concierge
+        return FunctionModel(fn, name=f"scripted:{name}")
+
+    return factory, seen
+
+
+async def test_the_concierge_plans_once_briefed(project: Path) -> None:
+    factory, seen = _briefing(20.0, signals=True)
+    settings = SessionSettings(bootstrap_orienter=True)
+    async with await Loomkin.open("memory:") as lk:
+        session = await lk.open_session(project, model_factory=factory, settings=settings)
+        start = asyncio.get_running_loop().time()
+        await session.send("Add a farewell function.")
+        await lk.wait_idle()
+        first_at, first_text = seen[0]
+        assert "## Session brief" in first_text  # its first plan read the brief
+        assert "Add a farewell function." in first_text
+        assert first_at - start == pytest.approx(20.0)
+        recorded = await session.history()
+        assert any(
+            isinstance(r.event, AgentReady) and r.event.ready_for == "briefed" for r in recorded
+        )
+
+
+async def test_the_concierge_stops_waiting_at_the_timeout(project: Path) -> None:
+    factory, seen = _briefing(500.0, signals=False)
+    settings = SessionSettings(bootstrap_orienter=True, briefed_timeout_s=60.0)
+    async with await Loomkin.open("memory:") as lk:
+        session = await lk.open_session(project, model_factory=factory, settings=settings)
+        start = asyncio.get_running_loop().time()
+        await session.send("Add a farewell function.")
+        await lk.wait_idle()
+        first_at, first_text = seen[0]
+        assert first_at - start == pytest.approx(60.0)  # the timeout, not the slow Orienter
+        assert "## Session brief" not in first_text

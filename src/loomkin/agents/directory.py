@@ -188,7 +188,10 @@ class AgentDirectory:
                 agent_id=a.agent_id,
                 name=a.name,
                 role=a.role.name,
-                idle=a.memory.status == "idle" and a.memory.task_id is None,
+                # A task the agent holds but no longer works on (ready for review, say) does
+                # not keep it from new work.
+                idle=a.memory.status == "idle"
+                and (a.memory.task_id is None or not self._tasks.is_open(a.memory.task_id)),
                 status=a.memory.status,
             )
             for a in self._agents.values()

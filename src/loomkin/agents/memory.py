@@ -165,10 +165,7 @@ class AgentMemory:
             case TaskStatusChanged(task_id=task_id, status="in_progress"):
                 self.task_id = task_id  # only the owner's task events are routed here
             case TaskStatusChanged(task_id=task_id, status=status) if task_id == self.task_id:
-                # Ready for review frees the owner: the reviewer has the next move.
-                if status in (
-                    "completed", "failed", "cancelled", "pending", "assigned", "ready_for_review"
-                ):  # fmt: skip
+                if status in ("completed", "failed", "cancelled", "pending", "assigned"):
                     self.task_id = None
             case _:
                 pass  # events about other things do not change this agent's memory

@@ -196,7 +196,8 @@ You scan the project silently when the session starts and brief the Concierge. L
 tree (directory_list, file_search), the README, AGENTS and CONTRIBUTING files (file_read),
 recent history (git with operation "log") and open decisions (decision_query). Then send one
 structured brief to the agent named "concierge" with peer_message, with these sections:
-Active goals, Recent activity, Coverage gaps, Prior context, Hypotheses. Then stop.
+Active goals, Recent activity, Coverage gaps, Prior context, Hypotheses. Then signal that the
+brief is out with signal_ready (name "briefed"): the Concierge waits for it. Then stop.
 """
 
 _LEAD = """

@@ -45,6 +45,8 @@ class SessionSettings:
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     negotiation: NegotiationSettings = field(default_factory=NegotiationSettings)
+    briefed_timeout_s: float = 60.0
+    """How long the Concierge waits for the Orienter's ``briefed`` signal before it plans."""
     """Negotiation of assignments (``[negotiation]`` in ``loomkin.toml``)."""
     """When an agent counts as stuck or looping, and how often that is checked."""
     mcp_servers: tuple[McpServerSpec, ...] = ()

@@ -9,13 +9,17 @@
 * ``subscribe_ready`` targets an agent, a team or a name; a subscription is consumed by the
   first signal it matches (subscribe again to hear of the next). Subscriptions are a
   projection of the log: they survive a restart.
+* The Orienter's brief is the named signal ``briefed``: the Concierge waits for it (with a
+  timeout) before it plans (:meth:`ReadinessBook.wait_briefed`). The wait also ends when the
+  Orienter's loop ends without it, or the Orienter crashes: no brief is coming then.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
-from loomkin.core.events import AgentReady, AgentStatusChanged, ReadySubscribed
+from loomkin.core.events import AgentReady, AgentStatusChanged, LoopFinished, ReadySubscribed
 from loomkin.errors import ToolError
 from loomkin.ids import AgentId, TeamId, new_id
 
@@ -24,7 +28,10 @@ if TYPE_CHECKING:
     from loomkin.core.events import Event, MessageSent
     from loomkin.core.events.readiness import ReadyTarget
 
-__all__ = ["ReadinessBook"]
+__all__ = ["BRIEFED", "ReadinessBook"]
+
+BRIEFED = "briefed"
+"""The readiness name of the Orienter's brief."""
 
 
 class ReadinessBook:
@@ -34,6 +41,9 @@ class ReadinessBook:
         self.ctx = ctx
         self.subscriptions: dict[str, ReadySubscribed] = {}
         self.signals: list[AgentReady] = []
+        self._briefing_over = asyncio.Event()
+        self.brief_waited: set[str] = set()
+        """Agents that waited for the brief already in this run (they wait once)."""
 
     def on_event(self, event: Event, *, live: bool) -> None:
         """Fold one event in; when live, an agent turning idle may owe subscribers a notice."""
@@ -42,8 +52,16 @@ class ReadinessBook:
                 self.subscriptions[event.subscription_id] = event
             case AgentReady():
                 self.signals.append(event)
+                if event.ready_for == BRIEFED:
+                    self._briefing_over.set()
                 for sub_id in [s.subscription_id for s in self._matching(event)]:
                     del self.subscriptions[sub_id]  # consumed by the first signal it matched
+            case LoopFinished(agent_id=agent_id) if self._is_orienter(agent_id):
+                self._briefing_over.set()  # its loop ended: no brief is coming any more
+            case AgentStatusChanged(status="crashed" | "done", agent_id=agent_id) if (
+                self._is_orienter(agent_id)
+            ):
+                self._briefing_over.set()
             case AgentStatusChanged(status="idle", agent_id=agent_id) if live:
                 member = self.ctx.member(agent_id)
                 if member is not None and self._matching(self._ready(member, "", "")):
@@ -52,6 +70,22 @@ class ReadinessBook:
                     )
             case _:
                 pass
+
+    def _is_orienter(self, agent_id: str) -> bool:
+        member = self.ctx.member(agent_id)
+        return member is not None and member.role == "orienter"
+
+    def briefing_over(self) -> bool:
+        """True once the Orienter signalled ``briefed`` (or ended or crashed without it)."""
+        return self._briefing_over.is_set()
+
+    async def wait_briefed(self, timeout_s: float) -> bool:
+        """Wait until :meth:`briefing_over` (at most ``timeout_s``); True if it is over."""
+        try:
+            await asyncio.wait_for(self._briefing_over.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def _ready(self, member: Member, name: str, detail: str) -> AgentReady:
         return AgentReady(

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["REVIEW_TOOLS", "request_review"]
 
 
-def _reviewer(deps: AgentContext, ctx: ToolContext, view: TaskView, named: str | None) -> Member:
+def _reviewer(
+    deps: AgentContext, ctx: ToolContext, view: TaskView, named: str | None
+) -> Member | None:
     if named:
         return deps.directory.resolve(named, None if "/" in named else ctx.team_id)
     reviewers = [
@@ -38,16 +40,18 @@ def _reviewer(deps: AgentContext, ctx: ToolContext, view: TaskView, named: str |
     if reviewers:
         return reviewers[0]
     lead = deps.directory.lead_of(view.team_id)
-    if lead is None or lead.agent_id == ctx.agent_id:
-        raise ToolError("Nobody can review this task (no reviewer, no lead); complete it instead.")
-    return lead
+    return None if lead is None or lead.agent_id == ctx.agent_id else lead
 
 
 async def request_review(
     deps: AgentContext, ctx: ToolContext, view: TaskView, note: str, reviewer: str | None
 ) -> str:
     """Move the task to ``ready_for_review`` and ask the reviewer, in one batch."""
+    deps.tasks.board.check_status(view.task_id, "ready_for_review")  # a refused move says why
     target = _reviewer(deps, ctx, view, reviewer)
+    if target is None:  # nobody to ask: the owner finishes it (task_complete) when ready
+        await deps.tasks.set_status(view.task_id, "ready_for_review", by=ctx.agent_id, note=note)
+        return f"Task {view.task_id} is now ready_for_review."
     caller = deps.caller(ctx)
     what = f": {note}" if note else ""
     text = (
