@@ -20,10 +20,12 @@ from loomkin.core.events import (
     AgentReady,
     MessageSent,
     RendezvousCompleted,
+    RendezvousLeft,
     RendezvousTimedOut,
     TaskCreated,
 )
 from loomkin.service import Loomkin
+from loomkin.testing.internals import live_agent, session_runtime
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 if TYPE_CHECKING:
@@ -260,3 +262,50 @@ async def test_the_concierge_stops_waiting_at_the_timeout(project: Path) -> None
         first_at, first_text = seen[0]
         assert first_at - start == pytest.approx(60.0)  # the timeout, not the slow Orienter
         assert "## Session brief" not in first_text
+
+
+async def test_a_retired_participant_is_removed_and_the_rest_complete(project: Path) -> None:
+    async with await Loomkin.open("memory:") as lk:
+        session = await _setup(lk, project)
+        await session.create_rendezvous("merge", ["alpha/a1", "beta/b1"], message="go")
+        await session.send("arrive merge", to="alpha/a1")
+        await lk.wait_idle()
+        await live_agent(session, "beta/b1").set_status("done", "retired")
+        for _ in range(100):
+            await lk.wait_idle()
+            if session.rendezvous()[0].status != "open":
+                break
+            await asyncio.sleep(0.1)
+        (row,) = session.rendezvous()
+        assert (row.status, row.participants, row.arrived) == ("completed", ("a1",), ("a1",))
+        left = [r.event for r in await session.history() if isinstance(r.event, RendezvousLeft)]
+        assert [(e.agent_name, e.reason) for e in left if isinstance(e, RendezvousLeft)] == [
+            ("b1", "it is done")
+        ]
+
+
+async def test_an_idle_agent_is_announced_to_its_subscribers(project: Path) -> None:
+    async with await Loomkin.open("memory:") as lk:
+        session = await _setup(lk, project)
+        lead = session.agent("alpha/lead")
+        runtime = session_runtime(session)
+        me = runtime.directory.member(lead.agent_id)
+        target = runtime.directory.member(session.agent("beta/b1").agent_id)
+        assert me is not None
+        assert target is not None
+        await runtime.coordination.readiness.subscribe(me, "agent", target.agent_id, "b1")
+        await session.send("hello", to="beta/b1")  # b1 works, then turns idle
+        for _ in range(100):
+            await lk.wait_idle()
+            notices = [
+                r.event
+                for r in await session.history()
+                if isinstance(r.event, MessageSent) and r.event.msg_type == "ready_notice"
+            ]
+            if notices:
+                break
+            await asyncio.sleep(0.1)
+        assert [n.content for n in notices if isinstance(n, MessageSent)] == [
+            "b1 (team beta) is idle and ready for work."
+        ]
+        assert not runtime.coordination.readiness.subscriptions  # used once
