@@ -3,8 +3,8 @@
 Before the Concierge's model call, while the session's Orienter is still working and has not
 signalled ``briefed``, the call waits (at most ``SessionSettings.briefed_timeout_s``, once per
 session run) for the brief, so that the Concierge's first plan reads it. The wait ends early
-on a control command (a pause or a cancel lands at once) and when the Orienter's loop ends or
-it crashes without a brief (no brief is coming then).
+on a control command (a pause or a cancel lands at once), when the Orienter's loop ends or
+it crashes without a brief (no brief is coming then), and when it waits for a permission.
 """
 
 from __future__ import annotations

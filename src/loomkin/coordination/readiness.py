@@ -11,7 +11,8 @@
   projection of the log: they survive a restart.
 * The Orienter's brief is the named signal ``briefed``: the Concierge waits for it (with a
   timeout) before it plans (:meth:`ReadinessBook.wait_briefed`). The wait also ends when the
-  Orienter's loop ends without it, or the Orienter crashes: no brief is coming then.
+  Orienter's loop ends without it, when it crashes (no brief is coming then), and when it
+  waits for the user's permission (the user's own request must not wait on a prompt).
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ class ReadinessBook:
                     del self.subscriptions[sub_id]  # consumed by the first signal it matched
             case LoopFinished(agent_id=agent_id) if self._is_orienter(agent_id):
                 self._briefing_over.set()  # its loop ended: no brief is coming any more
-            case AgentStatusChanged(status="crashed" | "done", agent_id=agent_id) if (
-                self._is_orienter(agent_id)
-            ):
+            case AgentStatusChanged(
+                status="crashed" | "done" | "waiting_permission", agent_id=agent_id
+            ) if self._is_orienter(agent_id):
+                # Gone, or waiting on the user: the user's request must not wait on that.
                 self._briefing_over.set()
             case AgentStatusChanged(status="idle", agent_id=agent_id) if live:
                 member = self.ctx.member(agent_id)
