@@ -5,10 +5,10 @@ breach does not kill the agent: it pauses, its finished work stays, and its lead
 Concierge) is told with an urgent message, so the user can raise the budget and resume.
 
 :class:`BudgetBook` is the projection that knows the limits (``loomkin.toml``'s until a
-``BudgetsChanged`` event replaces them) and each agent's spend (``ModelCallCompleted``);
-:func:`budget_breach` decides. A team's spend includes its sub-teams' (a lead that spawns a
-sub-team does not get a fresh budget by doing so), and an agent is held to the team budget of
-its own team and of every team above it.
+``BudgetsChanged`` event replaces them) and each agent's spend (``ModelCallCompleted``, and
+the summarising call of a ``ContextCompacted``); :func:`budget_breach` decides. A team's
+spend includes its sub-teams' (a lead that spawns a sub-team does not get a fresh budget by
+doing so), and an agent is held to the team budget of its own team and of every team above it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from loomkin.core.events import (
     AgentStatusChanged,
     BudgetExceeded,
     BudgetsChanged,
+    ContextCompacted,
     ModelCallCompleted,
     TeamCreated,
 )
@@ -124,6 +125,11 @@ class BudgetBook:
             case ModelCallCompleted(
                 agent_id=agent_id, cost_usd=cost, input_tokens=i, output_tokens=o
             ):
+                spent = self._spent.get(agent_id, Usage())
+                self._spent[agent_id] = spent + Usage(cost_usd=cost, tokens=i + o)
+            case ContextCompacted(
+                agent_id=agent_id, cost_usd=cost, input_tokens=i, output_tokens=o
+            ) if i or o:  # the summarising model call is spend like any other
                 spent = self._spent.get(agent_id, Usage())
                 self._spent[agent_id] = spent + Usage(cost_usd=cost, tokens=i + o)
             case BudgetsChanged() as changed:

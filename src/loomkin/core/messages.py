@@ -49,6 +49,7 @@ MessageType = Literal[
     "ready_notice",
     "rendezvous",
     "orient",
+    "onboarding",
     # normal: conversation
     "user_message",
     "peer_message",
@@ -77,10 +78,13 @@ def tier_of(msg_type: MessageType) -> Tier:
         case "conflict_detected" | "vote_request" | "vote_result":
             return "high"
         case "negotiation_offer" | "negotiation_result" | "review_request":
+            # An assigner decides within a window, and an assignee waits on the outcome.
             return "high"
         case "ready_notice" | "rendezvous":
             # Someone waits on a readiness signal or a barrier: it must not queue behind chat.
-            # An assigner decides within a window, and an assignee waits on the outcome.
+            return "high"
+        case "onboarding":
+            # A new agent's brief (the autoscaler's): it reads it before taking work.
             return "high"
         case "orient":
             # The Orienter's own start signal: nothing else waits in its mailbox then, but it

@@ -22,6 +22,7 @@ from loomkin.service.records import (
 )
 from loomkin.service.rendezvous import RendezvousInfo
 from loomkin.service.runtime import Loomkin, ModelFactory
+from loomkin.service.scaling import TeamScaleInfo
 from loomkin.service.session import Session
 from loomkin.service.spend import AgentSpend, Spend, TeamSpend
 from loomkin.service.stores import check_store
@@ -53,6 +54,7 @@ __all__ = [
     "Summary",
     "TaskInfo",
     "TeamInfo",
+    "TeamScaleInfo",
     "TeamSpend",
     "check_store",
     "export_trace",
