@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from loomkin.agents.roles import Role
     from loomkin.bus import BusMessage
     from loomkin.core.records import AgentStatus, TaskStatus
-    from loomkin.llm.model import Model, ToolSchema
+    from loomkin.llm.model import Model, ResponseBuilder, ToolSchema
     from loomkin.runtime.clock import Clock
     from loomkin.tools.base import ToolSet
 
@@ -97,6 +97,9 @@ class Agent:
         self.mailbox: Mailbox[BusMessage, ControlCommand] = Mailbox(on_arrival=self.wake)
         self.deferred: list[BusMessage] = []
         """Task assignments put aside while another task is in progress (one at a time)."""
+        self.streaming: ResponseBuilder | None = None
+        """The model call's answer as it streams in (None between calls): a live view only;
+        what counts is journaled when the call ends."""
         self._activator = activator
 
     # -- identity -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
     python -m loomkin.bench negotiation [--tasks N] [--agents N] [--seed S] [--json]
     python -m loomkin.bench cost [--scale S] [--window N] [--no-demo] [--json]
+    python -m loomkin.bench web [--events N] [--small N] [--stream-s S] [--shots DIR] [--json]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from loomkin.bench.graph import STRATEGIES
+from loomkin.bench.web_cli import add_web_parser, run_web_command
 from loomkin.bench.workloads import SHAPES, Shape, load_workload, synthetic, workload_paths
 from loomkin.errors import UserError
 
@@ -38,7 +40,12 @@ if TYPE_CHECKING:
     from loomkin.bench.swarm import SwarmResult
 
 _DEFAULT_PLOT = Path("benchmarks") / "swarm.png"
-_EXTRAS = {"looptime": "bench", "autogen_core": "bench", "matplotlib": "bench"}
+_EXTRAS = {
+    "looptime": "bench",
+    "autogen_core": "bench",
+    "matplotlib": "bench",
+    "playwright": "bench",
+}
 """Optional packages a benchmark imports → the extra that installs them."""
 
 
@@ -112,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     cost.add_argument("--window", type=int, default=128_000, help="context window (tokens)")
     cost.add_argument("--no-demo", action="store_true", help="skip the demo's figures")
     cost.add_argument("--json", action="store_true", help="print one JSON object")
+    add_web_parser(sub)
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -241,6 +249,17 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
 """Commands that are one function of the parsed arguments."""
 
 
+def _web_or_spawn(args: argparse.Namespace) -> None:
+    """``web`` (its own module), or the internal ``_spawn`` of the overhead benchmark."""
+    if args.command == "web":
+        run_web_command(args)
+        return
+    from loomkin.bench.overhead_run import spawn_figures
+
+    system = cast("System", args.system)
+    print(json.dumps(asyncio.run(spawn_figures(system, args.n))))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -263,10 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in _COMMANDS:
             _COMMANDS[args.command](args)
         else:
-            from loomkin.bench.overhead_run import spawn_figures
-
-            system = cast("System", args.system)
-            print(json.dumps(asyncio.run(spawn_figures(system, args.n))))
+            _web_or_spawn(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
+from loomkin.cli.bench_web import bench_web_host
 from loomkin.cli.common import console, default_store, fail, run_command, shown
 from loomkin.cli.control import (
     agent_path,
@@ -779,6 +780,7 @@ cli.add_command(negotiation_group)
 cli.add_command(budget_group)
 cli.add_command(rendezvous_group)
 cli.add_command(team_group)
+cli.add_command(bench_web_host)
 
 
 def main() -> None:

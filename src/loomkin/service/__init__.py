@@ -4,6 +4,7 @@ from loomkin.core.store import CheckReport
 from loomkin.service.budgets import BUDGET_KEYS, BudgetUpdate
 from loomkin.service.mcp import probe_mcp_servers
 from loomkin.service.negotiations import NegotiationInfo
+from loomkin.service.previews import PermissionPreview
 from loomkin.service.records import (
     AgentInfo,
     AgentSnapshot,
@@ -46,6 +47,7 @@ __all__ = [
     "Names",
     "NegotiationInfo",
     "PendingPermission",
+    "PermissionPreview",
     "PermissionResponder",
     "RendezvousInfo",
     "Session",

@@ -50,10 +50,24 @@ from loomkin.runtime.eventlog import EventLog
 from loomkin.runtime.projections import ProjectionRegistry
 from loomkin.runtime.supervisor import Supervisor
 from loomkin.runtime.teams import TeamManager
+from loomkin.service.archive import (
+    read_before,
+    stored_agents,
+    stored_dependencies,
+    stored_teams,
+)
 from loomkin.service.config import load_config
 from loomkin.service.leases import DEFAULT_LEASE_TTL_S, SessionLeases
 from loomkin.service.options import SessionOptions, session_options
-from loomkin.service.records import Names, StoredSession, TaskInfo, task_info
+from loomkin.service.records import (
+    AgentInfo,
+    DependencyInfo,
+    Names,
+    StoredSession,
+    TaskInfo,
+    TeamInfo,
+    task_info,
+)
 from loomkin.service.session import Session
 from loomkin.service.spend import Spend, spend_of
 from loomkin.tasks import Scheduler, TaskService
@@ -459,6 +473,44 @@ class Loomkin:
         if limit is None:
             return await self._log.read(after, session_id=session_id)
         return await self._store.read(after, limit=limit, session_id=session_id)
+
+    async def history_before(
+        self,
+        session_id: str,
+        *,
+        before: int | None = None,
+        limit: int = 500,
+        kinds: frozenset[str] | None = None,
+        scan: int | None = None,
+    ) -> list[RecordedEvent]:
+        """A stored session's newest ``limit`` events before ``before``, oldest first.
+
+        ``before=None``: the newest events of the log. Reads only about as many events as it
+        returns, so a page showing the end of a long session never reads it all. ``kinds``:
+        only events of these kinds (e.g. the chat's, which may lie far back); ``scan``: look
+        at most this many log positions back.
+        """
+        self.stored_session(session_id)
+        newest = self._log.last_position + 1
+        end = newest if before is None else min(before, newest)
+        return await read_before(
+            self._store, session_id, before=end, limit=limit, kinds=kinds, scan=scan
+        )
+
+    def stored_agents(self, session_id: str) -> list[AgentInfo]:
+        """The agents of a stored session, open here or not, as its log last left them."""
+        self.stored_session(session_id)
+        return stored_agents(self._state, session_id)
+
+    def stored_teams(self, session_id: str) -> list[TeamInfo]:
+        """The teams of a stored session, open here or not, in creation order."""
+        self.stored_session(session_id)
+        return stored_teams(self._state, session_id)
+
+    def stored_dependencies(self, session_id: str) -> list[DependencyInfo]:
+        """The dependencies between the tasks of a stored session, open here or not."""
+        self.stored_session(session_id)
+        return stored_dependencies(self._tasks.board, session_id)
 
     async def spend(self, session_id: str) -> Spend:
         """What a stored session spent (tokens, cost, model calls), by agent and by team."""

@@ -22,6 +22,7 @@ from loomkin.core.events import (
 )
 from loomkin.ids import RequestId, TaskId, new_id
 from loomkin.service.coordination import CoordinationCommands
+from loomkin.service.previews import PermissionPreview, permission_preview
 from loomkin.service.records import (
     AgentInfo,
     BudgetStatus,
@@ -150,6 +151,10 @@ class Session(CoordinationCommands):
     def pending_permissions(self) -> list[PendingPermission]:
         """Permission prompts waiting for an answer, oldest first."""
         return self._runtime.permissions.prompts()
+
+    def permission_preview(self, prompt: PendingPermission) -> PermissionPreview:
+        """What allowing ``prompt`` would do (a diff, a command) and what "always" covers."""
+        return permission_preview(prompt, self._runtime.ctx.project_root)
 
     async def set_budgets(self, budgets: Budgets, *, by: str = "user") -> None:
         """Replace the session's budgets (journaled); agents paused on a budget can resume."""
@@ -299,6 +304,8 @@ class Session(CoordinationCommands):
             output_tokens=m.output_tokens,
             cost_usd=m.cost_usd,
             pause_queued=m.pause_pending(),
+            status_reason=view.status_reason if (view := self._state.get_agent(m.agent_id)) else "",
+            streaming_text=agent.streaming.text_so_far() if agent.streaming is not None else "",
         )
 
     def teams(self) -> list[TeamInfo]:
