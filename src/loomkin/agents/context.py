@@ -34,6 +34,9 @@ from loomkin.coordination import (
     MessageFactory,
     VoteBook,
 )
+from loomkin.coordination.negotiation import NegotiationBook
+from loomkin.coordination.readiness import ReadinessBook
+from loomkin.coordination.rendezvous import RendezvousBook
 from loomkin.coordination.speculation import Speculation
 from loomkin.core.comms import comms_refusal
 from loomkin.core.scheduling import CapabilityStats
@@ -172,6 +175,12 @@ class AgentContext:
     questions: QuestionBook
     decisions: DecisionLog
     votes: VoteBook
+    negotiations: NegotiationBook
+    readiness: ReadinessBook
+    """Readiness signals and who subscribed to them."""
+    rendezvous: RendezvousBook
+    """Named barriers (create, join, arrive)."""
+    """Open negotiations on assignments (accept, decline, counter, resolve)."""
     knowledge: Knowledge
     conflicts: ConflictDetector
     pre_write: PreWriteHook

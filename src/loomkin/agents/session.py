@@ -139,6 +139,7 @@ class SessionRuntime:
             settings=settings,
             files=files,
             judge=ModelJudge(models, resolve_role("reviewer", settings.custom_roles)),
+            stats=stats,
         )
         self.permissions = PermissionDesk(supervisor=supervisor, group=session_id)
         self.teams = TeamOps(
@@ -172,6 +173,9 @@ class SessionRuntime:
             questions=self.questions,
             decisions=self.decisions,
             votes=self.coordination.votes,
+            negotiations=self.coordination.negotiations,
+            readiness=self.coordination.readiness,
+            rendezvous=self.coordination.rendezvous,
             knowledge=self.coordination.knowledge,
             conflicts=self.coordination.conflicts,
             pre_write=self.coordination,

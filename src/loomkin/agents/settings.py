@@ -8,6 +8,7 @@ from loomkin.agents.budgets import Budgets
 from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
 from loomkin.coordination.autoscale import AutoscaleSettings
+from loomkin.coordination.negotiation import NegotiationSettings
 from loomkin.core.comms import CommsPolicyName
 from loomkin.core.speculation import SpeculationPolicy
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -64,6 +65,10 @@ class SessionSettings:
     coordination_roles: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
+    negotiation: NegotiationSettings = field(default_factory=NegotiationSettings)
+    briefed_timeout_s: float = 60.0
+    """How long the Concierge waits for the Orienter's ``briefed`` signal before it plans."""
+    """Negotiation of assignments (``[negotiation]`` in ``loomkin.toml``)."""
     """When an agent counts as stuck or looping, and how often that is checked."""
     speculation: SpeculationPolicy = field(default_factory=SpeculationPolicy)
     """When idle agents may start tasks ahead of their blockers (``[speculation]``)."""

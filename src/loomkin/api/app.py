@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loomkin.api.access import AccessMiddleware, AccessPolicy, check_token, host_names
+from loomkin.api.coordination_routes import coordination_router
 from loomkin.api.cost_routes import cost_router
 from loomkin.api.launch import LaunchPolicy, NotAllowed
 from loomkin.api.routes import ApiContext, router
@@ -99,6 +100,7 @@ def create_app(
     app.state.ctx = ctx
     app.include_router(router)
     app.include_router(speculation_router)
+    app.include_router(coordination_router)
     app.include_router(scaling_router)
     app.include_router(web_router)
     app.include_router(cost_router)

@@ -22,6 +22,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from loomkin.api.feed_coordination import (
+    COORDINATION_EVENTS,
+    coordination_actor,
+    is_negotiation,
+    negotiation_summary,
+    readiness_summary,
+)
 from loomkin.api.feed_speculation import SPECULATION_ROW_TYPES, speculation_summary
 from loomkin.core.events import (
     JSON,
@@ -105,6 +112,17 @@ _SIMPLE_TYPES: dict[str, str] = {
     "question_answered": "answer",
     "question_expired": "question",
     **SPECULATION_ROW_TYPES,
+    "negotiation_opened": "negotiation",
+    "negotiation_countered": "negotiation",
+    "negotiation_resolved": "negotiation",
+    "agent_ready": "ready",
+    "ready_subscribed": "ready",
+    "rendezvous_created": "rendezvous",
+    "rendezvous_joined": "rendezvous",
+    "rendezvous_arrived": "rendezvous",
+    "rendezvous_left": "rendezvous",
+    "rendezvous_completed": "rendezvous",
+    "rendezvous_timed_out": "rendezvous",
     "scale_decided": "scale",
     "team_scale_set": "scale",
     "capacity_moved": "scale",
@@ -162,6 +180,9 @@ def _message_type(msg_type: str) -> str:
         ("budget", "escalation"),
         ("decision", "decision"),
         ("milestone", "milestone"),
+        ("negotiat", "negotiation"),
+        ("rendezvous", "rendezvous"),
+        ("ready", "ready"),
     ):
         if word in msg_type:
             return kind
@@ -200,6 +221,8 @@ def _actor(event: Event, names: Names) -> tuple[str | None, str]:
             return None, event.from_name
     elif isinstance(event, TaskAssigned | TaskClaimed):
         agent_id = event.owner
+    elif isinstance(event, COORDINATION_EVENTS):
+        agent_id = coordination_actor(event)
     elif isinstance(event, TaskStatusChanged | MilestoneEmitted):
         agent_id = event.by
     elif isinstance(event, TaskCreated):
@@ -226,8 +249,8 @@ def _team_id(event: Event, names: Names, agent_id: str | None) -> str | None:
         return event.to_team
     if isinstance(event, MessageSent) and event.from_team is not None:
         return event.from_team
-    if isinstance(event, TaskEvent):
-        task = names.task(event.task_id)
+    if isinstance(event, TaskEvent) or is_negotiation(event):
+        task = names.task(getattr(event, "task_id", ""))
         if task is not None:
             return task.team_id
     agent = names.agent(agent_id) if agent_id else None
@@ -369,6 +392,8 @@ _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     _task_summary,
     _agent_summary,
     speculation_summary,
+    negotiation_summary,
+    readiness_summary,
     _scale_summary,
 )
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""

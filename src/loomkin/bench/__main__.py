@@ -15,6 +15,7 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
     python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
     python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
+    python -m loomkin.bench negotiation [--tasks N] [--agents N] [--seed S] [--json]
     python -m loomkin.bench cost [--scale S] [--window N] [--no-demo] [--json]
     python -m loomkin.bench web [--events N] [--small N] [--stream-s S] [--shots DIR] [--json]
 """
@@ -110,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the fake model in the loop, or the openai/anthropic SDK over a local server",
     )
     fuzz.add_argument("--json", action="store_true", help="print one JSON object")
+    negotiation = sub.add_parser("negotiation", help="a task set with and without negotiation")
+    negotiation.add_argument("--tasks", type=int, default=48)
+    negotiation.add_argument("--agents", type=int, default=4)
+    negotiation.add_argument("--seed", type=int, default=0)
+    negotiation.add_argument("--json", action="store_true", help="print one JSON object")
     adaptive = sub.add_parser("adaptive", help="autoscaler vs fixed team; skewed load stealing")
     adaptive.add_argument("--max-agents", type=int, default=16)
     adaptive.add_argument("--spawn-cost-s", type=float, default=60.0)
@@ -223,6 +229,17 @@ def _fuzz(args: argparse.Namespace) -> None:
     print(json.dumps(report) if args.json else fuzz_table(report))
 
 
+def _negotiation(args: argparse.Namespace) -> None:
+    from loomkin.bench.negotiation import negotiation_table, run_negotiation
+
+    if args.tasks < 1:
+        raise UserError(f"--tasks must be at least 1, got {args.tasks}")
+    if args.agents < 1:
+        raise UserError(f"--agents must be at least 1, got {args.agents}")
+    report = run_negotiation(tasks=args.tasks, agents=args.agents, seed=args.seed)
+    print(json.dumps(report) if args.json else negotiation_table(report))
+
+
 def _cost(args: argparse.Namespace) -> None:
     """Issue #22: tokens of a team vs one agent, with prompt caching."""
     from loomkin.bench.cost import cost_table, run_cost
@@ -259,6 +276,7 @@ def _web_or_spawn(args: argparse.Namespace) -> None:
 _SIMPLE: dict[str, Callable[[argparse.Namespace], None]] = {
     "fuzz": _fuzz,
     "speculation": run_speculation_command,
+    "negotiation": _negotiation,
     "adaptive": _adaptive,
     "cost": _cost,
 }

@@ -23,6 +23,7 @@ from loomkin.cli.control import (
     remove_server_info,
     write_server_info,
 )
+from loomkin.cli.coordination import budget_group, negotiation_group, rendezvous_group
 from loomkin.cli.observe import cost, mcp, trace
 from loomkin.cli.speculation import speculation
 from loomkin.cli.store import store_group
@@ -777,6 +778,9 @@ cli.add_command(trace)
 cli.add_command(cost)
 cli.add_command(store_group)
 cli.add_command(speculation)
+cli.add_command(negotiation_group)
+cli.add_command(budget_group)
+cli.add_command(rendezvous_group)
 cli.add_command(team_group)
 cli.add_command(bench_web_host)
 

@@ -361,6 +361,16 @@ class SpeculationSection(_Section):
     auto: Annotated[bool, Strict()] = False
 
 
+class NegotiationSection(_Section):
+    """``[negotiation]``: whether assignees may negotiate, and the windows."""
+
+    enabled: Annotated[bool, Strict()] = True
+    window_s: PositiveFloat = 30.0
+    """How long an assignee has to object before the assignment simply stands."""
+    counter_window_s: PositiveFloat = 60.0
+    """How long an assigner has to answer a counter-proposal."""
+
+
 class AutoscaleSection(_Section):
     """``[autoscale]``: when teams grow with their backlog and shrink when idle."""
 
@@ -399,6 +409,7 @@ class LoomkinConfig(_Section):
     comms: CommsSection = CommsSection()
     rebalancer: RebalancerSection = RebalancerSection()
     speculation: SpeculationSection = SpeculationSection()
+    negotiation: NegotiationSection = NegotiationSection()
     autoscale: AutoscaleSection = AutoscaleSection()
     mcp: McpSection = McpSection()
     context: ContextSection = ContextSection()
@@ -477,6 +488,7 @@ _SECTION_KEYS: dict[str, type[_Section]] = {
     "comms": CommsSection,
     "rebalancer": RebalancerSection,
     "speculation": SpeculationSection,
+    "negotiation": NegotiationSection,
     "autoscale": AutoscaleSection,
     "mcp": McpSection,
     "context": ContextSection,

@@ -13,6 +13,7 @@ from loomkin.agents.settings import ContextSettings
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
 from loomkin.coordination.autoscale import AutoscaleSettings
+from loomkin.coordination.negotiation import NegotiationSettings
 from loomkin.core.speculation import SpeculationPolicy
 from loomkin.errors import ConfigError
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
@@ -78,6 +79,11 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
         rebalancer=RebalancerSettings(
             stuck_after_s=config.rebalancer.stuck_after_s,
             check_every_s=config.rebalancer.check_every_s,
+        ),
+        negotiation=NegotiationSettings(
+            enabled=config.negotiation.enabled,
+            window_s=config.negotiation.window_s,
+            counter_window_s=config.negotiation.counter_window_s,
         ),
         autoscale=autoscale_settings(config),
         shell_policy=ShellPolicy(

@@ -22,6 +22,7 @@ from loomkin.core.events import (
 )
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import RequestId, TaskId, new_id
+from loomkin.service.coordination import CoordinationCommands
 from loomkin.service.previews import PermissionPreview, permission_preview
 from loomkin.service.records import (
     AgentInfo,
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 
-class Session:
+class Session(CoordinationCommands):
     """A live session: send messages, watch events, steer agents, answer permission prompts."""
 
     def __init__(
@@ -200,9 +201,9 @@ class Session:
             )
         ]
         for team in self._state.teams(self.session_id):
-            if not team.agent_ids:
+            used = book.team_spent(team.team_id)  # its sub-teams' spend included
+            if not team.agent_ids and not (used.tokens or used.cost_usd):
                 continue
-            used = book.team_spent(team.team_id)
             out.append(
                 BudgetStatus(
                     scope="team",

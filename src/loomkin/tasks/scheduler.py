@@ -133,8 +133,11 @@ class Scheduler:
         placed = 0
         for team_id in by_team:
             ready = board.ready_tasks(team_id)
-            pool = [c for c in self.candidates(team_id) if c.idle and not load.get(c.agent_id)]
-            for decision in plan_assignments(ready, pool, self.stats, load):
+            team = self.candidates(team_id)
+            pool = [c for c in team if c.idle and not load.get(c.agent_id)]
+            # Only working agents can be waited for (a task never waits on a crashed one).
+            team = [c for c in team if c.status not in ("done", "crashed")]
+            for decision in plan_assignments(ready, pool, self.stats, load, team):
                 worker = WorkerRef(
                     agent_id=decision.agent_id, name=decision.agent_name, team_id=team_id
                 )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from loomkin.agents.tools.review import request_review
 from loomkin.errors import TaskCycleError, ToolError
 from loomkin.ids import TaskId
 from loomkin.tasks import DependencySpec, Handoff
@@ -149,13 +150,20 @@ class TaskUpdateArgs(ToolArgs):
     status: Literal["in_progress", "blocked", "ready_for_review", "partially_complete", "paused"]
     note: str = Field(default="", description="Why (for blocked: what you wait for).")
     task_id: str | None = Field(default=None, description="Default: your current task.")
+    reviewer: str | None = Field(
+        default=None,
+        description="For ready_for_review: who reviews (default: a reviewer of the team, "
+        "else its lead).",
+    )
 
 
 @tool(name="task_update", category="coordination", args=TaskUpdateArgs)
 async def task_update(args: TaskUpdateArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Report your task's status: blocked, ready for review, partially complete, ..."""
     task_id = _current_task(ctx, args.task_id)
-    _own_task(deps, ctx, task_id, "change its status")
+    view = _own_task(deps, ctx, task_id, "change its status")
+    if args.status == "ready_for_review":
+        return await request_review(deps, ctx, view, args.note, args.reviewer)
     await deps.tasks.set_status(task_id, args.status, by=ctx.agent_id, note=args.note)
     return f"Task {task_id} is now {args.status}."
 
