@@ -135,7 +135,7 @@ async def test_a_control_reaches_an_agent_on_another_worker(
             break
     request = await client.control(session_id, "cancel", "cal")
     assert request
-    with pytest.raises(Exception, match="no agent|unknown|not found|No agent"):
+    with pytest.raises(Exception, match=r"(?i)agent"):
         await client.control(session_id, "pause", "nobody")
     await client.wait_done(session_id)
     assert not any(line.startswith(f"task-cal-{STEPS}") for line in side_lines(project))

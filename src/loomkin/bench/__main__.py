@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the fake model in the loop, or the openai/anthropic SDK over a local server",
     )
     fuzz.add_argument("--json", action="store_true", help="print one JSON object")
+    failover = sub.add_parser("failover", help="SIGKILL workers of a cluster (NATS, Postgres)")
+    failover.add_argument("--workers", type=int, default=3)
+    failover.add_argument("--trials", type=int, default=50, help="worker kills")
+    failover.add_argument("--lease-ttl", type=float, default=10.0)
+    failover.add_argument("--bus", default="nats://127.0.0.1:4222")
+    failover.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    failover.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -186,6 +193,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             _measures(args)
         elif args.command == "fuzz":
             _fuzz(args)
+        elif args.command == "failover":
+            from loomkin.bench.failover import failover_table, run_failover
+
+            if args.workers < 2 or args.trials < 1:
+                raise UserError("failover needs --workers >= 2 and --trials >= 1")
+            report = run_failover(
+                workers=args.workers,
+                trials=args.trials,
+                ttl=args.lease_ttl,
+                bus=args.bus,
+                postgres=args.postgres,
+            )
+            print(json.dumps(report) if args.json else failover_table(report))
         else:
             from loomkin.bench.overhead_run import spawn_figures
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
+from loomkin.cli.cluster import cluster_group
+from loomkin.cli.cluster import worker as cluster_worker
 from loomkin.cli.common import console, default_store, fail, run_command, shown
 from loomkin.cli.control import (
     agent_path,
@@ -772,6 +774,8 @@ cli.add_command(mcp)
 cli.add_command(trace)
 cli.add_command(cost)
 cli.add_command(store_group)
+cli.add_command(cluster_group)
+cli.add_command(cluster_worker)
 
 
 def main() -> None:

@@ -192,7 +192,7 @@ class HostedSession:
                 outcome = "lost"
                 failed = beat if beat.done() else idle
                 exc = failed.exception()
-                logger.warning("session %s: stops here: %s (%r)", self.session_id, exc, exc and exc.__cause__)
+                logger.warning("session %s: stops here: %s", self.session_id, exc)
         finally:
             for task in (beat, notify, idle):
                 task.cancel()

@@ -96,8 +96,7 @@ class BusLeases:
                 current = await self._entry(lease.key)
                 if current is None or current[0].get("worker") != self.worker_id:
                     raise LeaseLost(
-                        f"the lease {lease.key!r} of worker {self.worker_id!r} expired or "
-                        "was taken"
+                        f"the lease {lease.key!r} of worker {self.worker_id!r} expired or was taken"
                     ) from exc
                 last = current[1]
                 continue
