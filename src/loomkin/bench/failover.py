@@ -46,6 +46,11 @@ def _spawn(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     return proc, line[1]
 
 
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -71,6 +76,7 @@ async def _trial(
     proc.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     proc.wait()
+    _reap(proc)
     after = (await client.history(session_id))[-1].position
     seen = [r.event_id for r in await client.history(session_id)]
     while not await client.history(session_id, after=after):  # noqa: ASYNC110 - polls the store
@@ -112,6 +118,7 @@ async def _throughput(bus: str, messages: int) -> dict[str, float]:
             await nc.publish(subject, json.dumps(payload).encode())
         await nc.flush()
         await asyncio.to_thread(proc.wait)
+        _reap(proc)
         elapsed = time.perf_counter() - start
         one = time.perf_counter()
         for _ in range(200):  # round-trip latency through the server (request/reply)
@@ -159,6 +166,7 @@ async def _run(
                     proc.send_signal(signal.SIGTERM)
             for proc in procs.values():
                 proc.wait()
+                _reap(proc)
         rates = await _throughput(bus, messages)
     return {
         "workers": workers,
