@@ -15,3 +15,4 @@ run faults
 run comms
 run rebalancer
 run fuzz --answers 2000
+run cost

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from loomkin.agents.roles import Role
     from loomkin.bus import BusMessage
     from loomkin.core.records import AgentStatus
-    from loomkin.llm.model import Model
+    from loomkin.llm.model import Model, ToolSchema
     from loomkin.runtime.clock import Clock
     from loomkin.tools.base import ToolSet
 
@@ -83,6 +83,7 @@ class Agent:
         tools: ToolSet[AgentContext],
         system_prompt: str,
         activator: Activator,
+        request_tools: tuple[ToolSchema, ...] | None = None,
     ) -> None:
         self.ctx = ctx
         self.memory = memory
@@ -90,6 +91,8 @@ class Agent:
         self.model = model
         self.tools = tools
         self.system_prompt = system_prompt
+        self.request_tools = request_tools
+        """The tool schemas every request carries (``None``: every tool's, in full)."""
         self.controls = ControlLane()
         self.mailbox: Mailbox[BusMessage, ControlCommand] = Mailbox(on_arrival=self.wake)
         self.deferred: list[BusMessage] = []

@@ -5,7 +5,8 @@ breach does not kill the agent: it pauses, its finished work stays, and its lead
 Concierge) is told with an urgent message, so the user can raise the budget and resume.
 
 :class:`BudgetBook` is the projection that knows the limits (``loomkin.toml``'s until a
-``BudgetsChanged`` event replaces them) and each agent's spend (``ModelCallCompleted``);
+``BudgetsChanged`` event replaces them) and each agent's spend (``ModelCallCompleted``, and
+the summarising call of a ``ContextCompacted``);
 :func:`budget_breach` decides.
 """
 
@@ -14,7 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from loomkin.core.events import AgentSpawned, BudgetsChanged, ModelCallCompleted
+from loomkin.core.events import (
+    AgentSpawned,
+    BudgetsChanged,
+    ContextCompacted,
+    ModelCallCompleted,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -106,6 +112,11 @@ class BudgetBook:
             case ModelCallCompleted(
                 agent_id=agent_id, cost_usd=cost, input_tokens=i, output_tokens=o
             ):
+                spent = self._spent.get(agent_id, Usage())
+                self._spent[agent_id] = spent + Usage(cost_usd=cost, tokens=i + o)
+            case ContextCompacted(
+                agent_id=agent_id, cost_usd=cost, input_tokens=i, output_tokens=o
+            ) if i or o:  # the summarising model call is spend like any other
                 spent = self._spent.get(agent_id, Usage())
                 self._spent[agent_id] = spent + Usage(cost_usd=cost, tokens=i + o)
             case BudgetsChanged() as changed:

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     )
     from loomkin.core.events.base import JSON
     from loomkin.core.scheduling import AgentCandidate
-    from loomkin.tools.base import ToolContext
+    from loomkin.tools.base import ToolContext, ToolSpec
     from loomkin.tools.builtin import ShellPolicy
 
 __all__ = ["AgentContext", "Directory", "PreWriteHook", "TeamPort", "TopicPort"]
@@ -86,6 +86,10 @@ class Directory(Protocol):
 
     def candidates(self, team_id: TeamId) -> list[AgentCandidate]:
         """Agents of ``team_id`` the scheduler may give tasks to."""
+        ...
+
+    def tool_specs(self, agent_id: str) -> Sequence[ToolSpec]:
+        """The tools agent ``agent_id`` may call, as the model is told of them (none if unknown)."""
         ...
 
 

@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, get_args
 
 from loomkin.coordination import Member
-from loomkin.core.events import AgentEvent, TaskAssigned, TaskStatusChanged
+from loomkin.core.events import (
+    AgentEvent,
+    AgentStatusChanged,
+    ScaleDecided,
+    TaskAssigned,
+    TaskStatusChanged,
+)
 from loomkin.core.scheduling import AgentCandidate, TaskType
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, TaskId, TeamId
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
     from loomkin.core.scheduling import CapabilityStats
     from loomkin.core.state import State
     from loomkin.tasks import TaskService
+    from loomkin.tools.base import ToolSpec
 
 __all__ = ["AgentDirectory"]
 
@@ -50,7 +57,8 @@ class AgentDirectory:
         self._coordination_roles = coordination_roles
         self._agents: dict[AgentId, Agent] = {}
         self._by_name: dict[tuple[TeamId, str], Agent] = {}
-        self._team_sizes: dict[TeamId, int] = {}
+        self._onboarding: dict[AgentId, bool] = {}
+        """Agents spawned by the autoscaler still reading their brief (→ started reading)."""
         self._holding: dict[str, AgentId] = {}
         """Task id → the agent whose memory holds it (to tell it when the task leaves it)."""
 
@@ -60,15 +68,18 @@ class AgentDirectory:
         """Register an agent just built from its ``AgentSpawned`` event."""
         self._agents[agent.agent_id] = agent
         self._by_name[(agent.team_id, agent.name)] = agent
-        self._team_sizes[agent.team_id] = self._team_sizes.get(agent.team_id, 0) + 1
 
     def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
         """Fold an agent's own events, and task events about its task, into its memory."""
         event = recorded.event
+        if isinstance(event, ScaleDecided) and event.action == "spawn":
+            self._onboarding.update(dict.fromkeys(event.agent_ids, False))
         if isinstance(event, AgentEvent):
             agent = self._agents.get(event.agent_id)
             if agent is not None:
                 self._fold(agent, event)
+            if isinstance(event, AgentStatusChanged) and event.agent_id in self._onboarding:
+                self._onboarded(event.agent_id, event.status)
         elif isinstance(event, TaskAssigned | TaskStatusChanged):
             self._route_task_event(event)
 
@@ -81,6 +92,17 @@ class AgentDirectory:
         """
         for agent in self._agents.values():
             agent.requeue_controls()
+
+    def _onboarded(self, agent_id: AgentId, status: str) -> None:
+        """An onboarding agent is ready once it went to work on its brief and is idle again."""
+        if status == "done" or (status == "idle" and self._onboarding[agent_id]):
+            del self._onboarding[agent_id]
+        elif status != "idle":
+            self._onboarding[agent_id] = True
+
+    def onboarding(self, agent_id: AgentId) -> bool:
+        """True while an agent the autoscaler spawned has not finished reading its brief."""
+        return agent_id in self._onboarding
 
     def _route_task_event(self, event: TaskAssigned | TaskStatusChanged) -> None:
         owner = (
@@ -118,8 +140,10 @@ class AgentDirectory:
         return self._by_name.get((team_id, name))
 
     def team_size(self, team_id: TeamId) -> int:
-        """How many agents were spawned in ``team_id``."""
-        return self._team_sizes.get(team_id, 0)
+        """How many agents of ``team_id`` are alive (retired and dissolved ones left out)."""
+        return sum(
+            1 for a in self._agents.values() if a.team_id == team_id and a.memory.status != "done"
+        )
 
     def agent(self, name: str, team_id: TeamId | None = None) -> Agent:
         """An agent by id, or by name: ``team/name``, or a name in ``team_id`` (else unique).
@@ -182,13 +206,20 @@ class AgentDirectory:
         concierge = self.find(self._root_team_id, "concierge")
         return None if concierge is None else self.record(concierge)
 
+    def tool_specs(self, agent_id: str) -> Sequence[ToolSpec]:
+        """The tools agent ``agent_id`` may call (none for an unknown agent)."""
+        agent = self._agents.get(AgentId(agent_id))
+        return agent.tools.schemas() if agent is not None else ()
+
     def candidates(self, team_id: TeamId) -> list[AgentCandidate]:
         return [
             AgentCandidate(
                 agent_id=a.agent_id,
                 name=a.name,
                 role=a.role.name,
-                idle=a.memory.status == "idle" and a.memory.task_id is None,
+                idle=a.memory.status == "idle"
+                and a.memory.task_id is None
+                and a.agent_id not in self._onboarding,
             )
             for a in self._agents.values()
             if a.team_id == team_id and a.role.name not in self._coordination_roles

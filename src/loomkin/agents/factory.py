@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from loomkin.agents.agent import Agent
 from loomkin.agents.memory import AgentMemory
 from loomkin.agents.roles import Role, resolve_role
+from loomkin.agents.toolsets import lean_tools
 from loomkin.core.events import AgentSpawned
 
 if TYPE_CHECKING:
@@ -76,16 +77,21 @@ class AgentFactory:
         role = resolve_role(event.role, ctx.settings.custom_roles)
         memory = AgentMemory(agent_id=event.agent_id)
         memory.apply(event)
+        tools = self._toolsets(role)
+        lean = lean_tools(role, tools.schemas())
+        prompt = role.system_prompt(
+            agent_name=event.name,
+            team_name=ctx.state.team(event.team_id).name,
+            project=str(ctx.project_root),
+        )
+        listing = lean.prompt_text()
         return Agent(
             ctx=ctx,
             memory=memory,
             role=role,
             model=self._models(role, event.name),
-            tools=self._toolsets(role),
-            system_prompt=role.system_prompt(
-                agent_name=event.name,
-                team_name=ctx.state.team(event.team_id).name,
-                project=str(ctx.project_root),
-            ),
+            tools=tools,
+            system_prompt=f"{prompt}\n\n{listing}" if listing else prompt,
             activator=self._activator,
+            request_tools=lean.schemas,
         )

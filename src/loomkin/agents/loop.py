@@ -32,6 +32,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from loomkin.agents.compaction import compact_if_needed
 from loomkin.agents.execution import execute_tool
 from loomkin.agents.inbox import has_input, ingest_messages
 from loomkin.agents.modelcall import call_model as one_model_call
@@ -158,6 +159,11 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
     if breach is not None:
         await agent.enter_budget_pause(breach)
         return LoopOutcome(outcome="budget", text=breach.description)
+    if await compact_if_needed(agent):
+        # Compaction is a step like any other: a pause or cancel asked meanwhile lands here.
+        stop = await checkpoint(agent, "before_model")
+        if stop is not None:
+            return stop
     return await call_model(agent)
 
 

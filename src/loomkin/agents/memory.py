@@ -22,6 +22,7 @@ same supersessions.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from loomkin.core.chat import (
@@ -37,6 +38,7 @@ from loomkin.core.events import (
     JSON,
     AgentSpawned,
     AgentStatusChanged,
+    ContextCompacted,
     ControlApplied,
     ControlDropped,
     ControlRequested,
@@ -89,6 +91,8 @@ class AgentMemory:
     """Model calls made in the current loop (reset when a loop ends, kept across a pause)."""
     task_id: TaskId | None = None
     input_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Of ``input_tokens``, those read from the provider's prompt cache."""
     output_tokens: int = 0
     cost_usd: float = 0.0
     pending_permission: PendingPermission | None = None
@@ -121,11 +125,14 @@ class AgentMemory:
                 self.status = status
             case TranscriptAppended(message=message):
                 self._transcript_appended(message)
+            case ContextCompacted():
+                self._compacted(event)
             case ModelCallStarted(iteration=iteration):
                 self.iteration = iteration
                 self.last_step = "model_call"
             case ModelCallCompleted(input_tokens=i, output_tokens=o, cost_usd=c):
                 self.input_tokens += i
+                self.cached_input_tokens += event.cached_input_tokens
                 self.output_tokens += o
                 self.cost_usd += c
                 self.last_step = "model_response"
@@ -181,6 +188,23 @@ class AgentMemory:
             self.serving_user = True
         if message.get("notice") == COMPLETION_NUDGE:
             self.nudged_for = self.task_id
+
+    def _compacted(self, event: ContextCompacted) -> None:
+        """Rebuild the transcript as the compaction left it (see :class:`ContextCompacted`)."""
+        transcript = [
+            dataclasses.replace(m, content=event.elided[m.call_id])
+            if isinstance(m, ToolResultMessage) and m.call_id in event.elided
+            else m
+            for m in self.transcript
+        ]
+        if event.summarised > 0:
+            head = [transcript[i] for i in event.kept if i < event.summarised]
+            summary = UserMessage(source="system", text=event.summary)
+            transcript = [*head, summary, *transcript[event.summarised :]]
+        self.transcript = transcript
+        self.input_tokens += event.input_tokens
+        self.output_tokens += event.output_tokens
+        self.cost_usd += event.cost_usd
 
     def controls_to_requeue(self) -> list[tuple[ControlRequested, str | None]]:
         """The requests to put back on the control lane after a restart, oldest first.

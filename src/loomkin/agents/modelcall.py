@@ -77,11 +77,14 @@ def build_request(agent: Agent) -> ModelRequest:
     """Return the exact request for the next model call."""
     messages: list[ChatMessage] = [SystemMessage(text=agent.system_prompt)]
     messages.extend(agent.memory.transcript)
-    tools = tuple(
-        ToolSchema(name=s.name, description=s.description, parameters=s.parameters)
-        for s in agent.tools.schemas()
-    )
-    return ModelRequest(messages=tuple(messages), tools=tools)
+    tools = agent.request_tools
+    if tools is None:
+        tools = tuple(
+            ToolSchema(name=s.name, description=s.description, parameters=s.parameters)
+            for s in agent.tools.schemas()
+        )
+    # One key per agent: its calls share a prefix, so they should reach the same cache.
+    return ModelRequest(messages=tuple(messages), tools=tools, cache_key=str(agent.agent_id))
 
 
 async def call_model(agent: Agent) -> CallResult:
@@ -280,7 +283,13 @@ async def record_response(
         ToolCall(call_id=new_id("call_"), name=_tool_name(c.name), arguments=c.arguments)
         for c in provided
     )
-    cost = agent.ctx.prices.cost(agent.model.name, response.input_tokens, response.output_tokens)
+    cost = agent.ctx.prices.cost(
+        agent.model.name,
+        response.input_tokens,
+        response.output_tokens,
+        cached_input_tokens=response.cached_input_tokens,
+        cache_write_tokens=response.cache_write_tokens,
+    )
     completed = ModelCallCompleted(
         session_id=agent.session_id,
         agent_id=agent.agent_id,
@@ -295,6 +304,8 @@ async def record_response(
         latency_ms=latency_ms,
         stop_reason=response.stop_reason,
         interrupted=interrupted,
+        cached_input_tokens=response.cached_input_tokens,
+        cache_write_tokens=response.cache_write_tokens,
     )
     if interrupted and not response.text:
         await agent.emit(completed)

@@ -23,6 +23,9 @@ __all__ = [
     "EMPTY_ANSWER_NUDGE",
     "NOTICE_CAP",
     "TaskNoticeTexts",
+    "compaction_summary_text",
+    "deferred_tools_text",
+    "elided_result_text",
     "render_message",
     "task_brief",
 ]
@@ -57,6 +60,7 @@ _HEADERS = {
     "vote_result": "Vote result",
     "escalation": "Escalation",
     "nudge": "Nudge from {sender}",
+    "onboarding": "Onboarding brief from {sender}",
 }
 
 
@@ -131,3 +135,31 @@ def _capped(text: str, task_id: str) -> str:
         return text
     marker = truncation_marker(task_id)
     return text[: NOTICE_CAP - len(marker)].rstrip() + marker
+
+
+def deferred_tools_text(tools: list[tuple[str, str]]) -> str:
+    """The system prompt's list of tools callable by name whose schemas are not sent."""
+    if not tools:
+        return ""
+    lines = "\n".join(f"- {name}: {purpose}" for name, purpose in tools)
+    return (
+        "More tools you can call (call load_tools with their names first to see their "
+        f"arguments):\n{lines}"
+    )
+
+
+def compaction_summary_text(summary: str, turns: int) -> str:
+    """The transcript entry that stands for ``turns`` older turns after a compaction."""
+    return (
+        f"[Context compacted] {turns} earlier turn(s) were summarised to fit the context "
+        f"window. Re-read files with the tools when you need their content.\n{summary}"
+    )
+
+
+def elided_result_text(name: str, arguments: str, chars: int) -> str:
+    """What stands for an old tool result dropped from the context (the call is kept)."""
+    args = arguments if len(arguments) <= 200 else arguments[:200] + "…"
+    return (
+        f"[Result elided to save context: {chars:,} characters from {name}({args}). "
+        "Call the tool again if you need it.]"
+    )

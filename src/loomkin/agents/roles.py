@@ -3,6 +3,10 @@
 A role's prompt may only tell the agent to use tools that are in the role's tool set (a test
 checks every built-in role). Every coordination tool is in the tool set of the roles that need
 it: the Elixir version registered coordination tools that no role could call.
+
+A role's ``core`` tools are the ones it uses often: only their schemas go out with every
+request; the others are listed by name and shown by ``load_tools`` on demand
+(:mod:`loomkin.agents.toolsets`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ WORKER_TASK_TOOLS = (
     "add_dependency",
     "emit_milestone",
     "publish_partial",
+    "task_claim",
 )
 LEAD_TOOLS = (
     "team_spawn",
@@ -63,8 +68,11 @@ LEAD_TOOLS = (
     "team_dissolve",
     "resolve_vote",
     "abort_task",
+    "team_scale",
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
+LOAD_TOOLS = "load_tools"
+"""Shows the schemas of a role's tools that are not core (every role has it)."""
 
 _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
     # (guideline, the tools it mentions): a role is told only what its tool set lets it do.
@@ -112,6 +120,11 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "  vote request.",
         ("propose_vote", "cast_vote"),
     ),
+    (
+        "When you are idle and a teammate is busy with work queued behind its current task,\n"
+        "  take that queued task with task_claim (only tasks not yet started can be claimed).",
+        ("task_claim",),
+    ),
     ("Messages from the user marked [User guidance] take precedence over your plan.", ()),
 )
 
@@ -132,6 +145,9 @@ class Role:
     """The role-specific part of the system prompt."""
     tools: tuple[str, ...]
     """Names of the tools the role may call."""
+    core: tuple[str, ...] | None = None
+    """The tools whose schemas every request carries (``None``: as many as fit the budget,
+    in order); the role's other tools are callable after ``load_tools``."""
 
     def system_prompt(self, *, agent_name: str, team_name: str, project: str) -> str:
         """Return the full system prompt of an agent with this role."""
@@ -161,8 +177,9 @@ _LEAD = """
 You lead a team. Break the goal into tasks with clear acceptance criteria and file paths
 (task_create, add_dependency), hand them out (team_assign, team_smart_assign), watch progress
 (team_progress), relay context between agents (peer_message), unblock them, and synthesise
-the results. Spawn a sub-team with team_spawn only when a part of the work is large and
-separable; dissolve it with team_dissolve when its work is done.
+the results. The team grows and shrinks with its backlog; pin or bound its size with
+team_scale when you know better. Spawn a sub-team with team_spawn only when a part of the
+work is large and separable; dissolve it with team_dissolve when its work is done.
 """
 
 _RESEARCHER = """
@@ -192,11 +209,17 @@ passed and failed tests.
 """
 
 
-def _role(name: str, description: str, prompt: str, *groups: tuple[str, ...]) -> Role:
+def _role(
+    name: str, description: str, prompt: str, core: tuple[str, ...], *groups: tuple[str, ...]
+) -> Role:
     tools: list[str] = []
-    for group in groups:
+    for group in (*groups, (LOAD_TOOLS,)):
         tools.extend(t for t in group if t not in tools)
-    return Role(name=name, description=description, prompt=prompt, tools=tuple(tools))
+    return Role(name=name, description=description, prompt=prompt, tools=tuple(tools), core=core)
+
+
+# The tools each role calls often (the demo and the scripted scenarios show which).
+_WORKER_CORE = ("task_read", "task_complete", "peer_message", "answer_question")
 
 
 _ALL = READ_TOOLS + WRITE_TOOLS + EXEC_TOOLS + COORDINATION_TOOLS
@@ -204,20 +227,55 @@ _ALL = READ_TOOLS + WRITE_TOOLS + EXEC_TOOLS + COORDINATION_TOOLS
 BUILTIN_ROLES: Mapping[str, Role] = {
     r.name: r
     for r in (
-        _role("concierge", "user-facing host who routes work", _CONCIERGE, READ_TOOLS, _ALL),
+        _role(
+            "concierge",
+            "user-facing host who routes work",
+            _CONCIERGE,
+            (
+                "file_read",
+                "directory_list",
+                "task_create",
+                "task_list",
+                "team_spawn",
+                "team_assign",
+                "team_progress",
+                "peer_message",
+            ),
+            READ_TOOLS,
+            _ALL,
+        ),
         _role(
             "orienter",
             "scans the project at session start",
             _ORIENTER,
+            (*READ_TOOLS, "git", "decision_query", "peer_message"),
             READ_TOOLS,
             ("git",),
             PEER_TOOLS,
         ),
-        _role("lead", "plans, delegates and integrates", _LEAD, _ALL),
+        _role(
+            "lead",
+            "plans, delegates and integrates",
+            _LEAD,
+            (
+                "file_read",
+                "task_create",
+                "add_dependency",
+                "task_list",
+                "team_assign",
+                "team_smart_assign",
+                "team_progress",
+                "team_spawn",
+                "team_dissolve",
+                "peer_message",
+            ),
+            _ALL,
+        ),
         _role(
             "researcher",
             "reads and explains code",
             _RESEARCHER,
+            (*READ_TOOLS, *_WORKER_CORE, "decision_log"),
             READ_TOOLS,
             PEER_TOOLS,
             WORKER_TASK_TOOLS,
@@ -226,6 +284,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             "coder",
             "implements changes",
             _CODER,
+            (*READ_TOOLS, "file_write", "file_edit", "shell", *_WORKER_CORE, "emit_milestone"),
             READ_TOOLS,
             WRITE_TOOLS,
             EXEC_TOOLS,
@@ -236,6 +295,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             "reviewer",
             "reviews changes",
             _REVIEWER,
+            (*READ_TOOLS, *EXEC_TOOLS, *_WORKER_CORE),
             READ_TOOLS,
             EXEC_TOOLS,
             PEER_TOOLS,
@@ -245,6 +305,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             "tester",
             "runs and writes tests",
             _TESTER,
+            (*READ_TOOLS, "file_write", "file_edit", "shell", *_WORKER_CORE),
             READ_TOOLS,
             WRITE_TOOLS,
             ("shell",),
@@ -265,7 +326,12 @@ _ROLE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def custom_role(name: str, *, prompt: str, tools: tuple[str, ...], description: str = "") -> Role:
-    """Build a role from ``loomkin.toml`` (``[roles.<name>]``)."""
+    """Build a role from ``loomkin.toml`` (``[roles.<name>]``).
+
+    Its tools go out whole while they fit the schema budget; the tool set always has
+    ``load_tools`` (:func:`~loomkin.agents.tools.toolset_for`), so any that do not fit stay
+    callable.
+    """
     return Role(name=name, description=description or name, prompt=prompt, tools=tools)
 
 
@@ -297,4 +363,5 @@ def resolve_role(name_or_description: str, custom: Mapping[str, Role] | None = N
         description=name_or_description,
         prompt=f"You are a specialist: {name_or_description}.\n{base.prompt}",
         tools=base.tools,
+        core=base.core,
     )

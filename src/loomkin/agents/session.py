@@ -18,6 +18,7 @@ How this works and why:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from loomkin.agents.activation import Activator
@@ -35,8 +36,9 @@ from loomkin.agents.questions import QuestionBook
 from loomkin.agents.router import MessageRouter
 from loomkin.agents.teams import TeamOps
 from loomkin.coordination import Context, MessageFactory
+from loomkin.coordination.autoscale import Autoscaler
 from loomkin.core.events import ControlRequested
-from loomkin.errors import UserError
+from loomkin.errors import PolicyRefused, UserError
 from loomkin.ids import RequestId, TeamId, new_id
 from loomkin.tools.base import MemoryFileAccessLog
 from loomkin.tools.mcp import McpManager
@@ -180,6 +182,26 @@ class SessionRuntime:
             toolsets=toolsets,
         )
         self._grants = PolicyGrants(policy)
+        scaling = settings.autoscale
+        if scaling.session_budget_usd is None and settings.budgets.session_usd is not None:
+            scaling = dataclasses.replace(scaling, session_budget_usd=settings.budgets.session_usd)
+        self.autoscaler = Autoscaler(
+            self.coordination.ctx,
+            scaling,
+            self.teams,
+            self.coordination.knowledge,
+            may_talk=self._may_talk,
+        )
+        """Grows and shrinks the session's teams (``[autoscale]``); spawns go through
+        ``teams`` (the placer port), so where an agent runs is decided there."""
+
+    def _may_talk(self, a: TeamId, b: TeamId) -> bool:
+        """Whether the comms policy lets teams ``a`` and ``b`` talk (capacity moves need it)."""
+        try:
+            self.ctx.check_comms(a, b)
+        except PolicyRefused:
+            return False
+        return True
 
     def projections(self) -> list[tuple[str, Projection]]:
         """The session's projections, in the order every event is fed to them.
@@ -197,6 +219,7 @@ class SessionRuntime:
             ("budgets", self.budgets),
             ("decisions", self.decisions),
             ("coordination", self.coordination),
+            ("autoscale", self.autoscaler),
         ]
 
     def resume_interrupted(self) -> list[Agent]:

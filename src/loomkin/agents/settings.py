@@ -7,12 +7,32 @@ from dataclasses import dataclass, field
 from loomkin.agents.budgets import Budgets
 from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
+from loomkin.coordination.autoscale import AutoscaleSettings
 from loomkin.core.comms import CommsPolicyName
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
 from loomkin.tools.mcp.spec import McpServerSpec
 
-__all__ = ["Budgets", "SessionSettings"]
+__all__ = ["Budgets", "ContextSettings", "SessionSettings"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextSettings:
+    """When an agent's transcript is compacted (``[context]`` in ``loomkin.toml``)."""
+
+    window_tokens: int | None = None
+    """The context window of every model (``None``: each model's own window)."""
+    windows: dict[str, int] = field(default_factory=dict)
+    """Per-model windows, by ``provider:model`` name or prefix."""
+    compact_at: float = 0.8
+    """Compact before a call whose request would pass this fraction of the window."""
+    compact_to: float = 0.5
+    """A compaction brings the request down to this fraction of the window, so the next
+    ones have room to grow (and share a cached prefix) before another is needed."""
+    keep_turns: int = 4
+    """The newest turns (a model response and its tool results) kept word for word."""
+    summarise: bool = True
+    """Summarise older turns with a model call (else a list of the calls they made)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,5 +64,9 @@ class SessionSettings:
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
     """When an agent counts as stuck or looping, and how often that is checked."""
+    autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
+    """When teams grow and shrink by themselves (``[autoscale]``; off by default)."""
+    context: ContextSettings = field(default_factory=ContextSettings)
+    """Context windows and compaction (``[context]``)."""
     mcp_servers: tuple[McpServerSpec, ...] = ()
     """MCP tool servers started with the session (``[mcp.servers.*]``); roles opt in."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from loomkin.agents.factory import checked_role
-from loomkin.core.events import AgentSpawned, Event
+from loomkin.core.events import AgentSpawned, AgentStatusChanged, Event
 from loomkin.errors import PolicyRefused
 from loomkin.ids import AgentId, TeamId, new_id
 
@@ -109,6 +109,13 @@ class TeamOps:
             events.append(event)
         await self._log.append(*events)
         return created.team_id, [self._member(s.agent_id) for s in spawned]
+
+    def retire_events(self, agent_id: AgentId, reason: str) -> list[AgentStatusChanged]:
+        """The event that ends ``agent_id`` (status ``done``): the autoscaler retires it."""
+        agent = self._directory.get(agent_id)
+        if agent is None:
+            return []
+        return agent.status_change("done", f"retired: {reason}")
 
     async def dissolve(self, team_id: TeamId, *, reason: str, by: str | None) -> None:
         """Dissolve ``team_id`` and its sub-teams; their agents stop taking work."""

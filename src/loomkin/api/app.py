@@ -30,8 +30,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loomkin.api.access import AccessMiddleware, AccessPolicy, check_token, host_names
+from loomkin.api.cost_routes import cost_router
 from loomkin.api.launch import LaunchPolicy, NotAllowed
 from loomkin.api.routes import ApiContext, router
+from loomkin.api.scaling import scaling_router
 from loomkin.errors import (
     InvalidTransition,
     LoomkinError,
@@ -93,6 +95,8 @@ def create_app(
     )
     app.state.ctx = ctx
     app.include_router(router)
+    app.include_router(scaling_router)
+    app.include_router(cost_router)
     static = resources.files("loomkin.api") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_error_handlers(app)

@@ -28,6 +28,8 @@ from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
     AssistantReplied,
+    CapacityMoved,
+    ContextCompacted,
     ControlApplied,
     ControlDropped,
     ControlRequested,
@@ -40,12 +42,15 @@ from loomkin.core.events import (
     ModelCallStarted,
     PermissionRequested,
     PermissionResolved,
+    ScaleDecided,
     TaskAssigned,
+    TaskClaimed,
     TaskCreated,
     TaskEvent,
     TaskStatusChanged,
     TeamCreated,
     TeamDissolved,
+    TeamScaleSet,
     ToolCallCompleted,
     ToolCallStarted,
     UserMessagePosted,
@@ -96,6 +101,10 @@ _SIMPLE_TYPES: dict[str, str] = {
     "question_asked": "question",
     "question_answered": "answer",
     "question_expired": "question",
+    "scale_decided": "scale",
+    "team_scale_set": "scale",
+    "capacity_moved": "scale",
+    "context_compacted": "context",
 }
 _TASK_STATUS_TYPES = {
     "in_progress": "task_started",
@@ -182,7 +191,7 @@ def _actor(event: Event, names: Names) -> tuple[str | None, str]:
         agent_id = event.from_agent
         if agent_id is None:
             return None, event.from_name
-    elif isinstance(event, TaskAssigned):
+    elif isinstance(event, TaskAssigned | TaskClaimed):
         agent_id = event.owner
     elif isinstance(event, TaskStatusChanged | MilestoneEmitted):
         agent_id = event.by
@@ -201,8 +210,13 @@ def _actor(event: Event, names: Names) -> tuple[str | None, str]:
 
 
 def _team_id(event: Event, names: Names, agent_id: str | None) -> str | None:
-    if isinstance(event, TeamCreated | TeamDissolved | TaskCreated | DecisionLogged):
+    if isinstance(
+        event,
+        TeamCreated | TeamDissolved | TaskCreated | DecisionLogged | ScaleDecided | TeamScaleSet,
+    ):
         return event.team_id
+    if isinstance(event, CapacityMoved):
+        return event.to_team
     if isinstance(event, MessageSent) and event.from_team is not None:
         return event.from_team
     if isinstance(event, TaskEvent):
@@ -238,7 +252,17 @@ def _conversation_summary(event: Event, names: Names) -> str | None:
         case ModelCallCompleted():
             calls = ", ".join(str(c.get("name", "?")) for c in event.tool_calls if c)
             what = f"calls {calls}" if calls else _cut(event.text, 120) or "(no text)"
-            return f"model answered: {what} ({event.input_tokens}+{event.output_tokens} tokens)"
+            cached = f", {event.cached_input_tokens} cached" if event.cached_input_tokens else ""
+            return (
+                f"model answered: {what} "
+                f"({event.input_tokens}+{event.output_tokens} tokens{cached})"
+            )
+        case ContextCompacted():
+            how = "summarised" if event.summarised else "old tool results elided"
+            return (
+                f"context compacted ({how}): {event.tokens_before:,} → "
+                f"{event.tokens_after:,} tokens of a {event.window_tokens:,} window"
+            )
         case ModelCallFailed(will_retry=True):
             return (
                 f"model call failed (attempt {event.attempt}), retrying in "
@@ -305,10 +329,39 @@ def _agent_summary(event: Event, names: Names) -> str | None:
             return None
 
 
+def _scale_summary(event: Event, names: Names) -> str | None:
+    """Adaptive teams: scaling decisions, bounds, claims and moves (None for other kinds)."""
+    match event:
+        case ScaleDecided(action="spawn"):
+            return f"autoscaler spawned {', '.join(event.agents)}: {_cut(event.reason, 200)}"
+        case ScaleDecided(action="retire"):
+            return f"autoscaler retired {', '.join(event.agents)}: {_cut(event.reason, 200)}"
+        case ScaleDecided():
+            return f"autoscaler held: {_cut(event.reason, 200)}"
+        case TeamScaleSet(pinned=None, min_agents=None, max_agents=None):
+            return f"team size bounds cleared by {event.by}"
+        case TeamScaleSet(pinned=int() as pin):
+            return f"team size pinned at {pin} by {event.by}"
+        case TeamScaleSet():
+            low, high = event.min_agents or 0, event.max_agents or "default"
+            return f"team size bounded to {low}–{high} by {event.by}"
+        case TaskClaimed():
+            title = _task_title(event.task_id, names)
+            before = names.agent(event.previous_owner) if event.previous_owner else None
+            frm = f" from {before.name}" if before is not None else ""
+            return f"task {title!r} claimed by {event.owner_name}{frm}"
+        case CapacityMoved():
+            to = names.team_name(event.to_team) or event.to_team
+            return f"task {_task_title(event.task_id, names)!r} moved to team {to!r}"
+        case _:
+            return None
+
+
 _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     _conversation_summary,
     _task_summary,
     _agent_summary,
+    _scale_summary,
 )
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""
 

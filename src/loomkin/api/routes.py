@@ -156,6 +156,7 @@ async def get_summary(ctx: Ctx, session_id: str) -> SummaryOut:
         output_tokens=s.output_tokens,
         cost_usd=s.cost_usd,
         model_calls=s.model_calls,
+        cached_input_tokens=s.cached_input_tokens,
     )
 
 

@@ -274,6 +274,9 @@ class SummaryOut(BaseModel):
     output_tokens: int
     cost_usd: float
     model_calls: int
+    cached_input_tokens: int = Field(
+        default=0, description="Of input_tokens, those read from a provider's prompt cache."
+    )
 
 
 class McpToolOut(BaseModel):

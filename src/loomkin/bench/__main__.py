@@ -5,12 +5,15 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench swarm --workload PATH --agents N --strategy S [--seed K] --json
     python -m loomkin.bench swarm --all [--plot PATH]
     python -m loomkin.bench swarm --synthetic SHAPE [--size N] ...
+    python -m loomkin.bench swarm --workload W --strategy adaptive --max-agents 16 --spawn-cost-s 60
+    python -m loomkin.bench adaptive [--json]   (adaptive vs fixed 16 on every workload, skew)
     python -m loomkin.bench overhead [--json]
     python -m loomkin.bench comms [--json]
     python -m loomkin.bench rebalancer [--json]
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
     python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
     python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
+    python -m loomkin.bench cost [--scale S] [--window N] [--no-demo] [--json]
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from loomkin.bench.graph import STRATEGIES, Strategy
+from loomkin.bench.graph import STRATEGIES
 from loomkin.bench.workloads import SHAPES, Shape, load_workload, synthetic, workload_paths
 from loomkin.errors import UserError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from loomkin.bench.overhead_run import System
     from loomkin.bench.swarm import SwarmResult
@@ -50,7 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--all", action="store_true", help="every workload × 4/8/16 agents")
     swarm.add_argument("--size", type=int, default=40, help="tasks of a synthetic workload")
     swarm.add_argument("--agents", type=int, default=8)
-    swarm.add_argument("--strategy", choices=STRATEGIES, default="self-organizing")
+    swarm.add_argument("--strategy", choices=(*STRATEGIES, "adaptive"), default="self-organizing")
+    swarm.add_argument(
+        "--max-agents", type=int, default=None, help="adaptive: the ceiling (default --agents)"
+    )
+    swarm.add_argument(
+        "--spawn-cost-s", type=float, default=60.0, help="adaptive: a new agent's onboarding"
+    )
     swarm.add_argument("--seed", type=int, default=0)
     swarm.add_argument("--json", action="store_true", help="print one JSON object")
     swarm.add_argument("--plot", type=Path, default=_DEFAULT_PLOT, help="PNG path for --all")
@@ -92,6 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     failover.add_argument("--bus", default="nats://127.0.0.1:4222")
     failover.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     failover.add_argument("--json", action="store_true", help="print one JSON object")
+    adaptive = sub.add_parser("adaptive", help="autoscaler vs fixed team; skewed load stealing")
+    adaptive.add_argument("--max-agents", type=int, default=16)
+    adaptive.add_argument("--spawn-cost-s", type=float, default=60.0)
+    adaptive.add_argument("--json", action="store_true", help="print one JSON object")
+    adaptive.add_argument(
+        "--plot", type=Path, default=Path("benchmarks") / "adaptive.png", help="PNG path"
+    )
+    cost = sub.add_parser("cost", help="tokens of a team vs one agent, with prompt caching")
+    cost.add_argument("--scale", type=float, default=0.02, help="real s per model second")
+    cost.add_argument("--window", type=int, default=128_000, help="context window (tokens)")
+    cost.add_argument("--no-demo", action="store_true", help="skip the demo's figures")
+    cost.add_argument("--json", action="store_true", help="print one JSON object")
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -127,8 +148,15 @@ def _swarm(args: argparse.Namespace) -> None:
         if args.synthetic
         else load_workload(args.workload)
     )
-    strategy = cast("Strategy", args.strategy)
-    result = run_swarm(workload, agents=args.agents, strategy=strategy, seed=args.seed)
+    strategy: str = args.strategy
+    agents = args.agents
+    if strategy == "adaptive" and args.max_agents is not None:
+        agents = args.max_agents
+    if agents < 1 or args.spawn_cost_s < 0:
+        raise UserError("--agents/--max-agents must be at least 1 and --spawn-cost-s at least 0")
+    result = run_swarm(
+        workload, agents=agents, strategy=strategy, seed=args.seed, spawn_cost_s=args.spawn_cost_s
+    )
     if args.json:
         print(result.dumps())
         return
@@ -172,6 +200,52 @@ def _fuzz(args: argparse.Namespace) -> None:
     print(json.dumps(report) if args.json else fuzz_table(report))
 
 
+def _cost(args: argparse.Namespace) -> None:
+    """Issue #22: tokens of a team vs one agent, with prompt caching."""
+    from loomkin.bench.cost import cost_table, run_cost
+
+    if args.scale <= 0 or args.window < 1000:
+        raise UserError("--scale must be positive and --window at least 1000 tokens")
+    report = run_cost(scale=args.scale, window=args.window, demo=not args.no_demo)
+    print(json.dumps(report) if args.json else cost_table(report))
+
+
+def _adaptive(args: argparse.Namespace) -> None:
+    """Issue 16: the autoscaler against a fixed team, and the skewed-load scenario."""
+    from loomkin.bench.adaptive import adaptive_table, plot_adaptive, run_adaptive
+
+    if args.max_agents < 1 or args.spawn_cost_s < 0:
+        raise UserError("--max-agents must be at least 1 and --spawn-cost-s at least 0")
+    report = run_adaptive(args.max_agents, args.spawn_cost_s)
+    print(json.dumps(report) if args.json else adaptive_table(report))
+    if not args.json:
+        print(plot_adaptive(report, args.plot))
+
+
+def _failover(args: argparse.Namespace) -> None:
+    from loomkin.bench.failover import failover_table, run_failover
+
+    if args.workers < 2 or args.trials < 1:
+        raise UserError("failover needs --workers >= 2 and --trials >= 1")
+    report = run_failover(
+        workers=args.workers,
+        trials=args.trials,
+        ttl=args.lease_ttl,
+        bus=args.bus,
+        postgres=args.postgres,
+    )
+    print(json.dumps(report) if args.json else failover_table(report))
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "fuzz": _fuzz,
+    "failover": _failover,
+    "adaptive": _adaptive,
+    "cost": _cost,
+}
+"""Sub-commands whose handler takes the parsed arguments and prints the figures."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -191,21 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result) if args.json else comms_table(result))
         elif args.command in ("control", "faults"):
             _measures(args)
-        elif args.command == "fuzz":
-            _fuzz(args)
-        elif args.command == "failover":
-            from loomkin.bench.failover import failover_table, run_failover
-
-            if args.workers < 2 or args.trials < 1:
-                raise UserError("failover needs --workers >= 2 and --trials >= 1")
-            report = run_failover(
-                workers=args.workers,
-                trials=args.trials,
-                ttl=args.lease_ttl,
-                bus=args.bus,
-                postgres=args.postgres,
-            )
-            print(json.dumps(report) if args.json else failover_table(report))
+        elif args.command in _HANDLERS:
+            _HANDLERS[args.command](args)
         else:
             from loomkin.bench.overhead_run import spawn_figures
 

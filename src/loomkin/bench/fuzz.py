@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Literal
 import looptime
 
 from loomkin.agents import SessionSettings
+from loomkin.agents.settings import ContextSettings
 from loomkin.core.events import (
     AgentCrashed,
     AgentFailedPermanently,
@@ -82,7 +83,12 @@ ROUND_AGENTS = 8
 ROUND_LIMIT_S = 24 * 3600.0
 """Virtual seconds a round may take before the agents still busy count as hung."""
 SETTINGS = SessionSettings(
-    bootstrap_orienter=False, max_iterations=10, max_agents_per_team=ROUND_AGENTS + 2
+    bootstrap_orienter=False,
+    max_iterations=10,
+    max_agents_per_team=ROUND_AGENTS + 2,
+    # Huge answers make the loop compact its context; the summary is then a listing, not a
+    # model call, so every answer the fuzzed model serves is one model call of the loop.
+    context=ContextSettings(summarise=False),
 )
 """The default idle timeout (120 s) and retry policy; short loops keep transcripts small."""
 POLICY = PermissionPolicy(auto_approve=frozenset({"category:read"}))

@@ -27,14 +27,16 @@ import json
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, cast
 
 import looptime
 
 from loomkin.agents import SessionSettings
 from loomkin.bench.graph import critical_path, lower_bound, priority_order, strategy_deps
+from loomkin.bench.lives import Lives
 from loomkin.coordination import RebalancerSettings
+from loomkin.coordination.autoscale import AutoscaleSettings
 from loomkin.core.chat import AssistantMessage, UserMessage
 from loomkin.core.events import AgentSpawned, TaskStatusChanged
 from loomkin.ids import TaskId
@@ -50,7 +52,19 @@ if TYPE_CHECKING:
     from loomkin.core.events import RecordedEvent
     from loomkin.llm.model import Model, ModelRequest
 
-__all__ = ["SwarmResult", "WorkModel", "run_swarm", "run_swarm_async"]
+__all__ = [
+    "ADAPTIVE",
+    "SwarmResult",
+    "WorkModel",
+    "adaptive_settings",
+    "run_swarm",
+    "run_swarm_async",
+]
+
+ADAPTIVE = "adaptive"
+"""The strategy that starts with one worker and lets the autoscaler size the team (its
+edges are the self-organizing ones)."""
+_ONBOARDING = "[Onboarding brief"
 
 _BRIEF = re.compile(r"^\[Task assigned\] .* \(task id (?P<task_id>\S+?), ")
 
@@ -79,6 +93,18 @@ class SwarmResult:
     model_calls: int
     wall_s: float
     """Real seconds the run took."""
+    agent_seconds: float = 0.0
+    """Each worker agent's life from spawn to retirement (or the end), summed."""
+    peak_agents: int = 0
+    spawns: int = 0
+    """Agents the autoscaler spawned (0 for a fixed team)."""
+    retires: int = 0
+    steals: int = 0
+    """Tasks claimed from a busy agent (work stealing)."""
+    max_agents: int = 0
+    """The autoscaler's ceiling (the fixed size for other strategies)."""
+    spawn_cost_s: float = 0.0
+    """Virtual seconds a spawned agent spends onboarding before it can work."""
 
     def to_json(self) -> dict[str, str | int | float]:
         """Return the result as a flat JSON object."""
@@ -96,8 +122,9 @@ class WorkModel:
         tasks: The workload task behind each board task id (filled before agents start).
     """
 
-    def __init__(self, tasks: dict[TaskId, TaskSpec]) -> None:
+    def __init__(self, tasks: dict[TaskId, TaskSpec], *, onboarding_s: float = 0.0) -> None:
         self._tasks = tasks
+        self._onboarding_s = onboarding_s
         self._next_call = 0
         self.calls = 0
 
@@ -125,6 +152,9 @@ class WorkModel:
 
     def _step(self, request: ModelRequest) -> tuple[float, list[tuple[str, dict[str, str]]], str]:
         """Return (seconds to spend, tool calls, text) for the next answer."""
+        last = request.messages[-1] if request.messages else None
+        if isinstance(last, UserMessage) and last.text.startswith(_ONBOARDING):
+            return self._onboarding_s, [], "Ready."  # a new agent reads its brief first
         task_id, answered = _current_task(request)
         spec = self._tasks.get(task_id) if task_id is not None else None
         if spec is None:
@@ -175,6 +205,8 @@ class _Tally:
     events: int
     completed: int
     makespan: float
+    end: float
+    """When the last task completed (the log's clock)."""
 
     @classmethod
     def of(cls, history: list[RecordedEvent]) -> _Tally:
@@ -186,7 +218,29 @@ class _Tally:
             if isinstance(r.event, TaskStatusChanged) and r.event.status == "completed"
         ]
         start = min(spawns, default=0.0)
-        return cls(len(history), len(done), max(done, default=start) - start)
+        end = max(done, default=start)
+        return cls(len(history), len(done), end - start, end)
+
+
+def adaptive_settings(max_agents: int, spawn_cost_s: float = 60.0) -> AutoscaleSettings:
+    """The autoscaler as the benchmark runs it; nothing here depends on the workload.
+
+    A short window (a spawn costs a minute of onboarding, so waiting long to be sure costs
+    more than it saves) and no cooldown beyond it (one decision spawns for the whole
+    backlog, so there is no burst of decisions to damp). An idle agent is retired after twice
+    the spawn cost: keeping it that long costs at most as much again as re-spawning it would
+    (the ski-rental rule), and the graphs' waves of newly ready work often come within it.
+    """
+    return AutoscaleSettings(
+        enabled=True,
+        max_agents=max_agents,
+        min_agents=1,
+        scale_up_ratio=1.0,
+        window_s=5.0,
+        cooldown_s=0.0,
+        retire_after_s=max(2.0 * spawn_cost_s, 1.0),
+        max_spawn_step=max_agents,
+    )
 
 
 def _agent_roles(workload: Workload, agents: int) -> list[str]:
@@ -213,22 +267,38 @@ async def _put_on_board(
 
 
 async def run_swarm_async(
-    workload: Workload, *, agents: int, strategy: Strategy, seed: int = 0
+    workload: Workload,
+    *,
+    agents: int,
+    strategy: Strategy | str,
+    seed: int = 0,
+    spawn_cost_s: float = 60.0,
+    autoscale: AutoscaleSettings | None = None,
 ) -> SwarmResult:
-    """Run the swarm benchmark on the running loop (which should keep virtual time)."""
-    deps = strategy_deps(workload, strategy)
+    """Run the swarm benchmark on the running loop (which should keep virtual time).
+
+    ``strategy`` ``"adaptive"`` starts with one worker agent and lets the autoscaler grow the
+    team up to ``agents`` (``autoscale`` overrides its settings); each agent it spawns spends
+    ``spawn_cost_s`` reading its onboarding brief before it can work.
+    """
+    adaptive = strategy == ADAPTIVE
+    deps = strategy_deps(workload, "self-organizing" if adaptive else cast("Strategy", strategy))
+    scaling = (
+        (autoscale or adaptive_settings(agents, spawn_cost_s)) if adaptive else AutoscaleSettings()
+    )
     started = time.perf_counter()
     specs: dict[TaskId, TaskSpec] = {}
     models: list[WorkModel] = []
 
     def factory(_role: Role, _name: str) -> Model:
-        model = WorkModel(specs)
+        model = WorkModel(specs, onboarding_s=spawn_cost_s if adaptive else 0.0)
         models.append(model)
         return model
 
     longest = max(t.work_s for t in workload.tasks)
     settings = SessionSettings(
-        max_agents_per_team=max(agents, 8),
+        max_agents_per_team=max(agents, 8, scaling.max_agents),
+        autoscale=scaling,
         max_iterations=max(30, max(len(_groups(t)) for t in workload.tasks) + 10),
         bootstrap_orienter=False,
         # One model call here stands for up to a whole task's work (many minutes of virtual
@@ -242,17 +312,53 @@ async def run_swarm_async(
         async with await Loomkin.open("memory:") as lk:
             session = await lk.open_session(project, model_factory=factory, settings=settings)
             specs.update(await _put_on_board(session, workload, deps))
-            for i, role in enumerate(_agent_roles(workload, agents)):
+            # Adaptive: one worker; the autoscaler adds the rest as the backlog asks. (Setup
+            # takes no virtual time, so with a window > 0 no spawn can come before it.)
+            roles = ["coder"] if adaptive else _agent_roles(workload, agents)
+            for i, role in enumerate(roles):
                 await session.spawn_agent(f"agent{i:03d}", role)
-            await session.wait_idle()
-            tally = _Tally.of(await session.history())
-    return _result(workload, agents, strategy, seed, tally, models, started)
+            await _wait_done(session, len(workload.tasks), scaling)
+            history = await session.history()
+    tally = _Tally.of(history)
+    lives = Lives.of(history, end=tally.end)
+    result = _result(workload, agents, strategy, seed, tally, models, started)
+    return replace(
+        result,
+        agent_seconds=round(lives.agent_seconds, 3),
+        peak_agents=lives.peak,
+        spawns=lives.spawns,
+        retires=lives.retires,
+        steals=lives.steals,
+        max_agents=agents,
+        spawn_cost_s=spawn_cost_s if adaptive else 0.0,
+    )
+
+
+async def _wait_done(session: Session, tasks: int, scaling: AutoscaleSettings) -> None:
+    """Wait until every task completed, or nothing moves any more.
+
+    With the autoscaler on, a quiet moment is not the end: work may wait for a spawn the
+    window or the cooldown holds back, so the wait goes on while the log still grows.
+    """
+    while True:
+        await session.wait_idle()
+        history = await session.history()
+        done = sum(
+            1
+            for r in history
+            if isinstance(r.event, TaskStatusChanged) and r.event.status == "completed"
+        )
+        if done >= tasks or not scaling.enabled:
+            return
+        await asyncio.sleep(scaling.window_s + scaling.cooldown_s + 1.0)
+        if len(await session.history()) == len(history):
+            return
 
 
 def _result(
     workload: Workload,
     agents: int,
-    strategy: Strategy,
+    strategy: Strategy | str,
     seed: int,
     tally: _Tally,
     models: list[WorkModel],
@@ -280,12 +386,27 @@ def _result(
     )
 
 
-def run_swarm(workload: Workload, *, agents: int, strategy: Strategy, seed: int = 0) -> SwarmResult:
+def run_swarm(
+    workload: Workload,
+    *,
+    agents: int,
+    strategy: Strategy | str,
+    seed: int = 0,
+    spawn_cost_s: float = 60.0,
+    autoscale: AutoscaleSettings | None = None,
+) -> SwarmResult:
     """Run the swarm benchmark in a fresh virtual-time event loop and return its figures."""
     loop = looptime.new_event_loop()
     try:
         return loop.run_until_complete(
-            run_swarm_async(workload, agents=agents, strategy=strategy, seed=seed)
+            run_swarm_async(
+                workload,
+                agents=agents,
+                strategy=strategy,
+                seed=seed,
+                spawn_cost_s=spawn_cost_s,
+                autoscale=autoscale,
+            )
         )
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())

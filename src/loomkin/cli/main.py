@@ -26,6 +26,7 @@ from loomkin.cli.control import (
 )
 from loomkin.cli.observe import cost, mcp, trace
 from loomkin.cli.store import store_group
+from loomkin.cli.team import team_group
 from loomkin.errors import LoomkinError, UserError
 
 if TYPE_CHECKING:
@@ -325,8 +326,9 @@ async def _print_summary(session: Session) -> None:
     for decision in summary.decisions:
         console.print(f"decision: {escape(decision)}")
     console.print(
-        f"model calls: {summary.model_calls}, tokens: {summary.input_tokens} in / "
-        f"{summary.output_tokens} out, cost: ${summary.cost_usd:.4f}"
+        f"model calls: {summary.model_calls}, tokens: {summary.input_tokens} in "
+        f"({summary.cached_input_tokens} cached) / {summary.output_tokens} out, "
+        f"cost: ${summary.cost_usd:.4f}"
     )
 
 
@@ -776,6 +778,7 @@ cli.add_command(cost)
 cli.add_command(store_group)
 cli.add_command(cluster_group)
 cli.add_command(cluster_worker)
+cli.add_command(team_group)
 
 
 def main() -> None:

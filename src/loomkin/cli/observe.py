@@ -18,7 +18,7 @@ from loomkin.cli.common import console, default_store, run_command
 from loomkin.errors import UserError
 
 if TYPE_CHECKING:
-    from loomkin.service import Loomkin, McpServerInfo, Spend
+    from loomkin.service import AgentSpend, Loomkin, McpServerInfo, Spend, TeamSpend
 
 __all__ = ["cost", "mcp", "trace"]
 
@@ -200,31 +200,35 @@ def _show_spend(spend: Spend) -> None:
     agents = Table("agent", "team", "role", "calls", "tokens in", "tokens out", "cost (USD)")
     for a in spend.agents:
         agents.add_row(
-            escape(a.name),
-            escape(a.team_name),
-            escape(a.role),
-            str(a.model_calls),
-            f"{a.input_tokens:,}",
-            f"{a.output_tokens:,}",
-            f"{a.cost_usd:.4f}",
+            escape(a.name), escape(a.team_name), escape(a.role), str(a.model_calls), *_usage(a)
         )
     console.print(agents)
     teams = Table("team", "agents", "calls", "tokens in", "tokens out", "cost (USD)")
     for t in spend.teams:
-        teams.add_row(
-            escape(t.name),
-            str(t.agents),
-            str(t.model_calls),
-            f"{t.input_tokens:,}",
-            f"{t.output_tokens:,}",
-            f"{t.cost_usd:.4f}",
-        )
-    teams.add_row(
-        "[bold]total[/]",
-        str(len(spend.agents)),
-        str(spend.model_calls),
-        f"{spend.input_tokens:,}",
-        f"{spend.output_tokens:,}",
-        f"[bold]{spend.cost_usd:.4f}[/]",
-    )
+        teams.add_row(escape(t.name), str(t.agents), str(t.model_calls), *_usage(t))
+    total = _usage(spend)
+    total[-1] = f"[bold]{total[-1]}[/]"
+    teams.add_row("[bold]total[/]", str(len(spend.agents)), str(spend.model_calls), *total)
     console.print(teams)
+    cache = Table("prompt cache", "tokens in", "cached", "uncached", "cache writes", "hit")
+    for a in spend.agents:
+        cache.add_row(escape(a.name), *_cache(a))
+    cache.add_row("[bold]total[/]", *_cache(spend))
+    console.print(cache)
+
+
+def _usage(row: AgentSpend | TeamSpend | Spend) -> list[str]:
+    """Token and cost cells: input, output, cost."""
+    return [f"{row.input_tokens:,}", f"{row.output_tokens:,}", f"{row.cost_usd:.4f}"]
+
+
+def _cache(row: AgentSpend | Spend) -> list[str]:
+    """Input split by the prompt cache: read from it, neither, written to it; the hit rate."""
+    hit = row.cached_input_tokens / row.input_tokens if row.input_tokens else 0.0
+    return [
+        f"{row.input_tokens:,}",
+        f"{row.cached_input_tokens:,}",
+        f"{row.uncached_input_tokens:,}",
+        f"{row.cache_write_tokens:,}",
+        f"{hit:.0%}",
+    ]

@@ -44,6 +44,7 @@ MessageType = Literal[
     "vote_request",
     "vote_result",
     "orient",
+    "onboarding",
     # normal: conversation
     "user_message",
     "peer_message",
@@ -70,6 +71,9 @@ def tier_of(msg_type: MessageType) -> Tier:
             # Task flow is what unblocks work: a dependent waits on a completion or a chunk.
             return "high"
         case "conflict_detected" | "vote_request" | "vote_result":
+            return "high"
+        case "onboarding":
+            # A new agent's brief (the autoscaler's): it reads it before taking work.
             return "high"
         case "orient":
             # The Orienter's own start signal: nothing else waits in its mailbox then, but it

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never, get_args
 
+from loomkin.core.events.autoscale import CapacityMoved
 from loomkin.core.events.tasks import (
     DependencyAdded,
     MilestoneEmitted,
@@ -59,11 +60,12 @@ from loomkin.core.taskview import (
     TaskView,
 )
 from loomkin.errors import InvalidTransition, NotFound, PolicyRefused, TaskCycleError, UserError
+from loomkin.ids import TeamId
 
 if TYPE_CHECKING:
     from loomkin.core.events.base import Event
     from loomkin.core.events.tasks import AnyTaskEvent
-    from loomkin.ids import AgentId, TaskId, TeamId
+    from loomkin.ids import AgentId, TaskId
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -102,6 +104,8 @@ class _Record:
 
     created: TaskCreated
     order: int
+    team_id: TeamId
+    """The team whose board holds the task (its creator's, until capacity moves it)."""
     status: TaskStatus = "pending"
     owner: TaskOwner | None = None
     priority: int = 3
@@ -141,6 +145,9 @@ class TaskBoard:
         Returns:
             The tasks this event made available and the effective priorities it moved.
         """
+        if isinstance(event, CapacityMoved):
+            self._on_moved(event)
+            return self._collect()
         if not isinstance(event, _TASK_EVENTS):
             return _NO_CHANGES
         self._dispatch(event)
@@ -179,8 +186,17 @@ class TaskBoard:
             self.ignored += 1
             return
         order = len(self._records)
-        self._records[event.task_id] = _Record(created=event, order=order, priority=event.priority)
+        self._records[event.task_id] = _Record(
+            created=event, order=order, team_id=event.team_id, priority=event.priority
+        )
         self._graph.add_task(event.task_id, event.priority, order)
+        self._refresh_ready(event.task_id)
+
+    def _on_moved(self, event: CapacityMoved) -> None:
+        if event.task_id not in self._records:
+            self.ignored += 1
+            return
+        self._touch(event.task_id).team_id = event.to_team
         self._refresh_ready(event.task_id)
 
     def _on_owner(self, task_id: TaskId, owner: TaskOwner) -> None:
@@ -327,7 +343,7 @@ class TaskBoard:
         return [
             self.task(task_id)
             for task_id, rec in self._records.items()
-            if team_id is None or rec.created.team_id == team_id
+            if team_id is None or rec.team_id == team_id
         ]
 
     def dependencies(self, task_id: TaskId) -> tuple[Dependency, ...]:
@@ -421,7 +437,7 @@ class TaskBoard:
         return TaskView(
             task_id=created.task_id,
             session_id=created.session_id,
-            team_id=created.team_id,
+            team_id=rec.team_id,
             title=created.title,
             description=created.description,
             status=rec.status,
@@ -514,6 +530,23 @@ class TaskBoard:
             raise InvalidTransition(f"task {task_id!r} is already owned by {agent_id!r}")
         if not self._graph.is_ready(task_id):
             raise InvalidTransition(f"task {task_id!r} is not ready, so there is nothing to claim")
+
+    def check_move(self, task_id: TaskId, to_team: TeamId) -> None:
+        """Check a ``CapacityMoved``: only an unowned, pending task moves, to another team.
+
+        Raises:
+            NotFound: no such task.
+            InvalidTransition: the task has an owner or is not pending, or is there already.
+        """
+        view = self.task(task_id)
+        if view.owner is not None or view.status != "pending":
+            raise InvalidTransition(
+                f"task {task_id!r} is {view.status!r}"
+                + (f" and owned by {view.owner.name}" if view.owner else "")
+                + ": only an unowned pending task can move to another team"
+            )
+        if view.team_id == to_team:
+            raise InvalidTransition(f"task {task_id!r} is on that team's board already")
 
     def check_dependency(
         self,

@@ -82,15 +82,21 @@ class ModelRequest:
     """Cap on output tokens (``None``: the adapter's default)."""
     temperature: float | None = None
     """Sampling temperature (``None``: the provider's default)."""
+    cache_key: str | None = None
+    """Groups requests that share a prefix (one agent's calls), for providers whose prompt
+    cache routes by a key (OpenAI's ``prompt_cache_key``); ``None``: none is sent."""
 
     def to_json(self) -> dict[str, JSON]:
         """Return the exact request as a JSON object, for journaling."""
-        return {
+        out: dict[str, JSON] = {
             "messages": [message_to_json(m) for m in self.messages],
             "tools": [t.to_json() for t in self.tools],
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
+        if self.cache_key is not None:
+            out["cache_key"] = self.cache_key
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,11 +124,18 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UsageReport:
-    """Token counts of the whole call so far (cumulative; the last report wins)."""
+    """Token counts of the whole call so far (cumulative; the last report wins).
+
+    ``input_tokens`` counts every input token; of those, ``cached_input_tokens`` were read
+    from the provider's prompt cache and ``cache_write_tokens`` were written to it (billed
+    at each provider's cache prices, :mod:`loomkin.llm.pricing`). The rest is uncached.
+    """
 
     kind: Literal["usage"] = "usage"
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,11 +197,16 @@ class ModelResponse:
     tool_calls: tuple[ToolCall, ...]
     """Calls in the order the model made them; ``arguments`` is raw text (may be invalid)."""
     input_tokens: int
+    """Every input token, cached or not."""
     output_tokens: int
     stop_reason: StopReason
     """``""`` when the stream did not finish."""
     complete: bool
     """False when the stream was interrupted before :class:`StreamEnd`."""
+    cached_input_tokens: int = 0
+    """Input tokens read from the provider's prompt cache (part of ``input_tokens``)."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the provider's prompt cache (part of ``input_tokens``)."""
 
     def to_message(self) -> AssistantMessage:
         """Return the answer as a transcript message (``interrupted`` when incomplete)."""
@@ -206,6 +224,8 @@ class ModelResponse:
             ],
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
             "stop_reason": self.stop_reason,
             "complete": self.complete,
         }
@@ -230,6 +250,8 @@ class ResponseBuilder:
         self._calls: dict[int, _PendingCall] = {}
         self._input_tokens = 0
         self._output_tokens = 0
+        self._cached_tokens = 0
+        self._cache_write_tokens = 0
         self._stop_reason: StopReason | None = None
 
     @property
@@ -259,8 +281,16 @@ class ResponseBuilder:
                     call.name = name
                 call.arguments.append(arguments)
             case UsageReport(input_tokens=input_tokens, output_tokens=output_tokens):
-                self._input_tokens = _count(input_tokens, "input tokens")
-                self._output_tokens = _count(output_tokens, "output tokens")
+                counts = (
+                    _count(input_tokens, "input tokens"),
+                    _count(output_tokens, "output tokens"),
+                    _count(event.cached_input_tokens, "cached input tokens"),
+                    _count(event.cache_write_tokens, "cache write tokens"),
+                )
+                self._input_tokens, self._output_tokens = counts[0], counts[1]
+                # What a server claims was cached can never exceed what it was sent.
+                self._cached_tokens = min(counts[2], counts[0])
+                self._cache_write_tokens = min(counts[3], counts[0] - self._cached_tokens)
             case StreamEnd(stop_reason=stop_reason):
                 self._stop_reason = _typed(stop_reason, str, "stop reason")
             case RetryNotice():
@@ -289,6 +319,8 @@ class ResponseBuilder:
             output_tokens=self._output_tokens,
             stop_reason=self._stop_reason or "",
             complete=self._stop_reason is not None,
+            cached_input_tokens=self._cached_tokens,
+            cache_write_tokens=self._cache_write_tokens,
         )
 
     def build(self) -> ModelResponse:

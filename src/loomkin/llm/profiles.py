@@ -59,6 +59,9 @@ class EndpointProfile:
     """False when the server cannot stream an answer that may call a tool (llama-cpp-python's
     ``chatml-function-calling`` fails with "Automatic streaming tool choice is not
     supported"); requests with tools are then made whole and replayed as stream events."""
+    sends_prompt_cache_key: bool = False
+    """Send ``prompt_cache_key`` (the request's :attr:`~loomkin.llm.model.ModelRequest.cache_key`)
+    so one agent's calls reach the same prompt cache (OpenAI's own endpoint)."""
     tool_results_as_user: bool = False
     """Send tool results as ``user`` messages: the ``chatml-function-calling`` template of
     llama-cpp-python renders no ``tool`` messages, so the model would never see a result."""
@@ -68,6 +71,7 @@ OPENAI_PROFILE = EndpointProfile(
     name="openai",
     supports_parallel_tool_calls=True,
     max_tokens_param="max_completion_tokens",
+    sends_prompt_cache_key=True,
 )
 OPENROUTER_PROFILE = EndpointProfile(name="openrouter")
 LLAMACPP_PROFILE = EndpointProfile(

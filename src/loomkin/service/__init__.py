@@ -19,6 +19,7 @@ from loomkin.service.records import (
     TeamInfo,
 )
 from loomkin.service.runtime import Loomkin, ModelFactory
+from loomkin.service.scaling import TeamScaleInfo
 from loomkin.service.session import Session
 from loomkin.service.spend import AgentSpend, Spend, TeamSpend
 from loomkin.service.stores import check_store
@@ -46,6 +47,7 @@ __all__ = [
     "Summary",
     "TaskInfo",
     "TeamInfo",
+    "TeamScaleInfo",
     "TeamSpend",
     "check_store",
     "export_trace",

@@ -35,6 +35,12 @@ Example::
     input_per_mtok = 3.0
     output_per_mtok = 12.0
 
+    [context]
+    window_tokens = 64000   # compact transcripts to fit this (default: each model's window)
+    compact_at = 0.8
+    compact_to = 0.5
+    keep_turns = 4
+
     [comms]
     policy = "neighbours"
     allow = [["frontend", "backend"]]
@@ -81,6 +87,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_FILE",
+    "AutoscaleSection",
     "BudgetsSection",
     "CommsSection",
     "LimitsSection",
@@ -299,6 +306,27 @@ class PriceSection(_Section):
 
     input_per_mtok: Annotated[float, Strict(), Field(ge=0)]
     output_per_mtok: Annotated[float, Strict(), Field(ge=0)]
+    cached_input_per_mtok: Annotated[float, Strict(), Field(ge=0)] | None = None
+    """Input read from the prompt cache (default: the vendor's ratio, or the input price)."""
+    cache_write_per_mtok: Annotated[float, Strict(), Field(ge=0)] | None = None
+    """Input written to the prompt cache (default: the vendor's ratio, or the input price)."""
+
+
+class ContextSection(_Section):
+    """``[context]``: context windows and when an agent's transcript is compacted."""
+
+    window_tokens: Positive | None = None
+    """The context window of every model (default: each model's published window)."""
+    windows: dict[str, Positive] = Field(default_factory=dict)
+    """Per-model windows, ``"provider:model" = tokens`` (a name prefix matches variants)."""
+    compact_at: Annotated[float, Strict(), Field(gt=0.1, le=1.0)] = 0.8
+    """Compact before a call whose request would pass this fraction of the window."""
+    compact_to: Annotated[float, Strict(), Field(gt=0.05, le=1.0)] = 0.5
+    """A compaction brings the request down to this fraction of the window."""
+    keep_turns: Annotated[int, Strict(), Field(ge=1, le=100)] = 4
+    """The newest turns (a model response and its tool results) kept word for word."""
+    summarise: Annotated[bool, Strict()] = True
+    """Summarise older turns with a model call (else a list of what they did)."""
 
 
 class CommsSection(_Section):
@@ -319,6 +347,28 @@ class RebalancerSection(_Section):
     check_every_s: PositiveFloat = 60.0
 
 
+class AutoscaleSection(_Section):
+    """``[autoscale]``: when teams grow with their backlog and shrink when idle."""
+
+    enabled: Annotated[bool, Strict()] = False
+    scale_up_ratio: PositiveFloat = 1.0
+    window_s: Annotated[float, Strict(), Field(ge=0)] = 30.0
+    cooldown_s: Annotated[float, Strict(), Field(ge=0)] = 60.0
+    max_agents: Annotated[int, Strict(), Field(ge=1, le=1000)] = 8
+    min_agents: Annotated[int, Strict(), Field(ge=0, le=1000)] = 1
+    max_spawn_step: Annotated[int, Strict(), Field(ge=1, le=1000)] = 16
+    retire_after_s: PositiveFloat = 300.0
+    warm_spares: Annotated[int, Strict(), Field(ge=0, le=1000)] = 0
+    default_role: Text = "coder"
+    agent_cost_usd: Annotated[float, Strict(), Field(ge=0)] = 0.25
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Self:
+        if self.min_agents > self.max_agents:
+            raise ValueError(f"min_agents {self.min_agents} is above max_agents {self.max_agents}")
+        return self
+
+
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 
@@ -334,7 +384,9 @@ class LoomkinConfig(_Section):
     pricing: dict[str, PriceSection] = Field(default_factory=dict)
     comms: CommsSection = CommsSection()
     rebalancer: RebalancerSection = RebalancerSection()
+    autoscale: AutoscaleSection = AutoscaleSection()
     mcp: McpSection = McpSection()
+    context: ContextSection = ContextSection()
 
     @field_validator("roles")
     @classmethod
@@ -409,7 +461,9 @@ _SECTION_KEYS: dict[str, type[_Section]] = {
     "limits": LimitsSection,
     "comms": CommsSection,
     "rebalancer": RebalancerSection,
+    "autoscale": AutoscaleSection,
     "mcp": McpSection,
+    "context": ContextSection,
 }
 _ENTRY_KEYS: dict[str, type[_Section]] = {"roles": RoleSection, "pricing": PriceSection}
 

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 from loomkin.agents import Budgets, SessionSettings
 from loomkin.agents.roles import BUILTIN_ROLES, custom_role, with_tools
+from loomkin.agents.settings import ContextSettings
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
+from loomkin.coordination.autoscale import AutoscaleSettings
 from loomkin.errors import ConfigError
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
 from loomkin.tools.builtin import ShellPolicy
@@ -19,7 +21,7 @@ from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
     from loomkin.agents.roles import Role
-    from loomkin.service.config import LoomkinConfig
+    from loomkin.service.config import LoomkinConfig, PriceSection
 
 __all__ = ["SessionOptions", "mcp_servers", "session_options"]
 
@@ -76,6 +78,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             stuck_after_s=config.rebalancer.stuck_after_s,
             check_every_s=config.rebalancer.check_every_s,
         ),
+        autoscale=autoscale_settings(config),
         shell_policy=ShellPolicy(
             allow=frozenset(config.shell.allow),
             deny=frozenset(config.shell.deny),
@@ -83,12 +86,19 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             network=config.shell.network,
         ),
         mcp_servers=servers,
+        context=ContextSettings(
+            window_tokens=config.context.window_tokens,
+            windows=dict(config.context.windows),
+            compact_at=config.context.compact_at,
+            compact_to=min(config.context.compact_to, config.context.compact_at),
+            keep_turns=config.context.keep_turns,
+            summarise=config.context.summarise,
+        ),
     )
     prices = dict(DEFAULT_PRICES)
+    defaults = PriceTable()
     for model, price in config.pricing.items():
-        prices[model] = Price(
-            input_per_mtok=price.input_per_mtok, output_per_mtok=price.output_per_mtok
-        )
+        prices[model] = _price(price, defaults.price(model))
     return SessionOptions(
         settings=settings,
         policy=PermissionPolicy(
@@ -101,6 +111,25 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
         model=config.model.default,
         base_url=config.model.base_url,
         api_key_env=config.model.api_key_env,
+    )
+
+
+def autoscale_settings(config: LoomkinConfig) -> AutoscaleSettings:
+    """The ``[autoscale]`` table as the autoscaler's settings (the budget is the session's)."""
+    a = config.autoscale
+    return AutoscaleSettings(
+        enabled=a.enabled,
+        scale_up_ratio=a.scale_up_ratio,
+        window_s=a.window_s,
+        cooldown_s=a.cooldown_s,
+        max_agents=min(a.max_agents, config.limits.max_agents_per_team),
+        min_agents=a.min_agents,
+        max_spawn_step=a.max_spawn_step,
+        retire_after_s=a.retire_after_s,
+        warm_spares=a.warm_spares,
+        default_role=a.default_role,
+        agent_cost_usd=a.agent_cost_usd,
+        session_budget_usd=config.budgets.session_usd,
     )
 
 
@@ -175,3 +204,23 @@ def _opt_in(roles: dict[str, Role], servers: tuple[McpServerSpec, ...]) -> dict[
     for name, rules in extra.items():
         opted[name] = with_tools(roles.get(name) or BUILTIN_ROLES[name], tuple(rules))
     return opted
+
+
+def _price(section: PriceSection, known: Price | None) -> Price:
+    """A ``[pricing]`` entry; cache prices left out keep the vendor's ratio to the input price."""
+
+    def ratio(value: float | None, base: float | None) -> float | None:
+        if value is not None or base is None or known is None or not known.input_per_mtok:
+            return value
+        return section.input_per_mtok * base / known.input_per_mtok
+
+    return Price(
+        input_per_mtok=section.input_per_mtok,
+        output_per_mtok=section.output_per_mtok,
+        cached_input_per_mtok=ratio(
+            section.cached_input_per_mtok, known.cached_input_per_mtok if known else None
+        ),
+        cache_write_per_mtok=ratio(
+            section.cache_write_per_mtok, known.cache_write_per_mtok if known else None
+        ),
+    )

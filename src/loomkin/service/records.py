@@ -80,6 +80,8 @@ class AgentInfo:
     output_tokens: int
     cost_usd: float
     pause_queued: bool = False
+    cached_input_tokens: int = 0
+    """Of ``input_tokens``, those read from the provider's prompt cache."""
     """A pause was asked and waits for the agent's next checkpoint (or its prompt's answer)."""
 
 
@@ -153,6 +155,8 @@ class Summary:
     cost_usd: float
     model_calls: int
     replies: tuple[str, ...] = field(default=())
+    cached_input_tokens: int = 0
+    """Of ``input_tokens``, those read from the providers' prompt caches."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,7 +33,8 @@ from loomkin.service.records import (
     mcp_server_info,
     task_info,
 )
-from loomkin.tasks import DependencySpec
+from loomkin.service.scaling import TeamScaleInfo, scale_info, set_team_scale
+from loomkin.tasks import DependencySpec, WorkerRef
 
 if TYPE_CHECKING:
     from loomkin.agents.agent import Agent
@@ -221,6 +222,57 @@ class Session:
         member = await runtime.teams.spawn_agent(team_id, name, role)
         return self.agent(member.agent_id)
 
+    # -- adaptive teams --------------------------------------------------------------------------
+
+    def team_scale(self, team: str | None = None) -> TeamScaleInfo:
+        """``team``'s size, backlog, ratio and bounds as the autoscaler sees them."""
+        runtime = self._runtime
+        return scale_info(runtime, runtime.resolve_team(team) if team else runtime.root_team_id)
+
+    async def scale_team(
+        self,
+        team: str | None = None,
+        *,
+        min_agents: int | None = None,
+        max_agents: int | None = None,
+        pin: int | None = None,
+        clear: bool = False,
+        by: str = "user",
+        reason: str = "",
+    ) -> TeamScaleInfo:
+        """Pin or bound ``team``'s worker agents for the autoscaler (``clear``: the defaults).
+
+        Raises:
+            UserError: a negative value, min above max, a pin with bounds, above the limit.
+        """
+        runtime = self._runtime
+        team_id = runtime.resolve_team(team) if team else runtime.root_team_id
+        return await set_team_scale(
+            runtime,
+            self._log,
+            team_id,
+            min_agents=min_agents,
+            max_agents=max_agents,
+            pinned=pin,
+            clear=clear,
+            by=by,
+            reason=reason,
+        )
+
+    async def claim_task(self, task_id: str, agent: str) -> None:
+        """Give a ready task queued on a busy agent to ``agent`` (the work-stealing claim).
+
+        Raises:
+            InvalidTransition: the task was started, or another claim won.
+        """
+        target = self._runtime.agent(agent)
+        view = self._tasks.task(task_id)
+        owner = None if view.owner is None else view.owner.agent_id
+        worker = WorkerRef(agent_id=target.agent_id, name=target.name, team_id=target.team_id)
+        await self._tasks.claim(
+            view.task_id, worker, expected_owner=owner, reason="claimed for it by the user"
+        )
+
     def agent(self, ref: str) -> AgentInfo:
         """An agent by id, ``name`` or ``team/name`` (``NotFound`` lists the agents there are)."""
         return self._info(self._runtime.agent(ref))
@@ -242,6 +294,7 @@ class Session:
             task_id=m.task_id,
             current_tool=m.current_tool,
             input_tokens=m.input_tokens,
+            cached_input_tokens=m.cached_input_tokens,
             output_tokens=m.output_tokens,
             cost_usd=m.cost_usd,
             pause_queued=m.pause_pending(),
@@ -451,6 +504,7 @@ class Session:
             output_tokens=sum(a.output_tokens for a in agents),
             cost_usd=sum(a.cost_usd for a in agents),
             model_calls=calls,
+            cached_input_tokens=sum(a.cached_input_tokens for a in agents),
         )
 
     def _relative(self, target: str) -> str:

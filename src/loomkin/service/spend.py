@@ -1,8 +1,10 @@
 """``loomkin cost``: what a session spent, by agent and by team, read off its log.
 
 Spend is summed from the ``ModelCallCompleted`` events (tokens and cost of each call, priced
-when the call was made), so a finished session, one open elsewhere and one open here all read
-the same. A team's spend is its own agents' (as its budget counts it, SPEC §3.12).
+when the call was made) and the summarising calls of ``ContextCompacted``, so a finished
+session, one open elsewhere and one open here all read the same. A team's spend is its own
+agents' (as its budget counts it, SPEC §3.12). Input is split three ways: read from a prompt
+cache, written to one, and neither (uncached); ``input_tokens`` is their sum.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loomkin.core.events import AgentSpawned, ModelCallCompleted
+from loomkin.core.events import AgentSpawned, ContextCompacted, ModelCallCompleted
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -34,6 +36,12 @@ class AgentSpend:
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    cached_input_tokens: int = 0
+    """Input read from a prompt cache."""
+    cache_write_tokens: int = 0
+    """Input written to a prompt cache."""
+    uncached_input_tokens: int = 0
+    """Input neither read from nor written to a cache."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +55,12 @@ class TeamSpend:
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    cached_input_tokens: int = 0
+    """Input read from a prompt cache."""
+    cache_write_tokens: int = 0
+    """Input written to a prompt cache."""
+    uncached_input_tokens: int = 0
+    """Input neither read from nor written to a cache."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +74,12 @@ class Spend:
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    cached_input_tokens: int = 0
+    """Input read from a prompt cache."""
+    cache_write_tokens: int = 0
+    """Input written to a prompt cache."""
+    uncached_input_tokens: int = 0
+    """Input neither read from nor written to a cache."""
 
 
 @dataclass(slots=True)
@@ -69,6 +89,8 @@ class _Tally:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    cached: int = 0
+    written: int = 0
 
 
 def spend_of(session_id: str, events: Iterable[RecordedEvent], team_names: dict[str, str]) -> Spend:
@@ -86,6 +108,13 @@ def spend_of(session_id: str, events: Iterable[RecordedEvent], team_names: dict[
             tally.input_tokens += event.input_tokens
             tally.output_tokens += event.output_tokens
             tally.cost_usd += event.cost_usd
+            tally.cached += event.cached_input_tokens
+            tally.written += event.cache_write_tokens
+        elif isinstance(event, ContextCompacted) and event.agent_id in tallies:
+            tally = tallies[event.agent_id]  # the summarising call (no cache figures)
+            tally.input_tokens += event.input_tokens
+            tally.output_tokens += event.output_tokens
+            tally.cost_usd += event.cost_usd
     agents = tuple(
         AgentSpend(
             agent_id=agent_id,
@@ -98,6 +127,9 @@ def spend_of(session_id: str, events: Iterable[RecordedEvent], team_names: dict[
             input_tokens=t.input_tokens,
             output_tokens=t.output_tokens,
             cost_usd=t.cost_usd,
+            cached_input_tokens=t.cached,
+            cache_write_tokens=t.written,
+            uncached_input_tokens=t.input_tokens - t.cached - t.written,
         )
         for agent_id, t in tallies.items()
     )
@@ -113,6 +145,7 @@ def spend_of(session_id: str, events: Iterable[RecordedEvent], team_names: dict[
             input_tokens=sum(a.input_tokens for a in members),
             output_tokens=sum(a.output_tokens for a in members),
             cost_usd=sum(a.cost_usd for a in members),
+            **_cache_sums(members),
         )
         for team_id, members in by_team.items()
     )
@@ -124,4 +157,14 @@ def spend_of(session_id: str, events: Iterable[RecordedEvent], team_names: dict[
         input_tokens=sum(a.input_tokens for a in agents),
         output_tokens=sum(a.output_tokens for a in agents),
         cost_usd=sum(a.cost_usd for a in agents),
+        **_cache_sums(agents),
     )
+
+
+def _cache_sums(agents: Iterable[AgentSpend]) -> dict[str, int]:
+    listed = list(agents)
+    return {
+        "cached_input_tokens": sum(a.cached_input_tokens for a in listed),
+        "cache_write_tokens": sum(a.cache_write_tokens for a in listed),
+        "uncached_input_tokens": sum(a.uncached_input_tokens for a in listed),
+    }

@@ -20,15 +20,18 @@ from typing import TYPE_CHECKING
 from loomkin.core.events import (
     AgentSpawned,
     AgentStatusChanged,
+    CapacityMoved,
     MilestoneEmitted,
     PartialResultPublished,
     RecordedEvent,
+    TaskAssigned,
     TaskCreated,
     TaskStatusChanged,
 )
 from loomkin.core.scheduling import AgentCandidate, CapabilityStats, plan_assignments
 from loomkin.errors import LoomkinError
 from loomkin.tasks.service import WorkerRef
+from loomkin.tasks.stealing import plan_steals
 
 if TYPE_CHECKING:
     from loomkin.ids import TaskId, TeamId
@@ -50,6 +53,8 @@ class SchedulerStatistics:
     assignments: int
     refused: int
     """Assignments the board refused because the world moved between plan and append."""
+    steals: int = 0
+    """Queued tasks claimed for idle agents (work stealing)."""
 
 
 class Scheduler:
@@ -65,6 +70,7 @@ class Scheduler:
         self._rounds = 0
         self._assignments = 0
         self._refused = 0
+        self._steals = 0
 
     def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
         """Learn capabilities; when live, wake up if a task or an agent may have become free."""
@@ -79,8 +85,12 @@ class Scheduler:
                 status="completed" | "failed" | "cancelled" | "pending" | "partially_complete"
             ):
                 self.kick()
+            case TaskStatusChanged(status="in_progress"):
+                self.kick()  # its owner is busy now: tasks queued behind it may be stolen
             case MilestoneEmitted() | PartialResultPublished():
                 self.kick()  # a milestone or a first chunk can make a dependent ready
+            case TaskAssigned() | CapacityMoved():
+                self.kick()  # a task queued on a busy agent may be stolen by an idle one
             case _:
                 pass
 
@@ -133,11 +143,39 @@ class Scheduler:
                     logger.info("assignment of %s refused: %s", decision.task_id, exc)
                     continue
                 placed += 1
+        for team_id in {*by_team, *self._teams_with_queues()}:
+            placed += await self._steal(team_id)
         self._assignments += placed
         return placed
+
+    def _teams_with_queues(self) -> set[TeamId]:
+        board = self.tasks.board
+        return {v.team_id for v in board.tasks() if v.status == "assigned"}
+
+    async def _steal(self, team_id: TeamId) -> int:
+        """Idle agents claim ready tasks queued on busy ones (the same claim as the tool)."""
+        load = self.tasks.board.load()
+        pool = [c for c in self.candidates(team_id) if c.idle and not load.get(c.agent_id)]
+        stolen = 0
+        for steal in plan_steals(self.tasks.board, team_id, pool, self.stats, load):
+            worker = WorkerRef(agent_id=steal.agent_id, name=steal.agent_name, team_id=team_id)
+            try:
+                await self.tasks.claim(
+                    steal.task.task_id, worker, expected_owner=steal.from_owner, reason=steal.reason
+                )
+            except LoomkinError as exc:  # the owner started it, or another claim won
+                self._refused += 1
+                logger.info("claim of %s refused: %s", steal.task.task_id, exc)
+                continue
+            stolen += 1
+        self._steals += stolen
+        return stolen
 
     def statistics(self) -> SchedulerStatistics:
         """Return the scheduler's counters."""
         return SchedulerStatistics(
-            rounds=self._rounds, assignments=self._assignments, refused=self._refused
+            rounds=self._rounds,
+            assignments=self._assignments,
+            refused=self._refused,
+            steals=self._steals,
         )

@@ -45,6 +45,7 @@ from loomkin.core.taskstates import allowed_targets
 from loomkin.core.taskview import Handoff, TaskView
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
+from loomkin.tasks.claims import ClaimCommands
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -94,8 +95,11 @@ class DependencySpec:
     milestone: str | None = None
 
 
-class TaskService:
-    """Commands on the task board of one runtime (all sessions)."""
+class TaskService(ClaimCommands):
+    """Commands on the task board of one runtime (all sessions).
+
+    Work stealing's claim and capacity moves are in :class:`~loomkin.tasks.claims.ClaimCommands`.
+    """
 
     def __init__(self, log: EventLog, board: TaskBoard, notices: TaskNotices) -> None:
         self.log = log

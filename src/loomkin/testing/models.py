@@ -29,6 +29,7 @@ from typing import assert_never, cast
 from loomkin.core.chat import AssistantMessage, SystemMessage, ToolResultMessage, UserMessage
 from loomkin.core.events.base import JSON
 from loomkin.errors import ProviderError
+from loomkin.llm.caching import prefix_text, shared_prefix_tokens
 from loomkin.llm.model import (
     ModelRequest,
     StreamEnd,
@@ -151,6 +152,8 @@ class _FakeModel:
         self._chunk_delay_s = chunk_delay_s
         self._latency_s = latency_s
         self._next_call = 0
+        self._cached: dict[str, str] = {}
+        """The last request text per cache key: the prompt cache this fake simulates."""
         self.requests: list[ModelRequest] = []
         """Every request received, in order."""
 
@@ -205,12 +208,27 @@ class _FakeModel:
             )
         if reply.fail_after is not None:
             raise reply.fail_after
+        input_tokens = _or_estimate(reply.input_tokens, _request_chars(request))
         yield UsageReport(
-            input_tokens=_or_estimate(reply.input_tokens, _request_chars(request)),
+            input_tokens=input_tokens,
             output_tokens=_or_estimate(reply.output_tokens, out_chars),
+            cached_input_tokens=min(input_tokens, self._cache(request)),
         )
         default_stop = "tool_calls" if reply.tool_calls else "stop"
         yield StreamEnd(stop_reason=reply.stop_reason or default_stop)
+
+    def _cache(self, request: ModelRequest) -> int:
+        """Simulate a provider's prompt cache: the prefix shared with the key's last request.
+
+        Only requests with a ``cache_key`` (the agent loop's) are cached, as a provider
+        caches one agent's calls, so tests that build requests by hand see no cache.
+        """
+        if request.cache_key is None:
+            return 0
+        text = prefix_text(request)
+        cached = shared_prefix_tokens(self._cached.get(request.cache_key), text)
+        self._cached[request.cache_key] = text
+        return cached
 
     def _chunks(self, text: str) -> list[str]:
         if not text:

@@ -62,10 +62,11 @@ def test_the_vocabulary_is_closed_and_every_type_has_a_tier() -> None:
     assert set(MESSAGE_TYPES) == {
         "abort", "budget_exceeded", "file_conflict", "task_assigned", "task_completed",
         "task_failed", "partial_output", "conflict_detected", "vote_request", "vote_result",
-        "orient", "user_message", "peer_message", "question", "answer", "insight", "nudge",
-        "escalation",
+        "orient", "onboarding", "user_message", "peer_message", "question", "answer",
+        "insight", "nudge", "escalation",
     }  # fmt: skip
     assert {tier_of(t) for t in MESSAGE_TYPES} <= {"urgent", "high", "normal"}
+    assert tier_of("onboarding") == "high"  # a new agent reads its brief before work
 
 
 @pytest.mark.parametrize("old", ["tasks_unblocked", "user_steer", "something_new", "status_update"])

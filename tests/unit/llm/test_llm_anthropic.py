@@ -159,10 +159,13 @@ async def test_text_stream_with_usage() -> None:
     assert any("sk-ant-test" in v for v in sent.headers.values())  # x-api-key or bearer
     body = sent.json()
     assert isinstance(body, dict)
-    assert body["system"] == "You are terse."
+    eph = {"type": "ephemeral"}
+    assert body["system"] == [{"type": "text", "text": "You are terse.", "cache_control": eph}]
     assert body["stream"] is True
     assert body["max_tokens"] == 8192
-    assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": eph}]}
+    ]
 
 
 async def test_tool_use_blocks_with_input_json_delta() -> None:
@@ -196,7 +199,12 @@ async def test_tool_use_blocks_with_input_json_delta() -> None:
     body = server.requests[0].json()
     assert isinstance(body, dict)
     assert body["tools"] == [
-        {"name": "read_file", "description": "Read a file.", "input_schema": {"type": "object"}}
+        {
+            "name": "read_file",
+            "description": "Read a file.",
+            "input_schema": {"type": "object"},
+            "cache_control": {"type": "ephemeral"},
+        }
     ]
 
 
@@ -226,11 +234,14 @@ async def test_transcript_translation() -> None:
     assert response.stop_reason == "length"
     body = server.requests[0].json()
     assert isinstance(body, dict)
-    assert body["system"] == "sys"
+    assert body["system"] == [
+        {"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}
+    ]
     assert body["max_tokens"] == 99
     assert body["temperature"] == 0.3
+    eph = {"type": "ephemeral"}
     assert body["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "go"}]},
+        {"role": "user", "content": [{"type": "text", "text": "go", "cache_control": eph}]},
         {
             "role": "assistant",
             "content": [
@@ -254,7 +265,7 @@ async def test_transcript_translation() -> None:
                     "content": "invalid JSON",
                     "is_error": True,
                 },
-                {"type": "text", "text": "[system notice] budget low"},
+                {"type": "text", "text": "[system notice] budget low", "cache_control": eph},
             ],
         },
     ]

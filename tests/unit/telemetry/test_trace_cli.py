@@ -107,3 +107,9 @@ def test_cost_by_agent_and_by_team(tmp_path: Path) -> None:
     table = invoke("cost", spend["session_id"], "--project", str(project))
     assert "greeters" in table
     assert "total" in table
+    # Cached and uncached input apart (the fake models simulate a provider's prompt cache).
+    assert "prompt cache" in table
+    assert "uncached" in table
+    assert 0 < spend["cached_input_tokens"] < spend["input_tokens"]
+    assert spend["cached_input_tokens"] + spend["uncached_input_tokens"] == spend["input_tokens"]
+    assert f"({spend['cached_input_tokens']} cached)" in flat

@@ -8,8 +8,10 @@ from loomkin.agents.tools.comms import COMMS_TOOLS
 from loomkin.agents.tools.conflicts import CONFLICT_TOOLS
 from loomkin.agents.tools.decisions import DECISION_TOOLS
 from loomkin.agents.tools.knowledge import KNOWLEDGE_TOOLS
+from loomkin.agents.tools.scaling import SCALING_TOOLS
 from loomkin.agents.tools.tasks import TASK_TOOLS
 from loomkin.agents.tools.team import TEAM_TOOLS
+from loomkin.agents.tools.toolsearch import TOOLSEARCH_TOOLS
 from loomkin.agents.tools.votes import VOTE_TOOLS
 from loomkin.errors import ConfigError
 from loomkin.tools.base import Tool, ToolSet
@@ -30,6 +32,8 @@ COORDINATION_TOOLS: tuple[Tool[AgentContext], ...] = (
     *CONFLICT_TOOLS,
     *VOTE_TOOLS,
     *KNOWLEDGE_TOOLS,
+    *SCALING_TOOLS,
+    *TOOLSEARCH_TOOLS,
 )
 
 CATALOGUE: ToolSet[AgentContext] = ToolSet([*builtin_tools(), *COORDINATION_TOOLS])
@@ -67,6 +71,8 @@ def toolset_for(role: Role, mcp: McpTools | None = None) -> ToolSet[AgentContext
             f"role {role.name!r} lists {', '.join(MCP_PREFIX + s for s in missing)}, but no such "
             f"MCP server is configured ([mcp.servers.<name>] in loomkin.toml; configured: {known})"
         )
+    if names and "load_tools" not in names:
+        names.append("load_tools")  # shows the schemas of tools a request does not carry
     builtin = CATALOGUE.subset(names)
     if mcp is None or not servers:
         return builtin

@@ -23,6 +23,7 @@ from loomkin.core.events.agents import (
     TopicUnsubscribed,
     TranscriptAppended,
 )
+from loomkin.core.events.autoscale import CapacityMoved, ScaleDecided, TeamScaleSet
 from loomkin.core.events.base import (
     JSON,
     Event,
@@ -42,6 +43,7 @@ from loomkin.core.events.comms import (
     QuestionExpired,
     QuestionForwarded,
 )
+from loomkin.core.events.context import ContextCompacted
 from loomkin.core.events.coordination import (
     ConflictDetected,
     InsightShared,
@@ -67,6 +69,7 @@ from loomkin.core.events.tasks import (
     MilestoneEmitted,
     PartialResultPublished,
     TaskAssigned,
+    TaskClaimed,
     TaskCreated,
     TaskEvent,
     TaskPriorityChanged,
@@ -84,7 +87,9 @@ __all__ = [
     "AssistantReplied",
     "BudgetExceeded",
     "BudgetsChanged",
+    "CapacityMoved",
     "ConflictDetected",
+    "ContextCompacted",
     "ControlApplied",
     "ControlDropped",
     "ControlRequested",
@@ -110,16 +115,19 @@ __all__ = [
     "RebalancerActed",
     "RecordedEvent",
     "RegionClaimed",
+    "ScaleDecided",
     "SessionBootstrapped",
     "SessionEnded",
     "SessionStarted",
     "TaskAssigned",
+    "TaskClaimed",
     "TaskCreated",
     "TaskEvent",
     "TaskPriorityChanged",
     "TaskStatusChanged",
     "TeamCreated",
     "TeamDissolved",
+    "TeamScaleSet",
     "ToolCallCompleted",
     "ToolCallStarted",
     "TopicSubscribed",

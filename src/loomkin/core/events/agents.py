@@ -136,11 +136,16 @@ class ModelCallCompleted(AgentEvent):
     text: str
     tool_calls: tuple[dict[str, JSON], ...] = ()
     input_tokens: int = 0
+    """Every input token of the call, cached or not."""
     output_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     stop_reason: str = ""
     interrupted: bool = False
+    cached_input_tokens: int = 0
+    """Input tokens read from the provider's prompt cache (part of ``input_tokens``)."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the provider's prompt cache (part of ``input_tokens``)."""
 
 
 @register

@@ -12,13 +12,16 @@ How this works and why:
   ``tool_use`` block, ``input_json_delta`` streams a tool's arguments, ``message_start`` /
   ``message_delta`` carry usage and the stop reason. Content-block indexes count text
   blocks too, so tool calls are renumbered 0, 1, … for :class:`ToolCallDelta`.
+* Prompt caching: :func:`~loomkin.llm.caching.mark_anthropic_breakpoints` sets the cache
+  breakpoints (tools, system, the previous turn, the newest message); the usage's cache
+  reads and writes are reported apart (:class:`UsageReport`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, assert_never
+from typing import TYPE_CHECKING, Literal, assert_never, cast
 
 import anthropic
 from anthropic.types import (
@@ -38,6 +41,7 @@ from loomkin.core.chat import (
     UserMessage,
 )
 from loomkin.errors import ProviderError, ProviderUnavailable
+from loomkin.llm.caching import mark_anthropic_breakpoints
 from loomkin.llm.model import (
     ModelRequest,
     StreamEnd,
@@ -63,6 +67,7 @@ if TYPE_CHECKING:
         ContentBlockParam,
         MessageParam,
         RawMessageStreamEvent,
+        TextBlockParam,
         ToolParam,
     )
 
@@ -156,19 +161,25 @@ class AnthropicModel:
             await stream.close()
         if state.stop_reason is None:
             raise ProviderUnavailable(f"{self.name}: the stream ended before the model finished")
-        yield UsageReport(input_tokens=state.input_tokens, output_tokens=state.output_tokens)
+        yield UsageReport(
+            input_tokens=state.input_tokens,
+            output_tokens=state.output_tokens,
+            cached_input_tokens=state.cache_read_tokens,
+            cache_write_tokens=state.cache_write_tokens,
+        )
         yield StreamEnd(stop_reason=_STOP_REASONS.get(state.stop_reason, state.stop_reason))
 
     async def _open(self, request: ModelRequest) -> anthropic.AsyncStream[RawMessageStreamEvent]:
         system, messages = to_anthropic_messages(request.messages)
         tools = to_anthropic_tools(request.tools)
+        system_blocks = mark_anthropic_breakpoints(system, tools, messages)
         extra: dict[str, object] = {}
         if request.temperature is not None:
             extra["temperature"] = request.temperature
         return await self._client.messages.create(
             model=self.model,
             max_tokens=request.max_tokens or self.default_max_tokens,
-            system=system or anthropic.omit,
+            system=cast("list[TextBlockParam]", system_blocks) or anthropic.omit,
             messages=messages,
             tools=tools or anthropic.omit,
             stream=True,
@@ -208,6 +219,8 @@ class _StreamState:
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     stop_reason: str | None = None
     tool_index: dict[int, int] = field(default_factory=dict)
     """Content-block index → tool-call index."""
@@ -221,10 +234,10 @@ class _StreamState:
             return []
         if isinstance(raw, RawMessageStartEvent):
             usage = raw.message.usage
+            self.cache_write_tokens = usage.cache_creation_input_tokens or 0
+            self.cache_read_tokens = usage.cache_read_input_tokens or 0
             self.input_tokens = (
-                usage.input_tokens
-                + (usage.cache_creation_input_tokens or 0)
-                + (usage.cache_read_input_tokens or 0)
+                usage.input_tokens + self.cache_write_tokens + self.cache_read_tokens
             )
             self.output_tokens = usage.output_tokens
         elif isinstance(raw, RawContentBlockStartEvent):
@@ -237,7 +250,8 @@ class _StreamState:
             self.stop_reason = raw.delta.stop_reason or self.stop_reason
             self.output_tokens = raw.usage.output_tokens
             if raw.usage.input_tokens is not None:
-                self.input_tokens = max(self.input_tokens, raw.usage.input_tokens)
+                cached = self.cache_read_tokens + self.cache_write_tokens
+                self.input_tokens = max(self.input_tokens, raw.usage.input_tokens + cached)
         return []
 
     def _block_start(self, raw: RawContentBlockStartEvent) -> list[StreamEvent]:

@@ -74,6 +74,7 @@ if TYPE_CHECKING:
         max_completion_tokens: int | openai.Omit
         max_tokens: int | openai.Omit
         temperature: float | openai.Omit
+        prompt_cache_key: str | openai.Omit
 
 
 __all__ = ["OpenAIModel", "to_openai_messages", "to_openai_tools"]
@@ -208,6 +209,11 @@ class OpenAIModel:
                 if temperature is not None and profile.supports_temperature
                 else openai.omit
             ),
+            "prompt_cache_key": (
+                request.cache_key
+                if request.cache_key and profile.sends_prompt_cache_key
+                else openai.omit
+            ),
         }
 
     def _translate(self, error: openai.OpenAIError, *, streaming: bool = False) -> ProviderError:
@@ -310,6 +316,7 @@ def _chunk_events(chunk: ChatCompletionChunk) -> tuple[list[StreamEvent], str | 
             UsageReport(
                 input_tokens=_tokens(chunk.usage.prompt_tokens, "usage.prompt_tokens"),
                 output_tokens=_tokens(chunk.usage.completion_tokens, "usage.completion_tokens"),
+                cached_input_tokens=_cached(chunk.usage.prompt_tokens_details),
             )
         )
     return events, finish
@@ -342,6 +349,12 @@ def _tokens(value: object, what: str) -> int:
     return value
 
 
+def _cached(details: object) -> int:
+    """Prompt tokens read from OpenAI's cache (``prompt_tokens_details.cached_tokens``)."""
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    return 0 if cached is None else _tokens(cached, "usage.prompt_tokens_details.cached_tokens")
+
+
 def _completion_events(completion: ChatCompletion) -> list[StreamEvent]:
     """Replay a whole (non-streamed) completion as the events its stream would have had."""
     events: list[StreamEvent] = []
@@ -365,7 +378,11 @@ def _completion_events(completion: ChatCompletion) -> list[StreamEvent]:
     usage = completion.usage
     if usage is not None:
         events.append(
-            UsageReport(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
+            UsageReport(
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.completion_tokens,
+                cached_input_tokens=_cached(usage.prompt_tokens_details),
+            )
         )
     saw_tool_calls = any(isinstance(e, ToolCallDelta) for e in events)
     events.append(StreamEnd(stop_reason=_stop_reason(finish, saw_tool_calls=saw_tool_calls)))
