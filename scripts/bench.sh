@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark and print their tables: swarm makespan (virtual time), runtime overhead
 # beside asyncio and autogen-core, control latency, fault injection, cross-team delivery and
-# the rebalancer's corpus, malformed model answers. About 6 minutes on 2 cores. Installs the optional bench extra
+# the rebalancer's corpus, malformed model answers, the web app on a 20,000-event session. About 6 minutes on 2 cores. Installs the optional bench extra
 # (matplotlib for the plot, autogen-core for the peer column).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +16,4 @@ run comms
 run rebalancer
 run fuzz --answers 2000
 run cost
+if [ -x /usr/bin/chromium ]; then run web --events 20000; else echo 'web: skipped (no /usr/bin/chromium)'; fi

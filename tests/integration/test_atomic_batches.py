@@ -68,7 +68,12 @@ async def test_decisions_are_stored_as_one_batch(store_url: str, project: Path) 
         await session.cancel("worker")
         await session.wait_idle()
         log = await session.history()
-    assert batch_of(log, "task_created") == ["task_created", "task_assigned", "message_sent"]
+    assert batch_of(log, "task_created") == [
+        "task_created",
+        "task_assigned",
+        "negotiation_opened",  # the assignee's window to negotiate, with the assignment
+        "message_sent",
+    ]
     assert batch_of(log, "tool_call_started") == ["tool_call_started", "agent_status_changed"]
     assert batch_of(log, "tool_call_completed") == [
         "tool_call_completed",
@@ -78,6 +83,7 @@ async def test_decisions_are_stored_as_one_batch(store_url: str, project: Path) 
     assert batch_of(log, "control_applied", action="pause") == [
         "control_applied",
         "agent_status_changed",
+        "task_status_changed",  # the agent's task is paused with it
     ]
     assert batch_of(log, "control_applied", action="cancel") == [
         "control_applied",

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from loomkin.agents.memory import AgentMemory
     from loomkin.agents.roles import Role
     from loomkin.bus import BusMessage
-    from loomkin.core.records import AgentStatus
-    from loomkin.llm.model import Model, ToolSchema
+    from loomkin.core.records import AgentStatus, TaskStatus
+    from loomkin.llm.model import Model, ResponseBuilder, ToolSchema
     from loomkin.runtime.clock import Clock
     from loomkin.tools.base import ToolSet
 
@@ -97,6 +97,9 @@ class Agent:
         self.mailbox: Mailbox[BusMessage, ControlCommand] = Mailbox(on_arrival=self.wake)
         self.deferred: list[BusMessage] = []
         """Task assignments put aside while another task is in progress (one at a time)."""
+        self.streaming: ResponseBuilder | None = None
+        """The model call's answer as it streams in (None between calls): a live view only;
+        what counts is journaled when the call ends."""
         self._activator = activator
 
     # -- identity -----------------------------------------------------------------------------
@@ -257,7 +260,9 @@ class Agent:
     ) -> None:
         """Record the pause and the status change, in one batch (the loop then returns)."""
         applied = self._outcomes(self._applied(command, where))
-        await self.emit(*applied, *self.status_change("paused", reason))
+        await self._with_task(
+            [*applied, *self.status_change("paused", reason)], "in_progress", "paused", reason
+        )
 
     async def apply_resume(
         self, command: ControlCommand, where: Checkpoint, *, working: bool
@@ -267,7 +272,26 @@ class Agent:
         events = [*self._outcomes(self._applied(command, where))]
         if self.memory.status == "paused":
             events += status
+            # The task paused with the agent goes back in progress with it.
+            await self._with_task(events, "paused", "in_progress", "resumed")
+            return
         await self.emit(*events)
+
+    async def _with_task(
+        self, events: list[Event], expected: TaskStatus, status: TaskStatus, note: str
+    ) -> None:
+        """Append ``events``, moving the agent's task from ``expected`` to ``status`` with them.
+
+        A pause pauses the task the agent works on and a resume restores it, in the batch of
+        the pause or resume itself (a crash never leaves one without the other).
+        """
+        task_id = self.memory.task_id
+        if task_id is None or self.ctx.tasks.owner_of(task_id) != self.agent_id:
+            await self.emit(*events)
+            return
+        await self.ctx.tasks.move_if(
+            task_id, expected, status, by=self.agent_id, note=note, also=events
+        )
 
     async def apply_steers(self, commands: list[ControlCommand], where: Checkpoint) -> None:
         """Put steering texts into the transcript with their outcomes, in one batch."""
@@ -340,7 +364,10 @@ class Agent:
                 )
             )
         paused = self.status_change("paused", f"budget exceeded: {breach.description}")
-        await self.emit(exceeded, *notices, *paused)  # one batch: never "exceeded" yet running
+        # One batch: never "exceeded" yet running, nor the agent paused and its task not.
+        await self._with_task(
+            [exceeded, *notices, *paused], "in_progress", "paused", breach.description
+        )
 
     def needs_completion_nudge(self) -> bool:
         """True (once per task) when the agent answered without completing its open task."""
@@ -361,8 +388,11 @@ class Agent:
 
     def tool_context(self, call: ToolCall) -> ToolContext:
         """Return the context a tool call runs in."""
+        # A speculating agent works in its own workspace: nothing reaches the shared tree
+        # before its assumptions are checked and the workspace is merged.
+        workspace = self.ctx.speculation.root_for(self.memory.task_id)
         return ToolContext(
-            project_root=self.ctx.project_root,
+            project_root=self.ctx.project_root if workspace is None else workspace,
             agent_id=self.agent_id,
             agent_name=self.name,
             team_id=self.team_id,

@@ -6,8 +6,9 @@ Concierge) is told with an urgent message, so the user can raise the budget and 
 
 :class:`BudgetBook` is the projection that knows the limits (``loomkin.toml``'s until a
 ``BudgetsChanged`` event replaces them) and each agent's spend (``ModelCallCompleted``, and
-the summarising call of a ``ContextCompacted``);
-:func:`budget_breach` decides.
+the summarising call of a ``ContextCompacted``); :func:`budget_breach` decides. A team's
+spend includes its sub-teams' (a lead that spawns a sub-team does not get a fresh budget by
+doing so), and an agent is held to the team budget of its own team and of every team above it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from typing import TYPE_CHECKING, Literal
 
 from loomkin.core.events import (
     AgentSpawned,
+    AgentStatusChanged,
+    BudgetExceeded,
     BudgetsChanged,
     ContextCompacted,
     ModelCallCompleted,
+    TeamCreated,
 )
 
 if TYPE_CHECKING:
@@ -104,9 +108,18 @@ class BudgetBook:
     limits: Budgets
     _spent: dict[str, Usage] = field(default_factory=dict)
     _team_of: dict[str, str] = field(default_factory=dict)
+    _parent_of: dict[str, str | None] = field(default_factory=dict)
+    budget_paused: set[str] = field(default_factory=set)
+    """Agents paused by a budget breach and not resumed since (raising the budget may)."""
 
     def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
         match recorded.event:
+            case BudgetExceeded(agent_id=agent_id):
+                self.budget_paused.add(agent_id)
+            case AgentStatusChanged(agent_id=agent_id, status=status) if status != "paused":
+                self.budget_paused.discard(agent_id)
+            case TeamCreated(team_id=team_id, parent_team_id=parent):
+                self._parent_of[team_id] = parent
             case AgentSpawned(agent_id=agent_id, team_id=team_id):
                 self._team_of[agent_id] = team_id
             case ModelCallCompleted(
@@ -143,14 +156,41 @@ class BudgetBook:
         return total
 
     def team_spent(self, team_id: str) -> Usage:
-        """What the agents of ``team_id`` spent so far."""
-        return self.spent(a for a, t in self._team_of.items() if t == team_id)
+        """What the agents of ``team_id`` and of its sub-teams (at any depth) spent so far."""
+        return self.spent(a for a, t in self._team_of.items() if self._within(t, team_id))
+
+    def _within(self, team_id: str | None, ancestor: str) -> bool:
+        seen: set[str] = set()
+        while team_id is not None and team_id not in seen:
+            if team_id == ancestor:
+                return True
+            seen.add(team_id)
+            team_id = self._parent_of.get(team_id)
+        return False
+
+    def _chain(self, team_id: str) -> list[str]:
+        """``team_id`` and the teams above it, nearest first."""
+        chain: list[str] = []
+        current: str | None = team_id
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = self._parent_of.get(current)
+        return chain
 
     def breach(self, agent_id: str) -> Breach | None:
-        """The budget ``agent_id``'s next model call would break, or ``None``."""
-        return budget_breach(
-            self.limits,
-            agent=self.spent([agent_id]),
-            team=self.team_spent(self._team_of.get(agent_id, "")),
-            session=self.spent(),
-        )
+        """The budget ``agent_id``'s next model call would break, or ``None``.
+
+        The team budget holds for the agent's team and for every team above it, each with
+        its sub-teams' spend included.
+        """
+        team_id = self._team_of.get(agent_id, "")
+        for team in self._chain(team_id) or [team_id]:
+            found = budget_breach(
+                self.limits,
+                agent=self.spent([agent_id]),
+                team=self.team_spent(team),
+                session=self.spent(),
+            )
+            if found is not None:
+                return found
+        return None

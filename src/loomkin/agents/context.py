@@ -34,6 +34,10 @@ from loomkin.coordination import (
     MessageFactory,
     VoteBook,
 )
+from loomkin.coordination.negotiation import NegotiationBook
+from loomkin.coordination.readiness import ReadinessBook
+from loomkin.coordination.rendezvous import RendezvousBook
+from loomkin.coordination.speculation import Speculation
 from loomkin.core.comms import comms_refusal
 from loomkin.core.scheduling import CapabilityStats
 from loomkin.core.state import State
@@ -171,11 +175,19 @@ class AgentContext:
     questions: QuestionBook
     decisions: DecisionLog
     votes: VoteBook
+    negotiations: NegotiationBook
+    readiness: ReadinessBook
+    """Readiness signals and who subscribed to them."""
+    rendezvous: RendezvousBook
+    """Named barriers (create, join, arrive)."""
+    """Open negotiations on assignments (accept, decline, counter, resolve)."""
     knowledge: Knowledge
     conflicts: ConflictDetector
     pre_write: PreWriteHook
     scheduler_stats: CapabilityStats
     """Per-agent success counts by task type (``team_smart_assign`` ranks by them)."""
+    speculation: Speculation
+    """Speculative tasks: their workspaces (tools of a speculating agent work there)."""
 
     @property
     def shell_policy(self) -> ShellPolicy:

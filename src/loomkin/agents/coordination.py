@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 
 from loomkin.coordination import ConflictDetector, Context, Knowledge, Rebalancer, VoteBook
 from loomkin.coordination.conflicts import WRITE_TOOLS
+from loomkin.coordination.negotiation import NegotiationBook
+from loomkin.coordination.readiness import ReadinessBook
+from loomkin.coordination.rendezvous import RendezvousBook
+from loomkin.coordination.speculation import Judge, Speculation
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
     from loomkin.coordination import Member
     from loomkin.core.events import RecordedEvent
     from loomkin.core.events.base import JSON
+    from loomkin.core.scheduling import CapabilityStats
     from loomkin.tools.base import FileAccessLog
 
 __all__ = ["SessionCoordination"]
@@ -32,7 +37,14 @@ class SessionCoordination:
     """The coordination services of one session (a projection of its log)."""
 
     def __init__(
-        self, ctx: Context, *, project_root: Path, settings: SessionSettings, files: FileAccessLog
+        self,
+        ctx: Context,
+        *,
+        project_root: Path,
+        settings: SessionSettings,
+        files: FileAccessLog,
+        judge: Judge | None = None,
+        stats: CapabilityStats,
     ) -> None:
         self.ctx = ctx
         """What the services share (the log, the clock, the roster of the session's agents)."""
@@ -40,6 +52,13 @@ class SessionCoordination:
         self.conflicts = ConflictDetector(ctx, Path(project_root))
         self.rebalancer = Rebalancer(ctx, settings.rebalancer)
         self.votes = VoteBook(ctx)
+        self.speculation = Speculation(ctx, Path(project_root), settings.speculation, judge=judge)
+        self.speculation.budget_usd = settings.budgets.session_usd
+        self.negotiations = NegotiationBook(ctx, stats, settings.negotiation)
+        self.readiness = ReadinessBook(ctx)
+        self.rendezvous = RendezvousBook(ctx)
+        # Assignments in this session open a negotiation in their own batch.
+        ctx.tasks.set_negotiation_gate(ctx.session_id, self.negotiations)
         self.knowledge = Knowledge(
             ctx,
             lambda agent_id: frozenset(self.conflicts.touched.get(agent_id, ())),
@@ -51,12 +70,20 @@ class SessionCoordination:
         self.conflicts.on_event(event, live=live)
         self.rebalancer.on_event(event)
         self.votes.on_event(event)
+        self.negotiations.on_event(event, live=live)
+        self.readiness.on_event(event, live=live)
+        self.rendezvous.on_event(event, live=live)
         self.knowledge.on_event(event)
+        self.speculation.on_event(recorded, live=live)
 
     def caught_up(self) -> None:
-        """Start the rebalancer's periodic check and re-arm open vote deadlines."""
+        """Start the rebalancer's periodic check; re-arm open votes' and negotiations' windows."""
         self.votes.rearm_open()
+        self.negotiations.rearm_open()
+        self.rendezvous.rearm_open()
         self.ctx.timers.run(f"rebalancer:{self.ctx.session_id}", self.rebalancer.run_forever)
+        # Re-attach or discard the workspaces of speculations a crash interrupted.
+        self.ctx.timers.run(f"speculation:{self.ctx.session_id}", self.speculation.caught_up)
 
     async def before_write(
         self, member: Member, tool: str, arguments: Mapping[str, JSON], target: str

@@ -217,9 +217,12 @@ class AgentDirectory:
                 agent_id=a.agent_id,
                 name=a.name,
                 role=a.role.name,
+                # A task the agent holds but no longer works on (ready for review, say) does
+                # not keep it from new work; an agent being onboarded is not free yet.
                 idle=a.memory.status == "idle"
-                and a.memory.task_id is None
+                and (a.memory.task_id is None or not self._tasks.is_open(a.memory.task_id))
                 and a.agent_id not in self._onboarding,
+                status=a.memory.status,
             )
             for a in self._agents.values()
             if a.team_id == team_id and a.role.name not in self._coordination_roles

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.control import ControlCommand
-from loomkin.agents.notices import render_message, task_brief
+from loomkin.agents.notices import redo_brief, render_message, speculative_brief, task_brief
 from loomkin.core.chat import AssistantMessage, UserMessage
 from loomkin.core.events import ControlRequested
 from loomkin.ids import RequestId, new_id
@@ -120,6 +120,13 @@ async def _start_task(agent: Agent, message: BusMessage) -> list[Event]:
     if view is None:
         return []  # reassigned, withdrawn or finished since the message was sent
     brief = task_brief(view, tasks.board.predecessor_outputs(view.task_id))
+    speculation = agent.ctx.speculation
+    if view.status == "pending_speculative":
+        brief += "\n\n" + speculative_brief(speculation.assumption_lines(view.task_id))
+    elif view.task_id in speculation.state.replay_notes:
+        # Redoing discarded speculative work: the real output of every blocker, and why.
+        real = tasks.board.predecessor_outputs(view.task_id, kinds=("blocks", "requires_output"))
+        brief += "\n\n" + redo_brief(speculation.state.replay_notes[view.task_id], real)
     return [
         agent.transcript_event(
             UserMessage(source="system", text=brief), message_id=message.message_id

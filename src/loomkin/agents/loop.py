@@ -32,6 +32,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from loomkin.agents.briefing import wait_for_brief
 from loomkin.agents.compaction import compact_if_needed
 from loomkin.agents.execution import execute_tool
 from loomkin.agents.inbox import has_input, ingest_messages
@@ -142,6 +143,10 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
     stop = await checkpoint(agent, "before_model")
     if stop is not None:
         return stop
+    if await wait_for_brief(agent):  # the Concierge plans once the Orienter briefed it
+        stop = await checkpoint(agent, "before_model")
+        if stop is not None:
+            return stop
     await ingest_messages(agent)
     await apply_steers(agent)
     if not agent.memory.transcript:

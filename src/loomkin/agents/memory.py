@@ -58,6 +58,19 @@ from loomkin.ids import TaskId
 
 __all__ = ["COMPLETION_NUDGE", "AgentMemory", "AgentSnapshot", "PendingPermission", "snapshot_of"]
 
+_LEAVES = frozenset(
+    {
+        "completed",
+        "failed",
+        "cancelled",
+        "pending",
+        "assigned",
+        "completed_tentative",
+        "discarded_tentative",
+    }
+)
+"""Statuses at which a task stops being its owner's current task."""
+
 COMPLETION_NUDGE = "completion_nudge"
 """The ``notice`` marker of the message asking an agent to complete (or block) its task."""
 
@@ -169,10 +182,10 @@ class AgentMemory:
             case ControlApplied(request_id=request_id) | ControlDropped(request_id=request_id):
                 self.pending_controls.pop(request_id, None)
                 self.resolved_controls.add(request_id)
-            case TaskStatusChanged(task_id=task_id, status="in_progress"):
+            case TaskStatusChanged(task_id=task_id, status="in_progress" | "pending_speculative"):
                 self.task_id = task_id  # only the owner's task events are routed here
             case TaskStatusChanged(task_id=task_id, status=status) if task_id == self.task_id:
-                if status in ("completed", "failed", "cancelled", "pending", "assigned"):
+                if status in _LEAVES:
                     self.task_id = None
             case _:
                 pass  # events about other things do not change this agent's memory

@@ -103,9 +103,18 @@ async def call_model(agent: Agent) -> CallResult:
         )
     )
     await agent.set_status("thinking")
+    try:
+        return await _attempts(agent, request, call_id)
+    finally:
+        agent.streaming = None
+
+
+async def _attempts(agent: Agent, request: ModelRequest, call_id: CallId) -> CallResult:
+    """Stream attempts until one answers, a control cuts the call, or retries run out."""
     attempt = _Attempts(agent, call_id)
     while True:
         builder = ResponseBuilder()
+        agent.streaming = builder  # the live view of the answer (the cards show it)
         started = agent.clock.monotonic()
         outcome = await _stream_once(agent, request, builder, attempt)
         if isinstance(outcome, BaseException):

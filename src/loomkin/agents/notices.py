@@ -26,7 +26,9 @@ __all__ = [
     "compaction_summary_text",
     "deferred_tools_text",
     "elided_result_text",
+    "redo_brief",
     "render_message",
+    "speculative_brief",
     "task_brief",
 ]
 
@@ -94,6 +96,26 @@ def task_brief(view: TaskView, predecessor_outputs: str) -> str:
         "(actions taken, files changed, decisions, open questions)."
     )
     return "\n\n".join(parts)
+
+
+def speculative_brief(assumptions: list[str]) -> str:
+    """What a speculating agent reads after its task brief."""
+    stated = "\n".join(f"- {line}" for line in assumptions) or "- (none yet)"
+    return (
+        "[Speculative] This task's blockers have not finished. You work on these "
+        f"assumptions:\n{stated}\nYour file and shell tools work in your own workspace; it "
+        "is merged into the shared tree only if the assumptions hold when the blockers finish, "
+        "else it is discarded and the task redone. Add any further assumption you rely on "
+        "with assumption_add."
+    )
+
+
+def redo_brief(why: str, real_outputs: str) -> str:
+    """What the agent redoing a discarded speculation reads after its task brief."""
+    text = f"[Redo] A speculative attempt at this task was discarded: {why}."
+    if real_outputs:
+        text += f"\nThe real output it waited for:\n{real_outputs}"
+    return text
 
 
 class TaskNoticeTexts:

@@ -48,6 +48,10 @@ PEER_TOOLS = (
     "propose_vote",
     "cast_vote",
     "knowledge_query",
+    "signal_ready",
+    "subscribe_ready",
+    "rendezvous_arrive",
+    "rendezvous_join",
 )
 WORKER_TASK_TOOLS = (
     "task_list",
@@ -58,6 +62,11 @@ WORKER_TASK_TOOLS = (
     "add_dependency",
     "emit_milestone",
     "publish_partial",
+    "speculate",
+    "assumption_add",
+    "task_accept",
+    "task_decline",
+    "task_counter",
     "task_claim",
 )
 LEAD_TOOLS = (
@@ -68,6 +77,10 @@ LEAD_TOOLS = (
     "team_dissolve",
     "resolve_vote",
     "abort_task",
+    "speculation_cancel",
+    "negotiation_resolve",
+    "task_review",
+    "rendezvous_create",
     "team_scale",
 )
 COORDINATION_TOOLS = PEER_TOOLS + WORKER_TASK_TOOLS + LEAD_TOOLS
@@ -87,9 +100,33 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("task_complete",),
     ),
     (
+        "When a task is assigned to you, you may negotiate before you work on it: if another\n"
+        "  agent is clearly better placed, suggest them with task_counter; if you are the wrong\n"
+        "  agent for it, task_decline with the reason; a question first: task_counter with kind\n"
+        '  "clarify". Otherwise just start (task_accept is optional: silence accepts).',
+        ("task_accept", "task_decline", "task_counter"),
+    ),
+    (
+        "A review request names a task that is ready for review: read it (task_read) and\n"
+        "  answer with task_review (approve completes it; changes sends it back).",
+        ("task_review",),
+    ),
+    (
+        "An objection to an assignment you made comes as a negotiation message: answer it in\n"
+        "  time with negotiation_resolve (accept, override or reassign).",
+        ("negotiation_resolve",),
+    ),
+    (
         'Reach a named milestone (for example "interface" once your public API exists) with\n'
         "  emit_milestone, so that tasks waiting on it can start before you finish.",
         ("emit_milestone",),
+    ),
+    (
+        "Idle while a task waits on unfinished work? speculate starts it now on assumptions\n"
+        "  you state (key → value of the blocker's hand-off, or prose), in your own workspace;\n"
+        "  it merges if they hold and is redone if not. Write 'name: value' lines in your own\n"
+        "  decisions so dependents can assume and check them.",
+        ("speculate",),
     ),
     (
         "Talk to other agents with peer_message. Ask with ask_question: name who (`to`), or\n"
@@ -119,6 +156,21 @@ _SHARED: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Decide contested choices as a team: propose_vote opens a vote, cast_vote answers a\n"
         "  vote request.",
         ("propose_vote", "cast_vote"),
+    ),
+    (
+        "Readiness: signal_ready announces you are ready for something named; subscribe_ready\n"
+        "  tells you (once) when an agent, a team or a named signal is ready.",
+        ("signal_ready", "subscribe_ready"),
+    ),
+    (
+        "Rendezvous: rendezvous_create opens a named meeting point (participants, timeout, an\n"
+        "  action when all arrive: a message, a task to create or one to unblock);\n"
+        "  rendezvous_join adds participants; rendezvous_arrive says you are there.",
+        ("rendezvous_create", "rendezvous_join", "rendezvous_arrive"),
+    ),
+    (
+        "When a rendezvous you take part in is reached, call rendezvous_arrive with its name.",
+        ("rendezvous_arrive",),
     ),
     (
         "When you are idle and a teammate is busy with work queued behind its current task,\n"
@@ -170,7 +222,8 @@ You scan the project silently when the session starts and brief the Concierge. L
 tree (directory_list, file_search), the README, AGENTS and CONTRIBUTING files (file_read),
 recent history (git with operation "log") and open decisions (decision_query). Then send one
 structured brief to the agent named "concierge" with peer_message, with these sections:
-Active goals, Recent activity, Coverage gaps, Prior context, Hypotheses. Then stop.
+Active goals, Recent activity, Coverage gaps, Prior context, Hypotheses. Then signal that the
+brief is out with signal_ready (name "briefed"): the Concierge waits for it. Then stop.
 """
 
 _LEAD = """
@@ -300,6 +353,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             EXEC_TOOLS,
             PEER_TOOLS,
             WORKER_TASK_TOOLS,
+            ("task_review",),
         ),
         _role(
             "tester",

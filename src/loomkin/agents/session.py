@@ -31,8 +31,10 @@ from loomkin.agents.decisionlog import DecisionLog
 from loomkin.agents.desk import PermissionDesk
 from loomkin.agents.directory import AgentDirectory
 from loomkin.agents.factory import AgentFactory
+from loomkin.agents.judge import ModelJudge
 from loomkin.agents.permissions import PolicyGrants
 from loomkin.agents.questions import QuestionBook
+from loomkin.agents.roles import resolve_role
 from loomkin.agents.router import MessageRouter
 from loomkin.agents.teams import TeamOps
 from loomkin.coordination import Context, MessageFactory
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
     from loomkin.core.records import ControlAction, PauseMode
     from loomkin.core.scheduling import CapabilityStats
     from loomkin.core.state import State
-    from loomkin.ids import MessageId, SessionId
+    from loomkin.ids import AgentId, MessageId, SessionId
     from loomkin.llm.pricing import PriceTable
     from loomkin.runtime.clock import Clock
     from loomkin.runtime.eventlog import EventLog
@@ -136,6 +138,8 @@ class SessionRuntime:
             project_root=project_root,
             settings=settings,
             files=files,
+            judge=ModelJudge(models, resolve_role("reviewer", settings.custom_roles)),
+            stats=stats,
         )
         self.permissions = PermissionDesk(supervisor=supervisor, group=session_id)
         self.teams = TeamOps(
@@ -169,10 +173,14 @@ class SessionRuntime:
             questions=self.questions,
             decisions=self.decisions,
             votes=self.coordination.votes,
+            negotiations=self.coordination.negotiations,
+            readiness=self.coordination.readiness,
+            rendezvous=self.coordination.rendezvous,
             knowledge=self.coordination.knowledge,
             conflicts=self.coordination.conflicts,
             pre_write=self.coordination,
             scheduler_stats=stats,
+            speculation=self.coordination.speculation,
         )
         self._factory = AgentFactory(
             ctx=self.ctx,
@@ -182,6 +190,7 @@ class SessionRuntime:
             toolsets=toolsets,
         )
         self._grants = PolicyGrants(policy)
+        self.coordination.speculation.settler.stop_agent = self._stop_speculating
         scaling = settings.autoscale
         if scaling.session_budget_usd is None and settings.budgets.session_usd is not None:
             scaling = dataclasses.replace(scaling, session_budget_usd=settings.budgets.session_usd)
@@ -298,6 +307,12 @@ class SessionRuntime:
             )
         )
         return request_id
+
+    async def _stop_speculating(self, agent_id: AgentId) -> None:
+        """Cancel an agent still working on a discarded speculative attempt."""
+        agent = self.directory.get(agent_id)
+        if agent is not None and agent.memory.status != "idle":
+            await self.control(agent, "cancel", requested_by="speculation")
 
     async def wait_idle(self) -> None:
         """Return once none of this session's agents (or permission responders) runs."""

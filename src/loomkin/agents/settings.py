@@ -8,7 +8,9 @@ from loomkin.agents.budgets import Budgets
 from loomkin.agents.roles import Role
 from loomkin.coordination import RebalancerSettings
 from loomkin.coordination.autoscale import AutoscaleSettings
+from loomkin.coordination.negotiation import NegotiationSettings
 from loomkin.core.comms import CommsPolicyName
+from loomkin.core.speculation import SpeculationPolicy
 from loomkin.llm.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from loomkin.tools.builtin import ShellPolicy
 from loomkin.tools.mcp.spec import McpServerSpec
@@ -63,7 +65,13 @@ class SessionSettings:
     coordination_roles: frozenset[str] = frozenset({"concierge", "orienter", "lead"})
     """Roles the scheduler does not hand tasks to automatically."""
     rebalancer: RebalancerSettings = field(default_factory=RebalancerSettings)
+    negotiation: NegotiationSettings = field(default_factory=NegotiationSettings)
+    briefed_timeout_s: float = 60.0
+    """How long the Concierge waits for the Orienter's ``briefed`` signal before it plans."""
+    """Negotiation of assignments (``[negotiation]`` in ``loomkin.toml``)."""
     """When an agent counts as stuck or looping, and how often that is checked."""
+    speculation: SpeculationPolicy = field(default_factory=SpeculationPolicy)
+    """When idle agents may start tasks ahead of their blockers (``[speculation]``)."""
     autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
     """When teams grow and shrink by themselves (``[autoscale]``; off by default)."""
     context: ContextSettings = field(default_factory=ContextSettings)

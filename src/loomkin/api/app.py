@@ -30,12 +30,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loomkin.api.access import AccessMiddleware, AccessPolicy, check_token, host_names
+from loomkin.api.coordination_routes import coordination_router
 from loomkin.api.cost_routes import cost_router
 from loomkin.api.launch import LaunchPolicy, NotAllowed
 from loomkin.api.routes import ApiContext, router
 from loomkin.api.scaling import scaling_router
+from loomkin.api.speculation import speculation_router
+from loomkin.api.web_routes import web_router
 from loomkin.errors import (
     InvalidTransition,
+    LeaseError,
     LoomkinError,
     MissingCredentials,
     NotFound,
@@ -95,7 +99,10 @@ def create_app(
     )
     app.state.ctx = ctx
     app.include_router(router)
+    app.include_router(speculation_router)
+    app.include_router(coordination_router)
     app.include_router(scaling_router)
+    app.include_router(web_router)
     app.include_router(cost_router)
     static = resources.files("loomkin.api") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
@@ -124,7 +131,7 @@ def _status_of(exc: LoomkinError) -> int:
         return 404
     if isinstance(exc, NotAllowed | PathEscapeError):
         return 403
-    if isinstance(exc, InvalidTransition | PolicyRefused):
+    if isinstance(exc, InvalidTransition | PolicyRefused | LeaseError):
         return 409
     if isinstance(exc, UserError | MissingCredentials):
         return 422

@@ -22,6 +22,14 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from loomkin.api.feed_coordination import (
+    COORDINATION_EVENTS,
+    coordination_actor,
+    is_negotiation,
+    negotiation_summary,
+    readiness_summary,
+)
+from loomkin.api.feed_speculation import SPECULATION_ROW_TYPES, speculation_summary
 from loomkin.core.events import (
     JSON,
     AgentEvent,
@@ -43,6 +51,8 @@ from loomkin.core.events import (
     PermissionRequested,
     PermissionResolved,
     ScaleDecided,
+    SpeculationDecided,
+    SpeculationStarted,
     TaskAssigned,
     TaskClaimed,
     TaskCreated,
@@ -101,6 +111,18 @@ _SIMPLE_TYPES: dict[str, str] = {
     "question_asked": "question",
     "question_answered": "answer",
     "question_expired": "question",
+    **SPECULATION_ROW_TYPES,
+    "negotiation_opened": "negotiation",
+    "negotiation_countered": "negotiation",
+    "negotiation_resolved": "negotiation",
+    "agent_ready": "ready",
+    "ready_subscribed": "ready",
+    "rendezvous_created": "rendezvous",
+    "rendezvous_joined": "rendezvous",
+    "rendezvous_arrived": "rendezvous",
+    "rendezvous_left": "rendezvous",
+    "rendezvous_completed": "rendezvous",
+    "rendezvous_timed_out": "rendezvous",
     "scale_decided": "scale",
     "team_scale_set": "scale",
     "capacity_moved": "scale",
@@ -110,6 +132,9 @@ _TASK_STATUS_TYPES = {
     "in_progress": "task_started",
     "completed": "task_completed",
     "failed": "task_failed",
+    "pending_speculative": "speculation",
+    "completed_tentative": "speculation",
+    "discarded_tentative": "speculation",
 }
 
 
@@ -155,6 +180,9 @@ def _message_type(msg_type: str) -> str:
         ("budget", "escalation"),
         ("decision", "decision"),
         ("milestone", "milestone"),
+        ("negotiat", "negotiation"),
+        ("rendezvous", "rendezvous"),
+        ("ready", "ready"),
     ):
         if word in msg_type:
             return kind
@@ -193,11 +221,13 @@ def _actor(event: Event, names: Names) -> tuple[str | None, str]:
             return None, event.from_name
     elif isinstance(event, TaskAssigned | TaskClaimed):
         agent_id = event.owner
+    elif isinstance(event, COORDINATION_EVENTS):
+        agent_id = coordination_actor(event)
     elif isinstance(event, TaskStatusChanged | MilestoneEmitted):
         agent_id = event.by
     elif isinstance(event, TaskCreated):
         agent_id = event.created_by
-    elif isinstance(event, DecisionLogged):
+    elif isinstance(event, SpeculationStarted | SpeculationDecided | DecisionLogged):
         agent_id = event.agent_id
     elif isinstance(event, TeamCreated):
         agent_id = event.spawned_by
@@ -219,8 +249,8 @@ def _team_id(event: Event, names: Names, agent_id: str | None) -> str | None:
         return event.to_team
     if isinstance(event, MessageSent) and event.from_team is not None:
         return event.from_team
-    if isinstance(event, TaskEvent):
-        task = names.task(event.task_id)
+    if isinstance(event, TaskEvent) or is_negotiation(event):
+        task = names.task(getattr(event, "task_id", ""))
         if task is not None:
             return task.team_id
     agent = names.agent(agent_id) if agent_id else None
@@ -361,6 +391,9 @@ _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     _conversation_summary,
     _task_summary,
     _agent_summary,
+    speculation_summary,
+    negotiation_summary,
+    readiness_summary,
     _scale_summary,
 )
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import asdict
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated
@@ -32,8 +33,9 @@ from loomkin.api.schemas import (
     SteerIn,
     SummaryOut,
 )
-from loomkin.api.views import session_detail, session_out
+from loomkin.api.views import session_detail, session_out, stored_detail
 from loomkin.errors import UserError
+from loomkin.ids import new_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -59,6 +61,9 @@ class ApiContext:
         self.token = token
         self.launch = launch or LaunchPolicy()
         self.streams: set[EventStream] = set()
+        self.server_id = new_id("srv_")
+        """This server's identity: a page that sees another one knows the server restarted."""
+        self.started_at = time.time()
 
     def close_streams(self) -> None:
         """End every live stream (at shutdown)."""
@@ -140,7 +145,12 @@ async def create_session(ctx: Ctx, body: SessionCreateIn) -> SessionOut:
 
 @router.get("/api/sessions/{session_id}", response_model=SessionDetail, tags=["sessions"])
 async def get_session(ctx: Ctx, session_id: str) -> SessionDetail:
-    """Agents, team tree, tasks and dependencies, budgets and open permission prompts."""
+    """Agents, team tree, tasks and dependencies, budgets and open permission prompts.
+
+    A stored session this server does not host is shown read-only (``session.open`` false).
+    """
+    if not ctx.loomkin.stored_session(session_id).open:
+        return await stored_detail(ctx.loomkin, session_id)
     return session_detail(ctx.loomkin, _session(ctx, session_id))
 
 

@@ -142,6 +142,10 @@ class AgentOut(BaseModel):
     cost_usd: float
     pause_queued: bool
     """A pause was asked and has not taken effect yet (the agent waits on a prompt)."""
+    status_reason: str = ""
+    """Why it is in its status (``budget exceeded: ...`` when a budget paused it)."""
+    streaming_text: str = ""
+    """The end of the answer its model is streaming now ('' between calls)."""
 
 
 class TeamOut(BaseModel):
@@ -202,6 +206,12 @@ class PermissionOut(BaseModel):
     arguments: dict[str, JsonValue]
     target: str
     """The resolved path or command the call acts on."""
+    diff: str = ""
+    """For a file write or edit: the unified diff of what it would change."""
+    command: str = ""
+    """For ``shell``: the command line."""
+    always: str = ""
+    """What "Allow always" would allow from now on, in words."""
 
 
 class SessionDetail(BaseModel):

@@ -16,9 +16,17 @@ from loomkin.api.schemas import (
 )
 
 if TYPE_CHECKING:
-    from loomkin.service import Loomkin, Session, StoredSession
+    from loomkin.service import (
+        AgentInfo,
+        DependencyInfo,
+        Loomkin,
+        Session,
+        StoredSession,
+        TaskInfo,
+        TeamInfo,
+    )
 
-__all__ = ["WORKING_STATUSES", "session_detail", "session_out"]
+__all__ = ["WORKING_STATUSES", "session_detail", "session_out", "stored_detail"]
 
 WORKING_STATUSES = frozenset({"thinking", "executing_tool", "waiting_permission"})
 
@@ -55,68 +63,74 @@ def session_detail(loomkin: Loomkin, session: Session) -> SessionDetail:
 def agent_cards(session: Session) -> list[AgentOut]:
     """Return the agent cards, in spawn order."""
     titles = {t.task_id: t.title for t in session.tasks()}
-    return [
-        AgentOut(
-            agent_id=info.agent_id,
-            name=info.name,
-            role=info.role,
-            team_id=info.team_id,
-            team_name=info.team_name,
-            status=info.status,
-            task_id=info.task_id,
-            task_title=titles.get(info.task_id) if info.task_id else None,
-            current_tool=info.current_tool,
-            input_tokens=info.input_tokens,
-            output_tokens=info.output_tokens,
-            cost_usd=info.cost_usd,
-            pause_queued=info.pause_queued,
-        )
-        for info in session.agents()
-    ]
+    return [_agent_out(info, titles) for info in session.agents()]
+
+
+def _agent_out(info: AgentInfo, titles: dict[str, str]) -> AgentOut:
+    return AgentOut(
+        agent_id=info.agent_id,
+        name=info.name,
+        role=info.role,
+        team_id=info.team_id,
+        team_name=info.team_name,
+        status=info.status,
+        task_id=info.task_id,
+        task_title=titles.get(info.task_id) if info.task_id else None,
+        current_tool=info.current_tool,
+        input_tokens=info.input_tokens,
+        output_tokens=info.output_tokens,
+        cost_usd=info.cost_usd,
+        pause_queued=info.pause_queued,
+        status_reason=info.status_reason,
+        streaming_text=info.streaming_text,
+    )
 
 
 def team_tree(session: Session) -> list[TeamOut]:
     """Return the session's teams (dissolved ones included), in creation order."""
-    return [
-        TeamOut(
-            team_id=t.team_id,
-            name=t.name,
-            parent_team_id=t.parent_team_id,
-            depth=t.depth,
-            status=t.status,
-            purpose=t.purpose,
-            agent_ids=list(t.agent_ids),
-            child_ids=list(t.child_ids),
-        )
-        for t in session.teams()
-    ]
+    return [_team_out(t) for t in session.teams()]
+
+
+def _team_out(t: TeamInfo) -> TeamOut:
+    return TeamOut(
+        team_id=t.team_id,
+        name=t.name,
+        parent_team_id=t.parent_team_id,
+        depth=t.depth,
+        status=t.status,
+        purpose=t.purpose,
+        agent_ids=list(t.agent_ids),
+        child_ids=list(t.child_ids),
+    )
 
 
 def task_nodes(session: Session) -> list[TaskOut]:
     """Return the session's tasks."""
-    return [
-        TaskOut(
-            task_id=t.task_id,
-            team_id=t.team_id,
-            title=t.title,
-            status=t.status,
-            owner=t.owner,
-            priority=t.priority,
-            effective_priority=t.effective_priority,
-            milestones=list(t.milestones),
-        )
-        for t in session.tasks()
-    ]
+    return [_task_out(t) for t in session.tasks()]
+
+
+def _task_out(t: TaskInfo) -> TaskOut:
+    return TaskOut(
+        task_id=t.task_id,
+        team_id=t.team_id,
+        title=t.title,
+        status=t.status,
+        owner=t.owner,
+        priority=t.priority,
+        effective_priority=t.effective_priority,
+        milestones=list(t.milestones),
+    )
 
 
 def task_edges(session: Session) -> list[DependencyOut]:
     """Return the dependencies between the session's tasks."""
-    return [
-        DependencyOut(
-            task_id=d.task_id, depends_on=d.depends_on, kind=d.kind, milestone=d.milestone
-        )
-        for d in session.dependencies()
-    ]
+    return [_dep_out(d) for d in session.dependencies()]
+
+
+def _dep_out(d: DependencyInfo) -> DependencyOut:
+    return DependencyOut(
+        task_id=d.task_id, depends_on=d.depends_on, kind=d.kind, milestone=d.milestone
+    )
 
 
 def budgets(session: Session) -> list[BudgetOut]:
@@ -137,15 +151,55 @@ def budgets(session: Session) -> list[BudgetOut]:
 
 def prompts(session: Session) -> list[PermissionOut]:
     """Return the session's open permission prompts, with arguments and resolved target."""
-    return [
-        PermissionOut(
-            request_id=p.request_id,
-            agent_id=p.agent_id,
-            agent=p.agent,
-            tool=p.tool,
-            category=p.category,
-            arguments=dict(p.arguments),
-            target=p.target,
+    out = []
+    for p in session.pending_permissions():
+        preview = session.permission_preview(p)
+        out.append(
+            PermissionOut(
+                request_id=p.request_id,
+                agent_id=p.agent_id,
+                agent=p.agent,
+                tool=p.tool,
+                category=p.category,
+                arguments=dict(p.arguments),
+                target=p.target,
+                diff=preview.diff,
+                command=preview.command,
+                always=preview.always,
+            )
         )
-        for p in session.pending_permissions()
-    ]
+    return out
+
+
+async def stored_detail(loomkin: Loomkin, session_id: str) -> SessionDetail:
+    """Return a session this server does not host, read-only: as its log last left it.
+
+    Its agents' last statuses, teams, tasks and spend come from the shared projections and
+    the log; it has no prompts (nobody can answer them here) and nothing is working.
+    """
+    stored = loomkin.stored_session(session_id)
+    spend = await loomkin.spend(session_id)
+    agents = [_agent_out(a, {}) for a in loomkin.stored_agents(session_id)]
+    titles = {t.task_id: t.title for t in loomkin.tasks(session_id)}
+    agents = [a.model_copy(update={"task_title": titles.get(a.task_id or "")}) for a in agents]
+    return SessionDetail(
+        session=session_out(stored),
+        position=loomkin.last_position,
+        working=0,
+        agents=agents,
+        teams=[_team_out(t) for t in loomkin.stored_teams(session_id)],
+        tasks=[_task_out(t) for t in loomkin.tasks(session_id)],
+        dependencies=[_dep_out(d) for d in loomkin.stored_dependencies(session_id)],
+        budgets=[
+            BudgetOut(
+                scope="session",
+                team_id=None,
+                name="session",
+                cost_usd=spend.cost_usd,
+                tokens=spend.input_tokens + spend.output_tokens,
+                limit_usd=None,
+                limit_tokens=None,
+            )
+        ],
+        permissions=[],
+    )

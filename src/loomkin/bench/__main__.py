@@ -5,6 +5,8 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench swarm --workload PATH --agents N --strategy S [--seed K] --json
     python -m loomkin.bench swarm --all [--plot PATH]
     python -m loomkin.bench swarm --synthetic SHAPE [--size N] ...
+    python -m loomkin.bench swarm --workload W --agents N --strategy speculative --hit-rate P
+    python -m loomkin.bench speculation [--workload W ...] [--agents N ...] [--hit-rate P ...]
     python -m loomkin.bench swarm --workload W --strategy adaptive --max-agents 16 --spawn-cost-s 60
     python -m loomkin.bench adaptive [--json]   (adaptive vs fixed 16 on every workload, skew)
     python -m loomkin.bench overhead [--json]
@@ -13,7 +15,9 @@ Commands (the JSON shapes are a contract other tools read; keep them stable)::
     python -m loomkin.bench control [--trials N] [--real-trials N] [--json]
     python -m loomkin.bench faults [--trials N] [--postgres-trials N] [--postgres-url URL] [--json]
     python -m loomkin.bench fuzz [--answers N] [--seed S] [--driver D] [--json]
+    python -m loomkin.bench negotiation [--tasks N] [--agents N] [--seed S] [--json]
     python -m loomkin.bench cost [--scale S] [--window N] [--no-demo] [--json]
+    python -m loomkin.bench web [--events N] [--small N] [--stream-s S] [--shots DIR] [--json]
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from loomkin.bench.graph import STRATEGIES
+from loomkin.bench.speculation_cli import add_parser as add_speculation_parser
+from loomkin.bench.speculation_cli import run_command as run_speculation_command
+from loomkin.bench.web_cli import add_web_parser, run_web_command
 from loomkin.bench.workloads import SHAPES, Shape, load_workload, synthetic, workload_paths
 from loomkin.errors import UserError
 
@@ -35,9 +42,15 @@ if TYPE_CHECKING:
 
     from loomkin.bench.overhead_run import System
     from loomkin.bench.swarm import SwarmResult
+    from loomkin.bench.workloads import Workload
 
 _DEFAULT_PLOT = Path("benchmarks") / "swarm.png"
-_EXTRAS = {"looptime": "bench", "autogen_core": "bench", "matplotlib": "bench"}
+_EXTRAS = {
+    "looptime": "bench",
+    "autogen_core": "bench",
+    "matplotlib": "bench",
+    "playwright": "bench",
+}
 """Optional packages a benchmark imports → the extra that installs them."""
 
 
@@ -53,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--all", action="store_true", help="every workload × 4/8/16 agents")
     swarm.add_argument("--size", type=int, default=40, help="tasks of a synthetic workload")
     swarm.add_argument("--agents", type=int, default=8)
-    swarm.add_argument("--strategy", choices=(*STRATEGIES, "adaptive"), default="self-organizing")
+    swarm.add_argument(
+        "--strategy", choices=(*STRATEGIES, "adaptive", "speculative"), default="self-organizing"
+    )
+    swarm.add_argument("--hit-rate", type=float, default=0.8, help="for --strategy speculative")
     swarm.add_argument(
         "--max-agents", type=int, default=None, help="adaptive: the ceiling (default --agents)"
     )
@@ -63,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     swarm.add_argument("--seed", type=int, default=0)
     swarm.add_argument("--json", action="store_true", help="print one JSON object")
     swarm.add_argument("--plot", type=Path, default=_DEFAULT_PLOT, help="PNG path for --all")
+    add_speculation_parser(sub)
     overhead = sub.add_parser("overhead", help="message, fan-out and scale overhead vs peers")
     overhead.add_argument("--json", action="store_true", help="print one JSON object")
     comms = sub.add_parser("comms", help="cross-team message delivery with 1/10/100 teams")
@@ -101,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     failover.add_argument("--bus", default="nats://127.0.0.1:4222")
     failover.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     failover.add_argument("--json", action="store_true", help="print one JSON object")
+    negotiation = sub.add_parser("negotiation", help="a task set with and without negotiation")
+    negotiation.add_argument("--tasks", type=int, default=48)
+    negotiation.add_argument("--agents", type=int, default=4)
+    negotiation.add_argument("--seed", type=int, default=0)
+    negotiation.add_argument("--json", action="store_true", help="print one JSON object")
     adaptive = sub.add_parser("adaptive", help="autoscaler vs fixed team; skewed load stealing")
     adaptive.add_argument("--max-agents", type=int, default=16)
     adaptive.add_argument("--spawn-cost-s", type=float, default=60.0)
@@ -113,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     cost.add_argument("--window", type=int, default=128_000, help="context window (tokens)")
     cost.add_argument("--no-demo", action="store_true", help="skip the demo's figures")
     cost.add_argument("--json", action="store_true", help="print one JSON object")
+    add_web_parser(sub)
     spawn = sub.add_parser("_spawn")  # internal: one scale figure in a fresh process
     spawn.add_argument("system", choices=("loomkin", "asyncio", "autogen"))
     spawn.add_argument("n", type=int)
@@ -148,6 +171,9 @@ def _swarm(args: argparse.Namespace) -> None:
         if args.synthetic
         else load_workload(args.workload)
     )
+    if args.strategy == "speculative":
+        _speculative(workload, args)
+        return
     strategy: str = args.strategy
     agents = args.agents
     if strategy == "adaptive" and args.max_agents is not None:
@@ -163,6 +189,16 @@ def _swarm(args: argparse.Namespace) -> None:
     from loomkin.bench.report import swarm_table
 
     print(swarm_table([result]))
+
+
+def _speculative(workload: Workload, args: argparse.Namespace) -> None:
+    from loomkin.bench.speculation import run_speculation
+    from loomkin.bench.speculation_cli import speculation_table
+
+    if not 0.0 <= args.hit_rate <= 1.0:
+        raise UserError(f"--hit-rate must be between 0 and 1, got {args.hit_rate}")
+    result = run_speculation(workload, agents=args.agents, hit_rate=args.hit_rate, seed=args.seed)
+    print(result.dumps() if args.json else speculation_table([result]))
 
 
 def _overhead(args: argparse.Namespace) -> None:
@@ -198,6 +234,17 @@ def _fuzz(args: argparse.Namespace) -> None:
     drivers = DRIVERS if args.driver == "all" else (args.driver,)
     report = run_fuzz(args.answers, args.seed, drivers)
     print(json.dumps(report) if args.json else fuzz_table(report))
+
+
+def _negotiation(args: argparse.Namespace) -> None:
+    from loomkin.bench.negotiation import negotiation_table, run_negotiation
+
+    if args.tasks < 1:
+        raise UserError(f"--tasks must be at least 1, got {args.tasks}")
+    if args.agents < 1:
+        raise UserError(f"--agents must be at least 1, got {args.agents}")
+    report = run_negotiation(tasks=args.tasks, agents=args.agents, seed=args.seed)
+    print(json.dumps(report) if args.json else negotiation_table(report))
 
 
 def _cost(args: argparse.Namespace) -> None:
@@ -237,13 +284,26 @@ def _failover(args: argparse.Namespace) -> None:
     print(json.dumps(report) if args.json else failover_table(report))
 
 
-_HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {
+def _web_or_spawn(args: argparse.Namespace) -> None:
+    """``web`` (its own module), or the internal ``_spawn`` of the overhead benchmark."""
+    if args.command == "web":
+        run_web_command(args)
+        return
+    from loomkin.bench.overhead_run import spawn_figures
+
+    system = cast("System", args.system)
+    print(json.dumps(asyncio.run(spawn_figures(system, args.n))))
+
+
+_SIMPLE: dict[str, Callable[[argparse.Namespace], None]] = {
     "fuzz": _fuzz,
     "failover": _failover,
+    "speculation": run_speculation_command,
+    "negotiation": _negotiation,
     "adaptive": _adaptive,
     "cost": _cost,
 }
-"""Sub-commands whose handler takes the parsed arguments and prints the figures."""
+"""Commands that are one call with the parsed arguments."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -265,13 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result) if args.json else comms_table(result))
         elif args.command in ("control", "faults"):
             _measures(args)
-        elif args.command in _HANDLERS:
-            _HANDLERS[args.command](args)
+        elif args.command in _SIMPLE:
+            _SIMPLE[args.command](args)
         else:
-            from loomkin.bench.overhead_run import spawn_figures
-
-            system = cast("System", args.system)
-            print(json.dumps(asyncio.run(spawn_figures(system, args.n))))
+            _web_or_spawn(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

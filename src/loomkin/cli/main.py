@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
+from loomkin.cli.bench_web import bench_web_host
 from loomkin.cli.cluster import cluster_group
 from loomkin.cli.cluster import worker as cluster_worker
 from loomkin.cli.common import console, default_store, fail, run_command, shown
@@ -24,7 +25,9 @@ from loomkin.cli.control import (
     remove_server_info,
     write_server_info,
 )
+from loomkin.cli.coordination import budget_group, negotiation_group, rendezvous_group
 from loomkin.cli.observe import cost, mcp, trace
+from loomkin.cli.speculation import speculation
 from loomkin.cli.store import store_group
 from loomkin.cli.team import team_group
 from loomkin.errors import LoomkinError, UserError
@@ -778,7 +781,12 @@ cli.add_command(cost)
 cli.add_command(store_group)
 cli.add_command(cluster_group)
 cli.add_command(cluster_worker)
+cli.add_command(speculation)
+cli.add_command(negotiation_group)
+cli.add_command(budget_group)
+cli.add_command(rendezvous_group)
 cli.add_command(team_group)
+cli.add_command(bench_web_host)
 
 
 def main() -> None:

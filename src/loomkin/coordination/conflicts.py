@@ -163,10 +163,17 @@ class ConflictDetector:
                 pass
 
     def _relative(self, target: str) -> str | None:
+        """``target`` relative to the shared tree; ``None`` outside it.
+
+        A speculative agent's writes land in its own workspace under ``.loomkin/``: that
+        overlap with the shared tree is intended, so it is not tracked here (real conflicts
+        surface when the workspace is merged).
+        """
         try:
-            return str(Path(target).relative_to(self.root))
+            rel = Path(target).relative_to(self.root)
         except ValueError:
             return None
+        return None if rel.parts[:1] == (".loomkin",) else str(rel)
 
     def _on_started(self, call_id: str, tool: str, target: str, agent_id: str) -> None:
         rel = self._relative(target) if target else None

@@ -43,6 +43,11 @@ MessageType = Literal[
     "conflict_detected",
     "vote_request",
     "vote_result",
+    "negotiation_offer",
+    "negotiation_result",
+    "review_request",
+    "ready_notice",
+    "rendezvous",
     "orient",
     "onboarding",
     # normal: conversation
@@ -71,6 +76,12 @@ def tier_of(msg_type: MessageType) -> Tier:
             # Task flow is what unblocks work: a dependent waits on a completion or a chunk.
             return "high"
         case "conflict_detected" | "vote_request" | "vote_result":
+            return "high"
+        case "negotiation_offer" | "negotiation_result" | "review_request":
+            # An assigner decides within a window, and an assignee waits on the outcome.
+            return "high"
+        case "ready_notice" | "rendezvous":
+            # Someone waits on a readiness signal or a barrier: it must not queue behind chat.
             return "high"
         case "onboarding":
             # A new agent's brief (the autoscaler's): it reads it before taking work.

@@ -8,11 +8,14 @@ How this works and why:
   first type, and no hit at all means ``coding``.
 * **Capability.** :class:`CapabilityStats` is a projection of task events: when a task with
   an owner ends ``completed`` (a success) or ``failed`` (a failure), the owner's record for
-  the task's type is updated. The score is ``successes / total × log2(total + 1)``: the
-  success rate, weighted up by experience, and 0 without history.
+  the task's type is updated; so is a ``NegotiationResolved`` in which the assignee declined
+  or counter-proposed (a mark against its fit for that type). The score is
+  ``successes / total × log2(total + 1)``: the success rate, weighted up by experience, and
+  0 without history.
 * **Choice.** :func:`choose_agent` ranks candidates by, in order: idle before busy; a role
-  matching the task's role (when the task names one); higher capability score; fewer active
-  tasks; then name and id, so the same inputs always give the same answer.
+  matching the task's role (when the task names one); higher capability score; fewer
+  failures (and declines) of the type; fewer active tasks; then name and id, so the same
+  inputs always give the same answer.
 * **Plans.** :func:`plan_assignments` walks the ready tasks by (effective priority, creation
   order) and gives each the best remaining idle agent. Because the order uses the
   *effective* priority, a low-priority task that blocks an urgent one is assigned before
@@ -25,6 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from loomkin.core.events.negotiation import NegotiationResolved
 from loomkin.core.events.tasks import TaskAssigned, TaskClaimed, TaskCreated, TaskStatusChanged
 from loomkin.ids import AgentId, TaskId
 
@@ -123,18 +127,27 @@ class CapabilityStats:
     ``apply`` follows ``TaskCreated`` (the type, from the title), ``TaskAssigned`` and
     ``TaskClaimed`` (the owner), and ``TaskStatusChanged``: ``completed`` counts a success
     and ``failed`` a failure for the owner at that moment; ``pending`` drops the owner.
+    A ``NegotiationResolved`` whose assignee declined counts a failure for the assignee.
     """
 
-    __slots__ = ("_counts", "_tasks")
+    __slots__ = ("_counts", "_declines", "_tasks")
 
     def __init__(self) -> None:
         self._tasks: dict[TaskId, tuple[TaskType, AgentId | None]] = {}
         self._counts: dict[tuple[AgentId, TaskType], tuple[int, int]] = {}
+        self._declines: dict[tuple[AgentId, TaskType], int] = {}
 
     def apply(self, event: Event) -> None:
         """Fold one event in; events other than the four above are ignored."""
         if isinstance(event, TaskCreated):
             self._tasks[event.task_id] = (infer_task_type(event.title), None)
+            return
+        if isinstance(event, NegotiationResolved):
+            declined = self._tasks.get(event.task_id)
+            if event.declined and declined is not None:
+                self.record(event.agent_id, declined[0], success=False)
+                key = (event.agent_id, declined[0])
+                self._declines[key] = self._declines.get(key, 0) + 1
             return
         if not isinstance(event, TaskAssigned | TaskClaimed | TaskStatusChanged):
             return
@@ -160,6 +173,23 @@ class CapabilityStats:
         """``(successes, total)`` of the agent for the type."""
         return self._counts.get((agent_id, task_type), (0, 0))
 
+    def declines(self, agent_id: AgentId, task_type: TaskType) -> int:
+        """How many tasks of the type the agent declined (or counter-proposed away)."""
+        return self._declines.get((agent_id, task_type), 0)
+
+    def avoids(
+        self, agent_id: AgentId, task_type: TaskType, team: Sequence[AgentCandidate]
+    ) -> bool:
+        """True when the agent declined the type, never succeeded at it, and a teammate has.
+
+        Such an agent would hand the task on again: the task waits for the teammate instead.
+        """
+        if not self.declines(agent_id, task_type) or self.counts(agent_id, task_type)[0]:
+            return False
+        return any(
+            c.agent_id != agent_id and self.counts(c.agent_id, task_type)[0] > 0 for c in team
+        )
+
     def score(self, agent_id: AgentId, task_type: TaskType) -> float:
         """The agent's :func:`capability_score` for the type."""
         return capability_score(*self.counts(agent_id, task_type))
@@ -175,6 +205,8 @@ class AgentCandidate:
     """The agent's role (``coder``, ``tester`` …); matched against ``TaskView.role``."""
     idle: bool = True
     """Whether the agent is idle right now."""
+    status: str = "idle"
+    """The agent's status (a ``done`` or ``crashed`` agent is waited for by no task)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,13 +245,16 @@ def choose_agent(
         return None
     task_type = task_type_of(task)
 
-    def rank(agent: AgentCandidate) -> tuple[bool, bool, float, int, str, str]:
+    def rank(agent: AgentCandidate) -> tuple[bool, bool, float, int, int, str, str]:
         role_miss = bool(task.role) and not _role_matches(task, agent)
-        score = stats.score(agent.agent_id, task_type)
+        successes, total = stats.counts(agent.agent_id, task_type)
         return (
             not agent.idle,
             role_miss,
-            -score,
+            -capability_score(successes, total),
+            # Equal scores (0 without successes): fewer failures and declines first, so an
+            # agent that declined this kind of task is not offered it again before others.
+            total - successes,
             load.get(agent.agent_id, 0),
             agent.name,
             agent.agent_id,
@@ -259,8 +294,13 @@ def plan_assignments(
     agents: Sequence[AgentCandidate],
     stats: CapabilityStats,
     load: Mapping[AgentId, int] | None = None,
+    team: Sequence[AgentCandidate] = (),
 ) -> list[Assignment]:
     """Pair ready tasks with idle agents, most urgent task first, one task per agent.
+
+    A task is not given to an agent that :meth:`CapabilityStats.avoids` its type when a
+    teammate (in ``team``: every agent of the team, busy ones included) has succeeded at it:
+    it waits for that teammate, rather than be declined again.
 
     Args:
         ready_tasks: available tasks (``TaskBoard.ready_tasks()``); re-sorted here by
@@ -268,6 +308,7 @@ def plan_assignments(
         agents: the roster; only idle ones are used.
         stats: capability history.
         load: active task count per agent (missing means 0).
+        team: every working agent of the team, busy ones included (see above).
 
     Returns:
         One assignment per placed task, in placing order; stops when idle agents run out.
@@ -276,9 +317,13 @@ def plan_assignments(
     counts = dict(load or {})
     plan: list[Assignment] = []
     for task in sorted(ready_tasks, key=lambda t: (t.effective_priority, t.created_order)):
-        choice = choose_agent(task, pool, stats, counts)
-        if choice is None:
+        if not pool:
             break
+        task_type = task_type_of(task)
+        fit = [a for a in pool if not stats.avoids(a.agent_id, task_type, team)]
+        choice = choose_agent(task, fit, stats, counts)
+        if choice is None:
+            continue
         pool = [agent for agent in pool if agent.agent_id != choice.agent_id]
         counts[choice.agent_id] = counts.get(choice.agent_id, 0) + 1
         plan.append(

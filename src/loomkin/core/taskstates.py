@@ -43,7 +43,10 @@ TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = MappingProxyType(
     {
         "pending": frozenset[_T]({"assigned", "cancelled", "pending_speculative"}),
         # assigned → pending: released by its owner (or by the rebalancer).
-        "assigned": frozenset[_T]({"in_progress", "pending", "blocked", "failed", "cancelled"}),
+        # assigned → pending_speculative: given to an agent as speculative work (in one batch).
+        "assigned": frozenset[_T](
+            {"in_progress", "pending", "blocked", "failed", "cancelled", "pending_speculative"}
+        ),
         "in_progress": frozenset[_T](
             {
                 "completed",
@@ -69,7 +72,7 @@ TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = MappingProxyType(
         "pending_speculative": frozenset[_T](
             {"completed_tentative", "discarded_tentative", "failed", "cancelled"}
         ),
-        "completed_tentative": frozenset[_T]({"completed", "discarded_tentative"}),
+        "completed_tentative": frozenset[_T]({"completed", "discarded_tentative", "cancelled"}),
         "discarded_tentative": frozenset[_T]({"pending"}),  # requeued after a failed assumption
     }
 )

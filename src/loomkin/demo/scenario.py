@@ -167,6 +167,15 @@ def _orienter(request: ModelRequest) -> Reply:
             "Hypotheses: new functions belong in greetings/ and must be exported."
         )
         return Reply(tool_calls=[Call("peer_message", {"to": "concierge", "content": brief})])
+    if "signal_ready" not in names:  # the Concierge waits for this before it plans
+        return Reply(
+            tool_calls=[
+                Call(
+                    "signal_ready",
+                    {"name": "briefed", "detail": "the session brief is in your messages"},
+                )
+            ]
+        )
     return Reply(text="Brief sent to the concierge.")
 
 

@@ -259,6 +259,11 @@ class ResponseBuilder:
         """True once :class:`StreamEnd` was added."""
         return self._stop_reason is not None
 
+    def text_so_far(self, tail: int = 400) -> str:
+        """The last ``tail`` characters of the text streamed so far (for a live view)."""
+        text = "".join(self._text)
+        return text[-tail:]
+
     def add(self, event: StreamEvent) -> None:
         """Fold one event into the response.
 

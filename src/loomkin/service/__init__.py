@@ -1,7 +1,10 @@
 """The public runtime: open a store, open sessions, talk to and control agents."""
 
 from loomkin.core.store import CheckReport
+from loomkin.service.budgets import BUDGET_KEYS, BudgetUpdate
 from loomkin.service.mcp import probe_mcp_servers
+from loomkin.service.negotiations import NegotiationInfo
+from loomkin.service.previews import PermissionPreview
 from loomkin.service.records import (
     AgentInfo,
     AgentSnapshot,
@@ -18,18 +21,22 @@ from loomkin.service.records import (
     TaskInfo,
     TeamInfo,
 )
+from loomkin.service.rendezvous import RendezvousInfo
 from loomkin.service.runtime import Loomkin, ModelFactory
 from loomkin.service.scaling import TeamScaleInfo
 from loomkin.service.session import Session
+from loomkin.service.speculation import SpeculationInfo, SpeculationSummary
 from loomkin.service.spend import AgentSpend, Spend, TeamSpend
 from loomkin.service.stores import check_store
 from loomkin.service.tracing import LiveTrace, export_trace, live_trace
 
 __all__ = [
+    "BUDGET_KEYS",
     "AgentInfo",
     "AgentSnapshot",
     "AgentSpend",
     "BudgetStatus",
+    "BudgetUpdate",
     "CheckReport",
     "DependencyInfo",
     "EventStream",
@@ -39,9 +46,14 @@ __all__ = [
     "McpToolInfo",
     "ModelFactory",
     "Names",
+    "NegotiationInfo",
     "PendingPermission",
+    "PermissionPreview",
     "PermissionResponder",
+    "RendezvousInfo",
     "Session",
+    "SpeculationInfo",
+    "SpeculationSummary",
     "Spend",
     "StoredSession",
     "Summary",

@@ -347,6 +347,30 @@ class RebalancerSection(_Section):
     check_every_s: PositiveFloat = 60.0
 
 
+class SpeculationSection(_Section):
+    """``[speculation]``: when a task may start ahead of its blockers (SPEC §3.7)."""
+
+    enabled: Annotated[bool, Strict()] = True
+    prior_alpha: PositiveFloat = 1.0
+    prior_beta: PositiveFloat = 1.0
+    min_p: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    usd_per_hour: Annotated[float, Field(ge=0.0)] = 20.0
+    usd_per_work_hour: Annotated[float, Field(ge=0.0)] = 4.0
+    budget_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.06
+    max_active: Annotated[int, Strict(), Field(ge=0, le=64)] = 4
+    auto: Annotated[bool, Strict()] = False
+
+
+class NegotiationSection(_Section):
+    """``[negotiation]``: whether assignees may negotiate, and the windows."""
+
+    enabled: Annotated[bool, Strict()] = True
+    window_s: PositiveFloat = 30.0
+    """How long an assignee has to object before the assignment simply stands."""
+    counter_window_s: PositiveFloat = 60.0
+    """How long an assigner has to answer a counter-proposal."""
+
+
 class AutoscaleSection(_Section):
     """``[autoscale]``: when teams grow with their backlog and shrink when idle."""
 
@@ -384,6 +408,8 @@ class LoomkinConfig(_Section):
     pricing: dict[str, PriceSection] = Field(default_factory=dict)
     comms: CommsSection = CommsSection()
     rebalancer: RebalancerSection = RebalancerSection()
+    speculation: SpeculationSection = SpeculationSection()
+    negotiation: NegotiationSection = NegotiationSection()
     autoscale: AutoscaleSection = AutoscaleSection()
     mcp: McpSection = McpSection()
     context: ContextSection = ContextSection()
@@ -461,6 +487,8 @@ _SECTION_KEYS: dict[str, type[_Section]] = {
     "limits": LimitsSection,
     "comms": CommsSection,
     "rebalancer": RebalancerSection,
+    "speculation": SpeculationSection,
+    "negotiation": NegotiationSection,
     "autoscale": AutoscaleSection,
     "mcp": McpSection,
     "context": ContextSection,

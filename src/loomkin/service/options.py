@@ -13,6 +13,8 @@ from loomkin.agents.settings import ContextSettings
 from loomkin.agents.tools import toolset_for
 from loomkin.coordination import RebalancerSettings
 from loomkin.coordination.autoscale import AutoscaleSettings
+from loomkin.coordination.negotiation import NegotiationSettings
+from loomkin.core.speculation import SpeculationPolicy
 from loomkin.errors import ConfigError
 from loomkin.llm.pricing import DEFAULT_PRICES, Price, PriceTable
 from loomkin.tools.builtin import ShellPolicy
@@ -78,6 +80,11 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             stuck_after_s=config.rebalancer.stuck_after_s,
             check_every_s=config.rebalancer.check_every_s,
         ),
+        negotiation=NegotiationSettings(
+            enabled=config.negotiation.enabled,
+            window_s=config.negotiation.window_s,
+            counter_window_s=config.negotiation.counter_window_s,
+        ),
         autoscale=autoscale_settings(config),
         shell_policy=ShellPolicy(
             allow=frozenset(config.shell.allow),
@@ -85,6 +92,7 @@ def session_options(config: LoomkinConfig) -> SessionOptions:
             default_timeout_s=config.shell.timeout_s,
             network=config.shell.network,
         ),
+        speculation=SpeculationPolicy(**config.speculation.model_dump()),
         mcp_servers=servers,
         context=ContextSettings(
             window_tokens=config.context.window_tokens,

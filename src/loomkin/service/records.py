@@ -83,6 +83,10 @@ class AgentInfo:
     cached_input_tokens: int = 0
     """Of ``input_tokens``, those read from the provider's prompt cache."""
     """A pause was asked and waits for the agent's next checkpoint (or its prompt's answer)."""
+    status_reason: str = ""
+    """Why it is in its status, when the log says (``budget exceeded: ...`` for a budget pause)."""
+    streaming_text: str = ""
+    """The end of the answer its model is streaming now ('' between calls; not journaled)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

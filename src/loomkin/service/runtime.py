@@ -50,10 +50,24 @@ from loomkin.runtime.eventlog import EventLog
 from loomkin.runtime.projections import ProjectionRegistry
 from loomkin.runtime.supervisor import Supervisor
 from loomkin.runtime.teams import TeamManager
+from loomkin.service.archive import (
+    read_before,
+    stored_agents,
+    stored_dependencies,
+    stored_teams,
+)
 from loomkin.service.config import load_config
 from loomkin.service.leases import DEFAULT_LEASE_TTL_S, SessionLeases
 from loomkin.service.options import SessionOptions, session_options
-from loomkin.service.records import Names, StoredSession, TaskInfo, task_info
+from loomkin.service.records import (
+    AgentInfo,
+    DependencyInfo,
+    Names,
+    StoredSession,
+    TaskInfo,
+    TeamInfo,
+    task_info,
+)
 from loomkin.service.session import Session
 from loomkin.service.spend import Spend, spend_of
 from loomkin.tasks import Scheduler, TaskService
@@ -114,6 +128,7 @@ class Loomkin:
         self._sessions: dict[SessionId, Session] = {}
         self._runtimes: dict[SessionId, SessionRuntime] = {}
         self._scheduler = Scheduler(self._tasks, self._candidates)
+        self._scheduler.after_round = self._speculate_on_idle
         self._projections = ProjectionRegistry()
         self._projections.register("state", _StateProjection(self._state))
         self._projections.register("tasks", self._tasks)
@@ -460,6 +475,44 @@ class Loomkin:
             return await self._log.read(after, session_id=session_id)
         return await self._store.read(after, limit=limit, session_id=session_id)
 
+    async def history_before(
+        self,
+        session_id: str,
+        *,
+        before: int | None = None,
+        limit: int = 500,
+        kinds: frozenset[str] | None = None,
+        scan: int | None = None,
+    ) -> list[RecordedEvent]:
+        """A stored session's newest ``limit`` events before ``before``, oldest first.
+
+        ``before=None``: the newest events of the log. Reads only about as many events as it
+        returns, so a page showing the end of a long session never reads it all. ``kinds``:
+        only events of these kinds (e.g. the chat's, which may lie far back); ``scan``: look
+        at most this many log positions back.
+        """
+        self.stored_session(session_id)
+        newest = self._log.last_position + 1
+        end = newest if before is None else min(before, newest)
+        return await read_before(
+            self._store, session_id, before=end, limit=limit, kinds=kinds, scan=scan
+        )
+
+    def stored_agents(self, session_id: str) -> list[AgentInfo]:
+        """The agents of a stored session, open here or not, as its log last left them."""
+        self.stored_session(session_id)
+        return stored_agents(self._state, session_id)
+
+    def stored_teams(self, session_id: str) -> list[TeamInfo]:
+        """The teams of a stored session, open here or not, in creation order."""
+        self.stored_session(session_id)
+        return stored_teams(self._state, session_id)
+
+    def stored_dependencies(self, session_id: str) -> list[DependencyInfo]:
+        """The dependencies between the tasks of a stored session, open here or not."""
+        self.stored_session(session_id)
+        return stored_dependencies(self._tasks.board, session_id)
+
     async def spend(self, session_id: str) -> Spend:
         """What a stored session spent (tokens, cost, model calls), by agent and by team."""
         self.stored_session(session_id)
@@ -487,6 +540,20 @@ class Loomkin:
 
     # -- quiescence -------------------------------------------------------------------------------
 
+    async def _speculate_on_idle(self) -> None:
+        """After a planning round: idle agents may start waiting tasks speculatively."""
+        load = self._tasks.board.load()
+        for runtime in list(self._runtimes.values()):
+            idle = [
+                m
+                for m in runtime.directory.members()
+                if m.status == "idle"
+                and m.task_id is None
+                and not load.get(m.agent_id)
+                and m.role not in runtime.settings.coordination_roles
+            ]
+            await runtime.coordination.speculation.offer_idle(idle)
+
     async def wait_idle(self) -> None:
         """Wait until no agent of any session works and the scheduler has nothing to assign.
 
@@ -497,8 +564,12 @@ class Loomkin:
             self._raise_if_halted()
             await self._supervisor.wait_idle()
             await self._scheduler.wait_settled()
+            speculation = [r.coordination.speculation for r in self._runtimes.values()]
+            for spec in speculation:
+                await spec.wait_settled()  # a merge or a discard can wake agents again
             await asyncio.sleep(0)
-            if self._supervisor.statistics().running == 0 and self._scheduler.settled():
+            quiet = all(spec.settled() for spec in speculation)
+            if quiet and self._supervisor.statistics().running == 0 and self._scheduler.settled():
                 self._raise_if_halted()
                 return
 

@@ -20,7 +20,10 @@ from loomkin.core.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
+from loomkin.errors import NotFound, UserError
 from loomkin.ids import RequestId, TaskId, new_id
+from loomkin.service.coordination import CoordinationCommands
+from loomkin.service.previews import PermissionPreview, permission_preview
 from loomkin.service.records import (
     AgentInfo,
     BudgetStatus,
@@ -34,14 +37,24 @@ from loomkin.service.records import (
     task_info,
 )
 from loomkin.service.scaling import TeamScaleInfo, scale_info, set_team_scale
+from loomkin.service.speculation import (
+    SpeculationInfo,
+    SpeculationSummary,
+    assumption_specs,
+    speculation_infos,
+    summary_of,
+)
 from loomkin.tasks import DependencySpec, WorkerRef
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from loomkin.agents.agent import Agent
     from loomkin.agents.budgets import Budgets
     from loomkin.agents.desk import PermissionResponder
     from loomkin.agents.session import SessionRuntime
     from loomkin.core.events import RecordedEvent
+    from loomkin.core.events.base import JSON
     from loomkin.core.records import DepKind, PauseMode, PermissionDecision
     from loomkin.core.state import State
     from loomkin.core.store import Lease
@@ -54,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 
-class Session:
+class Session(CoordinationCommands):
     """A live session: send messages, watch events, steer agents, answer permission prompts."""
 
     def __init__(
@@ -119,8 +132,10 @@ class Session:
             self._raise_if_halted()
             await runtime.wait_idle()
             await scheduler.wait_settled()
+            speculation = runtime.coordination.speculation
+            await speculation.wait_settled()  # a merge or a discard can wake agents again
             await asyncio.sleep(0)
-            if runtime.running() == 0 and scheduler.settled():
+            if runtime.running() == 0 and scheduler.settled() and speculation.settled():
                 self._raise_if_halted()
                 return
 
@@ -149,6 +164,10 @@ class Session:
     def pending_permissions(self) -> list[PendingPermission]:
         """Permission prompts waiting for an answer, oldest first."""
         return self._runtime.permissions.prompts()
+
+    def permission_preview(self, prompt: PendingPermission) -> PermissionPreview:
+        """What allowing ``prompt`` would do (a diff, a command) and what "always" covers."""
+        return permission_preview(prompt, self._runtime.ctx.project_root)
 
     async def set_budgets(self, budgets: Budgets, *, by: str = "user") -> None:
         """Replace the session's budgets (journaled); agents paused on a budget can resume."""
@@ -182,9 +201,9 @@ class Session:
             )
         ]
         for team in self._state.teams(self.session_id):
-            if not team.agent_ids:
+            used = book.team_spent(team.team_id)  # its sub-teams' spend included
+            if not team.agent_ids and not (used.tokens or used.cost_usd):
                 continue
-            used = book.team_spent(team.team_id)
             out.append(
                 BudgetStatus(
                     scope="team",
@@ -298,6 +317,8 @@ class Session:
             output_tokens=m.output_tokens,
             cost_usd=m.cost_usd,
             pause_queued=m.pause_pending(),
+            status_reason=view.status_reason if (view := self._state.get_agent(m.agent_id)) else "",
+            streaming_text=agent.streaming.text_so_far() if agent.streaming is not None else "",
         )
 
     def teams(self) -> list[TeamInfo]:
@@ -381,6 +402,60 @@ class Session:
             assign_to=owner,  # one batch: the task never exists unassigned
             assigned_by="user",
         )
+
+    # -- speculation (SPEC §3.7) ------------------------------------------------------------------
+
+    async def speculate(
+        self, task_id: str, agent: str, assumptions: Sequence[Mapping[str, JSON]]
+    ) -> SpeculationInfo:
+        """Start ``task_id`` on ``agent`` before its blockers finish, on stated assumptions.
+
+        Each assumption is ``{"key": ..., "value": ...}`` (a key of the blocker's hand-off or
+        milestone payload) or ``{"text": ...}`` (prose, judged by a model), optionally with
+        ``"on_task"`` naming the blocker. The agent works in its own workspace until the
+        blockers finish; the work is merged if the assumptions hold, else redone.
+        """
+        specs = assumption_specs(assumptions)
+        if not specs:
+            raise UserError("a speculation needs at least one assumption")
+        target = self._runtime.agent(agent)
+        member = self._runtime.directory.member(target.agent_id)
+        if member is None:
+            raise NotFound(f"no agent {agent!r} in this session")
+        spec = self._runtime.coordination.speculation
+        await spec.speculate(member, task_id, specs, started_by="user")
+        return self.speculation(task_id)
+
+    async def add_assumption(self, task_id: str, assumption: Mapping[str, JSON]) -> str:
+        """Add an assumption to a running speculation; returns its id."""
+        (spec,) = assumption_specs([assumption])
+        service = self._runtime.coordination.speculation
+        running = service.state.active.get(TaskId(task_id))
+        if running is None:
+            raise NotFound(f"task {task_id!r} has no running speculation")
+        member = self._runtime.directory.member(running.started.agent_id)
+        assert member is not None
+        return await service.add_assumption(member, task_id, spec)
+
+    async def cancel_speculation(self, task_id: str, *, by: str = "user") -> None:
+        """Discard a running speculation (its workspace) and re-queue the task."""
+        await self._runtime.coordination.speculation.cancel(task_id, by=by)
+
+    def speculations(self) -> list[SpeculationInfo]:
+        """Every speculative task of the session: assumptions, verdicts, waste."""
+        mine = {str(v.task_id) for v in self._board.tasks() if v.session_id == self.session_id}
+        return speculation_infos(self._runtime.coordination.speculation, mine)
+
+    def speculation(self, task_id: str) -> SpeculationInfo:
+        """The latest speculation of one task (``NotFound`` if it never had one)."""
+        for info in self.speculations():
+            if info.task_id == task_id:
+                return info
+        raise NotFound(f"task {task_id!r} has no speculation")
+
+    def speculation_summary(self) -> SpeculationSummary:
+        """Counts, waste and the learnt hit rates of the session's speculations."""
+        return summary_of(self._runtime.coordination.speculation)
 
     async def assign_task(self, task_id: str, agent: str, *, by: str = "user") -> None:
         """Give a task to an agent (name, ``team/name`` or id); it starts when it may."""

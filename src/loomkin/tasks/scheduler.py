@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,6 +70,8 @@ class Scheduler:
         self._rounds = 0
         self._assignments = 0
         self._refused = 0
+        self.after_round: Callable[[], Awaitable[None]] | None = None
+        """Run after each planning round (the idle-capacity speculation policy)."""
         self._steals = 0
 
     def apply(self, recorded: RecordedEvent, *, live: bool) -> None:
@@ -131,8 +133,11 @@ class Scheduler:
         placed = 0
         for team_id in by_team:
             ready = board.ready_tasks(team_id)
-            pool = [c for c in self.candidates(team_id) if c.idle and not load.get(c.agent_id)]
-            for decision in plan_assignments(ready, pool, self.stats, load):
+            team = self.candidates(team_id)
+            pool = [c for c in team if c.idle and not load.get(c.agent_id)]
+            # Only working agents can be waited for (a task never waits on a crashed one).
+            team = [c for c in team if c.status not in ("done", "crashed")]
+            for decision in plan_assignments(ready, pool, self.stats, load, team):
                 worker = WorkerRef(
                     agent_id=decision.agent_id, name=decision.agent_name, team_id=team_id
                 )
@@ -146,6 +151,8 @@ class Scheduler:
         for team_id in {*by_team, *self._teams_with_queues()}:
             placed += await self._steal(team_id)
         self._assignments += placed
+        if self.after_round is not None:
+            await self.after_round()
         return placed
 
     def _teams_with_queues(self) -> set[TeamId]:

@@ -41,11 +41,12 @@ from loomkin.core.events import (
 )
 from loomkin.core.messages import MessageType, tier_of
 from loomkin.core.records import DepKind
-from loomkin.core.taskstates import allowed_targets
+from loomkin.core.taskstates import allowed_targets, check_table
 from loomkin.core.taskview import Handoff, TaskView
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import AgentId, MessageId, SessionId, TaskId, TeamId, new_id
 from loomkin.tasks.claims import ClaimCommands
+from loomkin.tasks.speculative import SpeculativeCommands
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,10 +56,17 @@ if TYPE_CHECKING:
     from loomkin.runtime.eventlog import EventLog
     from loomkin.tasks.notices import TaskNotices
 
-__all__ = ["DependencySpec", "Handoff", "TaskService", "Worker", "WorkerRef"]
+__all__ = [
+    "DependencySpec",
+    "Handoff",
+    "NegotiationGate",
+    "TaskService",
+    "Worker",
+    "WorkerRef",
+]
 
 _OPEN: frozenset[str] = frozenset(
-    {"assigned", "in_progress", "paused", "blocked", "partially_complete"}
+    {"assigned", "in_progress", "paused", "blocked", "partially_complete", "pending_speculative"}
 )
 _LISTENING: frozenset[str] = frozenset({"in_progress", "paused", "blocked", "partially_complete"})
 """Statuses of a started dependent that still consumes its predecessor's new output. A stage
@@ -75,6 +83,18 @@ class Worker(Protocol):
     def name(self) -> str: ...
     @property
     def team_id(self) -> TeamId: ...
+
+
+class NegotiationGate(Protocol):
+    """Opens a negotiation on an assignment (implemented by the coordination layer)."""
+
+    def opened(self, view: TaskView, worker: Worker, *, by: str) -> Event | None:
+        """The event opening a negotiation on giving ``view`` to ``worker`` (or ``None``).
+
+        It is appended in the assignment's own batch: an assignment is never committed
+        without the window its assignee has to answer it.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +115,7 @@ class DependencySpec:
     milestone: str | None = None
 
 
-class TaskService(ClaimCommands):
+class TaskService(ClaimCommands, SpeculativeCommands):
     """Commands on the task board of one runtime (all sessions).
 
     Work stealing's claim and capacity moves are in :class:`~loomkin.tasks.claims.ClaimCommands`.
@@ -107,6 +127,14 @@ class TaskService(ClaimCommands):
         self.notices = notices
         self._lock = asyncio.Lock()
         self._priority_events: list[TaskPriorityChanged] = []
+        self._gates: dict[SessionId, NegotiationGate] = {}
+
+    def set_negotiation_gate(self, session_id: SessionId, gate: NegotiationGate | None) -> None:
+        """Open negotiations on the assignments of ``session_id`` through ``gate`` (or stop)."""
+        if gate is None:
+            self._gates.pop(session_id, None)
+        else:
+            self._gates[session_id] = gate
 
     # -- projection -------------------------------------------------------------------------------
 
@@ -158,14 +186,17 @@ class TaskService(ClaimCommands):
         depends_on: Sequence[DependencySpec] = (),
         assign_to: Worker | None = None,
         assigned_by: str = "",
+        task_id: TaskId | None = None,
+        also: Sequence[Event] = (),
     ) -> TaskId:
         """Create a task (and its dependencies, atomically).
 
         ``assign_to`` gives it to that agent in the same batch (with its ``task_assigned``
         message): a crash never leaves the task created but not given, for the scheduler to
-        hand to someone else.
+        hand to someone else. ``also``: the deciding party's events, appended ahead in the
+        same batch (they may name ``task_id``, given in advance).
         """
-        task_id = TaskId(new_id("task_"))
+        task_id = task_id or TaskId(new_id("task_"))
         async with self._lock:
             self.board.check_create(task_id, title, priority)
             for dep in depends_on:
@@ -208,7 +239,7 @@ class TaskService(ClaimCommands):
                 given = self._assignment(
                     view, assign_to, by=assigned_by, reason=f"assigned by {assigned_by}"
                 )
-            await self._append(created, *deps, *given)
+            await self._append(*also, created, *deps, *given)
         return task_id
 
     async def assign(
@@ -273,7 +304,9 @@ class TaskService(ClaimCommands):
             content=self.notices.assigned(view, reason),
             data={"task_id": view.task_id},
         )
-        return [assigned, notice]
+        gate = self._gates.get(view.session_id)
+        opened = None if gate is None else gate.opened(view, worker, by=by)
+        return [assigned, notice] if opened is None else [assigned, opened, notice]
 
     async def set_status(
         self,
@@ -284,12 +317,40 @@ class TaskService(ClaimCommands):
         note: str = "",
         result: str | None = None,
         handoff: Handoff | None = None,
+        also: Sequence[Event] = (),
     ) -> None:
-        """Move the task to ``status`` (refused transitions raise ``InvalidTransition``)."""
+        """Move the task to ``status`` (refused transitions raise ``InvalidTransition``).
+
+        ``also``: the deciding party's own events, appended ahead in the same batch.
+        """
         async with self._lock:
             await self._set_status(
-                task_id, status, by=by, note=note, result=result, handoff=handoff
+                task_id, status, by=by, note=note, result=result, handoff=handoff, also=also
             )
+
+    async def move_if(
+        self,
+        task_id: str,
+        expected: TaskStatus,
+        status: TaskStatus,
+        *,
+        by: AgentId | None,
+        note: str = "",
+        also: Sequence[Event] = (),
+    ) -> bool:
+        """Move the task from ``expected`` to ``status``, with ``also``, in one batch.
+
+        When the task is not in ``expected`` (or does not exist), only ``also`` is appended
+        and False is returned: the deciding party's events never depend on the task's.
+        """
+        async with self._lock:
+            view = self.board.get(TaskId(task_id))
+            if view is None or view.status != expected:
+                if also:
+                    await self._append(*also)
+                return False
+            await self._set_status(view.task_id, status, by=by, note=note, also=also)
+            return True
 
     async def _set_status(
         self,
@@ -303,7 +364,18 @@ class TaskService(ClaimCommands):
         also: Sequence[Event] = (),
     ) -> None:
         view = self.task(task_id)
-        self.board.check_status(task_id, status)
+        if view.status == "pending_speculative" and status in ("completed", "pending"):
+            # Speculative work completes only tentatively (it merges once its assumptions
+            # hold); released, it is discarded first (the speculation service cleans up).
+            if status == "pending":
+                also = [*also, self._status_event(view, "discarded_tentative", note, by)]
+                view = replace(view, status="discarded_tentative")
+            else:
+                status = "completed_tentative"
+        if view.status == "discarded_tentative":
+            check_table(view, status)
+        else:
+            self.board.check_status(task_id, status)
         h = handoff or Handoff()
         notices = self._finish_notices(view, status, result, by)
         if status == "completed":
@@ -324,6 +396,18 @@ class TaskService(ClaimCommands):
                 by=by,
             ),
             *notices,
+        )
+
+    def _status_event(
+        self, view: TaskView, status: TaskStatus, note: str, by: AgentId | None
+    ) -> TaskStatusChanged:
+        return TaskStatusChanged(
+            session_id=view.session_id,
+            task_id=view.task_id,
+            status=status,
+            previous=view.status,
+            note=note,
+            by=by,
         )
 
     def _finish_notices(
@@ -508,7 +592,7 @@ class TaskService(ClaimCommands):
                 return None
             if view.status == "assigned":
                 await self._set_status(view.task_id, "in_progress", by=worker.agent_id)
-            elif view.status != "in_progress":
+            elif view.status not in ("in_progress", "pending_speculative"):
                 return None
         return self.board.task(view.task_id)
 
@@ -528,7 +612,11 @@ class TaskService(ClaimCommands):
         tid = TaskId(task_id)
         async with self._lock:
             view = self.board.get(tid)
-            open_ = view is not None and view.status in ("in_progress", "partially_complete")
+            open_ = view is not None and view.status in (
+                "in_progress",
+                "partially_complete",
+                "pending_speculative",
+            )
             if open_ and outcome == "final" and text.strip():
                 await self._set_status(
                     tid,

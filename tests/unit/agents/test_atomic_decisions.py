@@ -93,8 +93,14 @@ async def test_a_cancel_the_task_it_ends_and_the_status(
         "agent_status_changed",
         "task_status_changed",
     ]
-    # The task was created and given in one batch too (never unassigned in between).
-    assert batches.with_("task_created") == ["task_created", "task_assigned", "message_sent"]
+    # The task was created and given in one batch too (never unassigned in between), with the
+    # window its assignee has to negotiate the assignment.
+    assert batches.with_("task_created") == [
+        "task_created",
+        "task_assigned",
+        "negotiation_opened",
+        "message_sent",
+    ]
 
 
 async def test_a_steer_and_its_transcript_entry(
@@ -213,6 +219,7 @@ async def test_a_reassignment_releases_and_gives_in_one_batch(
         "message_sent",
         "task_status_changed",
         "task_assigned",
+        "negotiation_opened",
         "message_sent",
     ]
 

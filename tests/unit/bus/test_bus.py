@@ -62,8 +62,10 @@ def test_the_vocabulary_is_closed_and_every_type_has_a_tier() -> None:
     assert set(MESSAGE_TYPES) == {
         "abort", "budget_exceeded", "file_conflict", "task_assigned", "task_completed",
         "task_failed", "partial_output", "conflict_detected", "vote_request", "vote_result",
-        "orient", "onboarding", "user_message", "peer_message", "question", "answer",
-        "insight", "nudge", "escalation",
+        "orient", "user_message", "peer_message", "question", "answer", "insight", "nudge",
+        "escalation", "negotiation_offer", "negotiation_result", "review_request",
+        "ready_notice", "rendezvous",
+        "onboarding",
     }  # fmt: skip
     assert {tier_of(t) for t in MESSAGE_TYPES} <= {"urgent", "high", "normal"}
     assert tier_of("onboarding") == "high"  # a new agent reads its brief before work

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -106,16 +108,37 @@ def _running(argv: list[str]) -> list[int]:
     return found
 
 
+async def _exited(pid_fd: int) -> None:
+    """Wait until the process behind ``pid_fd`` has exited (a pidfd turns readable then)."""
+    loop = asyncio.get_running_loop()
+    gone = loop.create_future()
+    loop.add_reader(pid_fd, gone.set_result, None)
+    try:
+        await gone
+    finally:
+        loop.remove_reader(pid_fd)
+
+
 async def test_cancellation_kills_the_process(ctx: ToolContext, sandbox: Sandbox) -> None:
-    # A sleep duration nothing else uses, to find the process in /proc (in the sandbox its
-    # own pid, $$, means nothing outside).
-    sleeper = ["sleep", "31.4159"]
+    # A sleep duration unique to this run, to find the process in /proc (in the sandbox its
+    # own pid, $$, means nothing outside) without meeting a concurrent run of this test.
+    sleeper = ["sleep", f"31.{os.getpid()}{secrets.randbelow(10**6):06d}"]
     task = asyncio.create_task(run(ctx, f"exec {' '.join(sleeper)}", sandbox=sandbox))
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", WAIT_FOR_PROCESS, *sleeper)
     await proc.wait()
+    pid_fds = [os.pidfd_open(pid) for pid in _running(sleeper)]
+    assert pid_fds, "the sleeper was seen running, so it must be found"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    try:
+        # The kernel reaps a killed sandbox's processes a moment after the kill returns: wait
+        # for each to exit (event-driven), bounded so a process that survives fails the test.
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(_exited(fd) for fd in pid_fds))
+    finally:
+        for fd in pid_fds:
+            os.close(fd)
     assert _running(sleeper) == []
 
 

@@ -8,7 +8,11 @@ from loomkin.agents.tools.comms import COMMS_TOOLS
 from loomkin.agents.tools.conflicts import CONFLICT_TOOLS
 from loomkin.agents.tools.decisions import DECISION_TOOLS
 from loomkin.agents.tools.knowledge import KNOWLEDGE_TOOLS
+from loomkin.agents.tools.negotiation import NEGOTIATION_TOOLS
+from loomkin.agents.tools.rendezvous import RENDEZVOUS_TOOLS
+from loomkin.agents.tools.review import REVIEW_TOOLS
 from loomkin.agents.tools.scaling import SCALING_TOOLS
+from loomkin.agents.tools.speculation import SPECULATION_TOOLS
 from loomkin.agents.tools.tasks import TASK_TOOLS
 from loomkin.agents.tools.team import TEAM_TOOLS
 from loomkin.agents.tools.toolsearch import TOOLSEARCH_TOOLS
@@ -32,6 +36,10 @@ COORDINATION_TOOLS: tuple[Tool[AgentContext], ...] = (
     *CONFLICT_TOOLS,
     *VOTE_TOOLS,
     *KNOWLEDGE_TOOLS,
+    *SPECULATION_TOOLS,
+    *NEGOTIATION_TOOLS,
+    *REVIEW_TOOLS,
+    *RENDEZVOUS_TOOLS,
     *SCALING_TOOLS,
     *TOOLSEARCH_TOOLS,
 )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from loomkin.agents.tools.review import request_review
 from loomkin.errors import TaskCycleError, ToolError
 from loomkin.ids import TaskId
 from loomkin.tasks import DependencySpec, Handoff
@@ -149,13 +150,20 @@ class TaskUpdateArgs(ToolArgs):
     status: Literal["in_progress", "blocked", "ready_for_review", "partially_complete", "paused"]
     note: str = Field(default="", description="Why (for blocked: what you wait for).")
     task_id: str | None = Field(default=None, description="Default: your current task.")
+    reviewer: str | None = Field(
+        default=None,
+        description="For ready_for_review: who reviews (default: a reviewer of the team, "
+        "else its lead).",
+    )
 
 
 @tool(name="task_update", category="coordination", args=TaskUpdateArgs)
 async def task_update(args: TaskUpdateArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Report your task's status: blocked, ready for review, partially complete, ..."""
     task_id = _current_task(ctx, args.task_id)
-    _own_task(deps, ctx, task_id, "change its status")
+    view = _own_task(deps, ctx, task_id, "change its status")
+    if args.status == "ready_for_review":
+        return await request_review(deps, ctx, view, args.note, args.reviewer)
     await deps.tasks.set_status(task_id, args.status, by=ctx.agent_id, note=args.note)
     return f"Task {task_id} is now {args.status}."
 
@@ -234,6 +242,16 @@ async def emit_milestone(args: EmitMilestoneArgs, ctx: ToolContext, deps: AgentC
             f"Only the owner of task {view.title!r} (id {task_id}) may emit its milestones, "
             f"and that is {owner}, not you."
         )
+    if deps.speculation.holds_back(task_id):
+        # Unconfirmed speculative work: no dependent may start on it yet.
+        held = await deps.speculation.hold_milestone(
+            task_id, args.name, by=ctx.agent_id, note=args.note
+        )
+        return f"Milestone {args.name!r} of task {task_id} " + (
+            "recorded; tasks waiting on it start once your assumptions are confirmed."
+            if held
+            else "was already recorded."
+        )
     new = await deps.tasks.emit_milestone(task_id, args.name, by=ctx.agent_id, note=args.note)
     return f"Milestone {args.name!r} of task {task_id} " + (
         "recorded." if new else "was already recorded."
@@ -253,6 +271,11 @@ class PublishPartialArgs(ToolArgs):
 async def publish_partial(args: PublishPartialArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Publish part of your task's output now, so dependents can start consuming it."""
     task_id = _current_task(ctx, args.task_id)
+    if deps.speculation.holds_back(task_id):
+        raise ToolError(
+            "Your task is speculative and its assumptions are not confirmed yet: publish "
+            "partial output once they are (you will be told), or just complete the task."
+        )
     seq = await deps.tasks.publish_partial(
         task_id,
         args.content,

@@ -1,0 +1,61 @@
+"""The model that judges prose assumptions of a speculation (SPEC §3.7).
+
+A prose assumption ("the parser keeps returning a list") cannot be compared exactly, so a
+model reads it next to the blocker's real output and answers ``HOLDS`` or ``FAILS`` on its
+first line, with its reasoning after. Anything else counts as ``FAILS``: a speculation is
+merged only on a clear yes. The verdict and the reasoning are recorded by the speculation
+service in ``SpeculationValidated``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from loomkin.core.chat import SystemMessage, UserMessage
+from loomkin.llm.model import ModelRequest, complete
+
+if TYPE_CHECKING:
+    from loomkin.agents.factory import ModelFactory
+    from loomkin.agents.roles import Role
+
+__all__ = ["JUDGE_NAME", "ModelJudge"]
+
+JUDGE_NAME = "speculation-judge"
+"""The name the judge's model is made for (model factories may key on it)."""
+
+_INSTRUCTIONS = (
+    "You check an assumption another agent made before some work finished. Read the "
+    "assumption and the real output of that work. Answer HOLDS or FAILS on the first line, "
+    "then one or two sentences of reasoning. Answer HOLDS only if the real output clearly "
+    "agrees with the assumption."
+)
+
+
+class ModelJudge:
+    """Judges prose assumptions with a model made by the session's model factory."""
+
+    def __init__(self, models: ModelFactory, role: Role) -> None:
+        self._models = models
+        self._role = role
+
+    async def judge(self, assumption: str, output: str) -> tuple[bool, str]:
+        """``(holds, reasoning)`` for ``assumption`` given the real ``output``."""
+        model = self._models(self._role, JUDGE_NAME)
+        request = ModelRequest(
+            messages=(
+                SystemMessage(text=_INSTRUCTIONS),
+                UserMessage(
+                    text=f"Assumption: {assumption}\n\nReal output:\n{output}", source="system"
+                ),
+            ),
+            max_tokens=300,
+        )
+        response = await complete(model, request)
+        text = response.text.strip()
+        first, _, rest = text.partition("\n")
+        verdict = first.strip().upper()
+        holds = verdict.startswith("HOLDS")
+        reasoning = rest.strip() or text or "the judge gave no answer"
+        if not (holds or verdict.startswith("FAILS")):
+            reasoning = f"no clear verdict, counted as failed: {text[:200]}"
+        return holds, reasoning

@@ -1,0 +1,26 @@
+"""Speculative execution (SPEC §3.7): tasks started ahead of their blockers, in isolation.
+
+``workspace`` makes the isolated copies (git worktrees or overlays), ``state`` folds the
+speculation events, ``service`` starts, validates, merges and discards.
+"""
+
+from loomkin.coordination.speculation.service import Speculation
+from loomkin.coordination.speculation.verify import AssumptionSpec, Judge
+from loomkin.coordination.speculation.workspace import (
+    WORKTREES,
+    MergeResult,
+    Workspace,
+    WorkspaceError,
+    Workspaces,
+)
+
+__all__ = [
+    "WORKTREES",
+    "AssumptionSpec",
+    "Judge",
+    "MergeResult",
+    "Speculation",
+    "Workspace",
+    "WorkspaceError",
+    "Workspaces",
+]

@@ -1,0 +1,171 @@
+"""The idle-capacity policy: which waiting task an idle agent should start speculatively.
+
+Run by the scheduler after each planning round (``[speculation] auto = true``):
+
+* **Ready work first.** The policy runs right after the scheduler planned, so idle agents
+  left idle suit no ready task. If ready work waits and no agent is idle, the newest
+  speculation still working whose role the work needs is preempted (discarded, its agent
+  freed): non-speculative work always comes first.
+* **Candidates** are pending, unowned tasks whose every unmet blocker is being worked on,
+  best effective priority first; an idle agent of the task's team (its role when it names
+  one) takes the first one the expected-value decision accepts.
+* **Ramp.** While little is known, few speculations run at once: at most ``1 + held`` (the
+  speculations that held so far), capped by ``max_active``; a policy that has only seen
+  failures keeps to one at a time, and below ``min_p`` to none.
+* **One decision event per change of mind.** A refusal is recorded once per task and state of
+  knowledge, not at every planning round.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from loomkin.core.taskstates import ACTIVE_STATUSES
+from loomkin.errors import LoomkinError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from loomkin.coordination.base import Context, Member
+    from loomkin.coordination.speculation.state import SpeculationState
+    from loomkin.coordination.speculation.verify import AssumptionSpec
+    from loomkin.core.events import SpeculationStarted
+    from loomkin.core.speculation import Decision, SpeculationPolicy
+    from loomkin.core.taskview import TaskView
+    from loomkin.ids import TaskId
+
+__all__ = ["IdlePolicy", "SpeculationHost"]
+
+_WORKED_ON = ACTIVE_STATUSES | {"pending_speculative", "completed_tentative"}
+"""A blocker in one of these is being worked on (so its output is on its way)."""
+
+
+class SpeculationHost(Protocol):
+    """What the policy uses of the speculation service."""
+
+    @property
+    def ctx(self) -> Context: ...
+    @property
+    def policy(self) -> SpeculationPolicy: ...
+    @property
+    def state(self) -> SpeculationState: ...
+
+    def decision_for(self, task_id: TaskId, kind: str, role: str) -> Decision: ...
+    async def record_decision(
+        self, task_id: TaskId, member: Member, decision: Decision
+    ) -> None: ...
+    async def speculate(
+        self,
+        member: Member,
+        task_id: str,
+        assumptions: Sequence[AssumptionSpec],
+        *,
+        started_by: str = "agent",
+    ) -> SpeculationStarted: ...
+    async def discard(self, task_id: TaskId, reason: str, detail: str) -> None: ...
+
+
+class IdlePolicy:
+    """Speculation on idle capacity for one session (see the module docs)."""
+
+    def __init__(self, speculation: SpeculationHost) -> None:
+        self.speculation = speculation
+        self._declined: dict[str, tuple[int, int]] = {}
+        self._declined_now: list[tuple[TaskId, Member, Decision, tuple[str, str]]] = []
+
+    def _room(self) -> int:
+        spec = self.speculation
+        held = spec.state.counts["held"]
+        cap = min(spec.policy.max_active, 2 + 2 * held)
+        return cap - len(spec.state.active)
+
+    def _candidates(self) -> list[TaskView]:
+        spec = self.speculation
+        board = spec.ctx.tasks.board
+        found = []
+        for view in board.tasks():
+            if view.session_id != spec.ctx.session_id or view.status != "pending":
+                continue
+            if view.owner is not None or view.task_id in spec.state.active:
+                continue
+            waits = board.waiting_on(view.task_id)
+            if waits and all(board.task(d.depends_on).status in _WORKED_ON for d in waits):
+                found.append(view)
+        found.sort(key=lambda v: (v.effective_priority, v.created_order))
+        return found
+
+    async def offer(self, idle: Sequence[Member]) -> None:
+        """Start or preempt speculations given the session's ``idle`` agents."""
+        spec = self.speculation
+        if not (spec.policy.enabled and spec.policy.auto):
+            return
+        board = spec.ctx.tasks.board
+        ready = [v for v in board.ready_tasks() if v.session_id == spec.ctx.session_id]
+        if ready and not idle:
+            await self._preempt(ready)
+            return
+        # The scheduler has just planned: a ready task still unowned found no idle agent it
+        # suits, so the idle agents left are free to speculate.
+        free = list(idle)
+        while free and self._room() > 0:
+            best = self._best(free)
+            if best is None:
+                break
+            member, view = best
+            try:
+                await spec.speculate(member, view.task_id, [], started_by="scheduler")
+            except LoomkinError:
+                break  # the board moved on since the plan (the refusal says why)
+            free.remove(member)
+        await self._record_declines()
+
+    def _best(self, free: list[Member]) -> tuple[Member, TaskView] | None:
+        """The candidate worth most (expected value), with the idle agent to take it."""
+        spec = self.speculation
+        board = spec.ctx.tasks.board
+        best: tuple[float, Member, TaskView] | None = None
+        for view in self._candidates():
+            member = _pick(free, view)
+            if member is None:
+                continue
+            waits = board.waiting_on(view.task_id)
+            kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
+            role = view.role or member.role
+            decision = spec.decision_for(view.task_id, kind, role)
+            if not decision.speculate:
+                self._declined_now.append((view.task_id, member, decision, (kind, role)))
+            elif best is None or decision.value_usd > best[0]:
+                best = (decision.value_usd, member, view)
+        return None if best is None else (best[1], best[2])
+
+    async def _record_declines(self) -> None:
+        """Record each refusal once per task and state of knowledge (not every round)."""
+        spec = self.speculation
+        declined, self._declined_now = self._declined_now, []
+        for task_id, member, decision, (kind, role) in declined:
+            known = spec.state.rates.counts(kind, role)
+            if self._declined.get(task_id) != known:
+                self._declined[task_id] = known
+                await spec.record_decision(task_id, member, decision)
+
+    async def _preempt(self, ready: Sequence[TaskView]) -> None:
+        spec = self.speculation
+        roles = {v.role for v in ready}
+        working = [
+            s
+            for s in spec.state.active.values()
+            if s.tentative is None and ("" in roles or s.started.role in roles)
+        ]
+        if not working:
+            return
+        newest = max(working, key=lambda s: s.started_at)
+        await spec.discard(newest.started.task_id, "preempted", "ready work needed the agent")
+
+
+def _pick(free: list[Member], view: TaskView) -> Member | None:
+    same_team = [m for m in free if m.team_id == view.team_id]
+    if view.role:
+        matching = [m for m in same_team if m.role == view.role]
+        if matching:
+            return matching[0]
+    return same_team[0] if same_team else None

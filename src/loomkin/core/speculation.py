@@ -1,0 +1,254 @@
+"""Speculation, the pure part (SPEC §3.7): payloads, exact checks, and when to speculate.
+
+How this works and why:
+
+* **A payload to assume about.** A predecessor's real output is read as a flat mapping: its
+  hand-off fields (``result``, ``files_changed``, ``decisions``, ``actions_taken``,
+  ``open_questions``) and a milestone's ``note``, plus every ``name: value`` or
+  ``name = value`` line of its decisions, result or note as its own key. So a coder writing
+  "``parse_config = def parse_config(path: str) -> Config``" into its decisions gives the key
+  ``parse_config`` a dependent can have assumed. Structured assumptions are compared exactly
+  (strings after trimming, lists element by element); a key missing from the payload fails.
+* **When to speculate.** The probability that a speculation's assumptions hold is a
+  Beta-Binomial posterior per (dependency kind, role): ``(α + held) / (α + β + held + failed)``
+  with a configurable prior, the other pairs' outcomes added at half weight (partial
+  pooling). Speculating saves the time the task would otherwise wait (the blocker's
+  remaining work) with probability p and wastes the work done before the check with
+  probability 1 − p; both are priced (waiting at ``usd_per_hour``, work at
+  ``usd_per_work_hour``), and the policy speculates only when ``p × saving − (1 − p) ×
+  waste`` is positive, p is above a floor, and the speculation budget has room for the
+  waste at a cautious p (mean less one standard deviation: early bets stay small).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from loomkin.core.events.base import JSON
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+
+__all__ = [
+    "Decision",
+    "HitRates",
+    "SpeculationCosts",
+    "SpeculationPolicy",
+    "Verdict",
+    "decide",
+    "handoff_payload",
+    "payload_of",
+    "same_value",
+]
+
+_PAIR = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(?:=|:)\s*(.+?)\s*$")
+
+
+def _pairs(text: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _PAIR.match(line)
+        if match is not None:
+            found.setdefault(match.group(1), match.group(2))
+    return found
+
+
+def handoff_payload(
+    *,
+    result: str | None = None,
+    files_changed: Sequence[str] = (),
+    decisions: Sequence[str] = (),
+    actions_taken: Sequence[str] = (),
+    open_questions: Sequence[str] = (),
+    note: str = "",
+) -> dict[str, JSON]:
+    """The real output of a predecessor as the flat mapping assumptions are checked against."""
+    payload: dict[str, JSON] = {}
+    for text in (note, result or "", *decisions):
+        for key, value in _pairs(text).items():
+            payload.setdefault(key, value)
+    payload.update(
+        {
+            "result": result or "",
+            "files_changed": tuple(sorted(files_changed)),
+            "decisions": tuple(decisions),
+            "actions_taken": tuple(actions_taken),
+            "open_questions": tuple(open_questions),
+        }
+    )
+    if note:
+        payload["note"] = note
+    return payload
+
+
+def same_value(assumed: JSON, actual: JSON) -> bool:
+    """Exact comparison of an assumed value with the real one (strings trimmed, lists in order).
+
+    ``files_changed`` style lists compare as sorted when the assumption is a list: the order
+    in which files were changed is not part of what a dependent can rely on.
+    """
+    if isinstance(assumed, str) and isinstance(actual, str):
+        return assumed.strip() == actual.strip()
+    if isinstance(assumed, list | tuple) and isinstance(actual, list | tuple):
+        left = [str(v).strip() for v in assumed]
+        right = [str(v).strip() for v in actual]
+        return left == right or sorted(left) == sorted(right)
+    if isinstance(assumed, str) and not isinstance(actual, str):
+        return False
+    return assumed == actual
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """Whether one assumption held, and why (the actual value or the judge's reasoning)."""
+
+    assumption_id: str
+    holds: bool
+    actual: JSON = None
+    reasoning: str = ""
+
+    def to_json(self) -> dict[str, JSON]:
+        """The verdict as an event payload entry."""
+        return {
+            "assumption_id": self.assumption_id,
+            "holds": self.holds,
+            "actual": self.actual,
+            "reasoning": self.reasoning,
+        }
+
+
+@dataclass(slots=True)
+class HitRates:
+    """Beta-Binomial posterior of "assumptions hold", per (dependency kind, role)."""
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    pool: float = 0.5
+    """Weight of the other (kind, role) pairs' outcomes in a pair's posterior."""
+    outcomes: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    """(kind, role) → (held, failed)."""
+
+    def record(self, kind: str, role: str, *, held: bool) -> None:
+        """Count one validated speculation."""
+        h, f = self.outcomes.get((kind, role), (0, 0))
+        self.outcomes[(kind, role)] = (h + 1, f) if held else (h, f + 1)
+
+    def counts(self, kind: str, role: str) -> tuple[int, int]:
+        """(held, failed) so far for this kind and role."""
+        return self.outcomes.get((kind, role), (0, 0))
+
+    def mean(self, kind: str, role: str) -> float:
+        """Posterior mean of the hit rate of (kind, role).
+
+        Outcomes of the other kinds and roles count at ``pool`` weight (partial pooling): a
+        pair never seen starts from what the session learnt so far, not from the bare prior.
+        """
+        h, f = self.counts(kind, role)
+        all_h = sum(c[0] for c in self.outcomes.values()) - h
+        all_f = sum(c[1] for c in self.outcomes.values()) - f
+        held = self.alpha + h + self.pool * all_h
+        failed = self.beta + f + self.pool * all_f
+        return held / (held + failed)
+
+    def cautious(self, kind: str, role: str) -> float:
+        """The posterior mean less one standard deviation (what waste is budgeted at).
+
+        With little evidence the spread is wide, so early bets are sized as if most of them
+        failed; as outcomes accumulate the two figures meet.
+        """
+        h, f = self.counts(kind, role)
+        all_h = sum(c[0] for c in self.outcomes.values()) - h
+        all_f = sum(c[1] for c in self.outcomes.values()) - f
+        a = self.alpha + h + self.pool * all_h
+        b = self.beta + f + self.pool * all_f
+        spread = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+        return max(0.0, a / (a + b) - spread)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeculationPolicy:
+    """Knobs of the expected-value decision (``[speculation]`` in ``loomkin.toml``)."""
+
+    enabled: bool = True
+    prior_alpha: float = 1.0
+    prior_beta: float = 1.0
+    min_p: float = 0.5
+    """Never speculate below this posterior mean, whatever the prices say."""
+    usd_per_hour: float = 20.0
+    """What an hour of waiting on the critical path is worth."""
+    usd_per_work_hour: float = 4.0
+    """What an hour of an agent's work costs in model spend."""
+    budget_share: float = 0.06
+    """Share of the session budget (or of the session's known work) speculation may waste."""
+    max_active: int = 4
+    """Speculations running at once, at most (fewer while little is known: see ``ramp``)."""
+    auto: bool = False
+    """Let the scheduler start speculations on idle agents (else only the tools and the API)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeculationCosts:
+    """What one candidate speculation would save and risk."""
+
+    wait_s: float
+    """How long the task would wait for its blockers (their remaining work)."""
+    work_s: float
+    """The speculative work at risk (the task's own work, up to the wait)."""
+    budget_left_usd: float
+    """Speculation budget not yet wasted."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The outcome of :func:`decide`, with every number it used."""
+
+    speculate: bool
+    p_hold: float
+    expected_saving_s: float
+    expected_waste_usd: float
+    value_usd: float
+    reason: str
+
+
+def decide(
+    policy: SpeculationPolicy, p: float, costs: SpeculationCosts, *, p_low: float | None = None
+) -> Decision:
+    """The expected-value decision for one candidate (pure; the caller records it).
+
+    ``p`` is the posterior mean; ``p_low`` (default ``p``) a cautious estimate the budget
+    check uses, so that early bets, made on little evidence, stay small.
+    """
+    saving_s = p * costs.wait_s
+    waste_usd = (1.0 - p) * costs.work_s / 3600.0 * policy.usd_per_work_hour
+    risk_usd = (1.0 - (p if p_low is None else p_low)) * costs.work_s / 3600.0
+    risk_usd *= policy.usd_per_work_hour
+    value = saving_s / 3600.0 * policy.usd_per_hour - waste_usd
+
+    def out(ok: bool, reason: str) -> Decision:
+        return Decision(
+            speculate=ok,
+            p_hold=p,
+            expected_saving_s=saving_s,
+            expected_waste_usd=waste_usd,
+            value_usd=value,
+            reason=reason,
+        )
+
+    if not policy.enabled:
+        return out(False, "speculation is disabled")
+    if p < policy.min_p:
+        return out(False, f"hit rate {p:.2f} is below the floor {policy.min_p:.2f}")
+    if risk_usd > costs.budget_left_usd:
+        return out(False, "the speculation budget has no room for the expected waste")
+    if value <= 0:
+        return out(False, f"expected value {value:.4f} USD is not positive")
+    return out(True, f"expected value {value:.4f} USD at hit rate {p:.2f}")
+
+
+def payload_of(mapping: Mapping[str, JSON], key: str) -> tuple[bool, JSON]:
+    """``(present, value)`` of ``key`` in a payload."""
+    return (key in mapping, mapping.get(key))
