@@ -130,6 +130,14 @@ async def test_three_stage_pipeline_streams_through_the_real_runtime(project: Pa
         a_done = _index(events, _status(a, "completed"))
         assert a_first_chunk < b_starts < a_done
 
+        # A's first chunk marks it partially complete in the chunk's own batch; its later
+        # chunks keep that status, and it completes from there as any task in progress would.
+        a_partial = _index(events, _status(a, "partially_complete", "in_progress"))
+        assert a_partial == a_first_chunk + 1
+        a_moves = [e.status for e in events if isinstance(e, TaskStatusChanged) and e.task_id == a]
+        assert a_moves[-2:] == ["partially_complete", "completed"]
+        assert _index(events, _status(a, "completed", "partially_complete")) == a_done
+
         # B turned each of A's chunks into one of its own, in order, while A was still working.
         assert _chunks(events, a) == [(k, batch(k, n)) for k, n in enumerate(BATCHES, start=1)]
         assert _chunks(events, b) == [(k, f"transformed batch {k}") for k in (1, 2, 3)]
@@ -170,7 +178,7 @@ async def test_three_stage_pipeline_streams_through_the_real_runtime(project: Pa
         ]
         brief = briefs[0]
         assert "Output of the tasks this one depends on:" in brief
-        assert f'Task {a} "produce records" (in_progress; PARTIAL output so far' in brief
+        assert f'Task {a} "produce records" (partially_complete; PARTIAL output so far' in brief
         assert "[chunk 1] records batch 1: rec-1-0000" in brief
         assert brief.rstrip().count(truncation_marker(a).strip()) == 1
         assert len(batch(1, BATCHES[0])) > 4000 > len(brief) - 400
@@ -198,7 +206,7 @@ async def test_pipeline_survives_a_restart_in_the_middle(project: Path, tmp_path
         before = await _events(lk, session_id)
         assert [s for s, _ in _chunks(before, a)] == [1]
         assert [s for s, _ in _chunks(before, b)] == [1]
-        assert {t.task_id: t.status for t in lk.tasks(session_id)}[b] == "in_progress"
+        assert {t.task_id: t.status for t in lk.tasks(session_id)}[b] == "partially_complete"
 
         await lk.resume_session(session_id, model_factory=playbook().factory, settings=SETTINGS)
         await lk.wait_idle()

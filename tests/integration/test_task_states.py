@@ -157,3 +157,46 @@ async def test_a_team_budget_counts_its_sub_teams(project: Path) -> None:
         # The Concierge (root team, which includes every sub-team) was told and stopped too.
         assert set(update.resumed) == {"deb", "concierge"}
         assert update.still_paused == ()
+
+
+async def _partial_then_slow(request: ModelRequest) -> Reply:
+    turn = current_turn(request.messages)
+    if turn is None or turn.results("task_complete"):
+        return Reply(text="Done.")
+    if not turn.results("publish_partial"):
+        args = {"content": "first half of the lexer", "completed_items": 1, "total_items": 2}
+        return Reply(tool_calls=[Call("publish_partial", args)])  # type: ignore[arg-type]
+    await asyncio.sleep(10.0)
+    return Reply(tool_calls=[Call("task_complete", {"result": "whole lexer"})])
+
+
+async def test_a_partially_complete_task_pauses_resumes_and_completes(project: Path) -> None:
+    """publish_partial moves the task to partially_complete; it is still work in progress."""
+    factory = lambda _r, n: FunctionModel(_partial_then_slow, name=f"scripted:{n}")  # noqa: E731
+    async with await Loomkin.open("memory:") as lk:
+        session = await lk.open_session(project, model_factory=factory, settings=SETTINGS)
+        await session.spawn_agent("ann", "coder")
+        task_id = await session.create_task("write the lexer")
+        for _ in range(1000):
+            if session.task(task_id).status == "partially_complete":
+                break
+            await asyncio.sleep(0.01)
+        assert session.task(task_id).status == "partially_complete"
+        await session.pause("ann")
+        await lk.wait_idle()
+        assert session.task(task_id).status == "paused"
+        await session.resume("ann")
+        await lk.wait_idle()
+        assert session.task(task_id).status == "completed"
+        moves = [
+            (r.event.previous, r.event.status)
+            for r in await session.history()
+            if isinstance(r.event, TaskStatusChanged) and r.event.task_id == task_id
+        ]
+        assert moves == [
+            ("assigned", "in_progress"),
+            ("in_progress", "partially_complete"),
+            ("partially_complete", "paused"),
+            ("paused", "in_progress"),
+            ("in_progress", "completed"),
+        ]

@@ -40,6 +40,7 @@ from loomkin.core.events import (
     ToolCallCompleted,
     TranscriptAppended,
 )
+from loomkin.core.taskstates import WORKING_STATUSES
 from loomkin.ids import AgentId, CallId, RequestId, SessionId, TeamId
 from loomkin.runtime.mailbox import Mailbox
 from loomkin.tools.base import ToolContext
@@ -261,7 +262,7 @@ class Agent:
         """Record the pause and the status change, in one batch (the loop then returns)."""
         applied = self._outcomes(self._applied(command, where))
         await self._with_task(
-            [*applied, *self.status_change("paused", reason)], "in_progress", "paused", reason
+            [*applied, *self.status_change("paused", reason)], WORKING_STATUSES, "paused", reason
         )
 
     async def apply_resume(
@@ -278,7 +279,11 @@ class Agent:
         await self.emit(*events)
 
     async def _with_task(
-        self, events: list[Event], expected: TaskStatus, status: TaskStatus, note: str
+        self,
+        events: list[Event],
+        expected: TaskStatus | frozenset[TaskStatus],
+        status: TaskStatus,
+        note: str,
     ) -> None:
         """Append ``events``, moving the agent's task from ``expected`` to ``status`` with them.
 
@@ -366,7 +371,7 @@ class Agent:
         paused = self.status_change("paused", f"budget exceeded: {breach.description}")
         # One batch: never "exceeded" yet running, nor the agent paused and its task not.
         await self._with_task(
-            [exceeded, *notices, *paused], "in_progress", "paused", breach.description
+            [exceeded, *notices, *paused], WORKING_STATUSES, "paused", breach.description
         )
 
     def needs_completion_nudge(self) -> bool:

@@ -130,6 +130,7 @@ _SIMPLE_TYPES: dict[str, str] = {
 }
 _TASK_STATUS_TYPES = {
     "in_progress": "task_started",
+    "partially_complete": "partial",  # still working, partial output published
     "completed": "task_completed",
     "failed": "task_failed",
     "pending_speculative": "speculation",

@@ -37,6 +37,7 @@ from loomkin.core.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
+from loomkin.core.taskstates import ACTIVE_STATUSES
 from loomkin.ids import AgentId, new_id
 
 if TYPE_CHECKING:
@@ -311,7 +312,7 @@ class ConflictDetector:
                 continue
             if view.owner is None or view.owner.agent_id == event.owner:
                 continue
-            if view.status not in ("assigned", "in_progress", "paused", "blocked"):
+            if view.status not in ACTIVE_STATUSES:
                 continue
             other_text = f"{view.title}\n{view.description}"
             shared = mine & targets_of(other_text)

@@ -8,6 +8,9 @@ shown to a model as is. Choices beyond the notes, and why:
 * Going back to ``pending`` releases the task (its owner and result are dropped): from
   ``assigned``, ``in_progress``, ``paused`` or ``blocked`` when the owner gives it up or is
   gone, from ``failed`` to retry it, from ``discarded_tentative`` after a failed assumption.
+* ``partially_complete`` is ``in_progress`` with partial output published (the first
+  ``publish_partial`` moves it there): every move out of ``in_progress`` is allowed out of it
+  too, and everything that counts started or active work counts it the same way.
 * ``completed`` and ``cancelled`` are final.
 * Speculative work: ``pending``/``blocked`` → ``pending_speculative`` → ``completed_tentative``
   → ``completed`` (assumptions held) or ``discarded_tentative`` → ``pending``.
@@ -31,6 +34,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "CHUNK_STATUSES",
     "TRANSITIONS",
+    "WORKING_STATUSES",
     "allowed_targets",
     "check_priority_value",
     "check_progress",
@@ -39,6 +43,20 @@ __all__ = [
 ]
 
 _T = TaskStatus
+_WORKING_TARGETS = frozenset[_T](
+    {
+        "completed",
+        "failed",
+        "cancelled",
+        "paused",
+        "blocked",
+        "partially_complete",  # its first partial result was published
+        "ready_for_review",
+        "assigned",  # reassigned by the rebalancer (through TaskAssigned)
+        "pending",  # released: the owner gave it up or crashed for good
+    }
+)
+"""Where a task being worked on (``in_progress`` or ``partially_complete``) may go next."""
 TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = MappingProxyType(
     {
         "pending": frozenset[_T]({"assigned", "cancelled", "pending_speculative"}),
@@ -47,24 +65,14 @@ TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = MappingProxyType(
         "assigned": frozenset[_T](
             {"in_progress", "pending", "blocked", "failed", "cancelled", "pending_speculative"}
         ),
-        "in_progress": frozenset[_T](
-            {
-                "completed",
-                "failed",
-                "cancelled",
-                "paused",
-                "blocked",
-                "partially_complete",
-                "ready_for_review",
-                "assigned",  # reassigned by the rebalancer (through TaskAssigned)
-                "pending",  # released: the owner gave it up or crashed for good
-            }
-        ),
+        "in_progress": _WORKING_TARGETS,
         "paused": frozenset[_T]({"in_progress", "assigned", "pending", "failed", "cancelled"}),
         "blocked": frozenset[_T](
             {"in_progress", "assigned", "pending", "pending_speculative", "failed", "cancelled"}
         ),
-        "partially_complete": frozenset[_T]({"in_progress", "completed", "failed", "cancelled"}),
+        # Still being worked on, with partial output published: it may do whatever an
+        # in-progress task may do next, and go back in progress (e.g. after a pause).
+        "partially_complete": (_WORKING_TARGETS - {"partially_complete"}) | {"in_progress"},
         "ready_for_review": frozenset[_T]({"completed", "in_progress", "failed", "cancelled"}),
         "completed": frozenset[_T](),
         "failed": frozenset[_T]({"pending"}),  # retried: requeued as a fresh attempt
@@ -88,6 +96,9 @@ CHUNK_STATUSES: frozenset[TaskStatus] = frozenset(
     {"in_progress", "partially_complete", "pending_speculative"}
 )
 """Statuses in which a task may publish partial-result chunks."""
+
+WORKING_STATUSES: frozenset[TaskStatus] = frozenset({"in_progress", "partially_complete"})
+"""Statuses of a task its owner is working on now (started, not paused or blocked)."""
 
 
 def check_transition(task: TaskView, new_status: TaskStatus) -> None:

@@ -331,21 +331,22 @@ class TaskService(ClaimCommands, SpeculativeCommands):
     async def move_if(
         self,
         task_id: str,
-        expected: TaskStatus,
+        expected: TaskStatus | frozenset[TaskStatus],
         status: TaskStatus,
         *,
         by: AgentId | None,
         note: str = "",
         also: Sequence[Event] = (),
     ) -> bool:
-        """Move the task from ``expected`` to ``status``, with ``also``, in one batch.
+        """Move the task from ``expected`` (one status or a set) to ``status``, with ``also``.
 
-        When the task is not in ``expected`` (or does not exist), only ``also`` is appended
-        and False is returned: the deciding party's events never depend on the task's.
+        One batch. When the task is not in ``expected`` (or does not exist), only ``also`` is
+        appended and False is returned: the deciding party's events never depend on the task's.
         """
+        wanted = frozenset({expected}) if isinstance(expected, str) else expected
         async with self._lock:
             view = self.board.get(TaskId(task_id))
-            if view is None or view.status != expected:
+            if view is None or view.status not in wanted:
                 if also:
                     await self._append(*also)
                 return False
@@ -548,7 +549,16 @@ class TaskService(ClaimCommands, SpeculativeCommands):
                 by=by,
             )
             notices = self._partial_notices(view, seq, content, completed_items, total_items)
-            await self._append(chunk, *notices)
+            # The first chunk of work in progress marks it partially complete, in the chunk's
+            # own batch (one decision, one append); later chunks keep that status, and
+            # speculative work stays speculative.
+            moved = []
+            if view.status == "in_progress":
+                self.board.check_status(task_id, "partially_complete")
+                moved.append(
+                    self._status_event(view, "partially_complete", f"partial result {seq}", by)
+                )
+            await self._append(chunk, *moved, *notices)
             return seq
 
     def _partial_notices(
@@ -592,7 +602,7 @@ class TaskService(ClaimCommands, SpeculativeCommands):
                 return None
             if view.status == "assigned":
                 await self._set_status(view.task_id, "in_progress", by=worker.agent_id)
-            elif view.status not in ("in_progress", "pending_speculative"):
+            elif view.status not in ("in_progress", "partially_complete", "pending_speculative"):
                 return None
         return self.board.task(view.task_id)
 
