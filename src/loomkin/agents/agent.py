@@ -22,7 +22,7 @@ from loomkin.agents.control import (
     dropped_events,
     requeue,
 )
-from loomkin.agents.memory import COMPLETION_NUDGE, AgentSnapshot, snapshot_of
+from loomkin.agents.memory import AgentSnapshot, snapshot_of
 from loomkin.core.chat import (
     AssistantMessage,
     ChatMessage,
@@ -373,21 +373,6 @@ class Agent:
         await self._with_task(
             [exceeded, *notices, *paused], WORKING_STATUSES, "paused", breach.description
         )
-
-    def needs_completion_nudge(self) -> bool:
-        """True (once per task) when the agent answered without completing its open task."""
-        task_id = self.memory.task_id
-        tasks = self.ctx.tasks
-        if task_id is None or not tasks.is_open(task_id):
-            return False
-        if tasks.task(task_id).status == "blocked":
-            return False  # it said why it waits (what the nudge asks); a message wakes it
-        return self.memory.nudged_for != task_id
-
-    async def nudge(self, text: str) -> None:
-        """Ask the agent to complete its task (recorded, so it is asked once per task)."""
-        message = UserMessage(source="system", text=text)
-        await self.emit(self.transcript_event(message, notice=COMPLETION_NUDGE))
 
     # -- tools and inspection ---------------------------------------------------------------------
 

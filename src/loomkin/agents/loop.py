@@ -36,6 +36,7 @@ from loomkin.agents.briefing import wait_for_brief
 from loomkin.agents.compaction import compact_if_needed
 from loomkin.agents.execution import execute_tool
 from loomkin.agents.inbox import has_input, ingest_messages
+from loomkin.agents.memory import COMPLETION_NUDGE
 from loomkin.agents.modelcall import call_model as one_model_call
 from loomkin.agents.notices import COMPLETION_NUDGE_TEXT, EMPTY_ANSWER_NUDGE
 from loomkin.agents.rerun import next_attempt
@@ -234,10 +235,23 @@ async def decide(agent: Agent) -> LoopOutcome | None:
         return None
     if not last.text.strip():
         return await _after_empty_answer(agent)
-    if agent.needs_completion_nudge():
-        await agent.nudge(COMPLETION_NUDGE_TEXT)
+    if _needs_completion_nudge(agent):
+        # Recorded (with its notice marker), so the agent is asked once per task.
+        nudge = UserMessage(source="system", text=COMPLETION_NUDGE_TEXT)
+        await agent.emit(agent.transcript_event(nudge, notice=COMPLETION_NUDGE))
         return None
     return LoopOutcome(outcome="final", text=last.text)
+
+
+def _needs_completion_nudge(agent: Agent) -> bool:
+    """True (once per task) when the agent answered without completing its open task."""
+    task_id = agent.memory.task_id
+    tasks = agent.ctx.tasks
+    if task_id is None or not tasks.is_open(task_id):
+        return False
+    if tasks.task(task_id).status == "blocked":
+        return False  # it said why it waits (what the nudge asks); a message wakes it
+    return agent.memory.nudged_for != task_id
 
 
 async def _after_empty_answer(agent: Agent) -> LoopOutcome | None:
