@@ -111,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the fake model in the loop, or the openai/anthropic SDK over a local server",
     )
     fuzz.add_argument("--json", action="store_true", help="print one JSON object")
+    failover = sub.add_parser("failover", help="SIGKILL workers of a cluster (NATS, Postgres)")
+    failover.add_argument("--workers", type=int, default=3)
+    failover.add_argument("--trials", type=int, default=50, help="worker kills")
+    failover.add_argument("--lease-ttl", type=float, default=10.0)
+    failover.add_argument("--bus", default="nats://127.0.0.1:4222")
+    failover.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    failover.add_argument("--json", action="store_true", help="print one JSON object")
     negotiation = sub.add_parser("negotiation", help="a task set with and without negotiation")
     negotiation.add_argument("--tasks", type=int, default=48)
     negotiation.add_argument("--agents", type=int, default=4)
@@ -262,6 +269,21 @@ def _adaptive(args: argparse.Namespace) -> None:
         print(plot_adaptive(report, args.plot))
 
 
+def _failover(args: argparse.Namespace) -> None:
+    from loomkin.bench.failover import failover_table, run_failover
+
+    if args.workers < 2 or args.trials < 1:
+        raise UserError("failover needs --workers >= 2 and --trials >= 1")
+    report = run_failover(
+        workers=args.workers,
+        trials=args.trials,
+        ttl=args.lease_ttl,
+        bus=args.bus,
+        postgres=args.postgres,
+    )
+    print(json.dumps(report) if args.json else failover_table(report))
+
+
 def _web_or_spawn(args: argparse.Namespace) -> None:
     """``web`` (its own module), or the internal ``_spawn`` of the overhead benchmark."""
     if args.command == "web":
@@ -275,6 +297,7 @@ def _web_or_spawn(args: argparse.Namespace) -> None:
 
 _SIMPLE: dict[str, Callable[[argparse.Namespace], None]] = {
     "fuzz": _fuzz,
+    "failover": _failover,
     "speculation": run_speculation_command,
     "negotiation": _negotiation,
     "adaptive": _adaptive,

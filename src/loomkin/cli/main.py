@@ -14,6 +14,8 @@ import click
 from rich.markup import escape
 
 from loomkin.cli.bench_web import bench_web_host
+from loomkin.cli.cluster import cluster_group
+from loomkin.cli.cluster import worker as cluster_worker
 from loomkin.cli.common import console, default_store, fail, run_command, shown
 from loomkin.cli.control import (
     agent_path,
@@ -777,6 +779,8 @@ cli.add_command(mcp)
 cli.add_command(trace)
 cli.add_command(cost)
 cli.add_command(store_group)
+cli.add_command(cluster_group)
+cli.add_command(cluster_worker)
 cli.add_command(speculation)
 cli.add_command(negotiation_group)
 cli.add_command(budget_group)

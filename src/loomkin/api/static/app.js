@@ -11,6 +11,7 @@
 import { $, TOKEN, api, el, later, money, num, onNetwork, short, toast, words } from "./js/util.js";
 import { Feed } from "./js/feed.js";
 import { drafts, noteActivity, renderAgents, renderBudgets, renderSummary, renderTeams, tickElapsed } from "./js/panels.js";
+import { enableBudgetForm, setupBudgetForm } from "./js/budgets.js";
 import { renderTasks } from "./js/graph.js";
 import { announce, budgetPaused, renderPrompts, setupNotifications, setupShortcuts } from "./js/prompts.js";
 import { renderSpend, renderTimeline } from "./js/timeline.js";
@@ -34,6 +35,7 @@ async function start() {
   setupChat(base);
   setupNotifications();
   setupShortcuts();
+  setupBudgetForm({ base, refresh: () => scheduleRefresh(true) });
   const [server, sessions] = await Promise.all([api("GET", "/api/server"), api("GET", "/api/sessions")]);
   state.serverId = server.server_id;
   fillSwitcher(sessions);
@@ -324,6 +326,7 @@ function render(detail, force) {
   if (changed("teams", [detail.teams, detail.agents.map((a) => [a.agent_id, a.status])])) renderTeams(detail);
   if (changed("tasks", [detail.tasks, detail.dependencies])) renderTasks(detail, base);
   if (changed("budgets", detail.budgets)) renderBudgets(detail);
+  enableBudgetForm(ok);
   if (force || changed("prompts", [detail.permissions.map((p) => p.request_id), detail.agents.map((a) => a.status_reason)])) renderPrompts(detail, { base, live: ok, refresh: () => scheduleRefresh(true) });
   if (changed("options", [detail.teams.map((t) => t.team_id), detail.agents.map((a) => a.agent_id)])) {
     syncOptions($("filter-team"), detail.teams.map((t) => [t.team_id, t.name]));

@@ -5,6 +5,7 @@
 "use strict";
 
 import { $, api, el, short, toast } from "./util.js";
+import { focusBudgetForm } from "./budgets.js";
 import { diffView } from "./panels.js";
 
 let waitingBefore = 0;
@@ -27,7 +28,9 @@ export function renderPrompts(detail, { base, live, refresh }) {
     list.append(el("section", { class: "budget-wait", "data-agent": agent.name },
       el("h3", {}, el("b", {}, agent.name), " is paused: over budget"),
       el("p", {}, agent.status_reason),
-      el("p", { class: "muted" }, "Raise the limit ([budgets] in loomkin.toml, or Session.set_budgets), then Resume it on its card.")));
+      el("p", { class: "actions" },
+        el("button", { type: "button", class: "raise", disabled: !live, onclick: () => focusBudgetForm(agent.status_reason) }, "Raise a limit"),
+        el("span", { class: "muted" }, " in Budgets: it resumes once under its limits"))));
   }
   const waiting = detail.permissions.length + budgets.length;
   dock.hidden = waiting === 0;

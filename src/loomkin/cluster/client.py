@@ -1,0 +1,248 @@
+"""The cluster seen from outside: start sessions on workers, follow them, control their agents.
+
+What ``loomkin run --bus``, ``loomkin cluster …`` and Python callers use. It never hosts
+agents itself (a :class:`~loomkin.cluster.worker.Worker` in the same process does that).
+Events are read from the store; NATS only says when there are new ones, so a follower that
+misses a notification still sees every event at its next read (it also reads every
+``poll_s`` without one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Literal, Self
+
+from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
+from loomkin.cluster.leases import BusLeases
+from loomkin.cluster.names import DEFAULT_CLUSTER, ClusterNames
+from loomkin.cluster.placement import WorkerLoad, place
+from loomkin.errors import NotFound, UserError
+from loomkin.persistence import open_store
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+    from types import TracebackType
+
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+    from loomkin.cluster.bus import Buckets
+    from loomkin.core.events import RecordedEvent
+    from loomkin.core.records import PermissionDecision
+    from loomkin.core.store import Store
+
+__all__ = ["ClusterClient", "ControlAction", "PermissionAsk"]
+
+ControlAction = Literal["pause", "resume", "steer", "cancel"]
+
+PermissionAsk = dict[str, str]
+"""A forwarded permission prompt: request_id, agent, tool, category, target."""
+
+
+class ClusterClient:
+    """A connection to a cluster (NATS) and its store (see the module docstring)."""
+
+    def __init__(self, nc: Client, buckets: Buckets, store: Store, names: ClusterNames) -> None:
+        self._nc = nc
+        self._buckets = buckets
+        self._store = store
+        self.names = names
+        self._directory = WorkerDirectory(buckets.workers)
+        self._placements = Placements(buckets.placements)
+        self._leases = BusLeases(buckets.leases, "client")
+
+    @classmethod
+    async def connect(
+        cls, bus_url: str, store_url: str, *, cluster: str = DEFAULT_CLUSTER, ttl_s: float = 10.0
+    ) -> Self:
+        """Connect to the NATS server at ``bus_url`` and open the store ``store_url``.
+
+        Raises:
+            UserError: a URL is invalid, or the cluster uses another TTL.
+            BusUnavailable: NATS cannot be reached.
+            StoreError: the store cannot be opened.
+        """
+        names = ClusterNames(cluster)
+        nc = await connect(bus_url, name="loomkin-client")
+        try:
+            buckets = await open_buckets(nc.jetstream(), names, ttl_s=ttl_s)
+            store = await open_store(store_url)
+        except BaseException:
+            await nc.close()
+            raise
+        return cls(nc, buckets, store, names)
+
+    async def close(self) -> None:
+        """Disconnect and close the store."""
+        try:
+            await self._nc.close()
+        finally:
+            await self._store.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the directory ------------------------------------------------------------------------
+
+    async def workers(self) -> list[WorkerLoad]:
+        """The live workers and their last reported load."""
+        return await self._directory.live()
+
+    async def placements(self) -> list[Placement]:
+        """Every session the cluster ran or runs."""
+        return await self._placements.all()
+
+    async def placement(self, session_id: str) -> Placement:
+        """Where ``session_id`` runs (and ran).
+
+        Raises:
+            NotFound: the cluster never ran it.
+        """
+        found = await self._placements.get(session_id)
+        if found is None:
+            raise NotFound(f"the cluster never ran a session {session_id!r}")
+        return found
+
+    async def holder(self, session_id: str) -> dict[str, object] | None:
+        """The lease record of ``session_id`` (worker, store epoch), or ``None``."""
+        return await self._leases.holder(session_id)
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    async def start_session(
+        self,
+        project: str,
+        goal: str,
+        *,
+        model: str | None = None,
+        title: str = "",
+        approve_all: bool = False,
+        timeout_s: float = 60.0,
+    ) -> tuple[str, str]:
+        """Open a session on the least-loaded worker and give it ``goal``.
+
+        Returns:
+            The session's id and the id of the worker that hosts it.
+
+        Raises:
+            NoWorkers: no live worker accepts work.
+            UserError: the worker refused (the message says why).
+        """
+        chosen = place(await self.workers())
+        payload = {
+            "project": project,
+            "goal": goal,
+            "model": model,
+            "title": title,
+            "approve_all": approve_all,
+        }
+        reply = await self._request(self.names.worker_open(chosen.worker_id), payload, timeout_s)
+        return str(reply["session_id"]), str(reply["worker"])
+
+    async def control(
+        self,
+        session_id: str,
+        action: ControlAction,
+        agent: str,
+        *,
+        text: str | None = None,
+        mode: Literal["asap", "at_boundary"] = "asap",
+        force: bool = False,
+        timeout_s: float = 30.0,
+    ) -> str:
+        """Send a control to an agent, wherever it runs; return the control's request id.
+
+        While the session moves between workers nobody answers: the request is tried again
+        until ``timeout_s``.
+
+        Raises:
+            UserError: the worker refused it (unknown agent, nothing to resume…), or no worker
+                answered in time.
+        """
+        payload = {"action": action, "agent": agent, "text": text, "mode": mode, "force": force}
+        reply = await self._request(self.names.session_control(session_id), payload, timeout_s)
+        return str(reply["request"])
+
+    async def _request(
+        self, subject: str, payload: Mapping[str, object], timeout_s: float
+    ) -> dict[str, object]:
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        data = json.dumps(payload).encode()
+        while (left := deadline - loop.time()) > 0:
+            try:
+                msg = await self._nc.request(subject, data, timeout=left)
+            except NoRespondersError:
+                await asyncio.sleep(min(0.2, max(left, 0)))
+                continue
+            except NatsTimeout:
+                break
+            reply: dict[str, object] = json.loads(msg.data)
+            if not reply.get("ok"):
+                raise UserError(str(reply.get("error") or "the worker refused the request"))
+            return reply
+        raise UserError(f"no worker answered on {subject} within {timeout_s:g} s")
+
+    async def answer_permissions(
+        self,
+        session_id: str,
+        responder: Callable[[PermissionAsk], Awaitable[PermissionDecision]],
+    ) -> Subscription:
+        """Answer the session's permission prompts with ``responder`` (unsubscribe to stop)."""
+
+        async def on_ask(msg: Msg) -> None:
+            ask = {k: str(v) for k, v in json.loads(msg.data).items()}
+            decision = await responder(ask)
+            await msg.respond(json.dumps({"decision": decision}).encode())
+
+        return await self._nc.subscribe(self.names.session_permission(session_id), cb=on_ask)
+
+    async def follow(
+        self, session_id: str, *, after: int = 0, poll_s: float = 1.0
+    ) -> AsyncIterator[RecordedEvent]:
+        """Yield the session's events from the store until its placement is done."""
+        woken = asyncio.Event()
+
+        async def on_event(_msg: Msg) -> None:
+            woken.set()
+
+        sub = await self._nc.subscribe(self.names.session_events(session_id), cb=on_event)
+        try:
+            while True:
+                woken.clear()
+                done = (await self.placement(session_id)).status == "done"
+                for recorded in await self._store.read(after, session_id=session_id):
+                    after = recorded.position
+                    yield recorded
+                if done:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), poll_s)
+        finally:
+            await sub.unsubscribe()
+
+    async def wait_done(self, session_id: str) -> None:
+        """Return once the session's placement is done (its work finished)."""
+        async for _ in self.follow(session_id):
+            pass
+
+    async def history(self, session_id: str, *, after: int = 0) -> list[RecordedEvent]:
+        """The session's events in the store after ``after``."""
+        if not session_id:
+            raise UserError("a session id is required")
+        return await self._store.read(after, session_id=session_id)

@@ -1,0 +1,326 @@
+"""One session's agents hosted on one worker: lease, heartbeats, controls, notifications.
+
+How this works and why:
+
+* **Lease first, then the store.** The worker holds the session's key-value lease before it
+  opens a runtime on the store and resumes the session there (``take_over``: the bucket has
+  already decided that the previous holder is gone). Resuming takes the session's store lease,
+  which bumps its fencing epoch, so every later append of the previous holder is refused by
+  the store. The replay is the same as after a restart: paused agents stay paused,
+  acknowledged controls apply, completed tool calls are not run again, an interrupted one is
+  reported (or re-run when idempotent).
+* **Heartbeats carry the epoch.** Every third of the TTL the worker renews the key with the
+  store epoch it writes under. When the renewal is refused (the key expired and another
+  worker took it) or cannot be made for a whole TTL (cut off from NATS), the worker stops
+  the session's agents itself; the store's fence refuses whatever it would still write.
+* **Controls and permission prompts cross workers over NATS**: the hosting worker answers the
+  session's control subject (request/reply), and asks the session's permission subject when
+  an agent needs a decision (request/reply with a deadline; no answer in time is a denial).
+* **Notifications, not events, go over NATS**: after each committed event the worker
+  publishes the session's newest position; followers read the events from the store.
+* **Done** when the session has nothing left to do: the placement is marked done *before* the
+  lease is given back, so no other worker resumes a finished session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+from loomkin.agents.settings import SessionSettings
+from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
+from loomkin.errors import StaleEpoch, UserError
+from loomkin.service import Loomkin, ModelFactory, Session
+from loomkin.tools.permissions import PermissionPolicy
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+
+    from loomkin.cluster.directory import Placement, Placements
+    from loomkin.cluster.names import ClusterNames
+    from loomkin.core.records import PauseMode, PermissionDecision
+    from loomkin.service import PendingPermission
+
+__all__ = ["HostOptions", "HostedSession", "Outcome"]
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["done", "lost", "released"]
+"""How hosting ended: the session finished, the lease moved away, or this worker gave it up."""
+
+_CONTROLS = ("pause", "resume", "steer", "cancel")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostOptions:
+    """How a worker runs the sessions it hosts."""
+
+    store_url: str
+    ttl_s: float
+    model_factory: ModelFactory | None = None
+    """Every agent's model (tests and benchmarks); ``None``: the session's own model."""
+    settings: SessionSettings | None = None
+    """Session settings (``None``: the project's ``loomkin.toml``)."""
+    approve_all: PermissionPolicy | None = None
+    """The policy of sessions opened with ``--yes``."""
+    prepare: Callable[[Session], Awaitable[None]] | None = None
+    """Called after a session is opened or resumed here (benchmarks set up their work)."""
+    ask_timeout_s: float = 300.0
+    """Deadline of a permission prompt forwarded over NATS; no answer in time denies."""
+
+
+class HostedSession:
+    """A session whose agents run on this worker while it holds the session's lease."""
+
+    def __init__(
+        self,
+        *,
+        nc: Client,
+        names: ClusterNames,
+        leases: BusLeases,
+        placements: Placements,
+        options: HostOptions,
+        lease: BusLease,
+        placement: Placement,
+    ) -> None:
+        self._nc = nc
+        self._names = names
+        self._leases = leases
+        self._placements = placements
+        self._options = options
+        self._lease = lease
+        self.placement = placement
+        self._runtime: Loomkin | None = None
+        self.session: Session | None = None
+        self._beat: asyncio.Task[None] | None = None
+        self._beat_now = asyncio.Event()
+        """Renews the lease from the moment it is taken (opening and replaying take time)."""
+
+    @property
+    def session_id(self) -> str:
+        return self.placement.session_id
+
+    def agents(self) -> int:
+        """Agents of the session (its weight in this worker's load)."""
+        return len(self.session.agents()) if self.session is not None else self.placement.agents
+
+    def _policy(self) -> PermissionPolicy | None:
+        return self._options.approve_all if self.placement.approve_all else None
+
+    async def open_new(self, project: str, *, goal: str, model: str | None, title: str) -> str:
+        """Open a new session here (the caller holds no lease yet: the id is new)."""
+        options = self._options
+        self._runtime = runtime = await Loomkin.open(options.store_url, lease_ttl_s=options.ttl_s)
+        session = await runtime.open_session(
+            project,
+            model=None if options.model_factory else model,
+            model_factory=options.model_factory,
+            settings=options.settings,
+            policy=self._policy(),
+            title=title,
+        )
+        lease = await self._leases.acquire(session.session_id)
+        if lease is None:  # cannot happen: nobody knows the new id yet
+            raise UserError(f"the new session {session.session_id} is leased elsewhere")
+        self._lease = lease
+        self._keep()
+        self.placement = replace(
+            self.placement,
+            session_id=session.session_id,
+            worker_id=self._leases.worker_id,
+            hosts=(self._leases.worker_id,),
+        )
+        await self._placements.put(self.placement)
+        await self._attach(session)
+        if goal:
+            await session.send(goal)
+        return session.session_id
+
+    async def resume(self) -> None:
+        """Resume the session here from the log (a failover, or a placed stored session)."""
+        options = self._options
+        self._keep()
+        self._runtime = runtime = await Loomkin.open(options.store_url, lease_ttl_s=options.ttl_s)
+        session = await runtime.resume_session(
+            self.session_id,
+            model_factory=options.model_factory,
+            settings=options.settings,
+            policy=self._policy(),
+            take_over=True,
+        )
+        me = self._leases.worker_id
+        self.placement = replace(self.placement, worker_id=me, hosts=(*self.placement.hosts, me))
+        await self._placements.put(self.placement)
+        await self._attach(session)
+
+    async def _attach(self, session: Session) -> None:
+        self.session = session
+        self._beat_now.set()  # publish the store's epoch with the next heartbeat, now
+        if not self.placement.approve_all:
+            session.set_permission_responder(self._ask)
+        if self._options.prepare is not None:
+            await self._options.prepare(session)
+
+    async def host(self) -> Outcome:
+        """Run until the session is done, the lease is lost, or this task is cancelled.
+
+        Always closes the runtime; gives the lease back unless it was lost.
+        """
+        session = self.session
+        assert session is not None
+        outcome: Outcome = "released"
+        sub = await self._nc.subscribe(
+            self._names.session_control(self.session_id), cb=self._on_control
+        )
+        beat = self._beat
+        assert beat is not None
+        notify = asyncio.create_task(self._notify(session), name=f"notify:{self.session_id}")
+        idle = asyncio.create_task(session.wait_idle(), name=f"idle:{self.session_id}")
+        try:
+            await asyncio.wait({beat, idle}, return_when=asyncio.FIRST_COMPLETED)
+            if idle.done() and idle.exception() is None:
+                outcome = "done"
+                self.placement = replace(self.placement, status="done", agents=self.agents())
+                await self._placements.put(self.placement)
+            else:
+                outcome = "lost"
+                failed = beat if beat.done() else idle
+                exc = failed.exception()
+                logger.warning("session %s: stops here: %s", self.session_id, exc)
+        finally:
+            for task in (beat, notify, idle):
+                task.cancel()
+            await asyncio.wait({beat, notify, idle})
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            await self._close(release=outcome != "lost")
+        return outcome
+
+    def _keep(self) -> None:
+        if self._beat is None:
+            self._beat = asyncio.get_running_loop().create_task(
+                self._heartbeat(), name=f"lease:{self.session_id}"
+            )
+
+    async def _close(self, *, release: bool) -> None:
+        runtime, self._runtime = self._runtime, None
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            beat.cancel()
+            await asyncio.wait([beat])
+        try:
+            if runtime is not None:
+                await runtime.close()
+        finally:
+            if release:
+                try:
+                    await self._leases.release(self._lease)
+                    await self._nc.publish(self._names.handover, self.session_id.encode())
+                except Exception:
+                    # It expires after the TTL anyway: the next holder only waits longer.
+                    logger.warning("session %s: giving the lease back failed", self.session_id)
+
+    async def abort(self) -> None:
+        """Close after a failed open or resume (a lease taken is given back at once)."""
+        await self._close(release=bool(self._lease.key) and self._lease.key == self.session_id)
+
+    async def _heartbeat(self) -> None:
+        """Renew the lease every third of the TTL; raise :class:`LeaseLost` when it is gone."""
+        loop = asyncio.get_running_loop()
+        ttl = self._options.ttl_s
+        last_ok = loop.time()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), ttl / 3)
+            self._beat_now.clear()
+            session = self.session
+            lease = session.lease() if session is not None else None
+            if session is not None and lease is None:
+                raise LeaseLost(f"session {self.session_id}: its store lease was taken over")
+            try:
+                self._lease = await self._leases.heartbeat(
+                    self._lease, epoch=lease.epoch if lease else None
+                )
+                last_ok = loop.time()
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                if loop.time() - last_ok >= ttl:
+                    raise LeaseLost(
+                        f"session {self.session_id}: no heartbeat got through for {ttl} s ({exc})"
+                    ) from exc
+                logger.warning("session %s: heartbeat failed: %s", self.session_id, exc)
+
+    async def _notify(self, session: Session) -> None:
+        subject = self._names.session_events(self.session_id)
+        async with session.events(after=None) as events:
+            async for recorded in events:
+                await self._nc.publish(subject, str(recorded.position).encode())
+
+    async def _on_control(self, msg: Msg) -> None:
+        try:
+            request = json.loads(msg.data)
+            answer = {"ok": True, "request": await self._control(request)}
+        except (UserError, ValueError, TypeError, KeyError) as exc:
+            answer = {"ok": False, "error": str(exc)}
+        except StaleEpoch as exc:
+            answer = {"ok": False, "error": f"this worker lost the session: {exc}"}
+        await msg.respond(json.dumps(answer).encode())
+
+    async def _control(self, request: dict[str, object]) -> str:
+        session = self.session
+        if session is None:
+            raise UserError("the session is not running on this worker yet")
+        action, agent = request.get("action"), request.get("agent")
+        if action not in _CONTROLS or not isinstance(agent, str):
+            raise UserError(f"a control needs an action among {_CONTROLS} and an agent name")
+        mode: PauseMode = "at_boundary" if request.get("mode") == "at_boundary" else "asap"
+        match action:
+            case "pause":
+                return await session.pause(agent, mode=mode, force=bool(request.get("force")))
+            case "resume":
+                return await session.resume(agent)
+            case "steer":
+                text = request.get("text")
+                if not isinstance(text, str) or not text.strip():
+                    raise UserError("steer needs a non-empty text")
+                return await session.steer(agent, text, mode=mode)
+            case _:
+                return await session.cancel(agent)
+
+    async def _ask(self, prompt: PendingPermission) -> PermissionDecision | None:
+        """Forward a permission prompt to whoever runs the session; deny at the deadline."""
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+
+        payload = json.dumps(
+            {
+                "request_id": prompt.request_id,
+                "agent": prompt.agent,
+                "tool": prompt.tool,
+                "category": prompt.category,
+                "target": prompt.target,
+            }
+        ).encode()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._options.ask_timeout_s
+        subject = self._names.session_permission(self.session_id)
+        while (left := deadline - loop.time()) > 0:
+            try:
+                reply = await self._nc.request(subject, payload, timeout=left)
+            except NoRespondersError:
+                await asyncio.sleep(min(1.0, left))  # the asker may be reconnecting
+                continue
+            except NatsTimeout:
+                break
+            decision = json.loads(reply.data).get("decision")
+            if decision in ("allow_once", "allow_always", "deny"):
+                return decision  # type: ignore[no-any-return]
+        logger.warning("session %s: permission prompt unanswered: denied", self.session_id)
+        return "deny"

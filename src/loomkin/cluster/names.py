@@ -1,0 +1,82 @@
+"""Where a cluster keeps its state on NATS: bucket names and subjects, all under one prefix.
+
+Every name is derived from the cluster's name (``--cluster``, default ``loomkin``), so several
+clusters (or test runs) can share one NATS server without seeing each other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from loomkin.errors import UserError
+
+__all__ = ["DEFAULT_CLUSTER", "ClusterNames"]
+
+DEFAULT_CLUSTER = "loomkin"
+"""The cluster name when none is given."""
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNames:
+    """The buckets and subjects of the cluster ``cluster``."""
+
+    cluster: str = DEFAULT_CLUSTER
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.cluster):
+            raise UserError(
+                f"invalid cluster name {self.cluster!r}: use 1 to 64 letters, digits, '_' or '-'"
+            )
+
+    @property
+    def workers_bucket(self) -> str:
+        """Key-value bucket of live workers and their load (entries expire with the TTL)."""
+        return f"{self.cluster}_workers"
+
+    @property
+    def leases_bucket(self) -> str:
+        """Key-value bucket of leases: who hosts which session's agents (TTL, heartbeats)."""
+        return f"{self.cluster}_leases"
+
+    @property
+    def placements_bucket(self) -> str:
+        """Key-value bucket of the sessions the cluster must keep running (no TTL)."""
+        return f"{self.cluster}_placements"
+
+    def worker_open(self, worker_id: str) -> str:
+        """Request subject: worker ``worker_id`` opens a new session and hosts its agents."""
+        return f"{self.cluster}.worker.{token(worker_id)}.open"
+
+    def session_control(self, session_id: str) -> str:
+        """Request subject: a control for an agent, answered by the worker hosting it."""
+        return f"{self.cluster}.session.{token(session_id)}.control"
+
+    def session_permission(self, session_id: str) -> str:
+        """Request subject: a permission prompt, answered by whoever runs the session."""
+        return f"{self.cluster}.session.{token(session_id)}.permission"
+
+    def session_events(self, session_id: str) -> str:
+        """Notification subject: the session's log grew (the payload is the newest position)."""
+        return f"{self.cluster}.session.{token(session_id)}.events"
+
+    @property
+    def handover(self) -> str:
+        """Notification subject: a lease was given back; workers look for work at once."""
+        return f"{self.cluster}.handover"
+
+    def inbox(self, worker_id: str) -> str:
+        """One-way message subject of a worker (used by the cross-worker throughput bench)."""
+        return f"{self.cluster}.worker.{token(worker_id)}.inbox"
+
+
+def token(value: str) -> str:
+    """Check that ``value`` can be one token of a NATS subject or a key of a bucket."""
+    if not _TOKEN.match(value):
+        raise UserError(
+            f"{value!r} cannot name a worker or session on the bus: use letters, digits, '_' or '-'"
+        )
+    return value

@@ -1,0 +1,311 @@
+"""A worker: a process that hosts the agents of any session of a cluster.
+
+How this works and why:
+
+* **Directory.** A worker reports its load (agents and sessions hosted, capacity) in the
+  workers bucket every third of the TTL; its entry expires with the TTL when it dies, so the
+  entries present are the live workers, and :func:`~loomkin.cluster.placement.place` picks
+  among them.
+* **New sessions** arrive as requests on the worker's ``open`` subject (sent by ``loomkin
+  run --bus`` to the worker placement chose); the worker opens the session, takes its lease,
+  records its placement and answers with the session's id.
+* **Failover.** Every ``scan_s`` (and at once when a lease is given back) the worker looks
+  for placed sessions that are still running and have no lease: their worker died (its
+  lease expired) or shut down. The live workers are ranked by
+  :func:`~loomkin.cluster.placement.placement_order`; a worker waits ``rank × claim_step_s``
+  before it tries to take the lease, so the least-loaded one normally gets it and the others
+  find it taken. The key-value ``create`` makes sure only one does either way.
+* **Graceful shutdown** stops taking work, closes each hosted session's runtime (its agents
+  stop, the store lease is released) and deletes its lease, then says so on the handover
+  subject: the other workers resume the sessions at once instead of after the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
+from loomkin.cluster.hosting import HostedSession, HostOptions, Outcome
+from loomkin.cluster.leases import BusLease, BusLeases
+from loomkin.cluster.names import DEFAULT_CLUSTER, ClusterNames, token
+from loomkin.cluster.placement import WorkerLoad, placement_order
+from loomkin.errors import LoomkinError, UserError
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+
+__all__ = ["DEFAULT_LEASE_TTL_S", "Worker"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEASE_TTL_S = 10.0
+"""How long a dead worker's leases outlive it (heartbeats every third of it)."""
+
+
+class Worker:
+    """Hosts agents of the cluster's sessions (see the module docstring).
+
+    Args:
+        bus_url: The NATS server (``nats://host:4222``).
+        options: How sessions are hosted (store URL, TTL, models, settings).
+        cluster: The cluster's name (its buckets and subjects).
+        worker_id: This worker's id (default: a new one).
+        capacity: Agents it is meant to host (a placement weight).
+        scan_s: How often it looks for sessions without a live lease.
+        claim_step_s: How much longer each rank waits before it tries to take one.
+    """
+
+    def __init__(
+        self,
+        bus_url: str,
+        options: HostOptions,
+        *,
+        cluster: str = DEFAULT_CLUSTER,
+        worker_id: str | None = None,
+        capacity: int = 100,
+        scan_s: float = 0.5,
+        claim_step_s: float = 0.25,
+    ) -> None:
+        if capacity < 1:
+            raise UserError(f"a worker's capacity must be at least 1 agent, got {capacity}")
+        self.worker_id = token(worker_id or f"worker-{uuid.uuid4().hex[:12]}")
+        self.names = ClusterNames(cluster)
+        self._bus_url = bus_url
+        self._options = options
+        self._capacity = capacity
+        self._scan_s = scan_s
+        self._claim_step_s = claim_step_s
+        self._nc: Client | None = None
+        self._leases: BusLeases | None = None
+        self._placements: Placements | None = None
+        self._directory: WorkerDirectory | None = None
+        self._hosted: dict[str, HostedSession] = {}
+        self._tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        """The report and scan loops (cancelled and awaited in :meth:`close`)."""
+        self._accepting = True
+        self._wake = asyncio.Event()
+        self.outcomes: dict[str, list[Outcome]] = {}
+        """How hosting each session ended here, in order (for tests and benchmarks)."""
+
+    @property
+    def nc(self) -> Client:
+        assert self._nc is not None, "the worker is not started"
+        return self._nc
+
+    async def start(self) -> None:
+        """Connect, join the directory, take requests and start looking for work."""
+        # The model SDKs take seconds to import on a busy machine, and an import blocks the
+        # event loop: done now, before this worker holds a lease that must be renewed.
+        await asyncio.to_thread(_warm_imports)
+        self._nc = nc = await connect(self._bus_url, name=self.worker_id)
+        buckets = await open_buckets(nc.jetstream(), self.names, ttl_s=self._options.ttl_s)
+        self._leases = BusLeases(buckets.leases, self.worker_id)
+        self._placements = Placements(buckets.placements)
+        self._directory = WorkerDirectory(buckets.workers)
+        await self._report()
+        await nc.subscribe(self.names.worker_open(self.worker_id), cb=self._on_open)
+        await nc.subscribe(self.names.handover, cb=self._on_handover)
+        loop = asyncio.get_running_loop()
+        self._loops = [
+            loop.create_task(self._report_loop(), name=f"{self.worker_id}:report"),
+            loop.create_task(self._scan_loop(), name=f"{self.worker_id}:scan"),
+        ]
+
+    def load(self) -> WorkerLoad:
+        """What this worker reports about itself."""
+        return WorkerLoad(
+            worker_id=self.worker_id,
+            agents=sum(h.agents() for h in self._hosted.values()),
+            sessions=len(self._hosted),
+            capacity=self._capacity,
+            accepting=self._accepting,
+        )
+
+    def hosted(self) -> list[str]:
+        """Ids of the sessions hosted here now."""
+        return list(self._hosted)
+
+    async def hosting_nothing(self) -> None:
+        """Return once this worker hosts no session (each finished, moved or was handed over)."""
+        while tasks := list(self._tasks.values()):
+            await asyncio.wait(tasks)
+
+    async def _report(self) -> None:
+        assert self._directory is not None
+        await self._directory.report(self.load(), host=socket.gethostname(), pid=os.getpid())
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._options.ttl_s / 3)
+            try:
+                await self._report()
+            except Exception as exc:  # NATS away: the next report tries again
+                logger.warning("worker %s: reporting its load failed: %s", self.worker_id, exc)
+
+    async def _on_handover(self, _msg: Msg) -> None:
+        self._wake.set()
+
+    async def _scan_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._scan_s)
+            self._wake.clear()
+            if not self._accepting:
+                continue
+            try:
+                await self.scan()
+            except Exception as exc:
+                logger.warning("worker %s: looking for work failed: %s", self.worker_id, exc)
+
+    async def scan(self) -> list[str]:
+        """Take the running sessions that have no lease, by rank; return those taken."""
+        assert self._placements is not None
+        assert self._leases is not None
+        assert self._directory is not None
+        orphans = [
+            p
+            for p in await self._placements.running()
+            if p.session_id not in self._hosted and await self._leases.holder(p.session_id) is None
+        ]
+        if not orphans:
+            return []
+        live = {w.worker_id: w for w in await self._directory.live()}
+        taken = []
+        waited = 0.0
+        for placement in orphans:
+            live[self.worker_id] = self.load()
+            order = [
+                w.worker_id for w in placement_order(list(live.values()), agents=placement.agents)
+            ]
+            rank = order.index(self.worker_id) if self.worker_id in order else len(order)
+            if rank * self._claim_step_s > waited:
+                await asyncio.sleep(rank * self._claim_step_s - waited)
+                waited = rank * self._claim_step_s
+            lease = await self._leases.acquire(placement.session_id)
+            if lease is None:
+                continue
+            logger.info(
+                "worker %s: takes over session %s (rank %d)",
+                self.worker_id,
+                placement.session_id,
+                rank,
+            )
+            hosted = self._hosting(placement, lease)
+            try:
+                await hosted.resume()
+            except BaseException:
+                await hosted.abort()
+                self._hosted.pop(placement.session_id, None)
+                raise
+            self._start(hosted)
+            taken.append(placement.session_id)
+        return taken
+
+    def _hosting(self, placement: Placement, lease: BusLease) -> HostedSession:
+        assert self._placements is not None
+        assert self._leases is not None
+        hosted = HostedSession(
+            nc=self.nc,
+            names=self.names,
+            leases=self._leases,
+            placements=self._placements,
+            options=self._options,
+            lease=lease,
+            placement=placement,
+        )
+        self._hosted[placement.session_id] = hosted
+        return hosted
+
+    def _start(self, hosted: HostedSession) -> None:
+        task = asyncio.get_running_loop().create_task(
+            hosted.host(), name=f"host:{hosted.session_id}"
+        )
+        self._tasks[hosted.session_id] = task
+        task.add_done_callback(functools.partial(self._ended, hosted))
+
+    def _ended(self, hosted: HostedSession, task: asyncio.Task[Outcome]) -> None:
+        sid = hosted.session_id
+        if self._tasks.get(sid) is task:
+            del self._tasks[sid]
+            self._hosted.pop(sid, None)
+        if task.cancelled():
+            self.outcomes.setdefault(sid, []).append("released")
+        elif (exc := task.exception()) is not None:
+            logger.error("worker %s: hosting %s failed", self.worker_id, sid, exc_info=exc)
+            self.outcomes.setdefault(sid, []).append("lost")
+        else:
+            self.outcomes.setdefault(sid, []).append(task.result())
+
+    async def _on_open(self, msg: Msg) -> None:
+        try:
+            request = json.loads(msg.data)
+            session_id = await self.open_session(
+                str(request["project"]),
+                goal=str(request.get("goal") or ""),
+                model=request.get("model") or None,
+                title=str(request.get("title") or ""),
+                approve_all=bool(request.get("approve_all")),
+            )
+            answer = {"ok": True, "session_id": session_id, "worker": self.worker_id}
+        except (LoomkinError, ValueError, KeyError, OSError) as exc:
+            answer = {"ok": False, "error": str(exc)}
+        await msg.respond(json.dumps(answer).encode())
+
+    async def open_session(
+        self, project: str, *, goal: str, model: str | None, title: str, approve_all: bool
+    ) -> str:
+        """Open a new session here, host its agents, and return its id."""
+        assert self._leases is not None
+        if not self._accepting:
+            raise UserError(f"worker {self.worker_id} is shutting down")
+        placement = Placement(session_id="-", approve_all=approve_all)
+        hosted = self._hosting(placement, BusLease(key="", worker_id=self.worker_id, revision=0))
+        try:
+            session_id = await hosted.open_new(project, goal=goal, model=model, title=title)
+        except BaseException:
+            self._hosted.pop("-", None)
+            await hosted.abort()
+            raise
+        self._hosted[session_id] = self._hosted.pop("-")
+        self._start(hosted)
+        return session_id
+
+    async def close(self) -> None:
+        """Hand every hosted session over (at once) and leave the cluster."""
+        self._accepting = False
+        tasks: list[asyncio.Task[Any]] = [*self._loops, *self._tasks.values()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._loops = []
+        nc, self._nc = self._nc, None
+        if nc is None:
+            return
+        try:
+            if self._directory is not None:
+                await self._directory.remove(self.worker_id)
+            await nc.publish(self.names.handover, self.worker_id.encode())
+            await nc.flush(timeout=2)
+        except Exception as exc:
+            logger.warning("worker %s: leaving the directory failed: %s", self.worker_id, exc)
+        finally:
+            await nc.close()
+
+
+def _warm_imports() -> None:
+    import importlib
+
+    for module in ("loomkin.llm.providers.openai", "loomkin.llm.providers.anthropic"):
+        importlib.import_module(module)

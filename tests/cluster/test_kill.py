@@ -1,0 +1,53 @@
+"""A worker killed with SIGKILL mid-run: another worker resumes its session from the log."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import signal
+from typing import TYPE_CHECKING
+
+import pytest
+
+from loomkin.bench.failover import _check, _reap, _spawn, _trial
+from loomkin.cluster import ClusterClient
+
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
+
+TTL = 1.5
+
+
+async def test_a_killed_workers_session_finishes_elsewhere_with_nothing_run_twice(
+    bus_url: str, cluster: str, pg_url: str, tmp_path: Path
+) -> None:
+    def spawn() -> tuple[subprocess.Popen[bytes], str]:
+        return _spawn(["worker", bus_url, pg_url, cluster, str(TTL), "0.1"])
+
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for _ in range(2):
+            proc, worker_id = spawn()
+            procs[worker_id] = proc
+        async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
+            project = tmp_path / "p"
+            project.mkdir()
+            trial = await _trial(c, project, spawn, procs)
+            figures: collections.Counter[str] = collections.Counter()
+            await _check(c, trial, figures)
+            placement = await c.placement(trial["session_id"])
+    finally:
+        for proc in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            _reap(proc)
+    assert len(placement.hosts) >= 2  # it moved
+    assert placement.status == "done"
+    assert figures["duplicate_tool_calls"] == 0
+    assert figures["duplicate_side_effects"] == 0
+    assert figures["lost_events"] == 0
+    assert figures["unfinished_runs"] == 0
