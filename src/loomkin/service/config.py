@@ -383,6 +383,7 @@ class AutoscaleSection(_Section):
     max_spawn_step: Annotated[int, Strict(), Field(ge=1, le=1000)] = 16
     retire_after_s: PositiveFloat = 300.0
     warm_spares: Annotated[int, Strict(), Field(ge=0, le=1000)] = 0
+    anticipate: Annotated[bool, Strict()] = True
     default_role: Text = "coder"
     agent_cost_usd: Annotated[float, Strict(), Field(ge=0)] = 0.25
 

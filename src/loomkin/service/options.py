@@ -135,6 +135,7 @@ def autoscale_settings(config: LoomkinConfig) -> AutoscaleSettings:
         max_spawn_step=a.max_spawn_step,
         retire_after_s=a.retire_after_s,
         warm_spares=a.warm_spares,
+        anticipate=a.anticipate,
         default_role=a.default_role,
         agent_cost_usd=a.agent_cost_usd,
         session_budget_usd=config.budgets.session_usd,

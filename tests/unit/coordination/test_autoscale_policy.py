@@ -215,3 +215,47 @@ def test_warm_spares_add_headroom_and_stay_while_work_is_to_come() -> None:
     gone = decide(replace(idle, upcoming=0), warm, BOUNDS)
     assert gone is not None
     assert gone.retire == ("a", "b")
+
+
+def test_tasks_ready_soon_count_as_work_waiting_for_growth() -> None:
+    grow = decide(_load(ready_roles=("coder",) * 2, soon=3), SETTINGS, BOUNDS)
+    assert grow is not None
+    assert grow.action == "spawn"
+    assert len(grow.roles) == 5  # two ready now, three whose blockers are in progress
+    assert "3 ready soon" in grow.reason
+    only_soon = decide(_load(ready_roles=(), soon=2), SETTINGS, BOUNDS)
+    assert only_soon is not None
+    assert only_soon.roles == ("coder", "coder")
+    assert decide(_load(ready_roles=(), soon=0), SETTINGS, BOUNDS) is None
+
+
+def test_an_idle_agent_a_task_will_want_soon_is_kept() -> None:
+    idle = _load(
+        now=1000.0,
+        ready_roles=(),
+        idle=("a", "b"),
+        idle_since={"a": 0.0, "b": 0.0},
+        size=3,
+        above_since=None,
+        soon=1,
+    )
+    kept = decide(idle, SETTINGS, BOUNDS)
+    assert kept is not None
+    assert kept.retire == ("a",)  # b stays for the task whose blocker is in progress
+    assert decide(replace(idle, soon=2), SETTINGS, BOUNDS) is None
+
+
+def test_surplus_agents_beyond_the_work_to_come_retire_after_half_the_wait() -> None:
+    idle = _load(
+        now=1000.0,
+        ready_roles=(),
+        idle=("a", "b"),
+        idle_since={"a": 800.0, "b": 800.0},  # 200 s idle: past half of 300, not all of it
+        size=3,
+        above_since=None,
+        upcoming=1,
+    )
+    decision = decide(idle, SETTINGS, BOUNDS)
+    assert decision is not None
+    assert decision.retire == ("a",)  # one agent is more than the one task still to come
+    assert decide(replace(idle, upcoming=2), SETTINGS, BOUNDS) is None

@@ -15,7 +15,13 @@ How this works and why:
 * **Warm spares.** With ``warm_spares`` > 0 and tasks still to become ready, a spawn adds that
   many agents beyond the backlog and retirement keeps that many idle, so a task that becomes
   ready (one on the critical path, say) starts at once instead of after an onboarding.
-* **Shrink** an agent idle for ``retire_after_s`` while no work waits, never below the floor.
+* **Ready soon.** With ``anticipate``, ``soon`` counts the tasks whose every unmet blocker is
+  a milestone of a task in progress: they join ``ready`` for growth, so their agents onboard
+  while the milestone is reached instead of after it (on short graphs one onboarding on the
+  critical path is most of the gap to a fixed team), and as many idle agents are kept for them.
+* **Shrink** an agent idle for ``retire_after_s`` while no work waits, never below the floor;
+  an agent beyond the tasks still to come (``upcoming``) goes after half that wait, since the
+  work left cannot use every idle agent again.
   A pinned team is brought to its pin at once either way; a team above a lowered ceiling
   loses its idle agents down to it at once.
 * A wanted spawn that a bound refuses is a ``hold`` with its reason (once per change).
@@ -55,6 +61,8 @@ class TeamLoad:
     last_spawn: float | None = None
     upcoming: int = 0
     """Unowned tasks of the team not ready yet (work still to come)."""
+    soon: int = 0
+    """Tasks not ready yet whose every unmet blocker is in progress (ready soon)."""
     spent_usd: float = 0.0
     agents_ever: int = 0
     """Worker agents the session has had (for the cost per agent so far)."""
@@ -88,7 +96,7 @@ def _text(ratio: float | None) -> str:
 
 def above(load: TeamLoad, settings: AutoscaleSettings) -> bool:
     """Whether the ratio is above the threshold now."""
-    r = ratio_of(len(load.ready_roles), len(load.idle) + load.onboarding)
+    r = ratio_of(len(load.ready_roles) + load.soon, len(load.idle) + load.onboarding)
     return r is None or r > settings.scale_up_ratio
 
 
@@ -96,7 +104,7 @@ def decide(load: TeamLoad, settings: AutoscaleSettings, bounds: TeamBounds) -> D
     """The decision for one team now, or ``None`` when nothing is to be done."""
     ready = len(load.ready_roles)
     idle = len(load.idle) + load.onboarding
-    ratio = ratio_of(ready, idle)
+    ratio = ratio_of(ready + load.soon, idle)
     figures = {"ready": ready, "idle": idle, "ratio": ratio}
     unneeded = load.idle[ready:]  # idle agents the work waiting will not use
     if load.size > bounds.ceiling and unneeded:
@@ -135,9 +143,10 @@ def _grow(
         if load.last_spawn is not None and load.now - load.last_spawn < settings.cooldown_s:
             return None
         headroom = settings.warm_spares if load.upcoming else 0
-        want = math.ceil(ready / settings.scale_up_ratio) + headroom - idle
+        want = math.ceil((ready + load.soon) / settings.scale_up_ratio) + headroom - idle
+        soon = f" (+{load.soon} ready soon: their blockers are in progress)" if load.soon else ""
         why = (
-            f"{ready} ready task(s) for {idle} idle agent(s): ratio {_text(ratio)} above "
+            f"{ready} ready task(s){soon} for {idle} idle agent(s): ratio {_text(ratio)} above "
             f"{settings.scale_up_ratio:g} for {held:.0f}s (window {settings.window_s:g}s)"
         )
     room = bounds.ceiling - load.size
@@ -197,10 +206,16 @@ def _shrink(
     spare = load.size - bounds.floor
     if load.upcoming:  # work is still to come: keep a warm agent to start it without a spawn
         spare = min(spare, len(load.idle) - settings.warm_spares)
+    # an idle agent a task will want soon (its blockers in progress) is kept: retiring it
+    # now and spawning another then costs an onboarding on that task's path
+    spare = min(spare, len(load.idle) - load.soon)
+    # idle agents beyond the work still to come will not all be needed again: those go after
+    # half the wait (the longest idle first), the rest after the full one
+    surplus = max(0, len(load.idle) - load.upcoming)
     stale = [
         a
-        for a in load.idle
-        if load.now - load.idle_since.get(a, load.now) >= settings.retire_after_s
+        for i, a in enumerate(load.idle)
+        if load.now - load.idle_since.get(a, load.now) >= _retire_after(settings, i < surplus)
     ]
     doomed = tuple(stale[: max(0, spare)])
     if not doomed:
@@ -218,6 +233,11 @@ def _shrink(
     )
 
 
+def _retire_after(settings: AutoscaleSettings, surplus: bool) -> float:
+    """How long an idle agent waits to be retired (half as long when it is surplus)."""
+    return settings.retire_after_s / 2 if surplus else settings.retire_after_s
+
+
 def deadline(load: TeamLoad, settings: AutoscaleSettings) -> float | None:
     """The next time the decision may change with no new event (for the caller's timer)."""
     times: list[float] = []
@@ -225,7 +245,9 @@ def deadline(load: TeamLoad, settings: AutoscaleSettings) -> float | None:
         times.append(load.above_since + settings.window_s)
         if load.last_spawn is not None:
             times.append(load.last_spawn + settings.cooldown_s)
-    times += [load.idle_since.get(a, load.now) + settings.retire_after_s for a in load.idle]
+    for a in load.idle:
+        since = load.idle_since.get(a, load.now)
+        times += [since + _retire_after(settings, True), since + settings.retire_after_s]
     future = [t for t in times if t > load.now]
     return min(future, default=None)
 

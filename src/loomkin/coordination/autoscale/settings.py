@@ -37,6 +37,9 @@ class AutoscaleSettings:
     warm_spares: int = 0
     """Idle agents kept however long they idle while the team has tasks still to become
     ready (a task on the critical path then starts at once, not after an onboarding)."""
+    anticipate: bool = True
+    """Count as work waiting the tasks whose every unmet blocker is in progress (they become
+    ready soon): agents spawned for them onboard while their blockers finish."""
     default_role: str = "coder"
     """The role spawned for tasks that name none."""
     agent_cost_usd: float = 0.25
