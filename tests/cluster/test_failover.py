@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from typing import TYPE_CHECKING
 
 import pytest
@@ -73,6 +74,15 @@ async def client(bus_url: str, cluster: str, pg_url: str) -> AsyncIterator[Clust
         yield c
 
 
+async def first_shell_call(client: ClusterClient, session_id: str) -> None:
+    """Follow the session until a shell call starts, closing the follow (and its NATS
+    subscription) here rather than whenever the abandoned generator is collected."""
+    async with contextlib.aclosing(client.follow(session_id)) as events:
+        async for recorded in events:
+            if isinstance(recorded.event, ToolCallStarted) and recorded.event.tool == "shell":
+                return
+
+
 def side_lines(project: Path) -> list[str]:
     side = project / "side.txt"
     return side.read_text().split() if side.exists() else []
@@ -110,9 +120,7 @@ async def test_graceful_shutdown_hands_the_session_over_at_once(
     first = await workers(latency_s=0.05)
     session_id, _ = await client.start_session(str(project), "", approve_all=True)
     second = await workers(latency_s=0.05)
-    async for recorded in client.follow(session_id):
-        if isinstance(recorded.event, ToolCallStarted) and recorded.event.tool == "shell":
-            break
+    await first_shell_call(client, session_id)
     await first.close()  # hands over: no TTL to wait for
     await client.wait_done(session_id)
     await asyncio.wait_for(second.hosting_nothing(), 30)
@@ -130,9 +138,7 @@ async def test_a_control_reaches_an_agent_on_another_worker(
     host = await workers(latency_s=0.3)
     session_id, worker_id = await client.start_session(str(project), "", approve_all=True)
     assert worker_id == host.worker_id
-    async for recorded in client.follow(session_id):
-        if isinstance(recorded.event, ToolCallStarted) and recorded.event.tool == "shell":
-            break
+    await first_shell_call(client, session_id)
     request = await client.control(session_id, "cancel", "cal")
     assert request
     with pytest.raises(Exception, match=r"(?i)agent"):

@@ -287,8 +287,11 @@ class Worker:
         tasks: list[asyncio.Task[Any]] = [*self._loops, *self._tasks.values()]
         for task in tasks:
             task.cancel()
+        stuck: set[asyncio.Task[Any]] = set()
         if tasks:
-            await asyncio.wait(tasks)
+            # Bounded: a task stuck on the bus must not keep the worker from leaving; closing
+            # the connection below fails its pending request, and it is awaited again then.
+            _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
         self._loops = []
         nc, self._nc = self._nc, None
         if nc is None:
@@ -302,6 +305,16 @@ class Worker:
             logger.warning("worker %s: leaving the directory failed: %s", self.worker_id, exc)
         finally:
             await nc.close()
+        if stuck:
+            names = ", ".join(sorted(task.get_name() for task in stuck))
+            logger.warning("worker %s: waited for %s until the bus closed", self.worker_id, names)
+            _, still = await asyncio.wait(stuck, timeout=_CLOSE_WAIT_S)
+            if still:
+                logger.error("worker %s: %s did not stop", self.worker_id, names)
+
+
+_CLOSE_WAIT_S = 10.0
+"""How long closing waits for its cancelled tasks before it closes the bus under them."""
 
 
 def _warm_imports() -> None:
