@@ -7,6 +7,7 @@ its ceiling across the restart, and every task is done once.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
@@ -47,14 +48,11 @@ def _factory(specs: dict[TaskId, TaskSpec]) -> Callable[[Role, str], Model]:
 
 
 async def _until(session: Session, done: Callable[[list[RecordedEvent]], bool]) -> None:
-    """Wait (on the session's events, no polling) until ``done`` holds for its history."""
-    seen: list[RecordedEvent] = []
-    async with session.events(after=0) as events:
-        async for recorded in events:
-            seen.append(recorded)
-            if done(seen):
-                return
-    raise AssertionError("the session's log closed before it got there")
+    for _ in range(600):
+        if done(await session.history()):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the session never got there")
 
 
 def _completed(history: list[RecordedEvent]) -> int:
