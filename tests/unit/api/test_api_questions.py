@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import httpx
@@ -11,6 +10,7 @@ import pytest
 from loomkin.agents import SessionSettings
 from loomkin.api import create_app
 from loomkin.core.chat import ToolResultMessage, UserMessage
+from loomkin.core.events import QuestionAsked
 from loomkin.service import Loomkin
 from loomkin.testing.models import Call, FunctionModel, Reply
 
@@ -44,9 +44,11 @@ async def test_questions_are_listed_and_answered_over_http(tmp_path: Path) -> No
     async with await Loomkin.open("memory:") as lk:
         session = await lk.open_session(tmp_path, model_factory=_factory, settings=settings)
         await session.spawn_agent("ann", "coder")
-        await session.send("Build the store.", to="ann")
-        while not session.questions_for_user():
-            await asyncio.sleep(0)
+        async with session.events(after=None) as events:
+            await session.send("Build the store.", to="ann")
+            async for recorded in events:
+                if isinstance(recorded.event, QuestionAsked):
+                    break
         app = create_app(lk)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -81,6 +83,5 @@ async def test_questions_are_listed_and_answered_over_http(tmp_path: Path) -> No
         await session.wait_idle()
         history = [r.event for r in await session.history()]
         assert any(
-            e.kind == "message_sent" and "PostgreSQL" in getattr(e, "content", "")
-            for e in history
+            e.kind == "message_sent" and "PostgreSQL" in getattr(e, "content", "") for e in history
         )
