@@ -8,6 +8,7 @@ is told. The tests wait on the session's events (``wait_done``), not on sleeps o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import pytest
@@ -134,3 +135,38 @@ async def test_an_unanswered_question_times_out_at_its_deadline_and_the_agent_is
     (notice,) = [e for e in history if isinstance(e, MessageSent) and e.msg_type == "answer"]
     assert notice.to_agent == asked.asker
     assert notice.content.startswith(f"The user gave no answer to your question {QUESTION!r}")
+
+
+async def test_a_question_left_open_by_a_worker_that_left_is_asked_again_by_the_next(
+    bus_url: str, cluster: str, pg_url: str, client: ClusterClient, project: Path
+) -> None:
+    first = await start_worker(bus_url, cluster, pg_url, timeout_s=60.0)
+    second: Worker | None = None
+    try:
+        session_id, worker_id = await client.start_session(str(project), "Make the button.")
+        assert worker_id == first.worker_id
+        async with contextlib.aclosing(client.follow(session_id)) as followed:
+            async for recorded in followed:
+                if isinstance(recorded.event, QuestionAsked):
+                    break
+        second = await start_worker(bus_url, cluster, pg_url, timeout_s=60.0)
+        await first.close()  # hands the session over with the question still open
+        asks: list[QuestionAsk] = []
+
+        async def handler(ask: QuestionAsk) -> str:
+            asks.append(ask)
+            return "green"
+
+        sub = await client.answer_questions(session_id, handler)
+        await asyncio.wait_for(client.wait_done(session_id), 60)
+        await sub.unsubscribe()
+    finally:
+        await first.close()
+        if second is not None:
+            await second.close()
+
+    assert [a.question for a in asks] == [QUESTION]
+    assert (await client.placement(session_id)).hosts == (first.worker_id, second.worker_id)
+    history = await events(client, session_id)
+    assert [e.answer for e in history if isinstance(e, QuestionAnswered)] == ["green"]
+    assert not any(isinstance(e, QuestionExpired) for e in history)

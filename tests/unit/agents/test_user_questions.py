@@ -228,3 +228,26 @@ def test_a_logged_question_without_to_user_still_decodes() -> None:
     event = decode_event(kind, version, json.dumps(old))
     assert isinstance(event, QuestionAsked)
     assert event.to_user is False
+
+
+async def test_an_open_question_survives_a_restart_and_is_answered_after_it(
+    tmp_path: Path, project: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    settings = SessionSettings(bootstrap_orienter=False, question_timeout_s=300.0)
+    async with await Loomkin.open(store) as lk:
+        session = await open_session(lk, project, Models())
+        question = await asked(session)
+        session_id = session.session_id
+    models = Models()
+    async with await Loomkin.open(store) as lk:
+        session = await lk.resume_session(session_id, model_factory=models, settings=settings)
+        (again,) = session.questions_for_user()
+        assert (again.question_id, again.agent, again.question) == (
+            question.question_id,
+            "ann",
+            QUESTION,
+        )
+        await session.answer_question(question.question_id, "blue")
+        await session.wait_idle()
+        assert any(t.endswith(":\nblue") for t in models.seen("ann"))
