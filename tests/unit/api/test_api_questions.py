@@ -80,6 +80,12 @@ async def test_questions_are_listed_and_answered_over_http(tmp_path: Path) -> No
                 assert again.status_code == 409
                 assert "was already answered" in again.json()["detail"]
                 assert (await c.get(f"{base}/questions")).json() == []
+                rows = (await c.get(f"{base}/feed")).json()["rows"]
+                summaries = [r["summary"] for r in rows if r["type"] in ("question", "answer")]
+                assert summaries == [
+                    f"ann asks the user: {QUESTION}",
+                    "the user answered: PostgreSQL",
+                ]
         await session.wait_idle()
         history = [r.event for r in await session.history()]
         assert any(
