@@ -27,7 +27,7 @@ from loomkin.cli.control import (
 )
 from loomkin.cli.coordination import budget_group, negotiation_group, rendezvous_group
 from loomkin.cli.observe import cost, mcp, trace
-from loomkin.cli.questions import ask_in_terminal, questions_group
+from loomkin.cli.questions import questions_at_terminal, questions_group
 from loomkin.cli.speculation import speculation
 from loomkin.cli.store import store_group
 from loomkin.cli.team import team_group
@@ -304,22 +304,16 @@ async def _drive(
     With ``ask_user`` and a terminal, the questions agents ask the user are asked here;
     otherwise they wait for an answer from the web page or the API until their deadline.
     """
-    from loomkin.service import answer_user_questions
-
-    tasks = [asyncio.create_task(_print_events(session, after))]
-    responder = ask_in_terminal() if ask_user else None
-    if responder is not None:
-        tasks.append(asyncio.create_task(answer_user_questions(session, responder)))
+    printer = asyncio.create_task(_print_events(session, after))
     try:
-        if goal is not None:
-            await session.send(goal)
-        await session.wait_idle()
+        async with questions_at_terminal(session, enabled=ask_user):
+            if goal is not None:
+                await session.send(goal)
+            await session.wait_idle()
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        printer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
     await _print_summary(session)
     return 0
 

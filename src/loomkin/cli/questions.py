@@ -8,6 +8,7 @@ interactive ``loomkin run`` also asks each question at the terminal (:func:`ask_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -22,9 +23,11 @@ from loomkin.cli.control import call, read_server_info
 from loomkin.errors import LoomkinError
 
 if TYPE_CHECKING:
-    from loomkin.service import QuestionResponder, UserQuestion
+    from collections.abc import AsyncIterator
 
-__all__ = ["ask_in_terminal", "questions_group"]
+    from loomkin.service import QuestionResponder, Session, UserQuestion
+
+__all__ = ["ask_in_terminal", "prompt_answer", "questions_at_terminal", "questions_group"]
 
 _project = click.option(
     "--project",
@@ -82,6 +85,28 @@ def questions_answer(question_id: str, text: str, project: Path, session_id: str
     tail = f"/{quote(question_id, safe='')}/answer"
     answer = _request(project, session_id, "POST", tail, {"text": text})
     console.print(f"answered {escape(str(answer.get('agent')))}'s question {escape(question_id)}")
+
+
+@contextlib.asynccontextmanager
+async def questions_at_terminal(session: Session, *, enabled: bool) -> AsyncIterator[None]:
+    """While the block runs, ask the session's questions to the user at this terminal.
+
+    Nothing is asked unless ``enabled`` (not ``--yes``) and stdin is a terminal: the questions
+    then wait for the web page, the API or their deadline.
+    """
+    responder = ask_in_terminal() if enabled else None
+    if responder is None:
+        yield
+        return
+    from loomkin.service import answer_user_questions
+
+    asking = asyncio.create_task(answer_user_questions(session, responder))
+    try:
+        yield
+    finally:
+        asking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asking
 
 
 def ask_in_terminal() -> QuestionResponder | None:
