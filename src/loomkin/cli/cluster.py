@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,9 +10,10 @@ import click
 from rich.markup import escape
 
 from loomkin.cli.common import console, run_command
+from loomkin.cli.questions import answer_cluster_questions_here
 
 if TYPE_CHECKING:
-    from loomkin.cluster import ClusterClient, QuestionAsk
+    from loomkin.cluster import ClusterClient
     from loomkin.core.records import PermissionDecision
 
 __all__ = ["cluster_group", "worker"]
@@ -122,8 +122,7 @@ async def _run(
             console.print(f"session {session_id} on worker {escape(worker_id)}")
             if not yes:
                 await client.answer_permissions(session_id, _ask)
-                if sys.stdin.isatty():  # else questions to the user wait for their deadline
-                    await client.answer_questions(session_id, _answer)
+            await answer_cluster_questions_here(client, session_id, enabled=not yes)
             await _follow(client, session_id)
             placement = await client.placement(session_id)
             console.print(f"done; hosted by {escape(', '.join(placement.hosts))}")
@@ -140,12 +139,6 @@ async def _ask(ask: dict[str, str]) -> PermissionDecision:
     answer = await asyncio.to_thread(click.prompt, question, default="d")
     decisions: dict[str, PermissionDecision] = {"o": "allow_once", "a": "allow_always"}
     return decisions.get(str(answer)[:1].lower(), "deny")
-
-
-async def _answer(ask: QuestionAsk) -> str | None:
-    from loomkin.cli.questions import prompt_answer
-
-    return await prompt_answer(ask.agent, ask.question, ask.seconds_left)
 
 
 async def _follow(client: ClusterClient, session_id: str) -> None:

@@ -25,9 +25,16 @@ from loomkin.errors import LoomkinError
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from loomkin.cluster import ClusterClient, QuestionAsk
     from loomkin.service import QuestionResponder, Session, UserQuestion
 
-__all__ = ["ask_in_terminal", "prompt_answer", "questions_at_terminal", "questions_group"]
+__all__ = [
+    "answer_cluster_questions_here",
+    "ask_in_terminal",
+    "prompt_answer",
+    "questions_at_terminal",
+    "questions_group",
+]
 
 _project = click.option(
     "--project",
@@ -107,6 +114,24 @@ async def questions_at_terminal(session: Session, *, enabled: bool) -> AsyncIter
         asking.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asking
+
+
+async def answer_cluster_questions_here(
+    client: ClusterClient, session_id: str, *, enabled: bool
+) -> None:
+    """Answer the questions a cluster session's agents ask the user at this terminal.
+
+    Nothing is asked unless ``enabled`` (not ``--yes``) and stdin is a terminal: the questions
+    then expire at their deadline, and the agents are told. The subscription ends with the
+    client's connection.
+    """
+    if not enabled or not sys.stdin.isatty():
+        return
+
+    async def answer(ask: QuestionAsk) -> str | None:
+        return await prompt_answer(ask.agent, ask.question, ask.seconds_left)
+
+    await client.answer_questions(session_id, answer)
 
 
 def ask_in_terminal() -> QuestionResponder | None:

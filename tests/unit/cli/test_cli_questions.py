@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
@@ -101,3 +101,36 @@ async def test_the_terminal_prompt_reads_a_line_and_is_cancelled_at_the_deadline
             async with asyncio.timeout(5):
                 await questions.prompt_answer("ann", "Which colour?", 5)
     os.close(write_end)
+
+
+async def test_cluster_questions_are_asked_here_only_when_interactive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loomkin.cluster import QuestionAsk
+
+    handlers: list[object] = []
+
+    class Client:
+        async def answer_questions(self, session_id: str, handler: object) -> None:
+            assert session_id == "s_1"
+            handlers.append(handler)
+
+    client: Any = Client()
+    await questions.answer_cluster_questions_here(client, "s_1", enabled=False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
+    await questions.answer_cluster_questions_here(client, "s_1", enabled=True)
+    assert handlers == []
+
+    asked: list[tuple[str, str, float]] = []
+
+    async def prompt(agent: str, question: str, seconds_left: float) -> str:
+        asked.append((agent, question, seconds_left))
+        return "blue"
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(questions, "prompt_answer", prompt)
+    await questions.answer_cluster_questions_here(client, "s_1", enabled=True)
+    (handler,) = handlers
+    ask = QuestionAsk(question_id="q", agent="ann", team="t", question="Which?", seconds_left=9)
+    assert await handler(ask) == "blue"  # type: ignore[operator]
+    assert asked == [("ann", "Which?", 9)]
