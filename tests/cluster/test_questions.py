@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -170,3 +171,30 @@ async def test_a_question_left_open_by_a_worker_that_left_is_asked_again_by_the_
     history = await events(client, session_id)
     assert [e.answer for e in history if isinstance(e, QuestionAnswered)] == ["green"]
     assert not any(isinstance(e, QuestionExpired) for e in history)
+
+
+async def test_a_question_asked_again_gets_the_answer_already_given(
+    bus_url: str, client: ClusterClient
+) -> None:
+    from loomkin.cluster.bus import connect
+
+    asks: list[QuestionAsk] = []
+
+    async def handler(ask: QuestionAsk) -> str:
+        asks.append(ask)
+        return f"answer {len(asks)}"
+
+    sub = await client.answer_questions("s_1", handler)
+    nc = await connect(bus_url)
+    try:
+        subject = client.names.session_question("s_1")
+        ask = {"question_id": "q_1", "agent": "ann", "question": "?", "seconds_left": 30}
+        replies = []
+        for question_id in ("q_1", "q_1", "q_2"):
+            payload = json.dumps({**ask, "question_id": question_id}).encode()
+            replies.append(json.loads((await nc.request(subject, payload, timeout=30)).data))
+    finally:
+        await nc.close()
+        await sub.unsubscribe()
+    assert replies == [{"answer": "answer 1"}, {"answer": "answer 1"}, {"answer": "answer 2"}]
+    assert [a.question_id for a in asks] == ["q_1", "q_2"]

@@ -236,7 +236,10 @@ class ClusterClient:
 
         ``handler`` returns the answer, or ``None`` to leave the question to its deadline; it
         is given until then (the agent is told nobody answered). Questions come one at a time.
+        A question asked again (its worker died before the answer was journaled, and the next
+        one forwards it anew) gets the answer already given, without asking the user twice.
         """
+        given: dict[str, str] = {}
 
         async def on_ask(msg: Msg) -> None:
             data = json.loads(msg.data)
@@ -247,14 +250,17 @@ class ClusterClient:
                 question=str(data["question"]),
                 seconds_left=float(data["seconds_left"]),
             )
-            answer: str | None = None
+            answer = given.get(ask.question_id)
             try:
                 async with asyncio.timeout(ask.seconds_left):
-                    answer = await handler(ask)
+                    if answer is None:
+                        answer = await handler(ask)
             except TimeoutError:
                 return  # too late: the worker stopped waiting, the question expires
             except Exception as exc:  # a failing handler answers nothing; the deadline ends it
                 logger.warning("question %s: the handler failed: %s", ask.question_id, exc)
+            if answer is not None:
+                given[ask.question_id] = answer
             await msg.respond(json.dumps({"answer": answer}).encode())
 
         return await self._nc.subscribe(self.names.session_question(session_id), cb=on_ask)

@@ -340,6 +340,7 @@ class HostedSession:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + question.seconds_left
         subject = self._names.session_question(self.session_id)
+        pause = 0.1
         while (left := deadline - loop.time()) > 0:
             payload = {
                 "question_id": question.question_id,
@@ -351,7 +352,9 @@ class HostedSession:
             try:
                 reply = await self._nc.request(subject, json.dumps(payload).encode(), timeout=left)
             except NoRespondersError:
-                await asyncio.sleep(min(0.25, left))  # whoever runs it may be (re)connecting
+                # Whoever runs it may be (re)connecting: ask again soon, then less often.
+                await asyncio.sleep(min(pause, left))
+                pause = min(2 * pause, 2.0)
                 continue
             except NatsTimeout:
                 break
