@@ -33,6 +33,7 @@ from loomkin.api.access import AccessMiddleware, AccessPolicy, check_token, host
 from loomkin.api.coordination_routes import coordination_router
 from loomkin.api.cost_routes import cost_router
 from loomkin.api.launch import LaunchPolicy, NotAllowed
+from loomkin.api.question_routes import question_router
 from loomkin.api.routes import ApiContext, router
 from loomkin.api.scaling import scaling_router
 from loomkin.api.speculation import speculation_router
@@ -101,6 +102,7 @@ def create_app(
     app.include_router(router)
     app.include_router(speculation_router)
     app.include_router(coordination_router)
+    app.include_router(question_router)
     app.include_router(scaling_router)
     app.include_router(web_router)
     app.include_router(cost_router)

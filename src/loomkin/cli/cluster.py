@@ -10,6 +10,7 @@ import click
 from rich.markup import escape
 
 from loomkin.cli.common import console, run_command
+from loomkin.cli.questions import answer_cluster_questions_here
 
 if TYPE_CHECKING:
     from loomkin.cluster import ClusterClient
@@ -121,6 +122,7 @@ async def _run(
             console.print(f"session {session_id} on worker {escape(worker_id)}")
             if not yes:
                 await client.answer_permissions(session_id, _ask)
+            await answer_cluster_questions_here(client, session_id, enabled=not yes)
             await _follow(client, session_id)
             placement = await client.placement(session_id)
             console.print(f"done; hosted by {escape(', '.join(placement.hosts))}")

@@ -27,6 +27,7 @@ from loomkin.cli.control import (
 )
 from loomkin.cli.coordination import budget_group, negotiation_group, rendezvous_group
 from loomkin.cli.observe import cost, mcp, trace
+from loomkin.cli.questions import questions_at_terminal, questions_group
 from loomkin.cli.speculation import speculation
 from loomkin.cli.store import store_group
 from loomkin.cli.team import team_group
@@ -181,12 +182,12 @@ async def _run_goal(
             console.print(f"[bold]session[/] {session.session_id} on {escape(str(project))}")
             async with _tracing(session, otlp):
                 if not sockets:
-                    return await _drive(session, goal, after=after)
+                    return await _drive(session, goal, after=after, ask_user=not yes)
                 launch = _launch_policy((project,), model)
                 async with _web_app(
                     loomkin, session, host="127.0.0.1", sockets=sockets, launch=launch
                 ):
-                    return await _drive(session, goal, after=after)
+                    return await _drive(session, goal, after=after, ask_user=not yes)
     finally:
         for sock in sockets:
             sock.close()
@@ -295,13 +296,20 @@ def _ask_in_terminal() -> PermissionResponder:
     return ask
 
 
-async def _drive(session: Session, goal: str | None, *, after: int = 0) -> int:
-    """Send ``goal`` (if any), print events until the session is idle, then the summary."""
+async def _drive(
+    session: Session, goal: str | None, *, after: int = 0, ask_user: bool = False
+) -> int:
+    """Send ``goal`` (if any), print events until the session is idle, then the summary.
+
+    With ``ask_user`` and a terminal, the questions agents ask the user are asked here;
+    otherwise they wait for an answer from the web page or the API until their deadline.
+    """
     printer = asyncio.create_task(_print_events(session, after))
     try:
-        if goal is not None:
-            await session.send(goal)
-        await session.wait_idle()
+        async with questions_at_terminal(session, enabled=ask_user):
+            if goal is not None:
+                await session.send(goal)
+            await session.wait_idle()
     finally:
         printer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -379,7 +387,7 @@ async def _resume(
         if paused:
             names = escape(", ".join(paused))
             console.print(f"paused agents stay paused: {names} (loomkin agent resume)")
-        return await _drive(session, None, after=after)
+        return await _drive(session, None, after=after, ask_user=not yes)
 
 
 @cli.command()
@@ -785,6 +793,7 @@ cli.add_command(speculation)
 cli.add_command(negotiation_group)
 cli.add_command(budget_group)
 cli.add_command(rendezvous_group)
+cli.add_command(questions_group)
 cli.add_command(team_group)
 cli.add_command(bench_web_host)
 

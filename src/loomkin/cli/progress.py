@@ -25,6 +25,7 @@ from loomkin.core.events import (
     PartialResultPublished,
     PermissionRequested,
     PermissionResolved,
+    QuestionAsked,
     TaskAssigned,
     TaskCreated,
     TaskStatusChanged,
@@ -109,6 +110,11 @@ def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat
             return f"[blue]partial[/] chunk {seq} of {_task(session, tid)}"
         case MessageSent(msg_type="peer_message" | "question" | "answer", from_name=f, content=c):
             return f"{escape(f)} [white]✉[/] {escape(short(c, 80))}"
+        case QuestionAsked(to_user=True, asker=aid, question=q, question_id=qid):
+            return (
+                f"[bold yellow]question[/] {_who(session, aid)} asks you: {escape(short(q, 100))} "
+                f"(question {escape(qid)})"
+            )
         case PermissionRequested(agent_id=aid, tool=tool, target=target):
             where = escape(_relative(session, target))
             who = _who(session, aid)

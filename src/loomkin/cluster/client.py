@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Self
 
 from loomkin.cluster.bus import connect, open_buckets
@@ -35,12 +37,27 @@ if TYPE_CHECKING:
     from loomkin.core.records import PermissionDecision
     from loomkin.core.store import Store
 
-__all__ = ["ClusterClient", "ControlAction", "PermissionAsk"]
+__all__ = ["ClusterClient", "ControlAction", "PermissionAsk", "QuestionAsk"]
+
+logger = logging.getLogger(__name__)
 
 ControlAction = Literal["pause", "resume", "steer", "cancel"]
 
 PermissionAsk = dict[str, str]
 """A forwarded permission prompt: request_id, agent, tool, category, target."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionAsk:
+    """A question an agent of a hosted session asks the user, forwarded over NATS."""
+
+    question_id: str
+    agent: str
+    """The asking agent's name."""
+    team: str
+    question: str
+    seconds_left: float
+    """Seconds to its deadline when it was sent; an answer later than that is not used."""
 
 
 class ClusterClient:
@@ -211,6 +228,42 @@ class ClusterClient:
             await msg.respond(json.dumps({"decision": decision}).encode())
 
         return await self._nc.subscribe(self.names.session_permission(session_id), cb=on_ask)
+
+    async def answer_questions(
+        self, session_id: str, handler: Callable[[QuestionAsk], Awaitable[str | None]]
+    ) -> Subscription:
+        """Answer the questions the session's agents ask the user (unsubscribe to stop).
+
+        ``handler`` returns the answer, or ``None`` to leave the question to its deadline; it
+        is given until then (the agent is told nobody answered). Questions come one at a time.
+        A question asked again (its worker died before the answer was journaled, and the next
+        one forwards it anew) gets the answer already given, without asking the user twice.
+        """
+        given: dict[str, str] = {}
+
+        async def on_ask(msg: Msg) -> None:
+            data = json.loads(msg.data)
+            ask = QuestionAsk(
+                question_id=str(data["question_id"]),
+                agent=str(data["agent"]),
+                team=str(data.get("team", "")),
+                question=str(data["question"]),
+                seconds_left=float(data["seconds_left"]),
+            )
+            answer = given.get(ask.question_id)
+            try:
+                async with asyncio.timeout(ask.seconds_left):
+                    if answer is None:
+                        answer = await handler(ask)
+            except TimeoutError:
+                return  # too late: the worker stopped waiting, the question expires
+            except Exception as exc:  # a failing handler answers nothing; the deadline ends it
+                logger.warning("question %s: the handler failed: %s", ask.question_id, exc)
+            if answer is not None:
+                given[ask.question_id] = answer
+            await msg.respond(json.dumps({"answer": answer}).encode())
+
+        return await self._nc.subscribe(self.names.session_question(session_id), cb=on_ask)
 
     async def follow(
         self, session_id: str, *, after: int = 0, poll_s: float = 1.0

@@ -16,6 +16,10 @@ How this works and why:
 * **Controls and permission prompts cross workers over NATS**: the hosting worker answers the
   session's control subject (request/reply), and asks the session's permission subject when
   an agent needs a decision (request/reply with a deadline; no answer in time is a denial).
+* **Questions to the user too**: each one an agent asks the user goes out on the session's
+  question subject (request/reply until the question's own deadline); the reply is journaled
+  as the user's answer. Without one the question expires and the agent is told. After a
+  failover the new host forwards the questions the log left open.
 * **Notifications, not events, go over NATS**: after each committed event the worker
   publishes the session's newest position; followers read the events from the store.
 * **Done** when the session has nothing left to do: the placement is marked done *before* the
@@ -35,7 +39,7 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.agents.settings import SessionSettings
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
 from loomkin.errors import StaleEpoch, UserError
-from loomkin.service import Loomkin, ModelFactory, Session
+from loomkin.service import Loomkin, ModelFactory, Session, answer_user_questions
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
@@ -45,7 +49,7 @@ if TYPE_CHECKING:
     from loomkin.cluster.directory import Placement, Placements
     from loomkin.cluster.names import ClusterNames
     from loomkin.core.records import PauseMode, PermissionDecision
-    from loomkin.service import PendingPermission
+    from loomkin.service import PendingPermission, UserQuestion
 
 __all__ = ["HostOptions", "HostedSession", "Outcome"]
 
@@ -182,6 +186,9 @@ class HostedSession:
         assert beat is not None
         notify = asyncio.create_task(self._notify(session), name=f"notify:{self.session_id}")
         idle = asyncio.create_task(session.wait_idle(), name=f"idle:{self.session_id}")
+        asks = asyncio.create_task(
+            answer_user_questions(session, self._forward_question), name=f"ask:{self.session_id}"
+        )
         try:
             await asyncio.wait({beat, idle}, return_when=asyncio.FIRST_COMPLETED)
             if idle.done() and idle.exception() is None:
@@ -194,9 +201,9 @@ class HostedSession:
                 exc = failed.exception()
                 logger.warning("session %s: stops here: %s", self.session_id, exc)
         finally:
-            for task in (beat, notify, idle):
+            for task in (beat, notify, idle, asks):
                 task.cancel()
-            await asyncio.wait({beat, notify, idle})
+            await asyncio.wait({beat, notify, idle, asks})
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             await self._close(release=outcome != "lost")
@@ -324,3 +331,33 @@ class HostedSession:
                 return decision  # type: ignore[no-any-return]
         logger.warning("session %s: permission prompt unanswered: denied", self.session_id)
         return "deny"
+
+    async def _forward_question(self, question: UserQuestion) -> str | None:
+        """Ask the session's question subject; ``None`` if nobody answers by the deadline."""
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + question.seconds_left
+        subject = self._names.session_question(self.session_id)
+        pause = 0.1
+        while (left := deadline - loop.time()) > 0:
+            payload = {
+                "question_id": question.question_id,
+                "agent": question.agent,
+                "team": question.team,
+                "question": question.question,
+                "seconds_left": left,
+            }
+            try:
+                reply = await self._nc.request(subject, json.dumps(payload).encode(), timeout=left)
+            except NoRespondersError:
+                # Whoever runs it may be (re)connecting: ask again soon, then less often.
+                await asyncio.sleep(min(pause, left))
+                pause = min(2 * pause, 2.0)
+                continue
+            except NatsTimeout:
+                break
+            answer = json.loads(reply.data).get("answer")
+            return answer if isinstance(answer, str) else None
+        return None

@@ -59,6 +59,13 @@ class ClusterNames:
         """Request subject: a permission prompt, answered by whoever runs the session."""
         return f"{self.cluster}.session.{token(session_id)}.permission"
 
+    def session_question(self, session_id: str) -> str:
+        """Request subject: a question an agent asks the user, answered by whoever runs it.
+
+        The reply is the answer; no reply before the question's deadline means none.
+        """
+        return f"{self.cluster}.session.{token(session_id)}.question"
+
     def session_events(self, session_id: str) -> str:
         """Notification subject: the session's log grew (the payload is the newest position)."""
         return f"{self.cluster}.session.{token(session_id)}.events"

@@ -327,7 +327,7 @@ function render(detail, force) {
   if (changed("tasks", [detail.tasks, detail.dependencies])) renderTasks(detail, base);
   if (changed("budgets", detail.budgets)) renderBudgets(detail);
   enableBudgetForm(ok);
-  if (force || changed("prompts", [detail.permissions.map((p) => p.request_id), detail.agents.map((a) => a.status_reason)])) renderPrompts(detail, { base, live: ok, refresh: () => scheduleRefresh(true) });
+  if (force || changed("prompts", [detail.permissions.map((p) => p.request_id), detail.agents.map((a) => a.status_reason), (detail.questions || []).map((q) => q.question_id)])) renderPrompts(detail, { base, live: ok, refresh: () => scheduleRefresh(true) });
   if (changed("options", [detail.teams.map((t) => t.team_id), detail.agents.map((a) => a.agent_id)])) {
     syncOptions($("filter-team"), detail.teams.map((t) => [t.team_id, t.name]));
     syncOptions($("filter-agent"), detail.agents.map((a) => [a.agent_id, `${a.name} (${a.team_name})`]));
