@@ -12,9 +12,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from loomkin.api.summary import run_summary
+from loomkin.api.timeline import build_timeline
 from loomkin.coordination.speculation.state import SpeculationState
-from loomkin.core.events import ModelCallCompleted, SpeculationDiscarded, SpeculationJudged
-from loomkin.ids import AgentId, CallId, TaskId
+from loomkin.core.events import (
+    ModelCallCompleted,
+    RecordedEvent,
+    SpeculationDiscarded,
+    SpeculationJudged,
+)
+from loomkin.ids import AgentId, CallId, EventId, TaskId
 from loomkin.service.speculation import summary_of
 
 if TYPE_CHECKING:
@@ -137,3 +144,35 @@ def test_waste_fraction_is_discarded_tokens_over_all_tokens() -> None:
     assert (summary.judge_calls, summary.judge_tokens, summary.judge_usd) == (1, 100, 0.5)
     empty = summary_of(SimpleNamespace(state=SpeculationState(alpha=1.0, beta=1.0)))  # type: ignore[arg-type]
     assert empty.waste_fraction == 0.0
+
+
+def test_the_judges_call_counts_in_the_report_and_the_spend_curve() -> None:
+    """The run report and the timeline's spend curve count the judge's model call."""
+    judged = SpeculationJudged(
+        session_id="s1",
+        task_id=TaskId("t1"),
+        agent_id=AgentId("a1"),
+        assumption_id="as1",
+        on_task=TaskId("t0"),
+        call_id="jc1",
+        model="m",
+        holds=True,
+        reasoning="yes",
+        input_tokens=80,
+        output_tokens=20,
+        cost_usd=0.25,
+    )
+    events = [
+        RecordedEvent(
+            position=1,
+            stream="task:t1",
+            stream_version=1,
+            event_id=EventId("e1"),
+            recorded_at=5.0,
+            event=judged,
+        )
+    ]
+    report = run_summary(events, "/p")
+    assert (report.model_calls, report.input_tokens, report.cost_usd) == (1, 80, 0.25)
+    (point,) = build_timeline(events, {}).spend
+    assert (point.agent_id, point.tokens, point.cost_usd) == ("a1", 100, 0.25)
