@@ -68,7 +68,11 @@ function refresh(urgent = false) {
       view.summary = out.summary;
       view.byTask = new Map(out.speculations.map((s) => [s.task_id, s]));
       render();
-    } catch (_) { /* the connection check reports it; the next row asks again */ }
+    } catch (error) {
+      // A session not open on this server has no live speculation service to ask.
+      if (error.status === 404 && !view.list.length) $("speculations").replaceChildren(el("p", { class: "muted" }, "Speculations show for a session open on this server."));
+      /* otherwise the connection check reports it; the next row asks again */
+    }
     view.last = performance.now();
     view.busy = false;
     if (view.again) { view.again = false; refresh(); }
