@@ -20,6 +20,7 @@ from _pipeline_models import Playbook, Turn, answered
 
 from loomkin.agents import SessionSettings
 from loomkin.agents.judge import JUDGE_NAME
+from loomkin.api.feed import feed_row
 from loomkin.core.events import (
     ModelCallCompleted,
     SpeculationDiscarded,
@@ -168,6 +169,13 @@ async def test_the_judges_call_is_journaled_and_counted_as_spend(repo: Path) -> 
         summary = session.speculation_summary()
         assert (summary.judge_calls, summary.judge_tokens) == (1, 1050)
         assert summary.judge_usd == pytest.approx(judged.cost_usd)
+
+        # The activity feed shows it as a speculation row that says who judged and why.
+        row = feed_row(judged_at, session.names())
+        assert row is not None
+        assert row.type == "speculation"
+        assert "judge (openai:gpt-4.1-mini) on 'write the client'" in row.summary
+        assert "holds: The interface raises ValueError" in row.summary
 
 
 async def test_a_failed_judge_call_is_a_failed_check_that_says_why(repo: Path) -> None:
