@@ -10,13 +10,13 @@
 
 import { $, TOKEN, api, el, later, money, num, onNetwork, short, toast, words } from "./js/util.js";
 import { Feed } from "./js/feed.js";
+import { setupSpeculation, speculationRows } from "./js/speculation.js";
 import { drafts, noteActivity, renderAgents, renderBudgets, renderSummary, renderTeams, tickElapsed } from "./js/panels.js";
 import { enableBudgetForm, setupBudgetForm } from "./js/budgets.js";
 import { renderTasks } from "./js/graph.js";
 import { announce, budgetPaused, renderPrompts, setupNotifications, setupShortcuts } from "./js/prompts.js";
 import { renderSpend, renderTimeline } from "./js/timeline.js";
 import { addChat, loadChat, setupChat } from "./js/chat.js";
-import { setupSpeculation, speculationRows } from "./js/speculation.js";
 
 const params = new URLSearchParams(location.search);
 

@@ -114,23 +114,10 @@ class SpeculationState:
         self.wasted_calls += event.wasted_model_calls
         self.replay_notes[event.task_id] = event.detail
 
-    def _spend(self, event: ModelCallCompleted | SpeculationJudged) -> None:
-        """Count a model call: the session's work, a running speculation's, the judge's."""
-        tokens = event.input_tokens + event.output_tokens
-        self.model_tokens += tokens
-        if isinstance(event, SpeculationJudged):
-            self.judge_calls += 1
-            self.judge_tokens += tokens
-            self.judge_usd += event.cost_usd
-            return
-        running = self.by_agent(event.agent_id)
-        if running is not None and running.tentative is None:
-            running.tokens += tokens
-            running.usd += event.cost_usd
-            running.calls += 1
-
     def apply(self, event: Event, at: float) -> None:
         """Fold one event in."""
+        if isinstance(event, SpeculationJudged):
+            self._spend(event)  # the judge's model call
         match event:
             case SpeculationStarted():
                 self.active[event.task_id] = Active(started=event, started_at=at)
@@ -147,7 +134,7 @@ class SpeculationState:
                     spec.ready_at = at
             case SpeculationMerged() | SpeculationDiscarded():
                 self._ended(event)
-            case ModelCallCompleted() | SpeculationJudged():
+            case ModelCallCompleted():
                 self._spend(event)
             case SpeculativeMilestoneHeld() if event.task_id in self.active:
                 self.active[event.task_id].milestones.append(event)
@@ -170,6 +157,21 @@ class SpeculationState:
             | SpeculativeMilestoneHeld,
         ):
             self.history.setdefault(event.task_id, []).append(_record(event, at))
+
+    def _spend(self, event: ModelCallCompleted | SpeculationJudged) -> None:
+        """Count a model call: the session's work, a running speculation's, the judge's."""
+        tokens = event.input_tokens + event.output_tokens
+        self.model_tokens += tokens
+        if isinstance(event, SpeculationJudged):
+            self.judge_calls += 1
+            self.judge_tokens += tokens
+            self.judge_usd += event.cost_usd
+            return
+        running = self.by_agent(event.agent_id)
+        if running is not None and running.tentative is None:
+            running.tokens += tokens
+            running.usd += event.cost_usd
+            running.calls += 1
 
 
 def _record(event: Event, at: float) -> dict[str, JSON]:
