@@ -17,6 +17,7 @@ from loomkin.core.events import (
     ConflictDetected,
     MilestoneEmitted,
     SpeculationDiscarded,
+    SpeculationJudged,
     SpeculationMerged,
     SpeculationValidated,
 )
@@ -30,9 +31,9 @@ if TYPE_CHECKING:
 
     from loomkin.coordination.base import Context
     from loomkin.coordination.speculation.state import Active, SpeculationState
-    from loomkin.coordination.speculation.verify import Judge
+    from loomkin.coordination.speculation.verify import Judge, Judgement
     from loomkin.coordination.speculation.workspace import Workspaces
-    from loomkin.core.events import Event
+    from loomkin.core.events import AssumptionAdded, Event
     from loomkin.core.events.base import JSON
     from loomkin.ids import AgentId, TaskId
 
@@ -82,7 +83,13 @@ class Settler:
             if not reached:
                 return
             payload = self._payload(blocker, milestone)
-            verdicts = [await verdict_of(a, payload, self.judge) for a in spec.on(blocker)]
+            verdicts = []
+            judged: list[SpeculationJudged] = []
+            for a in spec.on(blocker):
+                verdict, judgement = await verdict_of(a, payload, self.judge)
+                verdicts.append(verdict)
+                if judgement is not None and judgement.model:  # a model call was made
+                    judged.append(_judged(spec, a, judgement))
             stated = bool(spec.assumptions)
             held = stated and all(v.holds for v in verdicts)
             event = SpeculationValidated(
@@ -92,13 +99,14 @@ class Settler:
                 held=held,
                 verdicts=tuple(v.to_json() for v in verdicts),
             )
+            # The judge's model calls go in the batch of the verdict they led to.
             if held:
-                await self.ctx.log.append(event, *self._release(spec, blocker))
+                await self.ctx.log.append(*judged, event, *self._release(spec, blocker))
             else:
                 failed = [v for v in verdicts if not v.holds]
                 detail = "; ".join(explain(spec.assumptions, v) for v in failed)
                 detail = detail or "no assumption was stated, so nothing could be confirmed"
-                await self._discard(task_id, "assumption_failed", detail, also=[event])
+                await self._discard(task_id, "assumption_failed", detail, also=[*judged, event])
                 return
         await self.finish(task_id)
 
@@ -250,3 +258,24 @@ class Settler:
             # Still working on an attempt that no longer counts: stop it, so the agent is
             # free for real work (the cancel finds the task no longer its own, and ends).
             await self.stop_agent(spec.started.agent_id)
+
+
+def _judged(spec: Active, a: AssumptionAdded, j: Judgement) -> SpeculationJudged:
+    """The journal entry of one judge's model call (charged to the speculating agent)."""
+    return SpeculationJudged(
+        session_id=spec.started.session_id,
+        task_id=spec.started.task_id,
+        agent_id=spec.started.agent_id,
+        assumption_id=a.assumption_id,
+        on_task=a.on_task,
+        call_id=new_id("jc_"),
+        model=j.model,
+        holds=j.holds,
+        reasoning=j.reasoning,
+        request=j.request,
+        text=j.text,
+        input_tokens=j.input_tokens,
+        output_tokens=j.output_tokens,
+        cost_usd=j.cost_usd,
+        latency_ms=j.latency_ms,
+    )
