@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,6 +22,7 @@ from _pipeline_models import Playbook, Turn, answered
 from loomkin.agents import SessionSettings
 from loomkin.agents.judge import JUDGE_NAME
 from loomkin.api.feed import feed_row
+from loomkin.cli.speculation import speculation_lines
 from loomkin.core.events import (
     ModelCallCompleted,
     SpeculationDiscarded,
@@ -170,6 +172,14 @@ async def test_the_judges_call_is_journaled_and_counted_as_spend(repo: Path) -> 
         assert (summary.judge_calls, summary.judge_tokens) == (1, 1050)
         assert summary.judge_usd == pytest.approx(judged.cost_usd)
 
+        # `loomkin speculation list` shows the verdict, the judge and its spend.
+        text = _cli_text(session)
+        assert "'write the client' [held, merged] bob ahead of 'write the interface'" in text
+        assert (
+            "✓ 'parse raises ValueError on bad input' (judge openai:gpt-4.1-mini, $0.0005: " in text
+        )
+        assert "judge: 1 model calls, 1,050 tokens, $0.0005" in text
+
         # The activity feed shows it as a speculation row that says who judged and why.
         row = feed_row(judged_at, session.names())
         assert row is not None
@@ -192,3 +202,18 @@ async def test_a_failed_judge_call_is_a_failed_check_that_says_why(repo: Path) -
         assert dropped.reason == "assumption_failed"
         assert session.task(task).status == "completed"  # redone with the real output
         assert session.speculation_summary().judge_calls == 0
+        text = _cli_text(session)
+        assert "'write the client' [failed, discarded]" in text
+        assert (
+            "✗ 'parse raises ValueError on bad input' (judge the judge's model call failed" in text
+        )
+        assert "  wasted: " in text
+
+
+def _cli_text(session: Session) -> str:
+    """What ``loomkin speculation list`` prints for the session (its API answer as text)."""
+    listed = {
+        "speculations": [asdict(i) for i in session.speculations()],
+        "summary": asdict(session.speculation_summary()),
+    }
+    return "\n".join(speculation_lines(json.loads(json.dumps(listed))))

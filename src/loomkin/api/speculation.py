@@ -67,6 +67,7 @@ class SpeculationOut(BaseModel):
     state: str
     agent: str
     blockers: list[str]
+    blocker_titles: list[str]
     workspace: str
     assumptions: list[dict[str, JsonValue]]
     verdicts: list[dict[str, JsonValue]]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from loomkin.coordination.speculation import Speculation
+    from loomkin.core.tasks import TaskBoard
 
 __all__ = ["SpeculationInfo", "SpeculationSummary", "assumption_specs", "speculation_infos"]
 
@@ -38,6 +39,8 @@ class SpeculationInfo:
     agent: str
     blockers: tuple[str, ...]
     workspace: str
+    blocker_titles: tuple[str, ...] = ()
+    """The titles of ``blockers``, in the same order."""
     assumptions: tuple[dict[str, JSON], ...]
     verdicts: tuple[dict[str, JSON], ...]
     decision: dict[str, JSON] | None
@@ -122,7 +125,7 @@ def speculation_infos(service: Speculation, task_ids: set[str]) -> list[Speculat
         state = "running" if not end else str(end[-1]["kind"]).removeprefix("speculation_")
         if started is None:
             state = "declined"
-        view = board.get(TaskId(task_id))
+        blockers = tuple(str(b) for b in _list(started, "blockers"))
         active = service.state.active.get(TaskId(task_id)) if state == "running" else None
         at_stake: dict[str, JSON] | None = None
         if active is not None:
@@ -135,10 +138,11 @@ def speculation_infos(service: Speculation, task_ids: set[str]) -> list[Speculat
         infos.append(
             SpeculationInfo(
                 task_id=task_id,
-                title=view.title if view is not None else task_id,
+                title=_title(board, task_id),
                 state=state,
                 agent=str(started["agent_name"]) if started else "",
-                blockers=tuple(str(b) for b in _list(started, "blockers")),
+                blockers=blockers,
+                blocker_titles=tuple(_title(board, b) for b in blockers),
                 workspace=str(started["workspace"]) if started else "",
                 assumptions=tuple(r for r in latest if r["kind"] == "assumption_added"),
                 verdicts=tuple(r for r in latest if r["kind"] == "speculation_validated"),
@@ -149,6 +153,11 @@ def speculation_infos(service: Speculation, task_ids: set[str]) -> list[Speculat
             )
         )
     return infos
+
+
+def _title(board: TaskBoard, task_id: str) -> str:
+    view = board.get(TaskId(task_id))
+    return view.title if view is not None else task_id
 
 
 def _list(record: dict[str, JSON] | None, name: str) -> list[JSON]:
