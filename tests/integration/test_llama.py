@@ -242,8 +242,8 @@ async def test_robustness_run_on_the_local_model(tmp_path: Path, gguf: Path) -> 
     from loomkin.service import Loomkin
 
     project = await asyncio.to_thread(copy_sample_project, tmp_path / "sample")
-    model = local.LocalModel(cache_dir=gguf.parent, n_ctx=4096, n_threads=2, seed=0, max_tokens=64)
-    settings = SessionSettings(max_iterations=3, max_agents_per_team=3, max_team_depth=1)
+    model = local.LocalModel(cache_dir=gguf.parent, n_ctx=4096, n_threads=2, seed=0, max_tokens=96)
+    settings = SessionSettings(max_iterations=4, max_agents_per_team=3, max_team_depth=1)
     started = time.monotonic()
     async with await Loomkin.open("memory:") as loomkin:
         session = await loomkin.open_session(project, model=model, settings=settings)
