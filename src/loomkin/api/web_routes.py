@@ -41,7 +41,7 @@ web_router = APIRouter()
 @web_router.get("/api/server", response_model=ServerOut, tags=["sessions"])
 async def server_info(ctx: Ctx) -> ServerOut:
     """This server process: its id (changes on restart) and the sessions it hosts."""
-    hosted = [s.session_id for s in ctx.loomkin.sessions() if s.open]
+    hosted = [s.session_id for s in ctx.loomkin.sessions() if ctx.session_out(s).open]
     return ServerOut(server_id=ctx.server_id, started_at=ctx.started_at, open_sessions=hosted)
 
 

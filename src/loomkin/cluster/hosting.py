@@ -278,6 +278,12 @@ class HostedSession:
         if session is None:
             raise UserError("the session is not running on this worker yet")
         action, agent = request.get("action"), request.get("agent")
+        if action == "send":  # the user's message, to the Concierge or the agent named
+            text = request.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise UserError("a message needs a non-empty text")
+            to = session.agent(agent).agent_id if isinstance(agent, str) and agent else None
+            return await session.send(text, to=to)
         if action not in _CONTROLS or not isinstance(agent, str):
             raise UserError(f"a control needs an action among {_CONTROLS} and an agent name")
         mode: PauseMode = "at_boundary" if request.get("mode") == "at_boundary" else "asap"
