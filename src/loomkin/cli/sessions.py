@@ -316,9 +316,12 @@ async def web_app(
     url = ""
     try:
         url = await listening
-        console.print(f"[bold]web app[/] {escape(url)}")
+        # Recorded before the URL is printed: whoever reads the URL finds the record.
+        info = None
         if project is not None:
             info = write_server_info(project, url=url, session_id=session_id, token=chosen)
+        console.print(f"[bold]web app[/] {escape(url)}")
+        if info is not None:
             console.print(
                 "  open it in your browser; agent controls: loomkin agent --help "
                 f"({escape(str(info))})"
