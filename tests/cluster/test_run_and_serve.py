@@ -205,7 +205,15 @@ async def test_a_session_opened_from_the_page_runs_on_a_worker_and_asks_the_page
             while True:
                 request_id = await view.wait_prompt(session_id)
                 detail = (await http.get(f"/api/sessions/{session_id}")).json()
-                assert request_id in {p["request_id"] for p in detail["permissions"]}
+                prompt = next(p for p in detail["permissions"] if p["request_id"] == request_id)
+                # The page shows what it shows for a session it hosts: arguments, preview.
+                assert prompt["agent"] == "ann"
+                assert prompt["arguments"]
+                assert prompt["always"]
+                if prompt["tool"] == "shell":
+                    assert prompt["command"].startswith("echo task-ann-")
+                if prompt["tool"] == "file_write":
+                    assert "Plan:" in prompt["diff"]
                 answer = await http.post(
                     f"/api/sessions/{session_id}/permissions/{request_id}",
                     json={"decision": "allow_always"},

@@ -89,7 +89,17 @@ def test_the_cluster_panel_shows_the_worker_and_where_a_session_runs(
         prompt = page.locator("#prompt-list .prompt").first
         expect(prompt).to_be_visible()
         request_id = prompt.get_attribute("data-request-id")
+        newest = page.evaluate(
+            "Math.max(0, ...[...document.querySelectorAll('#feed li')]"
+            ".map((li) => +li.dataset.position || 0))"
+        )
         prompt.get_by_role("button", name="Allow always").click()
+        # What the worker does next reaches the page's live feed (pulled from the store).
+        page.wait_for_function(
+            "(p) => [...document.querySelectorAll('#feed li')]"
+            ".some((li) => +li.dataset.position > p)",
+            arg=newest,
+        )
         expect(page.locator(f'#prompt-list .prompt[data-request-id="{request_id}"]')).to_have_count(
             0
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,11 +29,12 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail
 from loomkin.api.views import WORKING_STATUSES
 from loomkin.cluster.client import PermissionAsk
-from loomkin.core.records import PermissionDecision
 from loomkin.errors import NotFound, UserError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from pydantic import JsonValue
 
     from loomkin.cluster import ClusterClient, Placement, WorkerLoad
     from loomkin.service import AgentInfo, Loomkin
@@ -42,6 +44,9 @@ __all__ = ["ClusterView"]
 logger = logging.getLogger(__name__)
 
 ClusterControl = Literal["pause", "resume", "steer", "cancel"]
+PermissionDecision = Literal["allow_once", "allow_always", "deny"]
+"""An answer to a permission prompt (``loomkin.core.records``' own, spelled out: routes import
+nothing below the facade)."""
 
 
 @dataclass(slots=True)
@@ -168,8 +173,11 @@ class ClusterView:
                 agent=p.ask.get("agent", ""),
                 tool=p.ask.get("tool", ""),
                 category=p.ask.get("category", ""),
-                arguments={},
+                arguments=_arguments(p.ask.get("arguments", "")),
                 target=p.ask.get("target", ""),
+                diff=p.ask.get("diff", ""),
+                command=p.ask.get("command", ""),
+                always=p.ask.get("always", ""),
             )
             for p in self._asks.values()
             if p.ask.get("session_id") == session_id
@@ -232,3 +240,12 @@ class ClusterView:
         session_id, _worker = await self.client.start_session(project, "", model=model, title=title)
         await self.refresh()
         return session_id
+
+
+def _arguments(text: str) -> dict[str, JsonValue]:
+    """A forwarded prompt's arguments (JSON text; ``{}`` when absent or not an object)."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

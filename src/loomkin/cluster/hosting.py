@@ -55,6 +55,8 @@ Outcome = Literal["done", "lost", "released"]
 """How hosting ended: the session finished, the lease moved away, or this worker gave it up."""
 
 _CONTROLS = ("pause", "resume", "steer", "cancel")
+_PREVIEW_MAX = 200_000
+"""Largest diff or argument text sent with a forwarded prompt (a NATS message is ≤ 1 MB)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -305,15 +307,23 @@ class HostedSession:
         from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
-        payload = json.dumps(
-            {
-                "request_id": prompt.request_id,
-                "agent": prompt.agent,
-                "tool": prompt.tool,
-                "category": prompt.category,
-                "target": prompt.target,
+        ask = {
+            "request_id": prompt.request_id,
+            "agent": prompt.agent,
+            "tool": prompt.tool,
+            "category": prompt.category,
+            "target": prompt.target,
+        }
+        if self.session is not None:  # what a page shows of it, as for a session it hosts
+            preview = self.session.permission_preview(prompt)
+            arguments = json.dumps(dict(prompt.arguments), default=str)
+            ask |= {
+                "arguments": arguments if len(arguments) <= _PREVIEW_MAX else "{}",
+                "diff": preview.diff if len(preview.diff) <= _PREVIEW_MAX else "",
+                "command": preview.command,
+                "always": preview.always,
             }
-        ).encode()
+        payload = json.dumps(ask).encode()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.ask_timeout_s
         subject = self._names.session_permission(self.session_id)
