@@ -172,6 +172,8 @@ async def test_serve_with_bus_shows_the_cluster_and_controls_an_agent_on_a_worke
         assert cancel.status_code == 202, cancel.text
         cal = next(a for a in detail["agents"] if a["name"] == "cal")
         assert cancel.json()["agent_id"] == cal["agent_id"]
+        said = await http.post(f"/api/sessions/{session_id}/messages", json={"text": "hi there"})
+        assert said.status_code == 202, said.text
         nobody = await http.post(f"/api/sessions/{session_id}/agents/nobody/pause", json={})
         assert nobody.status_code == 404
         assert "nobody" in nobody.json()["detail"]
@@ -181,7 +183,11 @@ async def test_serve_with_bus_shows_the_cluster_and_controls_an_agent_on_a_worke
         await view.refresh()
         feed = (await http.get(f"/api/sessions/{session_id}/feed?limit=5000")).json()
         kinds = {row["kind"] for row in feed["rows"]}
-        assert {"control_requested", "control_applied"} <= kinds
+        assert {"control_requested", "control_applied", "user_message_posted"} <= kinds
+        hi = [r for r in feed["rows"] if r["kind"] == "user_message_posted"]
+        assert hi[0]["payload"]["message_id"] == said.json()["message_id"]
+        resumed = await http.post(f"/api/sessions/{session_id}/resume", json={})
+        assert resumed.status_code == 409  # the server only watches: sessions run on workers
         after = {s["session_id"]: s for s in (await http.get("/api/sessions")).json()}
         assert after[session_id]["open"] is False  # done: nobody hosts it any more
     assert not any(line.startswith(f"task-cal-{STEPS}") for line in side_lines(project))

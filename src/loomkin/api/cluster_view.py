@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail
 from loomkin.api.views import WORKING_STATUSES
 from loomkin.cluster.client import PermissionAsk
-from loomkin.errors import NotFound, UserError
+from loomkin.errors import NotFound, ProjectionFailed
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -85,16 +85,20 @@ class ClusterView:
     @contextlib.asynccontextmanager
     async def watching(self) -> AsyncIterator[None]:
         """Keep the runtime and the directory current while the block runs."""
-        logs = await self.client.watch_logs(lambda _session_id: self._woken.set())
-        asks = await self.client.collect_permissions(self._on_ask)
-        await self.refresh()
-        task = asyncio.get_running_loop().create_task(self._follow(), name="cluster-view")
+        subs = [await self.client.watch_logs(lambda _session_id: self._woken.set())]
+        task: asyncio.Task[None] | None = None
         try:
+            subs.append(await self.client.collect_permissions(self._on_ask))
+            await self.refresh()
+            task = asyncio.get_running_loop().create_task(self._follow(), name="cluster-view")
             yield
         finally:
-            task.cancel()
-            await asyncio.wait([task])
-            for sub in (logs, asks):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])
+                if not task.cancelled() and (failure := task.exception()) is not None:
+                    logger.error("cluster view: stopped following the store: %s", failure)
+            for sub in subs:
                 with contextlib.suppress(Exception):  # the connection may be gone already
                     await sub.unsubscribe()
 
@@ -105,7 +109,8 @@ class ClusterView:
             self._woken.clear()
             try:
                 await self.refresh()
-            except UserError:
+            except ProjectionFailed as exc:  # the runtime stopped: what it shows is final
+                logger.critical("cluster view: the runtime stopped: %s", exc)
                 raise
             except Exception as exc:  # NATS or the store away for a moment: the next try
                 logger.warning("cluster view: refreshing failed: %s", exc)
