@@ -88,3 +88,13 @@ def test_an_unreachable_nats_server_fails_within_seconds(tmp_path: Path) -> None
     )  # fmt: skip
     assert code == 2, output
     assert f"cannot reach the NATS server at nats://127.0.0.1:{port} (--bus)" in output
+
+
+def test_agent_commands_against_a_cluster_server_ask_for_the_session(tmp_path: Path) -> None:
+    from loomkin.cli.control import write_server_info
+
+    # `serve --bus` records itself with no default session: it shows a whole cluster.
+    write_server_info(tmp_path, url="http://127.0.0.1:9/?token=t", session_id="", token="t")
+    code, output = invoke("agent", "pause", "ann", "--project", str(tmp_path))
+    assert code == 2
+    assert "pass --session ID" in output
