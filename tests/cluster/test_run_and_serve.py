@@ -58,6 +58,7 @@ async def worker(
     *,
     latency_s: float = 0.0,
     prepare: Callable[[Session], Awaitable[None]] = ensure_work,
+    capacity: int = 100,
 ) -> AsyncIterator[Worker]:
     options = HostOptions(
         store_url=pg_url,
@@ -67,7 +68,7 @@ async def worker(
         approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
         prepare=prepare,
     )
-    node = Worker(bus_url, options, cluster=cluster, scan_s=0.2)
+    node = Worker(bus_url, options, cluster=cluster, scan_s=0.2, capacity=capacity)
     await node.start()
     try:
         yield node
@@ -80,14 +81,17 @@ def side_lines(project: Path) -> list[str]:
     return side.read_text().split() if side.exists() else []
 
 
+@pytest.mark.parametrize("host", [False, True], ids=["no-host", "host"])
 async def test_run_with_bus_runs_the_goal_on_a_worker_and_prints_its_progress(
-    bus_url: str, cluster: str, pg_url: str, project: Path
+    bus_url: str, cluster: str, pg_url: str, project: Path, host: bool
 ) -> None:
-    async with worker(bus_url, cluster, pg_url) as node:
+    # Ten times the capacity of the worker `run` starts in its own process (which has no
+    # scripted model): placement picks this one.
+    async with worker(bus_url, cluster, pg_url, capacity=1000) as node:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "loomkin.cli", "run", "append the lines",
             "--project", str(project), "--yes", "--store", pg_url, "--bus", bus_url,
-            "--cluster", cluster, "--lease-ttl", str(TTL), "--no-host",
+            "--cluster", cluster, "--lease-ttl", str(TTL), *([] if host else ["--no-host"]),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "COLUMNS": "200"},
@@ -97,6 +101,7 @@ async def test_run_with_bus_runs_the_goal_on_a_worker_and_prints_its_progress(
     text = out.decode()
     assert proc.returncode == 0, text
     assert f"(worker {node.worker_id})" in text
+    assert ("this process hosts agents too, as worker worker-" in text) is host
     # The embedded run's progress lines: agents by name, their tools, their tasks.
     assert "ann shell echo task-ann-1 >> side.txt" in " ".join(text.split())
     assert "task 'task-cal' completed" in text

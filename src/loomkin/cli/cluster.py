@@ -201,10 +201,10 @@ _POSTGRES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 @contextlib.asynccontextmanager
-async def hosting(options: ClusterOptions) -> AsyncIterator[None]:
-    """A worker in this process while the block runs (unless ``--no-host``)."""
+async def hosting(options: ClusterOptions) -> AsyncIterator[str | None]:
+    """A worker in this process while the block runs (unless ``--no-host``); its id."""
     if not options.host:
-        yield
+        yield None
         return
     from loomkin.cluster import HostOptions, Worker
     from loomkin.tools.permissions import PermissionPolicy
@@ -217,7 +217,7 @@ async def hosting(options: ClusterOptions) -> AsyncIterator[None]:
     node = Worker(options.bus, host, cluster=options.cluster)
     await node.start()
     try:
-        yield
+        yield node.worker_id
     finally:
         await node.close()
 
@@ -243,10 +243,12 @@ async def run_on_cluster(
     from loomkin.service import Loomkin
 
     async with (
-        hosting(options),
+        hosting(options) as here,
         await connect_client(options) as client,
         await Loomkin.open(options.store) as watcher,
     ):
+        if here is not None:
+            console.print(f"[dim]this process hosts agents too, as worker {escape(here)}[/]")
         session_id, worker_id = await client.start_session(
             str(project), goal, model=model, title=goal[:80], approve_all=yes
         )

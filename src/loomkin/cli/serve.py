@@ -252,15 +252,16 @@ async def _serve_cluster(project: Path | None, options: ServeOptions, on: Cluste
         roots = (project, *options.roots) if project is not None else options.roots
         launch = launch_policy(roots, options.model)
         async with (
-            hosting(on),
+            hosting(on) as here,
             await connect_client(on) as client,
             await Loomkin.open(on.store) as watcher,
         ):
             view = ClusterView(client, watcher)
             async with view.watching():
+                hosts = f"hosts agents too, as worker {here}" if here else "hosts no agents"
                 console.print(
                     f"[bold]cluster[/] {escape(on.cluster)} on {escape(on.bus)}; "
-                    f"{'this process hosts agents too' if on.host else 'hosting nothing here'}"
+                    f"this process {escape(hosts)}"
                 )
                 async with web_app(
                     watcher,
