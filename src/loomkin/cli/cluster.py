@@ -105,29 +105,12 @@ def cluster_run(
     yes: bool,
     host: bool,
 ) -> None:
-    """Run GOAL on the least-loaded worker and follow it to the end."""
-    run_command(
-        _run(goal, store, bus, cluster, lease_ttl, project.resolve(), model, yes=yes, host=host)
-    )
-
-
-async def _run(
-    goal: str,
-    store: str,
-    bus: str,
-    cluster: str,
-    ttl: float,
-    project: Path,
-    model: str | None,
-    *,
-    yes: bool,
-    host: bool,
-) -> int:
+    """Run GOAL on the least-loaded worker and follow it to the end (= run --bus)."""
     options = cluster_options(
-        store=store, bus=bus, cluster=cluster, lease_ttl=ttl, no_host=not host
+        store=store, bus=bus, cluster=cluster, lease_ttl=lease_ttl, no_host=not host
     )
-    assert options is not None
-    return await run_on_cluster(goal, project, options, model=model, yes=yes)
+    assert options is not None  # --bus is required here
+    run_command(run_on_cluster(goal, project.resolve(), options, model=model, yes=yes))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
