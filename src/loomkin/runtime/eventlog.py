@@ -513,9 +513,12 @@ class EventLog:
 
         Raises:
             ProjectionFailed: a listener raised (the log halts, as for its own appends).
+            UserError: the log is closed.
         """
         if self._halted is not None:
             raise self._halted
+        if self._closed:
+            raise UserError("the event log is closed; nothing was pulled")
         async with self._pulling:
             fresh = [
                 r
