@@ -18,7 +18,7 @@ import pytest
 from loomkin.api import ClusterView, LaunchPolicy, create_app
 from loomkin.bench.faults_child import SETTINGS, STEPS, WORKERS, coder, ensure_work
 from loomkin.cluster import ClusterClient, HostOptions, Worker
-from loomkin.core.events import ToolCallStarted
+from loomkin.core.events import PermissionResolved, ToolCallStarted
 from loomkin.service import Loomkin
 from loomkin.testing.models import FunctionModel
 from loomkin.tools.permissions import PermissionPolicy
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
+    from loomkin.core.records import PermissionDecision
     from loomkin.llm.model import Model
     from loomkin.service import Session
 
@@ -244,3 +245,33 @@ async def test_a_session_opened_from_the_page_runs_on_a_worker_and_asks_the_page
         )
         assert again.status_code == 404
     assert side_lines(project) == [f"task-ann-{i}" for i in range(1, STEPS + 1)]
+
+
+async def test_a_prompt_answered_elsewhere_leaves_the_page(
+    bus_url: str, cluster: str, pg_url: str, project: Path
+) -> None:
+    async with (
+        worker(bus_url, cluster, pg_url, prepare=one_worker) as node,
+        served(bus_url, cluster, pg_url, project) as (http, view, client),
+    ):
+        session_id, _ = await client.start_session(str(project), "", approve_all=False)
+        assert node.hosted() == [session_id]
+
+        async def terminal(_ask: dict[str, str]) -> PermissionDecision:
+            return "allow_once"  # like `run --bus` answered at its terminal, at once
+
+        answering = await client.answer_permissions(session_id, terminal)
+        try:
+            request_id = await view.wait_prompt(session_id)
+            async with contextlib.aclosing(client.follow(session_id)) as events:
+                async for recorded in events:
+                    resolved = recorded.event
+                    ours = isinstance(resolved, PermissionResolved)
+                    if ours and str(resolved.request_id) == request_id:  # type: ignore[attr-defined]
+                        break
+            await view.refresh()
+            detail = (await http.get(f"/api/sessions/{session_id}")).json()
+            assert request_id not in {p["request_id"] for p in detail["permissions"]}
+            await client.wait_done(session_id)
+        finally:
+            await answering.unsubscribe()

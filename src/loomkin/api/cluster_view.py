@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail
 from loomkin.api.views import WORKING_STATUSES
 from loomkin.cluster.client import PermissionAsk
+from loomkin.core.events import PermissionResolved
 from loomkin.errors import NotFound, ProjectionFailed
 
 if TYPE_CHECKING:
@@ -117,7 +118,10 @@ class ClusterView:
 
     async def refresh(self) -> None:
         """Fold in what the workers committed; note which sessions run now."""
-        await self._loomkin.pull()
+        for recorded in await self._loomkin.pull():
+            event = recorded.event
+            if isinstance(event, PermissionResolved):  # answered elsewhere (or force-paused)
+                self._asks.pop(str(event.request_id), None)
         before = dict(self._asks)  # a prompt arriving during the read is judged next time
         running = {p.session_id for p in await self.client.placements() if p.status == "running"}
         self._running = running

@@ -573,8 +573,8 @@ class Loomkin:
                 self._raise_if_halted()
                 return
 
-    async def pull(self) -> int:
-        """Fold in the events other processes committed to the store since; return how many.
+    async def pull(self) -> list[RecordedEvent]:
+        """Fold in the events other processes committed to the store since; return them.
 
         For a runtime that only watches a shared store (the web app or the terminal of a
         cluster, whose sessions run on workers): their sessions, agents, tasks and feeds
@@ -591,7 +591,7 @@ class Loomkin:
             newest = fresh[-1].position
             self._replayed_to = max(self._replayed_to, newest)
             self._caught_up = {sid: max(at, newest) for sid, at in self._caught_up.items()}
-        return len(fresh)
+        return fresh
 
     def _raise_if_halted(self) -> None:
         failure = self._log.halted
