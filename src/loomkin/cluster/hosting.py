@@ -59,6 +59,8 @@ Outcome = Literal["done", "lost", "released"]
 """How hosting ended: the session finished, the lease moved away, or this worker gave it up."""
 
 _CONTROLS = ("pause", "resume", "steer", "cancel")
+_PREVIEW_MAX = 200_000
+"""Largest diff or argument text sent with a forwarded prompt (a NATS message is ≤ 1 MB)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,6 +287,12 @@ class HostedSession:
         if session is None:
             raise UserError("the session is not running on this worker yet")
         action, agent = request.get("action"), request.get("agent")
+        if action == "send":  # the user's message, to the Concierge or the agent named
+            text = request.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise UserError("a message needs a non-empty text")
+            to = session.agent(agent).agent_id if isinstance(agent, str) and agent else None
+            return await session.send(text, to=to)
         if action not in _CONTROLS or not isinstance(agent, str):
             raise UserError(f"a control needs an action among {_CONTROLS} and an agent name")
         mode: PauseMode = "at_boundary" if request.get("mode") == "at_boundary" else "asap"
@@ -306,15 +314,23 @@ class HostedSession:
         from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
-        payload = json.dumps(
-            {
-                "request_id": prompt.request_id,
-                "agent": prompt.agent,
-                "tool": prompt.tool,
-                "category": prompt.category,
-                "target": prompt.target,
+        ask = {
+            "request_id": prompt.request_id,
+            "agent": prompt.agent,
+            "tool": prompt.tool,
+            "category": prompt.category,
+            "target": prompt.target,
+        }
+        if self.session is not None:  # what a page shows of it, as for a session it hosts
+            preview = self.session.permission_preview(prompt)
+            arguments = json.dumps(dict(prompt.arguments), default=str)
+            ask |= {
+                "arguments": arguments if len(arguments) <= _PREVIEW_MAX else "{}",
+                "diff": preview.diff if len(preview.diff) <= _PREVIEW_MAX else "",
+                "command": preview.command,
+                "always": preview.always,
             }
-        ).encode()
+        payload = json.dumps(ask).encode()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.ask_timeout_s
         subject = self._names.session_permission(self.session_id)

@@ -17,6 +17,7 @@ import { renderTasks } from "./js/graph.js";
 import { announce, budgetPaused, renderPrompts, setupNotifications, setupShortcuts } from "./js/prompts.js";
 import { renderSpend, renderTimeline } from "./js/timeline.js";
 import { addChat, loadChat, setupChat } from "./js/chat.js";
+import { setupCluster } from "./js/cluster.js";
 
 const params = new URLSearchParams(location.search);
 
@@ -37,6 +38,7 @@ async function start() {
   setupNotifications();
   setupShortcuts();
   setupBudgetForm({ base, refresh: () => scheduleRefresh(true) });
+  setupCluster();
   const [server, sessions] = await Promise.all([api("GET", "/api/server"), api("GET", "/api/sessions")]);
   state.serverId = server.server_id;
   fillSwitcher(sessions);
