@@ -3,6 +3,9 @@
 ``python -m loomkin.bench.failover_child worker BUS STORE CLUSTER TTL LATENCY`` runs a
 :class:`~loomkin.cluster.Worker` whose agents run the fault bench's scripted coders (a model
 call takes ``LATENCY`` seconds) and prints ``READY worker_id pid``.
+Each time it stops hosting a session it prints ``ENDED`` and a JSON object: the session,
+the outcome (``done``, ``lost``, ``released``), and what its appends did (the newest position
+they reached, the appends the store refused for a stale fence and their event ids).
 ``… sink BUS SUBJECT N`` counts ``N`` one-way messages on ``SUBJECT`` and answers the last.
 """
 
@@ -18,6 +21,7 @@ import sys
 from loomkin.bench.faults_child import SETTINGS, coder, ensure_work
 from loomkin.cluster import HostOptions, Worker
 from loomkin.cluster.bus import connect
+from loomkin.cluster.writes import WriteLedger
 from loomkin.testing.models import FunctionModel
 from loomkin.tools.permissions import PermissionPolicy
 
@@ -28,6 +32,7 @@ async def worker(bus: str, store: str, cluster: str, ttl: float, latency: float)
     def factory(_role: object, name: str) -> FunctionModel:
         return FunctionModel(coder, name=f"scripted:{name}", latency_s=latency)
 
+    ledger = WriteLedger()
     options = HostOptions(
         store_url=store,
         ttl_s=ttl,
@@ -35,16 +40,39 @@ async def worker(bus: str, store: str, cluster: str, ttl: float, latency: float)
         settings=SETTINGS,
         approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
         prepare=ensure_work,
+        ledger=ledger,
     )
     node = Worker(bus, options, cluster=cluster, scan_s=0.2)
     await node.start()
     os.write(1, f"READY {node.worker_id} {os.getpid()}\n".encode())
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    reporting = asyncio.create_task(_report_ends(node, ledger))
     try:
         await stop.wait()
     finally:
+        reporting.cancel()
+        await asyncio.wait([reporting])
         await node.close()
+
+
+async def _report_ends(node: Worker, ledger: WriteLedger) -> None:
+    """Print an ``ENDED`` line for every session this worker stopped hosting."""
+    told: dict[str, int] = {}
+    while True:
+        await asyncio.sleep(0.05)
+        for session_id, outcomes in list(node.outcomes.items()):
+            for outcome in outcomes[told.get(session_id, 0) :]:
+                writes = ledger.of(session_id)
+                record = {
+                    "session_id": session_id,
+                    "outcome": outcome,
+                    "written_to": writes.written_to,
+                    "refused_appends": writes.refused_appends,
+                    "refused": writes.refused,
+                }
+                os.write(1, f"ENDED {json.dumps(record)}\n".encode())
+            told[session_id] = len(outcomes)
 
 
 async def sink(bus: str, subject: str, count: int) -> None:

@@ -33,8 +33,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.settings import SessionSettings
+from loomkin.cluster.keeper import RenewalWatch
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
+from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
+from loomkin.persistence import open_store
 from loomkin.service import Loomkin, ModelFactory, Session
 from loomkin.tools.permissions import PermissionPolicy
 
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from loomkin.cluster.directory import Placement, Placements
     from loomkin.cluster.names import ClusterNames
     from loomkin.core.records import PauseMode, PermissionDecision
+    from loomkin.core.store import Store
     from loomkin.service import PendingPermission
 
 __all__ = ["HostOptions", "HostedSession", "Outcome"]
@@ -73,6 +77,11 @@ class HostOptions:
     """Called after a session is opened or resumed here (benchmarks set up their work)."""
     ask_timeout_s: float = 300.0
     """Deadline of a permission prompt forwarded over NATS; no answer in time denies."""
+    stall_s: float | None = None
+    """A hosted session whose lease could not be renewed for this long stops its agents here
+    (the worker was cut off or stopped; ``None``: the TTL, after which the lease is gone)."""
+    ledger: WriteLedger | None = None
+    """Records what each hosted session's appends did (tests and benchmarks of partitions)."""
 
 
 class HostedSession:
@@ -116,7 +125,7 @@ class HostedSession:
     async def open_new(self, project: str, *, goal: str, model: str | None, title: str) -> str:
         """Open a new session here (the caller holds no lease yet: the id is new)."""
         options = self._options
-        self._runtime = runtime = await Loomkin.open(options.store_url, lease_ttl_s=options.ttl_s)
+        self._runtime = runtime = await Loomkin.open(await self._store(), lease_ttl_s=options.ttl_s)
         session = await runtime.open_session(
             project,
             model=None if options.model_factory else model,
@@ -146,7 +155,7 @@ class HostedSession:
         """Resume the session here from the log (a failover, or a placed stored session)."""
         options = self._options
         self._keep()
-        self._runtime = runtime = await Loomkin.open(options.store_url, lease_ttl_s=options.ttl_s)
+        self._runtime = runtime = await Loomkin.open(await self._store(), lease_ttl_s=options.ttl_s)
         session = await runtime.resume_session(
             self.session_id,
             model_factory=options.model_factory,
@@ -158,6 +167,11 @@ class HostedSession:
         self.placement = replace(self.placement, worker_id=me, hosts=(*self.placement.hosts, me))
         await self._placements.put(self.placement)
         await self._attach(session)
+
+    async def _store(self) -> Store:
+        store = await open_store(self._options.store_url)
+        ledger = self._options.ledger
+        return store if ledger is None else LedgerStore(store, ledger)
 
     async def _attach(self, session: Session) -> None:
         self.session = session
@@ -232,29 +246,27 @@ class HostedSession:
 
     async def _heartbeat(self) -> None:
         """Renew the lease every third of the TTL; raise :class:`LeaseLost` when it is gone."""
-        loop = asyncio.get_running_loop()
         ttl = self._options.ttl_s
-        last_ok = loop.time()
+        watch = RenewalWatch(self.session_id, stall_s=self._options.stall_s or ttl)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._beat_now.wait(), ttl / 3)
             self._beat_now.clear()
+            watch.check()  # stopped or cut off for too long: the lease is gone, stop now
             session = self.session
             lease = session.lease() if session is not None else None
             if session is not None and lease is None:
                 raise LeaseLost(f"session {self.session_id}: its store lease was taken over")
             try:
-                self._lease = await self._leases.heartbeat(
-                    self._lease, epoch=lease.epoch if lease else None
-                )
-                last_ok = loop.time()
+                async with asyncio.timeout(watch.left()):
+                    self._lease = await self._leases.heartbeat(
+                        self._lease, epoch=lease.epoch if lease else None
+                    )
+                watch.renewed()
             except LeaseLost:
                 raise
             except Exception as exc:
-                if loop.time() - last_ok >= ttl:
-                    raise LeaseLost(
-                        f"session {self.session_id}: no heartbeat got through for {ttl} s ({exc})"
-                    ) from exc
+                watch.check(exc)
                 logger.warning("session %s: heartbeat failed: %s", self.session_id, exc)
 
     async def _notify(self, session: Session) -> None:

@@ -26,12 +26,14 @@ How this works and why:
   and its fenced lease rows until its transaction ends, so every other writer, and the
   take-over of its sessions, would wait for it forever. The server ends a connection of ours
   that sits idle inside a transaction for :data:`IDLE_IN_TRANSACTION_TIMEOUT_S`, which rolls
-  it back and frees the locks. When the frozen writer wakes up, its connection is gone: the
-  store reconnects, and an append whose transaction was rolled back before its ``COMMIT`` is
-  tried once more in a new one, where a fence that went stale meanwhile is refused
-  (:class:`~loomkin.errors.StaleEpoch`) like any other. So a partitioned writer learns that it
-  lost its session, not just that its connection broke. (A retry cannot duplicate events:
-  event ids are unique.)
+  it back and frees the locks; a writer (or take-over) waiting behind it checks every second
+  and ends it sooner, after :data:`FROZEN_WRITER_S` of waiting on its client, also inside a
+  ``COPY``, where no server timeout applies. When the frozen writer wakes up, its connection
+  is gone: the store reconnects, and an append whose transaction was rolled back before its
+  ``COMMIT`` is tried once more in a new one, where a fence that went stale meanwhile is
+  refused (:class:`~loomkin.errors.StaleEpoch`) like any other. So a partitioned writer
+  learns that it lost its session, not just that its connection broke. (A retry cannot
+  duplicate events: event ids are unique.)
 * **One connection per store, one operation at a time.** A psycopg connection runs one
   transaction at a time; an ``asyncio.Lock`` keeps concurrent callers from interleaving
   statements. Several processes (or stores) coordinate through the table lock.
@@ -128,15 +130,20 @@ _PUT_LEASE = (
     "UPDATE leases SET epoch = %s, holder = %s, host = %s, pid = %s, since = %s, "
     "expires_at = %s, ttl_s = %s, released = %s WHERE session_id = %s"
 )
+FROZEN_WRITER_S = 1.0
+"""How long an append holding our events table may wait on its client before a writer
+waiting behind it ends it as frozen (see ``PostgresStore._end_frozen_writers``)."""
+
 # Bounded lock waits (``SET LOCAL``: this transaction only) let a waiting writer notice a frozen
-# one (see ``_end_stuck_copies``); it then waits again. One round trip for both statements.
+# one (see ``_end_frozen_writers``); it then waits again. One round trip for both statements.
 _LOCK_WAIT_MS = 1000
 _LOCK_EVENTS = f"SET LOCAL lock_timeout = {_LOCK_WAIT_MS}; LOCK TABLE events IN EXCLUSIVE MODE"
 _BOUND_LOCK_WAIT = f"SET LOCAL lock_timeout = {_LOCK_WAIT_MS}"
-_STUCK_COPIES = (
+_FROZEN_WRITERS = (
     "SELECT a.pid, pg_terminate_backend(a.pid) FROM pg_stat_activity AS a "
-    "WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.wait_event = 'ClientRead' "
-    "AND a.query LIKE 'COPY events (%%' AND a.state_change < now() - make_interval(secs => %s) "
+    "WHERE a.pid <> pg_backend_pid() AND a.wait_event = 'ClientRead' "
+    "AND (a.state = 'idle in transaction' OR a.query LIKE 'COPY events (%%') "
+    "AND a.state_change < now() - make_interval(secs => %s) "
     "AND EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = a.pid AND l.granted "
     "AND l.relation = 'events'::regclass)"
 )
@@ -362,7 +369,7 @@ class PostgresStore:
             try:
                 return await self._append_once(events, expected, fences)
             except _LockWait:
-                await self._end_stuck_copies()
+                await self._end_frozen_writers()
             except _RolledBack as exc:
                 # The server ended the connection before our COMMIT (this writer stopped
                 # inside the transaction for too long): nothing was written, so the append is
@@ -412,18 +419,22 @@ class PostgresStore:
             raise
         return batch.recorded
 
-    async def _end_stuck_copies(self) -> None:
-        """End the writers whose ``COPY`` into our events table waits on its client too long.
+    async def _end_frozen_writers(self) -> None:
+        """End the appends holding our events table that wait on a stopped client.
 
-        A writer stopped half-way through its ``COPY`` (between the server's go-ahead and its
-        rows) holds the table lock, and the server cannot time it out: a backend reading
-        ``COPY`` data ignores ``statement_timeout``, and it is not idle. Appends never take
-        seconds, so one that has waited on its client for :data:`IDLE_IN_TRANSACTION_TIMEOUT_S`
-        is frozen: ending its connection rolls it back (it retries when it wakes up).
+        A writer stopped half-way through an append (SIGSTOP, a paused VM) holds the table
+        lock and its fenced lease rows. The server ends it after the idle timeout when it
+        stopped between two statements, but not when it stopped inside its ``COPY`` (a
+        backend reading ``COPY`` data ignores ``statement_timeout`` and is not idle), and a
+        writer waiting on it need not wait for the timeout either: an append waits on its
+        client for milliseconds, so one that has for :data:`FROZEN_WRITER_S` (or the idle
+        timeout, if shorter) is frozen. Ending its connection rolls its append back; should
+        it wake up, it retries, and its fence decides.
         """
-        cursor = await self._conn.execute(_STUCK_COPIES, (self._idle_s,))
+        after = min(self._idle_s, FROZEN_WRITER_S)
+        cursor = await self._conn.execute(_FROZEN_WRITERS, (after,))
         for pid, _ in await cursor.fetchall():
-            logger.warning("%s: ended the stuck append of backend %s", self._where, pid)
+            logger.warning("%s: ended the frozen append of backend %s", self._where, pid)
 
     async def _newest(self) -> tuple[int, bytes]:
         cursor = await self._conn.execute(_HEAD)
@@ -456,7 +467,7 @@ class PostgresStore:
             try:
                 return await self._update_lease_once(session_id, decide, now)
             except psycopg.errors.LockNotAvailable:
-                await self._end_stuck_copies()  # an append froze holding the lease row
+                await self._end_frozen_writers()  # an append froze holding the lease row
 
     async def _update_lease_once(
         self,

@@ -248,8 +248,8 @@ async def test_a_writer_frozen_inside_an_append_blocks_no_take_over_and_is_refus
         assert [e.event_id for e in log] == [e.event_id for e in written]
         # The woken writer's store works on, on a new connection.
         assert await frozen_store.last_position() == written[-1].position
-        ended = "ended the stuck append" in caplog.text
-        assert ended == (where == "in its COPY")  # else the server's idle timeout ended it
+        if where == "in its COPY":  # the server cannot time that out: the waiter ended it
+            assert "ended the frozen append" in caplog.text
     finally:
         thaw.set()
         await frozen_store.close()
