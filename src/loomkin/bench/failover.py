@@ -40,7 +40,7 @@ from typing import Any
 
 from loomkin.cluster import ClusterClient
 from loomkin.cluster.bus import connect
-from loomkin.core.events import ToolCallCompleted
+from loomkin.core.events import ModelCallStarted, ToolCallCompleted
 from loomkin.testing.cluster import scratch_cluster
 from loomkin.testing.conformance import scratch_postgres_schema
 
@@ -178,9 +178,16 @@ async def _partition(
         isinstance(r.event, ToolCallCompleted) for r in await client.history(session_id)
     ):
         await asyncio.sleep(0.01)
+    # Then freeze it with a model call in flight: its agents have a step due when it wakes.
+    after = (await client.history(session_id))[-1].position
+    while not any(  # noqa: ASYNC110 - polls the store
+        isinstance(r.event, ModelCallStarted) for r in await client.history(session_id, after=after)
+    ):
+        await asyncio.sleep(0.005)
     holder = await client.holder(session_id)
     assert holder is not None
     victim = str(holder["worker"])
+    victim_epoch = _epoch(holder)
     proc = procs[victim]
     proc.send_signal(signal.SIGSTOP)
     stopped_at = time.monotonic()
@@ -189,11 +196,14 @@ async def _partition(
         seen = [r.event_id for r in log]
         after = log[-1].position
         deadline = stopped_at + ttl + 120
-        while True:  # until another worker holds the lease and committed an event
+        while True:  # until another worker resumed it (a newer store epoch) and wrote
             holder = await client.holder(session_id)
-            moved = holder is not None and holder.get("worker") != victim
-            new = await client.history(session_id, after=after) if moved else []
-            if new:
+            resumed = (
+                holder is not None
+                and holder.get("worker") != victim
+                and _epoch(holder) > victim_epoch
+            )
+            if resumed and await client.history(session_id, after=after):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"session {session_id} was not taken over from {victim}")
@@ -201,32 +211,54 @@ async def _partition(
         takeover = time.monotonic() - stopped_at
     finally:
         proc.send_signal(signal.SIGCONT)
-    ends = _Ends.of(proc)
-    assert ends is not None
+    assert holder is not None
     ended: dict[str, Any] | None = None
     with contextlib.suppress(TimeoutError):
-        ended = await asyncio.wait_for(ends.ended(session_id), ttl + ENDED_WAIT_S)
+        ended = await asyncio.wait_for(_ended(proc, session_id), ttl + ENDED_WAIT_S)
     return {
         "session_id": session_id,
         "takeover_s": takeover,
         "seen": seen,
         "project": project,
-        "taken_at": new[0].position,
         "ended": ended,
+        "survivor": procs[str(holder["worker"])],
     }
 
 
-def _check_partition(
+def _epoch(holder: dict[str, object]) -> int:
+    """The store epoch a lease holder published (0: not yet resumed)."""
+    epoch = holder.get("epoch")
+    return epoch if isinstance(epoch, int) else 0
+
+
+async def _ended(proc: subprocess.Popen[bytes], session_id: str) -> dict[str, Any]:
+    ends = _Ends.of(proc)
+    assert ends is not None
+    return await ends.ended(session_id)
+
+
+async def _check_partition(
     trial: dict[str, Any], log_ids: set[str], figures: collections.Counter[str]
 ) -> None:
-    """Count what the thawed worker's late writes did, and whether it stopped hosting."""
+    """Count what the thawed worker's late writes did, and whether it stopped hosting.
+
+    Call once the session is done. Landed: a refused event found in the log, or any event
+    the thawed worker wrote at or after the survivor's first (the fence orders them).
+    """
     ended = trial["ended"]
     if ended is None:
         figures["stale_holders_kept_hosting"] += 1
         return
     figures["stale_appends_refused"] += ended["refused_appends"]
     landed = sum(1 for event_id in ended["refused"] if event_id in log_ids)
-    landed += ended["written_to"] >= trial["taken_at"]  # a write of its after the take-over
+    survivor: dict[str, Any] | None = None
+    with contextlib.suppress(TimeoutError):
+        survivor = await asyncio.wait_for(
+            _ended(trial["survivor"], trial["session_id"]), ENDED_WAIT_S
+        )
+    if survivor is None or not survivor["written_from"]:
+        raise RuntimeError(f"the survivor of {trial['session_id']} reported no writes")
+    landed += ended["written_to"] >= survivor["written_from"]
     figures["stale_appends_landed"] += landed
 
 
@@ -301,7 +333,7 @@ async def _run(
                         await _check(client, trial, figures)
                         figures["extra_moves"] += await _extra_moves(client, trial)
                         log = await client.history(trial["session_id"])
-                        _check_partition(trial, {r.event_id for r in log}, figures)
+                        await _check_partition(trial, {r.event_id for r in log}, figures)
         finally:
             for proc in procs.values():
                 with contextlib.suppress(ProcessLookupError):

@@ -33,7 +33,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.settings import SessionSettings
-from loomkin.cluster.keeper import RenewalWatch
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
 from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
     from loomkin.cluster.directory import Placement, Placements
+    from loomkin.cluster.keeper import KeptLease, LeaseKeeper
     from loomkin.cluster.names import ClusterNames
     from loomkin.core.records import PauseMode, PermissionDecision
     from loomkin.core.store import Store
@@ -97,8 +97,11 @@ class HostedSession:
         options: HostOptions,
         lease: BusLease,
         placement: Placement,
+        keeper: LeaseKeeper,
     ) -> None:
         self._nc = nc
+        self._keeper = keeper
+        self._kept: KeptLease | None = None
         self._names = names
         self._leases = leases
         self._placements = placements
@@ -218,8 +221,15 @@ class HostedSession:
 
     def _keep(self) -> None:
         if self._beat is None:
+            # The keeper's thread renews from now on, even while this loop is still busy
+            # importing, opening and replaying (which can take longer than the TTL).
+            self._kept = self._keeper.keep(
+                self._lease,
+                stall_s=self._options.stall_s or self._options.ttl_s,
+                changed=self._beat_now,
+            )
             self._beat = asyncio.get_running_loop().create_task(
-                self._heartbeat(), name=f"lease:{self.session_id}"
+                self._heartbeat(self._kept), name=f"lease:{self.session_id}"
             )
 
     async def _close(self, *, release: bool) -> None:
@@ -228,6 +238,9 @@ class HostedSession:
         if beat is not None:
             beat.cancel()
             await asyncio.wait([beat])
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            self._lease = await kept.stop()
         try:
             if runtime is not None:
                 await runtime.close()
@@ -244,30 +257,24 @@ class HostedSession:
         """Close after a failed open or resume (a lease taken is given back at once)."""
         await self._close(release=bool(self._lease.key) and self._lease.key == self.session_id)
 
-    async def _heartbeat(self) -> None:
-        """Renew the lease every third of the TTL; raise :class:`LeaseLost` when it is gone."""
+    async def _heartbeat(self, kept: KeptLease) -> None:
+        """Watch the lease the keeper's thread renews; raise :class:`LeaseLost` once it is gone.
+
+        Gone: taken by another worker, not renewed for ``stall_s`` (the stall watchdog), or
+        the store lease was taken over. Passes the store's epoch on to the renewals.
+        """
         ttl = self._options.ttl_s
-        watch = RenewalWatch(self.session_id, stall_s=self._options.stall_s or ttl)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), ttl / 3)
-            self._beat_now.clear()
-            watch.check()  # stopped or cut off for too long: the lease is gone, stop now
+            kept.check()  # lost, or stopped or cut off for too long: stop now
             session = self.session
             lease = session.lease() if session is not None else None
             if session is not None and lease is None:
                 raise LeaseLost(f"session {self.session_id}: its store lease was taken over")
-            try:
-                async with asyncio.timeout(watch.left()):
-                    self._lease = await self._leases.heartbeat(
-                        self._lease, epoch=lease.epoch if lease else None
-                    )
-                watch.renewed()
-            except LeaseLost:
-                raise
-            except Exception as exc:
-                watch.check(exc)
-                logger.warning("session %s: heartbeat failed: %s", self.session_id, exc)
+            if lease is not None and lease.epoch != kept.epoch:
+                kept.renew_now(lease.epoch)  # publish the store's epoch with a renewal now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), ttl / 3)
+            self._beat_now.clear()
 
     async def _notify(self, session: Session) -> None:
         subject = self._names.session_events(self.session_id)

@@ -35,6 +35,8 @@ __all__ = ["LedgerStore", "SessionWrites", "WriteLedger"]
 class SessionWrites:
     """One session's appends made by this worker."""
 
+    written_from: int = 0
+    """The oldest position an append of this worker wrote (0: none)."""
     written_to: int = 0
     """The newest position an append of this worker reached (0: none)."""
     refused_appends: int = 0
@@ -80,6 +82,7 @@ class LedgerStore:
             raise
         for event in recorded:
             writes = self._ledger.of(event.event.session_id)
+            writes.written_from = writes.written_from or event.position
             writes.written_to = max(writes.written_to, event.position)
         return recorded
 

@@ -1,4 +1,4 @@
-"""The stall watchdog of a hosted session's lease, and the ledger of a worker's appends."""
+"""The stall watchdog of a kept lease, and the ledger of a worker's appends."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from loomkin.cluster.keeper import MIN_RENEWAL_S, RenewalWatch
-from loomkin.cluster.leases import LeaseLost
+from loomkin.cluster.keeper import KeptLease, LeaseKeeper
+from loomkin.cluster.leases import BusLease, LeaseLost
+from loomkin.cluster.names import ClusterNames
 from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
 from loomkin.ids import SessionId
@@ -15,24 +16,37 @@ from loomkin.persistence import MemoryStore
 from loomkin.testing.conformance import task_event
 
 
-@pytest.mark.looptime
 async def test_a_lease_not_renewed_for_the_stall_limit_stops_its_holder() -> None:
-    watch = RenewalWatch("s1", stall_s=1.5)
-    await asyncio.sleep(1.0)
-    watch.check()  # still within the limit
-    assert watch.left() == pytest.approx(0.5)
-    watch.renewed()
-    await asyncio.sleep(1.4)
-    watch.check()
-    await asyncio.sleep(0.2)  # e.g. the process was stopped (SIGSTOP) that long
-    assert watch.left() == MIN_RENEWAL_S
+    now = [100.0]
+    keeper = LeaseKeeper("nats://127.0.0.1:4222", ClusterNames("t"), "w1", ttl_s=1.5)
+    lease = BusLease(key="s1", worker_id="w1", revision=3)
+    kept = KeptLease(keeper, lease, stall_s=1.5, changed=asyncio.Event(), clock=lambda: now[0])
+    now[0] += 1.0
+    kept.check()  # still within the limit
+    kept.last_ok = now[0]  # the keeper's thread renewed it
+    now[0] += 1.4
+    kept.check()
+    now[0] += 0.2  # e.g. the process was stopped (SIGSTOP) that long
     with pytest.raises(LeaseLost, match=r"session s1: .* not renewed for 1\.6 s .*stop here"):
-        watch.check(TimeoutError("no reply"))
+        kept.check()
+
+
+async def test_a_lost_lease_stops_its_holder_with_the_keepers_reason() -> None:
+    keeper = LeaseKeeper("nats://127.0.0.1:4222", ClusterNames("t"), "w1", ttl_s=1.5)
+    lease = BusLease(key="s1", worker_id="w1", revision=3)
+    changed = asyncio.Event()
+    kept = KeptLease(keeper, lease, stall_s=1.5, changed=changed)
+    kept._lose(LeaseLost("taken by w2"))  # what the keeper's thread does
+    await asyncio.wait_for(changed.wait(), 5)  # the worker's loop is woken
+    with pytest.raises(LeaseLost, match="taken by w2"):
+        kept.check()
 
 
 async def test_a_stall_limit_must_be_positive() -> None:
+    keeper = LeaseKeeper("nats://127.0.0.1:4222", ClusterNames("t"), "w1", ttl_s=1.5)
+    lease = BusLease(key="s1", worker_id="w1", revision=3)
     with pytest.raises(UserError, match="positive"):
-        RenewalWatch("s1", stall_s=0)
+        KeptLease(keeper, lease, stall_s=0, changed=asyncio.Event())
 
 
 async def test_the_ledger_records_how_far_appends_reached_and_which_were_refused() -> None:
