@@ -10,14 +10,16 @@ Beside it: cross-worker one-way throughput over NATS (a publisher here, a decodi
 subscriber in another process).
 
 With ``--partitions N`` it then runs N partition trials: the worker holding a session's lease
-is frozen with SIGSTOP (it can neither heartbeat nor write: a partition), and once another
-worker took the session over (the first event committed after the freeze, by another
-worker) it is thawed with SIGCONT. Its agents' late appends must be refused by the store's
-fence (``stale_appends_refused`` counts the refused store appends, ``stale_appends_landed``
-those of their events found in the log afterwards, plus any event it wrote after the
-take-over began), and it must stop hosting the session by itself
-(``stale_holders_kept_hosting``: still hosting it ``ENDED_WAIT_S`` after the thaw). Each
-session must then finish with the same checks as a kill.
+is frozen with SIGSTOP while a model call of the session is in flight (it can neither
+heartbeat nor write: a partition), and thawed with SIGCONT once another worker resumed the
+session (its lease carries a newer store epoch) and committed an event; the partition
+takeover time runs from the SIGSTOP to then. Its agents' late appends must be refused by the
+store's fence (``stale_appends_refused`` counts the refused store appends,
+``stale_appends_landed`` those of their events found in the log afterwards, plus any event
+it wrote at or after the survivor's first), and it must stop hosting the session by itself
+(``stale_holders_kept_hosting``: still hosting it TTL + ``ENDED_WAIT_S`` after the thaw).
+Each session must then finish with the same checks as a kill. ``extra_moves`` counts moves
+of any trial's session beyond the one the trial caused (a live worker losing a lease).
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ How this works and why:
   the store. The replay is the same as after a restart: paused agents stay paused,
   acknowledged controls apply, completed tool calls are not run again, an interrupted one is
   reported (or re-run when idempotent).
-* **Heartbeats carry the epoch.** Every third of the TTL the worker renews the key with the
-  store epoch it writes under. When the renewal is refused (the key expired and another
-  worker took it) or cannot be made for a whole TTL (cut off from NATS), the worker stops
-  the session's agents itself; the store's fence refuses whatever it would still write.
+* **Heartbeats carry the epoch.** Every third of the TTL the worker's lease keeper (a thread
+  of its own, :mod:`loomkin.cluster.keeper`, so a busy loop cannot starve it) renews the key
+  with the store epoch it writes under. When the renewal is refused (the key expired and
+  another worker took it) or none got through for ``stall_s`` (cut off from NATS, or the
+  process was stopped), the worker stops the session's agents itself; the store's fence
+  refuses whatever they would still write.
 * **Controls and permission prompts cross workers over NATS**: the hosting worker answers the
   session's control subject (request/reply), and asks the session's permission subject when
   an agent needs a decision (request/reply with a deadline; no answer in time is a denial).
