@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from loomkin.coordination.base import Context, Member
+    from loomkin.coordination.speculation.forecast import Forecast
     from loomkin.coordination.speculation.state import SpeculationState
     from loomkin.coordination.speculation.verify import AssumptionSpec
     from loomkin.core.events import SpeculationStarted
@@ -50,7 +51,10 @@ class SpeculationHost(Protocol):
     @property
     def state(self) -> SpeculationState: ...
 
-    def decision_for(self, task_id: TaskId, kind: str, role: str) -> Decision: ...
+    def forecast(self, *, start_now: TaskId | None = None) -> Forecast: ...
+    def decision_for(
+        self, task_id: TaskId, kind: str, role: str, *, base: Forecast | None = None
+    ) -> Decision: ...
     async def record_decision(
         self, task_id: TaskId, member: Member, decision: Decision
     ) -> None: ...
@@ -77,7 +81,8 @@ class IdlePolicy:
         spec = self.speculation
         held = spec.state.counts["held"]
         cap = min(spec.policy.max_active, 2 + 2 * held)
-        return cap - len(spec.state.active)
+        # A speculation whose every check passed is real work now: it risks nothing more.
+        return cap - sum(1 for s in spec.state.active.values() if not s.all_held())
 
     def _candidates(self) -> list[TaskView]:
         spec = self.speculation
@@ -88,6 +93,8 @@ class IdlePolicy:
                 continue
             if view.owner is not None or view.task_id in spec.state.active:
                 continue
+            if view.task_id in spec.state.guessed_wrong:
+                continue  # the same guess about the same task would likely fail again
             waits = board.waiting_on(view.task_id)
             if waits and all(board.task(d.depends_on).status in _WORKED_ON for d in waits):
                 found.append(view)
@@ -124,6 +131,7 @@ class IdlePolicy:
         spec = self.speculation
         board = spec.ctx.tasks.board
         best: tuple[float, Member, TaskView] | None = None
+        base = spec.forecast()
         for view in self._candidates():
             member = _pick(free, view)
             if member is None:
@@ -131,7 +139,7 @@ class IdlePolicy:
             waits = board.waiting_on(view.task_id)
             kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
             role = view.role or member.role
-            decision = spec.decision_for(view.task_id, kind, role)
+            decision = spec.decision_for(view.task_id, kind, role, base=base)
             if not decision.speculate:
                 self._declined_now.append((view.task_id, member, decision, (kind, role)))
             elif best is None or decision.value_usd > best[0]:
@@ -154,7 +162,9 @@ class IdlePolicy:
         working = [
             s
             for s in spec.state.active.values()
-            if s.tentative is None and ("" in roles or s.started.role in roles)
+            if s.tentative is None
+            and not s.all_held()  # confirmed: real work now, never thrown away for other work
+            and ("" in roles or s.started.role in roles)
         ]
         if not working:
             return
