@@ -226,6 +226,8 @@ class SpeculationCosts:
     """The speculative work at risk (the task's own work, up to its check)."""
     budget_left_usd: float
     """Speculation budget open now (see :func:`budget_ramp`), less waste and risk so far."""
+    probe: bool = False
+    """A bet made to learn the hit rate, not to save time (see :func:`decide`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -264,6 +266,11 @@ def decide(
     estimate the budget check uses, so that early bets, made on little evidence, stay small;
     ``p_high`` (default ``p``) a hopeful one the ``min_p`` floor is checked at, so that the
     policy stops when a hit rate at the floor has become unlikely, not at the first failure.
+
+    A **probe** (``costs.probe``) saves nothing — the task has slack — and is made only to
+    learn the hit rate before bigger bets: it passes the same floor and budget checks, and
+    its value (its expected waste, negative) is not required to be positive. A failed
+    probe delays nothing: the task is re-queued at its check, when it would have started.
     """
     saving_s = p * costs.saving_s
     waste_usd = (1.0 - p) * costs.work_s / 3600.0 * policy.usd_per_work_hour
@@ -291,10 +298,12 @@ def decide(
         return out(
             False, f"hit rate {p:.2f} (at best {hope:.2f}) is below the floor {policy.min_p:.2f}"
         )
-    if costs.saving_s <= 0:
+    if costs.saving_s <= 0 and not costs.probe:
         return out(False, "the task has slack: starting it early would not end the work sooner")
     if risk_usd > costs.budget_left_usd:
         return out(False, "the speculation budget has no room for the expected waste")
+    if costs.probe:
+        return out(True, f"probe to learn the hit rate (now {p:.2f}): the task has slack")
     if value <= 0:
         return out(False, f"expected value {value:.4f} USD is not positive")
     return out(True, f"expected value {value:.4f} USD at hit rate {p:.2f}")

@@ -137,3 +137,15 @@ def test_the_estimates_are_ordered(outcomes: list[bool]) -> None:
         rates.record("k", "r", held=held)
     assert 0.0 <= rates.cautious("k", "r") <= rates.mean("k", "r") <= rates.hopeful("k", "r") <= 1.0
     assert rates.held() == sum(outcomes)
+
+
+def test_a_probe_takes_a_task_with_slack_within_the_budget_and_above_the_floor() -> None:
+    policy = SpeculationPolicy()
+    probe = SpeculationCosts(saving_s=0.0, work_s=100.0, budget_left_usd=1.0, probe=True)
+    yes = decide(policy, 0.5, probe)
+    assert yes.speculate
+    assert "probe" in yes.reason
+    assert yes.value_usd < 0  # its worth is what it teaches, not time saved
+    poor = SpeculationCosts(saving_s=0.0, work_s=100.0, budget_left_usd=0.0, probe=True)
+    assert "budget" in decide(policy, 0.5, poor).reason
+    assert "floor" in decide(policy, 0.2, probe, p_high=0.3).reason

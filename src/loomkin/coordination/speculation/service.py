@@ -266,8 +266,11 @@ class Speculation:
         assumptions: Sequence[AssumptionSpec],
         *,
         started_by: str = "agent",
+        probe: bool = False,
     ) -> SpeculationStarted:
         """Start ``task_id`` for ``member`` ahead of its blockers (see the module docs).
+
+        ``probe``: the idle policy's bet to learn the hit rate (priced as one).
 
         Raises:
             UserError: the task is ready or not pending, an assumption names a task that is
@@ -294,7 +297,7 @@ class Speculation:
             raise UserError(f"{self.policy.max_active} speculations already run; wait for one")
         kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
         role = view.role or member.role
-        decision = self.decision_for(tid, kind, role)
+        decision = self.decision_for(tid, kind, role, probe=probe)
         if not decision.speculate and started_by != "scheduler" and self._may_insist(decision):
             # An agent or a user asked explicitly: the estimates advise, the hard limits
             # (disabled, hit rate below the floor, budget already spent) decide.
@@ -369,7 +372,13 @@ class Speculation:
         )
 
     def decision_for(
-        self, task_id: TaskId, kind: str, role: str, *, base: Forecast | None = None
+        self,
+        task_id: TaskId,
+        kind: str,
+        role: str,
+        *,
+        base: Forecast | None = None,
+        probe: bool = False,
     ) -> Decision:
         """The expected-value decision for speculating on ``task_id`` now (not recorded).
 
@@ -377,7 +386,8 @@ class Speculation:
         its blockers (the session's forecast finish, without and with it started now), times
         the odds that the speculations it would build on hold; the work at stake is the
         task's work up to its check (when its blockers' edges are forecast to be met).
-        ``base`` is the forecast without it, when the caller has one.
+        ``base`` is the forecast without it, when the caller has one; ``probe`` prices it
+        as a probe (a bet to learn the hit rate, see :func:`decide`).
         """
         board = self.ctx.tasks.board
         view = board.task(task_id)
@@ -390,6 +400,7 @@ class Speculation:
             saving_s=saving,
             work_s=min(work, max(0.0, check - base.now)),
             budget_left_usd=self.budget_left_usd(),
+            probe=probe,
         )
         rates = self.state.rates
         return decide(
