@@ -308,6 +308,12 @@ class Speculation:
             await self.ctx.log.append(decided)
             raise UserError(f"speculation on {view.title!r} declined: {decision.reason}")
         async with self._lock:
+            # A blocker may have finished while this waited for the lock (a merge holds it):
+            # the speculation runs ahead of the blockers still unmet now, or of none.
+            blockers = tuple(dict.fromkeys(d.depends_on for d in board.waiting_on(tid)))
+            if not blockers:
+                await self.ctx.log.append(decided)
+                raise UserError(f"task {view.title!r} became ready: start it normally")
             name = str(tid)
             try:
                 ws = await self.workspaces.create(name)
@@ -336,7 +342,19 @@ class Speculation:
             except Exception:
                 await self.workspaces.remove(ws.path, ws.branch)
                 raise
+        await self._check_met(tid, blockers)
         return started
+
+    async def _check_met(self, task_id: TaskId, blockers: Sequence[TaskId]) -> None:
+        """Validate the blockers whose edge was met between the plan and the append.
+
+        Such an edge had no speculation to validate when it was met: without this the
+        speculation would wait for it forever (never checked, its task never finished).
+        """
+        board = self.ctx.tasks.board
+        for blocker in blockers:
+            if all(d.depends_on != blocker for d in board.waiting_on(task_id)):
+                await self.check_blocker(blocker)
 
     def _decided(self, task_id: TaskId, member: Member, decision: Decision) -> SpeculationDecided:
         return SpeculationDecided(
