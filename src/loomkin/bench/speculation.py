@@ -8,12 +8,12 @@ How this works and why:
   may start a waiting task on an idle agent, the real service validates it when the blocker
   reaches the edge (milestone or completion), then merges or discards and re-queues it.
 * **The hit rate is drawn, the policy is not told.** Every blocker announces
-  ``interface: v1`` (in its milestone note and its hand-off). An agent that speculates states
-  one structured assumption with ``assumption_add``: ``interface = v1`` with probability
-  ``P`` (drawn per workload, seed and task: a task name two workloads share, such as
-  ``integrate``, draws independently in each), else a wrong value. Whether it holds is
-  decided by the real exact comparison; the policy learns P only from those outcomes (its
-  Beta-Binomial posterior), so at a low P it must learn to stop.
+  ``interface: v1`` (in its milestone note, its partial output and its hand-off). An agent
+  that speculates states one structured assumption with ``assumption_add``: ``interface =
+  v1`` with probability ``P`` (drawn per workload, seed and task: a task name two workloads
+  share, such as ``integrate``, draws independently in each), else a wrong value. Whether it
+  holds is decided by the real exact comparison; the policy learns P only from those
+  outcomes (its Beta-Binomial posterior), so at a low P it must learn to stop.
 * **Workspaces are virtual here.** The bench's agents write no files, and a workspace copy
   run on a worker thread would let the virtual clock jump while it runs (the figures would
   depend on the machine). :class:`VirtualWorkspaces` keeps the workspace calls (create,
@@ -128,10 +128,7 @@ class SpeculativeWorkModel(WorkModel):
         done = groups[step - 1][0] if 0 < step <= len(groups) else 0.0
         if step < len(groups):
             fraction, calls = groups[step]
-            noted = [
-                (name, {**a, "note": f"interface: {VALUE}"} if name == "emit_milestone" else a)
-                for name, a in calls
-            ]
+            noted = [_announce(name, a) for name, a in calls]
             return (fraction - done) * spec.work_s, noted, ""
         if step == len(groups):
             result = {
@@ -141,6 +138,15 @@ class SpeculativeWorkModel(WorkModel):
             }
             return (1.0 - done) * spec.work_s, [("task_complete", result)], ""  # type: ignore[list-item]
         return 0.0, [], f"{spec.id} is complete."
+
+
+def _announce(name: str, args: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A milestone's note and a partial chunk's content both state the interface."""
+    if name == "emit_milestone":
+        return name, {**args, "note": f"interface: {VALUE}"}
+    if name == "publish_partial":
+        return name, {**args, "content": f"{args['content']}\ninterface: {VALUE}"}
+    return name, args
 
 
 def _brief(request: ModelRequest) -> tuple[str | None, int]:

@@ -58,3 +58,16 @@ def test_every_task_completes_when_a_blocker_merges_as_a_bet_starts() -> None:
     assert result.tasks_completed == result.tasks_total
     assert result.speculations_held >= 2
     assert result.makespan_s < result.baseline_makespan_s
+
+
+def test_a_bet_on_streamed_output_is_checked_at_the_first_chunk() -> None:
+    # A pipeline stage waits for its predecessor's first chunk (requires_output, no
+    # milestone). Checked only at the predecessor's completion, a failed guess held the
+    # stage back past the moment it would have started without speculating (1.19 x here).
+    pipeline = synthetic("pipeline", size=30, seed=1)
+    wrong = run_speculation(pipeline, agents=16, hit_rate=0.2, seed=0)
+    assert wrong.tasks_completed == wrong.tasks_total
+    assert wrong.makespan_s <= 1.03 * wrong.baseline_makespan_s
+    right = run_speculation(pipeline, agents=16, hit_rate=1.0, seed=0)
+    assert right.speculations_held > 0
+    assert right.speculations_failed == 0

@@ -41,6 +41,7 @@ from loomkin.coordination.speculation.workspace import WorkspaceError, Workspace
 from loomkin.core.events import (
     AssumptionAdded,
     MilestoneEmitted,
+    PartialResultPublished,
     SpeculationDecided,
     SpeculationStarted,
     SpeculativeMilestoneHeld,
@@ -204,6 +205,8 @@ class Speculation:
                 self._spawn(f"validate:{tid}", lambda: self.check_blocker(tid))
             case MilestoneEmitted(task_id=tid) if self._blocking(tid):
                 self._spawn(f"milestone:{tid}", lambda: self.check_blocker(tid))
+            case PartialResultPublished(task_id=tid) if self._blocking(tid):
+                self._spawn(f"output:{tid}", lambda: self.check_blocker(tid))
             case TaskStatusChanged(status="completed_tentative", task_id=tid):
                 self._spawn(f"finish:{tid}", lambda: self.finish(tid))
             case TaskStatusChanged(
