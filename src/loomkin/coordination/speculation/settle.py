@@ -1,6 +1,7 @@
 """Settling a speculation: validate against the real output, then merge or discard.
 
-Validation runs when a blocker completes (or emits the milestone the edge waits for). When
+Validation runs when a blocker's edge is met: it completes, emits the milestone the edge
+waits for, or (a ``requires_output`` edge) publishes its first output. When
 every blocker held and the agent finished, the workspace is merged and the task completes in
 the same batch as ``SpeculationMerged``; a merge conflict is reported (``ConflictDetected``)
 and counts as a failed validation. A failure discards the workspace and re-queues the task
@@ -77,10 +78,10 @@ class Settler:
             milestone = next(
                 (d.milestone for d in board.dependencies(task_id) if d.depends_on == blocker), None
             )
-            reached = real.status == "completed" or (
-                milestone is not None and milestone in real.milestones
-            )
-            if not reached:
+            # The board says when an edge is met (a milestone, the first output of a
+            # requires_output edge, a completion): the check comes exactly then, never
+            # later than the task would have started without speculating.
+            if any(d.depends_on == blocker for d in board.waiting_on(task_id)):
                 return
             payload = self._payload(blocker, milestone)
             verdicts = []
@@ -134,6 +135,9 @@ class Settler:
         view = self.ctx.tasks.board.task(blocker)
         h = view.handoff or Handoff()
         note = self.state.milestone_notes.get((blocker, milestone), "") if milestone else ""
+        if milestone is None and view.status != "completed":
+            # A requires_output edge met by partial output: what was published so far.
+            note = "\n".join(chunk.content for chunk in view.partial_chunks)
         return handoff_payload(
             result=view.result,
             files_changed=h.files_changed,

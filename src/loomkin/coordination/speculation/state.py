@@ -93,6 +93,8 @@ class SpeculationState:
         self.milestone_notes: dict[tuple[TaskId, str], str] = {}
         self.replay_notes: dict[TaskId, str] = {}
         """Why the last speculation of a task was discarded (the redo's brief says it)."""
+        self.guessed_wrong: set[TaskId] = set()
+        """Tasks a speculation of which failed its check (the idle policy does not retry them)."""
 
     def by_agent(self, agent_id: AgentId) -> Active | None:
         """The running speculation of ``agent_id``, if any."""
@@ -114,6 +116,20 @@ class SpeculationState:
         self.wasted_calls += event.wasted_model_calls
         self.replay_notes[event.task_id] = event.detail
 
+    def _validated(self, event: SpeculationValidated, at: float) -> None:
+        spec = self.active[event.task_id]
+        if event.verdicts or not event.held:
+            # Evidence about guesses: a blocker no assumption was made about "holds"
+            # vacuously and says nothing about the hit rate (a task waiting on a dozen
+            # blockers would otherwise count a dozen successes for one guess).
+            self.rates.record(spec.started.dep_kind, spec.started.role, held=event.held)
+        self.counts["held" if event.held else "failed"] += 1
+        if event.held:
+            spec.held.add(event.on_task)
+            spec.ready_at = at
+        else:
+            self.guessed_wrong.add(event.task_id)
+
     def apply(self, event: Event, at: float) -> None:
         """Fold one event in."""
         if isinstance(event, SpeculationJudged):
@@ -126,12 +142,7 @@ class SpeculationState:
             case AssumptionAdded() if event.task_id in self.active:
                 self.active[event.task_id].assumptions.append(event)
             case SpeculationValidated() if event.task_id in self.active:
-                spec = self.active[event.task_id]
-                self.rates.record(spec.started.dep_kind, spec.started.role, held=event.held)
-                self.counts["held" if event.held else "failed"] += 1
-                if event.held:
-                    spec.held.add(event.on_task)
-                    spec.ready_at = at
+                self._validated(event, at)
             case SpeculationMerged() | SpeculationDiscarded():
                 self._ended(event)
             case ModelCallCompleted():

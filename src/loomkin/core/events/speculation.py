@@ -41,6 +41,12 @@ class SpeculationDecided(TaskEvent):
     """Expected saving priced in dollars minus the expected waste."""
     reason: str
     agent_id: AgentId | None = None
+    saving_if_held_s: float = 0.0
+    """Forecast critical-path seconds saved if the assumptions hold (0: the task has slack)."""
+    at_stake_s: float = 0.0
+    """Work done before the check: what a failed guess throws away."""
+    budget_left_usd: float = 0.0
+    """Speculation budget open at this point of the ramp, less waste and risk so far."""
 
 
 @register
