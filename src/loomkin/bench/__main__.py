@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     failover = sub.add_parser("failover", help="SIGKILL workers of a cluster (NATS, Postgres)")
     failover.add_argument("--workers", type=int, default=3)
     failover.add_argument("--trials", type=int, default=50, help="worker kills")
+    failover.add_argument(
+        "--partitions", type=int, default=0, help="workers frozen (SIGSTOP) and thawed"
+    )
     failover.add_argument("--lease-ttl", type=float, default=10.0)
     failover.add_argument("--bus", default="nats://127.0.0.1:4222")
     failover.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -272,11 +275,12 @@ def _adaptive(args: argparse.Namespace) -> None:
 def _failover(args: argparse.Namespace) -> None:
     from loomkin.bench.failover import failover_table, run_failover
 
-    if args.workers < 2 or args.trials < 1:
-        raise UserError("failover needs --workers >= 2 and --trials >= 1")
+    if args.workers < 2 or args.trials < 1 or args.partitions < 0:
+        raise UserError("failover needs --workers >= 2, --trials >= 1 and --partitions >= 0")
     report = run_failover(
         workers=args.workers,
         trials=args.trials,
+        partitions=args.partitions,
         ttl=args.lease_ttl,
         bus=args.bus,
         postgres=args.postgres,

@@ -8,6 +8,18 @@ killed one is gone). Afterwards every session must finish with each completed to
 once, no side-effect line twice, and every event seen before the kill still in the log.
 Beside it: cross-worker one-way throughput over NATS (a publisher here, a decoding
 subscriber in another process).
+
+With ``--partitions N`` it then runs N partition trials: the worker holding a session's lease
+is frozen with SIGSTOP while a model call of the session is in flight (it can neither
+heartbeat nor write: a partition), and thawed with SIGCONT once another worker resumed the
+session (its lease carries a newer store epoch) and committed an event; the partition
+takeover time runs from the SIGSTOP to then. Its agents' late appends must be refused by the
+store's fence (``stale_appends_refused`` counts the refused store appends,
+``stale_appends_landed`` those of their events found in the log afterwards, plus any event
+it wrote at or after the survivor's first), and it must stop hosting the session by itself
+(``stale_holders_kept_hosting``: still hosting it TTL + ``ENDED_WAIT_S`` after the thaw).
+Each session must then finish with the same checks as a kill. ``extra_moves`` counts moves
+of any trial's session beyond the one the trial caused (a live worker losing a lease).
 """
 
 from __future__ import annotations
@@ -21,19 +33,25 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loomkin.cluster import ClusterClient
 from loomkin.cluster.bus import connect
-from loomkin.core.events import ToolCallCompleted
+from loomkin.core.events import ModelCallStarted, ToolCallCompleted
 from loomkin.testing.cluster import scratch_cluster
 from loomkin.testing.conformance import scratch_postgres_schema
 
-__all__ = ["failover_table", "run_failover"]
+__all__ = ["ENDED_WAIT_S", "failover_table", "run_failover"]
 
 _CHILD = [sys.executable, "-m", "loomkin.bench.failover_child"]
+
+ENDED_WAIT_S = 30.0
+"""How long a thawed worker gets to stop hosting the session it lost (beyond the TTL)."""
 
 
 def _spawn(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -43,12 +61,56 @@ def _spawn(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     if not line or line[0] != "READY":
         proc.kill()
         raise RuntimeError(f"a bench child did not start: {line}")
+    _Ends.watch(proc)
     return proc, line[1]
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:
+    ends = _Ends.of(proc)
+    if ends is not None:
+        ends.join()
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+@dataclass(eq=False)
+class _Ends:
+    """The ``ENDED`` records a worker child prints, read by a thread (the pipe blocks)."""
+
+    proc: subprocess.Popen[bytes]
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _thread: threading.Thread | None = None
+    _by_pid: typing.ClassVar[dict[int, _Ends]] = {}
+
+    @classmethod
+    def watch(cls, proc: subprocess.Popen[bytes]) -> None:
+        ends = cls(proc)
+        ends._thread = threading.Thread(target=ends._read, name=f"ends:{proc.pid}", daemon=True)
+        cls._by_pid[proc.pid] = ends
+        ends._thread.start()
+
+    @classmethod
+    def of(cls, proc: subprocess.Popen[bytes]) -> _Ends | None:
+        return cls._by_pid.get(proc.pid)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:  # ends when the child exits
+            if line.startswith(b"ENDED "):
+                record = json.loads(line[len(b"ENDED ") :])
+                self.records.setdefault(str(record["session_id"]), []).append(record)
+
+    def join(self) -> None:
+        """Wait for the reader (call after the child exited)."""
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._by_pid.pop(self.proc.pid, None)
+
+    async def ended(self, session_id: str) -> dict[str, Any]:
+        """The first record of the child's hosting ``session_id`` ending (waits for it)."""
+        while not self.records.get(session_id):  # noqa: ASYNC110 - filled by the reader thread
+            await asyncio.sleep(0.05)
+        return self.records[session_id][0]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -106,6 +168,102 @@ async def _check(
     figures["duplicate_side_effects"] += len(lines) - len(set(lines))
 
 
+async def _partition(
+    client: ClusterClient,
+    project: Path,
+    procs: dict[str, subprocess.Popen[bytes]],
+    ttl: float,
+) -> dict[str, Any]:
+    """SIGSTOP the holder of a running session until another worker took it, then SIGCONT."""
+    session_id, _ = await client.start_session(str(project), "", approve_all=True)
+    while not any(  # noqa: ASYNC110 - polls the store until mid-run
+        isinstance(r.event, ToolCallCompleted) for r in await client.history(session_id)
+    ):
+        await asyncio.sleep(0.01)
+    # Then freeze it with a model call in flight: its agents have a step due when it wakes.
+    after = (await client.history(session_id))[-1].position
+    while not any(  # noqa: ASYNC110 - polls the store
+        isinstance(r.event, ModelCallStarted) for r in await client.history(session_id, after=after)
+    ):
+        await asyncio.sleep(0.005)
+    holder = await client.holder(session_id)
+    assert holder is not None
+    victim = str(holder["worker"])
+    victim_epoch = _epoch(holder)
+    proc = procs[victim]
+    proc.send_signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        log = await client.history(session_id)
+        seen = [r.event_id for r in log]
+        after = log[-1].position
+        deadline = stopped_at + ttl + 120
+        while True:  # until another worker resumed it (a newer store epoch) and wrote
+            holder = await client.holder(session_id)
+            resumed = (
+                holder is not None
+                and holder.get("worker") != victim
+                and _epoch(holder) > victim_epoch
+            )
+            if resumed and await client.history(session_id, after=after):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"session {session_id} was not taken over from {victim}")
+            await asyncio.sleep(0.01)
+        takeover = time.monotonic() - stopped_at
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert holder is not None
+    ended: dict[str, Any] | None = None
+    with contextlib.suppress(TimeoutError):
+        ended = await asyncio.wait_for(_ended(proc, session_id), ttl + ENDED_WAIT_S)
+    return {
+        "session_id": session_id,
+        "takeover_s": takeover,
+        "seen": seen,
+        "project": project,
+        "ended": ended,
+        "survivor": procs[str(holder["worker"])],
+    }
+
+
+def _epoch(holder: dict[str, object]) -> int:
+    """The store epoch a lease holder published (0: not yet resumed)."""
+    epoch = holder.get("epoch")
+    return epoch if isinstance(epoch, int) else 0
+
+
+async def _ended(proc: subprocess.Popen[bytes], session_id: str) -> dict[str, Any]:
+    ends = _Ends.of(proc)
+    assert ends is not None
+    return await ends.ended(session_id)
+
+
+async def _check_partition(
+    trial: dict[str, Any], log_ids: set[str], figures: collections.Counter[str]
+) -> None:
+    """Count what the thawed worker's late writes did, and whether it stopped hosting.
+
+    Call once the session is done. Landed: a refused event found in the log, or any event
+    the thawed worker wrote at or after the survivor's first (the fence orders them).
+    """
+    ended = trial["ended"]
+    if ended is None:
+        figures["stale_holders_kept_hosting"] += 1
+        return
+    figures["stale_appends_refused"] += ended["refused_appends"]
+    landed = sum(1 for event_id in ended["refused"] if event_id in log_ids)
+    survivor: dict[str, Any] | None = None
+    with contextlib.suppress(TimeoutError):
+        survivor = await asyncio.wait_for(
+            _ended(trial["survivor"], trial["session_id"]), ENDED_WAIT_S
+        )
+    if survivor is None or not survivor["written_from"]:
+        raise RuntimeError(f"the survivor of {trial['session_id']} reported no writes")
+    landed += ended["written_to"] >= survivor["written_from"]
+    figures["stale_appends_landed"] += landed
+
+
 async def _throughput(bus: str, messages: int) -> dict[str, float]:
     subject = f"bench.{os.getpid()}.inbox"
     proc, _ = _spawn(["sink", bus, subject, str(messages)])
@@ -132,7 +290,14 @@ async def _throughput(bus: str, messages: int) -> dict[str, float]:
 
 
 async def _run(
-    workers: int, trials: int, ttl: float, latency: float, bus: str, pg: str, messages: int
+    workers: int,
+    trials: int,
+    partitions: int,
+    ttl: float,
+    latency: float,
+    bus: str,
+    pg: str,
+    messages: int,
 ) -> dict[str, Any]:
     async with scratch_postgres_schema(pg) as schema, scratch_cluster(bus) as cluster:
         store = f"{pg}{'&' if '?' in pg else '?'}schema={schema}"
@@ -143,6 +308,7 @@ async def _run(
         procs: dict[str, subprocess.Popen[bytes]] = {}
         figures: collections.Counter[str] = collections.Counter()
         takeovers: list[float] = []
+        partition_takeovers: list[float] = []
         try:
             for _ in range(workers):
                 proc, worker_id = spawn()
@@ -160,6 +326,16 @@ async def _run(
                         done.append(trial)
                     for trial in done:
                         await _check(client, trial, figures)
+                        figures["extra_moves"] += await _extra_moves(client, trial)
+                    for n in range(partitions):
+                        project = Path(tmp) / f"q{n}"
+                        project.mkdir()
+                        trial = await _partition(client, project, procs, ttl)
+                        partition_takeovers.append(trial["takeover_s"])
+                        await _check(client, trial, figures)
+                        figures["extra_moves"] += await _extra_moves(client, trial)
+                        log = await client.history(trial["session_id"])
+                        await _check_partition(trial, {r.event_id for r in log}, figures)
         finally:
             for proc in procs.values():
                 with contextlib.suppress(ProcessLookupError):
@@ -179,14 +355,31 @@ async def _run(
         "duplicate_side_effects": figures["duplicate_side_effects"],
         "lost_events": figures["lost_events"],
         "unfinished_runs": figures["unfinished_runs"],
+        "partitions": partitions,
+        "partition_takeover_p50_s": _percentile(partition_takeovers, 0.5),
+        "partition_takeover_max_s": max(partition_takeovers, default=float("nan")),
+        "stale_appends_refused": figures["stale_appends_refused"],
+        "stale_appends_landed": figures["stale_appends_landed"],
+        "stale_holders_kept_hosting": figures["stale_holders_kept_hosting"],
+        "extra_moves": figures["extra_moves"],
         **rates,
     }
+
+
+async def _extra_moves(client: ClusterClient, trial: dict[str, Any]) -> int:
+    """Moves of the session beyond the one the trial caused.
+
+    A lease that expired on a live worker (its heartbeats starved) shows here.
+    """
+    placement = await client.placement(trial["session_id"])
+    return max(0, len(placement.hosts) - 2)
 
 
 def run_failover(
     *,
     workers: int = 3,
     trials: int = 50,
+    partitions: int = 0,
     ttl: float = 10.0,
     latency: float = 0.2,
     bus: str = "nats://127.0.0.1:4222",
@@ -194,7 +387,7 @@ def run_failover(
     messages: int = 200_000,
 ) -> dict[str, Any]:
     """Run the bench; return its figures (see the module docstring)."""
-    return asyncio.run(_run(workers, trials, ttl, latency, bus, postgres, messages))
+    return asyncio.run(_run(workers, trials, partitions, ttl, latency, bus, postgres, messages))
 
 
 def failover_table(result: dict[str, Any]) -> str:

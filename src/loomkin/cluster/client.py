@@ -25,7 +25,7 @@ from loomkin.errors import NotFound, UserError
 from loomkin.persistence import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
     from types import TracebackType
 
     from nats.aio.client import Client
@@ -192,6 +192,21 @@ class ClusterClient:
         reply = await self._request(self.names.session_control(session_id), payload, timeout_s)
         return str(reply["request"])
 
+    async def send(
+        self, session_id: str, text: str, *, to: str | None = None, timeout_s: float = 30.0
+    ) -> str:
+        """Send the user's message to a session wherever it runs; return the message's id.
+
+        It goes to the session's Concierge, or to the agent ``to``.
+
+        Raises:
+            UserError: the worker refused it (empty text, unknown agent), or no worker
+                answered in time.
+        """
+        payload = {"action": "send", "agent": to or "", "text": text}
+        reply = await self._request(self.names.session_control(session_id), payload, timeout_s)
+        return str(reply["request"])
+
     async def _request(
         self, subject: str, payload: Mapping[str, object], timeout_s: float
     ) -> dict[str, object]:
@@ -265,9 +280,41 @@ class ClusterClient:
 
         return await self._nc.subscribe(self.names.session_question(session_id), cb=on_ask)
 
+    async def collect_permissions(
+        self,
+        on_ask: Callable[[PermissionAsk, Callable[[PermissionDecision], Awaitable[None]]], None],
+    ) -> Subscription:
+        """Take every session's permission prompts, to answer later (unsubscribe to stop).
+
+        ``on_ask(ask, reply)`` gets the prompt (with its ``session_id``) at once; awaiting
+        ``reply(decision)`` answers it. The first answer the worker gets wins; one not
+        given by the worker's deadline is a denial there.
+        """
+
+        async def on_message(msg: Msg) -> None:
+            ask = {k: str(v) for k, v in json.loads(msg.data).items()}
+            parts = msg.subject.split(".")
+            ask["session_id"] = parts[-2] if len(parts) >= 2 else ""
+
+            async def reply(decision: PermissionDecision) -> None:
+                await msg.respond(json.dumps({"decision": decision}).encode())
+
+            on_ask(ask, reply)
+
+        return await self._nc.subscribe(self.names.every_session_permission, cb=on_message)
+
+    async def watch_logs(self, on_grow: Callable[[str], None]) -> Subscription:
+        """Call ``on_grow(session_id)`` whenever a session's log grew (unsubscribe to stop)."""
+
+        async def on_event(msg: Msg) -> None:
+            parts = msg.subject.split(".")
+            on_grow(parts[-2] if len(parts) >= 2 else "")
+
+        return await self._nc.subscribe(self.names.every_session_events, cb=on_event)
+
     async def follow(
         self, session_id: str, *, after: int = 0, poll_s: float = 1.0
-    ) -> AsyncIterator[RecordedEvent]:
+    ) -> AsyncGenerator[RecordedEvent, None]:
         """Yield the session's events from the store until its placement is done."""
         woken = asyncio.Event()
 

@@ -9,10 +9,12 @@ How this works and why:
   the store. The replay is the same as after a restart: paused agents stay paused,
   acknowledged controls apply, completed tool calls are not run again, an interrupted one is
   reported (or re-run when idempotent).
-* **Heartbeats carry the epoch.** Every third of the TTL the worker renews the key with the
-  store epoch it writes under. When the renewal is refused (the key expired and another
-  worker took it) or cannot be made for a whole TTL (cut off from NATS), the worker stops
-  the session's agents itself; the store's fence refuses whatever it would still write.
+* **Heartbeats carry the epoch.** Every third of the TTL the worker's lease keeper (a thread
+  of its own, :mod:`loomkin.cluster.keeper`, so a busy loop cannot starve it) renews the key
+  with the store epoch it writes under. When the renewal is refused (the key expired and
+  another worker took it) or none got through for ``stall_s`` (cut off from NATS, or the
+  process was stopped), the worker stops the session's agents itself; the store's fence
+  refuses whatever they would still write.
 * **Controls and permission prompts cross workers over NATS**: the hosting worker answers the
   session's control subject (request/reply), and asks the session's permission subject when
   an agent needs a decision (request/reply with a deadline; no answer in time is a denial).
@@ -38,7 +40,9 @@ from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.settings import SessionSettings
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
+from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
+from loomkin.persistence import open_store
 from loomkin.service import Loomkin, ModelFactory, Session, answer_user_questions
 from loomkin.tools.permissions import PermissionPolicy
 
@@ -47,8 +51,10 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
     from loomkin.cluster.directory import Placement, Placements
+    from loomkin.cluster.keeper import KeptLease, LeaseKeeper
     from loomkin.cluster.names import ClusterNames
     from loomkin.core.records import PauseMode, PermissionDecision
+    from loomkin.core.store import Store
     from loomkin.service import PendingPermission, UserQuestion
 
 __all__ = ["HostOptions", "HostedSession", "Outcome"]
@@ -59,6 +65,8 @@ Outcome = Literal["done", "lost", "released"]
 """How hosting ended: the session finished, the lease moved away, or this worker gave it up."""
 
 _CONTROLS = ("pause", "resume", "steer", "cancel")
+_PREVIEW_MAX = 200_000
+"""Largest diff or argument text sent with a forwarded prompt (a NATS message is ≤ 1 MB)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +85,11 @@ class HostOptions:
     """Called after a session is opened or resumed here (benchmarks set up their work)."""
     ask_timeout_s: float = 300.0
     """Deadline of a permission prompt forwarded over NATS; no answer in time denies."""
+    stall_s: float | None = None
+    """A hosted session whose lease could not be renewed for this long stops its agents here
+    (the worker was cut off or stopped; ``None``: the TTL, after which the lease is gone)."""
+    ledger: WriteLedger | None = None
+    """Records what each hosted session's appends did (tests and benchmarks of partitions)."""
 
 
 class HostedSession:
@@ -92,8 +105,11 @@ class HostedSession:
         options: HostOptions,
         lease: BusLease,
         placement: Placement,
+        keeper: LeaseKeeper,
     ) -> None:
         self._nc = nc
+        self._keeper = keeper
+        self._kept: KeptLease | None = None
         self._names = names
         self._leases = leases
         self._placements = placements
@@ -120,7 +136,7 @@ class HostedSession:
     async def open_new(self, project: str, *, goal: str, model: str | None, title: str) -> str:
         """Open a new session here (the caller holds no lease yet: the id is new)."""
         options = self._options
-        self._runtime = runtime = await Loomkin.open(options.store_url, lease_ttl_s=options.ttl_s)
+        self._runtime = runtime = await Loomkin.open(await self._store(), lease_ttl_s=options.ttl_s)
         session = await runtime.open_session(
             project,
             model=None if options.model_factory else model,
@@ -150,7 +166,7 @@ class HostedSession:
         """Resume the session here from the log (a failover, or a placed stored session)."""
         options = self._options
         self._keep()
-        self._runtime = runtime = await Loomkin.open(options.store_url, lease_ttl_s=options.ttl_s)
+        self._runtime = runtime = await Loomkin.open(await self._store(), lease_ttl_s=options.ttl_s)
         session = await runtime.resume_session(
             self.session_id,
             model_factory=options.model_factory,
@@ -162,6 +178,11 @@ class HostedSession:
         self.placement = replace(self.placement, worker_id=me, hosts=(*self.placement.hosts, me))
         await self._placements.put(self.placement)
         await self._attach(session)
+
+    async def _store(self) -> Store:
+        store = await open_store(self._options.store_url)
+        ledger = self._options.ledger
+        return store if ledger is None else LedgerStore(store, ledger)
 
     async def _attach(self, session: Session) -> None:
         self.session = session
@@ -211,8 +232,15 @@ class HostedSession:
 
     def _keep(self) -> None:
         if self._beat is None:
+            # The keeper's thread renews from now on, even while this loop is still busy
+            # importing, opening and replaying (which can take longer than the TTL).
+            self._kept = self._keeper.keep(
+                self._lease,
+                stall_s=self._options.stall_s or self._options.ttl_s,
+                changed=self._beat_now,
+            )
             self._beat = asyncio.get_running_loop().create_task(
-                self._heartbeat(), name=f"lease:{self.session_id}"
+                self._heartbeat(self._kept), name=f"lease:{self.session_id}"
             )
 
     async def _close(self, *, release: bool) -> None:
@@ -221,6 +249,9 @@ class HostedSession:
         if beat is not None:
             beat.cancel()
             await asyncio.wait([beat])
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            self._lease = await kept.stop()
         try:
             if runtime is not None:
                 await runtime.close()
@@ -237,32 +268,24 @@ class HostedSession:
         """Close after a failed open or resume (a lease taken is given back at once)."""
         await self._close(release=bool(self._lease.key) and self._lease.key == self.session_id)
 
-    async def _heartbeat(self) -> None:
-        """Renew the lease every third of the TTL; raise :class:`LeaseLost` when it is gone."""
-        loop = asyncio.get_running_loop()
+    async def _heartbeat(self, kept: KeptLease) -> None:
+        """Watch the lease the keeper's thread renews; raise :class:`LeaseLost` once it is gone.
+
+        Gone: taken by another worker, not renewed for ``stall_s`` (the stall watchdog), or
+        the store lease was taken over. Passes the store's epoch on to the renewals.
+        """
         ttl = self._options.ttl_s
-        last_ok = loop.time()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), ttl / 3)
-            self._beat_now.clear()
+            kept.check()  # lost, or stopped or cut off for too long: stop now
             session = self.session
             lease = session.lease() if session is not None else None
             if session is not None and lease is None:
                 raise LeaseLost(f"session {self.session_id}: its store lease was taken over")
-            try:
-                self._lease = await self._leases.heartbeat(
-                    self._lease, epoch=lease.epoch if lease else None
-                )
-                last_ok = loop.time()
-            except LeaseLost:
-                raise
-            except Exception as exc:
-                if loop.time() - last_ok >= ttl:
-                    raise LeaseLost(
-                        f"session {self.session_id}: no heartbeat got through for {ttl} s ({exc})"
-                    ) from exc
-                logger.warning("session %s: heartbeat failed: %s", self.session_id, exc)
+            if lease is not None and lease.epoch != kept.epoch:
+                kept.renew_now(lease.epoch)  # publish the store's epoch with a renewal now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), ttl / 3)
+            self._beat_now.clear()
 
     async def _notify(self, session: Session) -> None:
         subject = self._names.session_events(self.session_id)
@@ -285,6 +308,12 @@ class HostedSession:
         if session is None:
             raise UserError("the session is not running on this worker yet")
         action, agent = request.get("action"), request.get("agent")
+        if action == "send":  # the user's message, to the Concierge or the agent named
+            text = request.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise UserError("a message needs a non-empty text")
+            to = session.agent(agent).agent_id if isinstance(agent, str) and agent else None
+            return await session.send(text, to=to)
         if action not in _CONTROLS or not isinstance(agent, str):
             raise UserError(f"a control needs an action among {_CONTROLS} and an agent name")
         mode: PauseMode = "at_boundary" if request.get("mode") == "at_boundary" else "asap"
@@ -306,15 +335,23 @@ class HostedSession:
         from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
-        payload = json.dumps(
-            {
-                "request_id": prompt.request_id,
-                "agent": prompt.agent,
-                "tool": prompt.tool,
-                "category": prompt.category,
-                "target": prompt.target,
+        ask = {
+            "request_id": prompt.request_id,
+            "agent": prompt.agent,
+            "tool": prompt.tool,
+            "category": prompt.category,
+            "target": prompt.target,
+        }
+        if self.session is not None:  # what a page shows of it, as for a session it hosts
+            preview = self.session.permission_preview(prompt)
+            arguments = json.dumps(dict(prompt.arguments), default=str)
+            ask |= {
+                "arguments": arguments if len(arguments) <= _PREVIEW_MAX else "{}",
+                "diff": preview.diff if len(preview.diff) <= _PREVIEW_MAX else "",
+                "command": preview.command,
+                "always": preview.always,
             }
-        ).encode()
+        payload = json.dumps(ask).encode()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.ask_timeout_s
         subject = self._names.session_permission(self.session_id)

@@ -71,6 +71,16 @@ class ClusterNames:
         return f"{self.cluster}.session.{token(session_id)}.events"
 
     @property
+    def every_session_permission(self) -> str:
+        """Wildcard of :meth:`session_permission`: any session's permission prompts."""
+        return f"{self.cluster}.session.*.permission"
+
+    @property
+    def every_session_events(self) -> str:
+        """Wildcard of :meth:`session_events`: any session's log grew (a web app watches it)."""
+        return f"{self.cluster}.session.*.events"
+
+    @property
     def handover(self) -> str:
         """Notification subject: a lease was given back; workers look for work at once."""
         return f"{self.cluster}.handover"

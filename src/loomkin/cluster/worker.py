@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from loomkin.cluster.bus import connect, open_buckets
 from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
 from loomkin.cluster.hosting import HostedSession, HostOptions, Outcome
+from loomkin.cluster.keeper import LeaseKeeper
 from loomkin.cluster.leases import BusLease, BusLeases
 from loomkin.cluster.names import DEFAULT_CLUSTER, ClusterNames, token
 from loomkin.cluster.placement import WorkerLoad, placement_order
@@ -89,6 +90,8 @@ class Worker:
         self._leases: BusLeases | None = None
         self._placements: Placements | None = None
         self._directory: WorkerDirectory | None = None
+        self._keeper: LeaseKeeper | None = None
+        """Renews the hosted sessions' leases from its own thread (see ``cluster.keeper``)."""
         self._hosted: dict[str, HostedSession] = {}
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._loops: list[asyncio.Task[None]] = []
@@ -113,6 +116,8 @@ class Worker:
         self._leases = BusLeases(buckets.leases, self.worker_id)
         self._placements = Placements(buckets.placements)
         self._directory = WorkerDirectory(buckets.workers)
+        self._keeper = LeaseKeeper(self._bus_url, self.names, self.worker_id, ttl_s=buckets.ttl_s)
+        await self._keeper.start()
         await self._report()
         await nc.subscribe(self.names.worker_open(self.worker_id), cb=self._on_open)
         await nc.subscribe(self.names.handover, cb=self._on_handover)
@@ -215,6 +220,7 @@ class Worker:
     def _hosting(self, placement: Placement, lease: BusLease) -> HostedSession:
         assert self._placements is not None
         assert self._leases is not None
+        assert self._keeper is not None
         hosted = HostedSession(
             nc=self.nc,
             names=self.names,
@@ -223,6 +229,7 @@ class Worker:
             options=self._options,
             lease=lease,
             placement=placement,
+            keeper=self._keeper,
         )
         self._hosted[placement.session_id] = hosted
         return hosted
@@ -293,6 +300,14 @@ class Worker:
             # the connection below fails its pending request, and it is awaited again then.
             _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
         self._loops = []
+        try:
+            await self._leave(stuck)
+        finally:
+            keeper, self._keeper = self._keeper, None
+            if keeper is not None:  # after the hosted sessions: they stop their leases on it
+                await keeper.close()
+
+    async def _leave(self, stuck: set[asyncio.Task[Any]]) -> None:
         nc, self._nc = self._nc, None
         if nc is None:
             return

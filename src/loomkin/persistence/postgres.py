@@ -21,6 +21,19 @@ How this works and why:
   the two lock orders cannot deadlock.
 * **Server time.** Lease expiry uses ``now()`` of the server (the start of the lease
   operation's transaction) unless the caller passes ``now``, so hosts with skewed clocks agree.
+* **A stopped writer cannot block the others for long.** A writer frozen half-way through an
+  append (SIGSTOP, a paused VM, a partition between two statements) would hold the table lock
+  and its fenced lease rows until its transaction ends, so every other writer, and the
+  take-over of its sessions, would wait for it forever. The server ends a connection of ours
+  that sits idle inside a transaction for :data:`IDLE_IN_TRANSACTION_TIMEOUT_S`, which rolls
+  it back and frees the locks; a writer (or take-over) waiting behind it checks every second
+  and ends it sooner, after :data:`FROZEN_WRITER_S` of waiting on its client, also inside a
+  ``COPY``, where no server timeout applies. When the frozen writer wakes up, its connection
+  is gone: the store reconnects, and an append whose transaction was rolled back before its
+  ``COMMIT`` is tried once more in a new one, where a fence that went stale meanwhile is
+  refused (:class:`~loomkin.errors.StaleEpoch`) like any other. So a partitioned writer
+  learns that it lost its session, not just that its connection broke. (A retry cannot
+  duplicate events: event ids are unique.)
 * **One connection per store, one operation at a time.** A psycopg connection runs one
   transaction at a time; an ``asyncio.Lock`` keeps concurrent callers from interleaving
   statements. Several processes (or stores) coordinate through the table lock.
@@ -35,6 +48,7 @@ How this works and why:
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -80,6 +94,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
+logger = logging.getLogger(__name__)
+
 _T = TypeVar("_T")
 _Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -114,8 +130,36 @@ _PUT_LEASE = (
     "UPDATE leases SET epoch = %s, holder = %s, host = %s, pid = %s, since = %s, "
     "expires_at = %s, ttl_s = %s, released = %s WHERE session_id = %s"
 )
+FROZEN_WRITER_S = 1.0
+"""How long an append holding our events table may wait on its client before a writer
+waiting behind it ends it as frozen (see ``PostgresStore._end_frozen_writers``)."""
+
+# Bounded lock waits (``SET LOCAL``: this transaction only) let a waiting writer notice a frozen
+# one (see ``_end_frozen_writers``); it then waits again. One round trip for both statements.
+_LOCK_WAIT_MS = 1000
+_LOCK_EVENTS = f"SET LOCAL lock_timeout = {_LOCK_WAIT_MS}; LOCK TABLE events IN EXCLUSIVE MODE"
+_BOUND_LOCK_WAIT = f"SET LOCAL lock_timeout = {_LOCK_WAIT_MS}"
+_FROZEN_WRITERS = (
+    "SELECT a.pid, pg_terminate_backend(a.pid) FROM pg_stat_activity AS a "
+    "WHERE a.pid <> pg_backend_pid() AND a.wait_event = 'ClientRead' "
+    "AND (a.state = 'idle in transaction' OR a.query LIKE 'COPY events (%%') "
+    "AND a.state_change < now() - make_interval(secs => %s) "
+    "AND EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = a.pid AND l.granted "
+    "AND l.relation = 'events'::regclass)"
+)
+_REFUSED_ROW = (psycopg.IntegrityError, psycopg.DataError, psycopg.errors.RaiseException)
 _SERVER_NOW = "SELECT COALESCE(%s::float8, extract(epoch FROM now())::float8)"
 _BACKFILL_PAGE = 1000
+
+IDLE_IN_TRANSACTION_TIMEOUT_S = 5.0
+"""How long the server lets a connection of a store sit idle inside a transaction.
+
+Our transactions send their statements back to back (milliseconds), so only a writer that
+stopped running in the middle of one (SIGSTOP, a paused VM) reaches it; until then it holds
+``LOCK TABLE events`` and blocks every other writer and every take-over of its sessions.
+A few seconds: well above any pause of a live event loop between two statements (and a
+live writer that did pause that long only retries its append), well below the lease TTL
+(10 s by default), so a take-over waits for a frozen writer less than for its lease."""
 
 
 class PostgresStore:
@@ -125,8 +169,19 @@ class PostgresStore:
     context manager or call :meth:`close`.
     """
 
-    def __init__(self, conn: _Conn, *, url: str, schema: str):
+    def __init__(
+        self,
+        conn: _Conn,
+        *,
+        url: str,
+        schema: str,
+        options: str = "",
+        idle_s: float = IDLE_IN_TRANSACTION_TIMEOUT_S,
+    ):
         self._conn = conn
+        self._url = url
+        self._options = options
+        self._idle_s = idle_s
         self._schema = schema
         self._where = f"Postgres store {redact_url(url)!r} (schema {schema!r})"
         self._lock = asyncio.Lock()
@@ -134,12 +189,20 @@ class PostgresStore:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str, *, schema: str = "public") -> PostgresStore:
+    async def open(
+        cls,
+        url: str,
+        *,
+        schema: str = "public",
+        idle_in_transaction_timeout_s: float = IDLE_IN_TRANSACTION_TIMEOUT_S,
+    ) -> PostgresStore:
         """Connect to ``url`` and open (creating and migrating if needed) the store in ``schema``.
 
         Args:
             url: a libpq connection URL, e.g. ``postgresql://postgres@127.0.0.1:5432/test``.
             schema: the Postgres schema holding the tables (lower-case letters, digits, ``_``).
+            idle_in_transaction_timeout_s: how long the server keeps a transaction of this
+                store whose writer stopped running (see :data:`IDLE_IN_TRANSACTION_TIMEOUT_S`).
 
         Raises:
             ConfigError: ``schema`` is not a plain lower-case identifier.
@@ -152,12 +215,17 @@ class PostgresStore:
                 f"Postgres schema {schema!r} must be lower-case letters, digits and '_' "
                 "(at most 63, not starting with a digit)"
             )
-        options = f"-c search_path={schema}"
-        try:
-            conn = await psycopg.AsyncConnection.connect(url, autocommit=True, options=options)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to Postgres at {redact_url(url)!r}: {exc}") from None
-        store = cls(conn, url=url, schema=schema)
+        if not idle_in_transaction_timeout_s > 0:
+            raise ConfigError(
+                "idle_in_transaction_timeout_s must be a positive number of seconds, "
+                f"not {idle_in_transaction_timeout_s!r}"
+            )
+        idle_ms = max(1, round(idle_in_transaction_timeout_s * 1000))
+        options = f"-c search_path={schema} -c idle_in_transaction_session_timeout={idle_ms}"
+        conn = await _connect(url, options)
+        store = cls(
+            conn, url=url, schema=schema, options=options, idle_s=idle_in_transaction_timeout_s
+        )
         try:
             await store._run(store._open_schema())
         except BaseException:
@@ -280,18 +348,46 @@ class PostgresStore:
     async def _locked(self, operation: Coroutine[object, object, _T]) -> _T:
         async with self._lock:
             try:
+                if self._conn.broken:  # the server ended it (a stopped writer, a restart)
+                    await self._reconnect()
                 return await operation
             except psycopg.Error as exc:
                 raise StoreError(f"{self._where}: {exc}") from exc
+            finally:
+                operation.close()  # not started when reconnecting failed
+
+    async def _reconnect(self) -> None:
+        old = self._conn
+        self._conn = await _connect(self._url, self._options)
+        await old.close()
 
     async def _append(
         self, events: list[NewEvent], expected: Mapping[str, int] | None, fences: list[Fence]
     ) -> list[RecordedEvent]:
+        reconnected = False
+        while True:
+            try:
+                return await self._append_once(events, expected, fences)
+            except _LockWait:
+                await self._end_frozen_writers()
+            except _RolledBack as exc:
+                # The server ended the connection before our COMMIT (this writer stopped
+                # inside the transaction for too long): nothing was written, so the append is
+                # tried once more, where a fence that went stale meanwhile is refused.
+                if reconnected:
+                    raise StoreError(f"{self._where}: {exc.__cause__}; nothing appended") from None
+                reconnected = True
+                await self._reconnect()
+
+    async def _append_once(
+        self, events: list[NewEvent], expected: Mapping[str, int] | None, fences: list[Fence]
+    ) -> list[RecordedEvent]:
         conn = self._conn
+        committing = False
         streams = sorted({new.event.stream() for new in events} | set(expected or ()))
         try:
             async with conn.transaction():
-                await conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+                await conn.execute(_LOCK_EVENTS)
                 if fences:
                     sessions = sorted({f.session_id for f in fences})
                     cursor = await conn.execute(_FENCED_LEASES, (sessions,))
@@ -308,13 +404,37 @@ class PostgresStore:
                     async with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
                         for row in batch.rows:
                             await copy.write_row(row)
-        except psycopg.errors.UniqueViolation:
-            raise await self._duplicate_ids(events) from None
-        except (psycopg.IntegrityError, psycopg.DataError, psycopg.errors.RaiseException) as exc:
-            # The server refused a row before COMMIT, so the transaction is rolled back.
-            # (A connection lost at COMMIT is not caught here: its outcome is unknown.)
-            raise StoreError(f"{self._where} refused a row ({exc}); nothing appended") from None
+                committing = True
+        except psycopg.errors.LockNotAvailable:
+            raise _LockWait from None
+        except psycopg.Error as exc:
+            if conn.broken and (not committing or _ended_idle(exc)):
+                raise _RolledBack from exc
+            if isinstance(exc, psycopg.errors.UniqueViolation):
+                raise await self._duplicate_ids(events) from None
+            if isinstance(exc, _REFUSED_ROW):
+                # The server refused a row before COMMIT, so the transaction is rolled back.
+                # (A connection lost at COMMIT is not caught here: its outcome is unknown.)
+                raise StoreError(f"{self._where} refused a row ({exc}); nothing appended") from None
+            raise
         return batch.recorded
+
+    async def _end_frozen_writers(self) -> None:
+        """End the appends holding our events table that wait on a stopped client.
+
+        A writer stopped half-way through an append (SIGSTOP, a paused VM) holds the table
+        lock and its fenced lease rows. The server ends it after the idle timeout when it
+        stopped between two statements, but not when it stopped inside its ``COPY`` (a
+        backend reading ``COPY`` data ignores ``statement_timeout`` and is not idle), and a
+        writer waiting on it need not wait for the timeout either: an append waits on its
+        client for milliseconds, so one that has for :data:`FROZEN_WRITER_S` (or the idle
+        timeout, if shorter) is frozen. Ending its connection rolls its append back; should
+        it wake up, it retries, and its fence decides.
+        """
+        after = min(self._idle_s, FROZEN_WRITER_S)
+        cursor = await self._conn.execute(_FROZEN_WRITERS, (after,))
+        for pid, _ in await cursor.fetchall():
+            logger.warning("%s: ended the frozen append of backend %s", self._where, pid)
 
     async def _newest(self) -> tuple[int, bytes]:
         cursor = await self._conn.execute(_HEAD)
@@ -343,8 +463,21 @@ class PostgresStore:
         decide: Callable[[Lease | None, float], Lease | None],
         now: float | None,
     ) -> Lease | None:
+        while True:
+            try:
+                return await self._update_lease_once(session_id, decide, now)
+            except psycopg.errors.LockNotAvailable:
+                await self._end_frozen_writers()  # an append froze holding the lease row
+
+    async def _update_lease_once(
+        self,
+        session_id: str,
+        decide: Callable[[Lease | None, float], Lease | None],
+        now: float | None,
+    ) -> Lease | None:
         conn = self._conn
         async with conn.transaction():
+            await conn.execute(_BOUND_LOCK_WAIT)
             cursor = await conn.execute(_SERVER_NOW, (now,))
             row = await cursor.fetchone()
             assert row is not None
@@ -459,6 +592,26 @@ class PostgresStore:
                 ([h for h, _ in updates], [p for _, p in updates]),
             )
             after = int(rows[-1][0])
+
+
+class _LockWait(Exception):
+    """A lock wait of ours reached ``lock_timeout`` (the transaction was rolled back)."""
+
+
+class _RolledBack(Exception):
+    """The connection broke inside an append's transaction before it committed."""
+
+
+def _ended_idle(exc: BaseException) -> bool:
+    """Whether the server ended the connection for idling in a transaction (rolled back)."""
+    return isinstance(exc, psycopg.errors.IdleInTransactionSessionTimeout)
+
+
+async def _connect(url: str, options: str) -> _Conn:
+    try:
+        return await psycopg.AsyncConnection.connect(url, autocommit=True, options=options)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to Postgres at {redact_url(url)!r}: {exc}") from None
 
 
 def _live_row(row: Sequence[object]) -> Lease | None:

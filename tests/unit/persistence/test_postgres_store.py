@@ -5,7 +5,13 @@ import asyncio
 import psycopg
 import pytest
 
-from loomkin.errors import ConfigError, CorruptStoreError, SchemaVersionError, StoreError
+from loomkin.errors import (
+    ConfigError,
+    CorruptStoreError,
+    SchemaVersionError,
+    StaleEpoch,
+    StoreError,
+)
 from loomkin.ids import SessionId
 from loomkin.persistence import PostgresStore
 from loomkin.persistence._rows import INSERT_COLUMNS, plan_batch
@@ -181,3 +187,70 @@ async def test_lease_times_come_from_the_server_clock(pg_url: str, pg_schema: st
         assert row is not None
         assert lease.since <= row[0] < lease.since + 60.0
         assert lease.expires_at == lease.since + 60.0
+
+
+@pytest.mark.parametrize("where", ["between two statements", "in its COPY"])
+async def test_a_writer_frozen_inside_an_append_blocks_no_take_over_and_is_refused_after(
+    pg_url: str,
+    pg_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+) -> None:
+    """A writer stopped half-way through an append (SIGSTOP, a paused VM) holds the table lock
+    and the fenced lease row; the server (idle in a transaction) or the next writer (a COPY
+    waiting on its client) ends its transaction, so a take-over goes through, and when the
+    frozen writer wakes up its append is refused for its stale fence: nothing of it lands."""
+    frozen_store = await PostgresStore.open(
+        pg_url, schema=pg_schema, idle_in_transaction_timeout_s=0.3
+    )
+    other = await PostgresStore.open(pg_url, schema=pg_schema, idle_in_transaction_timeout_s=0.3)
+    frozen, thaw = asyncio.Event(), asyncio.Event()
+    frozen_conn = frozen_store._conn
+
+    async def freeze_once() -> None:
+        if not frozen.is_set():
+            frozen.set()
+            await thaw.wait()
+
+    if where == "in its COPY":
+        write_row = psycopg.AsyncCopy.write_row
+
+        async def stuck_write_row(copy: psycopg.AsyncCopy, row: object) -> None:
+            if copy.connection is frozen_conn:
+                await freeze_once()
+            await write_row(copy, row)
+
+        monkeypatch.setattr(psycopg.AsyncCopy, "write_row", stuck_write_row)
+    else:
+        newest = frozen_store._newest
+
+        async def stuck_newest() -> tuple[int, bytes]:
+            await freeze_once()
+            return await newest()
+
+        monkeypatch.setattr(frozen_store, "_newest", stuck_newest)
+    try:
+        session = SessionId("s1")
+        lease = await frozen_store.acquire_lease(session, "frozen", ttl_s=60.0)
+        late = [task_event("late") for _ in range(3)]
+        stale = asyncio.create_task(frozen_store.append(late, fences=[lease.fence]))
+        await frozen.wait()
+        taken = await asyncio.wait_for(
+            other.acquire_lease(session, "survivor", ttl_s=60.0, take_over=True), 30
+        )
+        assert taken.epoch == lease.epoch + 1
+        written = await other.append([task_event("next")], fences=[taken.fence])
+        thaw.set()
+        with pytest.raises(StaleEpoch, match=r"taken over by .*survivor"):
+            await asyncio.wait_for(stale, 30)
+        log = await other.read()
+        assert [e.event_id for e in log] == [e.event_id for e in written]
+        # The woken writer's store works on, on a new connection.
+        assert await frozen_store.last_position() == written[-1].position
+        if where == "in its COPY":  # the server cannot time that out: the waiter ended it
+            assert "ended the frozen append" in caplog.text
+    finally:
+        thaw.set()
+        await frozen_store.close()
+        await other.close()
