@@ -70,6 +70,14 @@ async def client(bus_url: str, cluster: str, pg_url: str) -> AsyncIterator[Clust
         yield c
 
 
+async def settled(worker: Worker) -> None:
+    """Wait until ``worker`` finished hosting (runtime and store closed) before closing it.
+
+    A close while a finished session is still closing could cut that short.
+    """
+    await asyncio.wait_for(worker.hosting_nothing(), 30)
+
+
 async def events(client: ClusterClient, session_id: str) -> list[Event]:
     return [r.event for r in await client.history(session_id)]
 
@@ -88,6 +96,7 @@ async def test_the_client_answers_a_question_an_agent_on_a_worker_asks_the_user(
         session_id, _ = await client.start_session(str(project), "Make the button.")
         sub = await client.answer_questions(session_id, handler)
         await asyncio.wait_for(client.wait_done(session_id), 60)
+        await settled(worker)
         await sub.unsubscribe()
     finally:
         await worker.close()
@@ -124,6 +133,7 @@ async def test_an_unanswered_question_times_out_at_its_deadline_and_the_agent_is
         session_id, _ = await client.start_session(str(project), "Make the button.")
         sub = await client.answer_questions(session_id, silent)
         await asyncio.wait_for(client.wait_done(session_id), 60)
+        await settled(worker)
         await sub.unsubscribe()
     finally:
         await worker.close()
@@ -160,6 +170,7 @@ async def test_a_question_left_open_by_a_worker_that_left_is_asked_again_by_the_
 
         sub = await client.answer_questions(session_id, handler)
         await asyncio.wait_for(client.wait_done(session_id), 60)
+        await settled(second)
         await sub.unsubscribe()
     finally:
         await first.close()
@@ -198,3 +209,52 @@ async def test_a_question_asked_again_gets_the_answer_already_given(
         await sub.unsubscribe()
     assert replies == [{"answer": "answer 1"}, {"answer": "answer 1"}, {"answer": "answer 2"}]
     assert [a.question_id for a in asks] == ["q_1", "q_2"]
+
+
+async def test_serve_with_bus_shows_a_workers_question_and_answers_it_from_the_page(
+    bus_url: str, cluster: str, pg_url: str, client: ClusterClient, project: Path
+) -> None:
+    import httpx
+
+    from loomkin.api import ClusterView, LaunchPolicy, create_app
+    from loomkin.service import Loomkin
+
+    worker = await start_worker(bus_url, cluster, pg_url, timeout_s=60.0)
+    try:
+        async with await Loomkin.open(pg_url) as watcher:
+            view = ClusterView(client, watcher, poll_s=0.2)
+            async with view.watching():
+                app = create_app(watcher, launch=LaunchPolicy(roots=(project,)), cluster=view)
+                async with app.router.lifespan_context(app):
+                    transport = httpx.ASGITransport(app=app)
+                    async with httpx.AsyncClient(
+                        transport=transport, base_url="http://127.0.0.1"
+                    ) as http:
+                        session_id, _ = await client.start_session(str(project), "Go.")
+                        question_id = await asyncio.wait_for(view.wait_question(session_id), 60)
+                        base = f"/api/sessions/{session_id}"
+                        listed = (await http.get(f"{base}/questions")).json()
+                        assert [(q["question_id"], q["agent"], q["question"]) for q in listed] == [
+                            (question_id, "concierge", QUESTION)
+                        ]
+                        assert 0 < listed[0]["seconds_left"] <= 60
+                        detail = (await http.get(base)).json()
+                        assert [q["question_id"] for q in detail["questions"]] == [question_id]
+                        gone_url = f"{base}/questions/q_gone/answer"
+                        gone = await http.post(gone_url, json={"text": "x"})
+                        assert gone.status_code == 404
+                        answered = await http.post(
+                            f"{base}/questions/{question_id}/answer", json={"text": "blue"}
+                        )
+                        assert answered.status_code == 200, answered.text
+                        assert answered.json()["question_id"] == question_id
+                        await asyncio.wait_for(client.wait_done(session_id), 60)
+                        await settled(worker)
+                        again = await http.post(
+                            f"{base}/questions/{question_id}/answer", json={"text": "red"}
+                        )
+                        assert again.status_code == 404
+    finally:
+        await worker.close()
+    history = await events(client, session_id)
+    assert [e.answer for e in history if isinstance(e, QuestionAnswered)] == ["blue"]

@@ -14,6 +14,9 @@ How this works and why:
 * **Permission prompts** of every session arrive here over NATS (request/reply); each waits
   until the page answers it or the session stops running. The worker's deadline still
   applies: an unanswered prompt is denied there.
+* **Questions agents ask the user** arrive the same way and wait for the page's answer until
+  their deadline (then the worker lets them expire and tells the agent), an answer from
+  elsewhere, or the session's stop.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail
+from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail, UserQuestionOut
 from loomkin.api.views import WORKING_STATUSES
-from loomkin.cluster.client import PermissionAsk
-from loomkin.core.events import PermissionResolved
+from loomkin.cluster.client import PermissionAsk, QuestionAsk
+from loomkin.core.events import PermissionResolved, QuestionAnswered, QuestionExpired
 from loomkin.errors import NotFound, ProjectionFailed
 
 if TYPE_CHECKING:
@@ -58,6 +62,18 @@ class _Ask:
     reply: Callable[[PermissionDecision], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class _Question:
+    """A question to the user forwarded by a worker, waiting for the page until ``until``."""
+
+    ask: QuestionAsk
+    reply: Callable[[str], Awaitable[None]]
+    until: float
+    """Loop time of its deadline."""
+    deadline: float
+    """Unix seconds of its deadline (as the page shows it)."""
+
+
 class ClusterView:
     """A cluster seen by a web app (see the module docstring).
 
@@ -73,6 +89,7 @@ class ClusterView:
         self._poll_s = poll_s
         self._running: set[str] = set()
         self._asks: dict[str, _Ask] = {}
+        self._questions: dict[str, _Question] = {}
         self._woken = asyncio.Event()
         self._asked = asyncio.Event()
 
@@ -90,6 +107,7 @@ class ClusterView:
         task: asyncio.Task[None] | None = None
         try:
             subs.append(await self.client.collect_permissions(self._on_ask))
+            subs.append(await self.client.collect_questions(self._on_question))
             await self.refresh()
             task = asyncio.get_running_loop().create_task(self._follow(), name="cluster-view")
             yield
@@ -122,12 +140,22 @@ class ClusterView:
             event = recorded.event
             if isinstance(event, PermissionResolved):  # answered elsewhere (or force-paused)
                 self._asks.pop(str(event.request_id), None)
+            elif isinstance(event, QuestionAnswered | QuestionExpired):
+                self._questions.pop(str(event.question_id), None)
         before = dict(self._asks)  # a prompt arriving during the read is judged next time
+        asked_before = dict(self._questions)  # likewise for questions
         running = {p.session_id for p in await self.client.placements() if p.status == "running"}
         self._running = running
         for request_id, pending in before.items():
             if pending.ask.get("session_id") not in running:
                 self._asks.pop(request_id, None)  # it stopped (or moved): the worker asks again
+        now = asyncio.get_running_loop().time()
+        for question_id, question in asked_before.items():
+            # Its session stopped (or moved: the next worker asks again), or it expired; a
+            # question asked again meanwhile (another object) stays.
+            gone = question.ask.session_id not in running or question.until <= now
+            if gone and self._questions.get(question_id) is question:
+                del self._questions[question_id]
 
     def _on_ask(
         self, ask: PermissionAsk, reply: Callable[[PermissionDecision], Awaitable[None]]
@@ -137,6 +165,15 @@ class ClusterView:
             self._asks[request_id] = _Ask(ask, reply)
             self._asked.set()
             self._woken.set()
+
+    def _on_question(self, ask: QuestionAsk, reply: Callable[[str], Awaitable[None]]) -> None:
+        until = asyncio.get_running_loop().time() + ask.seconds_left
+        # A question asked again (by the worker that took the session over) replaces the old.
+        self._questions[ask.question_id] = _Question(
+            ask, reply, until=until, deadline=time.time() + ask.seconds_left
+        )
+        self._asked.set()
+        self._woken.set()
 
     # -- what the page reads -------------------------------------------------------------------
 
@@ -156,6 +193,49 @@ class ClusterView:
                     return request_id
             self._asked.clear()
             await self._asked.wait()
+
+    async def wait_question(self, session_id: str) -> str:
+        """Wait until a question of ``session_id`` to the user waits here; return its id."""
+        while True:
+            for question_id, pending in self._questions.items():
+                if pending.ask.session_id == session_id:
+                    return question_id
+            self._asked.clear()
+            await self._asked.wait()
+
+    def questions(self, session_id: str) -> list[UserQuestionOut]:
+        """The questions of ``session_id`` to the user that wait here, oldest first."""
+        now = asyncio.get_running_loop().time()
+        return [
+            UserQuestionOut(
+                question_id=q.ask.question_id,
+                agent_id="",
+                agent=q.ask.agent,
+                team=q.ask.team,
+                question=q.ask.question,
+                deadline=q.deadline,
+                seconds_left=max(0.0, q.until - now),
+            )
+            for q in self._questions.values()
+            if q.ask.session_id == session_id and q.until > now
+        ]
+
+    async def answer_question(
+        self, session_id: str, question_id: str, text: str
+    ) -> UserQuestionOut:
+        """Answer a question to the user a worker forwarded; return the question answered.
+
+        Raises:
+            NotFound: no such question waits here (answered, expired, or the session moved on).
+        """
+        waiting = {q.question_id: q for q in self.questions(session_id)}
+        if question_id not in waiting:
+            raise NotFound(
+                f"no open question {question_id[:80]!r} to the user in session {session_id}"
+            )
+        pending = self._questions.pop(question_id)
+        await pending.reply(text)
+        return waiting[question_id]
 
     async def workers(self) -> list[WorkerLoad]:
         """The live workers and their last reported load."""
@@ -196,6 +276,7 @@ class ClusterView:
             update={
                 "session": detail.session.model_copy(update={"open": True}),
                 "permissions": prompts,
+                "questions": self.questions(session_id),
                 "working": working,
             }
         )

@@ -58,6 +58,8 @@ class QuestionAsk:
     question: str
     seconds_left: float
     """Seconds to its deadline when it was sent; an answer later than that is not used."""
+    session_id: str = ""
+    """The asking agent's session (set by :meth:`ClusterClient.collect_questions`)."""
 
 
 class ClusterClient:
@@ -302,6 +304,35 @@ class ClusterClient:
             on_ask(ask, reply)
 
         return await self._nc.subscribe(self.names.every_session_permission, cb=on_message)
+
+    async def collect_questions(
+        self, on_ask: Callable[[QuestionAsk, Callable[[str], Awaitable[None]]], None]
+    ) -> Subscription:
+        """Take every session's questions to the user, to answer later (unsubscribe to stop).
+
+        ``on_ask(ask, reply)`` gets the question (with its ``session_id``) at once; awaiting
+        ``reply(text)`` answers it. The first answer the worker gets wins; none by the
+        question's deadline, and it expires there (the agent is told).
+        """
+
+        async def on_message(msg: Msg) -> None:
+            data = json.loads(msg.data)
+            parts = msg.subject.split(".")
+            ask = QuestionAsk(
+                question_id=str(data["question_id"]),
+                agent=str(data["agent"]),
+                team=str(data.get("team", "")),
+                question=str(data["question"]),
+                seconds_left=float(data["seconds_left"]),
+                session_id=parts[-2] if len(parts) >= 2 else "",
+            )
+
+            async def reply(text: str) -> None:
+                await msg.respond(json.dumps({"answer": text}).encode())
+
+            on_ask(ask, reply)
+
+        return await self._nc.subscribe(self.names.every_session_question, cb=on_message)
 
     async def watch_logs(self, on_grow: Callable[[str], None]) -> Subscription:
         """Call ``on_grow(session_id)`` whenever a session's log grew (unsubscribe to stop)."""
