@@ -23,6 +23,7 @@ Run by the scheduler after each planning round (``[speculation] auto = true``):
 * **One decision event per change of mind.** A refusal is recorded once per task and state of
   knowledge, not at every planning round.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
