@@ -162,7 +162,11 @@ async def prompt_answer(agent: str, question: str, seconds_left: float) -> str |
         f"answer; an empty line leaves it unanswered):\n{escape(question)}"
     )
     console.print("[bold]answer>[/] ", end="")
-    text = await _read_line()
+    try:
+        text = await _read_line()
+    except asyncio.CancelledError:
+        console.print("\n[dim](no longer asked: answered elsewhere, or its deadline passed)[/]")
+        raise
     return text.strip() or None
 
 

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from loomkin.core.events import QuestionAsked
+from loomkin.core.events import QuestionAnswered, QuestionAsked, QuestionExpired
 from loomkin.errors import UserError
 
 if TYPE_CHECKING:
@@ -91,19 +91,23 @@ def open_user_questions(book: QuestionBook, names: Names) -> list[UserQuestion]:
 async def answer_user_questions(session: _Asked, responder: QuestionResponder) -> None:
     """Hand every open question to the user, now and later, to ``responder``; until cancelled.
 
-    Each question gets its own task, cancelled at the question's deadline; an answer given is
+    Each question gets its own task, cut at the question's deadline; an answer given is
     journaled through :meth:`Session.answer_question`. A question answered meanwhile by
-    someone else (another tab, the HTTP API) is simply not answered twice.
+    someone else (another tab, the HTTP API) cancels its responder: it is not answered twice.
     """
     started: set[str] = set()
+    waiting: dict[str, asyncio.Task[None]] = {}
+    """The tasks still waiting for their responder, by question id."""
     async with asyncio.TaskGroup() as group:
 
         def start(question: UserQuestion) -> None:
-            if question.question_id in started:
+            qid = question.question_id
+            if qid in started:
                 return
-            started.add(question.question_id)
-            group.create_task(
-                _answer_one(session, responder, question), name=f"ask-user:{question.question_id}"
+            started.add(qid)
+            waiting[qid] = group.create_task(
+                _answer_one(session, responder, question, lambda: waiting.pop(qid, None)),
+                name=f"ask-user:{qid}",
             )
 
         # Subscribe before listing: a question asked in between is in one or the other.
@@ -115,10 +119,17 @@ async def answer_user_questions(session: _Asked, responder: QuestionResponder) -
                 if isinstance(event, QuestionAsked) and event.to_user:
                     for question in session.questions_for_user():
                         start(question)
+                elif isinstance(event, QuestionAnswered | QuestionExpired):
+                    task = waiting.pop(event.question_id, None)
+                    if task is not None:
+                        task.cancel()  # closed elsewhere: stop asking
 
 
 async def _answer_one(
-    session: _Asked, responder: QuestionResponder, question: UserQuestion
+    session: _Asked,
+    responder: QuestionResponder,
+    question: UserQuestion,
+    responded: Callable[[], object],
 ) -> None:
     try:
         async with asyncio.timeout(question.seconds_left):
@@ -130,6 +141,8 @@ async def _answer_one(
         # agent is told then; failing the whole session for it would be worse.
         logger.warning("question %s to the user: no answer: %s", question.question_id, exc)
         return
+    finally:
+        responded()
     if text is None or not text.strip():
         return
     try:

@@ -251,3 +251,32 @@ async def test_an_open_question_survives_a_restart_and_is_answered_after_it(
         await session.answer_question(question.question_id, "blue")
         await session.wait_idle()
         assert any(t.endswith(":\nblue") for t in models.seen("ann"))
+
+
+@pytest.mark.looptime
+async def test_a_responder_still_asking_is_cancelled_when_the_question_is_answered_elsewhere(
+    lk: Loomkin, project: Path
+) -> None:
+    models = Models()
+    session = await open_session(lk, project, models, timeout_s=600.0)
+    prompting = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def prompt(_question: UserQuestion) -> str | None:
+        prompting.set()
+        try:
+            await asyncio.Event().wait()  # the terminal prompt, waiting for a line
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return None
+
+    responder = asyncio.create_task(answer_user_questions(session, prompt))
+    question = await asked(session)
+    await prompting.wait()
+    await session.answer_question(question.question_id, "blue")  # from the web page, say
+    await asyncio.wait_for(cancelled.wait(), 1)
+    await session.wait_idle()
+    assert not responder.done(), "it keeps serving later questions"
+    responder.cancel()
+    await asyncio.gather(responder, return_exceptions=True)
