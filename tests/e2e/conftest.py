@@ -54,11 +54,16 @@ def free_port() -> int:
 
 
 class Server:
-    """One ``loomkin serve`` process on a fixed port and token (so a page can outlive it)."""
+    """One ``loomkin serve`` process on a fixed port and token (so a page can outlive it).
 
-    def __init__(self, *args: str, port: int) -> None:
+    ``script``: run this Python file instead (it takes ``--port`` and ``--token`` too and
+    prints the page's URL), for a session a test scripts itself.
+    """
+
+    def __init__(self, *args: str, port: int, script: Path | None = None) -> None:
         self.args = args
         self.port = port
+        self.script = script
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self.url = ""
@@ -66,6 +71,8 @@ class Server:
     def start(self) -> str:
         """Start it and return the page's URL (with the token)."""
         command = [sys.executable, "-m", "loomkin.cli", "serve", *self.args]
+        if self.script is not None:
+            command = [sys.executable, str(self.script), *self.args]
         command += ["--port", str(self.port), "--token", TOKEN]
         env = {k: v for k, v in os.environ.items() if k != "LOOMKIN_TOKEN"} | {"COLUMNS": "400"}
         proc = subprocess.Popen(

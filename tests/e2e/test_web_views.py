@@ -59,11 +59,15 @@ def test_prompts_badge_shortcuts_graph_timeline_and_feed(
     expect(page).to_have_title(BADGE)
     prompts = page.locator("#prompt-list .prompt")
     expect(prompts.first).to_be_visible()
-    dock = page.locator("#prompts").bounding_box()
-    workspace = page.locator("#workspace").bounding_box()
-    assert dock is not None
-    assert workspace is not None
-    assert dock["y"] + dock["height"] <= workspace["y"] + 1, "prompts must not cover the panels"
+    # Measured in the page once the layout settles (more prompts can still be arriving):
+    # the dock's bottom edge must end above the panels, never over them.
+    page.wait_for_function(
+        """() => {
+            const dock = document.querySelector("#prompts").getBoundingClientRect();
+            const panels = document.querySelector("#workspace").getBoundingClientRect();
+            return dock.height > 0 && dock.bottom <= panels.top + 1;
+        }"""
+    )
 
     # An edit's prompt shows the change as a diff and says what "always" covers.
     edit = prompts.filter(has_text="file_edit").first

@@ -288,6 +288,36 @@ async def test_overlap_is_intended_while_working_and_a_real_conflict_surfaces_at
         assert session.task(t2).status == "completed"
 
 
+async def test_edits_to_other_lines_of_a_file_the_shared_tree_changed_are_merged_three_way(
+    repo: Path,
+) -> None:
+    lines = "".join(f"line {n}\n" for n in range(1, 21))
+    (repo / "shared.py").write_text(lines)
+    _git(repo, "add", "shared.py")
+    _git(repo, "commit", "-q", "-m", "shared module")
+    ann_edit = lines.replace("line 2\n", "line 2 by ann\n")
+    bob_edit = lines.replace("line 19\n", "line 19 by bob\n")
+    ref: list[Session] = []
+    book = Playbook()
+    book.parts["write the interface"] = _writer(  # type: ignore[assignment]
+        "shared.py", ann_edit, "interface written", gate=ref
+    )
+    book.parts["write the client"] = _writer("shared.py", bob_edit, "client written")  # type: ignore[assignment]
+    async with await Loomkin.open("memory:") as lk:
+        session, _t1, t2 = await _setup(lk, repo, book, ref, [])
+        await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
+        await lk.wait_idle()
+        recorded = await session.history()
+
+        (merged,) = _events(recorded, SpeculationMerged)
+        assert merged.files == ("shared.py",)
+        assert not _events(recorded, SpeculationDiscarded)
+        assert (repo / "shared.py").read_text() == lines.replace(
+            "line 2\n", "line 2 by ann\n"
+        ).replace("line 19\n", "line 19 by bob\n")
+        assert session.task(t2).status == "completed"
+
+
 async def _client_with_milestone(turn: Turn) -> Reply:
     k = answered(turn)
     if k == 0:

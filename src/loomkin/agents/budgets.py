@@ -5,8 +5,9 @@ breach does not kill the agent: it pauses, its finished work stays, and its lead
 Concierge) is told with an urgent message, so the user can raise the budget and resume.
 
 :class:`BudgetBook` is the projection that knows the limits (``loomkin.toml``'s until a
-``BudgetsChanged`` event replaces them) and each agent's spend (``ModelCallCompleted``, and
-the summarising call of a ``ContextCompacted``); :func:`budget_breach` decides. A team's
+``BudgetsChanged`` event replaces them) and each agent's spend (``ModelCallCompleted``, the
+summarising call of a ``ContextCompacted``, and the judge's calls on the agent's
+speculations, ``SpeculationJudged``); :func:`budget_breach` decides. A team's
 spend includes its sub-teams' (a lead that spawns a sub-team does not get a fresh budget by
 doing so), and an agent is held to the team budget of its own team and of every team above it.
 """
@@ -23,6 +24,7 @@ from loomkin.core.events import (
     BudgetsChanged,
     ContextCompacted,
     ModelCallCompleted,
+    SpeculationJudged,
     TeamCreated,
 )
 
@@ -130,6 +132,11 @@ class BudgetBook:
             case ContextCompacted(
                 agent_id=agent_id, cost_usd=cost, input_tokens=i, output_tokens=o
             ) if i or o:  # the summarising model call is spend like any other
+                spent = self._spent.get(agent_id, Usage())
+                self._spent[agent_id] = spent + Usage(cost_usd=cost, tokens=i + o)
+            case SpeculationJudged(
+                agent_id=agent_id, cost_usd=cost, input_tokens=i, output_tokens=o
+            ):  # the judge's call on a speculation is charged to the speculating agent
                 spent = self._spent.get(agent_id, Usage())
                 self._spent[agent_id] = spent + Usage(cost_usd=cost, tokens=i + o)
             case BudgetsChanged() as changed:

@@ -138,7 +138,7 @@ class SessionRuntime:
             project_root=project_root,
             settings=settings,
             files=files,
-            judge=ModelJudge(models, resolve_role("reviewer", settings.custom_roles)),
+            judge=ModelJudge(models, resolve_role("reviewer", settings.custom_roles), prices),
             stats=stats,
         )
         self.permissions = PermissionDesk(supervisor=supervisor, group=session_id)

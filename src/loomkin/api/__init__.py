@@ -2,10 +2,12 @@
 
 from loomkin.api.access import generate_token
 from loomkin.api.app import create_app
+from loomkin.api.cluster_view import ClusterView
 from loomkin.api.launch import LaunchPolicy, resolve_roots
 from loomkin.api.server import is_loopback, listen, serve
 
 __all__ = [
+    "ClusterView",
     "LaunchPolicy",
     "create_app",
     "generate_token",

@@ -30,9 +30,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loomkin.api.access import AccessMiddleware, AccessPolicy, check_token, host_names
+from loomkin.api.cluster_routes import cluster_router
 from loomkin.api.coordination_routes import coordination_router
 from loomkin.api.cost_routes import cost_router
 from loomkin.api.launch import LaunchPolicy, NotAllowed
+from loomkin.api.question_routes import question_router
 from loomkin.api.routes import ApiContext, router
 from loomkin.api.scaling import scaling_router
 from loomkin.api.speculation import speculation_router
@@ -51,6 +53,7 @@ from loomkin.errors import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
+    from loomkin.api.cluster_view import ClusterView
     from loomkin.service.runtime import Loomkin
 
 __all__ = ["create_app"]
@@ -63,6 +66,7 @@ def create_app(
     bound: str = "127.0.0.1",
     allowed_hosts: Iterable[str] = (),
     launch: LaunchPolicy | None = None,
+    cluster: ClusterView | None = None,
 ) -> FastAPI:
     """Build the web app on ``loomkin``.
 
@@ -73,13 +77,15 @@ def create_app(
         bound: The address the server listens on (its name is an allowed ``Host``).
         allowed_hosts: More ``Host`` names to answer to (``--allow-host``).
         launch: What ``POST /api/sessions`` may open (default: nothing).
+        cluster: With ``serve --bus``: the cluster whose sessions the app shows and drives
+            (``loomkin`` then only watches the shared store).
 
     Raises:
         ConfigError: the token or an allowed host name is unusable.
     """
     if token is not None:
         check_token(token)
-    ctx = ApiContext(loomkin=loomkin, token=token, launch=launch or LaunchPolicy())
+    ctx = ApiContext(loomkin=loomkin, token=token, launch=launch or LaunchPolicy(), cluster=cluster)
     policy = AccessPolicy(token=token, hosts=host_names(bound, allowed_hosts))
 
     @asynccontextmanager
@@ -101,9 +107,11 @@ def create_app(
     app.include_router(router)
     app.include_router(speculation_router)
     app.include_router(coordination_router)
+    app.include_router(question_router)
     app.include_router(scaling_router)
     app.include_router(web_router)
     app.include_router(cost_router)
+    app.include_router(cluster_router)
     static = resources.files("loomkin.api") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_error_handlers(app)

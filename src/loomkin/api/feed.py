@@ -50,6 +50,8 @@ from loomkin.core.events import (
     ModelCallStarted,
     PermissionRequested,
     PermissionResolved,
+    QuestionAnswered,
+    QuestionAsked,
     ScaleDecided,
     SpeculationDecided,
     SpeculationStarted,
@@ -388,6 +390,18 @@ def _scale_summary(event: Event, names: Names) -> str | None:
             return None
 
 
+def _question_summary(event: Event, names: Names) -> str | None:
+    """Questions asked of the user, and their answers (None for other kinds)."""
+    match event:
+        case QuestionAsked(to_user=True):
+            agent = names.agent(event.asker)
+            who = agent.name if agent is not None else event.asker
+            return f"{who} asks the user: {_cut(event.question, 180)}"
+        case QuestionAnswered(answerer=None):
+            return f"the user answered: {_cut(event.answer, 180)}"
+    return None
+
+
 _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     _conversation_summary,
     _task_summary,
@@ -396,6 +410,7 @@ _SUMMARIZERS: tuple[Callable[[Event, Names], str | None], ...] = (
     negotiation_summary,
     readiness_summary,
     _scale_summary,
+    _question_summary,
 )
 """Tried in order; each covers a group of kinds (one ``match`` for all was too long)."""
 

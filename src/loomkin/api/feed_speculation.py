@@ -8,6 +8,7 @@ from loomkin.core.events import (
     AssumptionAdded,
     SpeculationDecided,
     SpeculationDiscarded,
+    SpeculationJudged,
     SpeculationMerged,
     SpeculationStarted,
     SpeculationValidated,
@@ -25,6 +26,7 @@ SPECULATION_ROW_TYPES: dict[str, str] = {
     "speculation_started": "speculation",
     "assumption_added": "speculation",
     "speculation_validated": "speculation",
+    "speculation_judged": "speculation",
     "speculation_merged": "speculation",
     "speculation_discarded": "speculation",
     "speculative_milestone_held": "speculation",
@@ -59,6 +61,13 @@ def speculation_summary(event: Event, names: Names) -> str | None:
         case SpeculationValidated():
             verdict = "held" if event.held else "failed"
             return f"assumptions on {_title(event.on_task, names)!r} {verdict}"
+        case SpeculationJudged():
+            verdict = "holds" if event.holds else "fails"
+            tokens = event.input_tokens + event.output_tokens
+            return (
+                f"judge ({event.model}) on {_title(event.task_id, names)!r}: the assumption "
+                f"{verdict}: {event.reasoning[:160]} ({tokens} tokens, ${event.cost_usd:.4f})"
+            )
         case SpeculationMerged():
             files = ", ".join(event.files) or "no files"
             return f"speculative work on {_title(event.task_id, names)!r} merged ({files})"

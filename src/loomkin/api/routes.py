@@ -40,8 +40,9 @@ from loomkin.ids import new_id
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from loomkin.api.cluster_view import ClusterView
     from loomkin.core.events import RecordedEvent
-    from loomkin.service import AgentInfo, EventStream, Loomkin, Names, Session
+    from loomkin.service import AgentInfo, EventStream, Loomkin, Names, Session, StoredSession
 
 __all__ = ["ApiContext", "router"]
 
@@ -55,11 +56,18 @@ class ApiContext:
     """What the routes share: the runtime, the server's bounds and the open live streams."""
 
     def __init__(
-        self, *, loomkin: Loomkin, token: str | None, launch: LaunchPolicy | None = None
+        self,
+        *,
+        loomkin: Loomkin,
+        token: str | None,
+        launch: LaunchPolicy | None = None,
+        cluster: ClusterView | None = None,
     ) -> None:
         self.loomkin = loomkin
         self.token = token
         self.launch = launch or LaunchPolicy()
+        self.cluster = cluster
+        """With ``serve --bus``: the cluster whose workers run the sessions shown here."""
         self.streams: set[EventStream] = set()
         self.server_id = new_id("srv_")
         """This server's identity: a page that sees another one knows the server restarted."""
@@ -74,6 +82,20 @@ class ApiContext:
     def names(self) -> Names:
         """Name lookups for feed rows."""
         return self.loomkin.names()
+
+    def remote(self, session_id: str) -> ClusterView | None:
+        """The cluster, when ``session_id`` runs on one of its workers (not in this process)."""
+        cluster = self.cluster
+        if cluster is None or not cluster.runs(session_id):
+            return None
+        return None if self.loomkin.stored_session(session_id).open else cluster
+
+    def session_out(self, stored: StoredSession) -> SessionOut:
+        """A session of the list (``open`` too when it runs on a worker of the cluster)."""
+        out = session_out(stored)
+        if not out.open and self.remote(stored.session_id) is not None:
+            out = out.model_copy(update={"open": True})
+        return out
 
 
 def _ctx(request: Request) -> ApiContext:
@@ -120,7 +142,7 @@ async def page() -> HTMLResponse:
 @router.get("/api/sessions", response_model=list[SessionOut], tags=["sessions"])
 async def list_sessions(ctx: Ctx) -> list[SessionOut]:
     """Every session in the store, oldest first (``open``: can be driven from here)."""
-    return [session_out(stored) for stored in ctx.loomkin.sessions()]
+    return [ctx.session_out(stored) for stored in ctx.loomkin.sessions()]
 
 
 @router.post("/api/sessions", response_model=SessionOut, status_code=201, tags=["sessions"])
@@ -133,6 +155,11 @@ async def create_session(ctx: Ctx, body: SessionCreateIn) -> SessionOut:
     launch = ctx.launch
     root = await asyncio.to_thread(launch.project, body.project)
     choice = await asyncio.to_thread(launch.model_choice, root, body.model, body.base_url)
+    if ctx.cluster is not None:  # on the least-loaded worker, never in this process
+        session_id = await ctx.cluster.start_session(
+            str(root), model=choice.model, title=body.title
+        )
+        return ctx.session_out(ctx.loomkin.stored_session(session_id))
     session = await ctx.loomkin.open_session(
         root,
         model=choice.model,
@@ -150,7 +177,8 @@ async def get_session(ctx: Ctx, session_id: str) -> SessionDetail:
     A stored session this server does not host is shown read-only (``session.open`` false).
     """
     if not ctx.loomkin.stored_session(session_id).open:
-        return await stored_detail(ctx.loomkin, session_id)
+        detail = await stored_detail(ctx.loomkin, session_id)
+        return ctx.cluster.detail(detail) if ctx.cluster is not None else detail
     return session_detail(ctx.loomkin, _session(ctx, session_id))
 
 
@@ -178,6 +206,8 @@ async def get_summary(ctx: Ctx, session_id: str) -> SummaryOut:
 )
 async def send_message(ctx: Ctx, session_id: str, body: MessageIn) -> MessageOut:
     """Send the user's message to the Concierge (or to the agent named ``to``)."""
+    if (cluster := ctx.remote(session_id)) is not None:
+        return MessageOut(message_id=await cluster.send(session_id, body.text, to=body.to))
     session = _session(ctx, session_id)
     to = _agent(session, body.to).agent_id if body.to else None
     return MessageOut(message_id=await session.send(body.text, to=to))
@@ -303,8 +333,13 @@ async def pause_agent(
     ctx: Ctx, session_id: str, agent: str, body: PauseIn | None = None
 ) -> ControlOut:
     """Pause at the next checkpoint (``asap``) or step boundary (``at_boundary``)."""
+    options = body or PauseIn()
+    if (cluster := ctx.remote(session_id)) is not None:
+        return await cluster.control(
+            session_id, agent, "pause", mode=options.mode, force=options.force
+        )
     session = _session(ctx, session_id)
-    found, options = _agent(session, agent), body or PauseIn()
+    found = _agent(session, agent)
     request_id = await session.pause(found.agent_id, mode=options.mode, force=options.force)
     return ControlOut(request_id=request_id, agent_id=found.agent_id, action="pause")
 
@@ -312,6 +347,8 @@ async def pause_agent(
 @router.post(f"{_AGENT}/resume", response_model=ControlOut, status_code=202, tags=["agents"])
 async def resume_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
     """Resume a paused agent from its checkpoint."""
+    if (cluster := ctx.remote(session_id)) is not None:
+        return await cluster.control(session_id, agent, "resume")
     session = _session(ctx, session_id)
     found = _agent(session, agent)
     request_id = await session.resume(found.agent_id)
@@ -321,6 +358,8 @@ async def resume_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
 @router.post(f"{_AGENT}/steer", response_model=ControlOut, status_code=202, tags=["agents"])
 async def steer_agent(ctx: Ctx, session_id: str, agent: str, body: SteerIn) -> ControlOut:
     """Guidance that lands in the agent's very next model call."""
+    if (cluster := ctx.remote(session_id)) is not None:
+        return await cluster.control(session_id, agent, "steer", text=body.text, mode=body.mode)
     session = _session(ctx, session_id)
     found = _agent(session, agent)
     request_id = await session.steer(found.agent_id, body.text, mode=body.mode)
@@ -330,6 +369,8 @@ async def steer_agent(ctx: Ctx, session_id: str, agent: str, body: SteerIn) -> C
 @router.post(f"{_AGENT}/cancel", response_model=ControlOut, status_code=202, tags=["agents"])
 async def cancel_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
     """Cancel the agent's current task (its partial result is kept)."""
+    if (cluster := ctx.remote(session_id)) is not None:
+        return await cluster.control(session_id, agent, "cancel")
     session = _session(ctx, session_id)
     found = _agent(session, agent)
     request_id = await session.cancel(found.agent_id)
@@ -358,5 +399,8 @@ async def answer_permission(
     ctx: Ctx, session_id: str, request_id: str, body: PermissionAnswerIn
 ) -> Response:
     """Answer a permission prompt: ``deny``, ``allow_once`` or ``allow_always``."""
+    if (cluster := ctx.remote(session_id)) is not None:
+        await cluster.answer(session_id, request_id, body.decision)
+        return Response(status_code=204)
     await _session(ctx, session_id).answer_permission(request_id, body.decision)
     return Response(status_code=204)

@@ -20,6 +20,7 @@ __all__ = [
     "PauseIn",
     "PermissionAnswerIn",
     "PermissionOut",
+    "QuestionAnswerIn",
     "SessionCreateIn",
     "SessionDetail",
     "SessionOut",
@@ -27,6 +28,7 @@ __all__ = [
     "SummaryOut",
     "TaskOut",
     "TeamOut",
+    "UserQuestionOut",
 ]
 
 MAX_MESSAGE = 20_000
@@ -102,6 +104,26 @@ class PermissionAnswerIn(_In):
     """The user's answer to a permission prompt."""
 
     decision: Literal["allow_once", "allow_always", "deny"]
+
+
+class QuestionAnswerIn(_In):
+    """The user's answer to a question an agent asked them."""
+
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE, description="The answer.")
+
+
+class UserQuestionOut(BaseModel):
+    """A question an agent asked the user, still open until answered or its deadline."""
+
+    question_id: str
+    agent_id: str
+    agent: str
+    """The asking agent's name."""
+    team: str
+    question: str
+    deadline: float
+    """Unix seconds after which it expires unanswered (the agent is then told)."""
+    seconds_left: float
 
 
 class ErrorOut(BaseModel):
@@ -228,6 +250,8 @@ class SessionDetail(BaseModel):
     dependencies: list[DependencyOut]
     budgets: list[BudgetOut]
     permissions: list[PermissionOut]
+    questions: list[UserQuestionOut] = Field(default_factory=list)
+    """Questions agents asked the user, still open."""
 
 
 class MessageOut(BaseModel):

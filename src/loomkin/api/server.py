@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from types import FrameType
 
+    from loomkin.api.cluster_view import ClusterView
     from loomkin.api.launch import LaunchPolicy
     from loomkin.service.runtime import Loomkin
 
@@ -138,6 +139,7 @@ async def serve(
     launch: LaunchPolicy | None = None,
     sockets: list[socket.socket] | None = None,
     ready: Callable[[str], None] | None = None,
+    cluster: ClusterView | None = None,
 ) -> None:
     """Serve the web app on ``host:port`` until interrupted (Ctrl-C or SIGTERM).
 
@@ -154,6 +156,7 @@ async def serve(
         sockets: Sockets already listening on ``host:port`` (from :func:`listen`; the
             server closes them), so a caller can fail on a port in use before starting work.
         ready: Called with the page's URL (``?token=`` included) once connections are accepted.
+        cluster: With ``--bus``: the cluster whose sessions the app shows and drives.
 
     Raises:
         ConfigError: no token for a non-loopback ``host``, a bad token or host name, or the
@@ -167,6 +170,7 @@ async def serve(
             bound=host,
             allowed_hosts=allowed_hosts,
             launch=launch,
+            cluster=cluster,
         )
         ctx = app.state.ctx
         assert isinstance(ctx, ApiContext)

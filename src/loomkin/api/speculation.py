@@ -63,18 +63,26 @@ class SpeculationOut(BaseModel):
     """A task's speculation: state, assumptions, verdicts, the decision and the outcome."""
 
     task_id: str
+    title: str
     state: str
     agent: str
     blockers: list[str]
+    blocker_titles: list[str]
     workspace: str
     assumptions: list[dict[str, JsonValue]]
     verdicts: list[dict[str, JsonValue]]
     decision: dict[str, JsonValue] | None
     outcome: dict[str, JsonValue] | None
+    judgements: list[dict[str, JsonValue]]
+    at_stake: dict[str, JsonValue] | None
 
 
 class SpeculationsOut(BaseModel):
-    """Every speculation of a session, with the counts, waste and learnt hit rates."""
+    """Every speculation of a session, with the counts, waste and learnt hit rates.
+
+    ``summary.waste_fraction`` is discarded work ÷ all work, counted in model tokens: the
+    tokens of discarded speculative work over those of every model call of the session.
+    """
 
     speculations: list[SpeculationOut]
     summary: dict[str, JsonValue]

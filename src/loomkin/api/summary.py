@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from loomkin.core.events import (
     DecisionLogged,
     ModelCallCompleted,
+    SpeculationJudged,
     ToolCallCompleted,
     ToolCallStarted,
 )
@@ -59,7 +60,7 @@ def run_summary(events: list[RecordedEvent], project_root: str) -> RunSummary:
     prefix = project_root.rstrip("/") + "/"
     for recorded in events:
         event = recorded.event
-        if isinstance(event, ModelCallCompleted):
+        if isinstance(event, ModelCallCompleted | SpeculationJudged):  # the judge's too
             out.model_calls += 1
             out.input_tokens += event.input_tokens
             out.output_tokens += event.output_tokens

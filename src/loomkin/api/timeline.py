@@ -24,6 +24,7 @@ from loomkin.core.events import (
     ModelCallCompleted,
     ModelCallFailed,
     ModelCallStarted,
+    SpeculationJudged,
     TaskEvent,
     TaskStatusChanged,
     ToolCallCompleted,
@@ -120,6 +121,8 @@ class _Fold:
             case ModelCallCompleted():
                 self._close(event.call_id, t, "interrupted" if event.interrupted else "ok")
                 self._spend(event, t)
+            case SpeculationJudged():  # a judge's call, charged to the speculating agent
+                self._spend(event, t)
             case ModelCallFailed(will_retry=False):
                 self._close(event.call_id, t, "error")
             case ToolCallCompleted():
@@ -134,7 +137,7 @@ class _Fold:
         if span is not None:
             span.end, span.outcome = t, outcome
 
-    def _spend(self, event: ModelCallCompleted, t: float) -> None:
+    def _spend(self, event: ModelCallCompleted | SpeculationJudged, t: float) -> None:
         agent = event.agent_id
         self.cost[agent] = self.cost.get(agent, 0.0) + event.cost_usd
         self.tokens[agent] = self.tokens.get(agent, 0) + event.input_tokens + event.output_tokens

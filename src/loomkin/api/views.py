@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from loomkin.api.schemas import (
@@ -13,6 +14,7 @@ from loomkin.api.schemas import (
     SessionOut,
     TaskOut,
     TeamOut,
+    UserQuestionOut,
 )
 
 if TYPE_CHECKING:
@@ -26,7 +28,13 @@ if TYPE_CHECKING:
         TeamInfo,
     )
 
-__all__ = ["WORKING_STATUSES", "session_detail", "session_out", "stored_detail"]
+__all__ = [
+    "WORKING_STATUSES",
+    "session_detail",
+    "session_out",
+    "stored_detail",
+    "user_questions",
+]
 
 WORKING_STATUSES = frozenset({"thinking", "executing_tool", "waiting_permission"})
 
@@ -57,6 +65,7 @@ def session_detail(loomkin: Loomkin, session: Session) -> SessionDetail:
         dependencies=task_edges(session),
         budgets=budgets(session),
         permissions=prompts(session),
+        questions=user_questions(session),
     )
 
 
@@ -169,6 +178,11 @@ def prompts(session: Session) -> list[PermissionOut]:
             )
         )
     return out
+
+
+def user_questions(session: Session) -> list[UserQuestionOut]:
+    """Return the questions agents asked the user that are still open."""
+    return [UserQuestionOut(**asdict(q)) for q in session.questions_for_user()]
 
 
 async def stored_detail(loomkin: Loomkin, session_id: str) -> SessionDetail:

@@ -31,7 +31,7 @@ from loomkin.api.summary import run_summary
 from loomkin.api.timeline import build_timeline, task_history
 from loomkin.api.views import session_out
 from loomkin.core.events import PartialResultPublished, TaskStatusChanged
-from loomkin.errors import NotFound
+from loomkin.errors import NotFound, PolicyRefused
 
 __all__ = ["web_router"]
 
@@ -41,7 +41,7 @@ web_router = APIRouter()
 @web_router.get("/api/server", response_model=ServerOut, tags=["sessions"])
 async def server_info(ctx: Ctx) -> ServerOut:
     """This server process: its id (changes on restart) and the sessions it hosts."""
-    hosted = [s.session_id for s in ctx.loomkin.sessions() if s.open]
+    hosted = [s.session_id for s in ctx.loomkin.sessions() if ctx.session_out(s).open]
     return ServerOut(server_id=ctx.server_id, started_at=ctx.started_at, open_sessions=hosted)
 
 
@@ -182,6 +182,12 @@ async def resume_session(ctx: Ctx, session_id: str) -> SessionOut:
     ``loomkin serve --session`` would. Refused (409) while another live process runs it.
     """
     stored = ctx.loomkin.stored_session(session_id)
+    if ctx.cluster is not None and not stored.open:
+        # This server's runtime only watches the cluster's store: it hosts nothing itself.
+        raise PolicyRefused(
+            f"this server shows the cluster {ctx.cluster.name!r}: its sessions run on its "
+            "workers (a stopped one is resumed there after a failover), not in the server"
+        )
     if not stored.open:
         launch = ctx.launch
         await asyncio.to_thread(launch.project, stored.project_root)

@@ -8,11 +8,12 @@ How this works and why:
   may start a waiting task on an idle agent, the real service validates it when the blocker
   reaches the edge (milestone or completion), then merges or discards and re-queues it.
 * **The hit rate is drawn, the policy is not told.** Every blocker announces
-  ``interface: v1`` (in its milestone note and its hand-off). An agent that speculates states
-  one structured assumption with ``assumption_add``: ``interface = v1`` with probability
-  ``P`` (drawn per task from the seed), else a wrong value. Whether it holds is decided by the
-  real exact comparison; the policy learns P only from those outcomes (its Beta-Binomial
-  posterior), so at a low P it must learn to stop.
+  ``interface: v1`` (in its milestone note, its partial output and its hand-off). An agent
+  that speculates states one structured assumption with ``assumption_add``: ``interface =
+  v1`` with probability ``P`` (drawn per workload, seed and task: a task name two workloads
+  share, such as ``integrate``, draws independently in each), else a wrong value. Whether it
+  holds is decided by the real exact comparison; the policy learns P only from those
+  outcomes (its Beta-Binomial posterior), so at a low P it must learn to stop.
 * **Workspaces are virtual here.** The bench's agents write no files, and a workspace copy
   run on a worker thread would let the virtual clock jump while it runs (the figures would
   depend on the machine). :class:`VirtualWorkspaces` keeps the workspace calls (create,
@@ -86,16 +87,26 @@ class VirtualWorkspaces(Workspaces):
         return gone
 
 
-def _holds(seed: int, task: str, p: float) -> bool:
-    digest = hashlib.sha256(f"{seed}:{task}".encode()).digest()
+def _holds(workload: str, seed: int, task: str, p: float) -> bool:
+    """Whether the speculation on ``task`` guesses right (deterministic per seed).
+
+    Keyed by the workload too: keyed by seed and task alone, a task every workload has (the
+    final ``integrate``) would draw the same value in all of them, so one unlucky draw would
+    miss everywhere at once and the workloads' figures would not be independent samples.
+    """
+    key = json.dumps([workload, seed, task])
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < p
 
 
 class SpeculativeWorkModel(WorkModel):
     """The swarm's work model, which also states an assumption when it speculates."""
 
-    def __init__(self, tasks: dict[TaskId, TaskSpec], *, hit_rate: float, seed: int) -> None:
+    def __init__(
+        self, tasks: dict[TaskId, TaskSpec], *, workload: str, hit_rate: float, seed: int
+    ) -> None:
         super().__init__(tasks)
+        self._workload = workload
         self._p = hit_rate
         self._seed = seed
 
@@ -108,7 +119,8 @@ class SpeculativeWorkModel(WorkModel):
             return 0.0, [], "Nothing to do."
         speculative = "[Speculative]" in brief
         if speculative and answered == 0:
-            value = VALUE if _holds(self._seed, spec.id, self._p) else "v0"
+            held = _holds(self._workload, self._seed, spec.id, self._p)
+            value = VALUE if held else "v0"
             args = {"task_id": str(task_id), "key": "interface", "value": value}
             return 0.0, [("assumption_add", args)], ""
         step = answered - 1 if speculative else answered
@@ -116,10 +128,7 @@ class SpeculativeWorkModel(WorkModel):
         done = groups[step - 1][0] if 0 < step <= len(groups) else 0.0
         if step < len(groups):
             fraction, calls = groups[step]
-            noted = [
-                (name, {**a, "note": f"interface: {VALUE}"} if name == "emit_milestone" else a)
-                for name, a in calls
-            ]
+            noted = [_announce(name, a) for name, a in calls]
             return (fraction - done) * spec.work_s, noted, ""
         if step == len(groups):
             result = {
@@ -129,6 +138,15 @@ class SpeculativeWorkModel(WorkModel):
             }
             return (1.0 - done) * spec.work_s, [("task_complete", result)], ""  # type: ignore[list-item]
         return 0.0, [], f"{spec.id} is complete."
+
+
+def _announce(name: str, args: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A milestone's note and a partial chunk's content both state the interface."""
+    if name == "emit_milestone":
+        return name, {**args, "note": f"interface: {VALUE}"}
+    if name == "publish_partial":
+        return name, {**args, "content": f"{args['content']}\ninterface: {VALUE}"}
+    return name, args
 
 
 def _brief(request: ModelRequest) -> tuple[str | None, int]:
@@ -191,7 +209,7 @@ async def _run(
     specs: dict[TaskId, TaskSpec] = {}
 
     def factory(_role: Role, _name: str) -> Model:
-        return SpeculativeWorkModel(specs, hit_rate=hit_rate, seed=seed)
+        return SpeculativeWorkModel(specs, workload=workload.name, hit_rate=hit_rate, seed=seed)
 
     settings = _settings(workload, agents, speculate=speculate)
     with tempfile.TemporaryDirectory() as project:

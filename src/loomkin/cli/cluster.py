@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import click
 from rich.markup import escape
 
-from loomkin.cli.common import console, run_command
+from loomkin.cli.common import console, run_command, shown
+from loomkin.cli.questions import answer_cluster_questions_here
+from loomkin.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from loomkin.cluster import ClusterClient
     from loomkin.core.records import PermissionDecision
+    from loomkin.service import AgentInfo, Loomkin, Names
 
-__all__ = ["cluster_group", "worker"]
+DEFAULT_CLUSTER = "loomkin"
+"""The cluster's name when ``--cluster`` is not given (``loomkin.cluster.DEFAULT_CLUSTER``)."""
+
+__all__ = [
+    "ClusterOptions",
+    "cluster_group",
+    "cluster_options",
+    "connect_client",
+    "hosting",
+    "run_on_cluster",
+    "worker",
+]
 
 _BUS = click.option("--bus", required=True, help="The NATS server, e.g. nats://127.0.0.1:4222.")
 _STORE = click.option("--store", required=True, help="The shared store: postgresql://…")
@@ -85,65 +106,222 @@ def cluster_run(
     yes: bool,
     host: bool,
 ) -> None:
-    """Run GOAL on the least-loaded worker and follow it to the end."""
-    run_command(
-        _run(goal, store, bus, cluster, lease_ttl, project.resolve(), model, yes=yes, host=host)
+    """Run GOAL on the least-loaded worker and follow it to the end (= run --bus)."""
+    options = cluster_options(
+        store=store, bus=bus, cluster=cluster, lease_ttl=lease_ttl, no_host=not host
+    )
+    assert options is not None  # --bus is required here
+    run_command(run_on_cluster(goal, project.resolve(), options, model=model, yes=yes))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterOptions:
+    """Where a cluster is, and whether this process hosts agents too.
+
+    A cluster is its shared store, its NATS server, its name and its lease TTL.
+    """
+
+    store: str
+    bus: str
+    cluster: str = DEFAULT_CLUSTER
+    lease_ttl: float = 10.0
+    host: bool = True
+
+
+def cluster_options(
+    *,
+    store: str | None,
+    bus: str | None,
+    cluster: str | None,
+    lease_ttl: float | None,
+    no_host: bool,
+) -> ClusterOptions | None:
+    """The cluster options of a command, checked; ``None`` without ``--bus`` (embedded).
+
+    Raises:
+        click.UsageError: a cluster option without ``--bus``, or ``--bus`` without a
+            Postgres ``--store``.
+        click.BadParameter: a value that cannot work (naming its option).
+    """
+    from loomkin.cluster.bus import check_bus_url  # the cluster loads only when asked for
+    from loomkin.cluster.names import ClusterNames
+
+    if bus is None:
+        given = [
+            flag
+            for flag, value in (("--cluster", cluster), ("--lease-ttl", lease_ttl))
+            if value is not None
+        ]
+        if no_host:
+            given.append("--no-host")
+        if given:
+            raise click.UsageError(
+                f"{given[0]} needs --bus nats://HOST:4222 (it runs the session on a cluster)"
+            )
+        return None
+    if not store or urlsplit(store).scheme not in _POSTGRES:
+        what = f"not {shown(store)!r}" if store else "none was given"
+        raise click.UsageError(
+            f"--bus needs --store postgresql://USER@HOST/DB, the store every worker shares ({what})"
+        )
+    try:
+        check_bus_url(bus)
+    except UserError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bus") from None
+    name = cluster if cluster is not None else DEFAULT_CLUSTER
+    try:
+        ClusterNames(name)
+    except UserError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster") from None
+    ttl = lease_ttl if lease_ttl is not None else 10.0
+    if not math.isfinite(ttl) or ttl <= 0:
+        raise click.BadParameter(
+            f"must be a positive number of seconds, got {ttl}", param_hint="--lease-ttl"
+        )
+    return ClusterOptions(store=store, bus=bus, cluster=name, lease_ttl=ttl, host=not no_host)
+
+
+_POSTGRES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+@contextlib.asynccontextmanager
+async def hosting(options: ClusterOptions) -> AsyncIterator[str | None]:
+    """A worker in this process while the block runs (unless ``--no-host``); its id."""
+    if not options.host:
+        yield None
+        return
+    from loomkin.cluster import HostOptions, Worker
+    from loomkin.tools.permissions import PermissionPolicy
+
+    host = HostOptions(
+        store_url=options.store,
+        ttl_s=options.lease_ttl,
+        approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
+    )
+    node = Worker(options.bus, host, cluster=options.cluster)
+    await node.start()
+    try:
+        yield node.worker_id
+    finally:
+        await node.close()
+
+
+async def connect_client(options: ClusterOptions) -> ClusterClient:
+    """A client of the cluster (NATS and the shared store)."""
+    from loomkin.cluster import ClusterClient
+
+    return await ClusterClient.connect(
+        options.bus, options.store, cluster=options.cluster, ttl_s=options.lease_ttl
     )
 
 
-async def _run(
-    goal: str,
-    store: str,
-    bus: str,
-    cluster: str,
-    ttl: float,
-    project: Path,
-    model: str | None,
-    *,
-    yes: bool,
-    host: bool,
+async def run_on_cluster(
+    goal: str, project: Path, options: ClusterOptions, *, model: str | None, yes: bool
 ) -> int:
-    from loomkin.cluster import ClusterClient, HostOptions, Worker
-    from loomkin.tools.permissions import PermissionPolicy
+    """Run ``goal`` on the least-loaded worker, print its progress until it is done.
 
-    node = None
-    if host:
-        options = HostOptions(
-            store_url=store, ttl_s=ttl, approve_all=PermissionPolicy(auto_approve=frozenset({"*"}))
+    ``loomkin run --bus`` and ``loomkin cluster run``. Progress lines are the embedded
+    ``run``'s: the events come from the shared store, folded into a runtime that only
+    watches it (for the names of agents and tasks).
+    """
+    from loomkin.service import Loomkin
+
+    async with (
+        hosting(options) as here,
+        await connect_client(options) as client,
+        await Loomkin.open(options.store) as watcher,
+    ):
+        if here is not None:
+            console.print(f"[dim]this process hosts agents too, as worker {escape(here)}[/]")
+        session_id, worker_id = await client.start_session(
+            str(project), goal, model=model, title=goal[:80], approve_all=yes
         )
-        node = Worker(bus, options, cluster=cluster)
-        await node.start()
-    try:
-        async with await ClusterClient.connect(bus, store, cluster=cluster, ttl_s=ttl) as client:
-            session_id, worker_id = await client.start_session(
-                str(project), goal, model=model, approve_all=yes
-            )
-            console.print(f"session {session_id} on worker {escape(worker_id)}")
-            if not yes:
-                await client.answer_permissions(session_id, _ask)
-            await _follow(client, session_id)
-            placement = await client.placement(session_id)
-            console.print(f"done; hosted by {escape(', '.join(placement.hosts))}")
-    finally:
-        if node is not None:
-            await node.close()
+        console.print(
+            f"[bold]session[/] {session_id} on {escape(str(project))} (worker {escape(worker_id)})"
+        )
+        asks = None if yes else await client.answer_permissions(session_id, _ask)
+        await answer_cluster_questions_here(client, session_id, enabled=not yes)
+        try:
+            await _follow(client, watcher, session_id, project)
+        finally:
+            if asks is not None:
+                await asks.unsubscribe()
+        placement = await client.placement(session_id)
+        console.print(f"hosted by {escape(' → '.join(placement.hosts))}")
+        await _print_summary(watcher, session_id, project)
     return 0
 
 
 async def _ask(ask: dict[str, str]) -> PermissionDecision:
-    question = (
-        f"{ask['agent']} wants {ask['tool']} on {ask['target']}: allow? [o]nce/[a]lways/[d]eny"
-    )
+    what = f"{ask.get('tool', '')} {ask.get('target', '')}".strip()
+    if not sys.stdin.isatty():
+        console.print(
+            f"[yellow]denied[/] {escape(ask.get('agent', ''))}: {escape(what)} (no terminal to "
+            "ask; pass --yes to allow writes and shell commands)"
+        )
+        return "deny"
+    question = f"{ask.get('agent', '')} wants to run {what}. Allow? [o]nce / [a]lways / [d]eny"
     answer = await asyncio.to_thread(click.prompt, question, default="d")
     decisions: dict[str, PermissionDecision] = {"o": "allow_once", "a": "allow_always"}
     return decisions.get(str(answer)[:1].lower(), "deny")
 
 
-async def _follow(client: ClusterClient, session_id: str) -> None:
-    async for recorded in client.follow(session_id):
+class _StoredView:
+    """A session of the cluster as the watching runtime knows it (for progress lines)."""
+
+    def __init__(self, watcher: Loomkin, session_id: str, project: Path) -> None:
+        self._watcher = watcher
+        self._session_id = session_id
+        self.project_root = str(project)
+
+    def names(self) -> Names:
+        return self._watcher.names()
+
+    def agents(self) -> list[AgentInfo]:
+        return self._watcher.stored_agents(self._session_id)
+
+
+async def _follow(client: ClusterClient, watcher: Loomkin, session_id: str, project: Path) -> None:
+    from loomkin.cli.progress import describe
+
+    view = _StoredView(watcher, session_id, project)
+    async with contextlib.aclosing(client.follow(session_id)) as events:
+        async for recorded in events:
+            if recorded.position > watcher.last_position:
+                await watcher.pull()  # one read for every event committed since
+            line = describe(recorded.event, view)
+            if line is not None:
+                console.print(line)
+
+
+async def _print_summary(watcher: Loomkin, session_id: str, project: Path) -> None:
+    from loomkin.core.events import ToolCallCompleted, ToolCallStarted
+
+    await watcher.pull()
+    tasks: dict[str, int] = {}
+    for task in watcher.tasks(session_id):
+        tasks[task.status] = tasks.get(task.status, 0) + 1
+    writes: dict[str, str] = {}
+    files: dict[str, None] = {}
+    root = str(project).rstrip("/") + "/"
+    for recorded in await watcher.history(session_id):
         event = recorded.event
-        who = getattr(event, "agent_id", "") or ""
-        console.print(f"[dim]{recorded.position:>6}[/] {escape(event.kind)} {escape(str(who))}")
+        if isinstance(event, ToolCallStarted) and event.tool in ("file_write", "file_edit"):
+            writes[event.call_id] = event.target
+        elif isinstance(event, ToolCallCompleted) and event.outcome == "ok":
+            target = writes.get(event.call_id)
+            if target:
+                files[target.removeprefix(root)] = None
+    spend = await watcher.spend(session_id)
+    console.rule("summary")
+    shown_tasks = ", ".join(f"{n} {status}" for status, n in sorted(tasks.items())) or "none"
+    console.print(f"tasks: {shown_tasks}")
+    console.print(f"files changed: {escape(', '.join(files)) or 'none'}")
+    console.print(
+        f"model calls: {spend.model_calls}, tokens: {spend.input_tokens} in "
+        f"({spend.cached_input_tokens} cached) / {spend.output_tokens} out, "
+        f"cost: ${spend.cost_usd:.4f}"
+    )
 
 
 @cluster_group.command("status")

@@ -195,7 +195,16 @@ def call(
 
 
 def agent_path(info: ServerInfo, session_id: str | None, name: str, action: str) -> str:
-    """The API path of an agent action."""
+    """The API path of an agent action.
+
+    Raises:
+        UserError: no session given, and the server has no default one (``serve --bus``).
+    """
+    if not (session_id or info.session_id):
+        raise UserError(
+            "the server serves no single session (it shows a cluster): pass --session ID "
+            "(`loomkin cluster status` lists them)"
+        )
     sid = quote(session_id or info.session_id, safe="")
     return f"/api/sessions/{sid}/agents/{quote(name, safe='/')}/{action}"
 

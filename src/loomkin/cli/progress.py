@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rich.markup import escape
 
@@ -25,6 +25,7 @@ from loomkin.core.events import (
     PartialResultPublished,
     PermissionRequested,
     PermissionResolved,
+    QuestionAsked,
     TaskAssigned,
     TaskCreated,
     TaskStatusChanged,
@@ -35,9 +36,25 @@ from loomkin.core.events import (
 )
 
 if TYPE_CHECKING:
-    from loomkin.service import Session
+    from collections.abc import Sequence
 
-__all__ = ["describe", "short"]
+    from loomkin.service import AgentInfo, Names
+
+__all__ = ["Shown", "describe", "short"]
+
+
+class Shown(Protocol):
+    """What a progress line needs of a session.
+
+    A ``Session`` of this process, or a cluster session as the shared store shows it.
+    """
+
+    @property
+    def project_root(self) -> str: ...
+
+    def names(self) -> Names: ...
+
+    def agents(self) -> Sequence[AgentInfo]: ...
 
 
 def short(text: str, limit: int = 100) -> str:
@@ -46,19 +63,19 @@ def short(text: str, limit: int = 100) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _who(session: Session, agent_id: str | None) -> str:
+def _who(session: Shown, agent_id: str | None) -> str:
     if agent_id is None:
         return "system"
     agent = session.names().agent(agent_id)
     return escape(agent.name) if agent is not None else agent_id[:14]
 
 
-def _task(session: Session, task_id: str) -> str:
+def _task(session: Shown, task_id: str) -> str:
     task = session.names().task(task_id)
     return escape(repr(short(task.title, 80))) if task is not None else escape(task_id)
 
 
-def _spend(session: Session) -> str:
+def _spend(session: Shown) -> str:
     """The session's spending so far, shown as tasks finish."""
     agents = session.agents()
     tokens = sum(a.input_tokens + a.output_tokens for a in agents)
@@ -66,12 +83,12 @@ def _spend(session: Session) -> str:
     return f" [dim]· so far {tokens:,} tokens, ${cost:.4f}[/]"
 
 
-def _relative(session: Session, target: str) -> str:
+def _relative(session: Shown, target: str) -> str:
     root = session.project_root.rstrip("/") + "/"
     return target[len(root) :] if target.startswith(root) else target
 
 
-def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat dispatch
+def describe(event: Event, session: Shown) -> str | None:  # noqa: C901 - flat dispatch
     """Return the line to print for ``event`` (rich markup), or ``None`` to stay quiet."""
     match event:
         case UserMessagePosted(text=text):
@@ -109,6 +126,11 @@ def describe(event: Event, session: Session) -> str | None:  # noqa: C901 - flat
             return f"[blue]partial[/] chunk {seq} of {_task(session, tid)}"
         case MessageSent(msg_type="peer_message" | "question" | "answer", from_name=f, content=c):
             return f"{escape(f)} [white]✉[/] {escape(short(c, 80))}"
+        case QuestionAsked(to_user=True, asker=aid, question=q, question_id=qid):
+            return (
+                f"[bold yellow]question[/] {_who(session, aid)} asks you: {escape(short(q, 100))} "
+                f"(question {escape(qid)})"
+            )
         case PermissionRequested(agent_id=aid, tool=tool, target=target):
             where = escape(_relative(session, target))
             who = _who(session, aid)

@@ -3,7 +3,7 @@
 Like ``loomkin agent ...`` these read ``.loomkin/server.json`` (written by ``loomkin serve``)
 to find the server, so they work from the project directory:
 
-    loomkin speculation list
+    loomkin speculation list          # readable; --json for the API's answer
     loomkin speculation start TASK --agent bob --assume signature='def parse(text) -> Ast'
     loomkin speculation start TASK --agent bob --assume-text "the parser still returns a list"
     loomkin speculation assume TASK --key signature --value '"def parse(text) -> Ast"'
@@ -64,12 +64,118 @@ def _request(
 @speculation.command("list")
 @_project
 @_session
-def speculation_list(project: Path, session_id: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the API's answer as JSON.")
+def speculation_list(project: Path, session_id: str | None, as_json: bool) -> None:
     """Every speculative task: assumptions, verdicts, waste; and the learnt hit rates."""
     try:
-        echo_json(_request(project, session_id, "GET", "/speculations"))
+        listed = _request(project, session_id, "GET", "/speculations")
     except LoomkinError as exc:
         fail(str(exc))
+    if as_json:
+        echo_json(listed)
+        return
+    for line in speculation_lines(listed):
+        click.echo(line)
+
+
+_OUTCOMES = {
+    "assumption_failed": "failed, discarded",
+    "merge_conflict": "merge conflict, discarded",
+    "cancelled": "cancelled",
+    "preempted": "preempted, discarded",
+    "crashed": "lost in a restart, discarded",
+    "failed": "task failed, discarded",
+}
+
+
+def _num(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _obj(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _objs(value: object) -> list[dict[str, object]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _strs(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _work(d: dict[str, object], s: str, tokens: str, usd: str, calls: str) -> str:
+    return (
+        f"{_num(d.get(s)):.1f} s, {_num(d.get(tokens)):,.0f} tokens, "
+        f"${_num(d.get(usd)):.4f}, {_num(d.get(calls)):.0f} model calls"
+    )
+
+
+def speculation_lines(listed: dict[str, object]) -> list[str]:
+    """``GET /speculations`` as text: a block per speculation, then the session's figures."""
+    lines: list[str] = []
+    for spec in _objs(listed.get("speculations")):
+        state = str(spec.get("state", ""))
+        if state == "declined":
+            continue
+        outcome = _obj(spec.get("outcome"))
+        label = {"running": "running", "merged": "held, merged"}.get(state, "discarded")
+        if state == "discarded":
+            label = _OUTCOMES.get(str(outcome.get("reason")), label)
+        ahead = ", ".join(repr(t) for t in _strs(spec.get("blocker_titles")))
+        lines.append(f"{spec.get('title')!r} [{label}] {spec.get('agent')} ahead of {ahead}")
+        lines.extend(_assumption_lines(spec))
+        stake = _obj(spec.get("at_stake"))
+        if state == "running" and stake:
+            lines.append("  at stake: " + _work(stake, "s", "tokens", "usd", "model_calls"))
+        elif state == "discarded" and outcome:
+            waste = _work(outcome, "wasted_s", "wasted_tokens", "wasted_usd", "wasted_model_calls")
+            lines.append(f"  wasted: {waste}")
+        elif state == "merged" and outcome:
+            files = ", ".join(_strs(outcome.get("files"))) or "no files"
+            lines.append(f"  merged: {files} (ran {_num(outcome.get('saved_s')):.1f} s ahead)")
+    summary = _obj(listed.get("summary"))
+    if not summary.get("started"):
+        return lines or ["no speculation yet"]
+    kinds = ("started", "held", "failed", "merged", "discarded", "running")
+    lines += ["", ", ".join(f"{summary.get(k, 0)} {k}" for k in kinds)]
+    waste = _work(summary, "wasted_s", "wasted_tokens", "wasted_usd", "wasted_model_calls")
+    share = 100 * _num(summary.get("waste_fraction"))
+    lines.append(f"waste: {waste} ({share:.1f} % of all tokens)")
+    if summary.get("judge_calls"):
+        lines.append(
+            f"judge: {_num(summary.get('judge_calls')):.0f} model calls, "
+            f"{_num(summary.get('judge_tokens')):,.0f} tokens, "
+            f"${_num(summary.get('judge_usd')):.4f}"
+        )
+    rates = _obj(summary.get("hit_rates"))
+    if rates:
+        lines.append("hit rates: " + ", ".join(f"{k} {_num(p):.2f}" for k, p in rates.items()))
+    return lines
+
+
+def _assumption_lines(spec: dict[str, object]) -> list[str]:
+    """One line per assumption: ✓ held, ✗ failed (with why), … not checked yet."""
+    verdicts: dict[object, dict[str, object]] = {}
+    for checked in _objs(spec.get("verdicts")):
+        for verdict in _objs(checked.get("verdicts")):
+            verdicts[verdict.get("assumption_id")] = verdict
+    judged = {j.get("assumption_id"): j for j in _objs(spec.get("judgements"))}
+    lines = []
+    for a in _objs(spec.get("assumptions")):
+        v = verdicts.get(a.get("assumption_id"))
+        mark = "…" if v is None else "✓" if v.get("holds") else "✗"
+        what = f"{a.get('key')} = {a.get('value')!r}" if a.get("key") else repr(a.get("text"))
+        why = ""
+        if v is not None and a.get("key") and not v.get("holds"):
+            why = f" (actual {v.get('actual')!r})" if v.get("actual") is not None else ""
+            why = why or f" ({v.get('reasoning')})"
+        elif v is not None and not a.get("key"):
+            j = judged.get(a.get("assumption_id"), {})
+            call = f"{j.get('model')}, ${_num(j.get('cost_usd')):.4f}: " if j else ""
+            why = f" (judge {call}{v.get('reasoning')})"
+        lines.append(f"  {mark} {what}{why}")
+    return lines
 
 
 @speculation.command("start")

@@ -5,7 +5,7 @@ README's "Run on several machines".
 """
 
 from loomkin.cluster.bus import BusUnavailable, check_bus_url
-from loomkin.cluster.client import ClusterClient, ControlAction
+from loomkin.cluster.client import ClusterClient, ControlAction, QuestionAsk
 from loomkin.cluster.directory import Placement
 from loomkin.cluster.hosting import HostOptions, Outcome
 from loomkin.cluster.leases import BusLease, LeaseLost
@@ -26,6 +26,7 @@ __all__ = [
     "NoWorkers",
     "Outcome",
     "Placement",
+    "QuestionAsk",
     "Worker",
     "WorkerLoad",
     "check_bus_url",

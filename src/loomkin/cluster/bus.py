@@ -6,9 +6,10 @@ cluster is used, so the embedded default (one process, in-memory bus) never need
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from loomkin.errors import ConfigError, UserError
@@ -41,8 +42,16 @@ def check_bus_url(url: str) -> str:
     return url
 
 
-async def connect(url: str, *, name: str = "loomkin") -> Client:
+FIRST_CONNECT_S = 5.0
+"""How long the first connection may take. After a drop the client retries for ever (it
+must: the server may be restarting); a first connection that fails is an error at once."""
+
+
+async def connect(url: str, *, name: str = "loomkin", timeout_s: float = FIRST_CONNECT_S) -> Client:
     """Connect to the NATS server at ``url``; reconnect on its own after a drop.
+
+    The first connection fails at its first error (a refused or unreachable server), or
+    after ``timeout_s`` without an answer: a wrong ``--bus`` never hangs.
 
     Raises:
         UserError: ``url`` is not a NATS URL.
@@ -57,23 +66,42 @@ async def connect(url: str, *, name: str = "loomkin") -> Client:
             "the cluster needs the NATS client: pip install 'loomkin[scale]'"
         ) from exc
 
-    async def quiet(exc: Exception) -> None:
-        logger.debug("NATS: %s", exc)
+    loop = asyncio.get_running_loop()
+    first_error: asyncio.Future[Exception] = loop.create_future()
 
-    try:
-        return await nats.connect(
+    async def on_error(exc: Exception) -> None:
+        logger.debug("NATS: %s", exc)
+        if not first_error.done():
+            first_error.set_result(exc)
+
+    connecting = loop.create_task(
+        nats.connect(
             url,
             name=name,
             connect_timeout=2,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
-            error_cb=quiet,
-        )
-    except Exception as exc:
-        raise BusUnavailable(
-            f"cannot reach the NATS server at {url}: {exc or type(exc).__name__}"
-        ) from exc
+            error_cb=on_error,
+        ),
+        name=f"nats-connect:{name}",
+    )
+    try:
+        racing: list[asyncio.Future[Any]] = [connecting, first_error]
+        await asyncio.wait(racing, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not connecting.done():  # an error, the timeout, or our caller gave up
+            connecting.cancel()
+            await asyncio.wait([connecting])
+    where = f"cannot reach the NATS server at {url} (--bus)"
+    if not connecting.cancelled():
+        if (failure := connecting.exception()) is None:
+            return connecting.result()
+        raise BusUnavailable(f"{where}: {failure or type(failure).__name__}") from failure
+    if first_error.done():
+        error = first_error.result()
+        raise BusUnavailable(f"{where}: {error or type(error).__name__}") from error
+    raise BusUnavailable(f"{where}: no answer within {timeout_s:g} s")
 
 
 class Buckets:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Self
 
 from loomkin.cluster.bus import connect, open_buckets
@@ -23,7 +25,7 @@ from loomkin.errors import NotFound, UserError
 from loomkin.persistence import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
     from types import TracebackType
 
     from nats.aio.client import Client
@@ -35,12 +37,27 @@ if TYPE_CHECKING:
     from loomkin.core.records import PermissionDecision
     from loomkin.core.store import Store
 
-__all__ = ["ClusterClient", "ControlAction", "PermissionAsk"]
+__all__ = ["ClusterClient", "ControlAction", "PermissionAsk", "QuestionAsk"]
+
+logger = logging.getLogger(__name__)
 
 ControlAction = Literal["pause", "resume", "steer", "cancel"]
 
 PermissionAsk = dict[str, str]
 """A forwarded permission prompt: request_id, agent, tool, category, target."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionAsk:
+    """A question an agent of a hosted session asks the user, forwarded over NATS."""
+
+    question_id: str
+    agent: str
+    """The asking agent's name."""
+    team: str
+    question: str
+    seconds_left: float
+    """Seconds to its deadline when it was sent; an answer later than that is not used."""
 
 
 class ClusterClient:
@@ -175,6 +192,21 @@ class ClusterClient:
         reply = await self._request(self.names.session_control(session_id), payload, timeout_s)
         return str(reply["request"])
 
+    async def send(
+        self, session_id: str, text: str, *, to: str | None = None, timeout_s: float = 30.0
+    ) -> str:
+        """Send the user's message to a session wherever it runs; return the message's id.
+
+        It goes to the session's Concierge, or to the agent ``to``.
+
+        Raises:
+            UserError: the worker refused it (empty text, unknown agent), or no worker
+                answered in time.
+        """
+        payload = {"action": "send", "agent": to or "", "text": text}
+        reply = await self._request(self.names.session_control(session_id), payload, timeout_s)
+        return str(reply["request"])
+
     async def _request(
         self, subject: str, payload: Mapping[str, object], timeout_s: float
     ) -> dict[str, object]:
@@ -212,9 +244,77 @@ class ClusterClient:
 
         return await self._nc.subscribe(self.names.session_permission(session_id), cb=on_ask)
 
+    async def answer_questions(
+        self, session_id: str, handler: Callable[[QuestionAsk], Awaitable[str | None]]
+    ) -> Subscription:
+        """Answer the questions the session's agents ask the user (unsubscribe to stop).
+
+        ``handler`` returns the answer, or ``None`` to leave the question to its deadline; it
+        is given until then (the agent is told nobody answered). Questions come one at a time.
+        A question asked again (its worker died before the answer was journaled, and the next
+        one forwards it anew) gets the answer already given, without asking the user twice.
+        """
+        given: dict[str, str] = {}
+
+        async def on_ask(msg: Msg) -> None:
+            data = json.loads(msg.data)
+            ask = QuestionAsk(
+                question_id=str(data["question_id"]),
+                agent=str(data["agent"]),
+                team=str(data.get("team", "")),
+                question=str(data["question"]),
+                seconds_left=float(data["seconds_left"]),
+            )
+            answer = given.get(ask.question_id)
+            try:
+                async with asyncio.timeout(ask.seconds_left):
+                    if answer is None:
+                        answer = await handler(ask)
+            except TimeoutError:
+                return  # too late: the worker stopped waiting, the question expires
+            except Exception as exc:  # a failing handler answers nothing; the deadline ends it
+                logger.warning("question %s: the handler failed: %s", ask.question_id, exc)
+            if answer is not None:
+                given[ask.question_id] = answer
+            await msg.respond(json.dumps({"answer": answer}).encode())
+
+        return await self._nc.subscribe(self.names.session_question(session_id), cb=on_ask)
+
+    async def collect_permissions(
+        self,
+        on_ask: Callable[[PermissionAsk, Callable[[PermissionDecision], Awaitable[None]]], None],
+    ) -> Subscription:
+        """Take every session's permission prompts, to answer later (unsubscribe to stop).
+
+        ``on_ask(ask, reply)`` gets the prompt (with its ``session_id``) at once; awaiting
+        ``reply(decision)`` answers it. The first answer the worker gets wins; one not
+        given by the worker's deadline is a denial there.
+        """
+
+        async def on_message(msg: Msg) -> None:
+            ask = {k: str(v) for k, v in json.loads(msg.data).items()}
+            parts = msg.subject.split(".")
+            ask["session_id"] = parts[-2] if len(parts) >= 2 else ""
+
+            async def reply(decision: PermissionDecision) -> None:
+                await msg.respond(json.dumps({"decision": decision}).encode())
+
+            on_ask(ask, reply)
+
+        return await self._nc.subscribe(self.names.every_session_permission, cb=on_message)
+
+    async def watch_logs(self, on_grow: Callable[[str], None]) -> Subscription:
+        """Call ``on_grow(session_id)`` whenever a session's log grew (unsubscribe to stop)."""
+
+        async def on_event(msg: Msg) -> None:
+            parts = msg.subject.split(".")
+            on_grow(parts[-2] if len(parts) >= 2 else "")
+
+        return await self._nc.subscribe(self.names.every_session_events, cb=on_event)
+
     async def follow(
         self, session_id: str, *, after: int = 0, poll_s: float = 1.0
-    ) -> AsyncIterator[RecordedEvent]:
+    ) -> AsyncGenerator[RecordedEvent, None]:
         """Yield the session's events from the store until its placement is done."""
         woken = asyncio.Event()
 

@@ -18,6 +18,10 @@ How this works and why:
 * **Controls and permission prompts cross workers over NATS**: the hosting worker answers the
   session's control subject (request/reply), and asks the session's permission subject when
   an agent needs a decision (request/reply with a deadline; no answer in time is a denial).
+* **Questions to the user too**: each one an agent asks the user goes out on the session's
+  question subject (request/reply until the question's own deadline); the reply is journaled
+  as the user's answer. Without one the question expires and the agent is told. After a
+  failover the new host forwards the questions the log left open.
 * **Notifications, not events, go over NATS**: after each committed event the worker
   publishes the session's newest position; followers read the events from the store.
 * **Done** when the session has nothing left to do: the placement is marked done *before* the
@@ -39,7 +43,7 @@ from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
 from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
 from loomkin.persistence import open_store
-from loomkin.service import Loomkin, ModelFactory, Session
+from loomkin.service import Loomkin, ModelFactory, Session, answer_user_questions
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
@@ -51,7 +55,7 @@ if TYPE_CHECKING:
     from loomkin.cluster.names import ClusterNames
     from loomkin.core.records import PauseMode, PermissionDecision
     from loomkin.core.store import Store
-    from loomkin.service import PendingPermission
+    from loomkin.service import PendingPermission, UserQuestion
 
 __all__ = ["HostOptions", "HostedSession", "Outcome"]
 
@@ -61,6 +65,8 @@ Outcome = Literal["done", "lost", "released"]
 """How hosting ended: the session finished, the lease moved away, or this worker gave it up."""
 
 _CONTROLS = ("pause", "resume", "steer", "cancel")
+_PREVIEW_MAX = 200_000
+"""Largest diff or argument text sent with a forwarded prompt (a NATS message is ≤ 1 MB)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +211,9 @@ class HostedSession:
         assert beat is not None
         notify = asyncio.create_task(self._notify(session), name=f"notify:{self.session_id}")
         idle = asyncio.create_task(session.wait_idle(), name=f"idle:{self.session_id}")
+        asks = asyncio.create_task(
+            answer_user_questions(session, self._forward_question), name=f"ask:{self.session_id}"
+        )
         try:
             await asyncio.wait({beat, idle}, return_when=asyncio.FIRST_COMPLETED)
             if idle.done() and idle.exception() is None:
@@ -217,9 +226,9 @@ class HostedSession:
                 exc = failed.exception()
                 logger.warning("session %s: stops here: %s", self.session_id, exc)
         finally:
-            for task in (beat, notify, idle):
+            for task in (beat, notify, idle, asks):
                 task.cancel()
-            await asyncio.wait({beat, notify, idle})
+            await asyncio.wait({beat, notify, idle, asks})
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             await self._close(release=outcome != "lost")
@@ -303,6 +312,12 @@ class HostedSession:
         if session is None:
             raise UserError("the session is not running on this worker yet")
         action, agent = request.get("action"), request.get("agent")
+        if action == "send":  # the user's message, to the Concierge or the agent named
+            text = request.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise UserError("a message needs a non-empty text")
+            to = session.agent(agent).agent_id if isinstance(agent, str) and agent else None
+            return await session.send(text, to=to)
         if action not in _CONTROLS or not isinstance(agent, str):
             raise UserError(f"a control needs an action among {_CONTROLS} and an agent name")
         mode: PauseMode = "at_boundary" if request.get("mode") == "at_boundary" else "asap"
@@ -324,15 +339,23 @@ class HostedSession:
         from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
-        payload = json.dumps(
-            {
-                "request_id": prompt.request_id,
-                "agent": prompt.agent,
-                "tool": prompt.tool,
-                "category": prompt.category,
-                "target": prompt.target,
+        ask = {
+            "request_id": prompt.request_id,
+            "agent": prompt.agent,
+            "tool": prompt.tool,
+            "category": prompt.category,
+            "target": prompt.target,
+        }
+        if self.session is not None:  # what a page shows of it, as for a session it hosts
+            preview = self.session.permission_preview(prompt)
+            arguments = json.dumps(dict(prompt.arguments), default=str)
+            ask |= {
+                "arguments": arguments if len(arguments) <= _PREVIEW_MAX else "{}",
+                "diff": preview.diff if len(preview.diff) <= _PREVIEW_MAX else "",
+                "command": preview.command,
+                "always": preview.always,
             }
-        ).encode()
+        payload = json.dumps(ask).encode()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.ask_timeout_s
         subject = self._names.session_permission(self.session_id)
@@ -349,3 +372,33 @@ class HostedSession:
                 return decision  # type: ignore[no-any-return]
         logger.warning("session %s: permission prompt unanswered: denied", self.session_id)
         return "deny"
+
+    async def _forward_question(self, question: UserQuestion) -> str | None:
+        """Ask the session's question subject; ``None`` if nobody answers by the deadline."""
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + question.seconds_left
+        subject = self._names.session_question(self.session_id)
+        pause = 0.1
+        while (left := deadline - loop.time()) > 0:
+            payload = {
+                "question_id": question.question_id,
+                "agent": question.agent,
+                "team": question.team,
+                "question": question.question,
+                "seconds_left": left,
+            }
+            try:
+                reply = await self._nc.request(subject, json.dumps(payload).encode(), timeout=left)
+            except NoRespondersError:
+                # Whoever runs it may be (re)connecting: ask again soon, then less often.
+                await asyncio.sleep(min(pause, left))
+                pause = min(2 * pause, 2.0)
+                continue
+            except NatsTimeout:
+                break
+            answer = json.loads(reply.data).get("answer")
+            return answer if isinstance(answer, str) else None
+        return None

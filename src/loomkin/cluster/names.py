@@ -59,9 +59,26 @@ class ClusterNames:
         """Request subject: a permission prompt, answered by whoever runs the session."""
         return f"{self.cluster}.session.{token(session_id)}.permission"
 
+    def session_question(self, session_id: str) -> str:
+        """Request subject: a question an agent asks the user, answered by whoever runs it.
+
+        The reply is the answer; no reply before the question's deadline means none.
+        """
+        return f"{self.cluster}.session.{token(session_id)}.question"
+
     def session_events(self, session_id: str) -> str:
         """Notification subject: the session's log grew (the payload is the newest position)."""
         return f"{self.cluster}.session.{token(session_id)}.events"
+
+    @property
+    def every_session_permission(self) -> str:
+        """Wildcard of :meth:`session_permission`: any session's permission prompts."""
+        return f"{self.cluster}.session.*.permission"
+
+    @property
+    def every_session_events(self) -> str:
+        """Wildcard of :meth:`session_events`: any session's log grew (a web app watches it)."""
+        return f"{self.cluster}.session.*.events"
 
     @property
     def handover(self) -> str:

@@ -12,12 +12,17 @@ How this works and why:
 * **When to speculate.** The probability that a speculation's assumptions hold is a
   Beta-Binomial posterior per (dependency kind, role): ``(α + held) / (α + β + held + failed)``
   with a configurable prior, the other pairs' outcomes added at half weight (partial
-  pooling). Speculating saves the time the task would otherwise wait (the blocker's
-  remaining work) with probability p and wastes the work done before the check with
-  probability 1 − p; both are priced (waiting at ``usd_per_hour``, work at
-  ``usd_per_work_hour``), and the policy speculates only when ``p × saving − (1 − p) ×
-  waste`` is positive, p is above a floor, and the speculation budget has room for the
-  waste at a cautious p (mean less one standard deviation: early bets stay small).
+  pooling). Speculating saves, with probability p, the critical-path time starting the task
+  now gains (the caller forecasts it: zero for a task with slack) and wastes, with
+  probability 1 − p, the work done before the check; both are priced (waiting at
+  ``usd_per_hour``, work at ``usd_per_work_hour``), and the policy speculates only when
+  ``p × saving − (1 − p) × waste`` is positive, p is above a floor, and the speculation
+  budget has room for the waste at a cautious p (mean less one standard deviation).
+* **The budget ramps** (:func:`budget_ramp`): only a part of ``budget_share`` is open until
+  guesses have been seen to hold — ``(1 + held) ÷ (1 + ramp_holds)`` of it — so the first
+  bets, made on no evidence, are small ones, and bigger bets open up as the posterior firms
+  at a useful hit rate. Failures open nothing: a policy whose guesses fail keeps to small
+  bets and stops at the ``min_p`` floor.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "SpeculationCosts",
     "SpeculationPolicy",
     "Verdict",
+    "budget_ramp",
     "decide",
     "handoff_payload",
     "payload_of",
@@ -137,6 +143,10 @@ class HitRates:
         h, f = self.outcomes.get((kind, role), (0, 0))
         self.outcomes[(kind, role)] = (h + 1, f) if held else (h, f + 1)
 
+    def held(self) -> int:
+        """Guesses that held so far, over every pair."""
+        return sum(h for h, _f in self.outcomes.values())
+
     def counts(self, kind: str, role: str) -> tuple[int, int]:
         """(held, failed) so far for this kind and role."""
         return self.outcomes.get((kind, role), (0, 0))
@@ -160,13 +170,27 @@ class HitRates:
         With little evidence the spread is wide, so early bets are sized as if most of them
         failed; as outcomes accumulate the two figures meet.
         """
+        a, b = self._shape(kind, role)
+        spread = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+        return max(0.0, a / (a + b) - spread)
+
+    def hopeful(self, kind: str, role: str) -> float:
+        """The posterior mean plus one standard deviation (what the floor is checked at).
+
+        One early failure out of one leaves the mean at 1/3, yet a hit rate of 0.8 is still
+        quite plausible: the policy stops only once the evidence makes a hit rate at the
+        floor unlikely (two failures and no hold from the flat prior, say), and the budget
+        ramp keeps the bets it makes meanwhile small.
+        """
+        a, b = self._shape(kind, role)
+        spread = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+        return min(1.0, a / (a + b) + spread)
+
+    def _shape(self, kind: str, role: str) -> tuple[float, float]:
         h, f = self.counts(kind, role)
         all_h = sum(c[0] for c in self.outcomes.values()) - h
         all_f = sum(c[1] for c in self.outcomes.values()) - f
-        a = self.alpha + h + self.pool * all_h
-        b = self.beta + f + self.pool * all_f
-        spread = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
-        return max(0.0, a / (a + b) - spread)
+        return self.alpha + h + self.pool * all_h, self.beta + f + self.pool * all_f
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,7 +209,9 @@ class SpeculationPolicy:
     budget_share: float = 0.06
     """Share of the session budget (or of the session's known work) speculation may waste."""
     max_active: int = 4
-    """Speculations running at once, at most (fewer while little is known: see ``ramp``)."""
+    """Speculations running at once, at most (fewer while little is known)."""
+    ramp_holds: int = 2
+    """Guesses seen to hold after which the whole ``budget_share`` is open (0: at once)."""
     auto: bool = False
     """Let the scheduler start speculations on idle agents (else only the tools and the API)."""
 
@@ -194,12 +220,14 @@ class SpeculationPolicy:
 class SpeculationCosts:
     """What one candidate speculation would save and risk."""
 
-    wait_s: float
-    """How long the task would wait for its blockers (their remaining work)."""
+    saving_s: float
+    """Critical-path seconds saved if the assumptions hold (0 for a task with slack)."""
     work_s: float
-    """The speculative work at risk (the task's own work, up to the wait)."""
+    """The speculative work at risk (the task's own work, up to its check)."""
     budget_left_usd: float
-    """Speculation budget not yet wasted."""
+    """Speculation budget open now (see :func:`budget_ramp`), less waste and risk so far."""
+    probe: bool = False
+    """A bet made to learn the hit rate, not to save time (see :func:`decide`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,17 +240,39 @@ class Decision:
     expected_waste_usd: float
     value_usd: float
     reason: str
+    saving_if_held_s: float = 0.0
+    at_stake_s: float = 0.0
+    budget_left_usd: float = 0.0
+
+
+def budget_ramp(policy: SpeculationPolicy, held: int) -> float:
+    """The share of the speculation budget open once ``held`` guesses held (0–1]."""
+    if policy.ramp_holds <= 0:
+        return 1.0
+    return min(1.0, (1 + max(0, held)) / (1 + policy.ramp_holds))
 
 
 def decide(
-    policy: SpeculationPolicy, p: float, costs: SpeculationCosts, *, p_low: float | None = None
+    policy: SpeculationPolicy,
+    p: float,
+    costs: SpeculationCosts,
+    *,
+    p_low: float | None = None,
+    p_high: float | None = None,
 ) -> Decision:
     """The expected-value decision for one candidate (pure; the caller records it).
 
-    ``p`` is the posterior mean; ``p_low`` (default ``p``) a cautious estimate the budget
-    check uses, so that early bets, made on little evidence, stay small.
+    ``p`` is the posterior mean, which prices the bet; ``p_low`` (default ``p``) a cautious
+    estimate the budget check uses, so that early bets, made on little evidence, stay small;
+    ``p_high`` (default ``p``) a hopeful one the ``min_p`` floor is checked at, so that the
+    policy stops when a hit rate at the floor has become unlikely, not at the first failure.
+
+    A **probe** (``costs.probe``) saves nothing — the task has slack — and is made only to
+    learn the hit rate before bigger bets: it passes the same floor and budget checks, and
+    its value (its expected waste, negative) is not required to be positive. A failed
+    probe delays nothing: the task is re-queued at its check, when it would have started.
     """
-    saving_s = p * costs.wait_s
+    saving_s = p * costs.saving_s
     waste_usd = (1.0 - p) * costs.work_s / 3600.0 * policy.usd_per_work_hour
     risk_usd = (1.0 - (p if p_low is None else p_low)) * costs.work_s / 3600.0
     risk_usd *= policy.usd_per_work_hour
@@ -236,14 +286,24 @@ def decide(
             expected_waste_usd=waste_usd,
             value_usd=value,
             reason=reason,
+            saving_if_held_s=costs.saving_s,
+            at_stake_s=costs.work_s,
+            budget_left_usd=costs.budget_left_usd,
         )
 
     if not policy.enabled:
         return out(False, "speculation is disabled")
-    if p < policy.min_p:
-        return out(False, f"hit rate {p:.2f} is below the floor {policy.min_p:.2f}")
+    hope = p if p_high is None else max(p, p_high)
+    if hope < policy.min_p:
+        return out(
+            False, f"hit rate {p:.2f} (at best {hope:.2f}) is below the floor {policy.min_p:.2f}"
+        )
+    if costs.saving_s <= 0 and not costs.probe:
+        return out(False, "the task has slack: starting it early would not end the work sooner")
     if risk_usd > costs.budget_left_usd:
         return out(False, "the speculation budget has no room for the expected waste")
+    if costs.probe:
+        return out(True, f"probe to learn the hit rate (now {p:.2f}): the task has slack")
     if value <= 0:
         return out(False, f"expected value {value:.4f} USD is not positive")
     return out(True, f"expected value {value:.4f} USD at hit rate {p:.2f}")

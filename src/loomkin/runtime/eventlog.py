@@ -172,6 +172,7 @@ class EventLog:
         self._fences: dict[str, Fence] = {}
         self._fenced_out: dict[str, StaleEpoch] = {}
         self._stale_appends = 0
+        self._pulling = asyncio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -499,6 +500,35 @@ class EventLog:
         self._subs = tuple(s for s in self._subs if s is not sub)
 
     # -- reading -------------------------------------------------------------------------------
+
+    async def pull(self) -> list[RecordedEvent]:
+        """Dispatch the events other processes committed to the store since this log's newest.
+
+        For a runtime that watches a store others write (a cluster's web app): their events
+        reach the listeners and subscriptions as if committed here, in position order, and
+        are returned. Calls are serialised. The store shows positions strictly in order, so
+        nothing is skipped; an event this log committed itself meanwhile is not dispatched
+        twice. Meant for a log that appends nothing itself (an append made here between two
+        pulls would move the newest position past the others' events in between).
+
+        Raises:
+            ProjectionFailed: a listener raised (the log halts, as for its own appends).
+            UserError: the log is closed.
+        """
+        if self._halted is not None:
+            raise self._halted
+        if self._closed:
+            raise UserError("the event log is closed; nothing was pulled")
+        async with self._pulling:
+            fresh = [
+                r
+                for r in await self._store.read(self._last_position)
+                if r.position > self._last_position
+            ]
+            if fresh and not self._dispatch(fresh):
+                assert self._halted is not None
+                raise self._halted
+            return fresh
 
     async def read(self, after: int = 0, *, session_id: str | None = None) -> list[RecordedEvent]:
         """Return the committed events with position > ``after`` (optionally of one session)."""

@@ -5,6 +5,7 @@ from loomkin.service.budgets import BUDGET_KEYS, BudgetUpdate
 from loomkin.service.mcp import probe_mcp_servers
 from loomkin.service.negotiations import NegotiationInfo
 from loomkin.service.previews import PermissionPreview
+from loomkin.service.questions import QuestionResponder, UserQuestion, answer_user_questions
 from loomkin.service.records import (
     AgentInfo,
     AgentSnapshot,
@@ -50,6 +51,7 @@ __all__ = [
     "PendingPermission",
     "PermissionPreview",
     "PermissionResponder",
+    "QuestionResponder",
     "RendezvousInfo",
     "Session",
     "SpeculationInfo",
@@ -61,6 +63,8 @@ __all__ = [
     "TeamInfo",
     "TeamScaleInfo",
     "TeamSpend",
+    "UserQuestion",
+    "answer_user_questions",
     "check_store",
     "export_trace",
     "live_trace",

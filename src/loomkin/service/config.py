@@ -358,6 +358,7 @@ class SpeculationSection(_Section):
     usd_per_work_hour: Annotated[float, Field(ge=0.0)] = 4.0
     budget_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.06
     max_active: Annotated[int, Strict(), Field(ge=0, le=64)] = 4
+    ramp_holds: Annotated[int, Strict(), Field(ge=0, le=1000)] = 2
     auto: Annotated[bool, Strict()] = False
 
 

@@ -573,6 +573,26 @@ class Loomkin:
                 self._raise_if_halted()
                 return
 
+    async def pull(self) -> list[RecordedEvent]:
+        """Fold in the events other processes committed to the store since; return them.
+
+        For a runtime that only watches a shared store (the web app or the terminal of a
+        cluster, whose sessions run on workers): their sessions, agents, tasks and feeds
+        become current here, and live event streams get the new events. Such a runtime
+        hosts nothing and appends nothing itself.
+
+        Raises:
+            ProjectionFailed: a projection failed on one of them (the runtime stops).
+        """
+        self._raise_if_halted()
+        fresh = await self._log.pull()
+        if fresh:
+            # Folded now: resuming one of these sessions here later must not fold them again.
+            newest = fresh[-1].position
+            self._replayed_to = max(self._replayed_to, newest)
+            self._caught_up = {sid: max(at, newest) for sid, at in self._caught_up.items()}
+        return fresh
+
     def _raise_if_halted(self) -> None:
         failure = self._log.halted
         if failure is not None:

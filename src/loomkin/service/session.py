@@ -24,6 +24,7 @@ from loomkin.errors import NotFound, UserError
 from loomkin.ids import RequestId, TaskId, new_id
 from loomkin.service.coordination import CoordinationCommands
 from loomkin.service.previews import PermissionPreview, permission_preview
+from loomkin.service.questions import UserQuestion, open_user_questions, user_question
 from loomkin.service.records import (
     AgentInfo,
     BudgetStatus,
@@ -120,6 +121,8 @@ class Session(CoordinationCommands):
     async def wait_idle(self) -> None:
         """Wait until this session's agents are all idle, paused or waiting for the user.
 
+        A question an agent asked the user keeps the session open until it is answered or
+        its deadline passes (the asker may have more to do with the answer).
         Other sessions of the runtime may still work. The scheduler must have nothing left to
         assign too, since an assignment wakes an agent again.
 
@@ -137,7 +140,11 @@ class Session(CoordinationCommands):
             await asyncio.sleep(0)
             if runtime.running() == 0 and scheduler.settled() and speculation.settled():
                 self._raise_if_halted()
-                return
+                if not runtime.questions.user_questions():
+                    return
+                # A question to the user ends with an answer or at its deadline; either one
+                # reaches the asker as a message and may set it working again.
+                await runtime.questions.wait_user_questions()
 
     def _raise_if_halted(self) -> None:
         failure = self._log.halted or self._leases.lost(self.session_id)
@@ -168,6 +175,27 @@ class Session(CoordinationCommands):
     def permission_preview(self, prompt: PendingPermission) -> PermissionPreview:
         """What allowing ``prompt`` would do (a diff, a command) and what "always" covers."""
         return permission_preview(prompt, self._runtime.ctx.project_root)
+
+    # -- questions to the user ------------------------------------------------------------------
+
+    def questions_for_user(self) -> list[UserQuestion]:
+        """Questions agents asked the user that are still open, oldest first."""
+        return open_user_questions(self._runtime.questions, self.names())
+
+    async def answer_question(self, question_id: str, text: str) -> UserQuestion:
+        """Answer a question an agent asked the user; the agent gets it as a message.
+
+        Returns:
+            The question answered.
+
+        Raises:
+            NotFound: no such question was asked of the user.
+            InvalidTransition: it was answered already, or it expired.
+            UserError: ``text`` is empty.
+        """
+        book = self._runtime.questions
+        asked = await book.answer_by_user(question_id, text)
+        return user_question(asked, self.names(), book.now())
 
     async def set_budgets(self, budgets: Budgets, *, by: str = "user") -> None:
         """Replace the session's budgets (journaled); agents paused on a budget can resume."""

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from loomkin.coordination.speculation import Speculation
+    from loomkin.core.tasks import TaskBoard
 
 __all__ = ["SpeculationInfo", "SpeculationSummary", "assumption_specs", "speculation_infos"]
 
@@ -31,16 +32,25 @@ class SpeculationInfo:
     """One task's speculation: where it stands, what it assumed, how it was judged."""
 
     task_id: str
+    title: str
     state: str
-    """``running``, ``merged`` or ``discarded``."""
+    """``running``, ``merged``, ``discarded`` (the outcome's ``reason`` says why: a failed
+    assumption, a cancel, ...) or ``declined`` (the policy said no)."""
     agent: str
     blockers: tuple[str, ...]
     workspace: str
+    blocker_titles: tuple[str, ...] = ()
+    """The titles of ``blockers``, in the same order."""
     assumptions: tuple[dict[str, JSON], ...]
     verdicts: tuple[dict[str, JSON], ...]
     decision: dict[str, JSON] | None
     outcome: dict[str, JSON] | None
     """The merge or the discard (with the waste), once there is one."""
+    judgements: tuple[dict[str, JSON], ...] = ()
+    """The judge's model calls on prose assumptions (``SpeculationJudged``, no request)."""
+    at_stake: dict[str, JSON] | None = None
+    """While running, the work that a failed check would waste so far: ``s`` (from the start
+    to now, or to the agent's tentative completion), ``tokens``, ``usd``, ``model_calls``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +67,17 @@ class SpeculationSummary:
     wasted_usd: float
     hit_rates: dict[str, float]
     """``kind/role`` → posterior mean probability that assumptions hold."""
+    wasted_tokens: int = 0
+    wasted_model_calls: int = 0
+    waste_fraction: float = 0.0
+    """Discarded work ÷ all work, in model tokens: the tokens of discarded speculative work
+    over the tokens of every model call of the session (the judge's included); 0 before any
+    model call."""
+    saved_s: float = 0.0
+    """Time merged speculations ran ahead of their blockers."""
+    judge_calls: int = 0
+    judge_tokens: int = 0
+    judge_usd: float = 0.0
 
 
 def assumption_specs(raw: Sequence[Mapping[str, JSON]]) -> list[AssumptionSpec]:
@@ -89,6 +110,8 @@ def assumption_specs(raw: Sequence[Mapping[str, JSON]]) -> list[AssumptionSpec]:
 
 def speculation_infos(service: Speculation, task_ids: set[str]) -> list[SpeculationInfo]:
     """Every speculation of the given tasks (the latest per task), oldest first."""
+    board = service.ctx.tasks.board
+    now = service.ctx.clock.now()
     infos = []
     for task_id, records in service.state.history.items():
         if task_id not in task_ids:
@@ -102,20 +125,39 @@ def speculation_infos(service: Speculation, task_ids: set[str]) -> list[Speculat
         state = "running" if not end else str(end[-1]["kind"]).removeprefix("speculation_")
         if started is None:
             state = "declined"
+        blockers = tuple(str(b) for b in _list(started, "blockers"))
+        active = service.state.active.get(TaskId(task_id)) if state == "running" else None
+        at_stake: dict[str, JSON] | None = None
+        if active is not None:
+            at_stake = {
+                "s": max(0.0, (active.tentative_at or now) - active.started_at),
+                "tokens": active.tokens,
+                "usd": active.usd,
+                "model_calls": active.calls,
+            }
         infos.append(
             SpeculationInfo(
                 task_id=task_id,
+                title=_title(board, task_id),
                 state=state,
                 agent=str(started["agent_name"]) if started else "",
-                blockers=tuple(str(b) for b in _list(started, "blockers")),
+                blockers=blockers,
+                blocker_titles=tuple(_title(board, b) for b in blockers),
                 workspace=str(started["workspace"]) if started else "",
                 assumptions=tuple(r for r in latest if r["kind"] == "assumption_added"),
                 verdicts=tuple(r for r in latest if r["kind"] == "speculation_validated"),
                 decision=decisions[-1] if decisions else None,
                 outcome=end[-1] if end else None,
+                judgements=tuple(r for r in latest if r["kind"] == "speculation_judged"),
+                at_stake=at_stake,
             )
         )
     return infos
+
+
+def _title(board: TaskBoard, task_id: str) -> str:
+    view = board.get(TaskId(task_id))
+    return view.title if view is not None else task_id
 
 
 def _list(record: dict[str, JSON] | None, name: str) -> list[JSON]:
@@ -139,4 +181,11 @@ def summary_of(service: Speculation) -> SpeculationSummary:
         wasted_s=st.wasted_s,
         wasted_usd=st.wasted_usd,
         hit_rates=rates,
+        wasted_tokens=st.wasted_tokens,
+        wasted_model_calls=st.wasted_calls,
+        waste_fraction=st.wasted_tokens / st.model_tokens if st.model_tokens else 0.0,
+        saved_s=st.saved_s,
+        judge_calls=st.judge_calls,
+        judge_tokens=st.judge_tokens,
+        judge_usd=st.judge_usd,
     )

@@ -1,7 +1,9 @@
 """``loomkin cost``: what a session spent, by agent and by team, read off its log.
 
 Spend is summed from the ``ModelCallCompleted`` events (tokens and cost of each call, priced
-when the call was made) and the summarising calls of ``ContextCompacted``, so a finished
+when the call was made), the summarising calls of ``ContextCompacted`` and the judge's calls
+on a speculation's prose assumptions (``SpeculationJudged``, charged to the speculating
+agent, each one model call), so a finished
 session, one open elsewhere and one open here all read the same. A team's spend is its own
 agents' (as its budget counts it, SPEC §3.12). Input is split three ways: read from a prompt
 cache, written to one, and neither (uncached); ``input_tokens`` is their sum.
@@ -12,7 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loomkin.core.events import AgentSpawned, ContextCompacted, ModelCallCompleted
+from loomkin.core.events import (
+    AgentSpawned,
+    ContextCompacted,
+    ModelCallCompleted,
+    SpeculationJudged,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -110,6 +117,12 @@ def spend_of(session_id: str, events: Iterable[RecordedEvent], team_names: dict[
             tally.cost_usd += event.cost_usd
             tally.cached += event.cached_input_tokens
             tally.written += event.cache_write_tokens
+        elif isinstance(event, SpeculationJudged) and event.agent_id in tallies:
+            tally = tallies[event.agent_id]  # the judge's call on its speculation
+            tally.calls += 1
+            tally.input_tokens += event.input_tokens
+            tally.output_tokens += event.output_tokens
+            tally.cost_usd += event.cost_usd
         elif isinstance(event, ContextCompacted) and event.agent_id in tallies:
             tally = tallies[event.agent_id]  # the summarising call (no cache figures)
             tally.input_tokens += event.input_tokens

@@ -48,6 +48,7 @@ from loomkin.core.events import (
     RecordedEvent,
     SessionEnded,
     SessionStarted,
+    SpeculationJudged,
     TeamCreated,
     TeamDissolved,
     ToolCallCompleted,
@@ -147,6 +148,8 @@ class TraceBuilder:
                 return self._model_call_completed(event, at)
             case ModelCallFailed():
                 return self._model_call_failed(event, at)
+            case SpeculationJudged():
+                return self._speculation_judged(event, at)
             case ToolCallStarted():
                 self._tool_call_started(event, at)
             case ToolCallCompleted():
@@ -397,7 +400,41 @@ class TraceBuilder:
         span.attributes["error.type"] = "provider_error"
         return [self._close(key, at, "error", event.error)]
 
-    def _add_usage(self, key: str, event: ModelCallCompleted) -> None:
+    def _speculation_judged(self, event: SpeculationJudged, at: float) -> list[SpanRecord]:
+        """The judge's call on a prose assumption: a model call of the speculating agent.
+
+        One event holds the whole call, so the span starts ``latency_ms`` before it.
+        """
+        if self._agent_span(event.session_id, event.agent_id, at) is None:
+            return []
+        key = f"model_call:{event.agent_id}:{event.call_id}"
+        model = event.model.partition(":")[2] or event.model
+        start = at - event.latency_ms / 1000.0
+        span = self._start(key, f"agent:{event.agent_id}", event.session_id, f"chat {model}", start)
+        span.kind = "client"
+        span.attributes.update(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.conversation.id": event.session_id,
+                "gen_ai.agent.id": event.agent_id,
+                "loomkin.call.id": event.call_id,
+                "loomkin.task.id": event.task_id,
+                "loomkin.speculation.judge": True,
+                "loomkin.speculation.holds": event.holds,
+                "gen_ai.usage.input_tokens": event.input_tokens,
+                "gen_ai.usage.output_tokens": event.output_tokens,
+                "loomkin.cost_usd": event.cost_usd,
+                "loomkin.latency_ms": event.latency_ms,
+            }
+        )
+        span.attributes.update(_model_attributes(event.model))
+        if self._include_content:
+            span.attributes["gen_ai.output.text"] = event.text[:_CONTENT_LIMIT]
+        self._add_usage(f"agent:{event.agent_id}", event)
+        self._add_usage(f"session:{event.session_id}", event)
+        return [self._close(key, at, "unset", "")]
+
+    def _add_usage(self, key: str, event: ModelCallCompleted | SpeculationJudged) -> None:
         span = self._open.get(key)
         if span is None:
             return

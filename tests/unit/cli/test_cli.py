@@ -99,7 +99,7 @@ def test_server_info_errors_are_clear(tmp_path: Path) -> None:
 async def test_without_a_terminal_permission_prompts_are_denied_with_a_hint(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from loomkin.cli.main import _ask_in_terminal
+    from loomkin.cli.sessions import ask_in_terminal as _ask_in_terminal
     from loomkin.service import PendingPermission
 
     prompt = PendingPermission(

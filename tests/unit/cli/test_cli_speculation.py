@@ -5,6 +5,7 @@ The routes themselves are tested in ``tests/unit/api/test_api_speculation.py``.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from click.testing import CliRunner
@@ -74,3 +75,13 @@ def test_bad_input_and_server_refusals_are_clear(
     listed = runner.invoke(cli, ["speculation", "list", "--project", str(tmp_path)])
     assert listed.exit_code == 0
     assert sent[-1] == ("GET", "/api/sessions/s1/speculations", None)
+
+
+def test_list_is_readable_text_or_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sent: list[tuple[str, str, object]] = []
+    _fake(monkeypatch, sent)
+    runner = CliRunner()
+    text = runner.invoke(cli, ["speculation", "list", "--project", str(tmp_path)])
+    assert text.output.strip() == "no speculation yet"
+    raw = runner.invoke(cli, ["speculation", "list", "--json", "--project", str(tmp_path)])
+    assert json.loads(raw.output) == {"ok": True}

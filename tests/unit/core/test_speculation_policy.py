@@ -9,6 +9,7 @@ from loomkin.core.speculation import (
     HitRates,
     SpeculationCosts,
     SpeculationPolicy,
+    budget_ramp,
     decide,
     handoff_payload,
     same_value,
@@ -68,14 +69,83 @@ def test_posterior_stays_in_range_and_moves_with_each_outcome(
 
 def test_decision_weighs_saving_against_waste_floor_and_budget() -> None:
     policy = SpeculationPolicy()
-    costs = SpeculationCosts(wait_s=600.0, work_s=600.0, budget_left_usd=10.0)
+    costs = SpeculationCosts(saving_s=600.0, work_s=600.0, budget_left_usd=10.0)
     yes = decide(policy, 0.8, costs)
     assert yes.speculate
     assert yes.expected_saving_s == 480.0
     assert yes.value_usd > 0
     assert not decide(policy, 0.3, costs).speculate  # below the floor
-    broke = SpeculationCosts(wait_s=600.0, work_s=600.0, budget_left_usd=0.0)
+    broke = SpeculationCosts(saving_s=600.0, work_s=600.0, budget_left_usd=0.0)
     assert "budget" in decide(policy, 0.8, broke).reason
     cheap = SpeculationPolicy(usd_per_hour=0.1, usd_per_work_hour=10.0)
     assert "not positive" in decide(cheap, 0.6, costs).reason
     assert not decide(SpeculationPolicy(enabled=False), 0.9, costs).speculate
+
+
+def test_the_decision_carries_its_numbers() -> None:
+    # p × saving at $20/h against (1 − p) × work at stake at $4/h, as the event records them.
+    costs = SpeculationCosts(saving_s=900.0, work_s=360.0, budget_left_usd=1.5)
+    d = decide(SpeculationPolicy(), 0.75, costs)
+    assert d.speculate
+    assert d.expected_saving_s == 675.0
+    assert abs(d.expected_waste_usd - 0.25 * 360.0 / 3600.0 * 4.0) < 1e-12
+    assert abs(d.value_usd - (675.0 / 3600.0 * 20.0 - d.expected_waste_usd)) < 1e-12
+    assert (d.saving_if_held_s, d.at_stake_s, d.budget_left_usd) == (900.0, 360.0, 1.5)
+
+
+def test_a_task_with_slack_is_never_speculated_on() -> None:
+    costs = SpeculationCosts(saving_s=0.0, work_s=10.0, budget_left_usd=10.0)
+    d = decide(SpeculationPolicy(), 0.99, costs)
+    assert not d.speculate
+    assert "slack" in d.reason
+
+
+def test_the_floor_is_checked_at_the_hopeful_estimate_so_one_early_failure_does_not_stop() -> None:
+    rates = HitRates()
+    rates.record("k", "r", held=False)
+    costs = SpeculationCosts(saving_s=600.0, work_s=100.0, budget_left_usd=10.0)
+    policy = SpeculationPolicy()
+    one = decide(policy, rates.mean("k", "r"), costs, p_high=rates.hopeful("k", "r"))
+    assert rates.mean("k", "r") < policy.min_p <= rates.hopeful("k", "r")
+    assert one.speculate
+    rates.record("k", "r", held=False)
+    two = decide(policy, rates.mean("k", "r"), costs, p_high=rates.hopeful("k", "r"))
+    assert not two.speculate
+    assert "floor" in two.reason
+
+
+def test_the_budget_opens_as_guesses_hold() -> None:
+    policy = SpeculationPolicy()  # ramp_holds = 2
+    assert budget_ramp(policy, 0) == 1 / 3
+    assert budget_ramp(policy, 1) == 2 / 3
+    assert budget_ramp(policy, 2) == budget_ramp(policy, 50) == 1.0
+    assert budget_ramp(SpeculationPolicy(ramp_holds=0), 0) == 1.0
+
+
+@given(st.integers(0, 20), st.integers(0, 20), st.integers(0, 5))
+def test_the_ramp_never_shrinks_and_never_exceeds_the_share(
+    held: int, more: int, ramp_holds: int
+) -> None:
+    policy = SpeculationPolicy(ramp_holds=ramp_holds)
+    assert 0.0 < budget_ramp(policy, held) <= budget_ramp(policy, held + more) <= 1.0
+
+
+@given(st.lists(st.booleans(), max_size=30))
+def test_the_estimates_are_ordered(outcomes: list[bool]) -> None:
+    rates = HitRates()
+    for held in outcomes:
+        rates.record("k", "r", held=held)
+    assert 0.0 <= rates.cautious("k", "r") <= rates.mean("k", "r") <= rates.hopeful("k", "r") <= 1.0
+    assert rates.held() == sum(outcomes)
+
+
+def test_a_probe_takes_a_task_with_slack_within_the_budget_and_above_the_floor() -> None:
+    policy = SpeculationPolicy()
+    probe = SpeculationCosts(saving_s=0.0, work_s=100.0, budget_left_usd=1.0, probe=True)
+    yes = decide(policy, 0.5, probe)
+    assert yes.speculate
+    assert "probe" in yes.reason
+    assert yes.value_usd < 0  # its worth is what it teaches, not time saved
+    poor = SpeculationCosts(saving_s=0.0, work_s=100.0, budget_left_usd=0.0, probe=True)
+    assert "budget" in decide(policy, 0.5, poor).reason
+    assert "floor" in decide(policy, 0.2, probe, p_high=0.3).reason

@@ -11,9 +11,11 @@ from loomkin.service.options import session_options
 
 
 def test_speculation_table_becomes_the_policy() -> None:
-    config = parse_config("[speculation]\nauto = true\nmin_p = 0.7\nmax_active = 2\n")
+    config = parse_config(
+        "[speculation]\nauto = true\nmin_p = 0.7\nmax_active = 2\nramp_holds = 3\n"
+    )
     policy = session_options(config).settings.speculation
-    assert policy == SpeculationPolicy(auto=True, min_p=0.7, max_active=2)
+    assert policy == SpeculationPolicy(auto=True, min_p=0.7, max_active=2, ramp_holds=3)
     assert session_options(parse_config("")).settings.speculation == SpeculationPolicy()
 
 
@@ -24,6 +26,7 @@ def test_speculation_table_becomes_the_policy() -> None:
         ("budget_share = -0.1", "speculation.budget_share"),
         ("auto = 'yes'", "speculation.auto"),
         ("max_active = 2.5", "speculation.max_active"),
+        ("ramp_holds = -1", "speculation.ramp_holds"),
         ("hit_rate = 0.5", "hit_rate"),
     ],
 )

@@ -19,9 +19,10 @@ from loomkin.core.events import (
     AgentFailedPermanently,
     ModelCallFailed,
     ModelCallStarted,
+    SpeculationJudged,
     ToolCallCompleted,
 )
-from loomkin.ids import AgentId, CallId
+from loomkin.ids import AgentId, CallId, TaskId
 from loomkin.telemetry import SpanRecord, TraceBuilder, spans_from_events, trace_id_for
 
 
@@ -252,3 +253,41 @@ def test_the_span_builder_needs_no_opentelemetry() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_speculation_judges_call_is_a_model_call_of_the_speculating_agent() -> None:
+    log = session_log(ended=False)
+    log.at(
+        1017,
+        SpeculationJudged(
+            session_id=SESSION,
+            task_id=TaskId("task_2"),
+            agent_id=LEAD,
+            assumption_id="as_1",
+            on_task=TaskId("task_1"),
+            call_id="jc_1",
+            model="openai:gpt-4.1-mini",
+            holds=False,
+            reasoning="the schema is yaml",
+            text="FAILS\nthe schema is yaml",
+            input_tokens=200,
+            output_tokens=20,
+            cost_usd=0.001,
+            latency_ms=500.0,
+        ),
+    )
+    spans = by_key(spans_from_events(log))
+    judge = spans[f"model_call:{LEAD}:jc_1"]
+    assert judge.parent_key == f"agent:{LEAD}"
+    assert (judge.name, judge.kind, judge.start_s, judge.end_s) == (
+        "chat gpt-4.1-mini",
+        "client",
+        1016.5,
+        1017,
+    )
+    assert judge.attributes["loomkin.speculation.judge"] is True
+    assert judge.attributes["loomkin.speculation.holds"] is False
+    assert judge.attributes["gen_ai.usage.input_tokens"] == 200
+    assert judge.attributes["loomkin.cost_usd"] == 0.001
+    lead = spans[f"agent:{LEAD}"]
+    assert lead.attributes["gen_ai.usage.input_tokens"] == 120 + 200

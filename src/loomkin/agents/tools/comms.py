@@ -14,6 +14,10 @@ How this works and why:
   relevance to their current task, files and findings (:mod:`loomkin.coordination.knowledge`),
   among the agents the policy allows and not yet asked. One hop limit
   (``max_question_hops``) and one deadline (``question_timeout_s``) hold for both ways.
+* ``ask_question(to="user")`` asks the person running the session. No agent receives it: the
+  user answers it through the facade (a terminal prompt, the web page, the HTTP API, or the
+  client of a session hosted on another worker, over NATS), with the same deadline, and the
+  answer (or the expiry notice) arrives as a message like any other.
 """
 
 from __future__ import annotations
@@ -182,20 +186,32 @@ def _target(
     return route.member.agent_id, None, route
 
 
+USER = "user"
+"""The addressee ``to`` that means the person running the session, not an agent."""
+
+
 class AskQuestionArgs(ToolArgs):
     """Arguments of ``ask_question``."""
 
     question: str
-    to: str | None = Field(default=None, description=_ROUTED + _ADDRESS)
+    to: str | None = Field(
+        default=None,
+        description=_ROUTED
+        + _ADDRESS
+        + ' Or "user": the person running the session (only for what no agent can know: '
+        "a preference, a decision, a secret you must not guess).",
+    )
 
 
 @tool(name="ask_question", category="coordination", args=AskQuestionArgs)
 async def ask_question(args: AskQuestionArgs, ctx: ToolContext, deps: AgentContext) -> str:
-    """Ask an agent or team a question, or (without `to`) whoever most likely knows.
+    """Ask an agent, a team or the user a question, or (without `to`) whoever most likely knows.
 
     It does not wait: the answer arrives as a message, or a notice when the question expires.
     """
     question_id = QuestionId(new_id("q_"))
+    if args.to is not None and args.to.strip().lower() == USER:
+        return await _ask_user(args.question, question_id, ctx, deps)
     timeout_s = deps.settings.question_timeout_s
     nobody = "There is nobody you may ask; name an agent or team with `to`."
     to_agent, to_team, route = _target(deps, ctx, args.to, args.question, {ctx.agent_id}, nobody)
@@ -231,6 +247,31 @@ async def ask_question(args: AskQuestionArgs, ctx: ToolContext, deps: AgentConte
     return (
         f"Asked {who}{why} (question id {question_id}); the answer will arrive as a message, "
         f"or a notice if nobody answers within {timeout_s:.0f} s. Carry on meanwhile."
+    )
+
+
+async def _ask_user(
+    question: str, question_id: QuestionId, ctx: ToolContext, deps: AgentContext
+) -> str:
+    """Journal a question to the user; the facade shows it, the deadline ends it."""
+    if not question.strip():
+        raise ToolError("The question is empty; write what you need the user to tell you.")
+    timeout_s = deps.settings.question_timeout_s
+    await deps.log.append(  # the question book arms its deadline
+        QuestionAsked(
+            session_id=ctx.session_id,
+            question_id=question_id,
+            asker=ctx.agent_id,
+            asker_team=ctx.team_id,
+            question=question,
+            deadline=deps.clock.now() + timeout_s,
+            to_user=True,
+        )
+    )
+    return (
+        f"Asked the user (question id {question_id}); the answer will arrive as a message, or "
+        f"a notice if the user does not answer within {timeout_s:.0f} s. Carry on meanwhile "
+        "with what does not depend on it."
     )
 
 
@@ -321,6 +362,10 @@ class AnswerQuestionArgs(ToolArgs):
 async def answer_question(args: AnswerQuestionArgs, ctx: ToolContext, deps: AgentContext) -> str:
     """Answer a question you were asked; the answer goes back to whoever asked."""
     asked = deps.questions.open_question(args.question_id)
+    if asked.to_user:
+        raise ToolError(
+            f"Question {asked.question_id} was asked of the user; only the user answers it."
+        )
     answered = QuestionAnswered(
         session_id=ctx.session_id,
         question_id=asked.question_id,

@@ -10,12 +10,14 @@
 
 import { $, TOKEN, api, el, later, money, num, onNetwork, short, toast, words } from "./js/util.js";
 import { Feed } from "./js/feed.js";
+import { setupSpeculation, speculationRows } from "./js/speculation.js";
 import { drafts, noteActivity, renderAgents, renderBudgets, renderSummary, renderTeams, tickElapsed } from "./js/panels.js";
 import { enableBudgetForm, setupBudgetForm } from "./js/budgets.js";
 import { renderTasks } from "./js/graph.js";
 import { announce, budgetPaused, renderPrompts, setupNotifications, setupShortcuts } from "./js/prompts.js";
 import { renderSpend, renderTimeline } from "./js/timeline.js";
 import { addChat, loadChat, setupChat } from "./js/chat.js";
+import { setupCluster } from "./js/cluster.js";
 
 const params = new URLSearchParams(location.search);
 
@@ -36,6 +38,7 @@ async function start() {
   setupNotifications();
   setupShortcuts();
   setupBudgetForm({ base, refresh: () => scheduleRefresh(true) });
+  setupCluster();
   const [server, sessions] = await Promise.all([api("GET", "/api/server"), api("GET", "/api/sessions")]);
   state.serverId = server.server_id;
   fillSwitcher(sessions);
@@ -61,6 +64,7 @@ async function start() {
   addChat(tail.rows.filter((r) => r.type === "chat_user" || r.type === "chat_reply"));
   loadChat(tail.first_position);
   apply(detail);
+  setupSpeculation({ base, live, titles: taskIndex });
   if (!detail.session.open) readOnly(`This session is not running on this server${detail.session.status === "ended" ? " (it ended)" : ""}: you are reading it as its log left it.`, open);
   later("ready", () => {
     performance.mark("loomkin-interactive");
@@ -237,6 +241,7 @@ function drain() {
     }
   }
   feed.append(rows);
+  speculationRows(rows);
   if (chat.length) addChat(chat);
   if (cards && state.detail) later("detail", () => render(state.detail, true));
 }
@@ -292,6 +297,14 @@ $("feed-search").addEventListener("input", (event) => {
 
 // ---- the session's view -------------------------------------------------------------------------
 
+/** Task id → task of the session's view (the speculation panel names tasks by title). */
+let tasksOf = null, tasksById = new Map();
+function taskIndex() {
+  const tasks = state.detail?.tasks || [];
+  if (tasks !== tasksOf) { tasksOf = tasks; tasksById = new Map(tasks.map((t) => [t.task_id, t])); }
+  return tasksById;
+}
+
 // Events ask for the session's view at most once a second (cards, tree, budgets follow);
 // a user's own action asks at once.
 function scheduleRefresh(urgent = false) {
@@ -327,7 +340,7 @@ function render(detail, force) {
   if (changed("tasks", [detail.tasks, detail.dependencies])) renderTasks(detail, base);
   if (changed("budgets", detail.budgets)) renderBudgets(detail);
   enableBudgetForm(ok);
-  if (force || changed("prompts", [detail.permissions.map((p) => p.request_id), detail.agents.map((a) => a.status_reason)])) renderPrompts(detail, { base, live: ok, refresh: () => scheduleRefresh(true) });
+  if (force || changed("prompts", [detail.permissions.map((p) => p.request_id), detail.agents.map((a) => a.status_reason), (detail.questions || []).map((q) => q.question_id)])) renderPrompts(detail, { base, live: ok, refresh: () => scheduleRefresh(true) });
   if (changed("options", [detail.teams.map((t) => t.team_id), detail.agents.map((a) => a.agent_id)])) {
     syncOptions($("filter-team"), detail.teams.map((t) => [t.team_id, t.name]));
     syncOptions($("filter-agent"), detail.agents.map((a) => [a.agent_id, `${a.name} (${a.team_name})`]));

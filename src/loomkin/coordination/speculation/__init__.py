@@ -5,7 +5,7 @@ speculation events, ``service`` starts, validates, merges and discards.
 """
 
 from loomkin.coordination.speculation.service import Speculation
-from loomkin.coordination.speculation.verify import AssumptionSpec, Judge
+from loomkin.coordination.speculation.verify import AssumptionSpec, Judge, Judgement
 from loomkin.coordination.speculation.workspace import (
     WORKTREES,
     MergeResult,
@@ -18,6 +18,7 @@ __all__ = [
     "WORKTREES",
     "AssumptionSpec",
     "Judge",
+    "Judgement",
     "MergeResult",
     "Speculation",
     "Workspace",

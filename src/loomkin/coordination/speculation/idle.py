@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from loomkin.coordination.base import Context, Member
+    from loomkin.coordination.speculation.forecast import Forecast
     from loomkin.coordination.speculation.state import SpeculationState
     from loomkin.coordination.speculation.verify import AssumptionSpec
     from loomkin.core.events import SpeculationStarted
@@ -50,7 +51,16 @@ class SpeculationHost(Protocol):
     @property
     def state(self) -> SpeculationState: ...
 
-    def decision_for(self, task_id: TaskId, kind: str, role: str) -> Decision: ...
+    def forecast(self, *, start_now: TaskId | None = None) -> Forecast: ...
+    def decision_for(
+        self,
+        task_id: TaskId,
+        kind: str,
+        role: str,
+        *,
+        base: Forecast | None = None,
+        probe: bool = False,
+    ) -> Decision: ...
     async def record_decision(
         self, task_id: TaskId, member: Member, decision: Decision
     ) -> None: ...
@@ -61,6 +71,7 @@ class SpeculationHost(Protocol):
         assumptions: Sequence[AssumptionSpec],
         *,
         started_by: str = "agent",
+        probe: bool = False,
     ) -> SpeculationStarted: ...
     async def discard(self, task_id: TaskId, reason: str, detail: str) -> None: ...
 
@@ -77,7 +88,8 @@ class IdlePolicy:
         spec = self.speculation
         held = spec.state.counts["held"]
         cap = min(spec.policy.max_active, 2 + 2 * held)
-        return cap - len(spec.state.active)
+        # A speculation whose every check passed is real work now: it risks nothing more.
+        return cap - sum(1 for s in spec.state.active.values() if not s.all_held())
 
     def _candidates(self) -> list[TaskView]:
         spec = self.speculation
@@ -88,6 +100,8 @@ class IdlePolicy:
                 continue
             if view.owner is not None or view.task_id in spec.state.active:
                 continue
+            if view.task_id in spec.state.guessed_wrong:
+                continue  # the same guess about the same task would likely fail again
             waits = board.waiting_on(view.task_id)
             if waits and all(board.task(d.depends_on).status in _WORKED_ON for d in waits):
                 found.append(view)
@@ -111,19 +125,25 @@ class IdlePolicy:
             best = self._best(free)
             if best is None:
                 break
-            member, view = best
+            member, view, probe = best
             try:
-                await spec.speculate(member, view.task_id, [], started_by="scheduler")
+                await spec.speculate(member, view.task_id, [], started_by="scheduler", probe=probe)
             except LoomkinError:
                 break  # the board moved on since the plan (the refusal says why)
             free.remove(member)
         await self._record_declines()
 
-    def _best(self, free: list[Member]) -> tuple[Member, TaskView] | None:
-        """The candidate worth most (expected value), with the idle agent to take it."""
+    def _best(self, free: list[Member]) -> tuple[Member, TaskView, bool] | None:
+        """The candidate worth most (expected value), with the idle agent to take it.
+
+        When none is worth it and the hit rate is still being learnt, the cheapest candidate
+        with slack may be taken as a probe (the third item says so; see :meth:`_may_probe`).
+        """
         spec = self.speculation
         board = spec.ctx.tasks.board
         best: tuple[float, Member, TaskView] | None = None
+        slack: list[tuple[float, Member, TaskView, str, str]] = []
+        base = spec.forecast()
         for view in self._candidates():
             member = _pick(free, view)
             if member is None:
@@ -131,12 +151,36 @@ class IdlePolicy:
             waits = board.waiting_on(view.task_id)
             kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
             role = view.role or member.role
-            decision = spec.decision_for(view.task_id, kind, role)
+            decision = spec.decision_for(view.task_id, kind, role, base=base)
             if not decision.speculate:
+                if decision.saving_if_held_s <= 0:
+                    slack.append((decision.at_stake_s, member, view, kind, role))
                 self._declined_now.append((view.task_id, member, decision, (kind, role)))
             elif best is None or decision.value_usd > best[0]:
                 best = (decision.value_usd, member, view)
-        return None if best is None else (best[1], best[2])
+        if best is not None:
+            return best[1], best[2], False
+        if not slack or not self._may_probe():
+            return None
+        _stake, member, view, kind, role = min(slack, key=lambda c: (c[0], c[2].created_order))
+        probe = spec.decision_for(view.task_id, kind, role, base=base, probe=True)
+        if not probe.speculate:
+            return None
+        self._declined_now = [d for d in self._declined_now if d[0] != view.task_id]
+        return member, view, True
+
+    def _may_probe(self) -> bool:
+        """Probe only while learning: fewer holds than open the whole budget, none running.
+
+        Waiting for a critical task's turn with no evidence, the policy could only refuse
+        big bets (the budget ramp): a cheap bet on a task with slack, on an agent that
+        would idle anyway, tells it whether guesses hold. One probe at a time; the floor
+        stops probing at a low hit rate as it stops any bet.
+        """
+        spec = self.speculation
+        if spec.state.rates.held() >= spec.policy.ramp_holds:
+            return False
+        return all(s.all_held() for s in spec.state.active.values())
 
     async def _record_declines(self) -> None:
         """Record each refusal once per task and state of knowledge (not every round)."""
@@ -154,7 +198,9 @@ class IdlePolicy:
         working = [
             s
             for s in spec.state.active.values()
-            if s.tentative is None and ("" in roles or s.started.role in roles)
+            if s.tentative is None
+            and not s.all_held()  # confirmed: real work now, never thrown away for other work
+            and ("" in roles or s.started.role in roles)
         ]
         if not working:
             return

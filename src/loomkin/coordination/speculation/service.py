@@ -27,6 +27,12 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from loomkin.coordination.speculation.forecast import (
+    DEFAULT_WORK_S,
+    Forecast,
+    Timeline,
+    forecast,
+)
 from loomkin.coordination.speculation.idle import IdlePolicy
 from loomkin.coordination.speculation.settle import Settler
 from loomkin.coordination.speculation.state import Active, SpeculationState
@@ -35,6 +41,7 @@ from loomkin.coordination.speculation.workspace import WorkspaceError, Workspace
 from loomkin.core.events import (
     AssumptionAdded,
     MilestoneEmitted,
+    PartialResultPublished,
     SpeculationDecided,
     SpeculationStarted,
     SpeculativeMilestoneHeld,
@@ -44,6 +51,7 @@ from loomkin.core.speculation import (
     Decision,
     SpeculationCosts,
     SpeculationPolicy,
+    budget_ramp,
     decide,
 )
 from loomkin.errors import NotFound, UserError
@@ -61,8 +69,8 @@ if TYPE_CHECKING:
 __all__ = ["AssumptionSpec", "Judge", "Speculation"]
 
 logger = logging.getLogger(__name__)
-_DEFAULT_WORK_S = 600.0
-"""Work assumed for a task with no estimate (most tasks an agent creates have none)."""
+_DEFAULT_WORK_S = DEFAULT_WORK_S
+_GONE = frozenset({"done", "crashed"})
 
 
 class Speculation:
@@ -81,6 +89,8 @@ class Speculation:
         self.judge = judge
         self.workspaces = Workspaces(project_root)
         self.state = SpeculationState(alpha=self.policy.prior_alpha, beta=self.policy.prior_beta)
+        self.timeline = Timeline()
+        """When tasks started and where milestones fall (what the forecast reads)."""
         self.budget_usd: float | None = None
         """The session's cost budget, when it has one (the speculation budget is a share)."""
         self._lock = asyncio.Lock()
@@ -155,12 +165,14 @@ class Speculation:
     def budget_left_usd(self) -> float:
         """What speculation may still waste: a share of the session budget, or of its work.
 
+        Only part of the share is open until guesses have held (:func:`budget_ramp`).
         Waste is counted as the larger of its model spend and its work time priced at
         ``usd_per_work_hour`` (scripted or local models cost nothing, yet waste time).
         Without a session budget, the cap is a share of the known work on the board.
         """
         policy = self.policy
         rate = policy.usd_per_work_hour / 3600.0
+        ramp = budget_ramp(policy, self.state.rates.held())
         if self.budget_usd is not None:
             cap = policy.budget_share * self.budget_usd
         else:
@@ -171,6 +183,7 @@ class Speculation:
                 if v.session_id == self.ctx.session_id
             )
             cap = policy.budget_share * work * rate
+        cap *= ramp
         spent = max(self.state.wasted_usd, self.state.wasted_s * rate)
         return max(0.0, cap - spent - self._at_risk_usd())
 
@@ -180,6 +193,7 @@ class Speculation:
         """Fold one event in; when live, start the validation or merge it makes due."""
         event = recorded.event
         self.state.apply(event, recorded.recorded_at)
+        self.timeline.apply(event, recorded.recorded_at, self._work_of)
         if not live:
             return
         match event:
@@ -191,6 +205,8 @@ class Speculation:
                 self._spawn(f"validate:{tid}", lambda: self.check_blocker(tid))
             case MilestoneEmitted(task_id=tid) if self._blocking(tid):
                 self._spawn(f"milestone:{tid}", lambda: self.check_blocker(tid))
+            case PartialResultPublished(task_id=tid) if self._blocking(tid):
+                self._spawn(f"output:{tid}", lambda: self.check_blocker(tid))
             case TaskStatusChanged(status="completed_tentative", task_id=tid):
                 self._spawn(f"finish:{tid}", lambda: self.finish(tid))
             case TaskStatusChanged(
@@ -253,8 +269,11 @@ class Speculation:
         assumptions: Sequence[AssumptionSpec],
         *,
         started_by: str = "agent",
+        probe: bool = False,
     ) -> SpeculationStarted:
         """Start ``task_id`` for ``member`` ahead of its blockers (see the module docs).
+
+        ``probe``: the idle policy's bet to learn the hit rate (priced as one).
 
         Raises:
             UserError: the task is ready or not pending, an assumption names a task that is
@@ -281,7 +300,7 @@ class Speculation:
             raise UserError(f"{self.policy.max_active} speculations already run; wait for one")
         kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
         role = view.role or member.role
-        decision = self.decision_for(tid, kind, role)
+        decision = self.decision_for(tid, kind, role, probe=probe)
         if not decision.speculate and started_by != "scheduler" and self._may_insist(decision):
             # An agent or a user asked explicitly: the estimates advise, the hard limits
             # (disabled, hit rate below the floor, budget already spent) decide.
@@ -292,6 +311,12 @@ class Speculation:
             await self.ctx.log.append(decided)
             raise UserError(f"speculation on {view.title!r} declined: {decision.reason}")
         async with self._lock:
+            # A blocker may have finished while this waited for the lock (a merge holds it):
+            # the speculation runs ahead of the blockers still unmet now, or of none.
+            blockers = tuple(dict.fromkeys(d.depends_on for d in board.waiting_on(tid)))
+            if not blockers:
+                await self.ctx.log.append(decided)
+                raise UserError(f"task {view.title!r} became ready: start it normally")
             name = str(tid)
             try:
                 ws = await self.workspaces.create(name)
@@ -320,7 +345,19 @@ class Speculation:
             except Exception:
                 await self.workspaces.remove(ws.path, ws.branch)
                 raise
+        await self._check_met(tid, blockers)
         return started
+
+    async def _check_met(self, task_id: TaskId, blockers: Sequence[TaskId]) -> None:
+        """Validate the blockers whose edge was met between the plan and the append.
+
+        Such an edge had no speculation to validate when it was met: without this the
+        speculation would wait for it forever (never checked, its task never finished).
+        """
+        board = self.ctx.tasks.board
+        for blocker in blockers:
+            if all(d.depends_on != blocker for d in board.waiting_on(task_id)):
+                await self.check_blocker(blocker)
 
     def _decided(self, task_id: TaskId, member: Member, decision: Decision) -> SpeculationDecided:
         return SpeculationDecided(
@@ -333,6 +370,9 @@ class Speculation:
             expected_waste_usd=decision.expected_waste_usd,
             value_usd=decision.value_usd,
             reason=decision.reason,
+            saving_if_held_s=decision.saving_if_held_s,
+            at_stake_s=decision.at_stake_s,
+            budget_left_usd=decision.budget_left_usd,
         )
 
     async def record_decision(self, task_id: TaskId, member: Member, decision: Decision) -> None:
@@ -343,41 +383,70 @@ class Speculation:
         """Let the idle-capacity policy start or preempt speculations (scheduler hook)."""
         await self.idle.offer(idle)
 
-    def decision_for(self, task_id: TaskId, kind: str, role: str) -> Decision:
-        """The expected-value decision for speculating on ``task_id`` now (not recorded)."""
+    def forecast(self, *, start_now: TaskId | None = None) -> Forecast:
+        """The session's projected finish from now (``start_now``: as if that task started)."""
+        board = self.ctx.tasks.board
+        mine = [v for v in board.tasks() if v.session_id == self.ctx.session_id]
+        workers = sum(1 for m in self.ctx.roster.members() if m.status not in _GONE)
+        return forecast(
+            board, mine, self.timeline, self.ctx.clock.now(), workers=workers, start_now=start_now
+        )
+
+    def decision_for(
+        self,
+        task_id: TaskId,
+        kind: str,
+        role: str,
+        *,
+        base: Forecast | None = None,
+        probe: bool = False,
+    ) -> Decision:
+        """The expected-value decision for speculating on ``task_id`` now (not recorded).
+
+        The saving is the critical-path time starting the task now gains over waiting for
+        its blockers (the session's forecast finish, without and with it started now), times
+        the odds that the speculations it would build on hold; the work at stake is the
+        task's work up to its check (when its blockers' edges are forecast to be met).
+        ``base`` is the forecast without it, when the caller has one; ``probe`` prices it
+        as a probe (a bet to learn the hit rate, see :func:`decide`).
+        """
         board = self.ctx.tasks.board
         view = board.task(task_id)
-        wait = 0.0
-        for dep in board.waiting_on(task_id):
-            blocker = board.task(dep.depends_on)
-            wait = max(wait, blocker.work_s or _DEFAULT_WORK_S)
-        # The work at stake is what gets done before the check: the task's own work, or
-        # less when the blocker's output arrives first. Waiting less matters in proportion
-        # to how much work still hangs off the task (its share of the longest chain).
+        base = base if base is not None else self.forecast()
+        ahead = self.forecast(start_now=task_id)
+        saving = max(0.0, base.makespan - ahead.makespan) * self._chain_odds(task_id)
+        check = base.ready_at.get(task_id, base.now)
         work = view.work_s or _DEFAULT_WORK_S
         costs = SpeculationCosts(
-            wait_s=wait * self._criticality(task_id),
-            work_s=min(work, wait),
+            saving_s=saving,
+            work_s=min(work, max(0.0, check - base.now)),
             budget_left_usd=self.budget_left_usd(),
+            probe=probe,
         )
         rates = self.state.rates
-        return decide(self.policy, rates.mean(kind, role), costs, p_low=rates.cautious(kind, role))
+        return decide(
+            self.policy,
+            rates.mean(kind, role),
+            costs,
+            p_high=rates.hopeful(kind, role),
+        )
 
-    def _criticality(self, task_id: TaskId) -> float:
-        """The task's chain of work to the end ÷ the session's longest such chain (0–1]."""
-        board = self.ctx.tasks.board
-        chain: dict[TaskId, float] = {}
+    def _chain_odds(self, task_id: TaskId) -> float:
+        """The odds that the unconfirmed speculations ``task_id`` waits on hold (1 if none).
 
-        def level(tid: TaskId) -> float:
-            if tid not in chain:
-                chain[tid] = 0.0  # a cycle cannot happen (refused), but never recurse forever
-                below = [level(d.task_id) for d in board.dependents(tid) if d.blocking]
-                chain[tid] = (board.task(tid).work_s or _DEFAULT_WORK_S) + max(below, default=0.0)
-            return chain[tid]
+        A speculation built on another one (a chain) gains its saving only when that one
+        holds too: the forecast assumed it would.
+        """
+        odds = 1.0
+        for dep in self.ctx.tasks.board.waiting_on(task_id):
+            below = self.state.active.get(dep.depends_on)
+            if below is not None and not below.all_held():
+                odds *= self.state.rates.mean(below.started.dep_kind, below.started.role)
+        return odds
 
-        mine = [v.task_id for v in board.tasks() if v.session_id == self.ctx.session_id]
-        longest = max((level(t) for t in mine), default=0.0)
-        return level(task_id) / longest if longest > 0 else 1.0
+    def _work_of(self, task_id: TaskId) -> float:
+        view = self.ctx.tasks.board.get(task_id)
+        return 0.0 if view is None else (view.work_s or _DEFAULT_WORK_S)
 
     def _may_insist(self, decision: Decision) -> bool:
         policy = self.policy
@@ -393,7 +462,7 @@ class Speculation:
         for spec in self.state.active.values():
             if spec.held >= set(spec.started.blockers):
                 continue
-            p = self.state.rates.cautious(spec.started.dep_kind, spec.started.role)
+            p = self.state.rates.mean(spec.started.dep_kind, spec.started.role)
             work = board.task(spec.started.task_id).work_s or _DEFAULT_WORK_S
             risk += (1.0 - p) * work * rate
         return risk

@@ -1,6 +1,7 @@
 """Settling a speculation: validate against the real output, then merge or discard.
 
-Validation runs when a blocker completes (or emits the milestone the edge waits for). When
+Validation runs when a blocker's edge is met: it completes, emits the milestone the edge
+waits for, or (a ``requires_output`` edge) publishes its first output. When
 every blocker held and the agent finished, the workspace is merged and the task completes in
 the same batch as ``SpeculationMerged``; a merge conflict is reported (``ConflictDetected``)
 and counts as a failed validation. A failure discards the workspace and re-queues the task
@@ -17,6 +18,7 @@ from loomkin.core.events import (
     ConflictDetected,
     MilestoneEmitted,
     SpeculationDiscarded,
+    SpeculationJudged,
     SpeculationMerged,
     SpeculationValidated,
 )
@@ -30,9 +32,9 @@ if TYPE_CHECKING:
 
     from loomkin.coordination.base import Context
     from loomkin.coordination.speculation.state import Active, SpeculationState
-    from loomkin.coordination.speculation.verify import Judge
+    from loomkin.coordination.speculation.verify import Judge, Judgement
     from loomkin.coordination.speculation.workspace import Workspaces
-    from loomkin.core.events import Event
+    from loomkin.core.events import AssumptionAdded, Event
     from loomkin.core.events.base import JSON
     from loomkin.ids import AgentId, TaskId
 
@@ -76,13 +78,19 @@ class Settler:
             milestone = next(
                 (d.milestone for d in board.dependencies(task_id) if d.depends_on == blocker), None
             )
-            reached = real.status == "completed" or (
-                milestone is not None and milestone in real.milestones
-            )
-            if not reached:
+            # The board says when an edge is met (a milestone, the first output of a
+            # requires_output edge, a completion): the check comes exactly then, never
+            # later than the task would have started without speculating.
+            if any(d.depends_on == blocker for d in board.waiting_on(task_id)):
                 return
             payload = self._payload(blocker, milestone)
-            verdicts = [await verdict_of(a, payload, self.judge) for a in spec.on(blocker)]
+            verdicts = []
+            judged: list[SpeculationJudged] = []
+            for a in spec.on(blocker):
+                verdict, judgement = await verdict_of(a, payload, self.judge)
+                verdicts.append(verdict)
+                if judgement is not None and judgement.model:  # a model call was made
+                    judged.append(_judged(spec, a, judgement))
             stated = bool(spec.assumptions)
             held = stated and all(v.holds for v in verdicts)
             event = SpeculationValidated(
@@ -92,13 +100,14 @@ class Settler:
                 held=held,
                 verdicts=tuple(v.to_json() for v in verdicts),
             )
+            # The judge's model calls go in the batch of the verdict they led to.
             if held:
-                await self.ctx.log.append(event, *self._release(spec, blocker))
+                await self.ctx.log.append(*judged, event, *self._release(spec, blocker))
             else:
                 failed = [v for v in verdicts if not v.holds]
                 detail = "; ".join(explain(spec.assumptions, v) for v in failed)
                 detail = detail or "no assumption was stated, so nothing could be confirmed"
-                await self._discard(task_id, "assumption_failed", detail, also=[event])
+                await self._discard(task_id, "assumption_failed", detail, also=[*judged, event])
                 return
         await self.finish(task_id)
 
@@ -126,6 +135,9 @@ class Settler:
         view = self.ctx.tasks.board.task(blocker)
         h = view.handoff or Handoff()
         note = self.state.milestone_notes.get((blocker, milestone), "") if milestone else ""
+        if milestone is None and view.status != "completed":
+            # A requires_output edge met by partial output: what was published so far.
+            note = "\n".join(chunk.content for chunk in view.partial_chunks)
         return handoff_payload(
             result=view.result,
             files_changed=h.files_changed,
@@ -250,3 +262,24 @@ class Settler:
             # Still working on an attempt that no longer counts: stop it, so the agent is
             # free for real work (the cancel finds the task no longer its own, and ends).
             await self.stop_agent(spec.started.agent_id)
+
+
+def _judged(spec: Active, a: AssumptionAdded, j: Judgement) -> SpeculationJudged:
+    """The journal entry of one judge's model call (charged to the speculating agent)."""
+    return SpeculationJudged(
+        session_id=spec.started.session_id,
+        task_id=spec.started.task_id,
+        agent_id=spec.started.agent_id,
+        assumption_id=a.assumption_id,
+        on_task=a.on_task,
+        call_id=new_id("jc_"),
+        model=j.model,
+        holds=j.holds,
+        reasoning=j.reasoning,
+        request=j.request,
+        text=j.text,
+        input_tokens=j.input_tokens,
+        output_tokens=j.output_tokens,
+        cost_usd=j.cost_usd,
+        latency_ms=j.latency_ms,
+    )

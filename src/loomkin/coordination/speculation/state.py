@@ -13,6 +13,7 @@ from loomkin.core.events import (
     ModelCallCompleted,
     SpeculationDecided,
     SpeculationDiscarded,
+    SpeculationJudged,
     SpeculationMerged,
     SpeculationStarted,
     SpeculationValidated,
@@ -78,12 +79,22 @@ class SpeculationState:
         """Per task, every speculation event as a plain record (what the UI shows)."""
         self.wasted_usd = 0.0
         self.wasted_s = 0.0
+        self.wasted_tokens = 0
+        self.wasted_calls = 0
+        self.model_tokens = 0
+        """Tokens of every model call of the session (the whole work waste is a share of)."""
+        self.judge_calls = 0
+        """The judge's model calls on prose assumptions (and their tokens and cost, below)."""
+        self.judge_tokens = 0
+        self.judge_usd = 0.0
         self.saved_s = 0.0
         """Time merged speculations ran ahead of their blockers (what speculation gained)."""
         self.counts = {"started": 0, "held": 0, "failed": 0, "merged": 0, "discarded": 0}
         self.milestone_notes: dict[tuple[TaskId, str], str] = {}
         self.replay_notes: dict[TaskId, str] = {}
         """Why the last speculation of a task was discarded (the redo's brief says it)."""
+        self.guessed_wrong: set[TaskId] = set()
+        """Tasks a speculation of which failed its check (the idle policy does not retry them)."""
 
     def by_agent(self, agent_id: AgentId) -> Active | None:
         """The running speculation of ``agent_id``, if any."""
@@ -101,10 +112,28 @@ class SpeculationState:
         self.counts["discarded"] += 1
         self.wasted_usd += event.wasted_usd
         self.wasted_s += event.wasted_s
+        self.wasted_tokens += event.wasted_tokens
+        self.wasted_calls += event.wasted_model_calls
         self.replay_notes[event.task_id] = event.detail
+
+    def _validated(self, event: SpeculationValidated, at: float) -> None:
+        spec = self.active[event.task_id]
+        if event.verdicts or not event.held:
+            # Evidence about guesses: a blocker no assumption was made about "holds"
+            # vacuously and says nothing about the hit rate (a task waiting on a dozen
+            # blockers would otherwise count a dozen successes for one guess).
+            self.rates.record(spec.started.dep_kind, spec.started.role, held=event.held)
+        self.counts["held" if event.held else "failed"] += 1
+        if event.held:
+            spec.held.add(event.on_task)
+            spec.ready_at = at
+        else:
+            self.guessed_wrong.add(event.task_id)
 
     def apply(self, event: Event, at: float) -> None:
         """Fold one event in."""
+        if isinstance(event, SpeculationJudged):
+            self._spend(event)  # the judge's model call
         match event:
             case SpeculationStarted():
                 self.active[event.task_id] = Active(started=event, started_at=at)
@@ -113,20 +142,11 @@ class SpeculationState:
             case AssumptionAdded() if event.task_id in self.active:
                 self.active[event.task_id].assumptions.append(event)
             case SpeculationValidated() if event.task_id in self.active:
-                spec = self.active[event.task_id]
-                self.rates.record(spec.started.dep_kind, spec.started.role, held=event.held)
-                self.counts["held" if event.held else "failed"] += 1
-                if event.held:
-                    spec.held.add(event.on_task)
-                    spec.ready_at = at
+                self._validated(event, at)
             case SpeculationMerged() | SpeculationDiscarded():
                 self._ended(event)
             case ModelCallCompleted():
-                running = self.by_agent(event.agent_id)
-                if running is not None and running.tentative is None:
-                    running.tokens += event.input_tokens + event.output_tokens
-                    running.usd += event.cost_usd
-                    running.calls += 1
+                self._spend(event)
             case SpeculativeMilestoneHeld() if event.task_id in self.active:
                 self.active[event.task_id].milestones.append(event)
             case MilestoneEmitted():
@@ -142,18 +162,34 @@ class SpeculationState:
             | SpeculationStarted
             | AssumptionAdded
             | SpeculationValidated
+            | SpeculationJudged
             | SpeculationMerged
             | SpeculationDiscarded
             | SpeculativeMilestoneHeld,
         ):
             self.history.setdefault(event.task_id, []).append(_record(event, at))
 
+    def _spend(self, event: ModelCallCompleted | SpeculationJudged) -> None:
+        """Count a model call: the session's work, a running speculation's, the judge's."""
+        tokens = event.input_tokens + event.output_tokens
+        self.model_tokens += tokens
+        if isinstance(event, SpeculationJudged):
+            self.judge_calls += 1
+            self.judge_tokens += tokens
+            self.judge_usd += event.cost_usd
+            return
+        running = self.by_agent(event.agent_id)
+        if running is not None and running.tentative is None:
+            running.tokens += tokens
+            running.usd += event.cost_usd
+            running.calls += 1
+
 
 def _record(event: Event, at: float) -> dict[str, JSON]:
     fields: dict[str, JSON] = {"at": at}
     for name in type(event).__dataclass_fields__:
-        if name == "session_id":
-            continue
+        if name in ("session_id", "request"):
+            continue  # the judge's request repeats the blocker's output: the log keeps it
         value = getattr(event, name)
         fields[name] = list(value) if isinstance(value, tuple) else value
     return fields

@@ -8,10 +8,14 @@ How this works and why:
   "snapshot" commit on the branch): the speculative agent sees what its peers see at the start.
 * **Other projects** get an overlay: a copy of the tree with a manifest of the base hashes
   beside it (``<task>.base.json``), so a merge can tell which side changed what.
-* **Merging** applies only the speculative agent's own changes (the diff from the snapshot,
-  or the overlay's changed files) to the shared tree, and refuses as a whole when the shared
-  tree moved under any of them since the snapshot: that is a real conflict, reported with the
-  files. Nothing reaches the shared tree before a merge.
+* **Merging** brings only the speculative agent's own changes (the diff from the snapshot,
+  or the overlay's changed files) into the shared tree, all or nothing. In a git workspace a
+  file that the shared tree also changed since the snapshot gets a three-way merge (``git
+  merge-file``, snapshot as the base): edits to different lines both survive, and only
+  overlapping edits (or a file deleted on one side and edited on the other, or a binary file
+  changed on both) are a real conflict, reported with the files. An overlay keeps no base
+  contents, so there any file changed on both sides conflicts. Nothing reaches the shared
+  tree before a merge.
 * **Never leaked.** Every workspace lives under one directory; :func:`sweep` removes any
   that no live speculation owns (after a crash), and discarding removes the branch as well.
 
@@ -27,6 +31,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -98,6 +103,77 @@ def _tree(root: Path) -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """One side's version of a file: its bytes, and whether git marks it executable/a link."""
+
+    data: bytes
+    mode: str = "100644"
+
+
+def _blob(repo: Path, rev: str, rel: str) -> _Version | None:
+    """The file ``rel`` at ``rev`` in ``repo``, or ``None`` when it does not exist there."""
+    listed = _git(repo, "--literal-pathspecs", "ls-tree", rev, "--", rel).split(maxsplit=3)
+    if len(listed) < 3 or listed[1] != "blob":
+        return None
+    shown = subprocess.run(
+        ["git", "cat-file", "blob", listed[2]], cwd=repo, capture_output=True, check=True
+    )
+    return _Version(shown.stdout, listed[0])
+
+
+def _read(path: Path) -> _Version | None:
+    """The shared tree's current version of a file (``None``: absent)."""
+    if path.is_symlink():
+        return _Version(os.readlink(path).encode(), "120000")
+    if not path.is_file():
+        return None
+    mode = "100755" if os.access(path, os.X_OK) else "100644"
+    return _Version(path.read_bytes(), mode)
+
+
+def _three_way(
+    base: _Version | None, ours: _Version | None, theirs: _Version | None
+) -> _Version | None:
+    """Line-level merge of both sides' edits since ``base``; ``None`` when they collide."""
+    if base is None or ours is None or theirs is None:
+        return None  # added or deleted on some side: nothing to merge line by line
+    sides = {"ours": ours, "base": base, "theirs": theirs}  # git merge-file's argument order
+    if any(v.mode == "120000" or b"\0" in v.data for v in sides.values()):
+        return None  # a symbolic link or a binary file changed on both sides
+    with tempfile.TemporaryDirectory(prefix="loomkin-merge-") as tmp:
+        paths = []
+        for name, version in sides.items():
+            (Path(tmp) / name).write_bytes(version.data)
+            paths.append(str(Path(tmp) / name))
+        # Exit status: 0 clean, the number of conflicting hunks, or negative on error.
+        done = subprocess.run(
+            ["git", "merge-file", "-p", "-q", *paths], capture_output=True, check=False
+        )
+    if done.returncode != 0:
+        return None
+    mode = ours.mode if ours.mode != base.mode else theirs.mode
+    return _Version(done.stdout, mode)
+
+
+def _write(path: Path, version: _Version | None) -> None:
+    """Make the shared tree's file ``version`` (``None``: delete it)."""
+    if path.is_symlink() or version is None:
+        path.unlink(missing_ok=True)
+    if version is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if version.mode == "120000":
+        path.symlink_to(version.data.decode())
+        return
+    path.write_bytes(version.data)
+    # Only the executable bits follow git's mode; the rest stays as the user's umask made it.
+    current = path.stat().st_mode & 0o777
+    wanted = current | (current & 0o444) >> 2 if version.mode == "100755" else current & ~0o111
+    if wanted != current:
+        path.chmod(wanted)
+
+
 class Workspaces:
     """Creates, merges and removes the workspaces of one project."""
 
@@ -165,40 +241,29 @@ class Workspaces:
     def _merge_git(self, ws: Workspace, message: str) -> MergeResult:
         _git(ws.path, "add", "-A")
         _git(ws.path, "commit", "-q", "--allow-empty", "-m", message)
-        files = tuple(_git(ws.path, "diff", "--name-only", ws.base, "HEAD").splitlines())
+        # --no-renames: a rename must reach the shared tree as a delete plus an add.
+        names = _git(ws.path, "diff", "-z", "--no-renames", "--name-only", ws.base, "HEAD")
+        files = tuple(name for name in names.split("\0") if name)
         if not files:
             return MergeResult()
-        patch = _git(ws.path, "diff", "--binary", ws.base, "HEAD")
-        conflicts = self._stale(ws, files)
-        if conflicts:
-            return MergeResult(conflicts=conflicts)
-        _git(self.root, "apply", "--whitespace=nowarn", "-", data=patch.encode())
-        return MergeResult(merged=files)
-
-    def _stale(self, ws: Workspace, files: tuple[str, ...]) -> tuple[str, ...]:
-        """Files the shared tree changed since the snapshot (compared with the snapshot)."""
-        moved = []
+        plan: dict[str, _Version | None] = {}
+        conflicts = []
         for rel in files:
-            shared = self.root / rel
-            if not self._in_base(ws, rel):
-                if shared.exists():
-                    moved.append(rel)
+            base, ours = _blob(ws.path, ws.base, rel), _blob(ws.path, "HEAD", rel)
+            theirs = _read(self.root / rel)
+            if theirs in (base, ours):
+                plan[rel] = ours  # only the speculation moved (or both made the same edit)
                 continue
-            blob = _git(ws.path, "rev-parse", f"{ws.base}:{rel}").strip()
-            now = _git(self.root, "hash-object", "--", rel, check=False).strip()
-            if not shared.exists() or now != blob:
-                moved.append(rel)
-        return tuple(moved)
-
-    @staticmethod
-    def _in_base(ws: Workspace, rel: str) -> bool:
-        done = subprocess.run(
-            ["git", "cat-file", "-e", f"{ws.base}:{rel}"],
-            cwd=ws.path,
-            capture_output=True,
-            check=False,
-        )
-        return done.returncode == 0
+            merged = _three_way(base, ours, theirs)
+            if merged is None:
+                conflicts.append(rel)
+            else:
+                plan[rel] = merged
+        if conflicts:
+            return MergeResult(conflicts=tuple(conflicts))
+        for rel, version in plan.items():
+            _write(self.root / rel, version)
+        return MergeResult(merged=files)
 
     def _merge_overlay(self, ws: Workspace) -> MergeResult:
         base: dict[str, str] = json.loads((self.home / f"{ws.path.name}.base.json").read_text())

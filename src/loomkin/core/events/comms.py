@@ -49,7 +49,7 @@ class MessageSent(Event):
 @register
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QuestionAsked(Event):
-    """An agent asked a question, of one agent or a team, with a deadline."""
+    """An agent asked a question, of one agent, a team or the user, with a deadline."""
 
     kind: Literal["question_asked"] = "question_asked"
     question_id: QuestionId
@@ -61,6 +61,9 @@ class QuestionAsked(Event):
     deadline: float = 0.0
     """Unix seconds after which an unanswered question expires."""
     hops: tuple[str, ...] = ()
+    to_user: bool = False
+    """Asked of the person running the session (no agent or team): the user answers it
+    (``Session.answer_question``, the HTTP API, a prompt), or it expires at the deadline."""
 
 
 @register
@@ -70,7 +73,8 @@ class QuestionAnswered(Event):
 
     kind: Literal["question_answered"] = "question_answered"
     question_id: QuestionId
-    answerer: AgentId
+    answerer: AgentId | None
+    """The agent who answered; ``None`` when the user answered a question asked of them."""
     answer: str
 
 

@@ -7,7 +7,7 @@ blocker's real output arrives, and the merge or the discard with the waste it co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from loomkin.core.events.base import JSON, register
@@ -18,6 +18,7 @@ __all__ = [
     "AssumptionAdded",
     "SpeculationDecided",
     "SpeculationDiscarded",
+    "SpeculationJudged",
     "SpeculationMerged",
     "SpeculationStarted",
     "SpeculationValidated",
@@ -40,6 +41,12 @@ class SpeculationDecided(TaskEvent):
     """Expected saving priced in dollars minus the expected waste."""
     reason: str
     agent_id: AgentId | None = None
+    saving_if_held_s: float = 0.0
+    """Forecast critical-path seconds saved if the assumptions hold (0: the task has slack)."""
+    at_stake_s: float = 0.0
+    """Work done before the check: what a failed guess throws away."""
+    budget_left_usd: float = 0.0
+    """Speculation budget open at this point of the ramp, less waste and risk so far."""
 
 
 @register
@@ -90,6 +97,35 @@ class SpeculationValidated(TaskEvent):
     held: bool
     verdicts: tuple[dict[str, JSON], ...] = ()
     """Per assumption: ``assumption_id``, ``holds``, ``actual`` or ``reasoning``."""
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeculationJudged(TaskEvent):
+    """A model judged one prose assumption against the blocker's real output: one model call.
+
+    Recorded in the batch of the ``SpeculationValidated`` it led to, with the exact request,
+    the answer, the verdict and the reasoning. Its tokens and cost are spend like any model
+    call's, charged to the agent whose speculation it checks (``agent_id``), as a
+    compaction's summarising call is charged to the agent compacted.
+    """
+
+    kind: Literal["speculation_judged"] = "speculation_judged"
+    agent_id: AgentId
+    """The speculating agent (charged with the call)."""
+    assumption_id: str
+    on_task: TaskId
+    call_id: str
+    model: str
+    holds: bool
+    reasoning: str
+    request: dict[str, JSON] = field(default_factory=dict)
+    text: str = ""
+    """The judge's whole answer."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
 
 
 @register

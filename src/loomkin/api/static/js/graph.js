@@ -3,6 +3,7 @@
 "use strict";
 
 import { $, api, clock, el, svg, words } from "./util.js";
+import { decorateGraph, speculationSection } from "./speculation.js";
 
 const W = 210, LINE = 15, GAP_X = 46, GAP_Y = 16, CHARS = 30;
 
@@ -106,6 +107,7 @@ export function renderTasks(detail, sessionBase) {
     node.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); open(); } });
     graph.append(node);
   }
+  decorateGraph();
 }
 
 async function openTask(base, taskId) {
@@ -121,6 +123,7 @@ async function openTask(base, taskId) {
       el("dt", {}, "Milestones"), el("dd", {}, t.milestones.join(", ") || "—"),
       el("dt", {}, "Depends on"), el("dd", {}, list(t.depends_on)),
       el("dt", {}, "Needed by"), el("dd", {}, list(t.dependents))),
+    speculationSection(t.task_id),
     el("h3", {}, "Description"), el("p", { class: "description" }, t.description || "—"),
     el("h3", {}, "Status history"),
     el("ol", { class: "history" }, ...t.history.map((h) => el("li", { "data-kind": h.kind },

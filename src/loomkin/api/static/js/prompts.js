@@ -2,6 +2,7 @@
 // do: a diff for a file write or edit, the command for `shell`, and what "Allow always" would
 // cover. Keys o / a / d answer the first prompt (as in the terminal). The tab's title counts
 // what waits on you, and an opt-in browser notification says so when the tab is hidden.
+// Questions agents ask the user are docked here too, each with an answer box (Ctrl+Enter sends).
 "use strict";
 
 import { $, api, el, short, toast } from "./util.js";
@@ -32,19 +33,69 @@ export function renderPrompts(detail, { base, live, refresh }) {
         el("button", { type: "button", class: "raise", disabled: !live, onclick: () => focusBudgetForm(agent.status_reason) }, "Raise a limit"),
         el("span", { class: "muted" }, " in Budgets: it resumes once under its limits"))));
   }
-  const waiting = detail.permissions.length + budgets.length;
+  renderQuestions(list, detail.questions || [], { base, live, refresh });
+  const waiting = detail.permissions.length + budgets.length + (detail.questions || []).length;
   dock.hidden = waiting === 0;
   $("prompt-count").textContent = String(waiting);
+}
+
+/** Cards of the questions agents asked the user; a card being typed in is never rebuilt. */
+function renderQuestions(list, questions, { base, live, refresh }) {
+  const wanted = new Set(questions.map((q) => q.question_id));
+  for (const card of [...list.querySelectorAll(".question")]) if (!wanted.has(card.dataset.questionId)) card.remove();
+  const shown = new Set([...list.querySelectorAll(".question")].map((c) => c.dataset.questionId));
+  for (const question of questions) if (!shown.has(question.question_id)) list.append(questionCard(question, base, refresh));
+  for (const button of list.querySelectorAll(".question button")) button.disabled = !live;
+}
+
+function questionCard(question, base, refresh) {
+  const card = el("section", { class: "question", "data-question-id": question.question_id, role: "group", "aria-label": `Question from ${question.agent}` });
+  const box = el("textarea", { rows: 3, maxlength: 20000, placeholder: "Your answer", "aria-label": `Answer to ${question.agent}` });
+  const deadline = Date.now() + question.seconds_left * 1000;
+  const send = async (event) => {
+    event.preventDefault();
+    const text = box.value.trim();
+    if (!text) { toast("Write an answer first", "error"); return; }
+    for (const b of card.querySelectorAll("button")) b.disabled = true;
+    try {
+      await api("POST", `${base()}/questions/${encodeURIComponent(question.question_id)}/answer`, { text }, { quiet: true });
+      card.remove();
+      refresh();
+    } catch (error) {
+      if (error.status === 404 || error.status === 409) {
+        // Answered meanwhile (another tab, the CLI) or past its deadline: the agent was told.
+        card.remove();
+        toast(`${question.agent}'s question: ${error.message}`);
+        refresh();
+        return;
+      }
+      toast(error.message, "error");
+      for (const b of card.querySelectorAll("button")) b.disabled = false;
+    }
+  };
+  box.addEventListener("keydown", (event) => { if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) send(event); });
+  card.append(
+    el("h3", {}, el("b", {}, question.agent), ` (team ${question.team}) asks you`),
+    el("p", { class: "text" }, question.question),
+    el("form", { onsubmit: send }, box,
+      el("div", { class: "actions" },
+        el("button", { type: "submit", class: "primary" }, "Answer"),
+        el("span", { class: "muted left" }, `answer by ${new Date(deadline).toLocaleTimeString()}`))),
+  );
+  return card;
 }
 
 /** The tab title's badge and, when allowed and the tab is hidden, a notification. */
 export function announce(detail) {
   const budgets = budgetPaused(detail);
-  const waiting = detail.permissions.length + budgets.length;
+  const questions = detail.questions || [];
+  const waiting = detail.permissions.length + budgets.length + questions.length;
   document.title = waiting ? `(${waiting}) ${BASE_TITLE}` : BASE_TITLE;
   if (waiting > waitingBefore && document.hidden && notificationsOn()) {
     const p = detail.permissions[detail.permissions.length - 1];
-    const body = p ? `${p.agent} asks to ${p.tool} ${short(p.target, 80)}` : `${budgets[0].name} is paused: over budget`;
+    const q = questions[questions.length - 1];
+    const body = p ? `${p.agent} asks to ${p.tool} ${short(p.target, 80)}`
+      : q ? `${q.agent} asks: ${short(q.question, 80)}` : `${budgets[0].name} is paused: over budget`;
     try {
       new Notification(`Loomkin: ${waiting} waiting for you`, { body, tag: "loomkin-waiting" });
     } catch (_) { /* notifications unavailable in this context */ }

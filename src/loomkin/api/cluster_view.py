@@ -1,0 +1,260 @@
+"""The cluster a web app shows (``loomkin serve --bus``): its sessions, workers, and controls.
+
+How this works and why:
+
+* **One runtime that only watches.** The server's :class:`~loomkin.service.Loomkin` is
+  opened on the cluster's shared store and hosts nothing; the sessions run on workers.
+  :meth:`ClusterView.watching` pulls what the workers commit into it whenever NATS says a
+  session's log grew (and every ``poll_s`` without a word), so the session list, agent
+  cards, tasks, the feed and its live stream work as for any stored session: from events.
+* **Controls go where the session runs.** Pause, resume, steer, cancel and the user's
+  messages for a session running on a worker are sent over NATS to the worker holding its
+  lease (:class:`~loomkin.cluster.ClusterClient`); the worker answers with the request's id
+  and its effect shows in the feed like any control.
+* **Permission prompts** of every session arrive here over NATS (request/reply); each waits
+  until the page answers it or the session stops running. The worker's deadline still
+  applies: an unanswered prompt is denied there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail
+from loomkin.api.views import WORKING_STATUSES
+from loomkin.cluster.client import PermissionAsk
+from loomkin.core.events import PermissionResolved
+from loomkin.errors import NotFound, ProjectionFailed
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from pydantic import JsonValue
+
+    from loomkin.cluster import ClusterClient, Placement, WorkerLoad
+    from loomkin.service import AgentInfo, Loomkin
+
+__all__ = ["ClusterView"]
+
+logger = logging.getLogger(__name__)
+
+ClusterControl = Literal["pause", "resume", "steer", "cancel"]
+PermissionDecision = Literal["allow_once", "allow_always", "deny"]
+"""An answer to a permission prompt (``loomkin.core.records``' own, spelled out: routes import
+nothing below the facade)."""
+
+
+@dataclass(slots=True)
+class _Ask:
+    """A permission prompt forwarded by a worker, waiting for the page."""
+
+    ask: PermissionAsk
+    reply: Callable[[PermissionDecision], Awaitable[None]]
+
+
+class ClusterView:
+    """A cluster seen by a web app (see the module docstring).
+
+    Args:
+        client: The connection to the cluster (owned by the caller).
+        loomkin: The runtime on the cluster's store that hosts nothing (owned by the caller).
+        poll_s: How often the store is read without a notification.
+    """
+
+    def __init__(self, client: ClusterClient, loomkin: Loomkin, *, poll_s: float = 1.0) -> None:
+        self.client = client
+        self._loomkin = loomkin
+        self._poll_s = poll_s
+        self._running: set[str] = set()
+        self._asks: dict[str, _Ask] = {}
+        self._woken = asyncio.Event()
+        self._asked = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        """The cluster's name (``--cluster``)."""
+        return self.client.names.cluster
+
+    # -- keeping current -----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        """Keep the runtime and the directory current while the block runs."""
+        subs = [await self.client.watch_logs(lambda _session_id: self._woken.set())]
+        task: asyncio.Task[None] | None = None
+        try:
+            subs.append(await self.client.collect_permissions(self._on_ask))
+            await self.refresh()
+            task = asyncio.get_running_loop().create_task(self._follow(), name="cluster-view")
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])
+                if not task.cancelled() and (failure := task.exception()) is not None:
+                    logger.error("cluster view: stopped following the store: %s", failure)
+            for sub in subs:
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    await sub.unsubscribe()
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self._poll_s)
+            self._woken.clear()
+            try:
+                await self.refresh()
+            except ProjectionFailed as exc:  # the runtime stopped: what it shows is final
+                logger.critical("cluster view: the runtime stopped: %s", exc)
+                raise
+            except Exception as exc:  # NATS or the store away for a moment: the next try
+                logger.warning("cluster view: refreshing failed: %s", exc)
+
+    async def refresh(self) -> None:
+        """Fold in what the workers committed; note which sessions run now."""
+        for recorded in await self._loomkin.pull():
+            event = recorded.event
+            if isinstance(event, PermissionResolved):  # answered elsewhere (or force-paused)
+                self._asks.pop(str(event.request_id), None)
+        before = dict(self._asks)  # a prompt arriving during the read is judged next time
+        running = {p.session_id for p in await self.client.placements() if p.status == "running"}
+        self._running = running
+        for request_id, pending in before.items():
+            if pending.ask.get("session_id") not in running:
+                self._asks.pop(request_id, None)  # it stopped (or moved): the worker asks again
+
+    def _on_ask(
+        self, ask: PermissionAsk, reply: Callable[[PermissionDecision], Awaitable[None]]
+    ) -> None:
+        request_id = ask.get("request_id", "")
+        if request_id:
+            self._asks[request_id] = _Ask(ask, reply)
+            self._asked.set()
+            self._woken.set()
+
+    # -- what the page reads -------------------------------------------------------------------
+
+    def runs(self, session_id: str) -> bool:
+        """Whether ``session_id`` runs on a worker of the cluster now (it can be driven)."""
+        return session_id in self._running
+
+    def running(self) -> list[str]:
+        """The sessions running on the cluster's workers now."""
+        return sorted(self._running)
+
+    async def wait_prompt(self, session_id: str) -> str:
+        """Wait until a permission prompt of ``session_id`` waits here; return its request id."""
+        while True:
+            for request_id, pending in self._asks.items():
+                if pending.ask.get("session_id") == session_id:
+                    return request_id
+            self._asked.clear()
+            await self._asked.wait()
+
+    async def workers(self) -> list[WorkerLoad]:
+        """The live workers and their last reported load."""
+        return await self.client.workers()
+
+    async def placements(self) -> list[Placement]:
+        """Every session the cluster ran or runs, with where."""
+        return await self.client.placements()
+
+    def detail(self, detail: SessionDetail) -> SessionDetail:
+        """A stored session's view, made live when it runs on a worker.
+
+        It can then be driven from here, its agents' statuses say who works, and its open
+        prompts can be answered.
+        """
+        session_id = detail.session.session_id
+        if not self.runs(session_id):
+            return detail
+        agents = {a.name: a.agent_id for a in detail.agents}
+        prompts = [
+            PermissionOut(
+                request_id=p.ask["request_id"],
+                agent_id=agents.get(p.ask.get("agent", ""), ""),
+                agent=p.ask.get("agent", ""),
+                tool=p.ask.get("tool", ""),
+                category=p.ask.get("category", ""),
+                arguments=_arguments(p.ask.get("arguments", "")),
+                target=p.ask.get("target", ""),
+                diff=p.ask.get("diff", ""),
+                command=p.ask.get("command", ""),
+                always=p.ask.get("always", ""),
+            )
+            for p in self._asks.values()
+            if p.ask.get("session_id") == session_id
+        ]
+        working = sum(1 for a in detail.agents if a.status in WORKING_STATUSES)
+        return detail.model_copy(
+            update={
+                "session": detail.session.model_copy(update={"open": True}),
+                "permissions": prompts,
+                "working": working,
+            }
+        )
+
+    # -- what the page does --------------------------------------------------------------------
+
+    def _agent(self, session_id: str, ref: str) -> AgentInfo:
+        agents = self._loomkin.stored_agents(session_id)
+        for info in agents:
+            if ref in (info.agent_id, info.name, f"{info.team_name}/{info.name}"):
+                return info
+        names = ", ".join(a.name for a in agents) or "none yet"
+        raise NotFound(f"no agent {ref[:100]!r} in session {session_id} (agents: {names})")
+
+    async def control(
+        self,
+        session_id: str,
+        agent: str,
+        action: ClusterControl,
+        *,
+        text: str | None = None,
+        mode: Literal["asap", "at_boundary"] = "asap",
+        force: bool = False,
+    ) -> ControlOut:
+        """Send a control to an agent of a session running on a worker."""
+        found = self._agent(session_id, agent)
+        request_id = await self.client.control(
+            session_id, action, found.agent_id, text=text, mode=mode, force=force
+        )
+        return ControlOut(request_id=request_id, agent_id=found.agent_id, action=action)
+
+    async def send(self, session_id: str, text: str, *, to: str | None) -> str:
+        """Send the user's message to a session running on a worker; return its id."""
+        agent = self._agent(session_id, to).agent_id if to else None
+        return await self.client.send(session_id, text, to=agent)
+
+    async def answer(self, session_id: str, request_id: str, decision: PermissionDecision) -> None:
+        """Answer a permission prompt a worker forwarded.
+
+        Raises:
+            NotFound: no such prompt waits here (answered already, or the session moved on).
+        """
+        pending = self._asks.get(request_id)
+        if pending is None or pending.ask.get("session_id") != session_id:
+            raise NotFound(f"no open permission prompt {request_id[:80]!r} in session {session_id}")
+        del self._asks[request_id]
+        await pending.reply(decision)
+
+    async def start_session(self, project: str, *, model: str | None, title: str) -> str:
+        """Open a session on the least-loaded worker; return its id once this runtime has it."""
+        session_id, _worker = await self.client.start_session(project, "", model=model, title=title)
+        await self.refresh()
+        return session_id
+
+
+def _arguments(text: str) -> dict[str, JsonValue]:
+    """A forwarded prompt's arguments (JSON text; ``{}`` when absent or not an object)."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
