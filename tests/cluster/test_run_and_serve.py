@@ -257,12 +257,20 @@ async def test_a_prompt_answered_elsewhere_leaves_the_page(
         session_id, _ = await client.start_session(str(project), "", approve_all=False)
         assert node.hosted() == [session_id]
 
+        shown: list[str] = []
+        first_shown = asyncio.Event()
+
         async def terminal(_ask: dict[str, str]) -> PermissionDecision:
-            return "allow_once"  # like `run --bus` answered at its terminal, at once
+            # Like `run --bus` answered at its terminal, but only once the page shows the
+            # prompt too: answered sooner, it could come and go before the page is looked at.
+            shown.append(await view.wait_prompt(session_id))
+            first_shown.set()
+            return "allow_once"
 
         answering = await client.answer_permissions(session_id, terminal)
         try:
-            request_id = await view.wait_prompt(session_id)
+            await first_shown.wait()
+            request_id = shown[0]
             async with contextlib.aclosing(client.follow(session_id)) as events:
                 async for recorded in events:
                     resolved = recorded.event

@@ -91,6 +91,10 @@ class HostOptions:
     ledger: WriteLedger | None = None
     """Records what each hosted session's appends did (tests and benchmarks of partitions)."""
 
+    def __post_init__(self) -> None:
+        if self.stall_s is not None and not self.stall_s > 0:
+            raise UserError(f"stall_s must be a positive number of seconds, not {self.stall_s!r}")
+
 
 class HostedSession:
     """A session whose agents run on this worker while it holds the session's lease."""
@@ -236,7 +240,7 @@ class HostedSession:
             # importing, opening and replaying (which can take longer than the TTL).
             self._kept = self._keeper.keep(
                 self._lease,
-                stall_s=self._options.stall_s or self._options.ttl_s,
+                stall_s=self._options.stall_s or self._options.ttl_s,  # checked: None or > 0
                 changed=self._beat_now,
             )
             self._beat = asyncio.get_running_loop().create_task(

@@ -99,13 +99,15 @@ class KeptLease:
         """
         if self.lost is not None:
             raise self.lost
-        stalled = self.stalled_for()
-        if stalled >= self.stall_s:
-            raise LeaseLost(
-                f"session {self.lease.key}: its lease was not renewed for {stalled:.1f} s "
-                f"(limit {self.stall_s:g} s): this worker was stopped or cut off, and another "
-                "may host the session now; its agents stop here"
-            )
+        if self.stalled_for() >= self.stall_s:
+            raise self._stalled()
+
+    def _stalled(self, detail: str = "") -> LeaseLost:
+        return LeaseLost(
+            f"session {self.lease.key}: its lease was not renewed for {self.stalled_for():.1f} s "
+            f"(limit {self.stall_s:g} s): this worker was stopped or cut off, and another "
+            f"may host the session now; its agents stop here{detail}"
+        )
 
     def renew_now(self, epoch: int | None) -> None:
         """Renew at once, carrying ``epoch`` (the store's, once the session is resumed)."""
@@ -147,9 +149,7 @@ class KeptLease:
                 return
             except Exception as exc:
                 if self.stalled_for() >= self.stall_s:
-                    self._lose(
-                        LeaseLost(f"session {self.lease.key}: no renewal got through ({exc})")
-                    )
+                    self._lose(self._stalled(f" (last attempt: {exc!r})"))
                     return
                 logger.warning("lease %s: renewal failed: %s", self.lease.key, exc)
 

@@ -152,7 +152,11 @@ class Loomkin:
         """Open a runtime on ``store`` (a URL for :func:`~loomkin.persistence.open_store`)."""
         opened = await open_store(store) if isinstance(store, str) else store
         runtime = cls(opened, clock=clock, lease_ttl_s=lease_ttl_s)
-        await runtime.start()
+        try:
+            await runtime.start()
+        except BaseException:
+            await runtime.close()  # the store's connections too: nobody else holds them now
+            raise
         return runtime
 
     async def start(self) -> None:

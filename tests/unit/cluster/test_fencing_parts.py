@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from loomkin.cluster import HostOptions
 from loomkin.cluster.keeper import KeptLease, LeaseKeeper
 from loomkin.cluster.leases import BusLease, LeaseLost
 from loomkin.cluster.names import ClusterNames
@@ -47,6 +48,11 @@ async def test_a_stall_limit_must_be_positive() -> None:
     lease = BusLease(key="s1", worker_id="w1", revision=3)
     with pytest.raises(UserError, match="positive"):
         KeptLease(keeper, lease, stall_s=0, changed=asyncio.Event())
+
+
+def test_a_worker_refuses_a_stall_limit_that_is_not_positive() -> None:
+    with pytest.raises(UserError, match="stall_s must be a positive"):
+        HostOptions(store_url="memory:", ttl_s=10.0, stall_s=0.0)
 
 
 async def test_the_ledger_records_how_far_appends_reached_and_which_were_refused() -> None:

@@ -1,7 +1,8 @@
 """Speculative execution (SPEC §3.7): tasks started ahead of their blockers, in isolation.
 
 ``workspace`` makes the isolated copies (git worktrees or overlays), ``state`` folds the
-speculation events, ``service`` starts, validates, merges and discards.
+speculation events, ``service`` starts, validates, merges and discards, ``idle`` decides
+what idle agents speculate on, pricing bets with the critical-path ``forecast``.
 """
 
 from loomkin.coordination.speculation.service import Speculation

@@ -4,14 +4,22 @@ Run by the scheduler after each planning round (``[speculation] auto = true``):
 
 * **Ready work first.** The policy runs right after the scheduler planned, so idle agents
   left idle suit no ready task. If ready work waits and no agent is idle, the newest
-  speculation still working whose role the work needs is preempted (discarded, its agent
-  freed): non-speculative work always comes first.
-* **Candidates** are pending, unowned tasks whose every unmet blocker is being worked on,
-  best effective priority first; an idle agent of the task's team (its role when it names
-  one) takes the first one the expected-value decision accepts.
-* **Ramp.** While little is known, few speculations run at once: at most ``1 + held`` (the
-  speculations that held so far), capped by ``max_active``; a policy that has only seen
-  failures keeps to one at a time, and below ``min_p`` to none.
+  speculation still working (and not yet confirmed) whose role the work needs is preempted
+  (discarded, its agent freed): non-speculative work always comes first. A speculation
+  whose every check passed is real work and is never preempted.
+* **Candidates** are pending, unowned tasks whose every unmet blocker is being worked on
+  (a speculative blocker counts: a chain), except tasks whose guess already failed; an idle
+  agent of the task's team (its role when it names one) takes the candidate of highest
+  expected value the decision accepts. The value is the critical-path time the bet saves
+  (:mod:`~loomkin.coordination.speculation.forecast`): a task with slack is refused, so
+  chains only grow along the critical path.
+* **Probes.** When no candidate is worth a bet and fewer guesses have held than open the
+  whole budget (``ramp_holds``), the cheapest candidate with slack may be taken to learn
+  the hit rate, one at a time: it costs an agent that would idle anyway, and a failure
+  delays nothing (the task is re-queued at its check, when it would have started).
+* **Ramp.** While little is known, few speculations run at once: at most ``2 + 2 × held``
+  unconfirmed ones, capped by ``max_active``; the budget ramps too (see
+  :func:`loomkin.core.speculation.budget_ramp`), and below the ``min_p`` floor nothing starts.
 * **One decision event per change of mind.** A refusal is recorded once per task and state of
   knowledge, not at every planning round.
 """
