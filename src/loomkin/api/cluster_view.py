@@ -11,9 +11,10 @@ How this works and why:
   messages for a session running on a worker are sent over NATS to the worker holding its
   lease (:class:`~loomkin.cluster.ClusterClient`); the worker answers with the request's id
   and its effect shows in the feed like any control.
-* **Permission prompts** of every session arrive here over NATS (request/reply); each waits
-  until the page answers it or the session stops running. The worker's deadline still
-  applies: an unanswered prompt is denied there.
+* **Permission prompts and questions to the user** of every session arrive here over NATS
+  (request/reply); each waits until the page answers it, it is answered elsewhere (the log
+  says so), or the session stops running. The worker's deadline still applies: an
+  unanswered prompt is denied there, an unanswered question expires.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail
+from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail, UserQuestionOut
 from loomkin.api.views import WORKING_STATUSES
-from loomkin.cluster.client import PermissionAsk
-from loomkin.core.events import PermissionResolved
+from loomkin.cluster.client import PermissionAsk, QuestionAsk
+from loomkin.core.events import PermissionResolved, QuestionAnswered, QuestionExpired
 from loomkin.errors import NotFound, ProjectionFailed
 
 if TYPE_CHECKING:
@@ -50,12 +52,27 @@ PermissionDecision = Literal["allow_once", "allow_always", "deny"]
 nothing below the facade)."""
 
 
+_STOP_WAIT_S = 1.0
+"""How long stopping waits for the follow loop before it cancels it again."""
+
+
 @dataclass(slots=True)
 class _Ask:
     """A permission prompt forwarded by a worker, waiting for the page."""
 
     ask: PermissionAsk
     reply: Callable[[PermissionDecision], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Question:
+    """A question to the user forwarded by a worker, waiting for the page."""
+
+    session_id: str
+    ask: QuestionAsk
+    deadline: float
+    """Unix seconds (shown to the user; the worker keeps the real deadline)."""
+    reply: Callable[[str], Awaitable[None]]
 
 
 class ClusterView:
@@ -73,8 +90,10 @@ class ClusterView:
         self._poll_s = poll_s
         self._running: set[str] = set()
         self._asks: dict[str, _Ask] = {}
+        self._questions: dict[str, _Question] = {}
         self._woken = asyncio.Event()
         self._asked = asyncio.Event()
+        self._stopping = False
 
     @property
     def name(self) -> str:
@@ -90,13 +109,20 @@ class ClusterView:
         task: asyncio.Task[None] | None = None
         try:
             subs.append(await self.client.collect_permissions(self._on_ask))
+            subs.append(await self.client.collect_questions(self._on_question))
             await self.refresh()
             task = asyncio.get_running_loop().create_task(self._follow(), name="cluster-view")
             yield
         finally:
             if task is not None:
-                task.cancel()
-                await asyncio.wait([task])
+                # The NATS client can swallow a cancellation that lands inside one of its
+                # key-value reads: the loop also stops at its next turn, and is cancelled
+                # again until it has.
+                self._stopping = True
+                self._woken.set()
+                while not task.done():
+                    task.cancel()
+                    await asyncio.wait([task], timeout=_STOP_WAIT_S)
                 if not task.cancelled() and (failure := task.exception()) is not None:
                     logger.error("cluster view: stopped following the store: %s", failure)
             for sub in subs:
@@ -107,6 +133,8 @@ class ClusterView:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._poll_s)
+            if self._stopping:
+                return
             self._woken.clear()
             try:
                 await self.refresh()
@@ -122,12 +150,19 @@ class ClusterView:
             event = recorded.event
             if isinstance(event, PermissionResolved):  # answered elsewhere (or force-paused)
                 self._asks.pop(str(event.request_id), None)
-        before = dict(self._asks)  # a prompt arriving during the read is judged next time
+            elif isinstance(event, QuestionAnswered | QuestionExpired):
+                self._questions.pop(str(event.question_id), None)
+        # What arrives during the read is judged next time.
+        before, questions = dict(self._asks), dict(self._questions)
         running = {p.session_id for p in await self.client.placements() if p.status == "running"}
         self._running = running
         for request_id, pending in before.items():
             if pending.ask.get("session_id") not in running:
                 self._asks.pop(request_id, None)  # it stopped (or moved): the worker asks again
+        now = time.time()
+        for question_id, question in questions.items():
+            if question.session_id not in running or question.deadline <= now:
+                self._questions.pop(question_id, None)
 
     def _on_ask(
         self, ask: PermissionAsk, reply: Callable[[PermissionDecision], Awaitable[None]]
@@ -137,6 +172,14 @@ class ClusterView:
             self._asks[request_id] = _Ask(ask, reply)
             self._asked.set()
             self._woken.set()
+
+    def _on_question(
+        self, session_id: str, ask: QuestionAsk, reply: Callable[[str], Awaitable[None]]
+    ) -> None:
+        deadline = time.time() + ask.seconds_left
+        self._questions[ask.question_id] = _Question(session_id, ask, deadline, reply)
+        self._asked.set()
+        self._woken.set()
 
     # -- what the page reads -------------------------------------------------------------------
 
@@ -156,6 +199,39 @@ class ClusterView:
                     return request_id
             self._asked.clear()
             await self._asked.wait()
+
+    async def wait_question(self, session_id: str) -> str:
+        """Wait until a question of ``session_id`` to the user waits here; return its id."""
+        while True:
+            for question_id, question in self._questions.items():
+                if question.session_id == session_id:
+                    return question_id
+            self._asked.clear()
+            await self._asked.wait()
+
+    def questions(
+        self, session_id: str, agents: dict[str, str] | None = None
+    ) -> list[UserQuestionOut]:
+        """The questions of ``session_id`` to the user that wait here, oldest first.
+
+        ``agents`` maps names to ids (default: the session's agents as the log knows them).
+        """
+        if agents is None:
+            agents = {a.name: a.agent_id for a in self._loomkin.stored_agents(session_id)}
+        now = time.time()
+        return [
+            UserQuestionOut(
+                question_id=q.ask.question_id,
+                agent_id=agents.get(q.ask.agent, ""),
+                agent=q.ask.agent,
+                team=q.ask.team,
+                question=q.ask.question,
+                deadline=q.deadline,
+                seconds_left=max(0.0, q.deadline - now),
+            )
+            for q in self._questions.values()
+            if q.session_id == session_id
+        ]
 
     async def workers(self) -> list[WorkerLoad]:
         """The live workers and their last reported load."""
@@ -196,6 +272,7 @@ class ClusterView:
             update={
                 "session": detail.session.model_copy(update={"open": True}),
                 "permissions": prompts,
+                "questions": self.questions(session_id, agents),
                 "working": working,
             }
         )
@@ -243,6 +320,22 @@ class ClusterView:
             raise NotFound(f"no open permission prompt {request_id[:80]!r} in session {session_id}")
         del self._asks[request_id]
         await pending.reply(decision)
+
+    async def answer_question(
+        self, session_id: str, question_id: str, text: str
+    ) -> UserQuestionOut:
+        """Answer a question to the user a worker forwarded; return it as it was.
+
+        Raises:
+            NotFound: no such question waits here (answered already, expired, or moved on).
+        """
+        waiting = self._questions.get(question_id)
+        if waiting is None or waiting.session_id != session_id:
+            raise NotFound(f"no open question {question_id[:80]!r} in session {session_id}")
+        shown = self.questions(session_id)
+        del self._questions[question_id]
+        await waiting.reply(text)
+        return next(q for q in shown if q.question_id == question_id)
 
     async def start_session(self, project: str, *, model: str | None, title: str) -> str:
         """Open a session on the least-loaded worker; return its id once this runtime has it."""

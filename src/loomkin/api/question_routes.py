@@ -26,6 +26,8 @@ _QUESTIONS = "/api/sessions/{session_id}/questions"
 @question_router.get(_QUESTIONS, response_model=list[UserQuestionOut], tags=["questions"])
 async def list_questions(ctx: Ctx, session_id: str) -> list[UserQuestionOut]:
     """Questions agents asked the user that are still open, oldest first."""
+    if (cluster := ctx.remote(session_id)) is not None:  # runs on a worker (serve --bus)
+        return cluster.questions(session_id)
     return user_questions(ctx.loomkin.session(session_id))
 
 
@@ -36,5 +38,7 @@ async def answer_question(
     ctx: Ctx, session_id: str, question_id: str, body: QuestionAnswerIn
 ) -> UserQuestionOut:
     """Answer a question an agent asked the user; the agent gets the answer as a message."""
+    if (cluster := ctx.remote(session_id)) is not None:  # runs on a worker (serve --bus)
+        return await cluster.answer_question(session_id, question_id, body.text)
     answered = await ctx.loomkin.session(session_id).answer_question(question_id, body.text)
     return UserQuestionOut(**asdict(answered))

@@ -303,6 +303,34 @@ class ClusterClient:
 
         return await self._nc.subscribe(self.names.every_session_permission, cb=on_message)
 
+    async def collect_questions(
+        self, on_ask: Callable[[str, QuestionAsk, Callable[[str], Awaitable[None]]], None]
+    ) -> Subscription:
+        """Take every session's questions to the user, to answer later (unsubscribe to stop).
+
+        ``on_ask(session_id, ask, reply)`` gets the question at once; awaiting
+        ``reply(answer)`` answers it. The first answer the worker gets is the one journaled;
+        one not given by the question's deadline leaves it to expire.
+        """
+
+        async def on_message(msg: Msg) -> None:
+            data = json.loads(msg.data)
+            ask = QuestionAsk(
+                question_id=str(data["question_id"]),
+                agent=str(data["agent"]),
+                team=str(data.get("team", "")),
+                question=str(data["question"]),
+                seconds_left=float(data["seconds_left"]),
+            )
+            parts = msg.subject.split(".")
+
+            async def reply(answer: str) -> None:
+                await msg.respond(json.dumps({"answer": answer}).encode())
+
+            on_ask(parts[-2] if len(parts) >= 2 else "", ask, reply)
+
+        return await self._nc.subscribe(self.names.every_session_question, cb=on_message)
+
     async def watch_logs(self, on_grow: Callable[[str], None]) -> Subscription:
         """Call ``on_grow(session_id)`` whenever a session's log grew (unsubscribe to stop)."""
 

@@ -76,6 +76,11 @@ class ClusterNames:
         return f"{self.cluster}.session.*.permission"
 
     @property
+    def every_session_question(self) -> str:
+        """Wildcard of :meth:`session_question`: any session's questions to the user."""
+        return f"{self.cluster}.session.*.question"
+
+    @property
     def every_session_events(self) -> str:
         """Wildcard of :meth:`session_events`: any session's log grew (a web app watches it)."""
         return f"{self.cluster}.session.*.events"
