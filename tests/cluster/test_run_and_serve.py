@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from loomkin.agents import SessionSettings
 from loomkin.api import ClusterView, LaunchPolicy, create_app
 from loomkin.bench.faults_child import SETTINGS, STEPS, WORKERS, coder, ensure_work
 from loomkin.cluster import ClusterClient, HostOptions, Worker
-from loomkin.core.events import PermissionResolved, ToolCallStarted
+from loomkin.core.chat import ToolResultMessage, UserMessage
+from loomkin.core.events import PermissionResolved, QuestionAnswered, ToolCallStarted
 from loomkin.service import Loomkin
-from loomkin.testing.models import FunctionModel
+from loomkin.testing.models import Call, FunctionModel, Reply
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from loomkin.core.records import PermissionDecision
-    from loomkin.llm.model import Model
+    from loomkin.llm.model import Model, ModelRequest
     from loomkin.service import Session
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(150)]
@@ -58,14 +60,16 @@ async def worker(
     pg_url: str,
     *,
     latency_s: float = 0.0,
-    prepare: Callable[[Session], Awaitable[None]] = ensure_work,
+    prepare: Callable[[Session], Awaitable[None]] | None = ensure_work,
     capacity: int = 100,
+    factory: Callable[[object, str], Model] | None = None,
+    settings: SessionSettings = SETTINGS,
 ) -> AsyncIterator[Worker]:
     options = HostOptions(
         store_url=pg_url,
         ttl_s=TTL,
-        model_factory=scripted(latency_s),
-        settings=SETTINGS,
+        model_factory=factory or scripted(latency_s),
+        settings=settings,
         approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
         prepare=prepare,
     )
@@ -254,23 +258,23 @@ async def test_a_prompt_answered_elsewhere_leaves_the_page(
         worker(bus_url, cluster, pg_url, prepare=one_worker) as node,
         served(bus_url, cluster, pg_url, project) as (http, view, client),
     ):
+        # Like a terminal that answers at once (subscribed before the session starts, so it
+        # gets every prompt, as the page does): the first answer wins.
+        replies: list[asyncio.Task[None]] = []
+        first: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def terminal(
+            ask: dict[str, str], reply: Callable[[PermissionDecision], Awaitable[None]]
+        ) -> None:
+            if not first.done():
+                first.set_result(ask["request_id"])
+            replies.append(asyncio.ensure_future(reply("allow_once")))
+
+        answering = await client.collect_permissions(terminal)
         session_id, _ = await client.start_session(str(project), "", approve_all=False)
         assert node.hosted() == [session_id]
-
-        shown: list[str] = []
-        first_shown = asyncio.Event()
-
-        async def terminal(_ask: dict[str, str]) -> PermissionDecision:
-            # Like `run --bus` answered at its terminal, but only once the page shows the
-            # prompt too: answered sooner, it could come and go before the page is looked at.
-            shown.append(await view.wait_prompt(session_id))
-            first_shown.set()
-            return "allow_once"
-
-        answering = await client.answer_permissions(session_id, terminal)
         try:
-            await first_shown.wait()
-            request_id = shown[0]
+            request_id = await first  # the page got it too (it listens to every session)
             async with contextlib.aclosing(client.follow(session_id)) as events:
                 async for recorded in events:
                     resolved = recorded.event
@@ -283,3 +287,56 @@ async def test_a_prompt_answered_elsewhere_leaves_the_page(
             await client.wait_done(session_id)
         finally:
             await answering.unsubscribe()
+            await asyncio.gather(*replies)
+
+
+QUESTION = "Which colour should the button be?"
+
+
+def asker(request: ModelRequest) -> Reply:
+    """Ask the user once; then say what came back."""
+    texts = [m.text for m in request.messages if isinstance(m, UserMessage)]
+    replies = [t for t in texts if t.startswith("[Answer from")]
+    if replies:
+        return Reply(text="Noted: " + replies[-1].splitlines()[-1])
+    if any(isinstance(m, ToolResultMessage) for m in request.messages):
+        return Reply(text="Waiting for the user.")
+    if not texts:
+        return Reply(text="Nothing to do.")
+    return Reply(tool_calls=[Call("ask_question", {"to": "user", "question": QUESTION})])
+
+
+async def test_a_question_to_the_user_is_answered_from_the_page(
+    bus_url: str, cluster: str, pg_url: str, project: Path
+) -> None:
+    def factory(_role: object, name: str) -> Model:
+        return FunctionModel(asker, name=f"scripted:{name}")
+
+    settings = SessionSettings(bootstrap_orienter=False, question_timeout_s=60.0)
+    async with (
+        worker(bus_url, cluster, pg_url, prepare=None, factory=factory, settings=settings),
+        served(bus_url, cluster, pg_url, project) as (http, view, client),
+    ):
+        session_id, _ = await client.start_session(str(project), "pick a colour", approve_all=True)
+        question_id = await view.wait_question(session_id)
+        detail = (await http.get(f"/api/sessions/{session_id}")).json()
+        asked = {q["question_id"]: q for q in detail["questions"]}
+        assert asked[question_id]["question"] == QUESTION
+        assert asked[question_id]["agent_id"]  # named after the log's agent
+        assert 0 < asked[question_id]["seconds_left"] <= 60
+        listed = (await http.get(f"/api/sessions/{session_id}/questions")).json()
+        assert [q["question_id"] for q in listed] == [question_id]
+
+        base = f"/api/sessions/{session_id}/questions/{question_id}/answer"
+        answered = await http.post(base, json={"text": "blue"})
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["question"] == QUESTION
+        again = await http.post(base, json={"text": "red"})
+        assert again.status_code == 404  # answered: it no longer waits here
+        await client.wait_done(session_id)
+        answers = [
+            r.event.answer
+            for r in await client.history(session_id)
+            if isinstance(r.event, QuestionAnswered)
+        ]
+    assert answers == ["blue"]

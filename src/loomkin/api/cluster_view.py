@@ -48,6 +48,9 @@ __all__ = ["ClusterView"]
 
 logger = logging.getLogger(__name__)
 
+_STOP_WAIT_S = 1.0
+"""How long stopping waits for the follow loop before it cancels it again."""
+
 ClusterControl = Literal["pause", "resume", "steer", "cancel"]
 PermissionDecision = Literal["allow_once", "allow_always", "deny"]
 """An answer to a permission prompt (``loomkin.core.records``' own, spelled out: routes import
@@ -91,6 +94,7 @@ class ClusterView:
         self._asks: dict[str, _Ask] = {}
         self._questions: dict[str, _Question] = {}
         self._woken = asyncio.Event()
+        self._stopping = False
         self._asked = asyncio.Event()
 
     @property
@@ -113,8 +117,14 @@ class ClusterView:
             yield
         finally:
             if task is not None:
-                task.cancel()
-                await asyncio.wait([task])
+                # The NATS client can swallow a cancellation that lands inside one of its
+                # key-value reads: the loop also stops at its next turn, and is cancelled
+                # again until it has.
+                self._stopping = True
+                self._woken.set()
+                while not task.done():
+                    task.cancel()
+                    await asyncio.wait([task], timeout=_STOP_WAIT_S)
                 if not task.cancelled() and (failure := task.exception()) is not None:
                     logger.error("cluster view: stopped following the store: %s", failure)
             for sub in subs:
@@ -125,6 +135,8 @@ class ClusterView:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._poll_s)
+            if self._stopping:
+                return
             self._woken.clear()
             try:
                 await self.refresh()
