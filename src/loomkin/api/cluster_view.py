@@ -215,13 +215,20 @@ class ClusterView:
             self._asked.clear()
             await self._asked.wait()
 
-    def questions(self, session_id: str) -> list[UserQuestionOut]:
-        """The questions of ``session_id`` to the user that wait here, oldest first."""
+    def questions(
+        self, session_id: str, agents: dict[str, str] | None = None
+    ) -> list[UserQuestionOut]:
+        """The questions of ``session_id`` to the user that wait here, oldest first.
+
+        ``agents`` maps names to ids (default: the session's agents as the log knows them).
+        """
+        if agents is None:
+            agents = {a.name: a.agent_id for a in self._loomkin.stored_agents(session_id)}
         now = asyncio.get_running_loop().time()
         return [
             UserQuestionOut(
                 question_id=q.ask.question_id,
-                agent_id="",
+                agent_id=agents.get(q.ask.agent, ""),
                 agent=q.ask.agent,
                 team=q.ask.team,
                 question=q.ask.question,
@@ -288,7 +295,7 @@ class ClusterView:
             update={
                 "session": detail.session.model_copy(update={"open": True}),
                 "permissions": prompts,
-                "questions": self.questions(session_id),
+                "questions": self.questions(session_id, agents),
                 "working": working,
             }
         )
