@@ -73,6 +73,8 @@ class ClusterView:
         self._poll_s = poll_s
         self._running: set[str] = set()
         self._asks: dict[str, _Ask] = {}
+        self._settled: set[str] = set()
+        """Prompts answered (here or elsewhere): sent again by their worker, they are not shown."""
         self._woken = asyncio.Event()
         self._asked = asyncio.Event()
 
@@ -121,6 +123,7 @@ class ClusterView:
         for recorded in await self._loomkin.pull():
             event = recorded.event
             if isinstance(event, PermissionResolved):  # answered elsewhere (or force-paused)
+                self._settled.add(str(event.request_id))
                 self._asks.pop(str(event.request_id), None)
         before = dict(self._asks)  # a prompt arriving during the read is judged next time
         running = {p.session_id for p in await self.client.placements() if p.status == "running"}
@@ -133,7 +136,7 @@ class ClusterView:
         self, ask: PermissionAsk, reply: Callable[[PermissionDecision], Awaitable[None]]
     ) -> None:
         request_id = ask.get("request_id", "")
-        if request_id:
+        if request_id and request_id not in self._settled:
             self._asks[request_id] = _Ask(ask, reply)
             self._asked.set()
             self._woken.set()
@@ -242,6 +245,7 @@ class ClusterView:
         if pending is None or pending.ask.get("session_id") != session_id:
             raise NotFound(f"no open permission prompt {request_id[:80]!r} in session {session_id}")
         del self._asks[request_id]
+        self._settled.add(request_id)
         await pending.reply(decision)
 
     async def start_session(self, project: str, *, model: str | None, title: str) -> str:

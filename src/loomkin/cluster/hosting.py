@@ -49,6 +49,7 @@ from loomkin.tools.permissions import PermissionPolicy
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
 
     from loomkin.cluster.directory import Placement, Placements
     from loomkin.cluster.keeper import KeptLease, LeaseKeeper
@@ -65,6 +66,8 @@ Outcome = Literal["done", "lost", "released"]
 """How hosting ended: the session finished, the lease moved away, or this worker gave it up."""
 
 _CONTROLS = ("pause", "resume", "steer", "cancel")
+_NO_RESPONDERS = "503"
+"""The status NATS answers a request with when nobody subscribes to its subject."""
 _PREVIEW_MAX = 200_000
 """Largest diff or argument text sent with a forwarded prompt (a NATS message is ≤ 1 MB)."""
 
@@ -125,6 +128,10 @@ class HostedSession:
         self._beat: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
         """Renews the lease from the moment it is taken (opening and replaying take time)."""
+        self._open_asks: dict[str, tuple[bytes, str]] = {}
+        """Permission prompts waiting for an answer: what was sent, and the inbox answered."""
+        self._wanted: Subscription | None = None
+        """Requests to send the open prompts again (see :meth:`_on_prompts_wanted`)."""
 
     @property
     def session_id(self) -> str:
@@ -192,6 +199,11 @@ class HostedSession:
         self.session = session
         self._beat_now.set()  # publish the store's epoch with the next heartbeat, now
         if not self.placement.approve_all:
+            # Subscribed before the agents can ask anything, and before whoever opened the
+            # session hears its id and starts answering (it then says so on this subject).
+            self._wanted = await self._nc.subscribe(
+                self._names.session_prompts_wanted(self.session_id), cb=self._on_prompts_wanted
+            )
             session.set_permission_responder(self._ask)
         if self._options.prepare is not None:
             await self._options.prepare(session)
@@ -249,6 +261,10 @@ class HostedSession:
 
     async def _close(self, *, release: bool) -> None:
         runtime, self._runtime = self._runtime, None
+        wanted, self._wanted = self._wanted, None
+        if wanted is not None:
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await wanted.unsubscribe()
         beat, self._beat = self._beat, None
         if beat is not None:
             beat.cancel()
@@ -336,7 +352,6 @@ class HostedSession:
 
     async def _ask(self, prompt: PendingPermission) -> PermissionDecision | None:
         """Forward a permission prompt to whoever runs the session; deny at the deadline."""
-        from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
         ask = {
@@ -359,19 +374,35 @@ class HostedSession:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.ask_timeout_s
         subject = self._names.session_permission(self.session_id)
-        while (left := deadline - loop.time()) > 0:
-            try:
-                reply = await self._nc.request(subject, payload, timeout=left)
-            except NoRespondersError:
-                await asyncio.sleep(min(1.0, left))  # the asker may be reconnecting
-                continue
-            except NatsTimeout:
+        # One inbox for every time it is sent: an answer to any of them is the answer.
+        answers = await self._nc.subscribe(self._nc.new_inbox())
+        self._open_asks[prompt.request_id] = (payload, answers.subject)
+        try:
+            while (left := deadline - loop.time()) > 0:
+                await self._nc.publish(subject, payload, reply=answers.subject)
+                try:
+                    reply = await answers.next_msg(timeout=left)
+                except NatsTimeout:
+                    break
+                if reply.headers and reply.headers.get("Status") == _NO_RESPONDERS:
+                    await asyncio.sleep(min(1.0, left))  # the asker may be reconnecting
+                    continue
+                decision = json.loads(reply.data).get("decision")
+                if decision in ("allow_once", "allow_always", "deny"):
+                    return decision  # type: ignore[no-any-return]
                 break
-            decision = json.loads(reply.data).get("decision")
-            if decision in ("allow_once", "allow_always", "deny"):
-                return decision  # type: ignore[no-any-return]
+        finally:
+            del self._open_asks[prompt.request_id]
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await answers.unsubscribe()
         logger.warning("session %s: permission prompt unanswered: denied", self.session_id)
         return "deny"
+
+    async def _on_prompts_wanted(self, _msg: Msg) -> None:
+        """Send the prompts still open again: a new listener of them may not have seen them."""
+        subject = self._names.session_permission(self.session_id)
+        for payload, inbox in list(self._open_asks.values()):
+            await self._nc.publish(subject, payload, reply=inbox)
 
     async def _forward_question(self, question: UserQuestion) -> str | None:
         """Ask the session's question subject; ``None`` if nobody answers by the deadline."""
