@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal
 
 from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail
 from loomkin.api.views import WORKING_STATUSES
+from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.client import PermissionAsk
 from loomkin.core.events import PermissionResolved
 from loomkin.errors import NotFound, ProjectionFailed
@@ -107,8 +108,10 @@ class ClusterView:
 
     async def _follow(self) -> None:
         while True:
+            stop_if_cancelled()  # the end of watching() may come with a reply (see there)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):
+                    await self._woken.wait()
             self._woken.clear()
             try:
                 await self.refresh()

@@ -343,8 +343,9 @@ class ClusterClient:
                     yield recorded
                 if done:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), poll_s)
+                with contextlib.suppress(TimeoutError):  # not wait_for: see stop_if_cancelled
+                    async with asyncio.timeout(poll_s):
+                        await woken.wait()
         finally:
             await sub.unsubscribe()
 

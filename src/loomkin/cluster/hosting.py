@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.settings import SessionSettings
+from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
 from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
@@ -303,8 +304,10 @@ class HostedSession:
                 raise LeaseLost(f"session {self.session_id}: its store lease was taken over")
             if lease is not None and lease.epoch != kept.epoch:
                 kept.renew_now(lease.epoch)  # publish the store's epoch with a renewal now
+            # Not asyncio.wait_for: on 3.11 it loses a cancellation that comes with the event.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), ttl / 3)
+                async with asyncio.timeout(ttl / 3):
+                    await self._beat_now.wait()
             self._beat_now.clear()
 
     async def _notify(self, session: Session) -> None:
@@ -378,19 +381,19 @@ class HostedSession:
         answers = await self._nc.subscribe(self._nc.new_inbox())
         self._open_asks[prompt.request_id] = (payload, answers.subject)
         try:
+            await self._nc.publish(subject, payload, reply=answers.subject)
             while (left := deadline - loop.time()) > 0:
-                await self._nc.publish(subject, payload, reply=answers.subject)
                 try:
                     reply = await answers.next_msg(timeout=left)
                 except NatsTimeout:
                     break
                 if reply.headers and reply.headers.get("Status") == _NO_RESPONDERS:
                     await asyncio.sleep(min(1.0, left))  # the asker may be reconnecting
+                    await self._nc.publish(subject, payload, reply=answers.subject)
                     continue
                 decision = json.loads(reply.data).get("decision")
                 if decision in ("allow_once", "allow_always", "deny"):
                     return decision  # type: ignore[no-any-return]
-                break
         finally:
             del self._open_asks[prompt.request_id]
             with contextlib.suppress(Exception):  # the connection may be gone already
@@ -424,6 +427,7 @@ class HostedSession:
             try:
                 reply = await self._nc.request(subject, json.dumps(payload).encode(), timeout=left)
             except NoRespondersError:
+                stop_if_cancelled()  # a cancellation lost in the request (see there)
                 # Whoever runs it may be (re)connecting: ask again soon, then less often.
                 await asyncio.sleep(min(pause, left))
                 pause = min(2 * pause, 2.0)

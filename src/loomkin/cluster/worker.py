@@ -32,7 +32,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.bus import connect, open_buckets, stop_if_cancelled
 from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
 from loomkin.cluster.hosting import HostedSession, HostOptions, Outcome
 from loomkin.cluster.keeper import LeaseKeeper
@@ -152,6 +152,7 @@ class Worker:
 
     async def _report_loop(self) -> None:
         while True:
+            stop_if_cancelled()  # close() may have come with a report's reply (see there)
             await asyncio.sleep(self._options.ttl_s / 3)
             try:
                 await self._report()
@@ -163,8 +164,10 @@ class Worker:
 
     async def _scan_loop(self) -> None:
         while True:
+            stop_if_cancelled()  # close() may have come with a reply to the scan (see there)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._scan_s)
+                async with asyncio.timeout(self._scan_s):
+                    await self._wake.wait()
             self._wake.clear()
             if not self._accepting:
                 continue
