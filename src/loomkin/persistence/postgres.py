@@ -432,7 +432,12 @@ class PostgresStore:
         it wake up, it retries, and its fence decides.
         """
         after = min(self._idle_s, FROZEN_WRITER_S)
-        cursor = await self._conn.execute(_FROZEN_WRITERS, (after,))
+        try:
+            cursor = await self._conn.execute(_FROZEN_WRITERS, (after,))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            # Another role's writer: only the server's idle timeout can end it; wait for that.
+            logger.warning("%s: cannot end a frozen append: %s", self._where, exc)
+            return
         for pid, _ in await cursor.fetchall():
             logger.warning("%s: ended the frozen append of backend %s", self._where, pid)
 
