@@ -271,8 +271,14 @@ class HostedSession:
             beat.cancel()
             await asyncio.wait([beat])
         kept, self._kept = self._kept, None
-        if kept is not None:
-            self._lease = await kept.stop()
+        try:
+            if kept is not None:
+                self._lease = await kept.stop()
+        finally:
+            # Whatever became of the keeper, the runtime (agents, store connection) closes.
+            await self._close_runtime(runtime, release=release)
+
+    async def _close_runtime(self, runtime: Loomkin | None, *, release: bool) -> None:
         try:
             if runtime is not None:
                 await runtime.close()

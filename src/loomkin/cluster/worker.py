@@ -200,6 +200,12 @@ class Worker:
             if rank * self._claim_step_s > waited:
                 await asyncio.sleep(rank * self._claim_step_s - waited)
                 waited = rank * self._claim_step_s
+            # close() may have begun since the scan did (and its cancellation may have been
+            # lost in a reply, see stop_if_cancelled): a closing worker takes nothing more, or
+            # it would host a session nobody closes, its lease given back by close() itself.
+            stop_if_cancelled()
+            if self._closing():
+                break
             lease = await self._leases.acquire(placement.session_id)
             if lease is None:
                 continue
@@ -216,9 +222,16 @@ class Worker:
                 await hosted.abort()
                 self._hosted.pop(placement.session_id, None)
                 raise
+            if self._closing():  # closed while it resumed: give it back at once
+                await hosted.abort()
+                self._hosted.pop(placement.session_id, None)
+                break
             self._start(hosted)
             taken.append(placement.session_id)
         return taken
+
+    def _closing(self) -> bool:
+        return not self._accepting
 
     def _hosting(self, placement: Placement, lease: BusLease) -> HostedSession:
         assert self._placements is not None
