@@ -130,6 +130,13 @@ class ClusterView:
                 self._asks.pop(str(event.request_id), None)
         before = dict(self._asks)  # a prompt arriving during the read is judged next time
         running = {p.session_id for p in await self.client.placements() if p.status == "running"}
+        # A bucket's key listing can come back short on a busy server; a session that ran, or
+        # has a prompt waiting here, is only dropped once its own entry says it stopped.
+        asking = {pending.ask.get("session_id", "") for pending in before.values()}
+        for session_id in (self._running | asking) - running - {""}:
+            with contextlib.suppress(NotFound):
+                if (await self.client.placement(session_id)).status == "running":
+                    running.add(session_id)
         self._running = running
         for request_id, pending in before.items():
             if pending.ask.get("session_id") not in running:

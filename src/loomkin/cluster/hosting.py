@@ -287,9 +287,11 @@ class HostedSession:
                 try:
                     await self._leases.release(self._lease)
                     await self._nc.publish(self._names.handover, self.session_id.encode())
-                except Exception:
+                except Exception as exc:
                     # It expires after the TTL anyway: the next holder only waits longer.
-                    logger.warning("session %s: giving the lease back failed", self.session_id)
+                    logger.warning(
+                        "session %s: giving the lease back failed: %r", self.session_id, exc
+                    )
 
     async def abort(self) -> None:
         """Close after a failed open or resume (a lease taken is given back at once)."""
