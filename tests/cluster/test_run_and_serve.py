@@ -340,3 +340,36 @@ async def test_a_question_to_the_user_is_answered_from_the_page(
             if isinstance(r.event, QuestionAnswered)
         ]
     assert answers == ["blue"]
+
+
+async def test_a_prompt_asked_before_the_terminal_listens_reaches_it_too(
+    bus_url: str, cluster: str, pg_url: str, project: Path
+) -> None:
+    # A page (which answers nothing here) takes every prompt, so the worker's first prompt,
+    # asked before `run --bus` hears the session's id, has a listener and is not asked again
+    # for want of one: the terminal must get it when it starts answering.
+    async with (
+        worker(bus_url, cluster, pg_url, prepare=one_worker),
+        await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as client,
+    ):
+        on_page: asyncio.Queue[str] = asyncio.Queue()
+        page = await client.collect_permissions(
+            lambda ask, _reply: on_page.put_nowait(ask["request_id"])
+        )
+        session_id, _ = await client.start_session(str(project), "", approve_all=False)
+        first = await on_page.get()  # asked already, and only the page heard it
+        asked: list[str] = []
+
+        async def terminal(ask: dict[str, str]) -> PermissionDecision:
+            asked.append(ask["request_id"])
+            return "allow_once"
+
+        answering = await client.answer_permissions(session_id, terminal)
+        try:
+            await client.wait_done(session_id)
+        finally:
+            await answering.unsubscribe()
+            await page.unsubscribe()
+    assert asked[0] == first
+    assert len(asked) == len(set(asked))  # none asked twice
+    assert side_lines(project) == [f"task-ann-{i}" for i in range(1, STEPS + 1)]

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 
 from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail, UserQuestionOut
 from loomkin.api.views import WORKING_STATUSES
+from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.client import PermissionAsk, QuestionAsk
 from loomkin.core.events import PermissionResolved, QuestionAnswered, QuestionExpired
 from loomkin.errors import NotFound, ProjectionFailed
@@ -93,6 +94,8 @@ class ClusterView:
         self._running: set[str] = set()
         self._asks: dict[str, _Ask] = {}
         self._questions: dict[str, _Question] = {}
+        self._settled: set[str] = set()
+        """Prompts answered (here or elsewhere): sent again by their worker, they are not shown."""
         self._woken = asyncio.Event()
         self._stopping = False
         self._asked = asyncio.Event()
@@ -133,8 +136,10 @@ class ClusterView:
 
     async def _follow(self) -> None:
         while True:
+            stop_if_cancelled()  # the end of watching() may come with a reply (see there)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):
+                    await self._woken.wait()
             if self._stopping:
                 return
             self._woken.clear()
@@ -151,12 +156,21 @@ class ClusterView:
         for recorded in await self._loomkin.pull():
             event = recorded.event
             if isinstance(event, PermissionResolved):  # answered elsewhere (or force-paused)
+                self._settled.add(str(event.request_id))
                 self._asks.pop(str(event.request_id), None)
             elif isinstance(event, QuestionAnswered | QuestionExpired):
                 self._questions.pop(str(event.question_id), None)
         before = dict(self._asks)  # a prompt arriving during the read is judged next time
         asked_before = dict(self._questions)  # likewise for questions
         running = {p.session_id for p in await self.client.placements() if p.status == "running"}
+        # A bucket's key listing can come back short on a busy server; a session that ran, or
+        # has a prompt waiting here, is only dropped once its own entry says it stopped.
+        asking = {pending.ask.get("session_id", "") for pending in before.values()}
+        asking |= {question.ask.session_id for question in asked_before.values()}
+        for session_id in (self._running | asking) - running - {""}:
+            with contextlib.suppress(NotFound):
+                if (await self.client.placement(session_id)).status == "running":
+                    running.add(session_id)
         self._running = running
         for request_id, pending in before.items():
             if pending.ask.get("session_id") not in running:
@@ -173,7 +187,7 @@ class ClusterView:
         self, ask: PermissionAsk, reply: Callable[[PermissionDecision], Awaitable[None]]
     ) -> None:
         request_id = ask.get("request_id", "")
-        if request_id:
+        if request_id and request_id not in self._settled:
             self._asks[request_id] = _Ask(ask, reply)
             self._asked.set()
             self._woken.set()
@@ -342,6 +356,7 @@ class ClusterView:
         if pending is None or pending.ask.get("session_id") != session_id:
             raise NotFound(f"no open permission prompt {request_id[:80]!r} in session {session_id}")
         del self._asks[request_id]
+        self._settled.add(request_id)
         await pending.reply(decision)
 
     async def start_session(self, project: str, *, model: str | None, title: str) -> str:

@@ -21,13 +21,35 @@ if TYPE_CHECKING:
 
     from loomkin.cluster.names import ClusterNames
 
-__all__ = ["Buckets", "BusUnavailable", "check_bus_url", "connect", "open_buckets"]
+__all__ = [
+    "Buckets",
+    "BusUnavailable",
+    "check_bus_url",
+    "connect",
+    "open_buckets",
+    "stop_if_cancelled",
+]
 
 logger = logging.getLogger(__name__)
 
 
 class BusUnavailable(UserError):
     """The NATS server named by ``--bus`` cannot be reached, or has no JetStream."""
+
+
+def stop_if_cancelled() -> None:
+    """Raise :class:`asyncio.CancelledError` if the running task was asked to stop.
+
+    On Python 3.11, ``asyncio.wait_for`` (which nats-py's requests use) returns the result
+    instead of raising when the cancellation arrives just as the reply does: the task's
+    ``cancel()`` is lost, and a loop meant to run until cancelled runs on, so whoever waits
+    for it (closing a worker, a hosted session, the web app's view) waits forever. Such a
+    loop calls this once per turn; the request to stop is still counted on the task
+    (``Task.cancelling``). Only for tasks that never go on after a cancellation on purpose.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def check_bus_url(url: str) -> str:

@@ -237,14 +237,26 @@ class ClusterClient:
         session_id: str,
         responder: Callable[[PermissionAsk], Awaitable[PermissionDecision]],
     ) -> Subscription:
-        """Answer the session's permission prompts with ``responder`` (unsubscribe to stop)."""
+        """Answer the session's permission prompts with ``responder`` (unsubscribe to stop).
+
+        Prompts asked before this was called are sent again by the hosting worker, once it
+        hears that someone answers now. A prompt sent again after ``responder`` answered it
+        gets the same decision, without asking twice.
+        """
+        given: dict[str, PermissionDecision] = {}
 
         async def on_ask(msg: Msg) -> None:
             ask = {k: str(v) for k, v in json.loads(msg.data).items()}
-            decision = await responder(ask)
+            request_id = ask.get("request_id", "")
+            decision = given.get(request_id) or await responder(ask)
+            if request_id:
+                given[request_id] = decision
             await msg.respond(json.dumps({"decision": decision}).encode())
 
-        return await self._nc.subscribe(self.names.session_permission(session_id), cb=on_ask)
+        sub = await self._nc.subscribe(self.names.session_permission(session_id), cb=on_ask)
+        # After the subscription on this connection, so the prompts sent again reach it.
+        await self._nc.publish(self.names.session_prompts_wanted(session_id), b"")
+        return sub
 
     async def answer_questions(
         self, session_id: str, handler: Callable[[QuestionAsk], Awaitable[str | None]]
@@ -362,8 +374,9 @@ class ClusterClient:
                     yield recorded
                 if done:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), poll_s)
+                with contextlib.suppress(TimeoutError):  # not wait_for: see stop_if_cancelled
+                    async with asyncio.timeout(poll_s):
+                        await woken.wait()
         finally:
             await sub.unsubscribe()
 

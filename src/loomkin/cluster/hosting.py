@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.settings import SessionSettings
+from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
 from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
@@ -49,6 +50,7 @@ from loomkin.tools.permissions import PermissionPolicy
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
 
     from loomkin.cluster.directory import Placement, Placements
     from loomkin.cluster.keeper import KeptLease, LeaseKeeper
@@ -65,6 +67,8 @@ Outcome = Literal["done", "lost", "released"]
 """How hosting ended: the session finished, the lease moved away, or this worker gave it up."""
 
 _CONTROLS = ("pause", "resume", "steer", "cancel")
+_NO_RESPONDERS = "503"
+"""The status NATS answers a request with when nobody subscribes to its subject."""
 _PREVIEW_MAX = 200_000
 """Largest diff or argument text sent with a forwarded prompt (a NATS message is ≤ 1 MB)."""
 
@@ -125,6 +129,10 @@ class HostedSession:
         self._beat: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
         """Renews the lease from the moment it is taken (opening and replaying take time)."""
+        self._open_asks: dict[str, tuple[bytes, str]] = {}
+        """Permission prompts waiting for an answer: what was sent, and the inbox answered."""
+        self._wanted: Subscription | None = None
+        """Requests to send the open prompts again (see :meth:`_on_prompts_wanted`)."""
 
     @property
     def session_id(self) -> str:
@@ -192,6 +200,11 @@ class HostedSession:
         self.session = session
         self._beat_now.set()  # publish the store's epoch with the next heartbeat, now
         if not self.placement.approve_all:
+            # Subscribed before the agents can ask anything, and before whoever opened the
+            # session hears its id and starts answering (it then says so on this subject).
+            self._wanted = await self._nc.subscribe(
+                self._names.session_prompts_wanted(self.session_id), cb=self._on_prompts_wanted
+            )
             session.set_permission_responder(self._ask)
         if self._options.prepare is not None:
             await self._options.prepare(session)
@@ -249,13 +262,23 @@ class HostedSession:
 
     async def _close(self, *, release: bool) -> None:
         runtime, self._runtime = self._runtime, None
+        wanted, self._wanted = self._wanted, None
+        if wanted is not None:
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await wanted.unsubscribe()
         beat, self._beat = self._beat, None
         if beat is not None:
             beat.cancel()
             await asyncio.wait([beat])
         kept, self._kept = self._kept, None
-        if kept is not None:
-            self._lease = await kept.stop()
+        try:
+            if kept is not None:
+                self._lease = await kept.stop()
+        finally:
+            # Whatever became of the keeper, the runtime (agents, store connection) closes.
+            await self._close_runtime(runtime, release=release)
+
+    async def _close_runtime(self, runtime: Loomkin | None, *, release: bool) -> None:
         try:
             if runtime is not None:
                 await runtime.close()
@@ -264,9 +287,11 @@ class HostedSession:
                 try:
                     await self._leases.release(self._lease)
                     await self._nc.publish(self._names.handover, self.session_id.encode())
-                except Exception:
+                except Exception as exc:
                     # It expires after the TTL anyway: the next holder only waits longer.
-                    logger.warning("session %s: giving the lease back failed", self.session_id)
+                    logger.warning(
+                        "session %s: giving the lease back failed: %r", self.session_id, exc
+                    )
 
     async def abort(self) -> None:
         """Close after a failed open or resume (a lease taken is given back at once)."""
@@ -287,8 +312,10 @@ class HostedSession:
                 raise LeaseLost(f"session {self.session_id}: its store lease was taken over")
             if lease is not None and lease.epoch != kept.epoch:
                 kept.renew_now(lease.epoch)  # publish the store's epoch with a renewal now
+            # Not asyncio.wait_for: on 3.11 it loses a cancellation that comes with the event.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), ttl / 3)
+                async with asyncio.timeout(ttl / 3):
+                    await self._beat_now.wait()
             self._beat_now.clear()
 
     async def _notify(self, session: Session) -> None:
@@ -336,7 +363,6 @@ class HostedSession:
 
     async def _ask(self, prompt: PendingPermission) -> PermissionDecision | None:
         """Forward a permission prompt to whoever runs the session; deny at the deadline."""
-        from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
 
         ask = {
@@ -359,19 +385,35 @@ class HostedSession:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._options.ask_timeout_s
         subject = self._names.session_permission(self.session_id)
-        while (left := deadline - loop.time()) > 0:
-            try:
-                reply = await self._nc.request(subject, payload, timeout=left)
-            except NoRespondersError:
-                await asyncio.sleep(min(1.0, left))  # the asker may be reconnecting
-                continue
-            except NatsTimeout:
-                break
-            decision = json.loads(reply.data).get("decision")
-            if decision in ("allow_once", "allow_always", "deny"):
-                return decision  # type: ignore[no-any-return]
+        # One inbox for every time it is sent: an answer to any of them is the answer.
+        answers = await self._nc.subscribe(self._nc.new_inbox())
+        self._open_asks[prompt.request_id] = (payload, answers.subject)
+        try:
+            await self._nc.publish(subject, payload, reply=answers.subject)
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    reply = await answers.next_msg(timeout=left)
+                except NatsTimeout:
+                    break
+                if reply.headers and reply.headers.get("Status") == _NO_RESPONDERS:
+                    await asyncio.sleep(min(1.0, left))  # the asker may be reconnecting
+                    await self._nc.publish(subject, payload, reply=answers.subject)
+                    continue
+                decision = json.loads(reply.data).get("decision")
+                if decision in ("allow_once", "allow_always", "deny"):
+                    return decision  # type: ignore[no-any-return]
+        finally:
+            del self._open_asks[prompt.request_id]
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await answers.unsubscribe()
         logger.warning("session %s: permission prompt unanswered: denied", self.session_id)
         return "deny"
+
+    async def _on_prompts_wanted(self, _msg: Msg) -> None:
+        """Send the prompts still open again: a new listener of them may not have seen them."""
+        subject = self._names.session_permission(self.session_id)
+        for payload, inbox in list(self._open_asks.values()):
+            await self._nc.publish(subject, payload, reply=inbox)
 
     async def _forward_question(self, question: UserQuestion) -> str | None:
         """Ask the session's question subject; ``None`` if nobody answers by the deadline."""
@@ -393,6 +435,7 @@ class HostedSession:
             try:
                 reply = await self._nc.request(subject, json.dumps(payload).encode(), timeout=left)
             except NoRespondersError:
+                stop_if_cancelled()  # a cancellation lost in the request (see there)
                 # Whoever runs it may be (re)connecting: ask again soon, then less often.
                 await asyncio.sleep(min(pause, left))
                 pause = min(2 * pause, 2.0)

@@ -32,7 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.bus import connect, open_buckets, stop_if_cancelled
 from loomkin.cluster.leases import BusLeases, LeaseLost
 from loomkin.errors import UserError
 
@@ -137,8 +137,10 @@ class KeptLease:
         wake = self._wake
         leases = self._keeper.leases
         while True:
+            stop_if_cancelled()  # stop() may have come with a renewal's reply (see there)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), ttl_s / 3)
+                async with asyncio.timeout(ttl_s / 3):
+                    await wake.wait()
             wake.clear()
             try:
                 async with asyncio.timeout(max(MIN_RENEWAL_S, self.stall_s - self.stalled_for())):
@@ -173,6 +175,7 @@ class LeaseKeeper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._leases: BusLeases | None = None
+        self._closing = False
 
     @property
     def leases(self) -> BusLeases:
@@ -193,9 +196,15 @@ class LeaseKeeper:
             daemon=True,  # a worker that exits without close() must not hang on it
         )
         self._thread.start()
-        await asyncio.wrap_future(ready)
+        try:
+            await asyncio.wrap_future(ready)
+        except BaseException:
+            await self.close()  # given up on (cancelled): the thread must not stay connected
+            raise
 
     async def _serve(self, ready: concurrent.futures.Future[None]) -> None:
+        if not ready.set_running_or_notify_cancel():
+            return  # start() was cancelled before this thread ran
         try:
             nc = await connect(self._bus_url, name=f"{self._worker_id}:leases")
         except BaseException as exc:
@@ -206,6 +215,8 @@ class LeaseKeeper:
             self._leases = BusLeases(buckets.leases, self._worker_id)
             self._loop = asyncio.get_running_loop()
             self._stop = stop = asyncio.Event()
+            if self._closing:  # close() came before there was a loop to tell
+                stop.set()
         except BaseException as exc:
             await nc.close()
             ready.set_exception(exc)
@@ -245,6 +256,7 @@ class LeaseKeeper:
 
     async def close(self) -> None:
         """Stop renewing everything, disconnect and end the thread."""
+        self._closing = True
         thread, self._thread = self._thread, None
         if thread is None:
             return

@@ -59,6 +59,14 @@ class ClusterNames:
         """Request subject: a permission prompt, answered by whoever runs the session."""
         return f"{self.cluster}.session.{token(session_id)}.permission"
 
+    def session_prompts_wanted(self, session_id: str) -> str:
+        """Notification subject: someone began answering the session's permission prompts.
+
+        The hosting worker sends the prompts still open again on :meth:`session_permission`:
+        one asked before that listener subscribed (or while it reconnected) reaches it too.
+        """
+        return f"{self.cluster}.session.{token(session_id)}.prompts-wanted"
+
     def session_question(self, session_id: str) -> str:
         """Request subject: a question an agent asks the user, answered by whoever runs it.
 

@@ -32,7 +32,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.bus import connect, open_buckets, stop_if_cancelled
 from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
 from loomkin.cluster.hosting import HostedSession, HostOptions, Outcome
 from loomkin.cluster.keeper import LeaseKeeper
@@ -152,6 +152,7 @@ class Worker:
 
     async def _report_loop(self) -> None:
         while True:
+            stop_if_cancelled()  # close() may have come with a report's reply (see there)
             await asyncio.sleep(self._options.ttl_s / 3)
             try:
                 await self._report()
@@ -163,8 +164,10 @@ class Worker:
 
     async def _scan_loop(self) -> None:
         while True:
+            stop_if_cancelled()  # close() may have come with a reply to the scan (see there)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._scan_s)
+                async with asyncio.timeout(self._scan_s):
+                    await self._wake.wait()
             self._wake.clear()
             if not self._accepting:
                 continue
@@ -197,6 +200,12 @@ class Worker:
             if rank * self._claim_step_s > waited:
                 await asyncio.sleep(rank * self._claim_step_s - waited)
                 waited = rank * self._claim_step_s
+            # close() may have begun since the scan did (and its cancellation may have been
+            # lost in a reply, see stop_if_cancelled): a closing worker takes nothing more, or
+            # it would host a session nobody closes, its lease given back by close() itself.
+            stop_if_cancelled()
+            if self._closing():
+                break
             lease = await self._leases.acquire(placement.session_id)
             if lease is None:
                 continue
@@ -213,9 +222,16 @@ class Worker:
                 await hosted.abort()
                 self._hosted.pop(placement.session_id, None)
                 raise
+            if self._closing():  # closed while it resumed: give it back at once
+                await hosted.abort()
+                self._hosted.pop(placement.session_id, None)
+                break
             self._start(hosted)
             taken.append(placement.session_id)
         return taken
+
+    def _closing(self) -> bool:
+        return not self._accepting
 
     def _hosting(self, placement: Placement, lease: BusLease) -> HostedSession:
         assert self._placements is not None
