@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 import click
 
-from loomkin.errors import NotFound, UserError
+from loomkin.cli.common import fail
+from loomkin.errors import LoomkinError, NotFound, UserError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,6 +30,7 @@ __all__ = [
     "call",
     "read_server_info",
     "remove_server_info",
+    "session_request",
     "write_server_info",
 ]
 
@@ -192,6 +194,29 @@ def call(
             f"the server at {info.url} did not answer with JSON; is it a Loomkin server?"
         ) from None
     return result if isinstance(result, dict) else {"result": result}
+
+
+def session_request(
+    project: Path,
+    session_id: str | None,
+    method: str,
+    tail: str,
+    body: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """Call ``/api/sessions/{id}{tail}`` on the project's running server, or exit with why.
+
+    The session is ``session_id``, or the one the server serves.
+    """
+    try:
+        info = read_server_info(project.resolve())
+        sid = session_id or info.session_id
+        if not sid:
+            raise UserError(
+                "the server serves no single session (it shows a cluster): pass --session ID"
+            )
+        return call(info, method, f"/api/sessions/{quote(sid, safe='')}{tail}", body)
+    except LoomkinError as exc:
+        fail(str(exc))
 
 
 def agent_path(info: ServerInfo, session_id: str | None, name: str, action: str) -> str:

@@ -12,8 +12,7 @@ from urllib.parse import quote
 import click
 
 from loomkin.cli.common import fail
-from loomkin.cli.control import call, echo_json, read_server_info
-from loomkin.errors import LoomkinError
+from loomkin.cli.control import echo_json, session_request
 
 __all__ = ["budget_group", "negotiation_group", "rendezvous_group"]
 
@@ -29,12 +28,7 @@ _session = click.option("--session", "session_id", help="Session id (default: th
 def _request(
     project: Path, session_id: str | None, method: str, tail: str, body: dict[str, object] | None
 ) -> dict[str, object] | list[object]:
-    try:
-        info = read_server_info(project.resolve())
-        sid = quote(session_id or info.session_id, safe="")
-        answer = call(info, method, f"/api/sessions/{sid}{tail}", body)
-    except LoomkinError as exc:
-        fail(str(exc))
+    answer = session_request(project, session_id, method, tail, body)
     result = answer.get("result") if set(answer) == {"result"} else answer
     return result if isinstance(result, list) else answer
 

@@ -19,8 +19,7 @@ import click
 from rich.markup import escape
 
 from loomkin.cli.common import console, fail
-from loomkin.cli.control import call, read_server_info
-from loomkin.errors import LoomkinError
+from loomkin.cli.control import session_request
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -48,12 +47,7 @@ _session = click.option("--session", "session_id", help="Session id (default: th
 def _request(
     project: Path, session_id: str | None, method: str, tail: str, body: dict[str, object] | None
 ) -> dict[str, object]:
-    try:
-        info = read_server_info(project.resolve())
-        sid = quote(session_id or info.session_id, safe="")
-        return call(info, method, f"/api/sessions/{sid}/questions{tail}", body)
-    except LoomkinError as exc:
-        fail(str(exc))
+    return session_request(project, session_id, method, f"/questions{tail}", body)
 
 
 @click.group("questions")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from click.testing import CliRunner
 
-from loomkin.cli import questions
+from loomkin.cli import control, questions
 from loomkin.cli.control import write_server_info
 from loomkin.cli.main import cli
 from loomkin.errors import UserError
@@ -48,7 +48,7 @@ def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, st
             raise UserError("the server refused (404): no question 'q_2' was asked of the user")
         return OPEN
 
-    monkeypatch.setattr(questions, "call", call)
+    monkeypatch.setattr(control, "call", call)  # what session_request calls
     return made
 
 
