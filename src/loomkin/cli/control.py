@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ServerInfo",
     "call",
+    "project_option",
     "read_server_info",
     "remove_server_info",
+    "session_option",
     "session_request",
     "write_server_info",
 ]
@@ -194,6 +196,19 @@ def call(
             f"the server at {info.url} did not answer with JSON; is it a Loomkin server?"
         ) from None
     return result if isinstance(result, dict) else {"result": result}
+
+
+project_option = click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="The project whose running server to talk to.",
+)
+"""``--project``: where the running server's ``.loomkin/server.json`` is."""
+session_option = click.option(
+    "--session", "session_id", help="Session id (default: the served one)."
+)
+"""``--session``: which of the server's sessions (default: the one it serves)."""
 
 
 def session_request(

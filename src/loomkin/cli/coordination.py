@@ -6,23 +6,21 @@ running ``loomkin serve`` (or ``loomkin run --serve``), so they act on the live 
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import click
 
 from loomkin.cli.common import fail
-from loomkin.cli.control import echo_json, session_request
+from loomkin.cli.control import echo_json, project_option, session_option, session_request
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["budget_group", "negotiation_group", "rendezvous_group"]
 
-_project = click.option(
-    "--project",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    help="The project whose running server to talk to.",
-)
-_session = click.option("--session", "session_id", help="Session id (default: the served one).")
+_project = project_option
+_session = session_option
 
 
 def _request(

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import math
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -19,10 +18,11 @@ import click
 from rich.markup import escape
 
 from loomkin.cli.common import console, fail
-from loomkin.cli.control import session_request
+from loomkin.cli.control import project_option, session_option, session_request
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from loomkin.cluster import ClusterClient, QuestionAsk
     from loomkin.service import QuestionResponder, Session, UserQuestion
@@ -35,13 +35,8 @@ __all__ = [
     "questions_group",
 ]
 
-_project = click.option(
-    "--project",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    help="The project whose running server to talk to.",
-)
-_session = click.option("--session", "session_id", help="Session id (default: the served one).")
+_project = project_option
+_session = session_option
 
 
 def _request(
