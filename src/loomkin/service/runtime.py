@@ -85,11 +85,13 @@ if TYPE_CHECKING:
     from loomkin.llm.model import Model
     from loomkin.runtime.eventlog import Subscription
 
-__all__ = ["Loomkin", "ModelFactory"]
+__all__ = ["Loomkin", "ModelFactory", "ModelWrapper"]
 
 logger = logging.getLogger(__name__)
 
 ModelFactory = Callable[[Role, str], "Model"]
+ModelWrapper = Callable[[ModelFactory], ModelFactory]
+"""Wraps a session's model factory (see ``Loomkin.open_session(wrap_models=...)``)."""
 """Builds the model an agent uses from its role and name."""
 
 
@@ -220,6 +222,7 @@ class Loomkin:
         policy: PermissionPolicy | None = None,
         prices: PriceTable | None = None,
         title: str = "",
+        wrap_models: ModelWrapper | None = None,
     ) -> Session:
         """Start a new session on ``project`` (a directory); agents are spawned lazily.
 
@@ -241,6 +244,8 @@ class Loomkin:
                 ``[permissions]``).
             prices: Price table for cost accounting (``None``: ``[pricing]`` and defaults).
             title: A title for the session list.
+            wrap_models: Wraps the session's model factory, whatever it was built from (a
+                cluster's host places each agent's calls on a worker this way).
 
         Raises:
             UserError: the directory does not exist or cannot be used.
@@ -252,6 +257,8 @@ class Loomkin:
         if not model and model_factory is None:
             model = options.model
         factory = _model_factory(model, model_factory, *_endpoint(base_url, api_key_env, options))
+        if wrap_models is not None:
+            factory = wrap_models(factory)
         session_id = SessionId(new_id("session_"))
         team_id = TeamId(new_id("team_"))
         model_name = factory(_probe_role(), "probe").name
@@ -294,6 +301,7 @@ class Loomkin:
         policy: PermissionPolicy | None = None,
         prices: PriceTable | None = None,
         take_over: bool = False,
+        wrap_models: ModelWrapper | None = None,
     ) -> Session:
         """Rebuild a session from the log and continue the work that was interrupted.
 
@@ -316,6 +324,7 @@ class Loomkin:
             prices: Price table for cost accounting.
             take_over: Take the session from a live holder (another process now running
                 it); that process's next append is refused and its agents stop.
+            wrap_models: Wraps the session's model factory (see :meth:`open_session`).
 
         Raises:
             NotFound: the store has no such session.
@@ -333,6 +342,8 @@ class Loomkin:
             model_factory,
             *_endpoint(base_url, api_key_env, options),
         )
+        if wrap_models is not None:
+            factory = wrap_models(factory)
         chosen = options.settings if settings is None else settings
         policy = options.policy if policy is None else policy
         prices = options.prices if prices is None else prices

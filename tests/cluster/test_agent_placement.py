@@ -1,0 +1,104 @@
+"""Per-agent placement: a session's agents run their model calls on the workers they are leased to.
+
+Against the real NATS server and Postgres; waits on the real lease TTL, not on sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import TYPE_CHECKING
+
+import pytest
+
+from loomkin.cluster import ClusterClient, Worker
+from loomkin.cluster.names import agent_key
+from loomkin.core.events import AgentPlaced, ModelCallCompleted, ToolCallCompleted
+
+from .test_failover import TTL, completed_calls, options, side_lines
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+async def workers(
+    bus_url: str, cluster: str, pg_url: str
+) -> AsyncIterator[Callable[..., asyncio.Future[Worker]]]:
+    started: list[Worker] = []
+
+    async def start(latency_s: float = 0.0, capacity: int = 100) -> Worker:
+        worker = Worker(
+            bus_url, options(pg_url, latency_s), cluster=cluster, capacity=capacity, scan_s=0.2
+        )
+        await worker.start()
+        started.append(worker)
+        return worker
+
+    yield start  # type: ignore[misc]
+    for worker in started:
+        await worker.close()
+
+
+@pytest.fixture
+async def client(bus_url: str, cluster: str, pg_url: str) -> AsyncIterator[ClusterClient]:
+    async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
+        yield c
+
+
+async def placements(client: ClusterClient, session_id: str) -> list[AgentPlaced]:
+    return [r.event for r in await client.history(session_id) if isinstance(r.event, AgentPlaced)]
+
+
+async def test_a_sessions_agents_spread_over_the_workers_and_the_run_finishes(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient, project: Path
+) -> None:
+    trio = [await workers(latency_s=0.02) for _ in range(3)]
+    session_id, host_id = await client.start_session(str(project), "", approve_all=True)
+    await client.wait_done(session_id)
+    placed = await placements(client, session_id)
+    assert placed, "no agent was placed on a worker"
+    where = {p.agent_id: p.worker for p in placed}
+    assert len(where) == len(placed)  # nothing moved: no worker failed
+    # Three agents with work, three idle workers: the least-loaded rule gives each its own.
+    per_worker = collections.Counter(where.values())
+    assert len(per_worker) >= 3, per_worker
+    run = {w.worker_id: w.executor.calls_run for w in trio if w.executor is not None}
+    assert all(run[w] > 0 for w in per_worker), run
+    # Every completed model call was streamed by the worker of its agent.
+    calls = [r.event for r in await client.history(session_id)]
+    completed = sum(isinstance(e, ModelCallCompleted) for e in calls)
+    assert sum(run.values()) >= completed
+    assert set((await completed_calls(client, session_id)).values()) == {1}
+    assert sorted(side_lines(project)) == sorted(set(side_lines(project)))
+    # The session is done: its host gave the agents' leases back.
+    for agent_id in where:
+        assert await client.holder(agent_key(session_id, agent_id)) is None
+    assert host_id in {w.worker_id for w in trio}
+
+
+async def test_a_graceful_shutdown_moves_its_agents_to_the_others_at_once(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient, project: Path
+) -> None:
+    pair = [await workers(latency_s=0.05) for _ in range(2)]
+    session_id, host_id = await client.start_session(str(project), "", approve_all=True)
+    # Equal loads: the worker that hosts no session gets the first agent, and one in two.
+    host, helper = pair if pair[0].worker_id == host_id else pair[::-1]
+    # Wait until an agent runs on the helper, then shut the helper down mid-run.
+    while not any(p.worker == helper.worker_id for p in await placements(client, session_id)):  # noqa: ASYNC110 - polls the store
+        await asyncio.sleep(0.02)
+    await helper.close()
+    await client.wait_done(session_id)
+    placed = await placements(client, session_id)
+    on_helper = {p.agent_id for p in placed if p.worker == helper.worker_id}
+    moved = {p.agent_id for p in placed if p.reason == f"moved from {helper.worker_id}"}
+    assert on_helper
+    assert moved == on_helper, placed
+    assert all(p.worker == host.worker_id for p in placed if p.reason.startswith("moved"))
+    assert set((await completed_calls(client, session_id)).values()) == {1}
+    assert len(side_lines(project)) == len(set(side_lines(project)))
+    done = [r for r in await client.history(session_id) if isinstance(r.event, ToolCallCompleted)]
+    assert done
