@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.cluster import ClusterClient, Worker
+from loomkin.cluster import ClusterClient, ClusterNames, Worker
+from loomkin.cluster.bus import connect, open_buckets
 from loomkin.cluster.names import agent_key
-from loomkin.core.events import AgentPlaced, ModelCallCompleted, ToolCallCompleted
+from loomkin.core.chat import ToolResultMessage
+from loomkin.core.events import AgentPlaced, ModelCallCompleted, ToolCallCompleted, ToolCallStarted
+from loomkin.testing.models import Call, FunctionModel, Reply
 
 from .test_failover import TTL, completed_calls, options, side_lines
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
+
+    from loomkin.llm.model import Model, ModelRequest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -68,6 +74,17 @@ async def test_a_sessions_agents_spread_over_the_workers_and_the_run_finishes(
     assert len(per_worker) >= 3, per_worker
     run = {w.worker_id: w.executor.calls_run for w in trio if w.executor is not None}
     assert all(run[w] > 0 for w in per_worker), run
+    # Every shell call ran on its agent's worker, the other tools on the session's host.
+    shells = [
+        r.event
+        for r in await client.history(session_id)
+        if isinstance(r.event, ToolCallCompleted) and r.event.tool == "shell"
+    ]
+    ran = {w.worker_id: w.executor.tools_run for w in trio if w.executor is not None}
+    assert sum(ran.values()) == len(shells) > 0
+    for worker_id in per_worker:
+        agents_there = {a for a, w in where.items() if w == worker_id}
+        assert ran[worker_id] == sum(1 for e in shells if e.agent_id in agents_there)
     # Every completed model call was streamed by the worker of its agent.
     calls = [r.event for r in await client.history(session_id)]
     completed = sum(isinstance(e, ModelCallCompleted) for e in calls)
@@ -102,3 +119,59 @@ async def test_a_graceful_shutdown_moves_its_agents_to_the_others_at_once(
     assert len(side_lines(project)) == len(set(side_lines(project)))
     done = [r for r in await client.history(session_id) if isinstance(r.event, ToolCallCompleted)]
     assert done
+
+
+def slow_shell(request: ModelRequest) -> Reply:
+    """Run one long command; then say what came of it."""
+    results = [m for m in request.messages if isinstance(m, ToolResultMessage)]
+    if not results:
+        return Reply(tool_calls=[Call("shell", {"command": "sleep 60", "timeout_s": 90})])
+    return Reply(text=f"shell said: {results[-1].content}")
+
+
+async def test_a_shell_call_on_a_worker_whose_lease_expired_is_reported_interrupted(
+    bus_url: str, cluster: str, pg_url: str, client: ClusterClient, project: Path
+) -> None:
+    def factory(_role: object, name: str) -> Model:
+        return FunctionModel(slow_shell, name=f"scripted:{name}")
+
+    started: list[Worker] = []
+    try:
+        for _ in range(2):
+            node = Worker(
+                bus_url,
+                replace(options(pg_url), model_factory=factory, prepare=None),
+                cluster=cluster,
+                scan_s=0.2,
+            )
+            await node.start()
+            started.append(node)
+        session_id, _ = await client.start_session(str(project), "go", approve_all=True)
+        while not any(  # noqa: ASYNC110 - polls the store
+            isinstance(r.event, ToolCallStarted) and r.event.tool == "shell"
+            for r in await client.history(session_id)
+        ):
+            await asyncio.sleep(0.02)
+        placed = await placements(client, session_id)
+        assert len(placed) == 1  # the only agent (either worker may have it)
+        first = placed[0].worker
+        other = next(n.worker_id for n in started if n.worker_id != first)
+        # Its worker's key of the agent goes, as when that worker dies and the TTL passes.
+        nc = await connect(bus_url)
+        try:
+            buckets = await open_buckets(nc.jetstream(), ClusterNames(cluster), ttl_s=TTL)
+            await buckets.leases.delete(agent_key(session_id, placed[0].agent_id))
+        finally:
+            await nc.close()
+        await client.wait_done(session_id)
+        log = [r.event for r in await client.history(session_id)]
+    finally:
+        for node in started:
+            await node.close()
+    shell = [e for e in log if isinstance(e, ToolCallCompleted) and e.tool == "shell"]
+    assert len(shell) == 1  # reported once, never run again behind the model's back
+    assert shell[0].outcome == "error"
+    assert shell[0].result.startswith(f"Error: interrupted: worker {first}")
+    assert "may or may not have taken effect" in shell[0].result
+    moved = [e for e in log if isinstance(e, AgentPlaced) and e.reason == f"moved from {first}"]
+    assert [e.worker for e in moved] == [other]  # its next model call ran elsewhere

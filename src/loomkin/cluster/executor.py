@@ -45,7 +45,8 @@ from loomkin.cluster.calls import (
 from loomkin.cluster.keeper import KeptLease
 from loomkin.cluster.leases import LeaseLost
 from loomkin.cluster.names import agent_key
-from loomkin.errors import LoomkinError, ProviderUnavailable
+from loomkin.cluster.tools import run_placed_tool
+from loomkin.errors import LoomkinError, ProviderUnavailable, ToolError
 from loomkin.llm.model import Model
 from loomkin.llm.registry import make_model
 from loomkin.service.config import load_config
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
+    from loomkin.agents.settings import SessionSettings
     from loomkin.cluster.hosting import HostOptions
     from loomkin.cluster.keeper import LeaseKeeper
     from loomkin.cluster.leases import BusLease, BusLeases
@@ -109,6 +111,8 @@ class AgentExecutor:
         """Model calls this worker streamed (tests and benchmarks)."""
         self.calls_refused = 0
         """Calls refused because the agent was not held here under their epoch."""
+        self.tools_run = 0
+        """Tool calls (the shell) this worker ran for agents it holds."""
 
     def agents(self) -> int:
         """Agents leased to this worker now (its load)."""
@@ -124,6 +128,7 @@ class AgentExecutor:
         self._subs = [
             await nc.subscribe(names.worker_agents(me), cb=self._on_agents),
             await nc.subscribe(names.worker_calls(me), cb=self._on_call),
+            await nc.subscribe(names.worker_tools(me), cb=self._on_tool),
             await nc.subscribe(names.worker_cancels(me), cb=self._on_cancel),
         ]
         self._reaper = asyncio.get_running_loop().create_task(
@@ -243,7 +248,11 @@ class AgentExecutor:
         except BadCall as exc:
             await self._nc.publish(inbox, encode_error("?", exc))
             return
-        key = agent_key(request.session_id, request.agent_id)
+        try:
+            key = agent_key(request.session_id, request.agent_id)
+        except LoomkinError as exc:
+            await self._nc.publish(inbox, encode_error(request.call, exc))
+            return
         held = self._held.get(key)
         if held is None or held.epoch != request.epoch or held.lost.is_set() or _stalled(held.kept):
             self.calls_refused += 1
@@ -294,6 +303,50 @@ class AgentExecutor:
             raise  # the host abandoned it, or this worker closes: the host hears nothing more
         except Exception as exc:  # the model failed: the host's loop decides about retries
             await nc.publish(inbox, encode_error(call, exc))
+
+    # -- tools ------------------------------------------------------------------------------
+
+    async def _on_tool(self, msg: Msg) -> None:
+        try:
+            body = json.loads(msg.data)
+            key = agent_key(str(body["session_id"]), str(body["agent_id"]))
+            call_id = str(body["call_id"])
+            epoch = body["epoch"]
+        except (ValueError, KeyError, TypeError, LoomkinError) as exc:
+            await msg.respond(
+                json.dumps({"ok": False, "text": f"bad tool request: {exc}"}).encode()
+            )
+            return
+        held = self._held.get(key)
+        if held is None or held.epoch != epoch or held.lost.is_set() or _stalled(held.kept):
+            self.calls_refused += 1
+            await msg.respond(json.dumps({"ok": False, "refused": True, "text": ""}).encode())
+            return
+        if call_id in self._calls:
+            return  # the same call twice: it is running already
+        held.calls.add(call_id)
+        held.last_used = _now()
+        task = asyncio.get_running_loop().create_task(
+            self._tool(msg, body, call_id), name=f"tool:{call_id}"
+        )
+        self._calls[call_id] = task
+        task.add_done_callback(functools.partial(self._ended, held, call_id))
+
+    async def _tool(self, msg: Msg, body: dict[str, object], call_id: str) -> None:
+        try:
+            text, ok = await run_placed_tool(body, call_id, self._settings_for), True
+        except (ToolError, LoomkinError) as exc:
+            text, ok = str(exc), False
+        except Exception as exc:  # a bug in a tool must not take the worker down
+            logger.exception("tool call %s failed on worker %s", call_id, self._worker_id)
+            text = f"{body.get('tool')} failed unexpectedly: {type(exc).__name__}: {exc}"
+            ok = False
+        self.tools_run += 1
+        await msg.respond(json.dumps({"ok": ok, "text": text}).encode())
+
+    def _settings_for(self, project: Path) -> SessionSettings:
+        """The settings a placed tool runs under: the worker's, else the project's."""
+        return self._options.settings or session_options(load_config(project)).settings
 
     def _model(self, request: CallRequest) -> Model:
         """Build the agent's model here: the worker's factory, else the spec with its keys."""

@@ -42,6 +42,7 @@ from loomkin.agents.settings import SessionSettings
 from loomkin.cluster.agents import AgentPlacer
 from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
+from loomkin.cluster.tools import PlacedTools
 from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
 from loomkin.persistence import open_store
@@ -96,8 +97,8 @@ class HostOptions:
     ledger: WriteLedger | None = None
     """Records what each hosted session's appends did (tests and benchmarks of partitions)."""
     place_agents: bool = True
-    """Place each agent's model calls on the least-loaded worker (``False``: run every agent
-    of a session on the worker that hosts it, as before per-agent placement)."""
+    """Place each agent on the least-loaded worker, which runs its model calls and its shell
+    (``False``: every agent of a session runs on the worker that hosts the session)."""
 
     def __post_init__(self) -> None:
         if self.stall_s is not None and not self.stall_s > 0:
@@ -168,6 +169,7 @@ class HostedSession:
             policy=self._policy(),
             title=title,
             wrap_models=placer.wrap if placer is not None else None,
+            tool_runner=PlacedTools(placer) if placer is not None else None,
         )
         if placer is not None:  # no agent has called its model yet: the id is new
             placer.session_id = session.session_id
@@ -207,6 +209,7 @@ class HostedSession:
             policy=self._policy(),
             take_over=True,
             wrap_models=placer.wrap if placer is not None else None,
+            tool_runner=PlacedTools(placer) if placer is not None else None,
         )
         me = self._leases.worker_id
         self.placement = replace(self.placement, worker_id=me, hosts=(*self.placement.hosts, me))

@@ -112,6 +112,10 @@ class ClusterNames:
         """
         return f"{self.cluster}.worker.{token(worker_id)}.calls"
 
+    def worker_tools(self, worker_id: str) -> str:
+        """Request subject: a tool call (the shell) of an agent worker ``worker_id`` holds."""
+        return f"{self.cluster}.worker.{token(worker_id)}.tools"
+
     def worker_cancels(self, worker_id: str) -> str:
         """Notification subject: the host abandoned a call it sent worker ``worker_id``."""
         return f"{self.cluster}.worker.{token(worker_id)}.cancels"
