@@ -34,7 +34,7 @@ from loomkin.api.schemas import (
     SummaryOut,
 )
 from loomkin.api.views import session_detail, session_out, stored_detail
-from loomkin.errors import UserError
+from loomkin.errors import PolicyRefused, UserError
 from loomkin.ids import new_id
 
 if TYPE_CHECKING:
@@ -89,6 +89,25 @@ class ApiContext:
         if cluster is None or not cluster.runs(session_id):
             return None
         return None if self.loomkin.stored_session(session_id).open else cluster
+
+    def acting(self, session_id: str) -> ClusterView | None:
+        """Where an action on ``session_id`` goes: the cluster, or ``None`` for this runtime.
+
+        Raises:
+            NotFound: no such session in the store.
+            PolicyRefused: this server shows a cluster and no worker of it runs the session
+                (this runtime only watches: it changes nothing of a stored session).
+        """
+        cluster = self.remote(session_id)
+        if cluster is None and self.cluster is not None:
+            stored = self.loomkin.stored_session(session_id)
+            if not stored.open:
+                raise PolicyRefused(
+                    f"session {session_id} runs on no worker of the cluster "
+                    f"{self.cluster.name!r} now ({stored.status}): its budgets, tasks and "
+                    "speculations change only while a worker runs it"
+                )
+        return cluster
 
     def session_out(self, stored: StoredSession) -> SessionOut:
         """A session of the list (``open`` too when it runs on a worker of the cluster)."""
@@ -178,7 +197,7 @@ async def get_session(ctx: Ctx, session_id: str) -> SessionDetail:
     """
     if not ctx.loomkin.stored_session(session_id).open:
         detail = await stored_detail(ctx.loomkin, session_id)
-        return ctx.cluster.detail(detail) if ctx.cluster is not None else detail
+        return await ctx.cluster.detail(detail) if ctx.cluster is not None else detail
     return session_detail(ctx.loomkin, _session(ctx, session_id))
 
 
