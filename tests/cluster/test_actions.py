@@ -1,4 +1,4 @@
-"""Budget, task and speculation routes of the web app act on a session a worker hosts.
+"""Budget, task, speculation and coordination routes act on a session a worker hosts.
 
 The app of ``serve --bus`` (a runtime that only watches the shared store) sends each one to
 the worker holding the session as one typed action over NATS; the worker applies it on its
@@ -22,7 +22,13 @@ from loomkin.api import ClusterView, LaunchPolicy, create_app
 from loomkin.cluster import ClusterClient, HostOptions, Worker
 from loomkin.cluster.bus import connect
 from loomkin.core.chat import ToolResultMessage, UserMessage
-from loomkin.core.events import BudgetsChanged, SpeculationDiscarded, TaskClaimed
+from loomkin.core.events import (
+    BudgetsChanged,
+    RendezvousCreated,
+    SpeculationDiscarded,
+    TaskClaimed,
+    TeamScaleSet,
+)
 from loomkin.service import Loomkin
 from loomkin.testing.models import Call, FunctionModel, Reply
 from loomkin.tools.permissions import PermissionPolicy
@@ -313,3 +319,51 @@ async def test_a_session_whose_worker_is_gone_is_unavailable_not_an_error(
         assert (await http.get(f"{base}/speculations")).status_code == 503
         detail = await http.get(base)  # the view still shows, with the log's budgets
         assert detail.status_code == 200
+
+
+async def test_team_scale_rendezvous_and_inspect_act_on_a_session_a_worker_hosts(
+    bus_url: str, cluster: str, pg_url: str, project: Path
+) -> None:
+    gate = Gate()
+    async with (
+        hosting(bus_url, cluster, pg_url, gate),
+        served(bus_url, cluster, pg_url, project) as (http, view, client),
+    ):
+        session_id = await started(http, view, client, project)
+        base = f"/api/sessions/{session_id}"
+
+        scale = f"{base}/teams/root/scale"
+        shown = await http.get(scale)
+        assert shown.status_code == 200, shown.text
+        assert (shown.json()["team_name"], shown.json()["pinned"]) == ("root", None)
+        pinned = await http.post(scale, json={"pin": 2, "reason": "enough"})
+        assert pinned.status_code == 200, pinned.text
+        assert pinned.json()["pinned"] == 2
+        assert (await http.post(scale, json={"min": 3, "max": 2})).status_code == 422
+        assert (await http.get(f"{base}/teams/nope/scale")).status_code == 404
+
+        opened = await http.post(
+            f"{base}/rendezvous", json={"name": "sync", "participants": ["ann", "ben"]}
+        )
+        assert opened.status_code == 201, opened.text
+        assert (opened.json()["name"], opened.json()["status"]) == ("sync", "open")
+        joined = await http.post(f"{base}/rendezvous/sync/join", json={"agents": ["spec"]})
+        assert joined.status_code == 200, joined.text
+        assert joined.json() == {"added": ["spec"]}
+        (listed,) = (await http.get(f"{base}/rendezvous")).json()
+        assert sorted(listed["participants"]) == ["ann", "ben", "spec"]
+        stranger = {"name": "late", "participants": ["zed"]}
+        assert (await http.post(f"{base}/rendezvous", json=stranger)).status_code == 404
+
+        inspected = await http.get(f"{base}/agents/ann/inspect")
+        assert inspected.status_code == 200, inspected.text
+        ann = next(a for a in (await http.get(base)).json()["agents"] if a["name"] == "ann")
+        assert inspected.json()["agent_id"] == ann["agent_id"]
+        assert inspected.json()["snapshot"]["messages"]
+        assert (await http.get(f"{base}/agents/zed/inspect")).status_code == 404
+
+        history = [r.event for r in await client.history(session_id)]
+        assert [(e.pinned, e.reason) for e in history if isinstance(e, TeamScaleSet)] == [
+            (2, "enough")
+        ]
+        assert [e.name for e in history if isinstance(e, RendezvousCreated)] == ["sync"]

@@ -2,8 +2,8 @@
 
 Each route is one call on the facade (:class:`loomkin.service.Session`); the bodies are
 defined here, at the boundary, and refuse unknown fields. For a session running on a worker
-of the cluster this server shows, the negotiation and budget routes send the same call to
-that worker as one action (:mod:`loomkin.cluster.actions`).
+of the cluster this server shows, each route sends the same call to that worker as one
+action (:mod:`loomkin.cluster.actions`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from loomkin.api.routes import Ctx  # noqa: TC001 - FastAPI reads the annotation
 from loomkin.api.schemas import BudgetOut, ErrorOut
 from loomkin.api.views import budgets as budget_rows
 from loomkin.cluster.actions import (
+    CreateRendezvous,
+    JoinRendezvous,
     ListNegotiations,
+    ListRendezvous,
     RaiseBudgets,
     ResolveNegotiation,
     ShowBudgets,
@@ -202,6 +205,9 @@ class JoinOut(BaseModel):
     added: list[str]
 
 
+_RENDEZVOUS: TypeAdapter[list[RendezvousOut]] = TypeAdapter(list[RendezvousOut])
+
+
 def _rendezvous_out(info: RendezvousInfo) -> RendezvousOut:
     data = asdict(info)
     for key in ("participants", "arrived", "missing"):
@@ -214,6 +220,8 @@ def _rendezvous_out(info: RendezvousInfo) -> RendezvousOut:
 )
 async def list_rendezvous(ctx: Ctx, session_id: str) -> list[RendezvousOut]:
     """Rendezvous points: participants, who arrived, who is missing, the outcome."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        return await cluster.act(session_id, ListRendezvous(), _RENDEZVOUS.validate_python)
     return [_rendezvous_out(r) for r in ctx.loomkin.session(session_id).rendezvous()]
 
 
@@ -222,6 +230,9 @@ async def list_rendezvous(ctx: Ctx, session_id: str) -> list[RendezvousOut]:
 )
 async def create_rendezvous(ctx: Ctx, session_id: str, body: RendezvousIn) -> RendezvousOut:
     """Open a rendezvous as the user."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = CreateRendezvous.of(**body.model_dump())
+        return await cluster.act(session_id, action, RendezvousOut.model_validate)
     info = await ctx.loomkin.session(session_id).create_rendezvous(
         body.name,
         body.participants,
@@ -241,5 +252,8 @@ async def create_rendezvous(ctx: Ctx, session_id: str, body: RendezvousIn) -> Re
 )
 async def join_rendezvous(ctx: Ctx, session_id: str, name: str, body: JoinIn) -> JoinOut:
     """Add participants (from any team) to an open rendezvous."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = JoinRendezvous.of(name=name, agents=body.agents)
+        return await cluster.act(session_id, action, JoinOut.model_validate)
     added = await ctx.loomkin.session(session_id).join_rendezvous(name, body.agents)
     return JoinOut(added=added)

@@ -34,6 +34,7 @@ from loomkin.api.schemas import (
     SummaryOut,
 )
 from loomkin.api.views import session_detail, session_out, stored_detail
+from loomkin.cluster.actions import InspectAgent
 from loomkin.errors import PolicyRefused, UserError
 from loomkin.ids import new_id
 
@@ -399,6 +400,9 @@ async def cancel_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
 @router.get(f"{_AGENT}/inspect", response_model=InspectOut, tags=["agents"])
 async def inspect_agent(ctx: Ctx, session_id: str, agent: str) -> InspectOut:
     """A snapshot of the agent: messages, step, tool, task, iteration, usage."""
+    if (cluster := ctx.acting(session_id)) is not None:  # it runs on a worker: over NATS
+        action = InspectAgent.of(agent=agent)
+        return await cluster.act(session_id, action, InspectOut.model_validate)
     session = _session(ctx, session_id)
     found = _agent(session, agent)
     snapshot = await session.inspect(found.agent_id)

@@ -5,8 +5,8 @@
 ``POST /api/sessions/{id}/tasks/{task}/claim``   ``{"agent"}`` (the work-stealing claim)
 
 Each turns into one call on the facade (``Session.team_scale``, ``scale_team``,
-``claim_task``); a bad value is a 400 naming it (the facade's ``UserError``). A claim on a
-session running on a worker of the cluster this server shows goes to that worker
+``claim_task``); a bad value is a 400 naming it (the facade's ``UserError``). For a session
+running on a worker of the cluster this server shows, the same call goes to that worker
 (:mod:`loomkin.cluster.actions`).
 """
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loomkin.api.routes import Ctx  # noqa: TC001 (FastAPI reads the annotation at run time)
 from loomkin.api.schemas import ErrorOut
-from loomkin.cluster.actions import ClaimTask
+from loomkin.cluster.actions import ClaimTask, ScaleTeam, ShowTeamScale
 
 __all__ = ["TaskClaimIn", "TeamScaleIn", "TeamScaleOut", "scaling_router"]
 
@@ -84,6 +84,9 @@ _SCALE = "/api/sessions/{session_id}/teams/{team}/scale"
 @scaling_router.get(_SCALE, response_model=TeamScaleOut)
 async def get_team_scale(ctx: Ctx, session_id: str, team: str) -> TeamScaleOut:
     """The team's workers, backlog, ratio, bounds and what the autoscaler did."""
+    if (cluster := ctx.acting(session_id)) is not None:  # it runs on a worker: over NATS
+        action = ShowTeamScale.of(team=team)
+        return await cluster.act(session_id, action, TeamScaleOut.model_validate)
     info = ctx.loomkin.session(session_id).team_scale(team)
     return TeamScaleOut(**asdict(info))
 
@@ -91,6 +94,16 @@ async def get_team_scale(ctx: Ctx, session_id: str, team: str) -> TeamScaleOut:
 @scaling_router.post(_SCALE, response_model=TeamScaleOut)
 async def set_team_scale(ctx: Ctx, session_id: str, team: str, body: TeamScaleIn) -> TeamScaleOut:
     """Pin or bound the team's size for the autoscaler (journaled as ``team_scale_set``)."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = ScaleTeam.of(
+            team=team,
+            min_agents=body.min,
+            max_agents=body.max,
+            pin=body.pin,
+            clear=body.clear,
+            reason=body.reason,
+        )
+        return await cluster.act(session_id, action, TeamScaleOut.model_validate)
     info = await ctx.loomkin.session(session_id).scale_team(
         team,
         min_agents=body.min,

@@ -1,4 +1,4 @@
-"""Budget, task and speculation actions on a session a worker hosts, sent over NATS.
+"""Budget, task, speculation and other actions on a session a worker hosts, over NATS.
 
 How this works and why:
 
@@ -7,7 +7,7 @@ How this works and why:
   request/reply); the worker holding the session answers. Every action is one small
   pydantic model with a ``kind`` (:data:`SessionAction`, unknown fields refused), checked
   where it is built and checked again by the worker before it touches the session, which
-  then runs the one facade call it names (:func:`perform`).
+  then runs the one facade call it names (its ``apply``).
 * **The reply** is ``{"ok": true, "result": <JSON>}`` (the facade's records as plain JSON)
   or ``{"ok": false, "code": ..., "error": ...}``. The code keeps the kind of refusal across
   the wire (:func:`refusal`), so a caller raises what the facade raised: an unknown task is
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import abstractmethod
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Literal, Self, cast
 
@@ -52,16 +53,21 @@ __all__ = [
     "AddAssumption",
     "CancelSpeculation",
     "ClaimTask",
+    "CreateRendezvous",
+    "InspectAgent",
+    "JoinRendezvous",
     "ListNegotiations",
+    "ListRendezvous",
     "ListSpeculations",
     "RaiseBudgets",
     "ResolveNegotiation",
+    "ScaleTeam",
     "SessionAction",
     "SessionNotHosted",
     "ShowBudgets",
+    "ShowTeamScale",
     "Speculate",
     "answer_action",
-    "perform",
     "refusal",
 ]
 
@@ -103,11 +109,22 @@ class _Action(BaseModel):
         except ValidationError as exc:
             raise UserError(f"invalid {cls.__name__} action: {_problems(exc)}") from None
 
+    @abstractmethod
+    async def apply(self, session: Session) -> JsonValue:
+        """Run the action's one facade call on ``session``; its result as JSON values.
+
+        Raises:
+            UserError: what the facade raises for it (an unknown task or agent, a refusal).
+        """
+
 
 class ShowBudgets(_Action):
     """The session's spend, then each team's, against the limits (``BudgetStatus`` rows)."""
 
     kind: Literal["budgets"] = "budgets"
+
+    async def apply(self, session: Session) -> JsonValue:
+        return _json([asdict(b) for b in session.budgets()])
 
 
 class RaiseBudgets(_Action):
@@ -118,6 +135,11 @@ class RaiseBudgets(_Action):
     """The limits to change (none: the facade refuses, naming the limits there are)."""
     resume: bool = True
 
+    async def apply(self, session: Session) -> JsonValue:
+        changes = {str(k): v for k, v in self.changes.items()}
+        update = await session.raise_budgets(changes, resume=self.resume)
+        return _json({**asdict(update), "budgets": [asdict(b) for b in session.budgets()]})
+
 
 class ClaimTask(_Action):
     """Give a ready task that has not started to ``agent`` (the work-stealing claim)."""
@@ -126,12 +148,20 @@ class ClaimTask(_Action):
     task_id: _ID
     agent: _ID
 
+    async def apply(self, session: Session) -> JsonValue:
+        found = session.agent(self.agent)
+        await session.claim_task(self.task_id, found.agent_id)
+        return {"task_id": self.task_id, "agent_id": found.agent_id}
+
 
 class ListNegotiations(_Action):
     """Negotiations of assignments, oldest first."""
 
     kind: Literal["negotiations"] = "negotiations"
     open_only: bool = False
+
+    async def apply(self, session: Session) -> JsonValue:
+        return _json([asdict(n) for n in session.negotiations(open_only=self.open_only)])
 
 
 class ResolveNegotiation(_Action):
@@ -143,11 +173,21 @@ class ResolveNegotiation(_Action):
     agent: Annotated[str, Field(max_length=200)] | None = None
     reason: Annotated[str, Field(max_length=2000)] = ""
 
+    async def apply(self, session: Session) -> JsonValue:
+        text = await session.resolve_negotiation(
+            self.task_id, self.resolution, agent=self.agent, reason=self.reason
+        )
+        return {"result": text}
+
 
 class ListSpeculations(_Action):
     """Every speculation of the session, with the counts, waste and hit rates."""
 
     kind: Literal["speculations"] = "speculations"
+
+    async def apply(self, session: Session) -> JsonValue:
+        infos = [asdict(i) for i in session.speculations()]
+        return _json({"speculations": infos, "summary": asdict(session.speculation_summary())})
 
 
 class Speculate(_Action):
@@ -158,6 +198,10 @@ class Speculate(_Action):
     agent: _ID
     assumptions: list[dict[str, JsonValue]] = Field(min_length=1, max_length=50)
 
+    async def apply(self, session: Session) -> JsonValue:
+        stated = cast("list[dict[str, JSON]]", self.assumptions)  # the same JSON values
+        return _json(asdict(await session.speculate(self.task_id, self.agent, stated)))
+
 
 class AddAssumption(_Action):
     """Add an assumption to the task's running speculation."""
@@ -166,12 +210,114 @@ class AddAssumption(_Action):
     task_id: _ID
     assumption: dict[str, JsonValue]
 
+    async def apply(self, session: Session) -> JsonValue:
+        assumption = cast("dict[str, JSON]", self.assumption)
+        return {"assumption_id": await session.add_assumption(self.task_id, assumption)}
+
 
 class CancelSpeculation(_Action):
     """Discard the task's running speculation and queue the task again."""
 
     kind: Literal["cancel_speculation"] = "cancel_speculation"
     task_id: _ID
+
+    async def apply(self, session: Session) -> JsonValue:
+        await session.cancel_speculation(self.task_id)
+        return {"task_id": self.task_id, "state": "discarded"}
+
+
+class ShowTeamScale(_Action):
+    """A team's size, backlog and bounds as the autoscaler sees them (default: the root)."""
+
+    kind: Literal["team_scale"] = "team_scale"
+    team: Annotated[str, Field(max_length=200)] | None = None
+
+    async def apply(self, session: Session) -> JsonValue:
+        return _json(asdict(session.team_scale(self.team)))
+
+
+class ScaleTeam(_Action):
+    """Pin or bound a team's worker agents for the autoscaler (``clear``: the defaults)."""
+
+    kind: Literal["scale_team"] = "scale_team"
+    team: Annotated[str, Field(max_length=200)] | None = None
+    min_agents: Annotated[int, Field(ge=0, le=1000)] | None = None
+    max_agents: Annotated[int, Field(ge=1, le=1000)] | None = None
+    pin: Annotated[int, Field(ge=0, le=1000)] | None = None
+    clear: bool = False
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+    async def apply(self, session: Session) -> JsonValue:
+        info = await session.scale_team(
+            self.team,
+            min_agents=self.min_agents,
+            max_agents=self.max_agents,
+            pin=self.pin,
+            clear=self.clear,
+            reason=self.reason,
+        )
+        return _json(asdict(info))
+
+
+class ListRendezvous(_Action):
+    """Rendezvous points: participants, who arrived, who is missing, the outcome."""
+
+    kind: Literal["rendezvous"] = "rendezvous"
+
+    async def apply(self, session: Session) -> JsonValue:
+        return _json([asdict(r) for r in session.rendezvous()])
+
+
+class CreateRendezvous(_Action):
+    """Open a rendezvous as the user."""
+
+    kind: Literal["create_rendezvous"] = "create_rendezvous"
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    participants: list[_ID] = Field(min_length=1, max_length=200)
+    timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    on_complete: Literal["message", "create_task", "unblock_task"] = "message"
+    message: Annotated[str, Field(max_length=20_000)] = ""
+    notify: list[_ID] = Field(default_factory=list, max_length=200)
+    task_title: Annotated[str, Field(max_length=500)] = ""
+    task_team: Annotated[str, Field(max_length=200)] | None = None
+    task_id: Annotated[str, Field(max_length=200)] | None = None
+
+    async def apply(self, session: Session) -> JsonValue:
+        created = await session.create_rendezvous(
+            self.name,
+            self.participants,
+            timeout_s=self.timeout_s,
+            action=self.on_complete,
+            message=self.message,
+            notify=self.notify,
+            task_title=self.task_title,
+            task_team=self.task_team,
+            task_id=self.task_id,
+        )
+        return _json(asdict(created))
+
+
+class JoinRendezvous(_Action):
+    """Add participants (from any team) to an open rendezvous."""
+
+    kind: Literal["join_rendezvous"] = "join_rendezvous"
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    agents: list[_ID] = Field(min_length=1, max_length=200)
+
+    async def apply(self, session: Session) -> JsonValue:
+        return {"added": list(await session.join_rendezvous(self.name, self.agents))}
+
+
+class InspectAgent(_Action):
+    """A snapshot of an agent: messages, step, tool, task, iteration, usage."""
+
+    kind: Literal["inspect"] = "inspect"
+    agent: _ID
+
+    async def apply(self, session: Session) -> JsonValue:
+        found = session.agent(self.agent)
+        snapshot = await session.inspect(found.agent_id)
+        return _json({"agent_id": found.agent_id, "snapshot": asdict(snapshot)})
 
 
 SessionAction = Annotated[
@@ -183,7 +329,13 @@ SessionAction = Annotated[
     | ListSpeculations
     | Speculate
     | AddAssumption
-    | CancelSpeculation,
+    | CancelSpeculation
+    | ShowTeamScale
+    | ScaleTeam
+    | ListRendezvous
+    | CreateRendezvous
+    | JoinRendezvous
+    | InspectAgent,
     Field(discriminator="kind"),
 ]
 """Every action a client may ask of the worker hosting a session."""
@@ -196,44 +348,6 @@ def _json(value: object) -> JsonValue:
     return json.loads(json.dumps(value))  # type: ignore[no-any-return]
 
 
-async def perform(session: Session, action: SessionAction) -> JsonValue:
-    """Run ``action`` on ``session`` (one facade call); return its result as JSON values.
-
-    Raises:
-        UserError: what the facade raises for it (an unknown task or agent, a refused change).
-    """
-    match action:
-        case ShowBudgets():
-            return _json([asdict(b) for b in session.budgets()])
-        case RaiseBudgets(changes=changes, resume=resume):
-            update = await session.raise_budgets(
-                {str(k): v for k, v in changes.items()}, resume=resume
-            )
-            budgets = [asdict(b) for b in session.budgets()]
-            return _json({**asdict(update), "budgets": budgets})
-        case ClaimTask(task_id=task_id, agent=agent):
-            found = session.agent(agent)
-            await session.claim_task(task_id, found.agent_id)
-            return {"task_id": task_id, "agent_id": found.agent_id}
-        case ListNegotiations(open_only=open_only):
-            return _json([asdict(n) for n in session.negotiations(open_only=open_only)])
-        case ResolveNegotiation(task_id=task_id, resolution=resolution, agent=to, reason=reason):
-            text = await session.resolve_negotiation(task_id, resolution, agent=to, reason=reason)
-            return {"result": text}
-        case ListSpeculations():
-            infos = [asdict(i) for i in session.speculations()]
-            return _json({"speculations": infos, "summary": asdict(session.speculation_summary())})
-        case Speculate(task_id=task_id, agent=agent, assumptions=assumptions):
-            stated = cast("list[dict[str, JSON]]", assumptions)  # the same JSON values
-            return _json(asdict(await session.speculate(task_id, agent, stated)))
-        case AddAssumption(task_id=task_id, assumption=assumption):
-            added = await session.add_assumption(task_id, cast("dict[str, JSON]", assumption))
-            return {"assumption_id": added}
-        case CancelSpeculation(task_id=task_id):
-            await session.cancel_speculation(task_id)
-            return {"task_id": task_id, "state": "discarded"}
-
-
 async def answer_action(session: Session | None, data: bytes) -> bytes:
     """The worker's reply to one request on the action subject (never raises for bad input)."""
     try:
@@ -243,7 +357,7 @@ async def answer_action(session: Session | None, data: bytes) -> bytes:
     if session is None:
         return _refused("not_hosted", "the session is not running on this worker yet")
     try:
-        result = await perform(session, action)
+        result = await action.apply(session)
     except NotFound as exc:
         return _refused("not_found", str(exc))
     except (InvalidTransition, TaskCycleError, PolicyRefused) as exc:
