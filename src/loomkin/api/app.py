@@ -8,7 +8,8 @@ How this works and why:
   the open live streams. Like the CLI, the app uses only the facade (``loomkin.service``):
   an import contract keeps it from the runtime's insides.
 * Errors: a :class:`~loomkin.errors.NotFound` is a 404, a refused action (a state transition,
-  a policy) is a 409, any other bad input is a 422, always as ``{"detail": "...", "errors": [...]}``
+  a policy) is a 409, any other bad input is a 422, a cluster session whose worker did not
+  answer in time a 503, always as ``{"detail": "...", "errors": [...]}``
   naming the problem. A bad request never becomes a 500.
 * Access (``access.py``, SECURITY.md): a token on every API request, loopback included; an
   exact ``Host`` allowlist against DNS rebinding; ``Origin`` checked so only the server's own
@@ -39,6 +40,7 @@ from loomkin.api.routes import ApiContext, router
 from loomkin.api.scaling import scaling_router
 from loomkin.api.speculation import speculation_router
 from loomkin.api.web_routes import web_router
+from loomkin.cluster.actions import SessionNotHosted
 from loomkin.errors import (
     InvalidTransition,
     LeaseError,
@@ -135,6 +137,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _status_of(exc: LoomkinError) -> int:
+    if isinstance(exc, SessionNotHosted):  # a worker of the cluster may host it in a moment
+        return 503
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, NotAllowed | PathEscapeError):

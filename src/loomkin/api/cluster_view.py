@@ -14,6 +14,11 @@ How this works and why:
 * **Permission prompts** of every session arrive here over NATS (request/reply); each waits
   until the page answers it or the session stops running. The worker's deadline still
   applies: an unanswered prompt is denied there.
+* **Budgets, tasks and speculations** of a running session (their routes' reads and
+  changes) go to the worker hosting it as one typed action each, over the session's one
+  action subject (:mod:`loomkin.cluster.actions`); the worker applies it on its session and
+  answers with the result or the facade's refusal. A session no worker runs takes none
+  (a 409); one whose worker does not answer in time is unavailable for now (a 503).
 * **Questions agents ask the user** arrive the same way and wait for the page's answer until
   their deadline (then the worker lets them expire and tells the agent), an answer from
   elsewhere, or the session's stop.
@@ -26,16 +31,26 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from loomkin.api.schemas import ControlOut, PermissionOut, SessionDetail, UserQuestionOut
+from pydantic import TypeAdapter, ValidationError
+
+from loomkin.api.schemas import (
+    BudgetOut,
+    ControlOut,
+    PermissionOut,
+    SessionDetail,
+    UserQuestionOut,
+)
 from loomkin.api.views import WORKING_STATUSES
+from loomkin.cluster.actions import ShowBudgets
 from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.client import PermissionAsk, QuestionAsk
 from loomkin.core.events import PermissionResolved, QuestionAnswered, QuestionExpired
-from loomkin.errors import NotFound, ProjectionFailed
+from loomkin.errors import LoomkinError, NotFound, ProjectionFailed, UserError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -43,6 +58,7 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from loomkin.cluster import ClusterClient, Placement, WorkerLoad
+    from loomkin.cluster.actions import SessionAction
     from loomkin.service import AgentInfo, Loomkin
 
 __all__ = ["ClusterView"]
@@ -51,6 +67,10 @@ logger = logging.getLogger(__name__)
 
 _STOP_WAIT_S = 1.0
 """How long stopping waits for the follow loop before it cancels it again."""
+_DETAIL_WAIT_S = 2.0
+"""How long a session's view waits for its worker's budgets (the page asks every second)."""
+_T = TypeVar("_T")
+_BUDGETS: TypeAdapter[list[BudgetOut]] = TypeAdapter(list[BudgetOut])
 
 ClusterControl = Literal["pause", "resume", "steer", "cancel"]
 PermissionDecision = Literal["allow_once", "allow_always", "deny"]
@@ -85,17 +105,41 @@ class ClusterView:
         client: The connection to the cluster (owned by the caller).
         loomkin: The runtime on the cluster's store that hosts nothing (owned by the caller).
         poll_s: How often the store is read without a notification.
+        act_timeout_s: How long a budget, task or speculation action waits for the worker
+            hosting its session (a session moving between workers is asked again meanwhile).
+        settled_for_s: How long an answered prompt's id is remembered (longer than any
+            worker's ``ask_timeout_s``: until then a worker may send the prompt again).
+        settled_max: How many answered prompt ids are remembered at most (oldest go first).
     """
 
-    def __init__(self, client: ClusterClient, loomkin: Loomkin, *, poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        client: ClusterClient,
+        loomkin: Loomkin,
+        *,
+        poll_s: float = 1.0,
+        act_timeout_s: float = 10.0,
+        settled_for_s: float = 3600.0,
+        settled_max: int = 10_000,
+    ) -> None:
+        if not settled_for_s > 0 or settled_max < 1:
+            raise UserError(
+                f"a cluster view keeps answered prompts a positive time, at least one: "
+                f"not {settled_for_s!r} s, {settled_max!r}"
+            )
         self.client = client
         self._loomkin = loomkin
         self._poll_s = poll_s
+        self._act_timeout_s = act_timeout_s
         self._running: set[str] = set()
         self._asks: dict[str, _Ask] = {}
         self._questions: dict[str, _Question] = {}
-        self._settled: set[str] = set()
-        """Prompts answered (here or elsewhere): sent again by their worker, they are not shown."""
+        self._settled: OrderedDict[str, float] = OrderedDict()
+        """Prompts answered (here or elsewhere), oldest first, with the loop time they were:
+        sent again by their worker, they are not shown. Kept ``settled_for_s``, at most
+        ``settled_max`` of them (see :meth:`_settle`)."""
+        self._settled_for_s = settled_for_s
+        self._settled_max = settled_max
         self._woken = asyncio.Event()
         self._stopping = False
         self._asked = asyncio.Event()
@@ -156,7 +200,7 @@ class ClusterView:
         for recorded in await self._loomkin.pull():
             event = recorded.event
             if isinstance(event, PermissionResolved):  # answered elsewhere (or force-paused)
-                self._settled.add(str(event.request_id))
+                self._settle(str(event.request_id))
                 self._asks.pop(str(event.request_id), None)
             elif isinstance(event, QuestionAnswered | QuestionExpired):
                 self._questions.pop(str(event.question_id), None)
@@ -182,6 +226,24 @@ class ClusterView:
             gone = question.ask.session_id not in running or question.until <= now
             if gone and self._questions.get(question_id) is question:
                 del self._questions[question_id]
+
+    def _settle(self, request_id: str) -> None:
+        """Note a prompt as answered; forget those noted ``settled_for_s`` ago or more.
+
+        A worker sends a prompt again only while it still waits for its answer, which is
+        never longer than its deadline (``HostOptions.ask_timeout_s``, minutes): by the time
+        an id is forgotten, no worker asks with it any more. The bound on the count keeps a
+        view that sees very many prompts small all the same.
+        """
+        now = asyncio.get_running_loop().time()
+        settled = self._settled
+        settled[request_id] = now
+        settled.move_to_end(request_id)
+        while settled and (
+            len(settled) > self._settled_max
+            or next(iter(settled.values())) <= now - self._settled_for_s
+        ):
+            settled.popitem(last=False)
 
     def _on_ask(
         self, ask: PermissionAsk, reply: Callable[[PermissionDecision], Awaitable[None]]
@@ -278,15 +340,23 @@ class ClusterView:
         """Every session the cluster ran or runs, with where."""
         return await self.client.placements()
 
-    def detail(self, detail: SessionDetail) -> SessionDetail:
+    async def detail(self, detail: SessionDetail) -> SessionDetail:
         """A stored session's view, made live when it runs on a worker.
 
-        It can then be driven from here, its agents' statuses say who works, and its open
-        prompts can be answered.
+        It can then be driven from here, its agents' statuses say who works, its open
+        prompts can be answered, and its budgets show their limits (asked of its worker;
+        without an answer in time, the spend as the log has it).
         """
         session_id = detail.session.session_id
         if not self.runs(session_id):
             return detail
+        budgets = detail.budgets
+        try:
+            budgets = await self.act(
+                session_id, ShowBudgets(), _BUDGETS.validate_python, timeout_s=_DETAIL_WAIT_S
+            )
+        except LoomkinError as exc:  # moving, or just done: what the log says will do
+            logger.info("cluster view: budgets of %s not shown live: %s", session_id, exc)
         agents = {a.name: a.agent_id for a in detail.agents}
         prompts = [
             PermissionOut(
@@ -311,8 +381,39 @@ class ClusterView:
                 "permissions": prompts,
                 "questions": self.questions(session_id, agents),
                 "working": working,
+                "budgets": budgets,
             }
         )
+
+    async def act(
+        self,
+        session_id: str,
+        action: SessionAction,
+        into: Callable[[JsonValue], _T],
+        *,
+        timeout_s: float | None = None,
+    ) -> _T:
+        """Have the worker hosting ``session_id`` apply ``action``; return ``into(result)``.
+
+        Raises:
+            NotFound: the worker knows no such task or agent.
+            InvalidTransition: the session refused it.
+            UserError: the action is invalid.
+            PolicyRefused: no worker hosts the session (it is done).
+            SessionNotHosted: no worker answered in time (it may be moving).
+            LoomkinError: the worker failed, or answered what ``into`` cannot read.
+        """
+        result = await self.client.act(
+            session_id, action, timeout_s=self._act_timeout_s if timeout_s is None else timeout_s
+        )
+        try:
+            return into(result)
+        except ValidationError as exc:
+            raise LoomkinError(
+                f"the worker hosting session {session_id} answered {action.kind} with "
+                f"something this server cannot read: {exc.error_count()} problem(s), "
+                f"first: {exc.errors()[0].get('msg', '?')}"
+            ) from None
 
     # -- what the page does --------------------------------------------------------------------
 
@@ -356,7 +457,7 @@ class ClusterView:
         if pending is None or pending.ask.get("session_id") != session_id:
             raise NotFound(f"no open permission prompt {request_id[:80]!r} in session {session_id}")
         del self._asks[request_id]
-        self._settled.add(request_id)
+        self._settle(request_id)
         await pending.reply(decision)
 
     async def start_session(self, project: str, *, model: str | None, title: str) -> str:

@@ -1,7 +1,9 @@
 """HTTP routes of negotiations, rendezvous and budgets: list, resolve, open, join, raise.
 
 Each route is one call on the facade (:class:`loomkin.service.Session`); the bodies are
-defined here, at the boundary, and refuse unknown fields.
+defined here, at the boundary, and refuse unknown fields. For a session running on a worker
+of the cluster this server shows, each route sends the same call to that worker as one
+action (:mod:`loomkin.cluster.actions`).
 """
 
 from __future__ import annotations
@@ -10,11 +12,20 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loomkin.api.routes import Ctx  # noqa: TC001 - FastAPI reads the annotation at runtime
 from loomkin.api.schemas import BudgetOut, ErrorOut
 from loomkin.api.views import budgets as budget_rows
+from loomkin.cluster.actions import (
+    CreateRendezvous,
+    JoinRendezvous,
+    ListNegotiations,
+    ListRendezvous,
+    RaiseBudgets,
+    ResolveNegotiation,
+    ShowBudgets,
+)
 
 if TYPE_CHECKING:
     from loomkin.service import RendezvousInfo
@@ -22,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["coordination_router"]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 421, 422)
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 421, 422, 503)
 }
 coordination_router = APIRouter(responses=_ERRORS)
 _SESSION = "/api/sessions/{session_id}"
@@ -85,6 +96,10 @@ class BudgetUpdateOut(BaseModel):
     budgets: list[BudgetOut]
 
 
+_NEGOTIATIONS: TypeAdapter[list[NegotiationOut]] = TypeAdapter(list[NegotiationOut])
+_BUDGETS: TypeAdapter[list[BudgetOut]] = TypeAdapter(list[BudgetOut])
+
+
 @coordination_router.get(
     f"{_SESSION}/negotiations", response_model=list[NegotiationOut], tags=["coordination"]
 )
@@ -92,6 +107,9 @@ async def list_negotiations(
     ctx: Ctx, session_id: str, open_only: bool = Query(default=False, alias="open")
 ) -> list[NegotiationOut]:
     """Negotiations of assignments, oldest first (``?open=true``: only open ones)."""
+    if (cluster := ctx.acting(session_id)) is not None:  # it runs on a worker: over NATS
+        action = ListNegotiations.of(open_only=open_only)
+        return await cluster.act(session_id, action, _NEGOTIATIONS.validate_python)
     session = ctx.loomkin.session(session_id)
     return [NegotiationOut(**asdict(n)) for n in session.negotiations(open_only=open_only)]
 
@@ -103,6 +121,11 @@ async def resolve_negotiation(
     ctx: Ctx, session_id: str, task_id: str, body: ResolveIn
 ) -> ResolveOut:
     """Answer an objection as the user: accept it, override it, or reassign the task."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = ResolveNegotiation.of(
+            task_id=task_id, resolution=body.resolution, agent=body.agent, reason=body.reason
+        )
+        return await cluster.act(session_id, action, ResolveOut.model_validate)
     session = ctx.loomkin.session(session_id)
     text = await session.resolve_negotiation(
         task_id, body.resolution, agent=body.agent, reason=body.reason
@@ -115,6 +138,8 @@ async def resolve_negotiation(
 )
 async def show_budgets(ctx: Ctx, session_id: str) -> list[BudgetOut]:
     """The session's spend, then each team's (sub-teams included), against the limits."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        return await cluster.act(session_id, ShowBudgets(), _BUDGETS.validate_python)
     return budget_rows(ctx.loomkin.session(session_id))
 
 
@@ -123,8 +148,11 @@ async def show_budgets(ctx: Ctx, session_id: str) -> list[BudgetOut]:
 )
 async def raise_budgets(ctx: Ctx, session_id: str, body: BudgetsIn) -> BudgetUpdateOut:
     """Change the limits given (journaled) and resume the agents a budget paused."""
-    session = ctx.loomkin.session(session_id)
     changes = body.model_dump(exclude_unset=True, exclude={"resume"})
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = RaiseBudgets.of(changes=changes, resume=body.resume)
+        return await cluster.act(session_id, action, BudgetUpdateOut.model_validate)
+    session = ctx.loomkin.session(session_id)
     update = await session.raise_budgets(changes, resume=body.resume)
     return BudgetUpdateOut(
         limits=update.limits,
@@ -177,6 +205,9 @@ class JoinOut(BaseModel):
     added: list[str]
 
 
+_RENDEZVOUS: TypeAdapter[list[RendezvousOut]] = TypeAdapter(list[RendezvousOut])
+
+
 def _rendezvous_out(info: RendezvousInfo) -> RendezvousOut:
     data = asdict(info)
     for key in ("participants", "arrived", "missing"):
@@ -189,6 +220,8 @@ def _rendezvous_out(info: RendezvousInfo) -> RendezvousOut:
 )
 async def list_rendezvous(ctx: Ctx, session_id: str) -> list[RendezvousOut]:
     """Rendezvous points: participants, who arrived, who is missing, the outcome."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        return await cluster.act(session_id, ListRendezvous(), _RENDEZVOUS.validate_python)
     return [_rendezvous_out(r) for r in ctx.loomkin.session(session_id).rendezvous()]
 
 
@@ -197,6 +230,9 @@ async def list_rendezvous(ctx: Ctx, session_id: str) -> list[RendezvousOut]:
 )
 async def create_rendezvous(ctx: Ctx, session_id: str, body: RendezvousIn) -> RendezvousOut:
     """Open a rendezvous as the user."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = CreateRendezvous.of(**body.model_dump())
+        return await cluster.act(session_id, action, RendezvousOut.model_validate)
     info = await ctx.loomkin.session(session_id).create_rendezvous(
         body.name,
         body.participants,
@@ -216,5 +252,8 @@ async def create_rendezvous(ctx: Ctx, session_id: str, body: RendezvousIn) -> Re
 )
 async def join_rendezvous(ctx: Ctx, session_id: str, name: str, body: JoinIn) -> JoinOut:
     """Add participants (from any team) to an open rendezvous."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = JoinRendezvous.of(name=name, agents=body.agents)
+        return await cluster.act(session_id, action, JoinOut.model_validate)
     added = await ctx.loomkin.session(session_id).join_rendezvous(name, body.agents)
     return JoinOut(added=added)

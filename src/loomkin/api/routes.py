@@ -34,7 +34,8 @@ from loomkin.api.schemas import (
     SummaryOut,
 )
 from loomkin.api.views import session_detail, session_out, stored_detail
-from loomkin.errors import UserError
+from loomkin.cluster.actions import InspectAgent
+from loomkin.errors import PolicyRefused, UserError
 from loomkin.ids import new_id
 
 if TYPE_CHECKING:
@@ -89,6 +90,25 @@ class ApiContext:
         if cluster is None or not cluster.runs(session_id):
             return None
         return None if self.loomkin.stored_session(session_id).open else cluster
+
+    def acting(self, session_id: str) -> ClusterView | None:
+        """Where an action on ``session_id`` goes: the cluster, or ``None`` for this runtime.
+
+        Raises:
+            NotFound: no such session in the store.
+            PolicyRefused: this server shows a cluster and no worker of it runs the session
+                (this runtime only watches: it changes nothing of a stored session).
+        """
+        cluster = self.remote(session_id)
+        if cluster is None and self.cluster is not None:
+            stored = self.loomkin.stored_session(session_id)
+            if not stored.open:
+                raise PolicyRefused(
+                    f"session {session_id} runs on no worker of the cluster "
+                    f"{self.cluster.name!r} now ({stored.status}): its budgets, tasks and "
+                    "speculations change only while a worker runs it"
+                )
+        return cluster
 
     def session_out(self, stored: StoredSession) -> SessionOut:
         """A session of the list (``open`` too when it runs on a worker of the cluster)."""
@@ -178,7 +198,7 @@ async def get_session(ctx: Ctx, session_id: str) -> SessionDetail:
     """
     if not ctx.loomkin.stored_session(session_id).open:
         detail = await stored_detail(ctx.loomkin, session_id)
-        return ctx.cluster.detail(detail) if ctx.cluster is not None else detail
+        return await ctx.cluster.detail(detail) if ctx.cluster is not None else detail
     return session_detail(ctx.loomkin, _session(ctx, session_id))
 
 
@@ -380,6 +400,9 @@ async def cancel_agent(ctx: Ctx, session_id: str, agent: str) -> ControlOut:
 @router.get(f"{_AGENT}/inspect", response_model=InspectOut, tags=["agents"])
 async def inspect_agent(ctx: Ctx, session_id: str, agent: str) -> InspectOut:
     """A snapshot of the agent: messages, step, tool, task, iteration, usage."""
+    if (cluster := ctx.acting(session_id)) is not None:  # it runs on a worker: over NATS
+        action = InspectAgent.of(agent=agent)
+        return await cluster.act(session_id, action, InspectOut.model_validate)
     session = _session(ctx, session_id)
     found = _agent(session, agent)
     snapshot = await session.inspect(found.agent_id)

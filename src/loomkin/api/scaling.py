@@ -5,7 +5,9 @@
 ``POST /api/sessions/{id}/tasks/{task}/claim``   ``{"agent"}`` (the work-stealing claim)
 
 Each turns into one call on the facade (``Session.team_scale``, ``scale_team``,
-``claim_task``); a bad value is a 400 naming it (the facade's ``UserError``).
+``claim_task``); a bad value is a 400 naming it (the facade's ``UserError``). For a session
+running on a worker of the cluster this server shows, the same call goes to that worker
+(:mod:`loomkin.cluster.actions`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loomkin.api.routes import Ctx  # noqa: TC001 (FastAPI reads the annotation at run time)
 from loomkin.api.schemas import ErrorOut
+from loomkin.cluster.actions import ClaimTask, ScaleTeam, ShowTeamScale
 
 __all__ = ["TaskClaimIn", "TeamScaleIn", "TeamScaleOut", "scaling_router"]
 
@@ -71,8 +74,9 @@ class TaskClaimOut(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422)
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422, 503)
 }
+_CLAIMED: TypeAdapter[dict[str, str]] = TypeAdapter(dict[str, str])
 scaling_router = APIRouter(responses=_ERRORS, tags=["teams"])
 _SCALE = "/api/sessions/{session_id}/teams/{team}/scale"
 
@@ -80,6 +84,9 @@ _SCALE = "/api/sessions/{session_id}/teams/{team}/scale"
 @scaling_router.get(_SCALE, response_model=TeamScaleOut)
 async def get_team_scale(ctx: Ctx, session_id: str, team: str) -> TeamScaleOut:
     """The team's workers, backlog, ratio, bounds and what the autoscaler did."""
+    if (cluster := ctx.acting(session_id)) is not None:  # it runs on a worker: over NATS
+        action = ShowTeamScale.of(team=team)
+        return await cluster.act(session_id, action, TeamScaleOut.model_validate)
     info = ctx.loomkin.session(session_id).team_scale(team)
     return TeamScaleOut(**asdict(info))
 
@@ -87,6 +94,16 @@ async def get_team_scale(ctx: Ctx, session_id: str, team: str) -> TeamScaleOut:
 @scaling_router.post(_SCALE, response_model=TeamScaleOut)
 async def set_team_scale(ctx: Ctx, session_id: str, team: str, body: TeamScaleIn) -> TeamScaleOut:
     """Pin or bound the team's size for the autoscaler (journaled as ``team_scale_set``)."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = ScaleTeam.of(
+            team=team,
+            min_agents=body.min,
+            max_agents=body.max,
+            pin=body.pin,
+            clear=body.clear,
+            reason=body.reason,
+        )
+        return await cluster.act(session_id, action, TeamScaleOut.model_validate)
     info = await ctx.loomkin.session(session_id).scale_team(
         team,
         min_agents=body.min,
@@ -103,6 +120,10 @@ async def set_team_scale(ctx: Ctx, session_id: str, team: str, body: TeamScaleIn
 )
 async def claim_task(ctx: Ctx, session_id: str, task_id: str, body: TaskClaimIn) -> TaskClaimOut:
     """Give a ready, not yet started task to ``agent`` (409 when it started or a claim won)."""
+    if (cluster := ctx.acting(session_id)) is not None:  # it runs on a worker: over NATS
+        action = ClaimTask.of(task_id=task_id, agent=body.agent)
+        claimed = await cluster.act(session_id, action, _CLAIMED.validate_python)
+        return TaskClaimOut(task_id=task_id, agent_id=claimed["agent_id"], claimed=True)
     session = ctx.loomkin.session(session_id)
     agent = session.agent(body.agent)
     await session.claim_task(task_id, agent.agent_id)

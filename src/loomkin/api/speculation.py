@@ -1,7 +1,9 @@
 """HTTP routes for speculative tasks (SPEC §3.7): list, start, add an assumption, cancel.
 
 Each route is one call on the facade (:class:`loomkin.service.Session`); bodies are checked by
-the schemas here (unknown fields refused), assumptions once more by the facade.
+the schemas here (unknown fields refused), assumptions once more by the facade. For a session
+running on a worker of the cluster this server shows, the same call goes to that worker as
+one action (:mod:`loomkin.cluster.actions`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from loomkin.api.routes import ApiContext
+from loomkin.cluster.actions import (
+    AddAssumption,
+    CancelSpeculation,
+    ListSpeculations,
+    Speculate,
+)
 
 if TYPE_CHECKING:
     from loomkin.core.events.base import JSON
@@ -94,6 +102,9 @@ class AssumptionOut(BaseModel):
     assumption_id: str
 
 
+_CANCELLED: TypeAdapter[dict[str, str]] = TypeAdapter(dict[str, str])
+
+
 def _out(info: SpeculationInfo) -> SpeculationOut:
     return SpeculationOut.model_validate(asdict(info))
 
@@ -101,6 +112,8 @@ def _out(info: SpeculationInfo) -> SpeculationOut:
 @speculation_router.get("/api/sessions/{session_id}/speculations", response_model=SpeculationsOut)
 async def list_speculations(ctx: Ctx, session_id: str) -> SpeculationsOut:
     """Speculative tasks of the session (running, merged, discarded, declined)."""
+    if (cluster := ctx.acting(session_id)) is not None:  # it runs on a worker: over NATS
+        return await cluster.act(session_id, ListSpeculations(), SpeculationsOut.model_validate)
     session = ctx.loomkin.session(session_id)
     return SpeculationsOut(
         speculations=[_out(i) for i in session.speculations()],
@@ -111,8 +124,11 @@ async def list_speculations(ctx: Ctx, session_id: str) -> SpeculationsOut:
 @speculation_router.post(f"{_TASK}/speculate", response_model=SpeculationOut, status_code=201)
 async def speculate(ctx: Ctx, session_id: str, task_id: str, body: SpeculateIn) -> SpeculationOut:
     """Start the task on ``agent`` before its blockers finish, on the stated assumptions."""
-    session = ctx.loomkin.session(session_id)
     assumptions = [a.plain() for a in body.assumptions]
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = Speculate.of(task_id=task_id, agent=body.agent, assumptions=assumptions)
+        return await cluster.act(session_id, action, SpeculationOut.model_validate)
+    session = ctx.loomkin.session(session_id)
     return _out(await session.speculate(task_id, body.agent, assumptions))
 
 
@@ -121,6 +137,9 @@ async def add_assumption(
     ctx: Ctx, session_id: str, task_id: str, body: AssumptionIn
 ) -> AssumptionOut:
     """Add an assumption to the task's running speculation."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = AddAssumption.of(task_id=task_id, assumption=body.plain())
+        return await cluster.act(session_id, action, AssumptionOut.model_validate)
     session = ctx.loomkin.session(session_id)
     return AssumptionOut(assumption_id=await session.add_assumption(task_id, body.plain()))
 
@@ -128,5 +147,8 @@ async def add_assumption(
 @speculation_router.post(f"{_TASK}/speculation/cancel", status_code=202)
 async def cancel_speculation(ctx: Ctx, session_id: str, task_id: str) -> dict[str, str]:
     """Discard the task's running speculation (workspace removed, task re-queued)."""
+    if (cluster := ctx.acting(session_id)) is not None:
+        action = CancelSpeculation.of(task_id=task_id)
+        return await cluster.act(session_id, action, _CANCELLED.validate_python)
     await ctx.loomkin.session(session_id).cancel_speculation(task_id)
     return {"task_id": task_id, "state": "discarded"}

@@ -16,12 +16,13 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Self
 
+from loomkin.cluster.actions import SessionNotHosted, refusal
 from loomkin.cluster.bus import connect, open_buckets
 from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
 from loomkin.cluster.leases import BusLeases
 from loomkin.cluster.names import DEFAULT_CLUSTER, ClusterNames
 from loomkin.cluster.placement import WorkerLoad, place
-from loomkin.errors import NotFound, UserError
+from loomkin.errors import NotFound, PolicyRefused, UserError
 from loomkin.persistence import open_store
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
+    from pydantic import JsonValue
 
+    from loomkin.cluster.actions import SessionAction
     from loomkin.cluster.bus import Buckets
     from loomkin.core.events import RecordedEvent
     from loomkin.core.records import PermissionDecision
@@ -208,6 +211,59 @@ class ClusterClient:
         payload = {"action": "send", "agent": to or "", "text": text}
         reply = await self._request(self.names.session_control(session_id), payload, timeout_s)
         return str(reply["request"])
+
+    async def act(
+        self, session_id: str, action: SessionAction, *, timeout_s: float = 10.0
+    ) -> JsonValue:
+        """Ask the worker hosting ``session_id`` to apply ``action``; return its result (JSON).
+
+        While the session moves between workers nobody answers: the request is sent again
+        until ``timeout_s`` (it was not applied, nobody received it). Once sent, it is never
+        sent twice: a worker that got it answers, or the call fails.
+
+        Raises:
+            NotFound: the worker does not know the task, agent or session named.
+            InvalidTransition: the session refused it (a task already started, a claim lost).
+            UserError: the worker found the action invalid.
+            PolicyRefused: the session is done (nobody will host it again).
+            SessionNotHosted: no worker answered in time (the session may be moving).
+        """
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+
+        subject = self.names.session_action(session_id)
+        data = action.model_dump_json().encode()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (left := deadline - loop.time()) > 0:
+            try:
+                msg = await self._nc.request(subject, data, timeout=left)
+            except NoRespondersError:
+                placement = await self._placements.get(session_id)
+                if placement is None or placement.status == "done":
+                    said = "never ran on" if placement is None else "is done on"
+                    raise PolicyRefused(
+                        f"session {session_id} {said} the cluster {self.names.cluster!r}: "
+                        f"no worker hosts it, so it takes no {action.kind.replace('_', ' ')}"
+                    ) from None
+                await asyncio.sleep(min(0.2, max(left, 0)))
+                continue
+            except NatsTimeout:
+                raise SessionNotHosted(
+                    f"the worker hosting session {session_id} did not answer "
+                    f"{action.kind.replace('_', ' ')} within {timeout_s:g} s"
+                ) from None
+            reply = json.loads(msg.data)
+            if not isinstance(reply, dict):
+                raise SessionNotHosted(f"the worker's answer is not an object: {reply!r:.200}")
+            if not reply.get("ok"):
+                raise refusal(reply.get("code"), str(reply.get("error") or "refused"))
+            result: JsonValue = reply.get("result")
+            return result
+        raise SessionNotHosted(
+            f"no worker of the cluster {self.names.cluster!r} hosts session {session_id} "
+            f"now (it may be moving to another worker): try again in a moment"
+        )
 
     async def _request(
         self, subject: str, payload: Mapping[str, object], timeout_s: float

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.settings import SessionSettings
+from loomkin.cluster.actions import answer_action
 from loomkin.cluster.agents import AgentPlacer
 from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
@@ -270,6 +271,9 @@ class HostedSession:
         sub = await self._nc.subscribe(
             self._names.session_control(self.session_id), cb=self._on_control
         )
+        acts = await self._nc.subscribe(
+            self._names.session_action(self.session_id), cb=self._on_action
+        )
         beat = self._beat
         assert beat is not None
         notify = asyncio.create_task(self._notify(session), name=f"notify:{self.session_id}")
@@ -296,6 +300,8 @@ class HostedSession:
             await asyncio.wait({beat, notify, idle, asks})
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await acts.unsubscribe()
             await self._close(release=outcome != "lost")
         return outcome
 
@@ -385,6 +391,10 @@ class HostedSession:
         except StaleEpoch as exc:
             answer = {"ok": False, "error": f"this worker lost the session: {exc}"}
         await msg.respond(json.dumps(answer).encode())
+
+    async def _on_action(self, msg: Msg) -> None:
+        """Apply a budget, task or speculation action (:mod:`loomkin.cluster.actions`)."""
+        await msg.respond(await answer_action(self.session, msg.data))
 
     async def _control(self, request: dict[str, object]) -> str:
         session = self.session

@@ -55,6 +55,13 @@ class ClusterNames:
         """Request subject: a control for an agent, answered by the worker hosting it."""
         return f"{self.cluster}.session.{token(session_id)}.control"
 
+    def session_action(self, session_id: str) -> str:
+        """Request subject: a budget, task or speculation action, answered by its worker.
+
+        One subject for the whole vocabulary of :mod:`loomkin.cluster.actions`.
+        """
+        return f"{self.cluster}.session.{token(session_id)}.action"
+
     def session_permission(self, session_id: str) -> str:
         """Request subject: a permission prompt, answered by whoever runs the session."""
         return f"{self.cluster}.session.{token(session_id)}.permission"

@@ -4,13 +4,21 @@
 // model calls, the work at stake or the waste; the session's counts and learnt hit rates)
 // and fetches it again when a speculation row or a model call arrives on the live stream, at
 // most once a second (a user's cancel at once). A running speculation can be cancelled (POST
-// …/speculation/cancel, with the page's token). The task graph gets a badge on every task
-// that speculated, and a task's detail view a "Speculation" section.
+// …/speculation/cancel, with the page's token), on a session this server hosts or one a
+// worker of its cluster runs (the server sends both the reads and the cancel to that worker).
+// The task graph gets a badge on every task that speculated, and a task's detail view a
+// "Speculation" section.
 "use strict";
 
 import { $, api, duration, el, money, num, short, svg, toast } from "./util.js";
 
 const view = { base: null, live: () => false, titles: () => new Map(), list: [], summary: null, byTask: new Map(), busy: false, again: false, last: 0, timer: 0 };
+
+const NOT_RUNNING = {
+  404: "Speculations show for a session open on this server.",
+  409: "Speculations show while a worker of the cluster runs this session.",
+  503: "The worker running this session did not answer; speculations show once it does.",
+};
 
 const OUTCOMES = {
   assumption_failed: ["failed · discarded", "failed"],
@@ -69,9 +77,11 @@ function refresh(urgent = false) {
       view.byTask = new Map(out.speculations.map((s) => [s.task_id, s]));
       render();
     } catch (error) {
-      // A session not open on this server has no live speculation service to ask.
-      if (error.status === 404 && !view.list.length) $("speculations").replaceChildren(el("p", { class: "muted" }, "Speculations show for a session open on this server."));
-      /* otherwise the connection check reports it; the next row asks again */
+      // Only a running session has a speculation service to ask: one open on this server, or
+      // one a worker of its cluster runs (asked over the cluster: 503 while it moves between
+      // workers). What was shown last stays; the next row or tick asks again.
+      const why = NOT_RUNNING[error.status];
+      if (why && !view.list.length) $("speculations").replaceChildren(el("p", { class: "muted", "data-unavailable": String(error.status) }, why));
     }
     view.last = performance.now();
     view.busy = false;
