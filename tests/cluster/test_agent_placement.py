@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from loomkin.bench.__main__ import main as bench_main
+from loomkin.bench.placed_calls import placed_call_figures
 from loomkin.cluster import ClusterClient, ClusterNames, Worker
 from loomkin.cluster.bus import connect, open_buckets
 from loomkin.cluster.names import agent_key
@@ -175,3 +177,29 @@ async def test_a_shell_call_on_a_worker_whose_lease_expired_is_reported_interrup
     assert "may or may not have taken effect" in shell[0].result
     moved = [e for e in log if isinstance(e, AgentPlaced) and e.reason == f"moved from {first}"]
     assert [e.worker for e in moved] == [other]  # its next model call ran elsewhere
+
+
+async def test_the_bench_measures_local_and_placed_calls_side_by_side(
+    bus_url: str, cluster: str
+) -> None:
+    figures = await placed_call_figures(bus_url, cluster, calls=20)
+    assert figures["local_call_ms"] > 0
+    assert figures["placed_call_ms"] > 0
+    assert figures["placement_overhead_ms"] == pytest.approx(
+        figures["placed_call_ms"] - figures["local_call_ms"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["failover", "--trials", "0"], "--agent-kills >= 1"),
+        (["failover", "--agent-kills", "-1"], "--agent-kills >= 0"),
+        (["failover", "--workers", "1", "--agent-kills", "3"], "--workers >= 2"),
+    ],
+)
+def test_the_failover_bench_refuses_bad_counts(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench_main(argv) == 2
+    assert named in capsys.readouterr().err

@@ -27,6 +27,7 @@ failover time runs from the SIGKILL to the ``AgentPlaced`` event that moves the 
 away from the dead worker (its call then runs again there). ``agent_kills_missed`` counts
 sessions that finished before such a call was caught in flight, ``agents_not_moved`` kills
 after which no move was seen within two minutes. The same checks as a kill follow.
+Last, :mod:`loomkin.bench.placed_calls` measures what placing an agent costs one model call.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loomkin.bench.placed_calls import placed_call_figures
 from loomkin.cluster import ClusterClient
 from loomkin.cluster.bus import connect
 from loomkin.core.events import (
@@ -425,6 +427,7 @@ async def _run(
             for proc in procs.values():
                 proc.wait()
                 _reap(proc)
+        calls = await placed_call_figures(bus, cluster)
         rates = await _throughput(bus, messages)
     return {
         "workers": workers,
@@ -451,6 +454,7 @@ async def _run(
         "stale_holders_kept_hosting": figures["stale_holders_kept_hosting"],
         "extra_moves": figures["extra_moves"],
         **rates,
+        **calls,
     }
 
 
