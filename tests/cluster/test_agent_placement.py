@@ -18,7 +18,13 @@ from loomkin.cluster import ClusterClient, ClusterNames, Worker
 from loomkin.cluster.bus import connect, open_buckets
 from loomkin.cluster.names import agent_key
 from loomkin.core.chat import ToolResultMessage
-from loomkin.core.events import AgentPlaced, ModelCallCompleted, ToolCallCompleted, ToolCallStarted
+from loomkin.core.events import (
+    AgentPlaced,
+    ModelCallCompleted,
+    ModelCallFailed,
+    ToolCallCompleted,
+    ToolCallStarted,
+)
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 from .test_failover import TTL, completed_calls, options, side_lines
@@ -203,3 +209,39 @@ def test_the_failover_bench_refuses_bad_counts(
 ) -> None:
     assert bench_main(argv) == 2
     assert named in capsys.readouterr().err
+
+
+async def vanish(worker: Worker) -> None:
+    """Make ``worker`` disappear as a killed process does: no answers, no renewals, no goodbye.
+
+    Its NATS connection closes (every request to it finds no responder) and its lease keeper
+    stops without giving anything back, so its keys expire after the TTL.
+    """
+    keeper = worker._keeper  # a kill, simulated in-process
+    assert keeper is not None
+    await worker.nc.close()
+    await keeper.close()
+
+
+async def test_a_vanished_workers_agents_move_once_its_keys_expire(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient, project: Path
+) -> None:
+    pair = [await workers(latency_s=0.05) for _ in range(2)]
+    session_id, host_id = await client.start_session(str(project), "", approve_all=True)
+    host, victim = pair if pair[0].worker_id == host_id else pair[::-1]
+    while not any(  # noqa: ASYNC110 - polls the store
+        p.worker == victim.worker_id for p in await placements(client, session_id)
+    ):
+        await asyncio.sleep(0.02)
+    await vanish(victim)
+    await client.wait_done(session_id)
+    placed = await placements(client, session_id)
+    on_victim = {p.agent_id for p in placed if p.worker == victim.worker_id}
+    moved = [p for p in placed if p.reason == f"moved from {victim.worker_id}"]
+    assert {p.agent_id for p in moved} == on_victim
+    assert {p.worker for p in moved} == {host.worker_id}
+    log = [r.event for r in await client.history(session_id)]
+    failed = [e for e in log if isinstance(e, ModelCallFailed)]
+    assert all(e.will_retry for e in failed), failed  # no call gave up on its agent
+    assert set((await completed_calls(client, session_id)).values()) == {1}
+    assert len(side_lines(project)) == len(set(side_lines(project)))

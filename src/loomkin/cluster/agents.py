@@ -182,16 +182,17 @@ class AgentPlacer:
         holder = await self._leases.holder(key)
         previous = str(holder["worker"]) if holder and holder.get("worker") else None
         left = self._left.pop(agent_id, None)
-        tried: set[str] = set()
+        gone: set[str] = set()
         # A worker that holds it already (this host resumed after a failover) keeps it.
         candidate = previous
         for _ in range(8):
             if candidate is None:
-                candidate = await self._least_loaded(exclude=tried)
-            tried.add(candidate)
+                candidate = await self._least_loaded(exclude=gone)
             answer = await self._ask(candidate, "take", agent_id)
             if answer is None:  # nobody answers there: the worker is gone
+                gone.add(candidate)
                 self._shunned[candidate] = self._now()
+                await self._wait_released(key, candidate)
                 candidate = None
                 continue
             self._note_load(candidate, answer)
@@ -205,11 +206,38 @@ class AgentPlacer:
                     await self._on_placed(agent_id, candidate, epoch, reason)
                 return route
             held_by = answer.get("held_by")
-            candidate = held_by if isinstance(held_by, str) and held_by not in tried else None
+            if not isinstance(held_by, str) or held_by == candidate:
+                candidate = None
+            elif held_by in gone:  # the holder is gone: its key has not expired yet
+                await self._wait_released(key, held_by)
+                candidate = None
+            else:  # the holder may be alive: ask it (taking is idempotent there)
+                candidate = held_by
         raise ProviderUnavailable(
             f"no worker could take agent {agent_id} of session {self.session_id} "
-            f"(tried {', '.join(sorted(tried)) or 'none'})"
+            f"(gone: {', '.join(sorted(gone)) or 'none'})"
         )
+
+    async def _wait_released(self, key: str, worker_id: str) -> None:
+        """Wait until the key of a worker that no longer answers expires (at most a TTL).
+
+        Until then nobody else may take the agent: a worker cut off from NATS (not dead)
+        still runs what it was given, until its stall watchdog stops it, at the TTL.
+
+        Raises:
+            ProviderUnavailable: the key outlived the TTL (its worker still renews it).
+        """
+        deadline = self._now() + self.ttl_s + 2 * self.check_s + 1.0
+        while True:
+            holder = await self._leases.holder(key)
+            if holder is None or holder.get("worker") != worker_id:
+                return
+            if self._now() > deadline:
+                raise ProviderUnavailable(
+                    f"worker {worker_id} does not answer but still holds {key}: its lease "
+                    "should have expired by now"
+                )
+            await asyncio.sleep(self.check_s)
 
     async def _least_loaded(self, *, exclude: set[str]) -> str:
         now = self._now()
