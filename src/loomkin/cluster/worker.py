@@ -93,7 +93,11 @@ class Worker:
         self._keeper: LeaseKeeper | None = None
         """Renews the hosted sessions' leases from its own thread (see ``cluster.keeper``)."""
         self._hosted: dict[str, HostedSession] = {}
+        """The sessions hosted here by id; one being opened is under a key ``-N`` until then."""
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self._opening: set[asyncio.Task[str]] = set()
+        """Sessions being opened (awaited, then handed over, by :meth:`close`)."""
+        self._opened = 0
         self._loops: list[asyncio.Task[None]] = []
         """The report and scan loops (cancelled and awaited in :meth:`close`)."""
         self._accepting = True
@@ -138,8 +142,8 @@ class Worker:
         )
 
     def hosted(self) -> list[str]:
-        """Ids of the sessions hosted here now."""
-        return list(self._hosted)
+        """Ids of the sessions hosted here now (not those still being opened)."""
+        return [sid for sid in self._hosted if not sid.startswith("-")]
 
     async def hosting_nothing(self) -> None:
         """Return once this worker hosts no session (each finished, moved or was handed over)."""
@@ -233,7 +237,9 @@ class Worker:
     def _closing(self) -> bool:
         return not self._accepting
 
-    def _hosting(self, placement: Placement, lease: BusLease) -> HostedSession:
+    def _hosting(
+        self, placement: Placement, lease: BusLease, *, key: str | None = None
+    ) -> HostedSession:
         assert self._placements is not None
         assert self._leases is not None
         assert self._keeper is not None
@@ -247,7 +253,7 @@ class Worker:
             placement=placement,
             keeper=self._keeper,
         )
-        self._hosted[placement.session_id] = hosted
+        self._hosted[key or placement.session_id] = hosted
         return hosted
 
     def _start(self, hosted: HostedSession) -> None:
@@ -288,19 +294,57 @@ class Worker:
     async def open_session(
         self, project: str, *, goal: str, model: str | None, title: str, approve_all: bool
     ) -> str:
-        """Open a new session here, host its agents, and return its id."""
-        assert self._leases is not None
+        """Open a new session here, host its agents, and return its id.
+
+        A :meth:`close` that comes meanwhile waits for the open to end and then hands the
+        session over like those hosted here, so it is neither lost nor left running.
+
+        Raises:
+            UserError: this worker is shutting down, or it closed before the open could
+                finish (the session, if recorded already, is handed over).
+        """
         if not self._accepting:
             raise UserError(f"worker {self.worker_id} is shutting down")
+        task = asyncio.get_running_loop().create_task(
+            self._open(project, goal=goal, model=model, title=title, approve_all=approve_all),
+            name=f"{self.worker_id}:open",
+        )
+        self._opening.add(task)  # owned by close() too: the caller may give up on it
+        task.add_done_callback(self._opening.discard)
+        try:
+            return await task  # a cancelled caller cancels the open
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                raise UserError(
+                    f"worker {self.worker_id} shut down before the session was opened"
+                ) from None
+            raise
+
+    async def _open(
+        self, project: str, *, goal: str, model: str | None, title: str, approve_all: bool
+    ) -> str:
+        assert self._leases is not None
+        self._opened += 1
+        key = f"-{self._opened}"  # its id is not known yet (see _hosted)
         placement = Placement(session_id="-", approve_all=approve_all)
-        hosted = self._hosting(placement, BusLease(key="", worker_id=self.worker_id, revision=0))
+        hosted = self._hosting(
+            placement, BusLease(key="", worker_id=self.worker_id, revision=0), key=key
+        )
         try:
             session_id = await hosted.open_new(project, goal=goal, model=model, title=title)
         except BaseException:
-            self._hosted.pop("-", None)
+            self._hosted.pop(key, None)
             await hosted.abort()
             raise
-        self._hosted[session_id] = self._hosted.pop("-")
+        del self._hosted[key]
+        if self._closing():
+            # close() began while it opened: the session is placed, so hand it over at once
+            # (the lease given back, said on the handover subject) as close() does the rest.
+            await hosted.abort()
+            self.outcomes.setdefault(session_id, []).append("released")
+            return session_id
+        self._hosted[session_id] = hosted
         self._start(hosted)
         return session_id
 
@@ -310,11 +354,21 @@ class Worker:
         tasks: list[asyncio.Task[Any]] = [*self._loops, *self._tasks.values()]
         for task in tasks:
             task.cancel()
+        # Sessions being opened are left to finish (they see the worker closing and hand
+        # the session over): cancelling one midway could leave it recorded without its goal.
+        opening: set[asyncio.Task[Any]] = set(self._opening)
         stuck: set[asyncio.Task[Any]] = set()
-        if tasks:
+        if tasks or opening:
             # Bounded: a task stuck on the bus must not keep the worker from leaving; closing
             # the connection below fails its pending request, and it is awaited again then.
-            _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
+            _, stuck = await asyncio.wait([*tasks, *opening], timeout=_CLOSE_WAIT_S)
+        if stuck_opening := stuck & opening:
+            # Still opening: cancelled, and given the time to give its lease back while the
+            # bus is still connected.
+            for task in stuck_opening:
+                task.cancel()
+            _, still = await asyncio.wait(stuck_opening, timeout=_CLOSE_WAIT_S)
+            stuck = (stuck - stuck_opening) | still
         self._loops = []
         try:
             await self._leave(stuck)
