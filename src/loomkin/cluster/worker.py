@@ -5,7 +5,9 @@ How this works and why:
 * **Directory.** A worker reports its load (agents and sessions hosted, capacity) in the
   workers bucket every third of the TTL; its entry expires with the TTL when it dies, so the
   entries present are the live workers, and :func:`~loomkin.cluster.placement.place` picks
-  among them.
+  among them. The reports go out from the lease keeper's thread (as the lease renewals do),
+  so a busy loop cannot let the entry of a live worker expire; the loop only hands it the
+  latest load.
 * **New sessions** arrive as requests on the worker's ``open`` subject (sent by ``loomkin
   run --bus`` to the worker placement chose); the worker opens the session, takes its lease,
   records its placement and answers with the session's id.
@@ -27,8 +29,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
-import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +99,7 @@ class Worker:
         """Sessions being opened (awaited, then handed over, by :meth:`close`)."""
         self._opened = 0
         self._loops: list[asyncio.Task[None]] = []
-        """The report and scan loops (cancelled and awaited in :meth:`close`)."""
+        """The load and scan loops (cancelled and awaited in :meth:`close`)."""
         self._accepting = True
         self._wake = asyncio.Event()
         self.outcomes: dict[str, list[Outcome]] = {}
@@ -122,12 +122,12 @@ class Worker:
         self._directory = WorkerDirectory(buckets.workers)
         self._keeper = LeaseKeeper(self._bus_url, self.names, self.worker_id, ttl_s=buckets.ttl_s)
         await self._keeper.start()
-        await self._report()
+        await self._keeper.report(self.load())
         await nc.subscribe(self.names.worker_open(self.worker_id), cb=self._on_open)
         await nc.subscribe(self.names.handover, cb=self._on_handover)
         loop = asyncio.get_running_loop()
         self._loops = [
-            loop.create_task(self._report_loop(), name=f"{self.worker_id}:report"),
+            loop.create_task(self._load_loop(), name=f"{self.worker_id}:load"),
             loop.create_task(self._scan_loop(), name=f"{self.worker_id}:scan"),
         ]
 
@@ -150,18 +150,17 @@ class Worker:
         while tasks := list(self._tasks.values()):
             await asyncio.wait(tasks)
 
-    async def _report(self) -> None:
-        assert self._directory is not None
-        await self._directory.report(self.load(), host=socket.gethostname(), pid=os.getpid())
+    def _share_load(self) -> None:
+        """Hand the current load to the keeper's thread, which reports it in the directory."""
+        if self._keeper is not None:
+            self._keeper.set_load(self.load())
 
-    async def _report_loop(self) -> None:
+    async def _load_loop(self) -> None:
+        # The agents of a hosted session come and go without telling the worker: their
+        # count is taken again every third of the TTL (and whenever a session comes or goes).
         while True:
-            stop_if_cancelled()  # close() may have come with a report's reply (see there)
             await asyncio.sleep(self._options.ttl_s / 3)
-            try:
-                await self._report()
-            except Exception as exc:  # NATS away: the next report tries again
-                logger.warning("worker %s: reporting its load failed: %s", self.worker_id, exc)
+            self._share_load()
 
     async def _on_handover(self, _msg: Msg) -> None:
         self._wake.set()
@@ -262,12 +261,14 @@ class Worker:
         )
         self._tasks[hosted.session_id] = task
         task.add_done_callback(functools.partial(self._ended, hosted))
+        self._share_load()
 
     def _ended(self, hosted: HostedSession, task: asyncio.Task[Outcome]) -> None:
         sid = hosted.session_id
         if self._tasks.get(sid) is task:
             del self._tasks[sid]
             self._hosted.pop(sid, None)
+            self._share_load()
         if task.cancelled():
             self.outcomes.setdefault(sid, []).append("released")
         elif (exc := task.exception()) is not None:
@@ -351,6 +352,7 @@ class Worker:
     async def close(self) -> None:
         """Hand every hosted session over (at once) and leave the cluster."""
         self._accepting = False
+        self._share_load()  # should it report again before it is out of the directory
         tasks: list[asyncio.Task[Any]] = [*self._loops, *self._tasks.values()]
         for task in tasks:
             task.cancel()
@@ -382,6 +384,8 @@ class Worker:
         if nc is None:
             return
         try:
+            if self._keeper is not None:  # or a late report would put the entry back
+                await self._keeper.stop_reporting()
             if self._directory is not None:
                 await self._directory.remove(self.worker_id)
             await nc.publish(self.names.handover, self.worker_id.encode())
