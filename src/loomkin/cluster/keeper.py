@@ -1,4 +1,4 @@
-"""Renewing a worker's key-value leases from a thread of its own, and the stall watchdog.
+"""Renewing a worker's leases and directory entry from a thread of its own; the stall watchdog.
 
 How this works and why:
 
@@ -9,6 +9,11 @@ How this works and why:
   renews every lease of the worker from one thread with its own event loop and NATS
   connection, which does nothing else. A process that stops (killed, SIGSTOP) stops its
   renewals too, which is what the TTL is for.
+* **So is the worker's directory entry.** It expires with the same TTL, and a live worker
+  missing from the directory gets no new sessions and looks dead to the others' placement.
+  The keeper's thread reports it every third of the TTL, with the latest load the worker's
+  loop handed it (:meth:`LeaseKeeper.set_load`: one immutable value, replaced whole), so a
+  busy loop only makes the reported load a little older.
 * **The stall watchdog.** When no renewal of a lease got through for ``stall_s`` (by default
   the TTL), the key has expired and another worker may be resuming the session already, so
   this worker must stop its agents *itself*, without waiting to hear so from NATS: it may be
@@ -28,11 +33,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from loomkin.cluster.bus import connect, open_buckets, stop_if_cancelled
+from loomkin.cluster.directory import WorkerDirectory
 from loomkin.cluster.leases import BusLeases, LeaseLost
 from loomkin.errors import UserError
 
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
 
     from loomkin.cluster.leases import BusLease
     from loomkin.cluster.names import ClusterNames
+    from loomkin.cluster.placement import WorkerLoad
 
 __all__ = ["MIN_RENEWAL_S", "KeptLease", "LeaseKeeper"]
 
@@ -163,7 +172,8 @@ class LeaseKeeper:
     or a burst of work on a loaded machine, can keep it from running a heartbeat for longer
     than the TTL, and the worker would lose a session it is running well. The keeper's thread
     does nothing else, so its renewals go out on time while the process runs; a process that
-    stops (killed, SIGSTOP) stops them too, which is what the TTL is for.
+    stops (killed, SIGSTOP) stops them too, which is what the TTL is for. It reports the
+    worker's directory entry the same way (:meth:`report`).
     """
 
     def __init__(self, bus_url: str, names: ClusterNames, worker_id: str, *, ttl_s: float) -> None:
@@ -175,6 +185,11 @@ class LeaseKeeper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._leases: BusLeases | None = None
+        self._directory: WorkerDirectory | None = None
+        self._load: WorkerLoad | None = None
+        """What the directory reports say (replaced whole by the worker's loop)."""
+        self._reporter: asyncio.Task[None] | None = None
+        """Reports the directory entry every third of the TTL (on the keeper's loop)."""
         self._closing = False
 
     @property
@@ -213,6 +228,7 @@ class LeaseKeeper:
         try:
             buckets = await open_buckets(nc.jetstream(), self._names, ttl_s=self._ttl_s)
             self._leases = BusLeases(buckets.leases, self._worker_id)
+            self._directory = WorkerDirectory(buckets.workers)
             self._loop = asyncio.get_running_loop()
             self._stop = stop = asyncio.Event()
             if self._closing:  # close() came before there was a loop to tell
@@ -225,6 +241,7 @@ class LeaseKeeper:
         try:
             await stop.wait()
         finally:
+            await self._stop_reporting()
             await nc.close()
 
     def keep(self, lease: BusLease, *, stall_s: float, changed: asyncio.Event) -> KeptLease:
@@ -240,6 +257,54 @@ class LeaseKeeper:
 
         self.call(begin)
         return kept
+
+    def set_load(self, load: WorkerLoad) -> None:
+        """The load the next directory reports carry (from any thread: one value, replaced)."""
+        self._load = load
+
+    async def report(self, load: WorkerLoad) -> None:
+        """Put the worker's directory entry now, then every third of the TTL, from this thread.
+
+        Each report carries the latest :meth:`set_load`, until :meth:`stop_reporting`.
+
+        Raises:
+            Exception: the first report failed (later ones are retried, and logged).
+        """
+        self._load = load
+        await self.run(self._report_first())
+
+    async def stop_reporting(self) -> None:
+        """No more directory reports (before the worker takes its entry out)."""
+        await self.run(self._stop_reporting())
+
+    async def _report_first(self) -> None:  # on the keeper's thread
+        await self._report_once()
+        if self._reporter is None:
+            self._reporter = asyncio.get_running_loop().create_task(
+                self._report_loop(), name=f"report:{self._worker_id}"
+            )
+
+    async def _report_once(self) -> None:  # on the keeper's thread
+        directory, load = self._directory, self._load
+        assert directory is not None, "the lease keeper is not started"
+        assert load is not None, "nothing to report yet"
+        async with asyncio.timeout(self._ttl_s / 3):  # a report late by more is no use
+            await directory.report(load, host=socket.gethostname(), pid=os.getpid())
+
+    async def _report_loop(self) -> None:  # on the keeper's thread
+        while True:
+            stop_if_cancelled()  # stop_reporting() may have come with a reply (see there)
+            await asyncio.sleep(self._ttl_s / 3)
+            try:
+                await self._report_once()
+            except Exception as exc:  # NATS away: the next report tries again
+                logger.warning("worker %s: reporting its load failed: %r", self._worker_id, exc)
+
+    async def _stop_reporting(self) -> None:  # on the keeper's thread
+        task, self._reporter = self._reporter, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
 
     def call(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the keeper's loop (soon; from any thread)."""

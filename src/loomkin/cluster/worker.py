@@ -5,7 +5,9 @@ How this works and why:
 * **Directory.** A worker reports its load (agents and sessions hosted, capacity) in the
   workers bucket every third of the TTL; its entry expires with the TTL when it dies, so the
   entries present are the live workers, and :func:`~loomkin.cluster.placement.place` picks
-  among them.
+  among them. The reports go out from the lease keeper's thread (as the lease renewals do),
+  so a busy loop cannot let the entry of a live worker expire; the loop only hands it the
+  latest load.
 * **New sessions** arrive as requests on the worker's ``open`` subject (sent by ``loomkin
   run --bus`` to the worker placement chose); the worker opens the session, takes its lease,
   records its placement and answers with the session's id.
@@ -27,8 +29,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
-import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -96,9 +96,13 @@ class Worker:
         self.executor: AgentExecutor | None = None
         """Runs the model calls of agents (of any session) leased to this worker."""
         self._hosted: dict[str, HostedSession] = {}
+        """The sessions hosted here by id; one being opened is under a key ``-N`` until then."""
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self._opening: set[asyncio.Task[str]] = set()
+        """Sessions being opened (awaited, then handed over, by :meth:`close`)."""
+        self._opened = 0
         self._loops: list[asyncio.Task[None]] = []
-        """The report and scan loops (cancelled and awaited in :meth:`close`)."""
+        """The load and scan loops (cancelled and awaited in :meth:`close`)."""
         self._accepting = True
         self._wake = asyncio.Event()
         self.outcomes: dict[str, list[Outcome]] = {}
@@ -130,12 +134,12 @@ class Worker:
             options=self._options,
         )
         await self.executor.start()
-        await self._report()
+        await self._keeper.report(self.load())
         await nc.subscribe(self.names.worker_open(self.worker_id), cb=self._on_open)
         await nc.subscribe(self.names.handover, cb=self._on_handover)
         loop = asyncio.get_running_loop()
         self._loops = [
-            loop.create_task(self._report_loop(), name=f"{self.worker_id}:report"),
+            loop.create_task(self._load_loop(), name=f"{self.worker_id}:load"),
             loop.create_task(self._scan_loop(), name=f"{self.worker_id}:scan"),
         ]
 
@@ -154,26 +158,25 @@ class Worker:
         )
 
     def hosted(self) -> list[str]:
-        """Ids of the sessions hosted here now."""
-        return list(self._hosted)
+        """Ids of the sessions hosted here now (not those still being opened)."""
+        return [sid for sid in self._hosted if not sid.startswith("-")]
 
     async def hosting_nothing(self) -> None:
         """Return once this worker hosts no session (each finished, moved or was handed over)."""
         while tasks := list(self._tasks.values()):
             await asyncio.wait(tasks)
 
-    async def _report(self) -> None:
-        assert self._directory is not None
-        await self._directory.report(self.load(), host=socket.gethostname(), pid=os.getpid())
+    def _share_load(self) -> None:
+        """Hand the current load to the keeper's thread, which reports it in the directory."""
+        if self._keeper is not None:
+            self._keeper.set_load(self.load())
 
-    async def _report_loop(self) -> None:
+    async def _load_loop(self) -> None:
+        # The agents of a hosted session come and go without telling the worker: their
+        # count is taken again every third of the TTL (and whenever a session comes or goes).
         while True:
-            stop_if_cancelled()  # close() may have come with a report's reply (see there)
             await asyncio.sleep(self._options.ttl_s / 3)
-            try:
-                await self._report()
-            except Exception as exc:  # NATS away: the next report tries again
-                logger.warning("worker %s: reporting its load failed: %s", self.worker_id, exc)
+            self._share_load()
 
     async def _on_handover(self, _msg: Msg) -> None:
         self._wake.set()
@@ -249,7 +252,9 @@ class Worker:
     def _closing(self) -> bool:
         return not self._accepting
 
-    def _hosting(self, placement: Placement, lease: BusLease) -> HostedSession:
+    def _hosting(
+        self, placement: Placement, lease: BusLease, *, key: str | None = None
+    ) -> HostedSession:
         assert self._placements is not None
         assert self._leases is not None
         assert self._keeper is not None
@@ -264,7 +269,7 @@ class Worker:
             keeper=self._keeper,
             directory=self._directory,
         )
-        self._hosted[placement.session_id] = hosted
+        self._hosted[key or placement.session_id] = hosted
         return hosted
 
     def _start(self, hosted: HostedSession) -> None:
@@ -273,12 +278,14 @@ class Worker:
         )
         self._tasks[hosted.session_id] = task
         task.add_done_callback(functools.partial(self._ended, hosted))
+        self._share_load()
 
     def _ended(self, hosted: HostedSession, task: asyncio.Task[Outcome]) -> None:
         sid = hosted.session_id
         if self._tasks.get(sid) is task:
             del self._tasks[sid]
             self._hosted.pop(sid, None)
+            self._share_load()
         if task.cancelled():
             self.outcomes.setdefault(sid, []).append("released")
         elif (exc := task.exception()) is not None:
@@ -305,33 +312,82 @@ class Worker:
     async def open_session(
         self, project: str, *, goal: str, model: str | None, title: str, approve_all: bool
     ) -> str:
-        """Open a new session here, host its agents, and return its id."""
-        assert self._leases is not None
+        """Open a new session here, host its agents, and return its id.
+
+        A :meth:`close` that comes meanwhile waits for the open to end and then hands the
+        session over like those hosted here, so it is neither lost nor left running.
+
+        Raises:
+            UserError: this worker is shutting down, or it closed before the open could
+                finish (the session, if recorded already, is handed over).
+        """
         if not self._accepting:
             raise UserError(f"worker {self.worker_id} is shutting down")
+        task = asyncio.get_running_loop().create_task(
+            self._open(project, goal=goal, model=model, title=title, approve_all=approve_all),
+            name=f"{self.worker_id}:open",
+        )
+        self._opening.add(task)  # owned by close() too: the caller may give up on it
+        task.add_done_callback(self._opening.discard)
+        try:
+            return await task  # a cancelled caller cancels the open
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                raise UserError(
+                    f"worker {self.worker_id} shut down before the session was opened"
+                ) from None
+            raise
+
+    async def _open(
+        self, project: str, *, goal: str, model: str | None, title: str, approve_all: bool
+    ) -> str:
+        assert self._leases is not None
+        self._opened += 1
+        key = f"-{self._opened}"  # its id is not known yet (see _hosted)
         placement = Placement(session_id="-", approve_all=approve_all)
-        hosted = self._hosting(placement, BusLease(key="", worker_id=self.worker_id, revision=0))
+        hosted = self._hosting(
+            placement, BusLease(key="", worker_id=self.worker_id, revision=0), key=key
+        )
         try:
             session_id = await hosted.open_new(project, goal=goal, model=model, title=title)
         except BaseException:
-            self._hosted.pop("-", None)
+            self._hosted.pop(key, None)
             await hosted.abort()
             raise
-        self._hosted[session_id] = self._hosted.pop("-")
+        del self._hosted[key]
+        if self._closing():
+            # close() began while it opened: the session is placed, so hand it over at once
+            # (the lease given back, said on the handover subject) as close() does the rest.
+            await hosted.abort()
+            self.outcomes.setdefault(session_id, []).append("released")
+            return session_id
+        self._hosted[session_id] = hosted
         self._start(hosted)
         return session_id
 
     async def close(self) -> None:
         """Hand every hosted session over (at once) and leave the cluster."""
         self._accepting = False
+        self._share_load()  # should it report again before it is out of the directory
         tasks: list[asyncio.Task[Any]] = [*self._loops, *self._tasks.values()]
         for task in tasks:
             task.cancel()
+        # Sessions being opened are left to finish (they see the worker closing and hand
+        # the session over): cancelling one midway could leave it recorded without its goal.
+        opening: set[asyncio.Task[Any]] = set(self._opening)
         stuck: set[asyncio.Task[Any]] = set()
-        if tasks:
+        if tasks or opening:
             # Bounded: a task stuck on the bus must not keep the worker from leaving; closing
             # the connection below fails its pending request, and it is awaited again then.
-            _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
+            _, stuck = await asyncio.wait([*tasks, *opening], timeout=_CLOSE_WAIT_S)
+        if stuck_opening := stuck & opening:
+            # Still opening: cancelled, and given the time to give its lease back while the
+            # bus is still connected.
+            for task in stuck_opening:
+                task.cancel()
+            _, still = await asyncio.wait(stuck_opening, timeout=_CLOSE_WAIT_S)
+            stuck = (stuck - stuck_opening) | still
         self._loops = []
         executor, self.executor = self.executor, None
         try:
@@ -348,6 +404,8 @@ class Worker:
         if nc is None:
             return
         try:
+            if self._keeper is not None:  # or a late report would put the entry back
+                await self._keeper.stop_reporting()
             if self._directory is not None:
                 await self._directory.remove(self.worker_id)
             await nc.publish(self.names.handover, self.worker_id.encode())
