@@ -251,7 +251,8 @@ class ClusterClient:
             except NatsTimeout:
                 raise SessionNotHosted(
                     f"the worker hosting session {session_id} did not answer "
-                    f"{action.kind.replace('_', ' ')} within {timeout_s:g} s"
+                    f"{action.kind.replace('_', ' ')} within {timeout_s:g} s (a change may "
+                    "still have been applied: the session's feed will show it)"
                 ) from None
             reply = json.loads(msg.data)
             if not isinstance(reply, dict):
