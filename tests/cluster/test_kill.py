@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.bench.failover import _check, _reap, _spawn, _trial
+from loomkin.bench.failover import _agent_trial, _check, _reap, _spawn, _trial
 from loomkin.cluster import ClusterClient
 
 if TYPE_CHECKING:
@@ -46,6 +46,45 @@ async def test_a_killed_workers_session_finishes_elsewhere_with_nothing_run_twic
             proc.wait()
             _reap(proc)
     assert len(placement.hosts) >= 2  # it moved
+    assert placement.status == "done"
+    assert figures["duplicate_tool_calls"] == 0
+    assert figures["duplicate_side_effects"] == 0
+    assert figures["lost_events"] == 0
+    assert figures["unfinished_runs"] == 0
+
+
+async def test_a_killed_workers_agents_move_and_their_session_finishes_on_its_host(
+    bus_url: str, cluster: str, pg_url: str, tmp_path: Path
+) -> None:
+    def spawn() -> tuple[subprocess.Popen[bytes], str]:
+        return _spawn(["worker", bus_url, pg_url, cluster, str(TTL), "0.2"])
+
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    figures: collections.Counter[str] = collections.Counter()
+    trial = None
+    try:
+        for _ in range(3):
+            proc, worker_id = spawn()
+            procs[worker_id] = proc
+        async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
+            for attempt in range(3):  # a run may finish before a call is caught in flight
+                project = tmp_path / f"p{attempt}"
+                project.mkdir()
+                trial = await _agent_trial(c, project, spawn, procs, wait_s=60)
+                if trial is not None:
+                    break
+            assert trial is not None, "no model call was caught in flight on a worker"
+            await _check(c, trial, figures)
+            placement = await c.placement(trial["session_id"])
+    finally:
+        for proc in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            _reap(proc)
+    assert trial["takeover_s"] is not None, "the dead worker's agent never moved"
+    assert trial["takeover_s"] < TTL + 5  # the lease expires after one TTL
+    assert placement.hosts == (placement.worker_id,)  # the session itself never moved
     assert placement.status == "done"
     assert figures["duplicate_tool_calls"] == 0
     assert figures["duplicate_side_effects"] == 0

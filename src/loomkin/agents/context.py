@@ -53,15 +53,26 @@ from loomkin.tools.permissions import PermissionPolicy
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from pydantic import BaseModel
+
     from loomkin.coordination import (
         Member,
     )
     from loomkin.core.events.base import JSON
     from loomkin.core.scheduling import AgentCandidate
-    from loomkin.tools.base import ToolContext, ToolSpec
+    from loomkin.tools.base import Tool, ToolContext, ToolSpec
     from loomkin.tools.builtin import ShellPolicy
 
-__all__ = ["AgentContext", "Directory", "PreWriteHook", "TeamPort", "TopicPort"]
+__all__ = [
+    "LOCAL_TOOLS",
+    "AgentContext",
+    "Directory",
+    "LocalTools",
+    "PreWriteHook",
+    "TeamPort",
+    "ToolRunner",
+    "TopicPort",
+]
 
 
 class Directory(Protocol):
@@ -145,6 +156,32 @@ class PreWriteHook(Protocol):
         ...
 
 
+class ToolRunner(Protocol):
+    """Where a tool call that passed its checks runs (here, or on the agent's worker)."""
+
+    async def run(
+        self, tool: Tool[AgentContext], args: BaseModel, call: ToolContext, deps: AgentContext
+    ) -> str:
+        """Run ``tool`` and return its text for the model.
+
+        Raises:
+            ToolError: the call failed; the message is what the model reads.
+        """
+        ...
+
+
+class LocalTools:
+    """Runs every tool in this process (the embedded default)."""
+
+    async def run(
+        self, tool: Tool[AgentContext], args: BaseModel, call: ToolContext, deps: AgentContext
+    ) -> str:
+        return await tool.run(args, call, deps)
+
+
+LOCAL_TOOLS = LocalTools()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentContext:
     """The ports of one session's agents and tools (see the module docstring)."""
@@ -188,6 +225,8 @@ class AgentContext:
     """Per-agent success counts by task type (``team_smart_assign`` ranks by them)."""
     speculation: Speculation
     """Speculative tasks: their workspaces (tools of a speculating agent work there)."""
+    tool_runner: ToolRunner = LOCAL_TOOLS
+    """Where tool calls run once checked (a cluster runs the shell on the agent's worker)."""
 
     @property
     def shell_policy(self) -> ShellPolicy:

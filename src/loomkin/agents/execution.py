@@ -96,7 +96,7 @@ async def _run(
     )
     started = agent.clock.monotonic()
     try:
-        text, is_error = await tool.run(args, ctx, agent.ctx), False
+        text, is_error = await agent.ctx.tool_runner.run(tool, args, ctx, agent.ctx), False
     except (ToolError, LoomkinError) as exc:
         text, is_error = f"Error: {exc}", True
     except Exception as exc:  # a bug in a tool must not crash the agent; the model is told

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from loomkin.agents.activation import Activator
 from loomkin.agents.bootstrap import post_user_message
 from loomkin.agents.budgets import BudgetBook
-from loomkin.agents.context import AgentContext
+from loomkin.agents.context import LOCAL_TOOLS, AgentContext, ToolRunner
 from loomkin.agents.control import ControlCommand
 from loomkin.agents.coordination import SessionCoordination
 from loomkin.agents.decisionlog import DecisionLog
@@ -92,6 +92,7 @@ class SessionRuntime:
         models: ModelFactory,
         toolsets: ToolsetFactory,
         mcp: McpManager | None = None,
+        tool_runner: ToolRunner | None = None,
     ) -> None:
         self.session_id = session_id
         self.mcp = mcp or McpManager((), project_root=project_root, supervisor=timers, group="")
@@ -153,6 +154,7 @@ class SessionRuntime:
             toolsets=toolsets,
         )
         self.ctx = AgentContext(
+            tool_runner=tool_runner or LOCAL_TOOLS,
             session_id=session_id,
             project_root=project_root,
             root_team_id=root_team_id,

@@ -33,6 +33,7 @@ from loomkin.api.feed_speculation import SPECULATION_ROW_TYPES, speculation_summ
 from loomkin.core.events import (
     JSON,
     AgentEvent,
+    AgentPlaced,
     AgentSpawned,
     AgentStatusChanged,
     AssistantReplied,
@@ -100,6 +101,7 @@ _SIMPLE_TYPES: dict[str, str] = {
     "task_priority_changed": "task",
     "decision_logged": "decision",
     "agent_spawned": "spawn",
+    "agent_placed": "placement",
     "team_created": "spawn",
     "team_dissolved": "team",
     "permission_requested": "permission",
@@ -339,6 +341,9 @@ def _agent_summary(event: Event, names: Names) -> str | None:
     match event:
         case AgentSpawned():
             return f"spawned {event.name} ({event.role})"
+        case AgentPlaced():
+            why = f" ({event.reason})" if event.reason else ""
+            return f"runs its model calls on worker {event.worker}{why}"
         case TeamCreated():
             purpose = f": {event.purpose}" if event.purpose else ""
             return f"team {event.name!r} created{purpose}"

@@ -168,6 +168,8 @@ class AgentOut(BaseModel):
     """Why it is in its status (``budget exceeded: ...`` when a budget paused it)."""
     streaming_text: str = ""
     """The end of the answer its model is streaming now ('' between calls)."""
+    worker: str | None = None
+    """The cluster worker its model calls run on (``null``: the session's own process)."""
 
 
 class TeamOut(BaseModel):

@@ -92,6 +92,7 @@ def _agent_out(info: AgentInfo, titles: dict[str, str]) -> AgentOut:
         pause_queued=info.pause_queued,
         status_reason=info.status_reason,
         streaming_text=info.streaming_text,
+        worker=info.worker,
     )
 
 

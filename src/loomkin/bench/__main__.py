@@ -117,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     failover.add_argument(
         "--partitions", type=int, default=0, help="workers frozen (SIGSTOP) and thawed"
     )
+    failover.add_argument(
+        "--agent-kills",
+        type=int,
+        default=0,
+        help="SIGKILL a worker mid-call of an agent hosted elsewhere, N times",
+    )
     failover.add_argument("--lease-ttl", type=float, default=10.0)
     failover.add_argument("--bus", default="nats://127.0.0.1:4222")
     failover.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -275,12 +281,17 @@ def _adaptive(args: argparse.Namespace) -> None:
 def _failover(args: argparse.Namespace) -> None:
     from loomkin.bench.failover import failover_table, run_failover
 
-    if args.workers < 2 or args.trials < 1 or args.partitions < 0:
-        raise UserError("failover needs --workers >= 2, --trials >= 1 and --partitions >= 0")
+    if args.workers < 2 or min(args.trials, args.partitions, args.agent_kills) < 0:
+        raise UserError(
+            "failover needs --workers >= 2 and --trials, --partitions, --agent-kills >= 0"
+        )
+    if args.trials + args.agent_kills < 1:
+        raise UserError("failover needs --trials >= 1 or --agent-kills >= 1")
     report = run_failover(
         workers=args.workers,
         trials=args.trials,
         partitions=args.partitions,
+        agent_kills=args.agent_kills,
         ttl=args.lease_ttl,
         bus=args.bus,
         postgres=args.postgres,

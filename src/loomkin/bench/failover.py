@@ -20,6 +20,14 @@ it wrote at or after the survivor's first), and it must stop hosting the session
 (``stale_holders_kept_hosting``: still hosting it TTL + ``ENDED_WAIT_S`` after the thaw).
 Each session must then finish with the same checks as a kill. ``extra_moves`` counts moves
 of any trial's session beyond the one the trial caused (a live worker losing a lease).
+
+With ``--agent-kills N`` it runs N trials that SIGKILL a worker while it streams a model
+call of an agent whose session another worker hosts (per-agent placement). The agent
+failover time runs from the SIGKILL to the ``AgentPlaced`` event that moves the agent
+away from the dead worker (its call then runs again there). ``agent_kills_missed`` counts
+sessions that finished before such a call was caught in flight, ``agents_not_moved`` kills
+after which no move was seen within two minutes. The same checks as a kill follow.
+Last, :mod:`loomkin.bench.placed_calls` measures what placing an agent costs one model call.
 """
 
 from __future__ import annotations
@@ -40,9 +48,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loomkin.bench.placed_calls import placed_call_figures
 from loomkin.cluster import ClusterClient
 from loomkin.cluster.bus import connect
-from loomkin.core.events import ModelCallStarted, ToolCallCompleted
+from loomkin.core.events import (
+    AgentPlaced,
+    ModelCallCompleted,
+    ModelCallStarted,
+    ToolCallCompleted,
+)
 from loomkin.testing.cluster import scratch_cluster
 from loomkin.testing.conformance import scratch_postgres_schema
 
@@ -146,6 +160,62 @@ async def _trial(
     takeover = time.monotonic() - killed_at
     # The replacement starts after the measurement: its start-up (seconds of imports on a
     # 2-core machine) would otherwise compete with the takeover it is not part of.
+    replacement, worker_id = await asyncio.to_thread(spawn)
+    procs[worker_id] = replacement
+    return {"session_id": session_id, "takeover_s": takeover, "seen": seen, "project": project}
+
+
+async def _agent_trial(
+    client: ClusterClient,
+    project: Path,
+    spawn: Any,
+    procs: dict[str, subprocess.Popen[bytes]],
+    *,
+    wait_s: float = 120.0,
+) -> dict[str, Any] | None:
+    """SIGKILL a worker running a model call of an agent whose session is hosted elsewhere.
+
+    ``None`` when the session finished before such a call was caught in flight.
+    """
+    session_id, _ = await client.start_session(str(project), "", approve_all=True)
+    while True:
+        log = await client.history(session_id)
+        holder = await client.holder(session_id)
+        host = str(holder["worker"]) if holder else None
+        where: dict[str, str] = {}
+        open_calls: dict[str, str] = {}
+        for recorded in log:
+            match recorded.event:
+                case AgentPlaced(agent_id=agent, worker=worker):
+                    where[agent] = worker
+                case ModelCallStarted(call_id=call, agent_id=agent):
+                    open_calls[call] = agent
+                case ModelCallCompleted(call_id=call):
+                    open_calls.pop(call, None)
+        victims = sorted(
+            {where[a] for a in open_calls.values() if a in where} - {host} & set(procs)
+        )
+        if victims:
+            break
+        if (await client.placement(session_id)).status == "done":
+            return None
+        await asyncio.sleep(0.005)
+    victim = victims[0]
+    proc = procs.pop(victim)
+    proc.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    proc.wait()
+    _reap(proc)
+    seen = [r.event_id for r in log]
+    after = log[-1].position
+    moved = f"moved from {victim}"
+    takeover: float | None = None
+    while time.monotonic() - killed_at < wait_s:
+        fresh = await client.history(session_id, after=after)
+        if any(isinstance(r.event, AgentPlaced) and r.event.reason == moved for r in fresh):
+            takeover = time.monotonic() - killed_at
+            break
+        await asyncio.sleep(0.01)
     replacement, worker_id = await asyncio.to_thread(spawn)
     procs[worker_id] = replacement
     return {"session_id": session_id, "takeover_s": takeover, "seen": seen, "project": project}
@@ -298,6 +368,7 @@ async def _run(
     bus: str,
     pg: str,
     messages: int,
+    agent_kills: int = 0,
 ) -> dict[str, Any]:
     async with scratch_postgres_schema(pg) as schema, scratch_cluster(bus) as cluster:
         store = f"{pg}{'&' if '?' in pg else '?'}schema={schema}"
@@ -309,6 +380,7 @@ async def _run(
         figures: collections.Counter[str] = collections.Counter()
         takeovers: list[float] = []
         partition_takeovers: list[float] = []
+        agent_takeovers: list[float] = []
         try:
             for _ in range(workers):
                 proc, worker_id = spawn()
@@ -327,6 +399,18 @@ async def _run(
                     for trial in done:
                         await _check(client, trial, figures)
                         figures["extra_moves"] += await _extra_moves(client, trial)
+                    for n in range(agent_kills):
+                        project = Path(tmp) / f"a{n}"
+                        project.mkdir()
+                        caught = await _agent_trial(client, project, spawn, procs)
+                        if caught is None:
+                            figures["agent_kills_missed"] += 1
+                            continue
+                        if caught["takeover_s"] is None:
+                            figures["agents_not_moved"] += 1
+                        else:
+                            agent_takeovers.append(caught["takeover_s"])
+                        await _check(client, caught, figures)
                     for n in range(partitions):
                         project = Path(tmp) / f"q{n}"
                         project.mkdir()
@@ -343,6 +427,7 @@ async def _run(
             for proc in procs.values():
                 proc.wait()
                 _reap(proc)
+        calls = await placed_call_figures(bus, cluster)
         rates = await _throughput(bus, messages)
     return {
         "workers": workers,
@@ -355,6 +440,12 @@ async def _run(
         "duplicate_side_effects": figures["duplicate_side_effects"],
         "lost_events": figures["lost_events"],
         "unfinished_runs": figures["unfinished_runs"],
+        "agent_kills": len(agent_takeovers) + figures["agents_not_moved"],
+        "agent_kills_missed": figures["agent_kills_missed"],
+        "agents_not_moved": figures["agents_not_moved"],
+        "agent_failover_p50_s": _percentile(agent_takeovers, 0.5),
+        "agent_failover_p99_s": _percentile(agent_takeovers, 0.99),
+        "agent_failover_max_s": max(agent_takeovers, default=float("nan")),
         "partitions": partitions,
         "partition_takeover_p50_s": _percentile(partition_takeovers, 0.5),
         "partition_takeover_max_s": max(partition_takeovers, default=float("nan")),
@@ -363,6 +454,7 @@ async def _run(
         "stale_holders_kept_hosting": figures["stale_holders_kept_hosting"],
         "extra_moves": figures["extra_moves"],
         **rates,
+        **calls,
     }
 
 
@@ -385,9 +477,12 @@ def run_failover(
     bus: str = "nats://127.0.0.1:4222",
     postgres: str = "postgresql://postgres@127.0.0.1:5432/test",
     messages: int = 200_000,
+    agent_kills: int = 0,
 ) -> dict[str, Any]:
     """Run the bench; return its figures (see the module docstring)."""
-    return asyncio.run(_run(workers, trials, partitions, ttl, latency, bus, postgres, messages))
+    return asyncio.run(
+        _run(workers, trials, partitions, ttl, latency, bus, postgres, messages, agent_kills)
+    )
 
 
 def failover_table(result: dict[str, Any]) -> str:

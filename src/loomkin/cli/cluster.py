@@ -21,7 +21,7 @@ from loomkin.errors import UserError
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from loomkin.cluster import ClusterClient
+    from loomkin.cluster import ClusterClient, HostOptions
     from loomkin.core.records import PermissionDecision
     from loomkin.service import AgentInfo, Loomkin, Names
 
@@ -36,6 +36,7 @@ __all__ = [
     "hosting",
     "run_on_cluster",
     "worker",
+    "worker_options",
 ]
 
 _BUS = click.option("--bus", required=True, help="The NATS server, e.g. nats://127.0.0.1:4222.")
@@ -46,29 +47,75 @@ _TTL = click.option(
 )
 
 
+def _positive_seconds(
+    _ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise click.BadParameter(f"must be a positive number of seconds, got {value}")
+    return value
+
+
 @click.command("worker")
 @_STORE
 @_BUS
 @_CLUSTER
-@_TTL
+@click.option(
+    "--lease-ttl",
+    type=float,
+    default=10.0,
+    show_default=True,
+    callback=_positive_seconds,
+    help="Lease TTL in seconds (the same for every process of the cluster).",
+)
 @click.option("--capacity", type=int, default=100, show_default=True, help="Agents to host.")
 @click.option("--id", "worker_id", default=None, help="This worker's id (default: a new one).")
+@click.option(
+    "--stall-s",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    callback=_positive_seconds,
+    help="Stop a hosted session's agents here once its lease could not be renewed for this "
+    "long (cut off from NATS, or the process was frozen): another worker may have taken it "
+    "over. Default: the lease TTL.",
+)
 def worker(
-    store: str, bus: str, cluster: str, lease_ttl: float, capacity: int, worker_id: str | None
+    store: str,
+    bus: str,
+    cluster: str,
+    lease_ttl: float,
+    capacity: int,
+    worker_id: str | None,
+    stall_s: float | None,
 ) -> None:
-    """Host agents of any session of the cluster until stopped (Ctrl-C hands them over)."""
-    run_command(_worker(store, bus, cluster, lease_ttl, capacity, worker_id))
+    """Host agents of any session of the cluster until stopped (Ctrl-C hands them over).
+
+    A session whose lease could not be renewed for --stall-s (the lease TTL unless given)
+    stops its agents here by itself; the store refuses whatever they would still write
+    once another worker took the session.
+    """
+    options = worker_options(store, lease_ttl=lease_ttl, stall_s=stall_s)
+    run_command(_worker(bus, cluster, options, capacity, worker_id))
+
+
+def worker_options(store: str, *, lease_ttl: float, stall_s: float | None) -> HostOptions:
+    """How ``loomkin worker`` hosts sessions: every permission of a ``--yes`` session granted."""
+    from loomkin.cluster import HostOptions
+    from loomkin.tools.permissions import PermissionPolicy
+
+    return HostOptions(
+        store_url=store,
+        ttl_s=lease_ttl,
+        stall_s=stall_s,
+        approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
+    )
 
 
 async def _worker(
-    store: str, bus: str, cluster: str, ttl: float, capacity: int, worker_id: str | None
+    bus: str, cluster: str, options: HostOptions, capacity: int, worker_id: str | None
 ) -> int:
-    from loomkin.cluster import HostOptions, Worker
-    from loomkin.tools.permissions import PermissionPolicy
+    from loomkin.cluster import Worker
 
-    options = HostOptions(
-        store_url=store, ttl_s=ttl, approve_all=PermissionPolicy(auto_approve=frozenset({"*"}))
-    )
     node = Worker(bus, options, cluster=cluster, worker_id=worker_id, capacity=capacity)
     await node.start()
     console.print(f"worker {escape(node.worker_id)} on cluster {escape(cluster)} ({escape(bus)})")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 from rich.markup import escape
 
 from loomkin.core.events import (
+    AgentPlaced,
     AgentSpawned,
     AgentStatusChanged,
     AssistantReplied,
@@ -99,6 +100,9 @@ def describe(event: Event, session: Shown) -> str | None:  # noqa: C901 - flat d
             return f"[magenta]team[/] {escape(name)} created (depth {depth})"
         case AgentSpawned(name=name, role=role):
             return f"[magenta]spawn[/] {escape(name)} ({escape(role)})"
+        case AgentPlaced(agent_id=aid, worker=worker, reason=reason):
+            moved = f" ({escape(reason)})" if reason.startswith("moved") else ""
+            return f"{_who(session, aid)} runs on worker [cyan]{escape(worker)}[/]{moved}"
         case ToolCallStarted(agent_id=aid, tool=tool, target=target):
             where = _relative(session, target)
             return f"{_who(session, aid)} [cyan]{escape(tool)}[/] {escape(short(where, 70))}"

@@ -40,8 +40,10 @@ from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.settings import SessionSettings
 from loomkin.cluster.actions import answer_action
+from loomkin.cluster.agents import AgentPlacer
 from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
+from loomkin.cluster.tools import PlacedTools
 from loomkin.cluster.writes import LedgerStore, WriteLedger
 from loomkin.errors import StaleEpoch, UserError
 from loomkin.persistence import open_store
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-    from loomkin.cluster.directory import Placement, Placements
+    from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
     from loomkin.cluster.keeper import KeptLease, LeaseKeeper
     from loomkin.cluster.names import ClusterNames
     from loomkin.core.records import PauseMode, PermissionDecision
@@ -95,6 +97,9 @@ class HostOptions:
     (the worker was cut off or stopped; ``None``: the TTL, after which the lease is gone)."""
     ledger: WriteLedger | None = None
     """Records what each hosted session's appends did (tests and benchmarks of partitions)."""
+    place_agents: bool = True
+    """Place each agent on the least-loaded worker, which runs its model calls and its shell
+    (``False``: every agent of a session runs on the worker that hosts the session)."""
 
     def __post_init__(self) -> None:
         if self.stall_s is not None and not self.stall_s > 0:
@@ -115,8 +120,14 @@ class HostedSession:
         lease: BusLease,
         placement: Placement,
         keeper: LeaseKeeper,
+        directory: WorkerDirectory | None = None,
     ) -> None:
         self._nc = nc
+        self._directory = directory
+        self.placer: AgentPlacer | None = None
+        """Places the agents' model calls on workers (``None``: they run here)."""
+        self._unrecorded: list[tuple[str, str, int, str]] = []
+        """Placements made before the session object existed (journaled when it does)."""
         self._keeper = keeper
         self._kept: KeptLease | None = None
         self._names = names
@@ -150,6 +161,7 @@ class HostedSession:
         """Open a new session here (the caller holds no lease yet: the id is new)."""
         options = self._options
         self._runtime = runtime = await Loomkin.open(await self._store(), lease_ttl_s=options.ttl_s)
+        placer = self._placer("-", project)
         session = await runtime.open_session(
             project,
             model=None if options.model_factory else model,
@@ -157,7 +169,12 @@ class HostedSession:
             settings=options.settings,
             policy=self._policy(),
             title=title,
+            wrap_models=placer.wrap if placer is not None else None,
+            tool_runner=PlacedTools(placer) if placer is not None else None,
         )
+        if placer is not None:  # no agent has called its model yet: the id is new
+            placer.session_id = session.session_id
+            placer.project = session.project_root
         lease = await self._leases.acquire(session.session_id)
         if lease is None:  # cannot happen: nobody knows the new id yet
             raise UserError(f"the new session {session.session_id} is leased elsewhere")
@@ -180,17 +197,47 @@ class HostedSession:
         options = self._options
         self._keep()
         self._runtime = runtime = await Loomkin.open(await self._store(), lease_ttl_s=options.ttl_s)
+        placer = None
+        if options.place_agents:
+            await runtime.pull()  # the session may be newer than this runtime's first read
+            placer = self._placer(
+                self.session_id, runtime.stored_session(self.session_id).project_root
+            )
         session = await runtime.resume_session(
             self.session_id,
             model_factory=options.model_factory,
             settings=options.settings,
             policy=self._policy(),
             take_over=True,
+            wrap_models=placer.wrap if placer is not None else None,
+            tool_runner=PlacedTools(placer) if placer is not None else None,
         )
         me = self._leases.worker_id
         self.placement = replace(self.placement, worker_id=me, hosts=(*self.placement.hosts, me))
         await self._placements.put(self.placement)
         await self._attach(session)
+
+    def _placer(self, session_id: str, project: str) -> AgentPlacer | None:
+        if not self._options.place_agents or self._directory is None:
+            return None
+        self.placer = AgentPlacer(
+            nc=self._nc,
+            names=self._names,
+            leases=self._leases,
+            directory=self._directory,
+            session_id=session_id,
+            project=project,
+            ttl_s=self._options.ttl_s,
+            on_placed=self._placed,
+        )
+        return self.placer
+
+    async def _placed(self, agent_id: str, worker: str, epoch: int, reason: str) -> None:
+        session = self.session
+        if session is None:  # still resuming: journaled once the session exists
+            self._unrecorded.append((agent_id, worker, epoch, reason))
+            return
+        await session.record_placement(agent_id, worker, epoch=epoch, reason=reason)
 
     async def _store(self) -> Store:
         store = await open_store(self._options.store_url)
@@ -199,6 +246,9 @@ class HostedSession:
 
     async def _attach(self, session: Session) -> None:
         self.session = session
+        placed, self._unrecorded = self._unrecorded, []
+        for agent_id, worker, epoch, reason in placed:
+            await session.record_placement(agent_id, worker, epoch=epoch, reason=reason)
         self._beat_now.set()  # publish the store's epoch with the next heartbeat, now
         if not self.placement.approve_all:
             # Subscribed before the agents can ask anything, and before whoever opened the
@@ -237,6 +287,8 @@ class HostedSession:
                 outcome = "done"
                 self.placement = replace(self.placement, status="done", agents=self.agents())
                 await self._placements.put(self.placement)
+                if self.placer is not None:  # its agents' workers forget them at once
+                    await self.placer.release_all()
             else:
                 outcome = "lost"
                 failed = beat if beat.done() else idle

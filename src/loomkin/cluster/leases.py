@@ -13,7 +13,9 @@ How this works and why:
   store's epoch guarantees that nobody else's writes land, even from a worker that still
   believes it holds the key (a paused VM, a partition that hides the bucket from it).
 * **Giving a lease back** deletes the key (conditioned on the revision), so another worker
-  takes it at its next look instead of after the TTL.
+  takes it at its next look instead of after the TTL. A renewal whose reply was lost leaves
+  the holder with an old revision; the delete is then retried at the current one as long as
+  the entry still names the holder.
 """
 
 from __future__ import annotations
@@ -28,9 +30,25 @@ from typing import TYPE_CHECKING
 from loomkin.errors import LeaseError
 
 if TYPE_CHECKING:
+    from nats.js.errors import APIError
     from nats.js.kv import KeyValue
 
 __all__ = ["BusLease", "BusLeases", "LeaseLost"]
+
+
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+"""JetStream's error codes for a write conditioned on a revision that is not the last."""
+
+
+def _wrong_last_revision(exc: APIError) -> bool:
+    """Whether ``exc`` says the key's last revision is not the one a write named.
+
+    nats-py turns this into ``KeyWrongLastSequenceError`` for ``update`` only; a ``delete``
+    raises the plain ``BadRequestError`` carrying the error code.
+    """
+    from nats.js.errors import KeyWrongLastSequenceError
+
+    return isinstance(exc, KeyWrongLastSequenceError) or exc.err_code in _WRONG_LAST_SEQUENCE
 
 
 class LeaseLost(LeaseError):
@@ -104,14 +122,29 @@ class BusLeases:
         raise LeaseLost(f"the lease {lease.key!r} keeps moving under worker {self.worker_id!r}")
 
     async def release(self, lease: BusLease) -> bool:
-        """Give ``lease`` back at once; ``False`` if it was not ours any more."""
-        from nats.js.errors import KeyWrongLastSequenceError
+        """Give ``lease`` back at once; ``False`` if it was not ours any more.
 
-        try:
-            await self._kv.delete(lease.key, last=lease.revision)
-        except KeyWrongLastSequenceError:
-            return False
-        return True
+        The delete names the revision the holder last wrote. A renewal that landed but whose
+        reply was lost moved the key on: if the entry still names this worker (nobody else
+        writes it), it is deleted at its current revision, so the hand-over is immediate
+        instead of waiting for the TTL. If it is gone or names another worker, it is left.
+        """
+        from nats.js.errors import APIError
+
+        last = lease.revision
+        for _ in range(2):
+            try:
+                await self._kv.delete(lease.key, last=last)
+            except APIError as exc:
+                if not _wrong_last_revision(exc):
+                    raise
+                current = await self._entry(lease.key)
+                if current is None or current[0].get("worker") != self.worker_id:
+                    return False
+                last = current[1]
+                continue
+            return True
+        return False  # it moved again under us: only another writer could have done that
 
     async def holder(self, key: str) -> dict[str, object] | None:
         """The current holder's record of ``key`` (worker, epoch, host, pid), or ``None``."""

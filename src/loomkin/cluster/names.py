@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from loomkin.errors import UserError
 
-__all__ = ["DEFAULT_CLUSTER", "ClusterNames"]
+__all__ = ["DEFAULT_CLUSTER", "ClusterNames", "agent_key", "token"]
 
 DEFAULT_CLUSTER = "loomkin"
 """The cluster name when none is given."""
@@ -105,9 +105,36 @@ class ClusterNames:
         """Notification subject: a lease was given back; workers look for work at once."""
         return f"{self.cluster}.handover"
 
+    def worker_agents(self, worker_id: str) -> str:
+        """Request subject: worker ``worker_id`` takes (or gives back) the lease of an agent.
+
+        A session's host asks it before it sends the agent's first model call there.
+        """
+        return f"{self.cluster}.worker.{token(worker_id)}.agents"
+
+    def worker_calls(self, worker_id: str) -> str:
+        """Subject of model calls for the agents worker ``worker_id`` holds.
+
+        The request's reply subject is where the call's stream goes, message by message.
+        """
+        return f"{self.cluster}.worker.{token(worker_id)}.calls"
+
+    def worker_tools(self, worker_id: str) -> str:
+        """Request subject: a tool call (the shell) of an agent worker ``worker_id`` holds."""
+        return f"{self.cluster}.worker.{token(worker_id)}.tools"
+
+    def worker_cancels(self, worker_id: str) -> str:
+        """Notification subject: the host abandoned a call it sent worker ``worker_id``."""
+        return f"{self.cluster}.worker.{token(worker_id)}.cancels"
+
     def inbox(self, worker_id: str) -> str:
         """One-way message subject of a worker (used by the cross-worker throughput bench)."""
         return f"{self.cluster}.worker.{token(worker_id)}.inbox"
+
+
+def agent_key(session_id: str, agent_id: str) -> str:
+    """The lease key of one agent of a session (in the leases bucket, beside the session's)."""
+    return f"{token(session_id)}.{token(agent_id)}"
 
 
 def token(value: str) -> str:

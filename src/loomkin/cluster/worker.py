@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from loomkin.cluster.bus import connect, open_buckets, stop_if_cancelled
 from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
+from loomkin.cluster.executor import AgentExecutor
 from loomkin.cluster.hosting import HostedSession, HostOptions, Outcome
 from loomkin.cluster.keeper import LeaseKeeper
 from loomkin.cluster.leases import BusLease, BusLeases
@@ -92,6 +93,8 @@ class Worker:
         self._directory: WorkerDirectory | None = None
         self._keeper: LeaseKeeper | None = None
         """Renews the hosted sessions' leases from its own thread (see ``cluster.keeper``)."""
+        self.executor: AgentExecutor | None = None
+        """Runs the model calls of agents (of any session) leased to this worker."""
         self._hosted: dict[str, HostedSession] = {}
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._loops: list[asyncio.Task[None]] = []
@@ -118,6 +121,15 @@ class Worker:
         self._directory = WorkerDirectory(buckets.workers)
         self._keeper = LeaseKeeper(self._bus_url, self.names, self.worker_id, ttl_s=buckets.ttl_s)
         await self._keeper.start()
+        self.executor = AgentExecutor(
+            nc=nc,
+            names=self.names,
+            worker_id=self.worker_id,
+            leases=self._leases,
+            keeper=self._keeper,
+            options=self._options,
+        )
+        await self.executor.start()
         await self._report()
         await nc.subscribe(self.names.worker_open(self.worker_id), cb=self._on_open)
         await nc.subscribe(self.names.handover, cb=self._on_handover)
@@ -129,9 +141,13 @@ class Worker:
 
     def load(self) -> WorkerLoad:
         """What this worker reports about itself."""
+        # An agent counts where its calls run: on the worker it is leased to, or on its
+        # session's host when the session does not place its agents.
+        placed = self.executor.agents() if self.executor is not None else 0
+        here = sum(h.agents() for h in self._hosted.values() if h.placer is None)
         return WorkerLoad(
             worker_id=self.worker_id,
-            agents=sum(h.agents() for h in self._hosted.values()),
+            agents=placed + here,
             sessions=len(self._hosted),
             capacity=self._capacity,
             accepting=self._accepting,
@@ -246,6 +262,7 @@ class Worker:
             lease=lease,
             placement=placement,
             keeper=self._keeper,
+            directory=self._directory,
         )
         self._hosted[placement.session_id] = hosted
         return hosted
@@ -316,7 +333,10 @@ class Worker:
             # the connection below fails its pending request, and it is awaited again then.
             _, stuck = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
         self._loops = []
+        executor, self.executor = self.executor, None
         try:
+            if executor is not None:  # its agents go back at once: their hosts place them again
+                await executor.close()
             await self._leave(stuck)
         finally:
             keeper, self._keeper = self._keeper, None

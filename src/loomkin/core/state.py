@@ -21,6 +21,7 @@ from typing import Literal
 
 from loomkin.core.events import (
     AgentFailedPermanently,
+    AgentPlaced,
     AgentSpawned,
     AgentStatusChanged,
     Event,
@@ -103,6 +104,8 @@ class AgentView:
     output_tokens: int = 0
     cost_usd: float = 0.0
     model_calls: int = 0
+    worker: str | None = None
+    """The worker of a cluster its model calls run on (``None``: in the session's process)."""
 
 
 class State:
@@ -160,6 +163,9 @@ class State:
                     agent.status_reason = event.reason
             case AgentFailedPermanently():
                 self._agent_failed(event)
+            case AgentPlaced():
+                if (agent := self._agent_ref(event.agent_id)) is not None:
+                    agent.worker = event.worker
             case ModelCallCompleted():
                 if (agent := self._agent_ref(event.agent_id)) is not None:
                     agent.input_tokens += event.input_tokens

@@ -23,7 +23,7 @@ from loomkin.service.records import (
     TeamInfo,
 )
 from loomkin.service.rendezvous import RendezvousInfo
-from loomkin.service.runtime import Loomkin, ModelFactory
+from loomkin.service.runtime import Loomkin, ModelFactory, ModelWrapper
 from loomkin.service.scaling import TeamScaleInfo
 from loomkin.service.session import Session
 from loomkin.service.speculation import SpeculationInfo, SpeculationSummary
@@ -46,6 +46,7 @@ __all__ = [
     "McpServerInfo",
     "McpToolInfo",
     "ModelFactory",
+    "ModelWrapper",
     "Names",
     "NegotiationInfo",
     "PendingPermission",

@@ -82,6 +82,7 @@ def stored_agents(state: State, session_id: str) -> list[AgentInfo]:
                 output_tokens=view.output_tokens,
                 cost_usd=view.cost_usd,
                 status_reason=view.status_reason,
+                worker=view.worker,
             )
         )
     return out

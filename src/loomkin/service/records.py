@@ -87,6 +87,8 @@ class AgentInfo:
     """Why it is in its status, when the log says (``budget exceeded: ...`` for a budget pause)."""
     streaming_text: str = ""
     """The end of the answer its model is streaming now ('' between calls; not journaled)."""
+    worker: str | None = None
+    """The cluster worker its model calls run on (``None``: the session's own process)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -77,6 +77,7 @@ from loomkin.tools.permissions import PermissionPolicy
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from loomkin.agents.context import ToolRunner
     from loomkin.agents.settings import SessionSettings
     from loomkin.core.events import RecordedEvent
     from loomkin.core.scheduling import AgentCandidate
@@ -85,11 +86,13 @@ if TYPE_CHECKING:
     from loomkin.llm.model import Model
     from loomkin.runtime.eventlog import Subscription
 
-__all__ = ["Loomkin", "ModelFactory"]
+__all__ = ["Loomkin", "ModelFactory", "ModelWrapper"]
 
 logger = logging.getLogger(__name__)
 
 ModelFactory = Callable[[Role, str], "Model"]
+ModelWrapper = Callable[[ModelFactory], ModelFactory]
+"""Wraps a session's model factory (see ``Loomkin.open_session(wrap_models=...)``)."""
 """Builds the model an agent uses from its role and name."""
 
 
@@ -220,6 +223,8 @@ class Loomkin:
         policy: PermissionPolicy | None = None,
         prices: PriceTable | None = None,
         title: str = "",
+        wrap_models: ModelWrapper | None = None,
+        tool_runner: ToolRunner | None = None,
     ) -> Session:
         """Start a new session on ``project`` (a directory); agents are spawned lazily.
 
@@ -241,6 +246,10 @@ class Loomkin:
                 ``[permissions]``).
             prices: Price table for cost accounting (``None``: ``[pricing]`` and defaults).
             title: A title for the session list.
+            wrap_models: Wraps the session's model factory, whatever it was built from (a
+                cluster's host places each agent's calls on a worker this way).
+            tool_runner: Where checked tool calls run (``None``: in this process; a
+                cluster's host runs the shell on each agent's worker).
 
         Raises:
             UserError: the directory does not exist or cannot be used.
@@ -252,6 +261,8 @@ class Loomkin:
         if not model and model_factory is None:
             model = options.model
         factory = _model_factory(model, model_factory, *_endpoint(base_url, api_key_env, options))
+        if wrap_models is not None:
+            factory = wrap_models(factory)
         session_id = SessionId(new_id("session_"))
         team_id = TeamId(new_id("team_"))
         model_name = factory(_probe_role(), "probe").name
@@ -276,7 +287,9 @@ class Loomkin:
                 ),
                 TeamCreated(session_id=session_id, team_id=team_id, name="root", depth=0),
             )
-            return await self._materialise(session_id, factory, chosen, policy, prices, mcp)
+            return await self._materialise(
+                session_id, factory, chosen, policy, prices, mcp, tool_runner
+            )
         except BaseException:
             await mcp.close()
             await self._forget(session_id)
@@ -294,6 +307,8 @@ class Loomkin:
         policy: PermissionPolicy | None = None,
         prices: PriceTable | None = None,
         take_over: bool = False,
+        wrap_models: ModelWrapper | None = None,
+        tool_runner: ToolRunner | None = None,
     ) -> Session:
         """Rebuild a session from the log and continue the work that was interrupted.
 
@@ -316,6 +331,8 @@ class Loomkin:
             prices: Price table for cost accounting.
             take_over: Take the session from a live holder (another process now running
                 it); that process's next append is refused and its agents stop.
+            wrap_models: Wraps the session's model factory (see :meth:`open_session`).
+            tool_runner: Where checked tool calls run (see :meth:`open_session`).
 
         Raises:
             NotFound: the store has no such session.
@@ -333,6 +350,8 @@ class Loomkin:
             model_factory,
             *_endpoint(base_url, api_key_env, options),
         )
+        if wrap_models is not None:
+            factory = wrap_models(factory)
         chosen = options.settings if settings is None else settings
         policy = options.policy if policy is None else policy
         prices = options.prices if prices is None else prices
@@ -345,7 +364,9 @@ class Loomkin:
             await self._forget(view.session_id)
             raise
         try:
-            session = await self._materialise(view.session_id, factory, chosen, policy, prices, mcp)
+            session = await self._materialise(
+                view.session_id, factory, chosen, policy, prices, mcp, tool_runner
+            )
         except BaseException:
             await mcp.close()
             await self._forget(view.session_id)
@@ -395,6 +416,7 @@ class Loomkin:
         policy: PermissionPolicy | None,
         prices: PriceTable | None,
         mcp: McpManager,
+        tool_runner: ToolRunner | None,
     ) -> Session:
         """Build the session's parts and replay its history into them."""
         view = self._state.session(session_id)
@@ -417,6 +439,7 @@ class Loomkin:
             models=factory,
             toolsets=functools.partial(toolset_for, mcp=mcp),
             mcp=mcp,
+            tool_runner=tool_runner,
         )
         await self._projections.attach(
             session_id,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from loomkin.coordination import WRITE_TOOLS
 from loomkin.core.events import (
+    AgentPlaced,
     BudgetsChanged,
     ControlApplied,
     ControlRequested,
@@ -320,6 +321,21 @@ class Session(CoordinationCommands):
             view.task_id, worker, expected_owner=owner, reason="claimed for it by the user"
         )
 
+    async def record_placement(
+        self, agent_id: str, worker: str, *, epoch: int, reason: str = ""
+    ) -> None:
+        """Journal that agent ``agent_id``'s model calls run on ``worker`` now (a cluster)."""
+        agent = self._runtime.agent(agent_id)
+        await self._log.append(
+            AgentPlaced(
+                session_id=self._runtime.session_id,
+                agent_id=agent.agent_id,
+                worker=worker,
+                epoch=epoch,
+                reason=reason,
+            )
+        )
+
     def agent(self, ref: str) -> AgentInfo:
         """An agent by id, ``name`` or ``team/name`` (``NotFound`` lists the agents there are)."""
         return self._info(self._runtime.agent(ref))
@@ -346,6 +362,7 @@ class Session(CoordinationCommands):
             cost_usd=m.cost_usd,
             pause_queued=m.pause_pending(),
             status_reason=view.status_reason if (view := self._state.get_agent(m.agent_id)) else "",
+            worker=view.worker if view else None,
             streaming_text=agent.streaming.text_so_far() if agent.streaming is not None else "",
         )
 

@@ -19,6 +19,7 @@ __all__ = [
     "AgentCrashed",
     "AgentEvent",
     "AgentFailedPermanently",
+    "AgentPlaced",
     "AgentRestarted",
     "AgentSpawned",
     "AgentStatusChanged",
@@ -61,6 +62,20 @@ class AgentSpawned(AgentEvent):
     role: str
     model: str
     spawned_by: AgentId | None = None
+
+
+@register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentPlaced(AgentEvent):
+    """The agent's model calls run on ``worker`` from now on (a cluster placed or moved it).
+
+    ``epoch`` is the agent's lease epoch there; calls under an older one are refused.
+    """
+
+    kind: Literal["agent_placed"] = "agent_placed"
+    worker: str
+    epoch: int
+    reason: str = ""
 
 
 @register

@@ -1,0 +1,329 @@
+"""The wire format of model calls placed on another worker: requests and stream messages.
+
+A session's host sends one JSON message per model call to the worker that holds the agent
+(:mod:`loomkin.cluster.agents`), and that worker answers on the call's own inbox with one
+JSON message per stream event, beats while the model is silent, and a last ``close`` or
+``error`` (:mod:`loomkin.cluster.executor`). Both sides decode with the functions here, which
+check every field: a message that does not match is a :class:`BadCall`, never a crash and
+never half of an event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from loomkin.core.chat import message_from_json
+from loomkin.errors import (
+    MissingCredentials,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    UserError,
+)
+from loomkin.llm.model import (
+    ModelRequest,
+    RetryNotice,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolSchema,
+    UsageReport,
+)
+
+if TYPE_CHECKING:
+    from loomkin.core.events.base import JSON
+
+__all__ = [
+    "BadCall",
+    "CallEnd",
+    "CallRequest",
+    "decode_message",
+    "decode_request",
+    "encode_close",
+    "encode_error",
+    "encode_event",
+]
+
+
+class BadCall(UserError):
+    """A placed call's request or stream message is not what the wire format says."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRequest:
+    """One model call for an agent held by the worker it is sent to."""
+
+    call: str
+    """The host's id of this call (its messages carry it; a cancel names it)."""
+    session_id: str
+    agent_id: str
+    epoch: int
+    """The agent's lease epoch the host placed it under (a stale one is refused)."""
+    agent: str
+    """The agent's name (the worker builds its model from the role and the name)."""
+    role: str
+    model: str
+    """``provider:model`` as the host's model is named."""
+    project: str
+    """The project's directory (its ``loomkin.toml`` gives the model's endpoint)."""
+    request: ModelRequest
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "call": self.call,
+                "session_id": self.session_id,
+                "agent_id": self.agent_id,
+                "epoch": self.epoch,
+                "agent": self.agent,
+                "role": self.role,
+                "model": self.model,
+                "project": self.project,
+                "request": self.request.to_json(),
+            }
+        ).encode()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnd:
+    """The last message of a call: the stream ended (``error`` is ``None``) or failed."""
+
+    error: ProviderError | None = None
+    refused: bool = False
+    """The worker does not hold the agent under that epoch: the host places it again."""
+
+
+Message = StreamEvent | CallEnd | Literal["beat"]
+"""What one message on a call's inbox says."""
+
+
+def decode_request(data: bytes) -> CallRequest:
+    """Read a call request.
+
+    Raises:
+        BadCall: it is not JSON, or a field is missing or of the wrong type.
+    """
+    body = _object(data, "call request")
+    raw = body.get("request")
+    if not isinstance(raw, dict):
+        raise BadCall("call request: 'request' must be an object")
+    messages = raw.get("messages")
+    tools = raw.get("tools", [])
+    if not isinstance(messages, list) or not isinstance(tools, list):
+        raise BadCall("call request: 'messages' and 'tools' must be lists")
+    try:
+        request = ModelRequest(
+            messages=tuple(message_from_json(_dict(m, "message")) for m in messages),
+            tools=tuple(_tool(_dict(t, "tool")) for t in tools),
+            max_tokens=_opt_int(raw.get("max_tokens"), "max_tokens"),
+            temperature=_opt_float(raw.get("temperature"), "temperature"),
+            cache_key=_opt_str(raw.get("cache_key"), "cache_key"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadCall(f"call request: {exc}") from exc
+    return CallRequest(
+        call=_str(body, "call"),
+        session_id=_str(body, "session_id"),
+        agent_id=_str(body, "agent_id"),
+        epoch=_int(body, "epoch"),
+        agent=_str(body, "agent"),
+        role=_str(body, "role"),
+        model=_str(body, "model"),
+        project=_str(body, "project"),
+        request=request,
+    )
+
+
+def encode_event(call: str, event: StreamEvent | Literal["beat"]) -> bytes:
+    """One message of call ``call``'s stream."""
+    body: dict[str, JSON]
+    match event:
+        case "beat":
+            body = {"k": "beat"}
+        case TextDelta(text=text):
+            body = {"k": "text", "text": text}
+        case ToolCallDelta():
+            body = {
+                "k": "tool_call",
+                "index": event.index,
+                "call_id": event.call_id,
+                "name": event.name,
+                "arguments_delta": event.arguments_delta,
+            }
+        case UsageReport():
+            body = {
+                "k": "usage",
+                "input_tokens": event.input_tokens,
+                "output_tokens": event.output_tokens,
+                "cached_input_tokens": event.cached_input_tokens,
+                "cache_write_tokens": event.cache_write_tokens,
+            }
+        case StreamEnd(stop_reason=stop_reason):
+            body = {"k": "end", "stop_reason": stop_reason}
+        case RetryNotice():
+            body = {
+                "k": "retry",
+                "attempt": event.attempt,
+                "delay_s": event.delay_s,
+                "error": _error_json(event.error),
+            }
+    body["call"] = call
+    return json.dumps(body).encode()
+
+
+def encode_close(call: str) -> bytes:
+    """The last message of a call whose stream ended."""
+    return json.dumps({"k": "close", "call": call}).encode()
+
+
+def encode_error(call: str, error: BaseException, *, refused: bool = False) -> bytes:
+    """The last message of a call that failed (``refused``: the worker does not hold it)."""
+    provider = error if isinstance(error, ProviderError) else ProviderError(str(error))
+    body: dict[str, JSON] = {"k": "error", "call": call, "error": _error_json(provider)}
+    if refused:
+        body["refused"] = True
+    return json.dumps(body).encode()
+
+
+def decode_message(data: bytes) -> tuple[str, Message]:
+    """Read one message of a call's stream: ``(call id, what it says)``.
+
+    Raises:
+        BadCall: it is not JSON, or a field is missing or of the wrong type.
+    """
+    body = _object(data, "stream message")
+    call = _str(body, "call")
+    kind = _str(body, "k")
+    try:
+        match kind:
+            case "beat":
+                return call, "beat"
+            case "text":
+                return call, TextDelta(text=_str(body, "text"))
+            case "tool_call":
+                return call, ToolCallDelta(
+                    index=_int(body, "index"),
+                    call_id=_opt_str(body.get("call_id"), "call_id"),
+                    name=_opt_str(body.get("name"), "name"),
+                    arguments_delta=_str(body, "arguments_delta"),
+                )
+            case "usage":
+                return call, UsageReport(
+                    input_tokens=_int(body, "input_tokens"),
+                    output_tokens=_int(body, "output_tokens"),
+                    cached_input_tokens=_int(body, "cached_input_tokens"),
+                    cache_write_tokens=_int(body, "cache_write_tokens"),
+                )
+            case "end":
+                return call, StreamEnd(stop_reason=_str(body, "stop_reason"))
+            case "retry":
+                return call, RetryNotice(
+                    attempt=_int(body, "attempt"),
+                    delay_s=_float(body, "delay_s"),
+                    error=_error(_dict(body.get("error"), "error")),
+                )
+            case "close":
+                return call, CallEnd()
+            case "error":
+                refused = body.get("refused") is True
+                error = _error(_dict(body.get("error"), "error"))
+                return call, CallEnd(error=error, refused=refused)
+    except (KeyError, TypeError) as exc:
+        raise BadCall(f"stream message {kind!r}: {exc}") from exc
+    raise BadCall(f"stream message of unknown kind {kind!r}")
+
+
+_ERRORS: dict[str, type[ProviderError]] = {
+    "RateLimited": RateLimited,
+    "ProviderTimeout": ProviderTimeout,
+    "ProviderUnavailable": ProviderUnavailable,
+    "MissingCredentials": MissingCredentials,
+}
+
+
+def _error_json(error: ProviderError) -> dict[str, JSON]:
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "transient": error.transient,
+        "status": error.status,
+    }
+
+
+def _error(body: dict[str, JSON]) -> ProviderError:
+    message = _str(body, "message")
+    status = _opt_int(body.get("status"), "status")
+    match _ERRORS.get(_str(body, "type")):
+        case None:
+            return ProviderError(message, transient=body.get("transient") is True, status=status)
+        case cls if cls is RateLimited or cls is ProviderUnavailable:
+            return cls(message, status=status)
+        case cls:
+            return cls(message)
+
+
+def _tool(body: dict[str, JSON]) -> ToolSchema:
+    return ToolSchema(
+        name=_str(body, "name"),
+        description=_str(body, "description"),
+        parameters=_dict(body.get("parameters"), "parameters"),
+    )
+
+
+def _object(data: bytes, what: str) -> dict[str, JSON]:
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCall(f"{what} is not JSON: {exc}") from exc
+    return _dict(body, what)
+
+
+def _dict(value: object, what: str) -> dict[str, JSON]:
+    if not isinstance(value, dict):
+        raise BadCall(f"{what} must be a JSON object")
+    return value
+
+
+def _str(body: dict[str, JSON], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise BadCall(f"{key!r} must be a string")
+    return value
+
+
+def _int(body: dict[str, JSON], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadCall(f"{key!r} must be an integer")
+    return value
+
+
+def _float(body: dict[str, JSON], key: str) -> float:
+    value = body.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadCall(f"{key!r} must be a number")
+    return float(value)
+
+
+def _opt_str(value: object, key: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise BadCall(f"{key!r} must be a string or null")
+    return value
+
+
+def _opt_int(value: object, key: str) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise BadCall(f"{key!r} must be an integer or null")
+    return value
+
+
+def _opt_float(value: object, key: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadCall(f"{key!r} must be a number or null")
+    return float(value)

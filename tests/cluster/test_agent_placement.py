@@ -1,0 +1,247 @@
+"""Per-agent placement: a session's agents run their model calls on the workers they are leased to.
+
+Against the real NATS server and Postgres; waits on the real lease TTL, not on sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import pytest
+
+from loomkin.bench.__main__ import main as bench_main
+from loomkin.bench.placed_calls import placed_call_figures
+from loomkin.cluster import ClusterClient, ClusterNames, Worker
+from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.names import agent_key
+from loomkin.core.chat import ToolResultMessage
+from loomkin.core.events import (
+    AgentPlaced,
+    ModelCallCompleted,
+    ModelCallFailed,
+    ToolCallCompleted,
+    ToolCallStarted,
+)
+from loomkin.testing.models import Call, FunctionModel, Reply
+
+from .test_failover import TTL, completed_calls, options, side_lines
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
+
+    from loomkin.llm.model import Model, ModelRequest
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+async def workers(
+    bus_url: str, cluster: str, pg_url: str
+) -> AsyncIterator[Callable[..., asyncio.Future[Worker]]]:
+    started: list[Worker] = []
+
+    async def start(latency_s: float = 0.0, capacity: int = 100) -> Worker:
+        worker = Worker(
+            bus_url, options(pg_url, latency_s), cluster=cluster, capacity=capacity, scan_s=0.2
+        )
+        await worker.start()
+        started.append(worker)
+        return worker
+
+    yield start  # type: ignore[misc]
+    for worker in started:
+        await worker.close()
+
+
+@pytest.fixture
+async def client(bus_url: str, cluster: str, pg_url: str) -> AsyncIterator[ClusterClient]:
+    async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
+        yield c
+
+
+async def placements(client: ClusterClient, session_id: str) -> list[AgentPlaced]:
+    return [r.event for r in await client.history(session_id) if isinstance(r.event, AgentPlaced)]
+
+
+async def test_a_sessions_agents_spread_over_the_workers_and_the_run_finishes(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient, project: Path
+) -> None:
+    trio = [await workers(latency_s=0.02) for _ in range(3)]
+    session_id, host_id = await client.start_session(str(project), "", approve_all=True)
+    await client.wait_done(session_id)
+    placed = await placements(client, session_id)
+    assert placed, "no agent was placed on a worker"
+    where = {p.agent_id: p.worker for p in placed}
+    assert len(where) == len(placed)  # nothing moved: no worker failed
+    # Three agents with work, three idle workers: the least-loaded rule gives each its own.
+    per_worker = collections.Counter(where.values())
+    assert len(per_worker) >= 3, per_worker
+    run = {w.worker_id: w.executor.calls_run for w in trio if w.executor is not None}
+    assert all(run[w] > 0 for w in per_worker), run
+    # Every shell call ran on its agent's worker, the other tools on the session's host.
+    shells = [
+        r.event
+        for r in await client.history(session_id)
+        if isinstance(r.event, ToolCallCompleted) and r.event.tool == "shell"
+    ]
+    ran = {w.worker_id: w.executor.tools_run for w in trio if w.executor is not None}
+    assert sum(ran.values()) == len(shells) > 0
+    for worker_id in per_worker:
+        agents_there = {a for a, w in where.items() if w == worker_id}
+        assert ran[worker_id] == sum(1 for e in shells if e.agent_id in agents_there)
+    # Every completed model call was streamed by the worker of its agent.
+    calls = [r.event for r in await client.history(session_id)]
+    completed = sum(isinstance(e, ModelCallCompleted) for e in calls)
+    assert sum(run.values()) >= completed
+    assert set((await completed_calls(client, session_id)).values()) == {1}
+    assert sorted(side_lines(project)) == sorted(set(side_lines(project)))
+    # The session is done: its host gave the agents' leases back.
+    for agent_id in where:
+        assert await client.holder(agent_key(session_id, agent_id)) is None
+    assert host_id in {w.worker_id for w in trio}
+
+
+async def test_a_graceful_shutdown_moves_its_agents_to_the_others_at_once(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient, project: Path
+) -> None:
+    pair = [await workers(latency_s=0.05) for _ in range(2)]
+    session_id, host_id = await client.start_session(str(project), "", approve_all=True)
+    # Equal loads: the worker that hosts no session gets the first agent, and one in two.
+    host, helper = pair if pair[0].worker_id == host_id else pair[::-1]
+    # Wait until an agent runs on the helper, then shut the helper down mid-run.
+    while not any(p.worker == helper.worker_id for p in await placements(client, session_id)):  # noqa: ASYNC110 - polls the store
+        await asyncio.sleep(0.02)
+    await helper.close()
+    await client.wait_done(session_id)
+    placed = await placements(client, session_id)
+    on_helper = {p.agent_id for p in placed if p.worker == helper.worker_id}
+    moved = {p.agent_id for p in placed if p.reason == f"moved from {helper.worker_id}"}
+    assert on_helper
+    assert moved == on_helper, placed
+    assert all(p.worker == host.worker_id for p in placed if p.reason.startswith("moved"))
+    assert set((await completed_calls(client, session_id)).values()) == {1}
+    assert len(side_lines(project)) == len(set(side_lines(project)))
+    done = [r for r in await client.history(session_id) if isinstance(r.event, ToolCallCompleted)]
+    assert done
+
+
+def slow_shell(request: ModelRequest) -> Reply:
+    """Run one long command; then say what came of it."""
+    results = [m for m in request.messages if isinstance(m, ToolResultMessage)]
+    if not results:
+        return Reply(tool_calls=[Call("shell", {"command": "sleep 60", "timeout_s": 90})])
+    return Reply(text=f"shell said: {results[-1].content}")
+
+
+async def test_a_shell_call_on_a_worker_whose_lease_expired_is_reported_interrupted(
+    bus_url: str, cluster: str, pg_url: str, client: ClusterClient, project: Path
+) -> None:
+    def factory(_role: object, name: str) -> Model:
+        return FunctionModel(slow_shell, name=f"scripted:{name}")
+
+    started: list[Worker] = []
+    try:
+        for _ in range(2):
+            node = Worker(
+                bus_url,
+                replace(options(pg_url), model_factory=factory, prepare=None),
+                cluster=cluster,
+                scan_s=0.2,
+            )
+            await node.start()
+            started.append(node)
+        session_id, _ = await client.start_session(str(project), "go", approve_all=True)
+        while not any(  # noqa: ASYNC110 - polls the store
+            isinstance(r.event, ToolCallStarted) and r.event.tool == "shell"
+            for r in await client.history(session_id)
+        ):
+            await asyncio.sleep(0.02)
+        placed = await placements(client, session_id)
+        assert len(placed) == 1  # the only agent (either worker may have it)
+        first = placed[0].worker
+        other = next(n.worker_id for n in started if n.worker_id != first)
+        # Its worker's key of the agent goes, as when that worker dies and the TTL passes.
+        nc = await connect(bus_url)
+        try:
+            buckets = await open_buckets(nc.jetstream(), ClusterNames(cluster), ttl_s=TTL)
+            await buckets.leases.delete(agent_key(session_id, placed[0].agent_id))
+        finally:
+            await nc.close()
+        await client.wait_done(session_id)
+        log = [r.event for r in await client.history(session_id)]
+    finally:
+        for node in started:
+            await node.close()
+    shell = [e for e in log if isinstance(e, ToolCallCompleted) and e.tool == "shell"]
+    assert len(shell) == 1  # reported once, never run again behind the model's back
+    assert shell[0].outcome == "error"
+    assert shell[0].result.startswith(f"Error: interrupted: worker {first}")
+    assert "may or may not have taken effect" in shell[0].result
+    moved = [e for e in log if isinstance(e, AgentPlaced) and e.reason == f"moved from {first}"]
+    assert [e.worker for e in moved] == [other]  # its next model call ran elsewhere
+
+
+async def test_the_bench_measures_local_and_placed_calls_side_by_side(
+    bus_url: str, cluster: str
+) -> None:
+    figures = await placed_call_figures(bus_url, cluster, calls=20)
+    assert figures["local_call_ms"] > 0
+    assert figures["placed_call_ms"] > 0
+    assert figures["placement_overhead_ms"] == pytest.approx(
+        figures["placed_call_ms"] - figures["local_call_ms"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["failover", "--trials", "0"], "--agent-kills >= 1"),
+        (["failover", "--agent-kills", "-1"], "--agent-kills >= 0"),
+        (["failover", "--workers", "1", "--agent-kills", "3"], "--workers >= 2"),
+    ],
+)
+def test_the_failover_bench_refuses_bad_counts(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench_main(argv) == 2
+    assert named in capsys.readouterr().err
+
+
+async def vanish(worker: Worker) -> None:
+    """Make ``worker`` disappear as a killed process does: no answers, no renewals, no goodbye.
+
+    Its NATS connection closes (every request to it finds no responder) and its lease keeper
+    stops without giving anything back, so its keys expire after the TTL.
+    """
+    keeper = worker._keeper  # a kill, simulated in-process
+    assert keeper is not None
+    await worker.nc.close()
+    await keeper.close()
+
+
+async def test_a_vanished_workers_agents_move_once_its_keys_expire(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient, project: Path
+) -> None:
+    pair = [await workers(latency_s=0.05) for _ in range(2)]
+    session_id, host_id = await client.start_session(str(project), "", approve_all=True)
+    host, victim = pair if pair[0].worker_id == host_id else pair[::-1]
+    while not any(  # noqa: ASYNC110 - polls the store
+        p.worker == victim.worker_id for p in await placements(client, session_id)
+    ):
+        await asyncio.sleep(0.02)
+    await vanish(victim)
+    await client.wait_done(session_id)
+    placed = await placements(client, session_id)
+    on_victim = {p.agent_id for p in placed if p.worker == victim.worker_id}
+    moved = [p for p in placed if p.reason == f"moved from {victim.worker_id}"]
+    assert {p.agent_id for p in moved} == on_victim
+    assert {p.worker for p in moved} == {host.worker_id}
+    log = [r.event for r in await client.history(session_id)]
+    failed = [e for e in log if isinstance(e, ModelCallFailed)]
+    assert all(e.will_retry for e in failed), failed  # no call gave up on its agent
+    assert set((await completed_calls(client, session_id)).values()) == {1}
+    assert len(side_lines(project)) == len(set(side_lines(project)))
