@@ -20,6 +20,8 @@ from loomkin.cluster.names import agent_key
 from loomkin.core.chat import ToolResultMessage
 from loomkin.core.events import (
     AgentPlaced,
+    AgentSpawned,
+    ControlApplied,
     ModelCallCompleted,
     ModelCallFailed,
     ToolCallCompleted,
@@ -245,3 +247,35 @@ async def test_a_vanished_workers_agents_move_once_its_keys_expire(
     assert all(e.will_retry for e in failed), failed  # no call gave up on its agent
     assert set((await completed_calls(client, session_id)).values()) == {1}
     assert len(side_lines(project)) == len(set(side_lines(project)))
+
+
+async def test_an_asap_pause_cuts_a_stream_running_on_another_worker(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient, project: Path
+) -> None:
+    pair = [await workers(latency_s=60.0) for _ in range(2)]  # calls that wait on the model
+    session_id, host_id = await client.start_session(str(project), "", approve_all=True)
+    host, other = pair if pair[0].worker_id == host_id else pair[::-1]
+    assert other.executor is not None
+    busy: list[str] = []
+    while not busy:  # until a call of an agent placed there streams there
+        await asyncio.sleep(0.02)
+        placed = await placements(client, session_id)
+        there = [p.agent_id for p in placed if p.worker == other.worker_id]
+        busy = [a for a in there if other.executor.in_flight(session_id, a)]
+    log = [r.event for r in await client.history(session_id)]
+    names = {e.agent_id: e.name for e in log if isinstance(e, AgentSpawned)}
+    name = names[busy[0]]
+    await client.control(session_id, "pause", name)
+    applied: ControlApplied | None = None
+    while applied is None:
+        await asyncio.sleep(0.02)
+        log = [r.event for r in await client.history(session_id)]
+        applied = next((e for e in log if isinstance(e, ControlApplied)), None)
+    assert applied.agent_id == busy[0]
+    assert applied.action == "pause"
+    assert applied.checkpoint == "stream"  # within the call, not after a 60 s answer
+    # The host told the worker: its call stops there, the agent stays placed on it.
+    while other.executor.in_flight(session_id, busy[0]):  # noqa: ASYNC110 - the cancel's way
+        await asyncio.sleep(0.02)
+    assert (session_id, busy[0]) in other.executor.held()
+    assert host.worker_id != other.worker_id

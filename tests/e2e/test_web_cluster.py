@@ -104,6 +104,9 @@ def test_the_cluster_panel_shows_the_worker_and_where_a_session_runs(
             0
         )
         expect(panel.locator(f'[data-worker="{worker_id}"]')).not_to_contain_text("0 agents")
+        # The only worker runs every agent's model calls and shell: the cards say where.
+        expect(page.locator("#agents .card .worker").first).to_contain_text(f"on {worker_id}")
+        page.screenshot(path=str(tmp_path / "cluster.png"))
     finally:
         for running_server in serve:
             running_server.stop()

@@ -118,6 +118,13 @@ class AgentExecutor:
         """Agents leased to this worker now (its load)."""
         return len(self._held)
 
+    def in_flight(self, session_id: str | None = None, agent_id: str | None = None) -> int:
+        """Model and tool calls running here now (of one agent, if named)."""
+        if session_id is None or agent_id is None:
+            return len(self._calls)
+        held = self._held.get(agent_key(session_id, agent_id))
+        return len(held.calls) if held is not None else 0
+
     def held(self) -> list[tuple[str, str]]:
         """``(session, agent)`` of every agent leased here."""
         return [(h.session_id, h.agent_id) for h in self._held.values()]
