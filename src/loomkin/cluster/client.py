@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Self
 
 from loomkin.cluster.actions import SessionNotHosted, refusal
-from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.bus import connect, open_buckets, stop_if_cancelled
 from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
 from loomkin.cluster.leases import BusLeases
 from loomkin.cluster.names import DEFAULT_CLUSTER, ClusterNames
@@ -236,6 +236,7 @@ class ClusterClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while (left := deadline - loop.time()) > 0:
+            stop_if_cancelled()  # a cancellation lost in the request (cluster rule 5)
             try:
                 msg = await self._nc.request(subject, data, timeout=left)
             except NoRespondersError:
