@@ -24,12 +24,16 @@ from loomkin.cluster.bus import connect
 from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import (
     BudgetsChanged,
+    NegotiationCountered,
     RendezvousCreated,
     SpeculationDiscarded,
     TaskClaimed,
     TeamScaleSet,
 )
+from loomkin.ids import AgentId, SessionId, TeamId
 from loomkin.service import Loomkin
+from loomkin.tasks import WorkerRef
+from loomkin.testing.internals import session_runtime
 from loomkin.testing.models import Call, FunctionModel, Reply
 from loomkin.tools.permissions import PermissionPolicy
 
@@ -56,6 +60,10 @@ class Gate:
         """Per agent name: set once it works on a task (and waits at the gate)."""
 
     def factory(self, _role: object, name: str) -> Model:
+        if name == "cat":
+            return FunctionModel(decline, name="scripted:cat")
+        if name == "lea":
+            return FunctionModel(lambda _request: Reply(text="Noted."), name="scripted:lea")
         working = self.working.setdefault(name, asyncio.Event())
 
         async def step(request: ModelRequest) -> Reply:
@@ -85,12 +93,42 @@ class Gate:
         """
         if session.tasks():
             return
-        for name in ("ann", "ben", "spec"):
+        for name in ("ann", "ben", "spec", "cat", "dan"):
             await session.spawn_agent(name, "coder")
+        await assigned_by_a_lead(session, "review", "cat")  # she objects to it
         blocker = await session.create_task("blocker", assign_to="ann")
         await asyncio.wait_for(self.working.setdefault("ann", asyncio.Event()).wait(), 30)
         await session.create_task("queued", assign_to="ann", role="reviewer")
         await session.create_task("dependent", depends_on=(blocker,))
+
+
+async def assigned_by_a_lead(session: Session, title: str, to: str) -> None:
+    """Give ``title`` to ``to`` as the lead ``lea``: an objection then waits for a decision.
+
+    To one of the user's own assignments the policy answers at once.
+    """
+    lea = await session.spawn_agent("lea", "lead")
+    owner = session.agent(to)
+    await session_runtime(session).ctx.tasks.create(
+        session_id=SessionId(session.session_id),
+        team_id=TeamId(lea.team_id),
+        title=title,
+        assign_to=WorkerRef(
+            agent_id=AgentId(owner.agent_id), name=to, team_id=TeamId(owner.team_id)
+        ),
+        assigned_by="lea",
+    )
+
+
+def decline(request: ModelRequest) -> Reply:
+    """Object to a task given (once); wait for the user's decision."""
+    briefed = any(
+        isinstance(m, UserMessage) and m.text.startswith("[Task assigned]")
+        for m in request.messages
+    )
+    if briefed and not any(isinstance(m, ToolResultMessage) for m in request.messages):
+        return Reply(tool_calls=[Call("task_decline", {"reason": "not my kind of work"})])
+    return Reply(text="Waiting.")
 
 
 @contextlib.asynccontextmanager
@@ -138,7 +176,7 @@ async def started(
     await view.refresh()
     assert view.runs(session_id)
     tasks: dict[str, dict[str, object]] = {}
-    while set(tasks) != {"blocker", "queued", "dependent"}:  # ``work`` ran on the worker
+    while set(tasks) != {"blocker", "queued", "dependent", "review"}:  # ``work`` ran there
         await view.refresh()
         detail = (await http.get(f"/api/sessions/{session_id}")).json()
         tasks = {t["title"]: t for t in detail["tasks"]}
@@ -200,10 +238,21 @@ async def test_budget_task_and_speculation_routes_act_on_a_session_a_worker_host
         claimed = await first(client, session_id, TaskClaimed)
         assert isinstance(claimed, TaskClaimed)
         assert (claimed.task_id, claimed.owner_name) == (tasks["queued"], "ben")
+        # cat objected to ``review``: the user gives it to dan instead.
+        await first(client, session_id, NegotiationCountered)
         negotiated = (await http.get(f"{base}/negotiations")).json()
         assert {(n["task_title"], n["agent_name"]) for n in negotiated} >= {("blocker", "ann")}
         still_open = (await http.get(f"{base}/negotiations?open=true")).json()
-        assert [n["task_title"] for n in still_open] == ["blocker"]
+        countered = [(n["task_title"], n["status"]) for n in still_open if n["agent_name"] == "cat"]
+        assert countered == [("review", "countered")]
+        resolve = f"{base}/negotiations/{tasks['review']}/resolve"
+        moved = await http.post(resolve, json={"resolution": "reassign", "agent": "dan"})
+        assert moved.status_code == 200, moved.text
+        assert "reassigned to dan" in moved.json()["result"]
+        (decided,) = [
+            n for n in (await http.get(f"{base}/negotiations")).json() if n["agent_name"] == "cat"
+        ]
+        assert (decided["status"], decided["new_owner_name"]) == ("reassigned", "dan")
 
         # Speculation: spec starts ``dependent`` ahead of ``blocker``; then it is cancelled.
         url = f"{base}/tasks/{tasks['dependent']}"

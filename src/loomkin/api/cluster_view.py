@@ -67,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 _STOP_WAIT_S = 1.0
 """How long stopping waits for the follow loop before it cancels it again."""
-_DETAIL_WAIT_S = 2.0
+_DETAIL_WAIT_S = 1.0
 """How long a session's view waits for its worker's budgets (the page asks every second)."""
 _T = TypeVar("_T")
 _BUDGETS: TypeAdapter[list[BudgetOut]] = TypeAdapter(list[BudgetOut])

@@ -84,6 +84,8 @@ _Limit = (
     | None
 )
 """A limit: a non-negative number (whole for tokens: the facade checks), or ``None``: none."""
+_MAX_REPLY = 1024 * 1024
+"""The largest reply a NATS server takes by default (``max_payload``)."""
 RefusalCode = Literal["invalid", "not_found", "refused", "not_hosted", "failed"]
 
 
@@ -348,8 +350,14 @@ def _json(value: object) -> JsonValue:
     return json.loads(json.dumps(value))  # type: ignore[no-any-return]
 
 
-async def answer_action(session: Session | None, data: bytes) -> bytes:
-    """The worker's reply to one request on the action subject (never raises for bad input)."""
+async def answer_action(
+    session: Session | None, data: bytes, *, max_bytes: int = _MAX_REPLY
+) -> bytes:
+    """The worker's reply to one request on the action subject (never raises for bad input).
+
+    ``max_bytes``: the largest message the bus carries; a larger answer (a long transcript
+    inspected) is a refusal that says so, never a reply that cannot be sent.
+    """
     try:
         action = _ACTIONS.validate_json(data)
     except ValidationError as exc:
@@ -369,7 +377,14 @@ async def answer_action(session: Session | None, data: bytes) -> bytes:
     except Exception as exc:  # answered, so the caller is not left waiting for a reply
         logger.exception("session %s: %s failed", session.session_id, action.kind)
         return _refused("failed", f"{action.kind} failed on the worker: {exc}")
-    return json.dumps({"ok": True, "result": result}).encode()
+    reply = json.dumps({"ok": True, "result": result}).encode()
+    if len(reply) > max_bytes:
+        return _refused(
+            "failed",
+            f"the answer to {action.kind} ({len(reply):,} bytes) is larger than the bus carries "
+            f"({max_bytes:,} bytes)",
+        )
+    return reply
 
 
 def _refused(code: RefusalCode, error: str) -> bytes:

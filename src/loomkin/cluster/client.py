@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Self
 
 from loomkin.cluster.actions import SessionNotHosted, refusal
-from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.bus import connect, open_buckets, stop_if_cancelled
 from loomkin.cluster.directory import Placement, Placements, WorkerDirectory
 from loomkin.cluster.leases import BusLeases
 from loomkin.cluster.names import DEFAULT_CLUSTER, ClusterNames
@@ -236,6 +236,7 @@ class ClusterClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while (left := deadline - loop.time()) > 0:
+            stop_if_cancelled()  # a cancellation lost in the request (cluster rule 5)
             try:
                 msg = await self._nc.request(subject, data, timeout=left)
             except NoRespondersError:
@@ -251,7 +252,8 @@ class ClusterClient:
             except NatsTimeout:
                 raise SessionNotHosted(
                     f"the worker hosting session {session_id} did not answer "
-                    f"{action.kind.replace('_', ' ')} within {timeout_s:g} s"
+                    f"{action.kind.replace('_', ' ')} within {timeout_s:g} s (a change may "
+                    "still have been applied: the session's feed will show it)"
                 ) from None
             reply = json.loads(msg.data)
             if not isinstance(reply, dict):

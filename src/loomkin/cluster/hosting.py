@@ -394,7 +394,8 @@ class HostedSession:
 
     async def _on_action(self, msg: Msg) -> None:
         """Apply a budget, task or speculation action (:mod:`loomkin.cluster.actions`)."""
-        await msg.respond(await answer_action(self.session, msg.data))
+        reply = await answer_action(self.session, msg.data, max_bytes=self._nc.max_payload)
+        await msg.respond(reply)
 
     async def _control(self, request: dict[str, object]) -> str:
         session = self.session
