@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
+from loomkin.agents.roles import resolve_role
 from loomkin.bench.__main__ import main as bench_main
+from loomkin.bench.faults_child import SETTINGS
 from loomkin.bench.placed_calls import placed_call_figures
 from loomkin.cluster import ClusterClient, ClusterNames, Worker
+from loomkin.cluster.agents import AgentPlacer
 from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.directory import WorkerDirectory
+from loomkin.cluster.executor import AgentExecutor
+from loomkin.cluster.hosting import HostOptions
+from loomkin.cluster.keeper import LeaseKeeper
+from loomkin.cluster.leases import BusLeases
 from loomkin.cluster.names import agent_key
-from loomkin.core.chat import ToolResultMessage
+from loomkin.cluster.placement import WorkerLoad
+from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import (
     AgentPlaced,
     AgentSpawned,
@@ -27,6 +37,7 @@ from loomkin.core.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
+from loomkin.llm.model import ModelRequest, ResponseBuilder
 from loomkin.testing.models import Call, FunctionModel, Reply
 
 from .test_failover import TTL, completed_calls, options, side_lines
@@ -35,7 +46,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
-    from loomkin.llm.model import Model, ModelRequest
+    from nats.aio.client import Client
+
+    from loomkin.llm.model import Model
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -279,3 +292,90 @@ async def test_an_asap_pause_cuts_a_stream_running_on_another_worker(
         await asyncio.sleep(0.02)
     assert (session_id, busy[0]) in other.executor.held()
     assert host.worker_id != other.worker_id
+
+
+# -- one executor and one placer, without a session (the wire and the worker's side) ---------
+
+
+class Rig:
+    """An executor on the real NATS server and a host's placer that sends it calls."""
+
+    def __init__(self, executor: AgentExecutor, placer: AgentPlacer, nc: Client) -> None:
+        self.executor = executor
+        self.placer = placer
+        self.nc = nc
+        self.placed: list[tuple[str, str, int, str]] = []
+
+
+def _echo(request: ModelRequest) -> Reply:
+    """Answer with the length of the last user message (the worker read it whole)."""
+    text = next(m.text for m in reversed(request.messages) if isinstance(m, UserMessage))
+    return Reply(text=f"read {len(text)} characters")
+
+
+@pytest.fixture
+async def rig(bus_url: str, cluster: str) -> AsyncIterator[Rig]:
+    names = ClusterNames(cluster)
+
+    def factory(_role: object, name: str) -> Model:
+        return FunctionModel(_echo, name=f"scripted:{name}")
+
+    options = HostOptions(store_url="", ttl_s=TTL, model_factory=factory, settings=SETTINGS)
+    nc = await connect(bus_url, name="rig")
+    keeper = LeaseKeeper(bus_url, names, "rig-worker", ttl_s=TTL)
+    await keeper.start()
+    buckets = await open_buckets(nc.jetstream(), names, ttl_s=TTL)
+    executor = AgentExecutor(
+        nc=nc,
+        names=names,
+        worker_id="rig-worker",
+        leases=BusLeases(buckets.leases, "rig-worker"),
+        keeper=keeper,
+        options=options,
+    )
+    await executor.start()
+    directory = WorkerDirectory(buckets.workers)
+    await directory.report(WorkerLoad(worker_id="rig-worker"), host="rig", pid=0)
+    placed: list[tuple[str, str, int, str]] = []
+
+    async def journal(agent_id: str, worker: str, epoch: int, reason: str) -> None:
+        placed.append((agent_id, worker, epoch, reason))
+
+    placer = AgentPlacer(
+        nc=nc,
+        names=names,
+        leases=BusLeases(buckets.leases, "rig-host"),
+        directory=directory,
+        session_id="session_rig",
+        project="/",
+        ttl_s=TTL,
+        on_placed=journal,
+    )
+    rig = Rig(executor, placer, nc)
+    rig.placed = placed
+    try:
+        yield rig
+    finally:
+        await executor.close()
+        await keeper.close()
+        await nc.close()
+
+
+async def answer(model: Model, request: ModelRequest) -> str:
+    builder = ResponseBuilder()
+    async with contextlib.aclosing(model.stream(request)) as events:  # type: ignore[type-var]
+        async for event in events:
+            builder.add(event)
+    return builder.build().text
+
+
+async def test_a_call_whose_request_outgrows_one_nats_message_still_runs_on_the_worker(
+    rig: Rig,
+) -> None:
+    # A long-running agent's transcript: more than the server takes in one message (1 MB).
+    big = "x" * (rig.nc.max_payload + 200_000)
+    placed = rig.placer.wrap(lambda _r, name: FunctionModel(_echo, name=f"scripted:{name}"))
+    model = placed(resolve_role("coder"), "ann")
+    request = ModelRequest(messages=(UserMessage(text=big),), cache_key="agent_ann")
+    assert await answer(model, request) == f"read {len(big)} characters"
+    assert rig.executor.calls_run == 1

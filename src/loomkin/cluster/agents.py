@@ -38,10 +38,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from loomkin.cluster.bus import stop_if_cancelled
-from loomkin.cluster.calls import BadCall, CallEnd, CallRequest, decode_message
+from loomkin.cluster.calls import BadCall, CallEnd, CallRequest, decode_message, split_request
 from loomkin.cluster.names import agent_key
 from loomkin.cluster.placement import NoWorkers, place
-from loomkin.errors import ProviderUnavailable
+from loomkin.errors import ProviderError, ProviderUnavailable
 from loomkin.ids import new_id
 
 if TYPE_CHECKING:
@@ -353,7 +353,12 @@ class PlacedModel:
                 request=request,
             )
             subject = placer.names.worker_calls(route.worker_id)
-            await nc.publish(subject, body.to_bytes(), reply=inbox)
+            try:
+                messages = split_request(body.to_bytes(), call, nc.max_payload)
+            except BadCall as exc:
+                raise ProviderError(str(exc)) from exc  # permanent: it only grows
+            for data, headers in messages:
+                await nc.publish(subject, data, reply=inbox, headers=headers)
             while True:
                 what = self._read(await self._next(queue, agent_id, route), call, agent_id, route)
                 if isinstance(what, CallEnd):

@@ -35,12 +35,15 @@ from typing import TYPE_CHECKING
 from loomkin.agents.roles import resolve_role
 from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.calls import (
+    PART_HEADER,
     BadCall,
     CallRequest,
+    RequestParts,
     decode_request,
     encode_close,
     encode_error,
     encode_event,
+    split_event,
 )
 from loomkin.cluster.keeper import KeptLease
 from loomkin.cluster.leases import LeaseLost
@@ -106,6 +109,8 @@ class AgentExecutor:
         self._held: dict[str, _Held] = {}
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._subs: list[Subscription] = []
+        self._parts = RequestParts()
+        """Requests that came in several messages, until their last part comes."""
         self._reaper: asyncio.Task[None] | None = None
         self.calls_run = 0
         """Model calls this worker streamed (tests and benchmarks)."""
@@ -232,6 +237,7 @@ class AgentExecutor:
             stop_if_cancelled()
             await asyncio.sleep(period)
             now = _now()
+            self._parts.drop_older_than(now - self._options.ttl_s)
             for key, held in list(self._held.items()):
                 try:
                     if held.lost.is_set() or _stalled(held.kept):
@@ -250,10 +256,18 @@ class AgentExecutor:
         inbox = msg.reply
         if not inbox:
             return  # nobody to stream to
+        data = msg.data
+        part = msg.headers.get(PART_HEADER) if msg.headers else None
         try:
-            request = decode_request(msg.data)
+            if part is not None:  # one part of a request larger than a message
+                _, whole = self._parts.add(part, msg.data, _now())
+                if whole is None:
+                    return  # more parts to come
+                data = whole
+            request = decode_request(data)
         except BadCall as exc:
-            await self._nc.publish(inbox, encode_error("?", exc))
+            named = part.split(" ")[0] if part else "?"
+            await self._nc.publish(inbox, encode_error(named, exc))
             return
         try:
             key = agent_key(request.session_id, request.agent_id)
@@ -301,7 +315,8 @@ class AgentExecutor:
             async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
                 async for event in stream:
                     held.kept.check()  # a lease gone is a call that stops now
-                    await nc.publish(inbox, encode_event(call, event))
+                    for piece in split_event(event, nc.max_payload):
+                        await nc.publish(inbox, encode_event(call, piece))
             await nc.publish(inbox, encode_close(call))
         except LeaseLost as exc:
             held.lost.set()
