@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
+from nats.errors import TimeoutError as NatsTimeout
 
 from loomkin.agents.roles import resolve_role
 from loomkin.bench.__main__ import main as bench_main
@@ -27,6 +30,7 @@ from loomkin.cluster.keeper import LeaseKeeper
 from loomkin.cluster.leases import BusLeases
 from loomkin.cluster.names import agent_key
 from loomkin.cluster.placement import WorkerLoad
+from loomkin.cluster.tools import PlacedTools
 from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import (
     AgentPlaced,
@@ -37,8 +41,11 @@ from loomkin.core.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
+from loomkin.ids import AgentId, CallId, SessionId, TeamId, new_id
 from loomkin.llm.model import ModelRequest, ResponseBuilder
 from loomkin.testing.models import Call, FunctionModel, Reply
+from loomkin.tools.base import ToolContext
+from loomkin.tools.builtin.shell import shell
 
 from .test_failover import TTL, completed_calls, options, side_lines
 
@@ -307,9 +314,14 @@ class Rig:
         self.placed: list[tuple[str, str, int, str]] = []
 
 
-def _echo(request: ModelRequest) -> Reply:
-    """Answer with the length of the last user message (the worker read it whole)."""
+async def _echo(request: ModelRequest) -> Reply:
+    """Answer with the length of the last user message (the worker read it whole).
+
+    ``wait``: answer never (the host gives the call up).
+    """
     text = next(m.text for m in reversed(request.messages) if isinstance(m, UserMessage))
+    if text == "wait":
+        await asyncio.Event().wait()
     return Reply(text=f"read {len(text)} characters")
 
 
@@ -374,8 +386,85 @@ async def test_a_call_whose_request_outgrows_one_nats_message_still_runs_on_the_
 ) -> None:
     # A long-running agent's transcript: more than the server takes in one message (1 MB).
     big = "x" * (rig.nc.max_payload + 200_000)
-    placed = rig.placer.wrap(lambda _r, name: FunctionModel(_echo, name=f"scripted:{name}"))
-    model = placed(resolve_role("coder"), "ann")
     request = ModelRequest(messages=(UserMessage(text=big),), cache_key="agent_ann")
-    assert await answer(model, request) == f"read {len(big)} characters"
+    assert await answer(ann(rig), request) == f"read {len(big)} characters"
     assert rig.executor.calls_run == 1
+
+
+def ann(rig: Rig) -> Model:
+    return rig.placer.wrap(lambda _r, name: FunctionModel(_echo, name=f"scripted:{name}"))(
+        resolve_role("coder"), "ann"
+    )
+
+
+async def test_a_cancel_that_comes_with_the_reply_of_a_lease_check_still_stops_the_call(
+    rig: Rig,
+) -> None:
+    await rig.placer.route("agent_ann")
+    real = rig.placer._leases.holder
+    checking = asyncio.Event()
+    pending: list[tuple[asyncio.Future[dict[str, object] | None], dict[str, object] | None]] = []
+
+    async def holder(key: str) -> dict[str, object] | None:  # waits as nats-py's requests do
+        record = await real(key)
+        reply: asyncio.Future[dict[str, object] | None] = asyncio.get_running_loop().create_future()
+        pending.append((reply, record))
+        checking.set()
+        return await asyncio.wait_for(reply, 60)
+
+    rig.placer._leases.holder = holder  # type: ignore[method-assign]
+    request = ModelRequest(messages=(UserMessage(text="wait"),), cache_key="agent_ann")
+    call = asyncio.create_task(answer(ann(rig), request))
+    try:
+        await checking.wait()  # the call is silent: the host checks the agent's lease
+        reply, record = pending[0]
+        reply.set_result(record)  # the reply and the cancellation in the same turn
+        call.cancel()
+        done, _ = await asyncio.wait({call}, timeout=10)
+        assert done == {call}, "the cancellation was lost: the call waits on"
+        assert call.cancelled()
+    finally:
+        call.cancel()
+        for reply, record in pending:
+            if not reply.done():
+                reply.set_result(record)
+
+
+class ShellDeps:
+    shell_policy = SETTINGS.shell_policy
+
+
+async def test_a_moment_the_leases_bucket_cannot_be_read_does_not_cut_a_running_shell(
+    rig: Rig, project: Path
+) -> None:
+    await rig.placer.route("agent_ann")
+    real = rig.placer._leases.holder
+    failed = asyncio.Event()
+
+    async def holder(key: str) -> dict[str, object] | None:
+        if not failed.is_set():  # one check of many meets a JetStream hiccup
+            failed.set()
+            raise NatsTimeout
+        return await real(key)
+
+    rig.placer._leases.holder = holder  # type: ignore[method-assign]
+    gate = project / "gate"
+    os.mkfifo(gate)
+    context = ToolContext(
+        project_root=project,
+        agent_id=AgentId("agent_ann"),
+        agent_name="ann",
+        team_id=TeamId("team_rig"),
+        session_id=SessionId("session_rig"),
+        call_id=CallId(new_id("call_")),
+    )
+    args = shell.parse_args(json.dumps({"command": "read line < gate; echo got $line"}))
+    tools = PlacedTools(rig.placer)
+    run = asyncio.create_task(tools.run(shell, args, context, ShellDeps()))  # type: ignore[arg-type]
+    try:
+        await failed.wait()  # while the command waits at its gate
+        await asyncio.to_thread(gate.write_text, "go\n")
+        assert await run == "got go\n[exit code 0]"
+    finally:
+        run.cancel()
+    assert rig.executor.tools_run == 1

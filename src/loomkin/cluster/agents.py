@@ -166,8 +166,32 @@ class AgentPlacer:
             self._left[agent_id] = route.worker_id
 
     async def still_holds(self, agent_id: str, route: Route) -> bool:
-        """Whether the leases bucket still names ``route``'s worker for the agent."""
-        holder = await self._leases.holder(agent_key(self.session_id, agent_id))
+        """Whether the leases bucket still names ``route``'s worker for the agent.
+
+        A bucket that cannot be read for a moment (the connection reconnecting, JetStream
+        busy) is no news: the answer is yes and the next check asks again. Cutting a running
+        shell command or a call over a hiccup of the host's own would cost the work; a host
+        cut off for good stops its session (and these calls) by its own stall watchdog.
+        """
+        from nats.errors import ConnectionClosedError
+        from nats.errors import Error as NatsError
+
+        try:
+            holder = await self._leases.holder(agent_key(self.session_id, agent_id))
+        except ConnectionClosedError:
+            raise
+        except NatsError as exc:
+            stop_if_cancelled()
+            logger.warning(
+                "session %s: could not check who holds agent %s (%r): asks again",
+                self.session_id,
+                agent_id,
+                exc,
+            )
+            return True
+        # Callers poll this in loops that only a cancellation ends: nats-py's request may
+        # have swallowed one (rule 5), and the loop would wait for the whole call.
+        stop_if_cancelled()
         return holder is not None and holder.get("worker") == route.worker_id
 
     async def release_all(self) -> None:
@@ -230,6 +254,7 @@ class AgentPlacer:
         deadline = self._now() + self.ttl_s + 2 * self.check_s + 1.0
         while True:
             holder = await self._leases.holder(key)
+            stop_if_cancelled()  # a cancellation lost in the request (rule 5)
             if holder is None or holder.get("worker") != worker_id:
                 return
             if self._now() > deadline:
