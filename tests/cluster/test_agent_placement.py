@@ -23,11 +23,12 @@ from loomkin.bench.placed_calls import placed_call_figures
 from loomkin.cluster import ClusterClient, ClusterNames, Worker
 from loomkin.cluster.agents import AgentPlacer
 from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.calls import CallRequest
 from loomkin.cluster.directory import WorkerDirectory
 from loomkin.cluster.executor import AgentExecutor
 from loomkin.cluster.hosting import HostOptions
 from loomkin.cluster.keeper import LeaseKeeper
-from loomkin.cluster.leases import BusLeases
+from loomkin.cluster.leases import BusLease, BusLeases
 from loomkin.cluster.names import agent_key
 from loomkin.cluster.placement import WorkerLoad
 from loomkin.cluster.tools import PlacedTools
@@ -347,7 +348,15 @@ async def rig(bus_url: str, cluster: str) -> AsyncIterator[Rig]:
     )
     await executor.start()
     directory = WorkerDirectory(buckets.workers)
+
+    async def report() -> None:  # as a worker's report loop does: its entry lives a TTL
+        while True:
+            load = WorkerLoad(worker_id="rig-worker", agents=executor.agents())
+            await directory.report(load, host="rig", pid=0)
+            await asyncio.sleep(TTL / 3)
+
     await directory.report(WorkerLoad(worker_id="rig-worker"), host="rig", pid=0)
+    reports = asyncio.create_task(report())
     placed: list[tuple[str, str, int, str]] = []
 
     async def journal(agent_id: str, worker: str, epoch: int, reason: str) -> None:
@@ -368,6 +377,8 @@ async def rig(bus_url: str, cluster: str) -> AsyncIterator[Rig]:
     try:
         yield rig
     finally:
+        reports.cancel()
+        await asyncio.wait({reports})
         await executor.close()
         await keeper.close()
         await nc.close()
@@ -468,3 +479,78 @@ async def test_a_moment_the_leases_bucket_cannot_be_read_does_not_cut_a_running_
     finally:
         run.cancel()
     assert rig.executor.tools_run == 1
+
+
+async def test_a_worker_that_fails_to_take_an_agent_says_so_instead_of_going_silent(
+    rig: Rig,
+) -> None:
+    leases = rig.executor._leases
+    real = leases.acquire
+    failed = asyncio.Event()
+
+    async def acquire(key: str) -> BusLease | None:
+        if not failed.is_set():  # JetStream busy for a moment
+            failed.set()
+            raise NatsTimeout
+        return await real(key)
+
+    leases.acquire = acquire  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    route = await rig.placer.route("agent_ann")
+    # Asked again at once: not taken for a dead worker after the 5 s a silent take costs.
+    assert loop.time() - started < 2.0
+    assert route.worker_id == "rig-worker"
+    assert failed.is_set()
+
+
+async def test_an_agent_its_worker_gave_back_is_placed_again_without_shunning_that_worker(
+    rig: Rig,
+) -> None:
+    request = ModelRequest(messages=(UserMessage(text="hi"),), cache_key="agent_ann")
+    model = ann(rig)
+    await answer(model, request)
+    first = rig.placer.routes()["agent_ann"]
+    # Idle for idle_s, the agent was given back (the host's route to it is stale now).
+    await rig.executor._give_back(agent_key("session_rig", "agent_ann"))
+    assert await answer(model, request) == "read 2 characters"
+    again = rig.placer.routes()["agent_ann"]
+    assert again.worker_id == first.worker_id == "rig-worker"
+    assert again.epoch > first.epoch
+    # The worker answered (it is alive): the agent was placed again, it did not move.
+    assert [reason for *_, reason in rig.placed] == ["placed", "placed"]
+    assert "rig-worker" not in rig.placer._shunned
+
+
+async def test_a_cancel_that_overtakes_its_call_keeps_the_worker_from_running_it(
+    rig: Rig,
+) -> None:
+    route = await rig.placer.route("agent_ann")
+    names = rig.placer.names
+    abandoned = CallRequest(
+        call=new_id("call_"),
+        session_id="session_rig",
+        agent_id="agent_ann",
+        epoch=route.epoch,
+        agent="ann",
+        role="coder",
+        model="scripted:ann",
+        project="/",
+        request=ModelRequest(messages=(UserMessage(text="wait"),), cache_key="agent_ann"),
+    )
+    # The worker handles calls and cancels on two subscriptions, each in its own task: a
+    # cancel sent right after its call can be handled first (a backlog of calls, say).
+    await rig.nc.publish(
+        names.worker_cancels(route.worker_id), json.dumps({"call": abandoned.call}).encode()
+    )
+    await rig.nc.flush()
+    inbox = rig.nc.new_inbox()
+    sub = await rig.nc.subscribe(inbox)
+    try:
+        await rig.nc.publish(names.worker_calls(route.worker_id), abandoned.to_bytes(), reply=inbox)
+        # A call sent after it is handled after it (one subscription, in order).
+        request = ModelRequest(messages=(UserMessage(text="hi"),), cache_key="agent_ann")
+        assert await answer(ann(rig), request) == "read 2 characters"
+        assert rig.executor.in_flight("session_rig", "agent_ann") == 0, "the abandoned call runs"
+    finally:
+        await sub.unsubscribe()

@@ -158,11 +158,16 @@ class AgentPlacer:
                 return route
             return await self._place(agent_id)
 
-    def lost(self, agent_id: str, route: Route) -> None:
-        """The call under ``route`` failed because of its worker: place the agent again."""
+    def lost(self, agent_id: str, route: Route, *, shun: bool = True) -> None:
+        """The call under ``route`` failed because of its worker: place the agent again.
+
+        ``shun``: the worker is gone or failing, and is not chosen again for a TTL. A worker
+        that answered it does not hold the agent (it gave an idle agent back) is alive.
+        """
         if self._routes.get(agent_id) == route:
             del self._routes[agent_id]
-            self._shunned[route.worker_id] = self._now()
+            if shun:
+                self._shunned[route.worker_id] = self._now()
             self._left[agent_id] = route.worker_id
 
     async def still_holds(self, agent_id: str, route: Route) -> bool:
@@ -224,9 +229,9 @@ class AgentPlacer:
                 route = Route(candidate, epoch)
                 self._routes[agent_id] = route
                 if route.worker_id != previous or holder is None:
-                    came_from = previous if previous != candidate else None
-                    came_from = came_from or left
-                    reason = f"moved from {came_from}" if came_from else "placed"
+                    came_from = previous or left
+                    moved = came_from is not None and came_from != candidate
+                    reason = f"moved from {came_from}" if moved else "placed"
                     await self._on_placed(agent_id, candidate, epoch, reason)
                 return route
             held_by = answer.get("held_by")
@@ -419,7 +424,7 @@ class PlacedModel:
             placer.dropped_messages += 1
             return None
         if isinstance(what, CallEnd) and what.refused:
-            placer.lost(agent_id, route)
+            placer.lost(agent_id, route, shun=False)  # it answered: it is alive
             raise _WorkerLost(str(what.error))
         return None if what == "beat" else what
 

@@ -111,6 +111,9 @@ class AgentExecutor:
         self._subs: list[Subscription] = []
         self._parts = RequestParts()
         """Requests that came in several messages, until their last part comes."""
+        self._cancelled: dict[str, float] = {}
+        """Calls cancelled before they came, with when (for a TTL): they are not run.
+        Calls and cancels arrive on two subscriptions, each handled in a task of its own."""
         self._reaper: asyncio.Task[None] | None = None
         self.calls_run = 0
         """Model calls this worker streamed (tests and benchmarks)."""
@@ -178,6 +181,11 @@ class AgentExecutor:
                 answer = {"ok": False, "error": f"unknown operation {op!r}"}
         except (ValueError, KeyError, TypeError, LoomkinError) as exc:
             answer = {"ok": False, "error": f"bad request: {exc}"}
+        except Exception as exc:  # the bucket failed this once: say so, the host asks again
+            # Silence would cost the host its request's timeout, then make it take this
+            # worker for a dead one: shunned, and the agent held back until a TTL passed.
+            logger.warning("worker %s: an agents request failed: %r", self._worker_id, exc)
+            answer = {"ok": False, "error": f"worker {self._worker_id} failed: {exc!r}"}
         answer["agents"] = len(self._held)
         await msg.respond(json.dumps(answer).encode())
 
@@ -238,7 +246,12 @@ class AgentExecutor:
             await asyncio.sleep(period)
             now = _now()
             self._parts.drop_older_than(now - self._options.ttl_s)
+            for call, at in list(self._cancelled.items()):
+                if now - at > self._options.ttl_s:
+                    del self._cancelled[call]
             for key, held in list(self._held.items()):
+                if self._held.get(key) is not held:
+                    continue  # dropped or taken afresh while an earlier one was let go
                 try:
                     if held.lost.is_set() or _stalled(held.kept):
                         logger.warning(
@@ -285,6 +298,8 @@ class AgentExecutor:
             return
         if request.call in self._calls:
             return  # the same call twice: it is streaming already
+        if self._cancelled.pop(request.call, None) is not None:
+            return  # its cancel overtook it: the host listens no more
         held.calls.add(request.call)
         held.last_used = _now()
         task = asyncio.get_running_loop().create_task(
@@ -300,9 +315,12 @@ class AgentExecutor:
 
     async def _on_cancel(self, msg: Msg) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            task = self._calls.get(str(json.loads(msg.data)["call"]))
+            call = str(json.loads(msg.data)["call"])
+            task = self._calls.get(call)
             if task is not None:
                 task.cancel()
+            else:  # not here yet (or over already): if it still comes, it is not run
+                self._cancelled[call] = _now()
 
     async def _stream(self, held: _Held, request: CallRequest, inbox: str) -> None:
         nc, call = self._nc, request.call
@@ -346,6 +364,9 @@ class AgentExecutor:
             return
         if call_id in self._calls:
             return  # the same call twice: it is running already
+        if self._cancelled.pop(call_id, None) is not None:  # its cancel overtook it
+            await msg.respond(json.dumps({"ok": False, "text": "cancelled"}).encode())
+            return
         held.calls.add(call_id)
         held.last_used = _now()
         task = asyncio.get_running_loop().create_task(
