@@ -2,10 +2,11 @@
 
 A session's host sends one JSON message per model call to the worker that holds the agent
 (:mod:`loomkin.cluster.agents`), and that worker answers on the call's own inbox with one
-JSON message per stream event, beats while the model is silent, and a last ``close`` or
-``error`` (:mod:`loomkin.cluster.executor`). Both sides decode with the functions here, which
-check every field: a message that does not match is a :class:`BadCall`, never a crash and
-never half of an event.
+JSON message per stream event and a last ``close`` or ``error``
+(:mod:`loomkin.cluster.executor`). Workers send no ``beat`` today (the kind is read, and
+skipped): while a call is silent the host checks that the agent's lease still names its
+worker. Both sides decode with the functions here, which check every field: a message that
+does not match is a :class:`BadCall`, never a crash and never half of an event.
 
 A NATS message holds at most the server's ``max_payload`` (1 MB by default), and a long-running
 agent's transcript, sent whole with every call, outgrows it. A request that does is sent in
