@@ -23,7 +23,7 @@ from loomkin.bench.placed_calls import placed_call_figures
 from loomkin.cluster import ClusterClient, ClusterNames, Worker
 from loomkin.cluster.agents import AgentPlacer
 from loomkin.cluster.bus import connect, open_buckets
-from loomkin.cluster.calls import CallRequest
+from loomkin.cluster.calls import CallEnd, CallRequest, decode_message
 from loomkin.cluster.directory import WorkerDirectory
 from loomkin.cluster.executor import AgentExecutor
 from loomkin.cluster.hosting import HostOptions
@@ -554,3 +554,23 @@ async def test_a_cancel_that_overtakes_its_call_keeps_the_worker_from_running_it
         assert rig.executor.in_flight("session_rig", "agent_ann") == 0, "the abandoned call runs"
     finally:
         await sub.unsubscribe()
+
+
+async def test_a_request_the_worker_cannot_read_fails_at_once_under_its_call_id(
+    rig: Rig,
+) -> None:
+    route = await rig.placer.route("agent_ann")
+    inbox = rig.nc.new_inbox()
+    sub = await rig.nc.subscribe(inbox)
+    try:
+        malformed = {"call": "call_unreadable", "session_id": "session_rig", "request": {}}
+        subject = rig.placer.names.worker_calls(route.worker_id)
+        await rig.nc.publish(subject, json.dumps(malformed).encode(), reply=inbox)
+        call, what = decode_message((await sub.next_msg(timeout=10)).data)
+    finally:
+        await sub.unsubscribe()
+    # Under "?" the host would drop it as a message of another call, and wait on.
+    assert call == "call_unreadable"
+    assert isinstance(what, CallEnd)
+    assert what.error is not None
+    assert "'messages' and 'tools' must be lists" in str(what.error)

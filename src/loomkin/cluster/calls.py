@@ -51,6 +51,7 @@ __all__ = [
     "CallEnd",
     "CallRequest",
     "RequestParts",
+    "call_of",
     "decode_message",
     "decode_request",
     "encode_close",
@@ -236,6 +237,20 @@ def split_event(event: StreamEvent, max_payload: int) -> list[StreamEvent]:
             ]
             return [first, *rest]
     return [event]
+
+
+def call_of(data: bytes) -> str:
+    """The call id a request names, read as far as it can be (``?``: none).
+
+    A worker answers a request it cannot read under that id: its host drops every message
+    of another call, and would wait for this one until the loop's idle timeout.
+    """
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return "?"
+    call = body.get("call") if isinstance(body, dict) else None
+    return call if isinstance(call, str) else "?"
 
 
 def encode_event(call: str, event: StreamEvent | Literal["beat"]) -> bytes:

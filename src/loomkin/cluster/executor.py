@@ -39,6 +39,7 @@ from loomkin.cluster.calls import (
     BadCall,
     CallRequest,
     RequestParts,
+    call_of,
     decode_request,
     encode_close,
     encode_error,
@@ -279,7 +280,7 @@ class AgentExecutor:
                 data = whole
             request = decode_request(data)
         except BadCall as exc:
-            named = part.split(" ")[0] if part else "?"
+            named = part.split(" ")[0] if part else call_of(data)
             await self._nc.publish(inbox, encode_error(named, exc))
             return
         try:

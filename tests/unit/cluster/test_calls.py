@@ -14,6 +14,7 @@ from loomkin.cluster.calls import (
     CallEnd,
     CallRequest,
     RequestParts,
+    call_of,
     decode_message,
     decode_request,
     encode_close,
@@ -219,3 +220,17 @@ def test_an_event_too_large_for_a_message_goes_as_deltas_that_build_the_same_ans
     for piece in pieces:
         split.add(decode_message(encode_event("c1", piece))[1])  # type: ignore[arg-type]
     assert split.build() == whole.build()
+
+
+@pytest.mark.parametrize(
+    ("data", "call"),
+    [
+        (b'{"call": "c7", "request": 3}', "c7"),
+        (b'{"call": 7}', "?"),
+        (b"[1, 2]", "?"),
+        (b"\xff\xfe", "?"),
+        (b"[" * 100_000, "?"),
+    ],
+)
+def test_the_call_id_of_a_request_is_read_as_far_as_it_goes(data: bytes, call: str) -> None:
+    assert call_of(data) == call
