@@ -574,3 +574,49 @@ async def test_a_request_the_worker_cannot_read_fails_at_once_under_its_call_id(
     assert isinstance(what, CallEnd)
     assert what.error is not None
     assert "'messages' and 'tools' must be lists" in str(what.error)
+
+
+async def test_a_new_host_taking_an_agent_stops_the_shell_its_dead_host_left_running(
+    rig: Rig, project: Path
+) -> None:
+    old = rig.placer
+    await old.route("agent_ann")
+    gate = project / "gate"
+    os.mkfifo(gate)
+    context = ToolContext(
+        project_root=project,
+        agent_id=AgentId("agent_ann"),
+        agent_name="ann",
+        team_id=TeamId("team_rig"),
+        session_id=SessionId("session_rig"),
+        call_id=CallId(new_id("call_")),
+    )
+    args = shell.parse_args(json.dumps({"command": "read line < gate; echo ran >> side"}))
+    orphan = asyncio.create_task(PlacedTools(old).run(shell, args, context, ShellDeps()))  # type: ignore[arg-type]
+    try:
+        while not rig.executor.in_flight("session_rig", "agent_ann"):  # noqa: ASYNC110 - the call's way
+            await asyncio.sleep(0.01)
+        # The old host died here (its task waits on, unheard). The session resumes on a new
+        # host, which reports the command interrupted and places the agent where it runs.
+        new = AgentPlacer(
+            nc=rig.nc,
+            names=old.names,
+            leases=old._leases,
+            directory=old._directory,
+            session_id="session_rig",
+            project="/",
+            ttl_s=TTL,
+            on_placed=old._on_placed,
+        )
+        route = await new.route("agent_ann")
+        assert route == old.routes()["agent_ann"]  # the same worker, the same epoch
+        # The command the model was told is interrupted must not run on beside its retry.
+        for _ in range(200):
+            if not rig.executor.in_flight("session_rig", "agent_ann"):
+                break
+            await asyncio.sleep(0.01)
+        assert rig.executor.in_flight("session_rig", "agent_ann") == 0
+    finally:
+        orphan.cancel()
+        await asyncio.wait({orphan})
+    assert not (project / "side").exists()

@@ -194,6 +194,18 @@ class AgentExecutor:
         held = self._held.get(key)
         if held is not None and not held.lost.is_set():
             held.last_used = _now()
+            # A host asks only for an agent it has no route to: a call of the agent still
+            # running here is an orphan of a host that died (its successor reported it
+            # interrupted to the model, which may run it again) or one it gave up on.
+            for call in list(held.calls):
+                if (task := self._calls.get(call)) is not None:
+                    logger.info(
+                        "worker %s: stops call %s of %s (no host reads it)",
+                        self._worker_id,
+                        call,
+                        key,
+                    )
+                    task.cancel()
             return {"ok": True, "epoch": held.epoch}
         if held is not None:  # lost meanwhile: forget it, then try to take it afresh
             await self._drop(key)
