@@ -7,17 +7,32 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import json
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
+from nats.errors import TimeoutError as NatsTimeout
 
+from loomkin.agents.roles import resolve_role
 from loomkin.bench.__main__ import main as bench_main
+from loomkin.bench.faults_child import SETTINGS
 from loomkin.bench.placed_calls import placed_call_figures
 from loomkin.cluster import ClusterClient, ClusterNames, Worker
+from loomkin.cluster.agents import AgentPlacer
 from loomkin.cluster.bus import connect, open_buckets
+from loomkin.cluster.calls import CallEnd, CallRequest, decode_message
+from loomkin.cluster.directory import WorkerDirectory
+from loomkin.cluster.executor import AgentExecutor
+from loomkin.cluster.hosting import HostOptions
+from loomkin.cluster.keeper import LeaseKeeper
+from loomkin.cluster.leases import BusLease, BusLeases
 from loomkin.cluster.names import agent_key
-from loomkin.core.chat import ToolResultMessage
+from loomkin.cluster.placement import WorkerLoad
+from loomkin.cluster.tools import PlacedTools
+from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import (
     AgentPlaced,
     AgentSpawned,
@@ -27,7 +42,11 @@ from loomkin.core.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
+from loomkin.ids import AgentId, CallId, SessionId, TeamId, new_id
+from loomkin.llm.model import ModelRequest, ResponseBuilder
 from loomkin.testing.models import Call, FunctionModel, Reply
+from loomkin.tools.base import ToolContext
+from loomkin.tools.builtin.shell import shell
 
 from .test_failover import TTL, completed_calls, options, side_lines
 
@@ -35,7 +54,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
-    from loomkin.llm.model import Model, ModelRequest
+    from nats.aio.client import Client
+
+    from loomkin.llm.model import Model
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -279,3 +300,323 @@ async def test_an_asap_pause_cuts_a_stream_running_on_another_worker(
         await asyncio.sleep(0.02)
     assert (session_id, busy[0]) in other.executor.held()
     assert host.worker_id != other.worker_id
+
+
+# -- one executor and one placer, without a session (the wire and the worker's side) ---------
+
+
+class Rig:
+    """An executor on the real NATS server and a host's placer that sends it calls."""
+
+    def __init__(self, executor: AgentExecutor, placer: AgentPlacer, nc: Client) -> None:
+        self.executor = executor
+        self.placer = placer
+        self.nc = nc
+        self.placed: list[tuple[str, str, int, str]] = []
+
+
+async def _echo(request: ModelRequest) -> Reply:
+    """Answer with the length of the last user message (the worker read it whole).
+
+    ``wait``: answer never (the host gives the call up).
+    """
+    text = next(m.text for m in reversed(request.messages) if isinstance(m, UserMessage))
+    if text == "wait":
+        await asyncio.Event().wait()
+    return Reply(text=f"read {len(text)} characters")
+
+
+@pytest.fixture
+async def rig(bus_url: str, cluster: str) -> AsyncIterator[Rig]:
+    names = ClusterNames(cluster)
+
+    def factory(_role: object, name: str) -> Model:
+        return FunctionModel(_echo, name=f"scripted:{name}")
+
+    options = HostOptions(store_url="", ttl_s=TTL, model_factory=factory, settings=SETTINGS)
+    nc = await connect(bus_url, name="rig")
+    keeper = LeaseKeeper(bus_url, names, "rig-worker", ttl_s=TTL)
+    await keeper.start()
+    buckets = await open_buckets(nc.jetstream(), names, ttl_s=TTL)
+    executor = AgentExecutor(
+        nc=nc,
+        names=names,
+        worker_id="rig-worker",
+        leases=BusLeases(buckets.leases, "rig-worker"),
+        keeper=keeper,
+        options=options,
+    )
+    await executor.start()
+    directory = WorkerDirectory(buckets.workers)
+
+    async def report() -> None:  # as a worker's report loop does: its entry lives a TTL
+        while True:
+            load = WorkerLoad(worker_id="rig-worker", agents=executor.agents())
+            await directory.report(load, host="rig", pid=0)
+            await asyncio.sleep(TTL / 3)
+
+    await directory.report(WorkerLoad(worker_id="rig-worker"), host="rig", pid=0)
+    reports = asyncio.create_task(report())
+    placed: list[tuple[str, str, int, str]] = []
+
+    async def journal(agent_id: str, worker: str, epoch: int, reason: str) -> None:
+        placed.append((agent_id, worker, epoch, reason))
+
+    placer = AgentPlacer(
+        nc=nc,
+        names=names,
+        leases=BusLeases(buckets.leases, "rig-host"),
+        directory=directory,
+        session_id="session_rig",
+        project="/",
+        ttl_s=TTL,
+        on_placed=journal,
+    )
+    rig = Rig(executor, placer, nc)
+    rig.placed = placed
+    try:
+        yield rig
+    finally:
+        reports.cancel()
+        await asyncio.wait({reports})
+        await executor.close()
+        await keeper.close()
+        await nc.close()
+
+
+async def answer(model: Model, request: ModelRequest) -> str:
+    builder = ResponseBuilder()
+    async with contextlib.aclosing(model.stream(request)) as events:  # type: ignore[type-var]
+        async for event in events:
+            builder.add(event)
+    return builder.build().text
+
+
+async def test_a_call_whose_request_outgrows_one_nats_message_still_runs_on_the_worker(
+    rig: Rig,
+) -> None:
+    # A long-running agent's transcript: more than the server takes in one message (1 MB).
+    big = "x" * (rig.nc.max_payload + 200_000)
+    request = ModelRequest(messages=(UserMessage(text=big),), cache_key="agent_ann")
+    assert await answer(ann(rig), request) == f"read {len(big)} characters"
+    assert rig.executor.calls_run == 1
+
+
+def ann(rig: Rig) -> Model:
+    return rig.placer.wrap(lambda _r, name: FunctionModel(_echo, name=f"scripted:{name}"))(
+        resolve_role("coder"), "ann"
+    )
+
+
+async def test_a_cancel_that_comes_with_the_reply_of_a_lease_check_still_stops_the_call(
+    rig: Rig,
+) -> None:
+    await rig.placer.route("agent_ann")
+    real = rig.placer._leases.holder
+    checking = asyncio.Event()
+    pending: list[tuple[asyncio.Future[dict[str, object] | None], dict[str, object] | None]] = []
+
+    async def holder(key: str) -> dict[str, object] | None:  # waits as nats-py's requests do
+        record = await real(key)
+        reply: asyncio.Future[dict[str, object] | None] = asyncio.get_running_loop().create_future()
+        pending.append((reply, record))
+        checking.set()
+        return await asyncio.wait_for(reply, 60)
+
+    rig.placer._leases.holder = holder  # type: ignore[method-assign]
+    request = ModelRequest(messages=(UserMessage(text="wait"),), cache_key="agent_ann")
+    call = asyncio.create_task(answer(ann(rig), request))
+    try:
+        await checking.wait()  # the call is silent: the host checks the agent's lease
+        reply, record = pending[0]
+        reply.set_result(record)  # the reply and the cancellation in the same turn
+        call.cancel()
+        done, _ = await asyncio.wait({call}, timeout=10)
+        assert done == {call}, "the cancellation was lost: the call waits on"
+        assert call.cancelled()
+    finally:
+        call.cancel()
+        for reply, record in pending:
+            if not reply.done():
+                reply.set_result(record)
+
+
+class ShellDeps:
+    shell_policy = SETTINGS.shell_policy
+
+
+async def test_a_moment_the_leases_bucket_cannot_be_read_does_not_cut_a_running_shell(
+    rig: Rig, project: Path
+) -> None:
+    await rig.placer.route("agent_ann")
+    real = rig.placer._leases.holder
+    failed = asyncio.Event()
+
+    async def holder(key: str) -> dict[str, object] | None:
+        if not failed.is_set():  # one check of many meets a JetStream hiccup
+            failed.set()
+            raise NatsTimeout
+        return await real(key)
+
+    rig.placer._leases.holder = holder  # type: ignore[method-assign]
+    gate = project / "gate"
+    os.mkfifo(gate)
+    context = ToolContext(
+        project_root=project,
+        agent_id=AgentId("agent_ann"),
+        agent_name="ann",
+        team_id=TeamId("team_rig"),
+        session_id=SessionId("session_rig"),
+        call_id=CallId(new_id("call_")),
+    )
+    args = shell.parse_args(json.dumps({"command": "read line < gate; echo got $line"}))
+    tools = PlacedTools(rig.placer)
+    run = asyncio.create_task(tools.run(shell, args, context, ShellDeps()))  # type: ignore[arg-type]
+    try:
+        await failed.wait()  # while the command waits at its gate
+        await asyncio.to_thread(gate.write_text, "go\n")
+        assert await run == "got go\n[exit code 0]"
+    finally:
+        run.cancel()
+    assert rig.executor.tools_run == 1
+
+
+async def test_a_worker_that_fails_to_take_an_agent_says_so_instead_of_going_silent(
+    rig: Rig,
+) -> None:
+    leases = rig.executor._leases
+    real = leases.acquire
+    failed = asyncio.Event()
+
+    async def acquire(key: str) -> BusLease | None:
+        if not failed.is_set():  # JetStream busy for a moment
+            failed.set()
+            raise NatsTimeout
+        return await real(key)
+
+    leases.acquire = acquire  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    route = await rig.placer.route("agent_ann")
+    # Asked again at once: not taken for a dead worker after the 5 s a silent take costs.
+    assert loop.time() - started < 2.0
+    assert route.worker_id == "rig-worker"
+    assert failed.is_set()
+
+
+async def test_an_agent_its_worker_gave_back_is_placed_again_without_shunning_that_worker(
+    rig: Rig,
+) -> None:
+    request = ModelRequest(messages=(UserMessage(text="hi"),), cache_key="agent_ann")
+    model = ann(rig)
+    await answer(model, request)
+    first = rig.placer.routes()["agent_ann"]
+    # Idle for idle_s, the agent was given back (the host's route to it is stale now).
+    await rig.executor._give_back(agent_key("session_rig", "agent_ann"))
+    assert await answer(model, request) == "read 2 characters"
+    again = rig.placer.routes()["agent_ann"]
+    assert again.worker_id == first.worker_id == "rig-worker"
+    assert again.epoch > first.epoch
+    # The worker answered (it is alive): the agent was placed again, it did not move.
+    assert [reason for *_, reason in rig.placed] == ["placed", "placed"]
+    assert "rig-worker" not in rig.placer._shunned
+
+
+async def test_a_cancel_that_overtakes_its_call_keeps_the_worker_from_running_it(
+    rig: Rig,
+) -> None:
+    route = await rig.placer.route("agent_ann")
+    names = rig.placer.names
+    abandoned = CallRequest(
+        call=new_id("call_"),
+        session_id="session_rig",
+        agent_id="agent_ann",
+        epoch=route.epoch,
+        agent="ann",
+        role="coder",
+        model="scripted:ann",
+        project="/",
+        request=ModelRequest(messages=(UserMessage(text="wait"),), cache_key="agent_ann"),
+    )
+    # The worker handles calls and cancels on two subscriptions, each in its own task: a
+    # cancel sent right after its call can be handled first (a backlog of calls, say).
+    await rig.nc.publish(
+        names.worker_cancels(route.worker_id), json.dumps({"call": abandoned.call}).encode()
+    )
+    await rig.nc.flush()
+    inbox = rig.nc.new_inbox()
+    sub = await rig.nc.subscribe(inbox)
+    try:
+        await rig.nc.publish(names.worker_calls(route.worker_id), abandoned.to_bytes(), reply=inbox)
+        # A call sent after it is handled after it (one subscription, in order).
+        request = ModelRequest(messages=(UserMessage(text="hi"),), cache_key="agent_ann")
+        assert await answer(ann(rig), request) == "read 2 characters"
+        assert rig.executor.in_flight("session_rig", "agent_ann") == 0, "the abandoned call runs"
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_request_the_worker_cannot_read_fails_at_once_under_its_call_id(
+    rig: Rig,
+) -> None:
+    route = await rig.placer.route("agent_ann")
+    inbox = rig.nc.new_inbox()
+    sub = await rig.nc.subscribe(inbox)
+    try:
+        malformed = {"call": "call_unreadable", "session_id": "session_rig", "request": {}}
+        subject = rig.placer.names.worker_calls(route.worker_id)
+        await rig.nc.publish(subject, json.dumps(malformed).encode(), reply=inbox)
+        call, what = decode_message((await sub.next_msg(timeout=10)).data)
+    finally:
+        await sub.unsubscribe()
+    # Under "?" the host would drop it as a message of another call, and wait on.
+    assert call == "call_unreadable"
+    assert isinstance(what, CallEnd)
+    assert what.error is not None
+    assert "'messages' and 'tools' must be lists" in str(what.error)
+
+
+async def test_a_new_host_taking_an_agent_stops_the_shell_its_dead_host_left_running(
+    rig: Rig, project: Path
+) -> None:
+    old = rig.placer
+    await old.route("agent_ann")
+    gate = project / "gate"
+    os.mkfifo(gate)
+    context = ToolContext(
+        project_root=project,
+        agent_id=AgentId("agent_ann"),
+        agent_name="ann",
+        team_id=TeamId("team_rig"),
+        session_id=SessionId("session_rig"),
+        call_id=CallId(new_id("call_")),
+    )
+    args = shell.parse_args(json.dumps({"command": "read line < gate; echo ran >> side"}))
+    orphan = asyncio.create_task(PlacedTools(old).run(shell, args, context, ShellDeps()))  # type: ignore[arg-type]
+    try:
+        while not rig.executor.in_flight("session_rig", "agent_ann"):  # noqa: ASYNC110 - the call's way
+            await asyncio.sleep(0.01)
+        # The old host died here (its task waits on, unheard). The session resumes on a new
+        # host, which reports the command interrupted and places the agent where it runs.
+        new = AgentPlacer(
+            nc=rig.nc,
+            names=old.names,
+            leases=old._leases,
+            directory=old._directory,
+            session_id="session_rig",
+            project="/",
+            ttl_s=TTL,
+            on_placed=old._on_placed,
+        )
+        route = await new.route("agent_ann")
+        assert route == old.routes()["agent_ann"]  # the same worker, the same epoch
+        # The command the model was told is interrupted must not run on beside its retry.
+        for _ in range(200):
+            if not rig.executor.in_flight("session_rig", "agent_ann"):
+                break
+            await asyncio.sleep(0.01)
+        assert rig.executor.in_flight("session_rig", "agent_ann") == 0
+    finally:
+        orphan.cancel()
+        await asyncio.wait({orphan})
+    assert not (project / "side").exists()

@@ -38,10 +38,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from loomkin.cluster.bus import stop_if_cancelled
-from loomkin.cluster.calls import BadCall, CallEnd, CallRequest, decode_message
+from loomkin.cluster.calls import BadCall, CallEnd, CallRequest, decode_message, split_request
 from loomkin.cluster.names import agent_key
 from loomkin.cluster.placement import NoWorkers, place
-from loomkin.errors import ProviderUnavailable
+from loomkin.errors import ProviderError, ProviderUnavailable
 from loomkin.ids import new_id
 
 if TYPE_CHECKING:
@@ -158,16 +158,45 @@ class AgentPlacer:
                 return route
             return await self._place(agent_id)
 
-    def lost(self, agent_id: str, route: Route) -> None:
-        """The call under ``route`` failed because of its worker: place the agent again."""
+    def lost(self, agent_id: str, route: Route, *, shun: bool = True) -> None:
+        """The call under ``route`` failed because of its worker: place the agent again.
+
+        ``shun``: the worker is gone or failing, and is not chosen again for a TTL. A worker
+        that answered it does not hold the agent (it gave an idle agent back) is alive.
+        """
         if self._routes.get(agent_id) == route:
             del self._routes[agent_id]
-            self._shunned[route.worker_id] = self._now()
+            if shun:
+                self._shunned[route.worker_id] = self._now()
             self._left[agent_id] = route.worker_id
 
     async def still_holds(self, agent_id: str, route: Route) -> bool:
-        """Whether the leases bucket still names ``route``'s worker for the agent."""
-        holder = await self._leases.holder(agent_key(self.session_id, agent_id))
+        """Whether the leases bucket still names ``route``'s worker for the agent.
+
+        A bucket that cannot be read for a moment (the connection reconnecting, JetStream
+        busy) is no news: the answer is yes and the next check asks again. Cutting a running
+        shell command or a call over a hiccup of the host's own would cost the work; a host
+        cut off for good stops its session (and these calls) by its own stall watchdog.
+        """
+        from nats.errors import ConnectionClosedError
+        from nats.errors import Error as NatsError
+
+        try:
+            holder = await self._leases.holder(agent_key(self.session_id, agent_id))
+        except ConnectionClosedError:
+            raise
+        except NatsError as exc:
+            stop_if_cancelled()
+            logger.warning(
+                "session %s: could not check who holds agent %s (%r): asks again",
+                self.session_id,
+                agent_id,
+                exc,
+            )
+            return True
+        # Callers poll this in loops that only a cancellation ends: nats-py's request may
+        # have swallowed one (rule 5), and the loop would wait for the whole call.
+        stop_if_cancelled()
         return holder is not None and holder.get("worker") == route.worker_id
 
     async def release_all(self) -> None:
@@ -200,9 +229,9 @@ class AgentPlacer:
                 route = Route(candidate, epoch)
                 self._routes[agent_id] = route
                 if route.worker_id != previous or holder is None:
-                    came_from = previous if previous != candidate else None
-                    came_from = came_from or left
-                    reason = f"moved from {came_from}" if came_from else "placed"
+                    came_from = previous or left
+                    moved = came_from is not None and came_from != candidate
+                    reason = f"moved from {came_from}" if moved else "placed"
                     await self._on_placed(agent_id, candidate, epoch, reason)
                 return route
             held_by = answer.get("held_by")
@@ -230,6 +259,7 @@ class AgentPlacer:
         deadline = self._now() + self.ttl_s + 2 * self.check_s + 1.0
         while True:
             holder = await self._leases.holder(key)
+            stop_if_cancelled()  # a cancellation lost in the request (rule 5)
             if holder is None or holder.get("worker") != worker_id:
                 return
             if self._now() > deadline:
@@ -353,7 +383,12 @@ class PlacedModel:
                 request=request,
             )
             subject = placer.names.worker_calls(route.worker_id)
-            await nc.publish(subject, body.to_bytes(), reply=inbox)
+            try:
+                messages = split_request(body.to_bytes(), call, nc.max_payload)
+            except BadCall as exc:
+                raise ProviderError(str(exc)) from exc  # permanent: it only grows
+            for data, headers in messages:
+                await nc.publish(subject, data, reply=inbox, headers=headers)
             while True:
                 what = self._read(await self._next(queue, agent_id, route), call, agent_id, route)
                 if isinstance(what, CallEnd):
@@ -389,7 +424,7 @@ class PlacedModel:
             placer.dropped_messages += 1
             return None
         if isinstance(what, CallEnd) and what.refused:
-            placer.lost(agent_id, route)
+            placer.lost(agent_id, route, shun=False)  # it answered: it is alive
             raise _WorkerLost(str(what.error))
         return None if what == "beat" else what
 

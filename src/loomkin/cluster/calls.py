@@ -2,16 +2,24 @@
 
 A session's host sends one JSON message per model call to the worker that holds the agent
 (:mod:`loomkin.cluster.agents`), and that worker answers on the call's own inbox with one
-JSON message per stream event, beats while the model is silent, and a last ``close`` or
-``error`` (:mod:`loomkin.cluster.executor`). Both sides decode with the functions here, which
-check every field: a message that does not match is a :class:`BadCall`, never a crash and
-never half of an event.
+JSON message per stream event and a last ``close`` or ``error``
+(:mod:`loomkin.cluster.executor`). Workers send no ``beat`` today (the kind is read, and
+skipped): while a call is silent the host checks that the agent's lease still names its
+worker. Both sides decode with the functions here, which check every field: a message that
+does not match is a :class:`BadCall`, never a crash and never half of an event.
+
+A NATS message holds at most the server's ``max_payload`` (1 MB by default), and a long-running
+agent's transcript, sent whole with every call, outgrows it. A request that does is sent in
+parts (:func:`split_request`: each message names its call, its index and the count in the
+``Loomkin-Part`` header) that the worker joins (:class:`RequestParts`); one subscriber gets
+one publisher's messages in order. A stream event too large for one message (a tool call's
+arguments sent in one piece) goes as several deltas of the same call (:func:`split_event`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.core.chat import message_from_json
@@ -38,15 +46,27 @@ if TYPE_CHECKING:
     from loomkin.core.events.base import JSON
 
 __all__ = [
+    "PART_HEADER",
     "BadCall",
     "CallEnd",
     "CallRequest",
+    "RequestParts",
+    "call_of",
     "decode_message",
     "decode_request",
     "encode_close",
     "encode_error",
     "encode_event",
+    "split_event",
+    "split_request",
 ]
+
+PART_HEADER = "Loomkin-Part"
+"""Header of one part of a request sent in several messages: ``<call> <index> <count>``."""
+_HEADROOM = 1024
+"""Bytes of a message left for the subject, the reply inbox and the headers."""
+_MAX_PARTS = 256
+"""The most parts a worker joins for one request (256 MB at the default payload limit)."""
 
 
 class BadCall(UserError):
@@ -136,6 +156,101 @@ def decode_request(data: bytes) -> CallRequest:
         project=_str(body, "project"),
         request=request,
     )
+
+
+def split_request(
+    data: bytes, call: str, max_payload: int
+) -> list[tuple[bytes, dict[str, str] | None]]:
+    """The messages that carry request ``data``: itself, or its parts with their headers.
+
+    Raises:
+        BadCall: it needs more than a worker joins (``_MAX_PARTS`` messages).
+    """
+    size = max(1, max_payload - _HEADROOM)
+    if len(data) <= size:
+        return [(data, None)]
+    count = -(-len(data) // size)
+    if count > _MAX_PARTS:
+        raise BadCall(
+            f"call {call}: a request of {len(data)} bytes needs {count} messages of the NATS "
+            f"server's {max_payload} bytes, more than {_MAX_PARTS}"
+        )
+    return [
+        (data[i * size : (i + 1) * size], {PART_HEADER: f"{call} {i} {count}"})
+        for i in range(count)
+    ]
+
+
+class RequestParts:
+    """Joins the parts of requests sent in several messages (a worker's side)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[int, list[bytes], float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, header: str, data: bytes, now: float) -> tuple[str, bytes | None]:
+        """Take one part: ``(call id, the whole request once its last part came, else None)``.
+
+        Raises:
+            BadCall: the header is malformed, or a part came out of order (the request is
+                dropped: its sender hears of it and sends it again).
+        """
+        fields = header.split(" ")
+        if len(fields) != 3 or not fields[1].isdigit() or not fields[2].isdigit():
+            raise BadCall(f"{PART_HEADER} {header!r} is not '<call> <index> <count>'")
+        call, index, count = fields[0], int(fields[1]), int(fields[2])
+        if not 2 <= count <= _MAX_PARTS or index >= count:
+            self._open.pop(call, None)
+            raise BadCall(f"{PART_HEADER} {header!r}: part {index} of {count} parts")
+        expected, parts, _ = self._open.get(call, (count, [], now))
+        if expected != count or index != len(parts):
+            self._open.pop(call, None)
+            raise BadCall(f"call {call}: part {index} of {count} came out of order")
+        parts.append(data)
+        if len(parts) < count:
+            self._open[call] = (count, parts, now)
+            return call, None
+        self._open.pop(call, None)
+        return call, b"".join(parts)
+
+    def drop_older_than(self, when: float) -> None:
+        """Forget requests whose last part came before ``when`` (their sender is gone)."""
+        for call, (_, _, last) in list(self._open.items()):
+            if last < when:
+                del self._open[call]
+
+
+def split_event(event: StreamEvent, max_payload: int) -> list[StreamEvent]:
+    """``event`` as deltas that each fit in one message of ``max_payload`` bytes."""
+    # A character takes at most 12 bytes in JSON (one outside the BMP: a surrogate pair).
+    most = max(1, (max_payload - _HEADROOM) // 12)
+    match event:
+        case TextDelta(text=text) if len(text) > most:
+            return [TextDelta(text=text[i : i + most]) for i in range(0, len(text), most)]
+        case ToolCallDelta(arguments_delta=delta) if len(delta) > most:
+            first = replace(event, arguments_delta=delta[:most])
+            rest = [
+                ToolCallDelta(index=event.index, arguments_delta=delta[i : i + most])
+                for i in range(most, len(delta), most)
+            ]
+            return [first, *rest]
+    return [event]
+
+
+def call_of(data: bytes) -> str:
+    """The call id a request names, read as far as it can be (``?``: none).
+
+    A worker answers a request it cannot read under that id: its host drops every message
+    of another call, and would wait for this one until the loop's idle timeout.
+    """
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return "?"
+    call = body.get("call") if isinstance(body, dict) else None
+    return call if isinstance(call, str) else "?"
 
 
 def encode_event(call: str, event: StreamEvent | Literal["beat"]) -> bytes:

@@ -35,12 +35,16 @@ from typing import TYPE_CHECKING
 from loomkin.agents.roles import resolve_role
 from loomkin.cluster.bus import stop_if_cancelled
 from loomkin.cluster.calls import (
+    PART_HEADER,
     BadCall,
     CallRequest,
+    RequestParts,
+    call_of,
     decode_request,
     encode_close,
     encode_error,
     encode_event,
+    split_event,
 )
 from loomkin.cluster.keeper import KeptLease
 from loomkin.cluster.leases import LeaseLost
@@ -106,6 +110,11 @@ class AgentExecutor:
         self._held: dict[str, _Held] = {}
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._subs: list[Subscription] = []
+        self._parts = RequestParts()
+        """Requests that came in several messages, until their last part comes."""
+        self._cancelled: dict[str, float] = {}
+        """Calls cancelled before they came, with when (for a TTL): they are not run.
+        Calls and cancels arrive on two subscriptions, each handled in a task of its own."""
         self._reaper: asyncio.Task[None] | None = None
         self.calls_run = 0
         """Model calls this worker streamed (tests and benchmarks)."""
@@ -173,6 +182,11 @@ class AgentExecutor:
                 answer = {"ok": False, "error": f"unknown operation {op!r}"}
         except (ValueError, KeyError, TypeError, LoomkinError) as exc:
             answer = {"ok": False, "error": f"bad request: {exc}"}
+        except Exception as exc:  # the bucket failed this once: say so, the host asks again
+            # Silence would cost the host its request's timeout, then make it take this
+            # worker for a dead one: shunned, and the agent held back until a TTL passed.
+            logger.warning("worker %s: an agents request failed: %r", self._worker_id, exc)
+            answer = {"ok": False, "error": f"worker {self._worker_id} failed: {exc!r}"}
         answer["agents"] = len(self._held)
         await msg.respond(json.dumps(answer).encode())
 
@@ -180,6 +194,18 @@ class AgentExecutor:
         held = self._held.get(key)
         if held is not None and not held.lost.is_set():
             held.last_used = _now()
+            # A host asks only for an agent it has no route to: a call of the agent still
+            # running here is an orphan of a host that died (its successor reported it
+            # interrupted to the model, which may run it again) or one it gave up on.
+            for call in list(held.calls):
+                if (task := self._calls.get(call)) is not None:
+                    logger.info(
+                        "worker %s: stops call %s of %s (no host reads it)",
+                        self._worker_id,
+                        call,
+                        key,
+                    )
+                    task.cancel()
             return {"ok": True, "epoch": held.epoch}
         if held is not None:  # lost meanwhile: forget it, then try to take it afresh
             await self._drop(key)
@@ -232,7 +258,13 @@ class AgentExecutor:
             stop_if_cancelled()
             await asyncio.sleep(period)
             now = _now()
+            self._parts.drop_older_than(now - self._options.ttl_s)
+            for call, at in list(self._cancelled.items()):
+                if now - at > self._options.ttl_s:
+                    del self._cancelled[call]
             for key, held in list(self._held.items()):
+                if self._held.get(key) is not held:
+                    continue  # dropped or taken afresh while an earlier one was let go
                 try:
                     if held.lost.is_set() or _stalled(held.kept):
                         logger.warning(
@@ -250,10 +282,18 @@ class AgentExecutor:
         inbox = msg.reply
         if not inbox:
             return  # nobody to stream to
+        data = msg.data
+        part = msg.headers.get(PART_HEADER) if msg.headers else None
         try:
-            request = decode_request(msg.data)
+            if part is not None:  # one part of a request larger than a message
+                _, whole = self._parts.add(part, msg.data, _now())
+                if whole is None:
+                    return  # more parts to come
+                data = whole
+            request = decode_request(data)
         except BadCall as exc:
-            await self._nc.publish(inbox, encode_error("?", exc))
+            named = part.split(" ")[0] if part else call_of(data)
+            await self._nc.publish(inbox, encode_error(named, exc))
             return
         try:
             key = agent_key(request.session_id, request.agent_id)
@@ -271,6 +311,8 @@ class AgentExecutor:
             return
         if request.call in self._calls:
             return  # the same call twice: it is streaming already
+        if self._cancelled.pop(request.call, None) is not None:
+            return  # its cancel overtook it: the host listens no more
         held.calls.add(request.call)
         held.last_used = _now()
         task = asyncio.get_running_loop().create_task(
@@ -286,9 +328,12 @@ class AgentExecutor:
 
     async def _on_cancel(self, msg: Msg) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            task = self._calls.get(str(json.loads(msg.data)["call"]))
+            call = str(json.loads(msg.data)["call"])
+            task = self._calls.get(call)
             if task is not None:
                 task.cancel()
+            else:  # not here yet (or over already): if it still comes, it is not run
+                self._cancelled[call] = _now()
 
     async def _stream(self, held: _Held, request: CallRequest, inbox: str) -> None:
         nc, call = self._nc, request.call
@@ -301,7 +346,8 @@ class AgentExecutor:
             async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
                 async for event in stream:
                     held.kept.check()  # a lease gone is a call that stops now
-                    await nc.publish(inbox, encode_event(call, event))
+                    for piece in split_event(event, nc.max_payload):
+                        await nc.publish(inbox, encode_event(call, piece))
             await nc.publish(inbox, encode_close(call))
         except LeaseLost as exc:
             held.lost.set()
@@ -331,6 +377,9 @@ class AgentExecutor:
             return
         if call_id in self._calls:
             return  # the same call twice: it is running already
+        if self._cancelled.pop(call_id, None) is not None:  # its cancel overtook it
+            await msg.respond(json.dumps({"ok": False, "text": "cancelled"}).encode())
+            return
         held.calls.add(call_id)
         held.last_used = _now()
         task = asyncio.get_running_loop().create_task(

@@ -56,6 +56,11 @@ _ANSWER_MARGIN_S = 60.0
 class _NotRun(Exception):
     """The worker did not run the call (gone before it, or does not hold the agent)."""
 
+    def __init__(self, *, gone: bool) -> None:
+        super().__init__()
+        self.gone = gone
+        """Nobody answered (else the worker is alive: it only does not hold the agent)."""
+
 
 class PlacedTools:
     """A :class:`~loomkin.agents.context.ToolRunner` that sends the shell to agents' workers."""
@@ -77,8 +82,8 @@ class PlacedTools:
             route = await placer.route(call.agent_id)
             try:
                 text = await self._remote(route, tool.name, args, call, limit)
-            except _NotRun:
-                placer.lost(call.agent_id, route)
+            except _NotRun as exc:
+                placer.lost(call.agent_id, route, shun=exc.gone)
                 tried.append(route.worker_id)
                 continue
             self.ran_remotely += 1
@@ -143,7 +148,7 @@ def _answer(request: asyncio.Task[Msg], route: Route, tool: str) -> str:
     try:
         reply = request.result()
     except NoRespondersError:
-        raise _NotRun from None
+        raise _NotRun(gone=True) from None
     except NatsTimeout:
         raise ToolError(
             f"worker {route.worker_id} gave no answer for this {tool} call in time; it may or "
@@ -156,7 +161,7 @@ def _answer(request: asyncio.Task[Msg], route: Route, tool: str) -> str:
     if not isinstance(answer, dict):
         raise ToolError(f"worker {route.worker_id} answered this {tool} call with garbage")
     if answer.get("refused") is True:
-        raise _NotRun
+        raise _NotRun(gone=False)
     text = answer.get("text")
     if not isinstance(text, str):
         raise ToolError(f"worker {route.worker_id} answered this {tool} call without a text")

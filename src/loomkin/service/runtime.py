@@ -91,9 +91,9 @@ __all__ = ["Loomkin", "ModelFactory", "ModelWrapper"]
 logger = logging.getLogger(__name__)
 
 ModelFactory = Callable[[Role, str], "Model"]
+"""Builds the model an agent uses from its role and name."""
 ModelWrapper = Callable[[ModelFactory], ModelFactory]
 """Wraps a session's model factory (see ``Loomkin.open_session(wrap_models=...)``)."""
-"""Builds the model an agent uses from its role and name."""
 
 
 class Loomkin:
