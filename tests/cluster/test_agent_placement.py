@@ -42,6 +42,7 @@ from loomkin.core.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
+from loomkin.errors import ProviderUnavailable
 from loomkin.ids import AgentId, CallId, SessionId, TeamId, new_id
 from loomkin.llm.model import ModelRequest, ResponseBuilder
 from loomkin.testing.models import Call, FunctionModel, Reply
@@ -620,3 +621,19 @@ async def test_a_new_host_taking_an_agent_stops_the_shell_its_dead_host_left_run
         orphan.cancel()
         await asyncio.wait({orphan})
     assert not (project / "side").exists()
+
+
+async def test_a_worker_whose_lease_renewals_stalled_is_shunned_and_does_not_vouch_for_its_agent(
+    rig: Rig,
+) -> None:
+    request = ModelRequest(messages=(UserMessage(text="hi"),), cache_key="agent_ann")
+    model = ann(rig)
+    await answer(model, request)
+    held = rig.executor._held[agent_key("session_rig", "agent_ann")]
+    await held.kept.stop()  # its renewals stop getting through (cut off from NATS, say)
+    held.kept.last_ok -= 3600
+    with pytest.raises(ProviderUnavailable):  # no other worker to move to
+        await answer(model, request)
+    assert "rig-worker" in rig.placer._shunned
+    # Refused once; asked to take the agent again, it did not answer with its old epoch.
+    assert rig.executor.calls_refused == 1

@@ -192,6 +192,10 @@ class AgentExecutor:
 
     async def _take(self, key: str, session_id: str, agent_id: str) -> dict[str, object]:
         held = self._held.get(key)
+        if held is not None and not held.lost.is_set() and _stalled(held.kept):
+            # Not renewed for a TTL: the key may have expired, another may hold it. This
+            # worker cannot vouch for the agent (nor take it afresh before its key is gone).
+            return {"ok": False, "stalled": True}
         if held is not None and not held.lost.is_set():
             held.last_used = _now()
             # A host asks only for an agent it has no route to: a call of the agent still
@@ -301,13 +305,15 @@ class AgentExecutor:
             await self._nc.publish(inbox, encode_error(request.call, exc))
             return
         held = self._held.get(key)
-        if held is None or held.epoch != request.epoch or held.lost.is_set() or _stalled(held.kept):
+        troubled = held is not None and (held.lost.is_set() or _stalled(held.kept))
+        if held is None or held.epoch != request.epoch or troubled:
             self.calls_refused += 1
             reason = ProviderUnavailable(
                 f"worker {self._worker_id} does not hold agent {request.agent!r} under epoch "
                 f"{request.epoch}: it is placed again"
             )
-            await self._nc.publish(inbox, encode_error(request.call, reason, refused=True))
+            refusal = encode_error(request.call, reason, refused=True, stalled=troubled)
+            await self._nc.publish(inbox, refusal)
             return
         if request.call in self._calls:
             return  # the same call twice: it is streaming already
@@ -351,7 +357,8 @@ class AgentExecutor:
             await nc.publish(inbox, encode_close(call))
         except LeaseLost as exc:
             held.lost.set()
-            await nc.publish(inbox, encode_error(call, ProviderUnavailable(str(exc)), refused=True))
+            lost = ProviderUnavailable(str(exc))
+            await nc.publish(inbox, encode_error(call, lost, refused=True, stalled=True))
         except asyncio.CancelledError:
             raise  # the host abandoned it, or this worker closes: the host hears nothing more
         except Exception as exc:  # the model failed: the host's loop decides about retries
@@ -371,9 +378,11 @@ class AgentExecutor:
             )
             return
         held = self._held.get(key)
-        if held is None or held.epoch != epoch or held.lost.is_set() or _stalled(held.kept):
+        troubled = held is not None and (held.lost.is_set() or _stalled(held.kept))
+        if held is None or held.epoch != epoch or troubled:
             self.calls_refused += 1
-            await msg.respond(json.dumps({"ok": False, "refused": True, "text": ""}).encode())
+            refusal = {"ok": False, "refused": True, "stalled": troubled, "text": ""}
+            await msg.respond(json.dumps(refusal).encode())
             return
         if call_id in self._calls:
             return  # the same call twice: it is running already

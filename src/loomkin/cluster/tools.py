@@ -59,7 +59,8 @@ class _NotRun(Exception):
     def __init__(self, *, gone: bool) -> None:
         super().__init__()
         self.gone = gone
-        """Nobody answered (else the worker is alive: it only does not hold the agent)."""
+        """Nobody answered, or the worker's lease keeping failed (else it is alive and only
+        gave the agent back): not chosen again for a while."""
 
 
 class PlacedTools:
@@ -160,8 +161,8 @@ def _answer(request: asyncio.Task[Msg], route: Route, tool: str) -> str:
         answer = None
     if not isinstance(answer, dict):
         raise ToolError(f"worker {route.worker_id} answered this {tool} call with garbage")
-    if answer.get("refused") is True:
-        raise _NotRun(gone=False)
+    if answer.get("refused") is True:  # shunned only if its lease keeping is in trouble
+        raise _NotRun(gone=answer.get("stalled") is True)
     text = answer.get("text")
     if not isinstance(text, str):
         raise ToolError(f"worker {route.worker_id} answered this {tool} call without a text")
