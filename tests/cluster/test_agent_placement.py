@@ -42,7 +42,7 @@ from loomkin.core.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
-from loomkin.errors import ProviderUnavailable
+from loomkin.errors import ProviderUnavailable, ToolError
 from loomkin.ids import AgentId, CallId, SessionId, TeamId, new_id
 from loomkin.llm.model import ModelRequest, ResponseBuilder
 from loomkin.testing.models import Call, FunctionModel, Reply
@@ -637,3 +637,34 @@ async def test_a_worker_whose_lease_renewals_stalled_is_shunned_and_does_not_vou
     assert "rig-worker" in rig.placer._shunned
     # Refused once; asked to take the agent again, it did not answer with its old epoch.
     assert rig.executor.calls_refused == 1
+
+
+async def test_a_shell_call_the_host_stops_waiting_for_is_stopped_on_its_worker(
+    rig: Rig, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await rig.placer.route("agent_ann")
+    gate = project / "gate"
+    os.mkfifo(gate)
+    context = ToolContext(
+        project_root=project,
+        agent_id=AgentId("agent_ann"),
+        agent_name="ann",
+        team_id=TeamId("team_rig"),
+        session_id=SessionId("session_rig"),
+        call_id=CallId(new_id("call_")),
+    )
+
+    class Impatient:  # the host waits its own limit; the worker runs under its own policy
+        shell_policy = replace(SETTINGS.shell_policy, max_timeout_s=0.5)
+
+    monkeypatch.setattr("loomkin.cluster.tools._ANSWER_MARGIN_S", 0.0)
+    args = shell.parse_args(json.dumps({"command": "read line < gate; echo ran >> side"}))
+    with pytest.raises(ToolError, match="may or may not have run"):
+        await PlacedTools(rig.placer).run(shell, args, context, Impatient())  # type: ignore[arg-type]
+    # The model is told it may not have run, and may run it again: it must not run on.
+    for _ in range(200):
+        if not rig.executor.in_flight("session_rig", "agent_ann"):
+            break
+        await asyncio.sleep(0.01)
+    assert rig.executor.in_flight("session_rig", "agent_ann") == 0
+    assert not (project / "side").exists()

@@ -131,15 +131,25 @@ class PlacedTools:
                         "not have taken effect: check before running it again"
                     )
         finally:
-            if not request.done():  # abandoned: the worker kills the command
+            # Abandoned, or no answer in time (the model is told it may not have run, and may
+            # run it again): either way the worker kills the command.
+            stop = not request.done() or _timed_out(request)
+            if not request.done():
                 request.cancel()
                 await asyncio.wait({request})
+            if stop:
                 with contextlib.suppress(Exception):
                     await placer.nc.publish(
                         placer.names.worker_cancels(route.worker_id),
                         json.dumps({"call": call.call_id}).encode(),
                     )
         return _answer(request, route, tool)
+
+
+def _timed_out(request: asyncio.Task[Msg]) -> bool:
+    from nats.errors import TimeoutError as NatsTimeout
+
+    return not request.cancelled() and isinstance(request.exception(), NatsTimeout)
 
 
 def _answer(request: asyncio.Task[Msg], route: Route, tool: str) -> str:
