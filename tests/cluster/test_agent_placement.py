@@ -668,3 +668,30 @@ async def test_a_shell_call_the_host_stops_waiting_for_is_stopped_on_its_worker(
         await asyncio.sleep(0.01)
     assert rig.executor.in_flight("session_rig", "agent_ann") == 0
     assert not (project / "side").exists()
+
+
+async def test_a_worker_that_shuts_down_takes_no_new_agent(rig: Rig) -> None:
+    rig.executor._accepting = lambda: False  # closing: it waits for its sessions to stop
+    with pytest.raises(ProviderUnavailable):  # no other worker here
+        await rig.placer.route("agent_ann")
+    assert rig.executor.agents() == 0
+    assert await rig.placer._leases.holder(agent_key("session_rig", "agent_ann")) is None
+    assert "rig-worker" in rig.placer._shunned
+
+
+async def test_a_closing_worker_tells_the_directory_at_once_that_it_takes_no_more_work(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient
+) -> None:
+    leaving = await workers()
+    seen: list[bool] = []
+    real = leaving._report
+
+    async def report() -> None:
+        await real()
+        if not leaving._accepting:
+            live = await client.workers()
+            seen.extend(w.accepting for w in live if w.worker_id == leaving.worker_id)
+
+    leaving._report = report  # type: ignore[method-assign]
+    await leaving.close()
+    assert seen == [False]

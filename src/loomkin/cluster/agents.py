@@ -234,7 +234,8 @@ class AgentPlacer:
                     reason = f"moved from {came_from}" if moved else "placed"
                     await self._on_placed(agent_id, candidate, epoch, reason)
                 return route
-            if answer.get("stalled") is True:  # its lease keeping is in trouble: not there
+            if answer.get("stalled") is True or answer.get("closing") is True:
+                # Its lease keeping is in trouble, or it shuts down: not there.
                 gone.add(candidate)
                 self._shunned[candidate] = self._now()
                 candidate = None

@@ -57,6 +57,8 @@ from loomkin.service.config import load_config
 from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nats.aio.client import Client
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
@@ -99,6 +101,7 @@ class AgentExecutor:
         keeper: LeaseKeeper,
         options: HostOptions,
         idle_s: float | None = None,
+        accepting: Callable[[], bool] = lambda: True,
     ) -> None:
         self._nc = nc
         self._names = names
@@ -107,6 +110,8 @@ class AgentExecutor:
         self._keeper = keeper
         self._options = options
         self._idle_s = idle_s if idle_s is not None else max(30.0, 6 * options.ttl_s)
+        self._accepting = accepting
+        """False while the worker shuts down: it takes no new agent (it gives all back soon)."""
         self._held: dict[str, _Held] = {}
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._subs: list[Subscription] = []
@@ -213,6 +218,8 @@ class AgentExecutor:
             return {"ok": True, "epoch": held.epoch}
         if held is not None:  # lost meanwhile: forget it, then try to take it afresh
             await self._drop(key)
+        if not self._accepting():  # its calls would be cut when this worker leaves
+            return {"ok": False, "closing": True}
         lease = await self._leases.acquire(key)
         if lease is None:
             held = self._held.get(key)
