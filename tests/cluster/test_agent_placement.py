@@ -42,6 +42,7 @@ from loomkin.core.events import (
     ToolCallCompleted,
     ToolCallStarted,
 )
+from loomkin.errors import ProviderUnavailable, ToolError
 from loomkin.ids import AgentId, CallId, SessionId, TeamId, new_id
 from loomkin.llm.model import ModelRequest, ResponseBuilder
 from loomkin.testing.models import Call, FunctionModel, Reply
@@ -620,3 +621,77 @@ async def test_a_new_host_taking_an_agent_stops_the_shell_its_dead_host_left_run
         orphan.cancel()
         await asyncio.wait({orphan})
     assert not (project / "side").exists()
+
+
+async def test_a_worker_whose_lease_renewals_stalled_is_shunned_and_does_not_vouch_for_its_agent(
+    rig: Rig,
+) -> None:
+    request = ModelRequest(messages=(UserMessage(text="hi"),), cache_key="agent_ann")
+    model = ann(rig)
+    await answer(model, request)
+    held = rig.executor._held[agent_key("session_rig", "agent_ann")]
+    await held.kept.stop()  # its renewals stop getting through (cut off from NATS, say)
+    held.kept.last_ok -= 3600
+    with pytest.raises(ProviderUnavailable):  # no other worker to move to
+        await answer(model, request)
+    assert "rig-worker" in rig.placer._shunned
+    # Refused once; asked to take the agent again, it did not answer with its old epoch.
+    assert rig.executor.calls_refused == 1
+
+
+async def test_a_shell_call_the_host_stops_waiting_for_is_stopped_on_its_worker(
+    rig: Rig, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await rig.placer.route("agent_ann")
+    gate = project / "gate"
+    os.mkfifo(gate)
+    context = ToolContext(
+        project_root=project,
+        agent_id=AgentId("agent_ann"),
+        agent_name="ann",
+        team_id=TeamId("team_rig"),
+        session_id=SessionId("session_rig"),
+        call_id=CallId(new_id("call_")),
+    )
+
+    class Impatient:  # the host waits its own limit; the worker runs under its own policy
+        shell_policy = replace(SETTINGS.shell_policy, max_timeout_s=0.5)
+
+    monkeypatch.setattr("loomkin.cluster.tools._ANSWER_MARGIN_S", 0.0)
+    args = shell.parse_args(json.dumps({"command": "read line < gate; echo ran >> side"}))
+    with pytest.raises(ToolError, match="may or may not have run"):
+        await PlacedTools(rig.placer).run(shell, args, context, Impatient())  # type: ignore[arg-type]
+    # The model is told it may not have run, and may run it again: it must not run on.
+    for _ in range(200):
+        if not rig.executor.in_flight("session_rig", "agent_ann"):
+            break
+        await asyncio.sleep(0.01)
+    assert rig.executor.in_flight("session_rig", "agent_ann") == 0
+    assert not (project / "side").exists()
+
+
+async def test_a_worker_that_shuts_down_takes_no_new_agent(rig: Rig) -> None:
+    rig.executor._accepting = lambda: False  # closing: it waits for its sessions to stop
+    with pytest.raises(ProviderUnavailable):  # no other worker here
+        await rig.placer.route("agent_ann")
+    assert rig.executor.agents() == 0
+    assert await rig.placer._leases.holder(agent_key("session_rig", "agent_ann")) is None
+    assert "rig-worker" in rig.placer._shunned
+
+
+async def test_a_closing_worker_tells_the_directory_at_once_that_it_takes_no_more_work(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient
+) -> None:
+    leaving = await workers()
+    seen: list[bool] = []
+    real = leaving._report
+
+    async def report() -> None:
+        await real()
+        if not leaving._accepting:
+            live = await client.workers()
+            seen.extend(w.accepting for w in live if w.worker_id == leaving.worker_id)
+
+    leaving._report = report  # type: ignore[method-assign]
+    await leaving.close()
+    assert seen == [False]

@@ -234,6 +234,12 @@ class AgentPlacer:
                     reason = f"moved from {came_from}" if moved else "placed"
                     await self._on_placed(agent_id, candidate, epoch, reason)
                 return route
+            if answer.get("stalled") is True or answer.get("closing") is True:
+                # Its lease keeping is in trouble, or it shuts down: not there.
+                gone.add(candidate)
+                self._shunned[candidate] = self._now()
+                candidate = None
+                continue
             held_by = answer.get("held_by")
             if not isinstance(held_by, str) or held_by == candidate:
                 candidate = None
@@ -424,7 +430,8 @@ class PlacedModel:
             placer.dropped_messages += 1
             return None
         if isinstance(what, CallEnd) and what.refused:
-            placer.lost(agent_id, route, shun=False)  # it answered: it is alive
+            # A worker that only gave the agent back (idle) is alive and well: not shunned.
+            placer.lost(agent_id, route, shun=what.stalled)
             raise _WorkerLost(str(what.error))
         return None if what == "beat" else what
 

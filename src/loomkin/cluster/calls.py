@@ -115,6 +115,9 @@ class CallEnd:
     error: ProviderError | None = None
     refused: bool = False
     """The worker does not hold the agent under that epoch: the host places it again."""
+    stalled: bool = False
+    """Refused because the worker lost the agent's lease or could not renew it (the host
+    does not choose it again for a while); else it only gave the agent back."""
 
 
 Message = StreamEvent | CallEnd | Literal["beat"]
@@ -295,12 +298,20 @@ def encode_close(call: str) -> bytes:
     return json.dumps({"k": "close", "call": call}).encode()
 
 
-def encode_error(call: str, error: BaseException, *, refused: bool = False) -> bytes:
-    """The last message of a call that failed (``refused``: the worker does not hold it)."""
+def encode_error(
+    call: str, error: BaseException, *, refused: bool = False, stalled: bool = False
+) -> bytes:
+    """The last message of a call that failed.
+
+    ``refused``: the worker does not hold the agent; ``stalled``: because its lease was lost
+    or not renewed.
+    """
     provider = error if isinstance(error, ProviderError) else ProviderError(str(error))
     body: dict[str, JSON] = {"k": "error", "call": call, "error": _error_json(provider)}
     if refused:
         body["refused"] = True
+    if stalled:
+        body["stalled"] = True
     return json.dumps(body).encode()
 
 
@@ -345,8 +356,9 @@ def decode_message(data: bytes) -> tuple[str, Message]:
                 return call, CallEnd()
             case "error":
                 refused = body.get("refused") is True
+                stalled = refused and body.get("stalled") is True
                 error = _error(_dict(body.get("error"), "error"))
-                return call, CallEnd(error=error, refused=refused)
+                return call, CallEnd(error=error, refused=refused, stalled=stalled)
     except (KeyError, TypeError) as exc:
         raise BadCall(f"stream message {kind!r}: {exc}") from exc
     raise BadCall(f"stream message of unknown kind {kind!r}")

@@ -57,6 +57,8 @@ from loomkin.service.config import load_config
 from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nats.aio.client import Client
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
@@ -99,6 +101,7 @@ class AgentExecutor:
         keeper: LeaseKeeper,
         options: HostOptions,
         idle_s: float | None = None,
+        accepting: Callable[[], bool] = lambda: True,
     ) -> None:
         self._nc = nc
         self._names = names
@@ -107,6 +110,8 @@ class AgentExecutor:
         self._keeper = keeper
         self._options = options
         self._idle_s = idle_s if idle_s is not None else max(30.0, 6 * options.ttl_s)
+        self._accepting = accepting
+        """False while the worker shuts down: it takes no new agent (it gives all back soon)."""
         self._held: dict[str, _Held] = {}
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._subs: list[Subscription] = []
@@ -192,6 +197,10 @@ class AgentExecutor:
 
     async def _take(self, key: str, session_id: str, agent_id: str) -> dict[str, object]:
         held = self._held.get(key)
+        if held is not None and not held.lost.is_set() and _stalled(held.kept):
+            # Not renewed for a TTL: the key may have expired, another may hold it. This
+            # worker cannot vouch for the agent (nor take it afresh before its key is gone).
+            return {"ok": False, "stalled": True}
         if held is not None and not held.lost.is_set():
             held.last_used = _now()
             # A host asks only for an agent it has no route to: a call of the agent still
@@ -209,6 +218,8 @@ class AgentExecutor:
             return {"ok": True, "epoch": held.epoch}
         if held is not None:  # lost meanwhile: forget it, then try to take it afresh
             await self._drop(key)
+        if not self._accepting():  # its calls would be cut when this worker leaves
+            return {"ok": False, "closing": True}
         lease = await self._leases.acquire(key)
         if lease is None:
             held = self._held.get(key)
@@ -301,13 +312,15 @@ class AgentExecutor:
             await self._nc.publish(inbox, encode_error(request.call, exc))
             return
         held = self._held.get(key)
-        if held is None or held.epoch != request.epoch or held.lost.is_set() or _stalled(held.kept):
+        troubled = held is not None and (held.lost.is_set() or _stalled(held.kept))
+        if held is None or held.epoch != request.epoch or troubled:
             self.calls_refused += 1
             reason = ProviderUnavailable(
                 f"worker {self._worker_id} does not hold agent {request.agent!r} under epoch "
                 f"{request.epoch}: it is placed again"
             )
-            await self._nc.publish(inbox, encode_error(request.call, reason, refused=True))
+            refusal = encode_error(request.call, reason, refused=True, stalled=troubled)
+            await self._nc.publish(inbox, refusal)
             return
         if request.call in self._calls:
             return  # the same call twice: it is streaming already
@@ -351,7 +364,8 @@ class AgentExecutor:
             await nc.publish(inbox, encode_close(call))
         except LeaseLost as exc:
             held.lost.set()
-            await nc.publish(inbox, encode_error(call, ProviderUnavailable(str(exc)), refused=True))
+            lost = ProviderUnavailable(str(exc))
+            await nc.publish(inbox, encode_error(call, lost, refused=True, stalled=True))
         except asyncio.CancelledError:
             raise  # the host abandoned it, or this worker closes: the host hears nothing more
         except Exception as exc:  # the model failed: the host's loop decides about retries
@@ -371,9 +385,11 @@ class AgentExecutor:
             )
             return
         held = self._held.get(key)
-        if held is None or held.epoch != epoch or held.lost.is_set() or _stalled(held.kept):
+        troubled = held is not None and (held.lost.is_set() or _stalled(held.kept))
+        if held is None or held.epoch != epoch or troubled:
             self.calls_refused += 1
-            await msg.respond(json.dumps({"ok": False, "refused": True, "text": ""}).encode())
+            refusal = {"ok": False, "refused": True, "stalled": troubled, "text": ""}
+            await msg.respond(json.dumps(refusal).encode())
             return
         if call_id in self._calls:
             return  # the same call twice: it is running already

@@ -285,10 +285,13 @@ class HostedSession:
             await asyncio.wait({beat, idle}, return_when=asyncio.FIRST_COMPLETED)
             if idle.done() and idle.exception() is None:
                 outcome = "done"
+                # Its agents' workers forget them at once, before anyone can see the session
+                # done (a host that dies in between leaves it running: its successor resumes
+                # it, finds nothing left to do, and marks it done).
+                if self.placer is not None:
+                    await self.placer.release_all()
                 self.placement = replace(self.placement, status="done", agents=self.agents())
                 await self._placements.put(self.placement)
-                if self.placer is not None:  # its agents' workers forget them at once
-                    await self.placer.release_all()
             else:
                 outcome = "lost"
                 failed = beat if beat.done() else idle

@@ -59,7 +59,8 @@ class _NotRun(Exception):
     def __init__(self, *, gone: bool) -> None:
         super().__init__()
         self.gone = gone
-        """Nobody answered (else the worker is alive: it only does not hold the agent)."""
+        """Nobody answered, or the worker's lease keeping failed (else it is alive and only
+        gave the agent back): not chosen again for a while."""
 
 
 class PlacedTools:
@@ -130,15 +131,25 @@ class PlacedTools:
                         "not have taken effect: check before running it again"
                     )
         finally:
-            if not request.done():  # abandoned: the worker kills the command
+            # Abandoned, or no answer in time (the model is told it may not have run, and may
+            # run it again): either way the worker kills the command.
+            stop = not request.done() or _timed_out(request)
+            if not request.done():
                 request.cancel()
                 await asyncio.wait({request})
+            if stop:
                 with contextlib.suppress(Exception):
                     await placer.nc.publish(
                         placer.names.worker_cancels(route.worker_id),
                         json.dumps({"call": call.call_id}).encode(),
                     )
         return _answer(request, route, tool)
+
+
+def _timed_out(request: asyncio.Task[Msg]) -> bool:
+    from nats.errors import TimeoutError as NatsTimeout
+
+    return not request.cancelled() and isinstance(request.exception(), NatsTimeout)
 
 
 def _answer(request: asyncio.Task[Msg], route: Route, tool: str) -> str:
@@ -160,8 +171,8 @@ def _answer(request: asyncio.Task[Msg], route: Route, tool: str) -> str:
         answer = None
     if not isinstance(answer, dict):
         raise ToolError(f"worker {route.worker_id} answered this {tool} call with garbage")
-    if answer.get("refused") is True:
-        raise _NotRun(gone=False)
+    if answer.get("refused") is True:  # shunned only if its lease keeping is in trouble
+        raise _NotRun(gone=answer.get("stalled") is True)
     text = answer.get("text")
     if not isinstance(text, str):
         raise ToolError(f"worker {route.worker_id} answered this {tool} call without a text")

@@ -132,6 +132,7 @@ class Worker:
             leases=self._leases,
             keeper=self._keeper,
             options=self._options,
+            accepting=lambda: self._accepting,
         )
         await self.executor.start()
         await self._keeper.report(self.load())
@@ -369,7 +370,12 @@ class Worker:
     async def close(self) -> None:
         """Hand every hosted session over (at once) and leave the cluster."""
         self._accepting = False
-        self._share_load()  # should it report again before it is out of the directory
+        self._share_load()
+        # Hosts place no more agents here from now (the directory said it accepts work).
+        if self._keeper is not None:
+            with contextlib.suppress(Exception):  # NATS away: the entry expires in a TTL anyway
+                async with asyncio.timeout(_REPORT_ON_CLOSE_S):
+                    await self._keeper.report(self.load())
         tasks: list[asyncio.Task[Any]] = [*self._loops, *self._tasks.values()]
         for task in tasks:
             task.cancel()
@@ -422,6 +428,8 @@ class Worker:
                 logger.error("worker %s: %s did not stop", self.worker_id, names)
 
 
+_REPORT_ON_CLOSE_S = 1.0
+"""How long closing waits to tell the directory it accepts no more work."""
 _CLOSE_WAIT_S = 10.0
 """How long closing waits for its cancelled tasks before it closes the bus under them."""
 

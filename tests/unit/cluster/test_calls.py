@@ -97,6 +97,12 @@ def test_ends_carry_the_error_and_whether_the_worker_refused() -> None:
     _, refused = decode_message(encode_error("c", ProviderUnavailable("gone"), refused=True))
     assert isinstance(refused, CallEnd)
     assert refused.refused
+    assert not refused.stalled
+    lost = encode_error("c", ProviderUnavailable("gone"), refused=True, stalled=True)
+    _, stalled = decode_message(lost)
+    assert isinstance(stalled, CallEnd)
+    assert stalled.refused
+    assert stalled.stalled
     assert isinstance(refused.error, ProviderUnavailable)
     assert refused.error.transient
     _, failed = decode_message(encode_error("c", ValueError("bug in a model")))
