@@ -683,15 +683,17 @@ async def test_a_closing_worker_tells_the_directory_at_once_that_it_takes_no_mor
     workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient
 ) -> None:
     leaving = await workers()
+    keeper = leaving._keeper
+    assert keeper is not None
     seen: list[bool] = []
-    real = leaving._report
+    real = keeper.report
 
-    async def report() -> None:
-        await real()
+    async def report(load: WorkerLoad) -> None:
+        await real(load)
         if not leaving._accepting:
             live = await client.workers()
             seen.extend(w.accepting for w in live if w.worker_id == leaving.worker_id)
 
-    leaving._report = report  # type: ignore[method-assign]
+    keeper.report = report  # type: ignore[method-assign]
     await leaving.close()
     assert seen == [False]
