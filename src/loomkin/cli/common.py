@@ -42,12 +42,12 @@ def shown(text: str, limit: int = 200) -> str:
 def run_command(coro: Coroutine[object, object, int]) -> None:
     """Run a command's coroutine; a Loomkin error is one line (exit 2), never a traceback."""
     # SIGTERM stops like Ctrl-C: the main task is cancelled, so cleanups run (the web server
-    # removes its .loomkin/server.json) instead of the process dying on the spot.
-    # Only the main thread may set handlers (a command run from a thread keeps the default).
+    # removes its .loomkin/server.json, a worker hands its sessions over) instead of the
+    # process dying on the spot. Only the main thread may set handlers (a command run from a
+    # thread keeps the default).
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
-        code = asyncio.run(coro)
+        code = asyncio.run(_cancelled_by_sigterm(coro) if main_thread else coro)
     except LeaseHeld as exc:  # another process runs the session: say how to take it
         fail(f"{exc} (pass --take-over to take it now)")
     except LoomkinError as exc:
@@ -55,17 +55,31 @@ def run_command(coro: Coroutine[object, object, int]) -> None:
     except OSError as exc:  # a file or socket the command needed: one line, not a traceback
         where = f": {shown(str(exc.filename))}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{where}")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM
         console.print("[yellow]interrupted[/]; the session is in the store and can be resumed")
         sys.exit(130)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
     sys.exit(code)
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    signal.raise_signal(signal.SIGINT)  # asyncio.run turns it into a cancellation
+async def _cancelled_by_sigterm(coro: Coroutine[object, object, int]) -> int:
+    """Await ``coro``; SIGTERM cancels it meanwhile.
+
+    Not by raising SIGINT, which ``asyncio.run`` turns into a cancellation only if SIGINT is
+    handled: a shell without job control (a script's ``loomkin worker &``) starts
+    its background commands with SIGINT ignored, and they would never stop on SIGTERM.
+    """
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(main.cancel)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        return await coro
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def default_store(project: Path) -> str:

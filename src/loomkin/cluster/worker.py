@@ -116,8 +116,10 @@ class Worker:
     async def start(self) -> None:
         """Connect, join the directory, take requests and start looking for work."""
         # The model SDKs take seconds to import on a busy machine, and an import blocks the
-        # event loop: done now, before this worker holds a lease that must be renewed.
-        await asyncio.to_thread(_warm_imports)
+        # event loop: done now, before this worker holds a lease that must be renewed. Not
+        # when every model comes from the options' factory (tests, benchmarks): never used.
+        if self._options.model_factory is None:
+            await asyncio.to_thread(_warm_imports)
         self._nc = nc = await connect(self._bus_url, name=self.worker_id)
         buckets = await open_buckets(nc.jetstream(), self.names, ttl_s=self._options.ttl_s)
         self._leases = BusLeases(buckets.leases, self.worker_id)
