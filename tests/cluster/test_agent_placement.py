@@ -49,7 +49,7 @@ from loomkin.testing.models import Call, FunctionModel, Reply
 from loomkin.tools.base import ToolContext
 from loomkin.tools.builtin.shell import shell
 
-from .test_failover import TTL, completed_calls, options, side_lines
+from .coders import TTL, completed_calls, options, side_lines
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -60,31 +60,6 @@ if TYPE_CHECKING:
     from loomkin.llm.model import Model
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-async def workers(
-    bus_url: str, cluster: str, pg_url: str
-) -> AsyncIterator[Callable[..., asyncio.Future[Worker]]]:
-    started: list[Worker] = []
-
-    async def start(latency_s: float = 0.0, capacity: int = 100) -> Worker:
-        worker = Worker(
-            bus_url, options(pg_url, latency_s), cluster=cluster, capacity=capacity, scan_s=0.2
-        )
-        await worker.start()
-        started.append(worker)
-        return worker
-
-    yield start  # type: ignore[misc]
-    for worker in started:
-        await worker.close()
-
-
-@pytest.fixture
-async def client(bus_url: str, cluster: str, pg_url: str) -> AsyncIterator[ClusterClient]:
-    async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
-        yield c
 
 
 async def placements(client: ClusterClient, session_id: str) -> list[AgentPlaced]:
@@ -327,6 +302,19 @@ async def _echo(request: ModelRequest) -> Reply:
     return Reply(text=f"read {len(text)} characters")
 
 
+def ann_shell_call(project: Path) -> ToolContext:
+    """A shell call of the rig's agent ann, whose command can wait on the FIFO ``gate``."""
+    os.mkfifo(project / "gate")
+    return ToolContext(
+        project_root=project,
+        agent_id=AgentId("agent_ann"),
+        agent_name="ann",
+        team_id=TeamId("team_rig"),
+        session_id=SessionId("session_rig"),
+        call_id=CallId(new_id("call_")),
+    )
+
+
 @pytest.fixture
 async def rig(bus_url: str, cluster: str) -> AsyncIterator[Rig]:
     names = ClusterNames(cluster)
@@ -461,15 +449,7 @@ async def test_a_moment_the_leases_bucket_cannot_be_read_does_not_cut_a_running_
 
     rig.placer._leases.holder = holder  # type: ignore[method-assign]
     gate = project / "gate"
-    os.mkfifo(gate)
-    context = ToolContext(
-        project_root=project,
-        agent_id=AgentId("agent_ann"),
-        agent_name="ann",
-        team_id=TeamId("team_rig"),
-        session_id=SessionId("session_rig"),
-        call_id=CallId(new_id("call_")),
-    )
+    context = ann_shell_call(project)
     args = shell.parse_args(json.dumps({"command": "read line < gate; echo got $line"}))
     tools = PlacedTools(rig.placer)
     run = asyncio.create_task(tools.run(shell, args, context, ShellDeps()))  # type: ignore[arg-type]
@@ -582,16 +562,7 @@ async def test_a_new_host_taking_an_agent_stops_the_shell_its_dead_host_left_run
 ) -> None:
     old = rig.placer
     await old.route("agent_ann")
-    gate = project / "gate"
-    os.mkfifo(gate)
-    context = ToolContext(
-        project_root=project,
-        agent_id=AgentId("agent_ann"),
-        agent_name="ann",
-        team_id=TeamId("team_rig"),
-        session_id=SessionId("session_rig"),
-        call_id=CallId(new_id("call_")),
-    )
+    context = ann_shell_call(project)
     args = shell.parse_args(json.dumps({"command": "read line < gate; echo ran >> side"}))
     orphan = asyncio.create_task(PlacedTools(old).run(shell, args, context, ShellDeps()))  # type: ignore[arg-type]
     try:
@@ -643,16 +614,7 @@ async def test_a_shell_call_the_host_stops_waiting_for_is_stopped_on_its_worker(
     rig: Rig, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await rig.placer.route("agent_ann")
-    gate = project / "gate"
-    os.mkfifo(gate)
-    context = ToolContext(
-        project_root=project,
-        agent_id=AgentId("agent_ann"),
-        agent_name="ann",
-        team_id=TeamId("team_rig"),
-        session_id=SessionId("session_rig"),
-        call_id=CallId(new_id("call_")),
-    )
+    context = ann_shell_call(project)
 
     class Impatient:  # the host waits its own limit; the worker runs under its own policy
         shell_policy = replace(SETTINGS.shell_policy, max_timeout_s=0.5)

@@ -1,100 +1,26 @@
 """Workers on the real NATS server and Postgres: placement, failover, hand-over, fencing.
 
-These wait on the real lease TTL of the NATS server (1 s here), not on sleeps of their own.
+These wait on the real lease TTL of the NATS server (1.5 s here), not on sleeps of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.bench.faults_child import SETTINGS, STEPS, WORKERS, ensure_work
-from loomkin.cluster import ClusterClient, HostOptions, Worker
-from loomkin.core.events import ToolCallCompleted, ToolCallStarted
-from loomkin.testing.models import FunctionModel
-from loomkin.tools.permissions import PermissionPolicy
+from loomkin.bench.faults_child import STEPS, WORKERS
+
+from .coders import completed_calls, first_shell_call, side_lines
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import Callable
     from pathlib import Path
 
-    from loomkin.llm.model import Model
+    from loomkin.cluster import ClusterClient, Worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
-
-TTL = 1.5
-
-
-def slow_factory(latency_s: float) -> Callable[[object, str], Model]:
-    from loomkin.bench.faults_child import coder
-
-    def factory(_role: object, name: str) -> Model:
-        return FunctionModel(coder, name=f"scripted:{name}", latency_s=latency_s)
-
-    return factory
-
-
-def options(pg_url: str, latency_s: float = 0.0) -> HostOptions:
-    return HostOptions(
-        store_url=pg_url,
-        ttl_s=TTL,
-        model_factory=slow_factory(latency_s),
-        settings=SETTINGS,
-        approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
-        prepare=ensure_work,
-    )
-
-
-@pytest.fixture
-async def workers(
-    bus_url: str, cluster: str, pg_url: str
-) -> AsyncIterator[Callable[..., asyncio.Future[Worker]]]:
-    started: list[Worker] = []
-
-    async def start(latency_s: float = 0.0, capacity: int = 100) -> Worker:
-        worker = Worker(
-            bus_url, options(pg_url, latency_s), cluster=cluster, capacity=capacity, scan_s=0.2
-        )
-        await worker.start()
-        started.append(worker)
-        return worker
-
-    yield start  # type: ignore[misc]
-    for worker in started:
-        await worker.close()
-
-
-@pytest.fixture
-async def client(bus_url: str, cluster: str, pg_url: str) -> AsyncIterator[ClusterClient]:
-    async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
-        yield c
-
-
-async def first_shell_call(client: ClusterClient, session_id: str) -> None:
-    """Follow the session until a shell call starts, closing the follow (and its NATS
-    subscription) here rather than whenever the abandoned generator is collected."""
-    async with contextlib.aclosing(client.follow(session_id)) as events:
-        async for recorded in events:
-            if isinstance(recorded.event, ToolCallStarted) and recorded.event.tool == "shell":
-                return
-
-
-def side_lines(project: Path) -> list[str]:
-    side = project / "side.txt"
-    return side.read_text().split() if side.exists() else []
-
-
-async def completed_calls(client: ClusterClient, session_id: str) -> collections.Counter[str]:
-    """How many times each tool call completed (every call id must be once)."""
-    done: collections.Counter[str] = collections.Counter()
-    for recorded in await client.history(session_id):
-        if isinstance(recorded.event, ToolCallCompleted):
-            done[recorded.event.call_id] += 1
-    return done
 
 
 async def test_a_session_runs_on_the_least_loaded_of_two_workers(
