@@ -132,3 +132,28 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def shared() -> Iterator[tuple[str, str, str]]:
+    """The NATS URL, a scratch store URL and a scratch cluster name (deleted at the end).
+
+    Set up before the browser and torn down after it: Playwright's sync API runs an event
+    loop of its own meanwhile.
+    """
+    import asyncio
+    import contextlib
+
+    from loomkin.testing.cluster import nats_test_url, scratch_cluster
+    from loomkin.testing.conformance import postgres_test_url, scratch_postgres_schema
+
+    bus, server = nats_test_url(), postgres_test_url()
+    schema_cm, cluster_cm = scratch_postgres_schema(server), scratch_cluster(bus)
+    schema = asyncio.run(schema_cm.__aenter__())  # nothing is opened before the yield
+    cluster = asyncio.run(cluster_cm.__aenter__())
+    try:
+        yield bus, f"{server}{'&' if '?' in server else '?'}schema={schema}", cluster
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run(cluster_cm.__aexit__(None, None, None))
+        asyncio.run(schema_cm.__aexit__(None, None, None))

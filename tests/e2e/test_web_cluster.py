@@ -8,7 +8,6 @@ permission prompts reach the page and are answered from it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 from typing import TYPE_CHECKING
@@ -16,13 +15,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from loomkin.bench.failover import _reap, _spawn
-from loomkin.testing.cluster import nats_test_url, scratch_cluster
-from loomkin.testing.conformance import postgres_test_url, scratch_postgres_schema
 
 from .conftest import Server, free_port
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from playwright.sync_api import Browser
@@ -30,25 +26,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(240)]
 
 TTL = "2"
-
-
-@pytest.fixture
-def shared() -> Iterator[tuple[str, str, str]]:
-    """The NATS URL, a scratch store URL and a scratch cluster name (deleted at the end).
-
-    Set up before the browser and torn down after it: Playwright's sync API runs an event
-    loop of its own meanwhile.
-    """
-    bus, server = nats_test_url(), postgres_test_url()
-    schema_cm, cluster_cm = scratch_postgres_schema(server), scratch_cluster(bus)
-    schema = asyncio.run(schema_cm.__aenter__())  # nothing is opened before the yield
-    cluster = asyncio.run(cluster_cm.__aenter__())
-    try:
-        yield bus, f"{server}{'&' if '?' in server else '?'}schema={schema}", cluster
-    finally:
-        with contextlib.suppress(Exception):
-            asyncio.run(cluster_cm.__aexit__(None, None, None))
-        asyncio.run(schema_cm.__aexit__(None, None, None))
 
 
 def test_the_cluster_panel_shows_the_worker_and_where_a_session_runs(

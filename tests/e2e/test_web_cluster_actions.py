@@ -9,42 +9,20 @@ applies; the server forwards both to the worker as actions over NATS.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from loomkin.testing.cluster import nats_test_url, scratch_cluster
-from loomkin.testing.conformance import postgres_test_url, scratch_postgres_schema
-
 from .conftest import Server, free_port
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from playwright.sync_api import Browser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(240)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHILD = Path(__file__).with_name("cluster_actions_server.py")
-
-
-@pytest.fixture
-def shared() -> Iterator[tuple[str, str, str]]:
-    """The NATS URL, a scratch store URL and a scratch cluster name (deleted at the end)."""
-    bus, server = nats_test_url(), postgres_test_url()
-    schema_cm, cluster_cm = scratch_postgres_schema(server), scratch_cluster(bus)
-    schema = asyncio.run(schema_cm.__aenter__())  # nothing is opened before the yield
-    cluster = asyncio.run(cluster_cm.__aenter__())
-    try:
-        yield bus, f"{server}{'&' if '?' in server else '?'}schema={schema}", cluster
-    finally:
-        with contextlib.suppress(Exception):
-            asyncio.run(cluster_cm.__aexit__(None, None, None))
-        asyncio.run(schema_cm.__aexit__(None, None, None))
 
 
 def test_the_page_cancels_a_speculation_and_sets_limits_of_a_session_on_a_worker(
