@@ -14,11 +14,31 @@ from loomkin.cluster import ClusterClient
 
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
 
 TTL = 1.5
+
+
+@contextlib.contextmanager
+def worker_processes(
+    count: int, spawn: Callable[[], tuple[subprocess.Popen[bytes], str]]
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """``count`` worker processes by id (the dict follows kills and replacements); stopped after."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for _ in range(count):
+            proc, worker_id = spawn()
+            procs[worker_id] = proc
+        yield procs
+    finally:
+        for proc in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            _reap(proc)
 
 
 async def test_a_killed_workers_session_finishes_elsewhere_with_nothing_run_twice(
@@ -27,11 +47,7 @@ async def test_a_killed_workers_session_finishes_elsewhere_with_nothing_run_twic
     def spawn() -> tuple[subprocess.Popen[bytes], str]:
         return _spawn(["worker", bus_url, pg_url, cluster, str(TTL), "0.1"])
 
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for _ in range(2):
-            proc, worker_id = spawn()
-            procs[worker_id] = proc
+    with worker_processes(2, spawn) as procs:
         async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
             project = tmp_path / "p"
             project.mkdir()
@@ -39,12 +55,6 @@ async def test_a_killed_workers_session_finishes_elsewhere_with_nothing_run_twic
             figures: collections.Counter[str] = collections.Counter()
             await _check(c, trial, figures)
             placement = await c.placement(trial["session_id"])
-    finally:
-        for proc in procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            proc.wait()
-            _reap(proc)
     assert len(placement.hosts) >= 2  # it moved
     assert placement.status == "done"
     assert figures["duplicate_tool_calls"] == 0
@@ -59,13 +69,9 @@ async def test_a_killed_workers_agents_move_and_their_session_finishes_on_its_ho
     def spawn() -> tuple[subprocess.Popen[bytes], str]:
         return _spawn(["worker", bus_url, pg_url, cluster, str(TTL), "0.2"])
 
-    procs: dict[str, subprocess.Popen[bytes]] = {}
     figures: collections.Counter[str] = collections.Counter()
     trial = None
-    try:
-        for _ in range(3):
-            proc, worker_id = spawn()
-            procs[worker_id] = proc
+    with worker_processes(3, spawn) as procs:
         async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
             for attempt in range(3):  # a run may finish before a call is caught in flight
                 project = tmp_path / f"p{attempt}"
@@ -76,12 +82,6 @@ async def test_a_killed_workers_agents_move_and_their_session_finishes_on_its_ho
             assert trial is not None, "no model call was caught in flight on a worker"
             await _check(c, trial, figures)
             placement = await c.placement(trial["session_id"])
-    finally:
-        for proc in procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            proc.wait()
-            _reap(proc)
     assert trial["takeover_s"] is not None, "the dead worker's agent never moved"
     assert trial["takeover_s"] < TTL + 5  # the lease expires after one TTL
     assert placement.hosts == (placement.worker_id,)  # the session itself never moved
