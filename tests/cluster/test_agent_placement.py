@@ -76,9 +76,12 @@ async def test_a_sessions_agents_spread_over_the_workers_and_the_run_finishes(
     assert placed, "no agent was placed on a worker"
     where = {p.agent_id: p.worker for p in placed}
     assert len(where) == len(placed)  # nothing moved: no worker failed
-    # Three agents with work, three idle workers: the least-loaded rule gives each its own.
+    # Three agents with work, three idle workers: the least-loaded rule spreads them, the
+    # session's host counting one agent's share (its loops and log) once its report is out.
     per_worker = collections.Counter(where.values())
-    assert len(per_worker) >= 3, per_worker
+    assert len(per_worker) >= 2, per_worker
+    weights = [per_worker[w.worker_id] + (w.worker_id == host_id) for w in trio]
+    assert max(weights) - min(weights) <= 1, (per_worker, host_id)
     run = {w.worker_id: w.executor.calls_run for w in trio if w.executor is not None}
     assert all(run[w] > 0 for w in per_worker), run
     # Every shell call ran on its agent's worker, the other tools on the session's host.

@@ -102,6 +102,7 @@ class AgentExecutor:
         options: HostOptions,
         idle_s: float | None = None,
         accepting: Callable[[], bool] = lambda: True,
+        load: Callable[[], int] | None = None,
     ) -> None:
         self._nc = nc
         self._names = names
@@ -112,6 +113,8 @@ class AgentExecutor:
         self._idle_s = idle_s if idle_s is not None else max(30.0, 6 * options.ttl_s)
         self._accepting = accepting
         """False while the worker shuts down: it takes no new agent (it gives all back soon)."""
+        self._load = load or self.agents
+        """The agents its worker reports as its load (hosts place by it; default: those here)."""
         self._held: dict[str, _Held] = {}
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._subs: list[Subscription] = []
@@ -192,7 +195,7 @@ class AgentExecutor:
             # worker for a dead one: shunned, and the agent held back until a TTL passed.
             logger.warning("worker %s: an agents request failed: %r", self._worker_id, exc)
             answer = {"ok": False, "error": f"worker {self._worker_id} failed: {exc!r}"}
-        answer["agents"] = len(self._held)
+        answer["agents"] = self._load()
         await msg.respond(json.dumps(answer).encode())
 
     async def _take(self, key: str, session_id: str, agent_id: str) -> dict[str, object]:

@@ -135,6 +135,7 @@ class Worker:
             keeper=self._keeper,
             options=self._options,
             accepting=lambda: self._accepting,
+            load=lambda: self.load().agents,
         )
         await self.executor.start()
         await self._keeper.report(self.load())
@@ -149,12 +150,15 @@ class Worker:
     def load(self) -> WorkerLoad:
         """What this worker reports about itself."""
         # An agent counts where its calls run: on the worker it is leased to, or on its
-        # session's host when the session does not place its agents.
+        # session's host when the session does not place its agents. A session whose agents
+        # run elsewhere still costs its host one agent's share (the loops, the log, the
+        # projections): without it a worker hosting many sessions looked idle to placement.
         placed = self.executor.agents() if self.executor is not None else 0
         here = sum(h.agents() for h in self._hosted.values() if h.placer is None)
+        hosting = sum(1 for h in self._hosted.values() if h.placer is not None)
         return WorkerLoad(
             worker_id=self.worker_id,
-            agents=placed + here,
+            agents=placed + here + hosting,
             sessions=len(self._hosted),
             capacity=self._capacity,
             accepting=self._accepting,
