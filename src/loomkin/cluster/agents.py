@@ -19,10 +19,11 @@ How this works and why:
   message of a call it abandoned. Only the host appends, under the session's store epoch.
 * **Failover.** While a call is silent the host checks every ``check_s`` that the agent's
   lease still names its worker. A worker killed with SIGKILL stops renewing; when its key
-  expires (one TTL) the call fails as :class:`~loomkin.errors.ProviderUnavailable`, the
-  loop journals the failed attempt and retries, and the retry places the agent on another
-  worker. A model call has no side effects, and the host journals each call's result once,
-  so nothing runs twice. A graceful shutdown gives the agents back at once.
+  expires (one TTL) the agent is placed on another worker. A call that had streamed nothing
+  goes there at once, unseen by the loop; one that had fails as
+  :class:`~loomkin.errors.ProviderUnavailable`, the loop journals the failed attempt and
+  retries it there. A model call has no side effects, and the host journals each call's
+  result once, so nothing runs twice. A graceful shutdown gives the agents back at once.
 * **Every placement is an event** (``AgentPlaced``): where an agent runs is part of the
   session's history, shown by the CLI and the web app.
 """
@@ -37,7 +38,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from loomkin.cluster.bus import stop_if_cancelled
+from loomkin.cluster.bus import NO_RESPONDERS, stop_if_cancelled
 from loomkin.cluster.calls import BadCall, CallEnd, CallRequest, decode_message, split_request
 from loomkin.cluster.names import agent_key
 from loomkin.cluster.placement import NoWorkers, place
@@ -62,16 +63,15 @@ logger = logging.getLogger(__name__)
 OnPlaced = Callable[[str, str, int, str], Awaitable[None]]
 """Called with ``(agent id, worker id, epoch, reason)`` when an agent moves to a worker."""
 
-_NO_RESPONDERS = "503"
 _MOVES_PER_CALL = 2
 """How often one attempt of a call follows its agent to another worker before it fails."""
 
 
+_TAKE_TIMEOUT_S = 5.0
+
+
 class _WorkerLost(ProviderUnavailable):
     """The agent's worker is gone or no longer holds it (the call may move on)."""
-
-
-_TAKE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +198,16 @@ class AgentPlacer:
         # have swallowed one (rule 5), and the loop would wait for the whole call.
         stop_if_cancelled()
         return holder is not None and holder.get("worker") == route.worker_id
+
+    async def cancel(self, route: Route, call: str) -> None:
+        """Tell ``route``'s worker to stop call ``call`` (it kills a shell's processes).
+
+        Best effort: a worker that does not hear it is gone, and its calls with it.
+        """
+        with contextlib.suppress(Exception):  # the connection may be gone already
+            await self.nc.publish(
+                self.names.worker_cancels(route.worker_id), json.dumps({"call": call}).encode()
+            )
 
     async def release_all(self) -> None:
         """Give every agent's lease back (the session is done): workers forget them at once."""
@@ -406,11 +416,7 @@ class PlacedModel:
                     yield what
         finally:
             if not finished:  # abandoned (a pause, a cancel) or failed: stop it there
-                with contextlib.suppress(Exception):
-                    await nc.publish(
-                        placer.names.worker_cancels(route.worker_id),
-                        json.dumps({"call": call}).encode(),
-                    )
+                await placer.cancel(route, call)
             with contextlib.suppress(Exception):  # the connection may be gone already
                 await sub.unsubscribe()
 
@@ -419,7 +425,7 @@ class PlacedModel:
     ) -> StreamEvent | CallEnd | None:
         """What one message of call ``call`` says (``None``: nothing for the stream)."""
         placer = self._placer
-        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
             placer.lost(agent_id, route)
             raise _WorkerLost(f"worker {route.worker_id} is gone")
         try:

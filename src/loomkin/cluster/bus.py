@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from loomkin.cluster.names import ClusterNames
 
 __all__ = [
+    "NO_RESPONDERS",
     "Buckets",
     "BusUnavailable",
     "check_bus_url",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+NO_RESPONDERS = "503"
+"""The ``Status`` header NATS answers a message with when nobody subscribes to its subject."""
 
 
 class BusUnavailable(UserError):

@@ -57,7 +57,7 @@ from loomkin.service.config import load_config
 from loomkin.service.options import session_options
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
     from nats.aio.client import Client
     from nats.aio.msg import Msg
@@ -86,6 +86,10 @@ class _Held:
     last_used: float
     model: Model | None = None
     calls: set[str] = field(default_factory=set)
+
+    def troubled(self) -> bool:
+        """Its lease was lost, or not renewed for a TTL: this worker cannot vouch for it."""
+        return self.lost.is_set() or _stalled(self.kept)
 
 
 class AgentExecutor:
@@ -280,7 +284,7 @@ class AgentExecutor:
                 if self._held.get(key) is not held:
                     continue  # dropped or taken afresh while an earlier one was let go
                 try:
-                    if held.lost.is_set() or _stalled(held.kept):
+                    if held.troubled():
                         logger.warning(
                             "worker %s: lost the lease of agent %s", self._worker_id, key
                         )
@@ -314,10 +318,8 @@ class AgentExecutor:
         except LoomkinError as exc:
             await self._nc.publish(inbox, encode_error(request.call, exc))
             return
-        held = self._held.get(key)
-        troubled = held is not None and (held.lost.is_set() or _stalled(held.kept))
-        if held is None or held.epoch != request.epoch or troubled:
-            self.calls_refused += 1
+        held, troubled = self._holding(key, request.epoch)
+        if held is None:
             reason = ProviderUnavailable(
                 f"worker {self._worker_id} does not hold agent {request.agent!r} under epoch "
                 f"{request.epoch}: it is placed again"
@@ -329,13 +331,29 @@ class AgentExecutor:
             return  # the same call twice: it is streaming already
         if self._cancelled.pop(request.call, None) is not None:
             return  # its cancel overtook it: the host listens no more
-        held.calls.add(request.call)
+        self._run(held, request.call, self._stream(held, request, inbox), f"call:{request.call}")
+
+    def _holding(self, key: str, epoch: object) -> tuple[_Held | None, bool]:
+        """The agent ``key`` if held here under ``epoch``, and whether its lease is in trouble.
+
+        A call for it otherwise is refused (and counted): its host places the agent again.
+        """
+        held = self._held.get(key)
+        troubled = held is not None and held.troubled()
+        if held is None or held.epoch != epoch or troubled:
+            self.calls_refused += 1
+            return None, troubled
+        return held, False
+
+    def _run(
+        self, held: _Held, call: str, work: Coroutine[object, object, None], name: str
+    ) -> None:
+        """Run ``work``, one call of agent ``held``, in a task this executor owns."""
+        held.calls.add(call)
         held.last_used = _now()
-        task = asyncio.get_running_loop().create_task(
-            self._stream(held, request, inbox), name=f"call:{request.call}"
-        )
-        self._calls[request.call] = task
-        task.add_done_callback(functools.partial(self._ended, held, request.call))
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._calls[call] = task
+        task.add_done_callback(functools.partial(self._ended, held, call))
 
     def _ended(self, held: _Held, call: str, _task: asyncio.Task[None]) -> None:
         self._calls.pop(call, None)
@@ -387,10 +405,8 @@ class AgentExecutor:
                 json.dumps({"ok": False, "text": f"bad tool request: {exc}"}).encode()
             )
             return
-        held = self._held.get(key)
-        troubled = held is not None and (held.lost.is_set() or _stalled(held.kept))
-        if held is None or held.epoch != epoch or troubled:
-            self.calls_refused += 1
+        held, troubled = self._holding(key, epoch)
+        if held is None:
             refusal = {"ok": False, "refused": True, "stalled": troubled, "text": ""}
             await msg.respond(json.dumps(refusal).encode())
             return
@@ -399,13 +415,7 @@ class AgentExecutor:
         if self._cancelled.pop(call_id, None) is not None:  # its cancel overtook it
             await msg.respond(json.dumps({"ok": False, "text": "cancelled"}).encode())
             return
-        held.calls.add(call_id)
-        held.last_used = _now()
-        task = asyncio.get_running_loop().create_task(
-            self._tool(msg, body, call_id), name=f"tool:{call_id}"
-        )
-        self._calls[call_id] = task
-        task.add_done_callback(functools.partial(self._ended, held, call_id))
+        self._run(held, call_id, self._tool(msg, body, call_id), f"tool:{call_id}")
 
     async def _tool(self, msg: Msg, body: dict[str, object], call_id: str) -> None:
         try:

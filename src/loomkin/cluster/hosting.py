@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.agents.settings import SessionSettings
 from loomkin.cluster.actions import answer_action
 from loomkin.cluster.agents import AgentPlacer
-from loomkin.cluster.bus import stop_if_cancelled
+from loomkin.cluster.bus import NO_RESPONDERS, stop_if_cancelled
 from loomkin.cluster.leases import BusLease, BusLeases, LeaseLost
 from loomkin.cluster.tools import PlacedTools
 from loomkin.cluster.writes import LedgerStore, WriteLedger
@@ -70,8 +70,6 @@ Outcome = Literal["done", "lost", "released"]
 """How hosting ended: the session finished, the lease moved away, or this worker gave it up."""
 
 _CONTROLS = ("pause", "resume", "steer", "cancel")
-_NO_RESPONDERS = "503"
-"""The status NATS answers a request with when nobody subscribes to its subject."""
 _PREVIEW_MAX = 200_000
 """Largest diff or argument text sent with a forwarded prompt (a NATS message is ≤ 1 MB)."""
 
@@ -461,7 +459,7 @@ class HostedSession:
                     reply = await answers.next_msg(timeout=left)
                 except NatsTimeout:
                     break
-                if reply.headers and reply.headers.get("Status") == _NO_RESPONDERS:
+                if reply.headers and reply.headers.get("Status") == NO_RESPONDERS:
                     await asyncio.sleep(min(1.0, left))  # the asker may be reconnecting
                     await self._nc.publish(subject, payload, reply=answers.subject)
                     continue

@@ -22,7 +22,6 @@ How this works and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -138,11 +137,7 @@ class PlacedTools:
                 request.cancel()
                 await asyncio.wait({request})
             if stop:
-                with contextlib.suppress(Exception):
-                    await placer.nc.publish(
-                        placer.names.worker_cancels(route.worker_id),
-                        json.dumps({"call": call.call_id}).encode(),
-                    )
+                await placer.cancel(route, call.call_id)
         return _answer(request, route, tool)
 
 
