@@ -439,7 +439,7 @@ class PlacedModel:
             # A worker that only gave the agent back (idle) is alive and well: not shunned.
             placer.lost(agent_id, route, shun=what.stalled)
             raise _WorkerLost(str(what.error))
-        return None if what == "beat" else what
+        return what
 
     async def _next(self, queue: asyncio.Queue[Msg], agent_id: str, route: Route) -> Msg:
         """The call's next message; fail once the agent's worker no longer holds it."""

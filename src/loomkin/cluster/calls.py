@@ -3,10 +3,10 @@
 A session's host sends one JSON message per model call to the worker that holds the agent
 (:mod:`loomkin.cluster.agents`), and that worker answers on the call's own inbox with one
 JSON message per stream event and a last ``close`` or ``error``
-(:mod:`loomkin.cluster.executor`). Workers send no ``beat`` today (the kind is read, and
-skipped): while a call is silent the host checks that the agent's lease still names its
-worker. Both sides decode with the functions here, which check every field: a message that
-does not match is a :class:`BadCall`, never a crash and never half of an event.
+(:mod:`loomkin.cluster.executor`). There are no keep-alive messages: while a call is silent
+the host checks that the agent's lease still names its worker. Both sides decode with the
+functions here, which check every field: a message that does not match is a
+:class:`BadCall`, never a crash and never half of an event.
 
 A NATS message holds at most the server's ``max_payload`` (1 MB by default), and a long-running
 agent's transcript, sent whole with every call, outgrows it. A request that does is sent in
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from loomkin.core.chat import message_from_json
 from loomkin.errors import (
@@ -120,7 +120,7 @@ class CallEnd:
     does not choose it again for a while); else it only gave the agent back."""
 
 
-Message = StreamEvent | CallEnd | Literal["beat"]
+Message = StreamEvent | CallEnd
 """What one message on a call's inbox says."""
 
 
@@ -256,12 +256,10 @@ def call_of(data: bytes) -> str:
     return call if isinstance(call, str) else "?"
 
 
-def encode_event(call: str, event: StreamEvent | Literal["beat"]) -> bytes:
+def encode_event(call: str, event: StreamEvent) -> bytes:
     """One message of call ``call``'s stream."""
     body: dict[str, JSON]
     match event:
-        case "beat":
-            body = {"k": "beat"}
         case TextDelta(text=text):
             body = {"k": "text", "text": text}
         case ToolCallDelta():
@@ -326,8 +324,6 @@ def decode_message(data: bytes) -> tuple[str, Message]:
     kind = _str(body, "k")
     try:
         match kind:
-            case "beat":
-                return call, "beat"
             case "text":
                 return call, TextDelta(text=_str(body, "text"))
             case "tool_call":
