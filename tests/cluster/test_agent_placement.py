@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import os
 from dataclasses import replace
@@ -24,13 +23,7 @@ from loomkin.cluster import ClusterClient, ClusterNames, Worker
 from loomkin.cluster.agents import AgentPlacer
 from loomkin.cluster.bus import connect, open_buckets
 from loomkin.cluster.calls import CallEnd, CallRequest, decode_message
-from loomkin.cluster.directory import WorkerDirectory
-from loomkin.cluster.executor import AgentExecutor
-from loomkin.cluster.hosting import HostOptions
-from loomkin.cluster.keeper import LeaseKeeper
-from loomkin.cluster.leases import BusLease, BusLeases
 from loomkin.cluster.names import agent_key
-from loomkin.cluster.placement import WorkerLoad
 from loomkin.cluster.tools import PlacedTools
 from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import (
@@ -44,7 +37,8 @@ from loomkin.core.events import (
 )
 from loomkin.errors import ProviderUnavailable, ToolError
 from loomkin.ids import AgentId, CallId, SessionId, TeamId, new_id
-from loomkin.llm.model import ModelRequest, ResponseBuilder
+from loomkin.llm.model import ModelRequest
+from loomkin.testing.cluster import ExecutorRig, executor_rig, streamed_text
 from loomkin.testing.models import Call, FunctionModel, Reply
 from loomkin.tools.base import ToolContext
 from loomkin.tools.builtin.shell import shell
@@ -55,8 +49,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
-    from nats.aio.client import Client
-
+    from loomkin.cluster.leases import BusLease
+    from loomkin.cluster.placement import WorkerLoad
     from loomkin.llm.model import Model
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -284,14 +278,7 @@ async def test_an_asap_pause_cuts_a_stream_running_on_another_worker(
 # -- one executor and one placer, without a session (the wire and the worker's side) ---------
 
 
-class Rig:
-    """An executor on the real NATS server and a host's placer that sends it calls."""
-
-    def __init__(self, executor: AgentExecutor, placer: AgentPlacer, nc: Client) -> None:
-        self.executor = executor
-        self.placer = placer
-        self.nc = nc
-        self.placed: list[tuple[str, str, int, str]] = []
+Rig = ExecutorRig
 
 
 async def _echo(request: ModelRequest) -> Reply:
@@ -320,68 +307,16 @@ def ann_shell_call(project: Path) -> ToolContext:
 
 @pytest.fixture
 async def rig(bus_url: str, cluster: str) -> AsyncIterator[Rig]:
-    names = ClusterNames(cluster)
-
     def factory(_role: object, name: str) -> Model:
         return FunctionModel(_echo, name=f"scripted:{name}")
 
-    options = HostOptions(store_url="", ttl_s=TTL, model_factory=factory, settings=SETTINGS)
-    nc = await connect(bus_url, name="rig")
-    keeper = LeaseKeeper(bus_url, names, "rig-worker", ttl_s=TTL)
-    await keeper.start()
-    buckets = await open_buckets(nc.jetstream(), names, ttl_s=TTL)
-    executor = AgentExecutor(
-        nc=nc,
-        names=names,
-        worker_id="rig-worker",
-        leases=BusLeases(buckets.leases, "rig-worker"),
-        keeper=keeper,
-        options=options,
-    )
-    await executor.start()
-    directory = WorkerDirectory(buckets.workers)
-
-    async def report() -> None:  # as a worker's report loop does: its entry lives a TTL
-        while True:
-            load = WorkerLoad(worker_id="rig-worker", agents=executor.agents())
-            await directory.report(load, host="rig", pid=0)
-            await asyncio.sleep(TTL / 3)
-
-    await directory.report(WorkerLoad(worker_id="rig-worker"), host="rig", pid=0)
-    reports = asyncio.create_task(report())
-    placed: list[tuple[str, str, int, str]] = []
-
-    async def journal(agent_id: str, worker: str, epoch: int, reason: str) -> None:
-        placed.append((agent_id, worker, epoch, reason))
-
-    placer = AgentPlacer(
-        nc=nc,
-        names=names,
-        leases=BusLeases(buckets.leases, "rig-host"),
-        directory=directory,
-        session_id="session_rig",
-        project="/",
-        ttl_s=TTL,
-        on_placed=journal,
-    )
-    rig = Rig(executor, placer, nc)
-    rig.placed = placed
-    try:
+    async with executor_rig(
+        bus_url, cluster, ttl_s=TTL, model_factory=factory, settings=SETTINGS
+    ) as rig:
         yield rig
-    finally:
-        reports.cancel()
-        await asyncio.wait({reports})
-        await executor.close()
-        await keeper.close()
-        await nc.close()
 
 
-async def answer(model: Model, request: ModelRequest) -> str:
-    builder = ResponseBuilder()
-    async with contextlib.aclosing(model.stream(request)) as events:  # type: ignore[type-var]
-        async for event in events:
-            builder.add(event)
-    return builder.build().text
+answer = streamed_text
 
 
 async def test_a_call_whose_request_outgrows_one_nats_message_still_runs_on_the_worker(

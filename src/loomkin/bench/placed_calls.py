@@ -11,24 +11,15 @@ both alike.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import time
 from typing import TYPE_CHECKING
 
 from loomkin.agents.roles import resolve_role
 from loomkin.bench.faults_child import SETTINGS
-from loomkin.cluster.agents import AgentPlacer
-from loomkin.cluster.bus import connect, open_buckets
-from loomkin.cluster.directory import WorkerDirectory
-from loomkin.cluster.executor import AgentExecutor
-from loomkin.cluster.hosting import HostOptions
-from loomkin.cluster.keeper import LeaseKeeper
-from loomkin.cluster.leases import BusLeases
-from loomkin.cluster.names import ClusterNames
-from loomkin.cluster.placement import WorkerLoad
 from loomkin.core.chat import UserMessage
-from loomkin.llm.model import ModelRequest, ResponseBuilder
+from loomkin.llm.model import ModelRequest
+from loomkin.testing.cluster import executor_rig, streamed_text
 from loomkin.testing.models import FunctionModel, Reply
 
 if TYPE_CHECKING:
@@ -49,55 +40,27 @@ def _model(_role: object, name: str) -> Model:
 
 
 async def _one(model: Model, request: ModelRequest) -> float:
-    builder = ResponseBuilder()
     start = time.perf_counter()
-    async with contextlib.aclosing(model.stream(request)) as events:  # type: ignore[type-var]
-        async for event in events:
-            builder.add(event)
+    text = await streamed_text(model, request)
     elapsed = time.perf_counter() - start
-    assert builder.build().text, "the scripted model answered nothing"
+    assert text, "the scripted model answered nothing"
     return elapsed
 
 
 async def placed_call_figures(bus: str, cluster: str, *, calls: int = 200) -> dict[str, float]:
     """Median seconds of a model call made locally and placed on a worker (ms in the keys)."""
-    names = ClusterNames(cluster)
-    ttl = 10.0
-    options = HostOptions(store_url="", ttl_s=ttl, model_factory=_model, settings=SETTINGS)
-    nc = await connect(bus, name="bench-placed-calls")
-    keeper = LeaseKeeper(bus, names, "bench-executor", ttl_s=ttl)
-    await keeper.start()
-    executor: AgentExecutor | None = None
-    try:
-        buckets = await open_buckets(nc.jetstream(), names, ttl_s=ttl)
-        executor = AgentExecutor(
-            nc=nc,
-            names=names,
-            worker_id="bench-executor",
-            leases=BusLeases(buckets.leases, "bench-executor"),
-            keeper=keeper,
-            options=options,
-        )
-        await executor.start()
-        directory = WorkerDirectory(buckets.workers)
-        await directory.report(WorkerLoad(worker_id="bench-executor"), host="bench", pid=0)
-
-        async def journal(*_placed: object) -> None:
-            return None
-
-        placer = AgentPlacer(
-            nc=nc,
-            names=names,
-            leases=BusLeases(buckets.leases, "bench-host"),
-            directory=directory,
-            session_id="session_bench",
-            project="/",
-            ttl_s=ttl,
-            on_placed=journal,
-        )
+    async with executor_rig(
+        bus,
+        cluster,
+        ttl_s=10.0,
+        model_factory=_model,
+        settings=SETTINGS,
+        worker_id="bench-executor",
+        session_id="session_bench",
+    ) as rig:
         role = resolve_role("coder")
         local = _model(role, "ann")
-        placed = placer.wrap(_model)(role, "ann")
+        placed = rig.placer.wrap(_model)(role, "ann")
         request = ModelRequest(messages=(UserMessage(text="go"),), cache_key="agent_bench")
         await _one(placed, request)  # places the agent (a take request) before timing
         here: list[float] = []
@@ -105,12 +68,7 @@ async def placed_call_figures(bus: str, cluster: str, *, calls: int = 200) -> di
         for _ in range(calls):
             here.append(await _one(local, request))
             there.append(await _one(placed, request))
-        await placer.release_all()
-    finally:
-        if executor is not None:
-            await executor.close()
-        await keeper.close()
-        await nc.close()
+        await rig.placer.release_all()
     local_ms = statistics.median(here) * 1000
     placed_ms = statistics.median(there) * 1000
     return {

@@ -7,6 +7,7 @@ answer, except under ``CI``, where it fails.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -22,7 +23,15 @@ from loomkin.cluster.names import ClusterNames
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-__all__ = ["nats_test_url", "scratch_cluster"]
+    from nats.aio.client import Client
+
+    from loomkin.agents.settings import SessionSettings
+    from loomkin.cluster.agents import AgentPlacer
+    from loomkin.cluster.executor import AgentExecutor
+    from loomkin.llm.model import Model, ModelRequest
+    from loomkin.service import ModelFactory
+
+__all__ = ["ExecutorRig", "executor_rig", "nats_test_url", "scratch_cluster", "streamed_text"]
 
 NATS_DEFAULT = "nats://127.0.0.1:4222"
 
@@ -70,3 +79,110 @@ async def scratch_cluster(url: str | None = None) -> AsyncIterator[str]:
                     await js.delete_key_value(bucket)
         finally:
             await nc.close()
+
+
+class ExecutorRig:
+    """One worker's executor on a NATS server and one host's placer that sends it calls."""
+
+    def __init__(
+        self,
+        executor: AgentExecutor,
+        placer: AgentPlacer,
+        nc: Client,
+        placed: list[tuple[str, str, int, str]],
+    ) -> None:
+        self.executor = executor
+        self.placer = placer
+        self.nc = nc
+        self.placed = placed
+        """``(agent, worker, epoch, reason)`` of every placement, as a host would journal it."""
+
+
+@contextlib.asynccontextmanager
+async def executor_rig(
+    bus_url: str,
+    cluster: str,
+    *,
+    ttl_s: float,
+    model_factory: ModelFactory,
+    settings: SessionSettings,
+    worker_id: str = "rig-worker",
+    session_id: str = "session_rig",
+) -> AsyncIterator[ExecutorRig]:
+    """An :class:`ExecutorRig` without a session or a store (the wire and the worker's side).
+
+    The executor's worker reports itself in the directory every third of the TTL, as a
+    worker does, so the placer finds it live. Everything is closed at exit.
+    """
+    from loomkin.cluster.agents import AgentPlacer
+    from loomkin.cluster.bus import open_buckets
+    from loomkin.cluster.directory import WorkerDirectory
+    from loomkin.cluster.executor import AgentExecutor
+    from loomkin.cluster.hosting import HostOptions
+    from loomkin.cluster.keeper import LeaseKeeper
+    from loomkin.cluster.leases import BusLeases
+    from loomkin.cluster.placement import WorkerLoad
+
+    names = ClusterNames(cluster)
+    options = HostOptions(store_url="", ttl_s=ttl_s, model_factory=model_factory, settings=settings)
+    nc = await connect(bus_url, name=worker_id)
+    keeper = LeaseKeeper(bus_url, names, worker_id, ttl_s=ttl_s)
+    await keeper.start()
+    executor: AgentExecutor | None = None
+    reports: asyncio.Task[None] | None = None
+    try:
+        buckets = await open_buckets(nc.jetstream(), names, ttl_s=ttl_s)
+        executor = AgentExecutor(
+            nc=nc,
+            names=names,
+            worker_id=worker_id,
+            leases=BusLeases(buckets.leases, worker_id),
+            keeper=keeper,
+            options=options,
+        )
+        await executor.start()
+        directory = WorkerDirectory(buckets.workers)
+        await directory.report(WorkerLoad(worker_id=worker_id), host="rig", pid=0)
+
+        async def report(executor: AgentExecutor) -> None:  # its entry lives a TTL
+            while True:
+                await asyncio.sleep(ttl_s / 3)
+                load = WorkerLoad(worker_id=worker_id, agents=executor.agents())
+                await directory.report(load, host="rig", pid=0)
+
+        reports = asyncio.get_running_loop().create_task(report(executor))
+        placed: list[tuple[str, str, int, str]] = []
+
+        async def journal(agent_id: str, worker: str, epoch: int, reason: str) -> None:
+            placed.append((agent_id, worker, epoch, reason))
+
+        placer = AgentPlacer(
+            nc=nc,
+            names=names,
+            leases=BusLeases(buckets.leases, f"{worker_id}-host"),
+            directory=directory,
+            session_id=session_id,
+            project="/",
+            ttl_s=ttl_s,
+            on_placed=journal,
+        )
+        yield ExecutorRig(executor, placer, nc, placed)
+    finally:
+        if reports is not None:
+            reports.cancel()
+            await asyncio.wait({reports})
+        if executor is not None:
+            await executor.close()
+        await keeper.close()
+        await nc.close()
+
+
+async def streamed_text(model: Model, request: ModelRequest) -> str:
+    """The text of ``model``'s whole answer to ``request`` (streamed, then built)."""
+    from loomkin.llm.model import ResponseBuilder
+
+    builder = ResponseBuilder()
+    async with contextlib.aclosing(model.stream(request)) as events:  # type: ignore[type-var]
+        async for event in events:
+            builder.add(event)
+    return builder.build().text
