@@ -37,26 +37,20 @@ class Worker(Protocol):
     def team_id(self) -> TeamId: ...
 
 
-class SpeculativeCommands:
-    """``start_speculative`` and ``settle_speculative`` (the service provides the rest)."""
+class _Service(Protocol):
+    """What the commands use of the task service (as ``ClaimCommands`` declares its own)."""
 
     board: TaskBoard
     _lock: asyncio.Lock
 
-    def task(self, task_id: str) -> TaskView:
-        raise NotImplementedError
-
-    async def _append(self, *events: Event) -> None:
-        raise NotImplementedError
-
-    def _assignment(self, view: TaskView, worker: Worker, *, by: str, reason: str) -> list[Event]:
-        raise NotImplementedError
-
+    def task(self, task_id: str) -> TaskView: ...
+    async def _append(self, *events: Event) -> None: ...
+    def _assignment(
+        self, view: TaskView, worker: Worker, *, by: str, reason: str
+    ) -> list[Event]: ...
     def _status_event(
         self, view: TaskView, status: TaskStatus, note: str, by: AgentId | None
-    ) -> TaskStatusChanged:
-        raise NotImplementedError
-
+    ) -> TaskStatusChanged: ...
     async def _set_status(
         self,
         task_id: TaskId,
@@ -67,11 +61,14 @@ class SpeculativeCommands:
         result: str | None = None,
         handoff: Handoff | None = None,
         also: Sequence[Event] = (),
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...
+
+
+class SpeculativeCommands:
+    """``start_speculative`` and ``settle_speculative`` (the service provides the rest)."""
 
     async def start_speculative(
-        self, task_id: TaskId, worker: Worker, *, reason: str, also: Sequence[Event] = ()
+        self: _Service, task_id: TaskId, worker: Worker, *, reason: str, also: Sequence[Event] = ()
     ) -> TaskView:
         """Give a not-yet-ready task to ``worker`` as speculative work (SPEC §3.7), in one batch.
 
@@ -100,7 +97,7 @@ class SpeculativeCommands:
             return self.board.task(task_id)
 
     async def settle_speculative(
-        self,
+        self: _Service,
         task_id: TaskId,
         *,
         merged: bool,
