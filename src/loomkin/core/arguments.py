@@ -13,13 +13,18 @@ How this works and why:
   :data:`MAX_DEPTH` levels (tool arguments are shallow; deeper values would later overflow
   the stack of pydantic, an encoder or an SDK), with finite numbers and strings that are
   valid Unicode (``"\ud800"`` decodes to a lone surrogate that UTF-8 cannot encode).
-* The nesting check walks the decoded value with an explicit stack, never by recursion.
+* Text nested deeper than that is refused before it is parsed
+  (:func:`~loomkin.core.nesting.nesting_exceeds`): parsing it would run the interpreter to
+  its recursion limit, where finalizers fail. The check of the decoded value walks it with
+  an explicit stack, never by recursion.
 """
 
 from __future__ import annotations
 
 import json
 import math
+
+from loomkin.core.nesting import nesting_exceeds
 
 __all__ = ["MAX_DEPTH", "ArgumentsError", "decode_arguments", "json_type_name"]
 
@@ -54,6 +59,8 @@ def decode_arguments(raw: str, *, max_depth: int = MAX_DEPTH) -> dict[str, objec
     """
     if not raw.strip():
         return {}  # models often send "" for a call without arguments
+    if nesting_exceeds(raw, max_depth):
+        raise ArgumentsError(f"nested too deeply (more than {max_depth} levels)")
     try:
         value: object = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except ArgumentsError:

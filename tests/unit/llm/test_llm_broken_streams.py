@@ -177,3 +177,40 @@ def test_the_response_builder_refuses_mistyped_events(event: TextDelta) -> None:
     with pytest.raises(TypeError, match="stream event field 'text'"):
         builder.add(event)
     assert builder.partial().text == ""
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_deeply_nested_event_is_refused_before_the_sdk_parses_it(provider: str) -> None:
+    # Parsing it would run the interpreter to its recursion limit, where finalizers that a
+    # garbage collection happens to run fail: the guard refuses it unparsed.
+    nested = (
+        OPENAI_BROKEN["nested-chunk"] if provider == "openai" else ANTHROPIC_BROKEN["nested-event"]
+    )
+    async with WireServer(lambda _r: StreamReply(parts=nested)) as server:
+        if provider == "openai":
+            model: OpenAIModel | AnthropicModel = OpenAIModel(
+                "m", api_key="k", base_url=f"{server.base_url}/v1", timeout=5
+            )
+        else:
+            model = AnthropicModel("claude", api_key="k", base_url=server.base_url, timeout=5)
+        with pytest.raises(ProviderUnavailable, match="nested more than 128 levels"):
+            await complete(model, REQUEST)
+        await model.aclose()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_deeply_nested_error_body_is_a_transient_broken_stream(provider: str) -> None:
+    body = b'{"error": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    async with WireServer(
+        lambda _r: StreamReply(parts=(body,), status=500, content_type="application/json")
+    ) as server:
+        if provider == "openai":
+            model: OpenAIModel | AnthropicModel = OpenAIModel(
+                "m", api_key="k", base_url=f"{server.base_url}/v1", timeout=5
+            )
+        else:
+            model = AnthropicModel("claude", api_key="k", base_url=server.base_url, timeout=5)
+        with pytest.raises(ProviderUnavailable, match="nested more than 128 levels") as info:
+            await complete(model, REQUEST)
+        await model.aclose()
+    assert info.value.transient

@@ -52,6 +52,7 @@ from loomkin.llm.model import (
     UsageReport,
 )
 from loomkin.llm.profiles import ANTHROPIC_URL, same_endpoint
+from loomkin.llm.providers._depth import WireTooDeep, guard_depth
 from loomkin.llm.providers._errors import (
     broken_stream,
     connection_error,
@@ -123,7 +124,11 @@ class AnthropicModel:
             key_env = key_env or "ANTHROPIC_API_KEY"  # the SDK reads it, for its own endpoint
         self._key_env = key_env
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=url, timeout=timeout, max_retries=0
+            api_key=api_key,
+            base_url=url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=anthropic.DefaultAsyncHttpxClient(event_hooks={"response": [guard_depth]}),
         )
 
     @property
@@ -145,6 +150,8 @@ class AnthropicModel:
             stream = await self._open(request)
         except anthropic.AnthropicError as error:
             raise self._translate(error) from error
+        except WireTooDeep as error:  # an error body nested past any real one
+            raise broken_stream(self.name, error) from error
         state = _StreamState()
         try:
             async for raw in stream:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
+from loomkin.core.arguments import MAX_DEPTH
 from loomkin.core.chat import (
     AssistantMessage,
     ChatMessage,
@@ -46,6 +47,7 @@ from loomkin.core.chat import (
     ToolResultMessage,
     UserMessage,
 )
+from loomkin.core.nesting import nesting_exceeds
 from loomkin.errors import ConfigError, ProviderError
 from loomkin.llm.model import (
     ModelRequest,
@@ -211,6 +213,8 @@ def _side_and_text(message: ChatMessage) -> tuple[str, str]:
 
 
 def _loads(arguments: str) -> object:
+    if nesting_exceeds(arguments, MAX_DEPTH):
+        return arguments  # parsing it would run into the recursion limit: show it as written
     try:
         value: object = json.loads(arguments)
     except ValueError:
@@ -321,6 +325,8 @@ class CallParser:
 
 
 def _is_complete(text: str) -> bool:
+    if nesting_exceeds(text, MAX_DEPTH):
+        return False  # never a call the loop would take; shown as written
     try:
         json.loads(text)
     except ValueError:

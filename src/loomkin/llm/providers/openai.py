@@ -45,6 +45,7 @@ from loomkin.llm.model import (
     UsageReport,
 )
 from loomkin.llm.profiles import OPENAI_URL, EndpointProfile, profile_for, same_endpoint
+from loomkin.llm.providers._depth import WireTooDeep, guard_depth
 from loomkin.llm.providers._errors import (
     broken_stream,
     connection_error,
@@ -122,7 +123,11 @@ class OpenAIModel:
             key_env = key_env or "OPENAI_API_KEY"  # the SDK reads it, for its own endpoint
         self._key_env = key_env
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=url, timeout=timeout, max_retries=0
+            api_key=api_key,
+            base_url=url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [guard_depth]}),
         )
 
     @property
@@ -155,6 +160,8 @@ class OpenAIModel:
             stream = await self._open(request)
         except openai.OpenAIError as error:
             raise self._translate(error) from error
+        except WireTooDeep as error:  # an error body nested past any real one
+            raise broken_stream(self.name, error) from error
         finish: str | None = None
         saw_tool_calls = False
         try:

@@ -12,10 +12,11 @@ arguments (the prompt still shows them).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict
 
+from loomkin.core.arguments import ArgumentsError, decode_arguments
 from loomkin.errors import ToolError
 from loomkin.tools.mcp.spec import tool_name
 
@@ -136,19 +137,13 @@ class McpTool:
 
 
 def _decode(name: str, raw: str) -> dict[str, JSON]:
-    if not raw.strip():
-        return {}  # models often send "" for a call without arguments
+    # The same strict, bounded decoding as the built-in tools: JSON nested thousands deep,
+    # a 5,000-digit number or NaN is refused with a message the model can act on.
     try:
-        obj: object = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ToolError(
-            f"Invalid arguments for {name}: not valid JSON ({exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}); send a JSON object"
-        ) from None
-    if not isinstance(obj, dict):
-        raise ToolError(f"Invalid arguments for {name}: expected a JSON object")
-    decoded: dict[str, JSON] = obj
-    return decoded
+        decoded = decode_arguments(raw)
+    except ArgumentsError as exc:
+        raise ToolError(f"Invalid arguments for {name}: {exc}; send a JSON object") from None
+    return cast("dict[str, JSON]", decoded)
 
 
 def _describe(path: Iterable[str | int], message: str) -> str:
