@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
+from loomkin.core.nesting import nesting_exceeds
 from loomkin.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ WILDCARDS = frozenset({"", "0.0.0.0", "[::]", "::"})
 """Bind addresses that are no name a browser should use (``0.0.0.0`` reaches localhost)."""
 MAX_BODY = 1 << 20
 """Largest request body accepted (bytes); the largest field is a 20,000-character message."""
+
+MAX_BODY_DEPTH = 64
+"""Deepest nesting accepted in a request body (every request of the API nests under five)."""
 
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PUBLIC_EXACT = frozenset({"/"})
@@ -269,7 +273,12 @@ class AccessMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body: Message | None = {"type": "http.request", "body": b"".join(chunks)}
+        whole = b"".join(chunks)
+        if nesting_exceeds(whole, MAX_BODY_DEPTH):
+            # Parsing it would run the interpreter to its recursion limit (core.nesting).
+            await _refuse(send, 422, f"the request body nests more than {MAX_BODY_DEPTH} levels")
+            return
+        body: Message | None = {"type": "http.request", "body": whole}
 
         async def replay() -> Message:
             nonlocal body

@@ -63,3 +63,17 @@ async def test_the_largest_position_is_fine(client: tuple[httpx.AsyncClient, str
         f"{base}/events", params={"follow": "false"}, headers={"last-event-id": f" {top} "}
     )
     assert events.status_code == 200
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+async def test_a_body_nested_past_any_real_request_is_a_422_not_a_500(
+    client: tuple[httpx.AsyncClient, str], opener: str
+) -> None:
+    http, base = client
+    closer = "]" if opener == "[" else "}"
+    body = '{"text": ' + opener * 50_000 + "1" * (opener != "[") + closer * 50_000 + "}"
+    response = await http.post(
+        f"{base}/messages", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text[:300]
+    assert "nests more than 64 levels" in response.text
