@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import FrameType
 
-__all__ = ["console", "default_store", "fail", "run_command", "shown"]
+__all__ = ["console", "default_store", "fail", "run_command", "shown", "stored_sessions"]
 
 console = Console(highlight=False, emoji=False)
 """Every line goes through rich markup; user text is escaped, and ``:m:`` stays ``:m:``."""
@@ -85,3 +85,22 @@ async def _cancelled_by_sigterm(coro: Coroutine[object, object, int]) -> int:
 def default_store(project: Path) -> str:
     """The SQLite store of a project: ``<project>/.loomkin/loomkin.db``."""
     return f"sqlite:///{project / '.loomkin' / 'loomkin.db'}"
+
+
+def stored_sessions(project: Path, store: str | None) -> str:
+    """The store a command that reads sessions opens: ``store``, else the project's own.
+
+    A project with no ``.loomkin/loomkin.db`` has no sessions to read, and opening it would
+    create an empty store there (a stray ``.loomkin`` in whatever directory the command
+    ran in): say so instead, as one error line.
+    """
+    if store is not None:
+        return store
+    path = project / ".loomkin" / "loomkin.db"
+    if not path.exists():
+        fail(
+            f"no sessions in {shown(str(project))}: {shown(str(path))} does not exist "
+            "(run `loomkin run` or `loomkin demo --project DIR` there first, or pass --project "
+            "or --store)"
+        )
+    return default_store(project)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from loomkin.cli.bench_web import bench_web_host
 from loomkin.cli.cluster import cluster_group
 from loomkin.cli.cluster import worker as cluster_worker
-from loomkin.cli.common import console, default_store, fail, run_command
+from loomkin.cli.common import console, default_store, fail, run_command, stored_sessions
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info
 from loomkin.cli.coordination import budget_group, negotiation_group, rendezvous_group
 from loomkin.cli.observe import cost, mcp, trace
@@ -72,19 +72,13 @@ def resume(
     """Resume a stored session after a stop or a crash: interrupted work continues."""
     model = ModelChoice(spec=model_spec, base_url=base_url, api_key_env=api_key_env)
     target = Target(session_id=session_id, take_over=take_over)
-    run_command(_resume(project_dir(project), target, model, yes, store))
+    run_command(_resume(target, model, yes, stored_sessions(project_dir(project), store)))
 
 
-async def _resume(
-    project: Path,
-    target: Target,
-    model: ModelChoice,
-    yes: bool,
-    store: str | None,
-) -> int:
+async def _resume(target: Target, model: ModelChoice, yes: bool, store: str) -> int:
     from loomkin.service import Loomkin
 
-    async with await Loomkin.open(store or default_store(project)) as loomkin:
+    async with await Loomkin.open(store) as loomkin:
         after = loomkin.last_position
         # Settings, permissions and the rest come from the session's loomkin.toml.
         session = await resume_configured(loomkin, target, model)
