@@ -218,9 +218,26 @@ def _show_snapshot(answer: dict[str, object]) -> None:
         console.print(f"messages: {len(messages)} (last 5)")
         for message in messages[-5:]:
             if isinstance(message, dict):
-                text = message.get("text") or message.get("content") or message.get("tool_calls")
                 kind = escape(str(message.get("kind")))
-                console.print(f"  {kind}: {escape(short(str(text), 110))}")
+                console.print(f"  {kind}: {escape(short(_message_text(message), 110))}")
+
+
+def _message_text(message: dict[str, object]) -> str:
+    """A transcript message as a person reads it: its text, else its calls as name(arguments).
+
+    Not the repr of the calls' dicts (call ids and quoting drowned the tool's name).
+    """
+    text = message.get("text") or message.get("content")
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        shown_calls = ", ".join(
+            f"{call.get('name')}({call.get('arguments') or ''})"
+            if isinstance(call, dict)
+            else str(call)
+            for call in calls
+        )
+        return f"{text} → {shown_calls}" if text else shown_calls
+    return str(text)
 
 
 def _control(
