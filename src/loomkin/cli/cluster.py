@@ -29,6 +29,7 @@ DEFAULT_CLUSTER = "loomkin"
 """The cluster's name when ``--cluster`` is not given (``loomkin.cluster.DEFAULT_CLUSTER``)."""
 
 __all__ = [
+    "ON_CLUSTER",
     "ClusterOptions",
     "cluster_group",
     "cluster_options",
@@ -38,6 +39,9 @@ __all__ = [
     "worker",
     "worker_options",
 ]
+
+ON_CLUSTER = "the session goes on on the cluster's workers (loomkin cluster status)"
+"""What Ctrl-C of a run on a cluster leaves behind: the run, without this terminal."""
 
 _POSTGRES = ("postgresql", "postgres", "postgresql+psycopg")
 """The URL schemes of a Postgres store."""
@@ -111,7 +115,7 @@ def worker(
     once another worker took the session.
     """
     options = worker_options(store, lease_ttl=lease_ttl, stall_s=stall_s)
-    run_command(_worker(bus, cluster, options, capacity, worker_id))
+    run_command(_worker(bus, cluster, options, capacity, worker_id), interrupted=None)
 
 
 def worker_options(store: str, *, lease_ttl: float, stall_s: float | None) -> HostOptions:
@@ -174,7 +178,10 @@ def cluster_run(
         store=store, bus=bus, cluster=cluster, lease_ttl=lease_ttl, no_host=not host
     )
     assert options is not None  # --bus is required here
-    run_command(run_on_cluster(goal, project.resolve(), options, model=model, yes=yes))
+    run_command(
+        run_on_cluster(goal, project.resolve(), options, model=model, yes=yes),
+        interrupted=ON_CLUSTER,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -391,7 +398,7 @@ async def _print_summary(watcher: Loomkin, session_id: str, project: Path) -> No
 @_TTL
 def cluster_status(store: str, bus: str, cluster: str, lease_ttl: float) -> None:
     """List the live workers with their load, and the sessions with where they run."""
-    run_command(_status(store, bus, cluster, lease_ttl))
+    run_command(_status(store, bus, cluster, lease_ttl), interrupted="")
 
 
 async def _status(store: str, bus: str, cluster: str, ttl: float) -> int:
@@ -442,7 +449,9 @@ def cluster_control(
         raise click.UsageError(
             "steer needs --text GUIDANCE" if action == "steer" else "--text is only for steer"
         )
-    run_command(_control(session_id, agent, action, text, store, bus, cluster, lease_ttl))
+    run_command(
+        _control(session_id, agent, action, text, store, bus, cluster, lease_ttl), interrupted=""
+    )
 
 
 async def _control(

@@ -39,8 +39,21 @@ def shown(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]}"
 
 
-def run_command(coro: Coroutine[object, object, int]) -> None:
-    """Run a command's coroutine; a Loomkin error is one line (exit 2), never a traceback."""
+RESUMABLE = "the session is in the store and can be resumed"
+"""What Ctrl-C leaves behind for a command that runs a session (``run_command``'s default)."""
+
+
+def run_command(
+    coro: Coroutine[object, object, int], *, interrupted: str | None = RESUMABLE
+) -> None:
+    """Run a command's coroutine; a Loomkin error is one line (exit 2), never a traceback.
+
+    Args:
+        coro: The command's work; its result is the exit status.
+        interrupted: What to add to "interrupted" after Ctrl-C or SIGTERM ("" for nothing),
+            or ``None`` for a command that says for itself how it stopped (a worker hands
+            its sessions over and says so).
+    """
     # SIGTERM stops like Ctrl-C: the main task is cancelled, so cleanups run (the web server
     # removes its .loomkin/server.json, a worker hands its sessions over) instead of the
     # process dying on the spot. Only the main thread may set handlers (a command run from a
@@ -56,7 +69,10 @@ def run_command(coro: Coroutine[object, object, int]) -> None:
         where = f": {shown(str(exc.filename))}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{where}")
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM
-        console.print("[yellow]interrupted[/]; the session is in the store and can be resumed")
+        if interrupted:
+            console.print(f"[yellow]interrupted[/]; {escape(interrupted)}")
+        elif interrupted is not None:
+            console.print("[yellow]interrupted[/]")
         sys.exit(130)
     sys.exit(code)
 
