@@ -102,7 +102,7 @@ async def settle(lk: Loomkin) -> None:
     await lk.wait_idle()
 
 
-async def resolved_at(session: Session, deadline_s: float) -> NegotiationResolved:
+async def resolved_at(session: Session, deadline_s: float | None) -> NegotiationResolved:
     """Wait (virtual time) for the session's first resolved negotiation, ``deadline_s`` at most.
 
     A window's timer runs on the session's timers, which ``wait_idle`` does not wait for, so
@@ -300,9 +300,10 @@ async def test_a_negotiation_in_flight_survives_a_restart(project: Path, store_u
         # clock anew: wait until the recorded deadline as this runtime's clock reads it.
         clock = session_runtime(session).ctx.clock
         assert 0 < row.deadline - clock.now() <= 120
-        # A minute of margin: on a remote store looptime moves the clock on to the next timer
-        # while the window's append is still on the wire.
-        resolved = await resolved_at(session, row.deadline - clock.now() + 60.0)
+        # No virtual bound here (the test's timeout is the bound): while the window's append
+        # is on the wire to a remote store, looptime moves the clock on to the next timer,
+        # and a bound of ours would be that timer.
+        resolved = await resolved_at(session, None)
         assert (resolved.outcome, resolved.decided_by) == ("kept", "window")
         await settle(lk)
         (row,) = session.negotiations()
