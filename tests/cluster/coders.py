@@ -1,4 +1,5 @@
-"""Shared pieces of the cluster tests: scripted coders on workers, and what to check after."""
+"""Shared pieces of the cluster tests: scripted coders on workers, the app of ``serve --bus``,
+and what to check after."""
 
 from __future__ import annotations
 
@@ -6,19 +7,26 @@ import collections
 import contextlib
 from typing import TYPE_CHECKING
 
+import httpx
+
+from loomkin.api import ClusterView, LaunchPolicy, create_app
 from loomkin.bench.faults_child import SETTINGS, ensure_work
-from loomkin.cluster import ClusterClient, HostOptions
+from loomkin.cluster import ClusterClient, HostOptions, Worker
 from loomkin.core.events import ToolCallCompleted, ToolCallStarted
+from loomkin.service import Loomkin
 from loomkin.testing.models import FunctionModel
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
+    from loomkin.agents import SessionSettings
     from loomkin.llm.model import Model
+    from loomkin.service import Session
 
 TTL = 1.5
+BASE = "http://127.0.0.1"
 
 
 def slow_factory(latency_s: float) -> Callable[[object, str], Model]:
@@ -30,15 +38,50 @@ def slow_factory(latency_s: float) -> Callable[[object, str], Model]:
     return factory
 
 
-def options(pg_url: str, latency_s: float = 0.0) -> HostOptions:
+def options(
+    pg_url: str,
+    latency_s: float = 0.0,
+    *,
+    factory: Callable[[object, str], Model] | None = None,
+    settings: SessionSettings = SETTINGS,
+    prepare: Callable[[Session], Awaitable[None]] | None = ensure_work,
+) -> HostOptions:
+    """How a test's worker hosts sessions: scripted coders (or ``factory``) on the store."""
     return HostOptions(
         store_url=pg_url,
         ttl_s=TTL,
-        model_factory=slow_factory(latency_s),
-        settings=SETTINGS,
+        model_factory=factory or slow_factory(latency_s),
+        settings=settings,
         approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
-        prepare=ensure_work,
+        prepare=prepare,
     )
+
+
+async def start_worker(
+    bus_url: str, cluster: str, hosting: HostOptions, *, capacity: int = 100
+) -> Worker:
+    """A started worker of the test (the caller closes it)."""
+    node = Worker(bus_url, hosting, cluster=cluster, scan_s=0.2, capacity=capacity)
+    await node.start()
+    return node
+
+
+@contextlib.asynccontextmanager
+async def served(
+    bus_url: str, cluster: str, pg_url: str, project: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, ClusterView, ClusterClient]]:
+    """The app of ``serve --bus``, hosting nothing itself (as with --no-host)."""
+    async with (
+        await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as client,
+        await Loomkin.open(pg_url) as watcher,
+    ):
+        view = ClusterView(client, watcher, poll_s=0.2)
+        async with view.watching():
+            app = create_app(watcher, launch=LaunchPolicy(roots=(project,)), cluster=view)
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+                    yield http, view, client
 
 
 async def first_shell_call(client: ClusterClient, session_id: str) -> None:

@@ -15,59 +15,28 @@ from typing import TYPE_CHECKING
 import pytest
 
 from loomkin.agents import SessionSettings
-from loomkin.cluster import ClusterClient, HostOptions, QuestionAsk, Worker
-from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import MessageSent, QuestionAnswered, QuestionAsked, QuestionExpired
-from loomkin.testing.models import Call, FunctionModel, Reply
-from loomkin.tools.permissions import PermissionPolicy
+from loomkin.testing.models import user_askers
+
+from .coders import options, served, start_worker
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
+    from loomkin.cluster import ClusterClient, QuestionAsk, Worker
     from loomkin.core.events import Event
-    from loomkin.llm.model import Model, ModelRequest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
-TTL = 1.5
 QUESTION = "Which colour should the button be?"
 
 
-def asker(request: ModelRequest) -> Reply:
-    """Ask the user once; then say what came back (the answer or the expiry notice)."""
-    texts = [m.text for m in request.messages if isinstance(m, UserMessage)]
-    replies = [t for t in texts if t.startswith("[Answer from")]
-    if replies:
-        return Reply(text="Noted: " + replies[-1].splitlines()[-1])
-    if any(isinstance(m, ToolResultMessage) for m in request.messages):
-        return Reply(text="Waiting for the user.")
-    if not texts:
-        return Reply(text="Nothing to do.")
-    return Reply(tool_calls=[Call("ask_question", {"to": "user", "question": QUESTION})])
-
-
-def factory(_role: object, name: str) -> Model:
-    return FunctionModel(asker, name=f"scripted:{name}")
-
-
-async def start_worker(bus_url: str, cluster: str, pg_url: str, timeout_s: float) -> Worker:
-    options = HostOptions(
-        store_url=pg_url,
-        ttl_s=TTL,
-        model_factory=factory,
-        settings=SessionSettings(bootstrap_orienter=False, question_timeout_s=timeout_s),
-        approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
-    )
-    worker = Worker(bus_url, options, cluster=cluster, scan_s=0.2)
-    await worker.start()
-    return worker
-
-
-@pytest.fixture
-async def client(bus_url: str, cluster: str, pg_url: str) -> AsyncIterator[ClusterClient]:
-    async with await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as c:
-        yield c
+async def start(bus_url: str, cluster: str, pg_url: str, timeout_s: float) -> Worker:
+    """A worker whose agents each ask the user :data:`QUESTION` once."""
+    settings = SessionSettings(bootstrap_orienter=False, question_timeout_s=timeout_s)
+    hosting = options(pg_url, factory=user_askers(QUESTION), settings=settings, prepare=None)
+    return await start_worker(bus_url, cluster, hosting)
 
 
 async def settled(worker: Worker) -> None:
@@ -78,6 +47,21 @@ async def settled(worker: Worker) -> None:
     await asyncio.wait_for(worker.hosting_nothing(), 30)
 
 
+async def answer_until_done(
+    client: ClusterClient,
+    worker: Worker,
+    session_id: str,
+    handler: Callable[[QuestionAsk], Awaitable[str | None]],
+) -> None:
+    """Answer the session's questions with ``handler`` until it is done and ``worker`` idle."""
+    sub = await client.answer_questions(session_id, handler)
+    try:
+        await asyncio.wait_for(client.wait_done(session_id), 60)
+        await settled(worker)
+    finally:
+        await sub.unsubscribe()
+
+
 async def events(client: ClusterClient, session_id: str) -> list[Event]:
     return [r.event for r in await client.history(session_id)]
 
@@ -85,7 +69,7 @@ async def events(client: ClusterClient, session_id: str) -> list[Event]:
 async def test_the_client_answers_a_question_an_agent_on_a_worker_asks_the_user(
     bus_url: str, cluster: str, pg_url: str, client: ClusterClient, project: Path
 ) -> None:
-    worker = await start_worker(bus_url, cluster, pg_url, timeout_s=60.0)
+    worker = await start(bus_url, cluster, pg_url, timeout_s=60.0)
     try:
         asks: list[QuestionAsk] = []
 
@@ -94,10 +78,7 @@ async def test_the_client_answers_a_question_an_agent_on_a_worker_asks_the_user(
             return "blue"
 
         session_id, _ = await client.start_session(str(project), "Make the button.")
-        sub = await client.answer_questions(session_id, handler)
-        await asyncio.wait_for(client.wait_done(session_id), 60)
-        await settled(worker)
-        await sub.unsubscribe()
+        await answer_until_done(client, worker, session_id, handler)
     finally:
         await worker.close()
 
@@ -121,7 +102,7 @@ async def test_the_client_answers_a_question_an_agent_on_a_worker_asks_the_user(
 async def test_an_unanswered_question_times_out_at_its_deadline_and_the_agent_is_told(
     bus_url: str, cluster: str, pg_url: str, client: ClusterClient, project: Path
 ) -> None:
-    worker = await start_worker(bus_url, cluster, pg_url, timeout_s=2.0)
+    worker = await start(bus_url, cluster, pg_url, timeout_s=2.0)
     try:
         asks: list[QuestionAsk] = []
 
@@ -131,10 +112,7 @@ async def test_an_unanswered_question_times_out_at_its_deadline_and_the_agent_is
             return None
 
         session_id, _ = await client.start_session(str(project), "Make the button.")
-        sub = await client.answer_questions(session_id, silent)
-        await asyncio.wait_for(client.wait_done(session_id), 60)
-        await settled(worker)
-        await sub.unsubscribe()
+        await answer_until_done(client, worker, session_id, silent)
     finally:
         await worker.close()
 
@@ -151,7 +129,7 @@ async def test_an_unanswered_question_times_out_at_its_deadline_and_the_agent_is
 async def test_a_question_left_open_by_a_worker_that_left_is_asked_again_by_the_next(
     bus_url: str, cluster: str, pg_url: str, client: ClusterClient, project: Path
 ) -> None:
-    first = await start_worker(bus_url, cluster, pg_url, timeout_s=60.0)
+    first = await start(bus_url, cluster, pg_url, timeout_s=60.0)
     second: Worker | None = None
     try:
         session_id, worker_id = await client.start_session(str(project), "Make the button.")
@@ -160,7 +138,7 @@ async def test_a_question_left_open_by_a_worker_that_left_is_asked_again_by_the_
             async for recorded in followed:
                 if isinstance(recorded.event, QuestionAsked):
                     break
-        second = await start_worker(bus_url, cluster, pg_url, timeout_s=60.0)
+        second = await start(bus_url, cluster, pg_url, timeout_s=60.0)
         await first.close()  # hands the session over with the question still open
         asks: list[QuestionAsk] = []
 
@@ -168,10 +146,7 @@ async def test_a_question_left_open_by_a_worker_that_left_is_asked_again_by_the_
             asks.append(ask)
             return "green"
 
-        sub = await client.answer_questions(session_id, handler)
-        await asyncio.wait_for(client.wait_done(session_id), 60)
-        await settled(second)
-        await sub.unsubscribe()
+        await answer_until_done(client, second, session_id, handler)
     finally:
         await first.close()
         if second is not None:
@@ -212,49 +187,34 @@ async def test_a_question_asked_again_gets_the_answer_already_given(
 
 
 async def test_serve_with_bus_shows_a_workers_question_and_answers_it_from_the_page(
-    bus_url: str, cluster: str, pg_url: str, client: ClusterClient, project: Path
+    bus_url: str, cluster: str, pg_url: str, project: Path
 ) -> None:
-    import httpx
-
-    from loomkin.api import ClusterView, LaunchPolicy, create_app
-    from loomkin.service import Loomkin
-
-    worker = await start_worker(bus_url, cluster, pg_url, timeout_s=60.0)
+    worker = await start(bus_url, cluster, pg_url, timeout_s=60.0)
     try:
-        async with await Loomkin.open(pg_url) as watcher:
-            view = ClusterView(client, watcher, poll_s=0.2)
-            async with view.watching():
-                app = create_app(watcher, launch=LaunchPolicy(roots=(project,)), cluster=view)
-                async with app.router.lifespan_context(app):
-                    transport = httpx.ASGITransport(app=app)
-                    async with httpx.AsyncClient(
-                        transport=transport, base_url="http://127.0.0.1"
-                    ) as http:
-                        session_id, _ = await client.start_session(str(project), "Go.")
-                        question_id = await asyncio.wait_for(view.wait_question(session_id), 60)
-                        base = f"/api/sessions/{session_id}"
-                        listed = (await http.get(f"{base}/questions")).json()
-                        assert [(q["question_id"], q["agent"], q["question"]) for q in listed] == [
-                            (question_id, "concierge", QUESTION)
-                        ]
-                        assert 0 < listed[0]["seconds_left"] <= 60
-                        detail = (await http.get(base)).json()
-                        assert [q["question_id"] for q in detail["questions"]] == [question_id]
-                        gone_url = f"{base}/questions/q_gone/answer"
-                        gone = await http.post(gone_url, json={"text": "x"})
-                        assert gone.status_code == 404
-                        answered = await http.post(
-                            f"{base}/questions/{question_id}/answer", json={"text": "blue"}
-                        )
-                        assert answered.status_code == 200, answered.text
-                        assert answered.json()["question_id"] == question_id
-                        await asyncio.wait_for(client.wait_done(session_id), 60)
-                        await settled(worker)
-                        again = await http.post(
-                            f"{base}/questions/{question_id}/answer", json={"text": "red"}
-                        )
-                        assert again.status_code == 404
+        async with served(bus_url, cluster, pg_url, project) as (http, view, client):
+            session_id, _ = await client.start_session(str(project), "Go.", approve_all=True)
+            question_id = await asyncio.wait_for(view.wait_question(session_id), 60)
+            base = f"/api/sessions/{session_id}"
+            listed = (await http.get(f"{base}/questions")).json()
+            assert [(q["question_id"], q["agent"], q["question"]) for q in listed] == [
+                (question_id, "concierge", QUESTION)
+            ]
+            assert 0 < listed[0]["seconds_left"] <= 60
+            detail = (await http.get(base)).json()
+            assert [q["question_id"] for q in detail["questions"]] == [question_id]
+            assert detail["questions"][0]["agent_id"]  # named after the log's agent
+            gone = await http.post(f"{base}/questions/q_gone/answer", json={"text": "x"})
+            assert gone.status_code == 404
+            url = f"{base}/questions/{question_id}/answer"
+            answered = await http.post(url, json={"text": "blue"})
+            assert answered.status_code == 200, answered.text
+            assert answered.json()["question_id"] == question_id
+            assert answered.json()["question"] == QUESTION
+            again = await http.post(url, json={"text": "red"})
+            assert again.status_code == 404  # answered: it no longer waits here
+            await asyncio.wait_for(client.wait_done(session_id), 60)
+            await settled(worker)
+            history = await events(client, session_id)
     finally:
         await worker.close()
-    history = await events(client, session_id)
     assert [e.answer for e in history if isinstance(e, QuestionAnswered)] == ["blue"]

@@ -12,38 +12,22 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
-from loomkin.agents import SessionSettings
-from loomkin.api import ClusterView, LaunchPolicy, create_app
-from loomkin.bench.faults_child import SETTINGS, STEPS, WORKERS, coder, ensure_work
-from loomkin.cluster import ClusterClient, HostOptions, Worker
-from loomkin.core.chat import ToolResultMessage, UserMessage
-from loomkin.core.events import PermissionResolved, QuestionAnswered, ToolCallStarted
-from loomkin.service import Loomkin
-from loomkin.testing.models import Call, FunctionModel, Reply
-from loomkin.tools.permissions import PermissionPolicy
+from loomkin.bench.faults_child import STEPS, WORKERS, ensure_work
+from loomkin.cluster import ClusterClient, Worker
+from loomkin.core.events import PermissionResolved, ToolCallStarted
+
+from .coders import TTL, options, served, side_lines, start_worker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
     from loomkin.core.records import PermissionDecision
-    from loomkin.llm.model import Model, ModelRequest
     from loomkin.service import Session
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(150)]
-
-TTL = 1.5
-BASE = "http://127.0.0.1"
-
-
-def scripted(latency_s: float) -> Callable[[object, str], Model]:
-    def factory(_role: object, name: str) -> Model:
-        return FunctionModel(coder, name=f"scripted:{name}", latency_s=latency_s)
-
-    return factory
 
 
 async def one_worker(session: Session) -> None:
@@ -62,28 +46,13 @@ async def worker(
     latency_s: float = 0.0,
     prepare: Callable[[Session], Awaitable[None]] | None = ensure_work,
     capacity: int = 100,
-    factory: Callable[[object, str], Model] | None = None,
-    settings: SessionSettings = SETTINGS,
 ) -> AsyncIterator[Worker]:
-    options = HostOptions(
-        store_url=pg_url,
-        ttl_s=TTL,
-        model_factory=factory or scripted(latency_s),
-        settings=settings,
-        approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
-        prepare=prepare,
-    )
-    node = Worker(bus_url, options, cluster=cluster, scan_s=0.2, capacity=capacity)
-    await node.start()
+    hosting = options(pg_url, latency_s, prepare=prepare)
+    node = await start_worker(bus_url, cluster, hosting, capacity=capacity)
     try:
         yield node
     finally:
         await node.close()
-
-
-def side_lines(project: Path) -> list[str]:
-    side = project / "side.txt"
-    return side.read_text().split() if side.exists() else []
 
 
 @pytest.mark.parametrize("host", [False, True], ids=["no-host", "host"])
@@ -116,24 +85,6 @@ async def test_run_with_bus_runs_the_goal_on_a_worker_and_prints_its_progress(
         f"task-{w}-{i}" for w in WORKERS for i in range(1, STEPS + 1)
     )
     assert list(node.outcomes.values()) == [["done"]]
-
-
-@contextlib.asynccontextmanager
-async def served(
-    bus_url: str, cluster: str, pg_url: str, project: Path
-) -> AsyncIterator[tuple[httpx.AsyncClient, ClusterView, ClusterClient]]:
-    """The app of ``serve --bus``, hosting nothing itself (as with --no-host)."""
-    async with (
-        await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as client,
-        await Loomkin.open(pg_url) as watcher,
-    ):
-        view = ClusterView(client, watcher, poll_s=0.2)
-        async with view.watching():
-            app = create_app(watcher, launch=LaunchPolicy(roots=(project,)), cluster=view)
-            async with app.router.lifespan_context(app):
-                transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
-                    yield http, view, client
 
 
 async def first_shell_call(client: ClusterClient, session_id: str, agent_name: str) -> None:
@@ -288,58 +239,6 @@ async def test_a_prompt_answered_elsewhere_leaves_the_page(
         finally:
             await answering.unsubscribe()
             await asyncio.gather(*replies)
-
-
-QUESTION = "Which colour should the button be?"
-
-
-def asker(request: ModelRequest) -> Reply:
-    """Ask the user once; then say what came back."""
-    texts = [m.text for m in request.messages if isinstance(m, UserMessage)]
-    replies = [t for t in texts if t.startswith("[Answer from")]
-    if replies:
-        return Reply(text="Noted: " + replies[-1].splitlines()[-1])
-    if any(isinstance(m, ToolResultMessage) for m in request.messages):
-        return Reply(text="Waiting for the user.")
-    if not texts:
-        return Reply(text="Nothing to do.")
-    return Reply(tool_calls=[Call("ask_question", {"to": "user", "question": QUESTION})])
-
-
-async def test_a_question_to_the_user_is_answered_from_the_page(
-    bus_url: str, cluster: str, pg_url: str, project: Path
-) -> None:
-    def factory(_role: object, name: str) -> Model:
-        return FunctionModel(asker, name=f"scripted:{name}")
-
-    settings = SessionSettings(bootstrap_orienter=False, question_timeout_s=60.0)
-    async with (
-        worker(bus_url, cluster, pg_url, prepare=None, factory=factory, settings=settings),
-        served(bus_url, cluster, pg_url, project) as (http, view, client),
-    ):
-        session_id, _ = await client.start_session(str(project), "pick a colour", approve_all=True)
-        question_id = await view.wait_question(session_id)
-        detail = (await http.get(f"/api/sessions/{session_id}")).json()
-        asked = {q["question_id"]: q for q in detail["questions"]}
-        assert asked[question_id]["question"] == QUESTION
-        assert asked[question_id]["agent_id"]  # named after the log's agent
-        assert 0 < asked[question_id]["seconds_left"] <= 60
-        listed = (await http.get(f"/api/sessions/{session_id}/questions")).json()
-        assert [q["question_id"] for q in listed] == [question_id]
-
-        base = f"/api/sessions/{session_id}/questions/{question_id}/answer"
-        answered = await http.post(base, json={"text": "blue"})
-        assert answered.status_code == 200, answered.text
-        assert answered.json()["question"] == QUESTION
-        again = await http.post(base, json={"text": "red"})
-        assert again.status_code == 404  # answered: it no longer waits here
-        await client.wait_done(session_id)
-        answers = [
-            r.event.answer
-            for r in await client.history(session_id)
-            if isinstance(r.event, QuestionAnswered)
-        ]
-    assert answers == ["blue"]
 
 
 async def test_a_prompt_asked_before_the_terminal_listens_reaches_it_too(

@@ -17,10 +17,9 @@ import pytest
 
 from loomkin.agents import SessionSettings
 from loomkin.api import serve
-from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import QuestionAnswered
 from loomkin.service import Loomkin, Session
-from loomkin.testing.models import Call, FunctionModel, Reply
+from loomkin.testing.models import user_askers
 
 from .conftest import TOKEN, free_port
 
@@ -30,25 +29,9 @@ if TYPE_CHECKING:
 
     from playwright.sync_api import Browser
 
-    from loomkin.llm.model import Model, ModelRequest
-
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 QUESTION = "Which colour should the button be?"
-
-
-def _asker(request: ModelRequest) -> Reply:
-    if any(
-        isinstance(m, UserMessage) and m.text.startswith("[Answer from") for m in request.messages
-    ):
-        return Reply(text="Noted.")
-    if any(isinstance(m, ToolResultMessage) for m in request.messages):
-        return Reply(text="Waiting for the user.")
-    return Reply(tool_calls=[Call("ask_question", {"to": "user", "question": QUESTION})])
-
-
-def _factory(_role: object, name: str) -> Model:
-    return FunctionModel(_asker, name=f"scripted:{name}")
 
 
 class Hosted:
@@ -88,7 +71,9 @@ class Hosted:
         self._task = asyncio.current_task()  # type: ignore[assignment]
         settings = SessionSettings(bootstrap_orienter=False, question_timeout_s=600.0)
         async with await Loomkin.open("memory:") as lk:
-            session = await lk.open_session(self.project, model_factory=_factory, settings=settings)
+            session = await lk.open_session(
+                self.project, model_factory=user_askers(QUESTION), settings=settings
+            )
             await session.spawn_agent("ann", "coder")
             await session.send("Make the button.", to="ann")
             self.session = session

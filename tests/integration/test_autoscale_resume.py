@@ -7,7 +7,6 @@ its ceiling across the restart, and every task is done once.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,7 +28,9 @@ if TYPE_CHECKING:
     from loomkin.llm.model import Model
     from loomkin.service import Session
 
-pytestmark = pytest.mark.timeout(90)
+# Virtual time: the model's onboarding and work (WorkModel sleeps) and the autoscaler's
+# windows elapse at once; the test's timeout bounds the waits on the log.
+pytestmark = [pytest.mark.looptime, pytest.mark.timeout(90)]
 
 SETTINGS = SessionSettings(
     bootstrap_orienter=False,
@@ -48,11 +49,14 @@ def _factory(specs: dict[TaskId, TaskSpec]) -> Callable[[Role, str], Model]:
 
 
 async def _until(session: Session, done: Callable[[list[RecordedEvent]], bool]) -> None:
-    for _ in range(600):
-        if done(await session.history()):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the session never got there")
+    """Follow the session's log (from its start) until ``done`` holds of what it holds."""
+    seen: list[RecordedEvent] = []
+    async with session.events() as events:
+        async for recorded in events:
+            seen.append(recorded)
+            if done(seen):
+                return
+    raise AssertionError("the session's log closed before it got there")
 
 
 def _completed(history: list[RecordedEvent]) -> int:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from loomkin.agents.roles import Role
     from loomkin.core.events import Event, RecordedEvent
     from loomkin.llm.model import Model, ModelRequest
+    from loomkin.service import Session
 
 pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
 
@@ -69,7 +70,7 @@ def texts(request: ModelRequest) -> str:
 
 
 def worker(*, counter: dict[str, object] | None = None, decline: str = "") -> Part:
-    """Objects once (a counter or a decline) on a new task, else does it in 2 s of work."""
+    """Objects once (a counter or a decline) on a new task, else does it at once."""
 
     async def play(request: ModelRequest) -> Reply:
         turn = current_turn(request.messages)
@@ -83,7 +84,6 @@ def worker(*, counter: dict[str, object] | None = None, decline: str = "") -> Pa
         if objected and "stays yours" not in texts(request):
             return Reply(text="Objection sent.")
         if not results(request, "task_complete"):
-            await asyncio.sleep(2.0)
             return Reply(tool_calls=[Call("task_complete", {"result": f"{turn.title}: done"})])
         return Reply(text="Done.")
 
@@ -98,11 +98,21 @@ def of(recorded: list[RecordedEvent], kind: type[Event]) -> list[Event]:
     return [r.event for r in recorded if isinstance(r.event, kind)]
 
 
-async def settle(lk: Loomkin, seconds: float = 0.0) -> None:
+async def settle(lk: Loomkin) -> None:
     await lk.wait_idle()
-    if seconds:
-        await asyncio.sleep(seconds)
-        await lk.wait_idle()
+
+
+async def resolved_at(session: Session, deadline_s: float | None) -> NegotiationResolved:
+    """Wait (virtual time) for the session's first resolved negotiation, ``deadline_s`` at most.
+
+    A window's timer runs on the session's timers, which ``wait_idle`` does not wait for, so
+    the test waits on the event the window's end appends rather than sleeping past it.
+    """
+    async with asyncio.timeout(deadline_s), session.events() as events:
+        async for recorded in events:
+            if isinstance(recorded.event, NegotiationResolved):
+                return recorded.event
+    raise AssertionError("the event log closed before a negotiation was resolved")
 
 
 async def test_a_counter_proposal_moves_the_task_and_marks_the_decliner(project: Path) -> None:
@@ -202,15 +212,16 @@ async def test_a_decline_to_a_lead_times_out_to_the_fallback(project: Path) -> N
         assert (row.assigner, row.status, row.response) == ("lea", "countered", "decline")
         started = asyncio.get_running_loop().time()
 
-        await settle(lk, 31.0)  # the window (30 s after a decline) elapses unanswered
+        # The window (30 s after a decline) elapses unanswered.
+        resolved = await resolved_at(session, 31.0)
+        assert asyncio.get_running_loop().time() - started >= 30.0
+        await settle(lk)
         recorded = await session.history()
-        (resolved,) = of(recorded, NegotiationResolved)
-        assert isinstance(resolved, NegotiationResolved)
+        assert of(recorded, NegotiationResolved) == [resolved]
         assert (resolved.outcome, resolved.decided_by) == ("kept", "window")
         assert resolved.declined  # it still counts against ann's fit
         done = session.task(task.task_id)
         assert (done.status, done.owner_id) == ("completed", ann.agent_id)
-        assert asyncio.get_running_loop().time() - started >= 30.0
 
 
 async def test_a_lead_accepts_a_counter_and_the_task_moves(project: Path) -> None:
@@ -289,15 +300,13 @@ async def test_a_negotiation_in_flight_survives_a_restart(project: Path, store_u
         # clock anew: wait until the recorded deadline as this runtime's clock reads it.
         clock = session_runtime(session).ctx.clock
         assert 0 < row.deadline - clock.now() <= 120
-        await settle(lk, row.deadline - clock.now() + 1.0)
-        # The window's timer runs on the session's timers, which wait_idle does not wait for:
-        # on a remote store its append may still be on the wire when the sleep ends.
-        for _ in range(600):
-            (row,) = session.negotiations()
-            if row.status != "countered":
-                break
-            await asyncio.sleep(0.1)
+        # No virtual bound here (the test's timeout is the bound): while the window's append
+        # is on the wire to a remote store, looptime moves the clock on to the next timer,
+        # and a bound of ours would be that timer.
+        resolved = await resolved_at(session, None)
+        assert (resolved.outcome, resolved.decided_by) == ("kept", "window")
         await settle(lk)
+        (row,) = session.negotiations()
         assert (row.status, row.decided_by) == ("kept", "window")
         (task,) = session.tasks()
         assert (task.status, task.owner) == ("completed", "ann")

@@ -29,6 +29,7 @@ DEFAULT_CLUSTER = "loomkin"
 """The cluster's name when ``--cluster`` is not given (``loomkin.cluster.DEFAULT_CLUSTER``)."""
 
 __all__ = [
+    "ON_CLUSTER",
     "ClusterOptions",
     "cluster_group",
     "cluster_options",
@@ -39,8 +40,27 @@ __all__ = [
     "worker_options",
 ]
 
+ON_CLUSTER = "the session goes on on the cluster's workers (loomkin cluster status)"
+"""What Ctrl-C of a run on a cluster leaves behind: the run, without this terminal."""
+
+_POSTGRES = ("postgresql", "postgres", "postgresql+psycopg")
+"""The URL schemes of a Postgres store."""
+
+
+def _shared_store(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """A cluster's store is the Postgres every process shares (a file would be this one's)."""
+    if urlsplit(value).scheme not in _POSTGRES:
+        raise click.BadParameter(
+            f"must be the Postgres store every worker shares, postgresql://USER@HOST/DB, "
+            f"not {shown(value)!r}"
+        )
+    return value
+
+
 _BUS = click.option("--bus", required=True, help="The NATS server, e.g. nats://127.0.0.1:4222.")
-_STORE = click.option("--store", required=True, help="The shared store: postgresql://…")
+_STORE = click.option(
+    "--store", required=True, callback=_shared_store, help="The shared store: postgresql://…"
+)
 _CLUSTER = click.option("--cluster", default="loomkin", show_default=True, help="Cluster name.")
 _TTL = click.option(
     "--lease-ttl", type=float, default=10.0, show_default=True, help="Lease TTL in seconds."
@@ -95,7 +115,7 @@ def worker(
     once another worker took the session.
     """
     options = worker_options(store, lease_ttl=lease_ttl, stall_s=stall_s)
-    run_command(_worker(bus, cluster, options, capacity, worker_id))
+    run_command(_worker(bus, cluster, options, capacity, worker_id), interrupted=None)
 
 
 def worker_options(store: str, *, lease_ttl: float, stall_s: float | None) -> HostOptions:
@@ -158,7 +178,10 @@ def cluster_run(
         store=store, bus=bus, cluster=cluster, lease_ttl=lease_ttl, no_host=not host
     )
     assert options is not None  # --bus is required here
-    run_command(run_on_cluster(goal, project.resolve(), options, model=model, yes=yes))
+    run_command(
+        run_on_cluster(goal, project.resolve(), options, model=model, yes=yes),
+        interrupted=ON_CLUSTER,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,9 +249,6 @@ def cluster_options(
             f"must be a positive number of seconds, got {ttl}", param_hint="--lease-ttl"
         )
     return ClusterOptions(store=store, bus=bus, cluster=name, lease_ttl=ttl, host=not no_host)
-
-
-_POSTGRES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 @contextlib.asynccontextmanager
@@ -378,20 +398,28 @@ async def _print_summary(watcher: Loomkin, session_id: str, project: Path) -> No
 @_TTL
 def cluster_status(store: str, bus: str, cluster: str, lease_ttl: float) -> None:
     """List the live workers with their load, and the sessions with where they run."""
-    run_command(_status(store, bus, cluster, lease_ttl))
+    run_command(_status(store, bus, cluster, lease_ttl), interrupted="")
 
 
 async def _status(store: str, bus: str, cluster: str, ttl: float) -> int:
     from loomkin.cluster import ClusterClient
 
     async with await ClusterClient.connect(bus, store, cluster=cluster, ttl_s=ttl) as client:
-        for w in await client.workers():
+        workers = await client.workers()
+        if not workers:  # say so: an empty answer looks like a command that did nothing
+            console.print(
+                f"no live workers on cluster {escape(cluster)} (start one with `loomkin worker`)"
+            )
+        for w in workers:
             state = "accepting" if w.accepting else "leaving"
             console.print(
                 f"worker {escape(w.worker_id)}: {w.agents} agents in {w.sessions} sessions "
                 f"(capacity {w.capacity}, {state})"
             )
-        for p in await client.placements():
+        placements = await client.placements()
+        if not placements:
+            console.print(f"no sessions on cluster {escape(cluster)} yet")
+        for p in placements:
             hosts = " → ".join(p.hosts)
             console.print(f"session {p.session_id}: {p.status} on {escape(hosts)}")
     return 0
@@ -417,7 +445,13 @@ def cluster_control(
     lease_ttl: float,
 ) -> None:
     """Pause, resume, steer or cancel AGENT of SESSION_ID, on whichever worker hosts it."""
-    run_command(_control(session_id, agent, action, text, store, bus, cluster, lease_ttl))
+    if (action == "steer") != (text is not None):
+        raise click.UsageError(
+            "steer needs --text GUIDANCE" if action == "steer" else "--text is only for steer"
+        )
+    run_command(
+        _control(session_id, agent, action, text, store, bus, cluster, lease_ttl), interrupted=""
+    )
 
 
 async def _control(
@@ -433,6 +467,10 @@ async def _control(
     from loomkin.cluster import ClusterClient
 
     async with await ClusterClient.connect(bus, store, cluster=cluster, ttl_s=ttl) as client:
+        # Ask only where a worker can answer: otherwise the request waits out its 30 s.
+        placement = await client.placement(session_id)  # NotFound names the session
+        if placement.status == "done":
+            raise UserError(f"session {session_id!r} is done: no worker runs its agents")
         request = await client.control(session_id, action, agent, text=text)  # type: ignore[arg-type]
         console.print(f"{action} {escape(agent)}: request {request}")
     return 0

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import FrameType
 
-__all__ = ["console", "default_store", "fail", "run_command", "shown"]
+__all__ = ["console", "default_store", "fail", "run_command", "shown", "stored_sessions"]
 
 console = Console(highlight=False, emoji=False)
 """Every line goes through rich markup; user text is escaped, and ``:m:`` stays ``:m:``."""
@@ -39,8 +39,21 @@ def shown(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]}"
 
 
-def run_command(coro: Coroutine[object, object, int]) -> None:
-    """Run a command's coroutine; a Loomkin error is one line (exit 2), never a traceback."""
+RESUMABLE = "the session is in the store and can be resumed"
+"""What Ctrl-C leaves behind for a command that runs a session (``run_command``'s default)."""
+
+
+def run_command(
+    coro: Coroutine[object, object, int], *, interrupted: str | None = RESUMABLE
+) -> None:
+    """Run a command's coroutine; a Loomkin error is one line (exit 2), never a traceback.
+
+    Args:
+        coro: The command's work; its result is the exit status.
+        interrupted: What to add to "interrupted" after Ctrl-C or SIGTERM ("" for nothing),
+            or ``None`` for a command that says for itself how it stopped (a worker hands
+            its sessions over and says so).
+    """
     # SIGTERM stops like Ctrl-C: the main task is cancelled, so cleanups run (the web server
     # removes its .loomkin/server.json, a worker hands its sessions over) instead of the
     # process dying on the spot. Only the main thread may set handlers (a command run from a
@@ -56,7 +69,10 @@ def run_command(coro: Coroutine[object, object, int]) -> None:
         where = f": {shown(str(exc.filename))}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{where}")
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM
-        console.print("[yellow]interrupted[/]; the session is in the store and can be resumed")
+        if interrupted:
+            console.print(f"[yellow]interrupted[/]; {escape(interrupted)}")
+        elif interrupted is not None:
+            console.print("[yellow]interrupted[/]")
         sys.exit(130)
     sys.exit(code)
 
@@ -85,3 +101,22 @@ async def _cancelled_by_sigterm(coro: Coroutine[object, object, int]) -> int:
 def default_store(project: Path) -> str:
     """The SQLite store of a project: ``<project>/.loomkin/loomkin.db``."""
     return f"sqlite:///{project / '.loomkin' / 'loomkin.db'}"
+
+
+def stored_sessions(project: Path, store: str | None) -> str:
+    """The store a command that reads sessions opens: ``store``, else the project's own.
+
+    A project with no ``.loomkin/loomkin.db`` has no sessions to read, and opening it would
+    create an empty store there (a stray ``.loomkin`` in whatever directory the command
+    ran in): say so instead, as one error line.
+    """
+    if store is not None:
+        return store
+    path = project / ".loomkin" / "loomkin.db"
+    if not path.exists():
+        fail(
+            f"no sessions in {shown(str(project))}: {shown(str(path))} does not exist "
+            "(run `loomkin run` or `loomkin demo --project DIR` there first, or pass --project "
+            "or --store)"
+        )
+    return default_store(project)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from loomkin.cli.bench_web import bench_web_host
 from loomkin.cli.cluster import cluster_group
 from loomkin.cli.cluster import worker as cluster_worker
-from loomkin.cli.common import console, default_store, fail, run_command
+from loomkin.cli.common import console, default_store, fail, run_command, stored_sessions
 from loomkin.cli.control import agent_path, call, echo_json, read_server_info
 from loomkin.cli.coordination import budget_group, negotiation_group, rendezvous_group
 from loomkin.cli.observe import cost, mcp, trace
@@ -72,19 +72,13 @@ def resume(
     """Resume a stored session after a stop or a crash: interrupted work continues."""
     model = ModelChoice(spec=model_spec, base_url=base_url, api_key_env=api_key_env)
     target = Target(session_id=session_id, take_over=take_over)
-    run_command(_resume(project_dir(project), target, model, yes, store))
+    run_command(_resume(target, model, yes, stored_sessions(project_dir(project), store)))
 
 
-async def _resume(
-    project: Path,
-    target: Target,
-    model: ModelChoice,
-    yes: bool,
-    store: str | None,
-) -> int:
+async def _resume(target: Target, model: ModelChoice, yes: bool, store: str) -> int:
     from loomkin.service import Loomkin
 
-    async with await Loomkin.open(store or default_store(project)) as loomkin:
+    async with await Loomkin.open(store) as loomkin:
         after = loomkin.last_position
         # Settings, permissions and the rest come from the session's loomkin.toml.
         session = await resume_configured(loomkin, target, model)
@@ -224,9 +218,26 @@ def _show_snapshot(answer: dict[str, object]) -> None:
         console.print(f"messages: {len(messages)} (last 5)")
         for message in messages[-5:]:
             if isinstance(message, dict):
-                text = message.get("text") or message.get("content") or message.get("tool_calls")
                 kind = escape(str(message.get("kind")))
-                console.print(f"  {kind}: {escape(short(str(text), 110))}")
+                console.print(f"  {kind}: {escape(short(_message_text(message), 110))}")
+
+
+def _message_text(message: dict[str, object]) -> str:
+    """A transcript message as a person reads it: its text, else its calls as name(arguments).
+
+    Not the repr of the calls' dicts (call ids and quoting drowned the tool's name).
+    """
+    text = message.get("text") or message.get("content")
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        shown_calls = ", ".join(
+            f"{call.get('name')}({call.get('arguments') or ''})"
+            if isinstance(call, dict)
+            else str(call)
+            for call in calls
+        )
+        return f"{text} → {shown_calls}" if text else shown_calls
+    return str(text)
 
 
 def _control(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
-from loomkin.cli.common import console, default_store, run_command
+from loomkin.cli.common import console, run_command, stored_sessions
 from loomkin.errors import UserError
 
 if TYPE_CHECKING:
@@ -126,7 +126,8 @@ def trace_export(
     come from them.
     """
     path = file.resolve() if file is not None else None
-    run_command(_trace_export(session_id, otlp, path, include_content, project.resolve(), store))
+    url = stored_sessions(project.resolve(), store)
+    run_command(_trace_export(session_id, otlp, path, include_content, url))
 
 
 async def _trace_export(
@@ -134,12 +135,11 @@ async def _trace_export(
     otlp: str | None,
     file: Path | None,
     include_content: bool,
-    project: Path,
-    store: str | None,
+    store: str,
 ) -> int:
     from loomkin.service import Loomkin, export_trace
 
-    async with await Loomkin.open(store or default_store(project)) as loomkin:
+    async with await Loomkin.open(store) as loomkin:
         chosen = _session_or_newest(loomkin, session_id)
         summary = await export_trace(
             loomkin,
@@ -178,13 +178,13 @@ def _session_or_newest(loomkin: Loomkin, session_id: str | None) -> str:
 @_json
 def cost(session_id: str | None, project: Path, store: str | None, as_json: bool) -> None:
     """What SESSION (default: the newest) spent: tokens and cost by agent and by team."""
-    run_command(_cost(session_id, project.resolve(), store, as_json))
+    run_command(_cost(session_id, stored_sessions(project.resolve(), store), as_json))
 
 
-async def _cost(session_id: str | None, project: Path, store: str | None, as_json: bool) -> int:
+async def _cost(session_id: str | None, store: str, as_json: bool) -> int:
     from loomkin.service import Loomkin
 
-    async with await Loomkin.open(store or default_store(project)) as loomkin:
+    async with await Loomkin.open(store) as loomkin:
         spend = await loomkin.spend(_session_or_newest(loomkin, session_id))
     if as_json:
         click.echo(json.dumps(asdict(spend), indent=2))

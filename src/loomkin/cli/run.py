@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from loomkin.cli.cluster import cluster_options, run_on_cluster
+from loomkin.cli.cluster import ON_CLUSTER, cluster_options, run_on_cluster
 from loomkin.cli.common import console, default_store, run_command
 from loomkin.cli.sessions import (
     PORT,
@@ -88,7 +88,10 @@ def run(
             otlp=otlp,
             session=session_id,
         )
-        run_command(run_on_cluster(goal, project_dir(project), on, model=model_spec, yes=yes))
+        run_command(
+            run_on_cluster(goal, project_dir(project), on, model=model_spec, yes=yes),
+            interrupted=ON_CLUSTER,
+        )
         return
     target = Target(session_id=session_id, take_over=take_over)
     run_command(run_goal(goal, project_dir(project), model, yes, store, serve_port, otlp, target))

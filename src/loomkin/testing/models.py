@@ -50,6 +50,8 @@ __all__ = [
     "Stall",
     "check_requests",
     "take_request_problems",
+    "user_asker",
+    "user_askers",
 ]
 
 
@@ -339,3 +341,34 @@ def _request_chars(request: ModelRequest) -> int:
     for tool in request.tools:
         total += len(tool.name) + len(tool.description) + len(json.dumps(tool.parameters))
     return total
+
+
+def user_asker(question: str) -> StepFunction:
+    """An agent's part that asks the user ``question`` once, then says what came back.
+
+    Its first turn calls ``ask_question(to="user")``; while the question is open it says it
+    waits; once the answer (or the expiry notice) arrives as ``[Answer from ...]`` it repeats
+    that message's last line. With no user message at all it has nothing to do.
+    """
+
+    def ask(request: ModelRequest) -> Reply:
+        texts = [m.text for m in request.messages if isinstance(m, UserMessage)]
+        replies = [t for t in texts if t.startswith("[Answer from")]
+        if replies:
+            return Reply(text="Noted: " + replies[-1].splitlines()[-1])
+        if any(isinstance(m, ToolResultMessage) for m in request.messages):
+            return Reply(text="Waiting for the user.")
+        if not texts:
+            return Reply(text="Nothing to do.")
+        return Reply(tool_calls=[Call("ask_question", {"to": "user", "question": question})])
+
+    return ask
+
+
+def user_askers(question: str) -> Callable[[object, str], FunctionModel]:
+    """A model factory: every agent gets its own :func:`user_asker` model, ``scripted:<name>``."""
+
+    def factory(_role: object, name: str) -> FunctionModel:
+        return FunctionModel(user_asker(question), name=f"scripted:{name}")
+
+    return factory

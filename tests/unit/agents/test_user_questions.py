@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from loomkin.agents import SessionSettings
-from loomkin.core.chat import ToolResultMessage, UserMessage
+from loomkin.core.chat import UserMessage
 from loomkin.core.events import (
     QuestionAnswered,
     QuestionAsked,
@@ -24,26 +24,15 @@ from loomkin.core.events import (
 from loomkin.errors import InvalidTransition, NotFound, UserError
 from loomkin.service import Loomkin, Session, UserQuestion, answer_user_questions
 from loomkin.testing.internals import session_runtime
-from loomkin.testing.models import Call, FunctionModel, Reply
+from loomkin.testing.models import FunctionModel, user_asker
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from loomkin.agents.roles import Role
-    from loomkin.llm.model import Model, ModelRequest
+    from loomkin.llm.model import Model
 
 QUESTION = "Which colour should the button be?"
-
-
-def asker(request: ModelRequest) -> Reply:
-    """Ask the user once; then say what came back (the answer or the expiry notice)."""
-    texts = [m.text for m in request.messages if isinstance(m, UserMessage)]
-    replies = [t for t in texts if t.startswith("[Answer from")]
-    if replies:
-        return Reply(text="Noted: " + replies[-1].splitlines()[-1])
-    if any(isinstance(m, ToolResultMessage) for m in request.messages):
-        return Reply(text="Waiting for the user.")
-    return Reply(tool_calls=[Call("ask_question", {"to": "user", "question": QUESTION})])
 
 
 class Models:
@@ -51,7 +40,9 @@ class Models:
         self.models: dict[str, FunctionModel] = {}
 
     def __call__(self, _role: Role, name: str) -> Model:
-        self.models[name] = self.models.get(name) or FunctionModel(asker, name=f"fn:{name}")
+        self.models[name] = self.models.get(name) or FunctionModel(
+            user_asker(QUESTION), name=f"fn:{name}"
+        )
         return self.models[name]
 
     def seen(self, name: str) -> list[str]:

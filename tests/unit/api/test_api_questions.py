@@ -9,40 +9,24 @@ import pytest
 
 from loomkin.agents import SessionSettings
 from loomkin.api import create_app
-from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import QuestionAsked
 from loomkin.service import Loomkin
-from loomkin.testing.models import Call, FunctionModel, Reply
+from loomkin.testing.models import user_askers
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from loomkin.agents.roles import Role
-    from loomkin.llm.model import Model, ModelRequest
 
 pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
 
 QUESTION = "Which database should I use?"
 
 
-def _asker(request: ModelRequest) -> Reply:
-    if any(
-        isinstance(m, UserMessage) and m.text.startswith("[Answer from") for m in request.messages
-    ):
-        return Reply(text="Thanks.")
-    if any(isinstance(m, ToolResultMessage) for m in request.messages):
-        return Reply(text="Waiting for the user.")
-    return Reply(tool_calls=[Call("ask_question", {"to": "user", "question": QUESTION})])
-
-
-def _factory(_role: Role, name: str) -> Model:
-    return FunctionModel(_asker, name=f"scripted:{name}")
-
-
 async def test_questions_are_listed_and_answered_over_http(tmp_path: Path) -> None:
     settings = SessionSettings(bootstrap_orienter=False, question_timeout_s=600.0)
     async with await Loomkin.open("memory:") as lk:
-        session = await lk.open_session(tmp_path, model_factory=_factory, settings=settings)
+        session = await lk.open_session(
+            tmp_path, model_factory=user_askers(QUESTION), settings=settings
+        )
         await session.spawn_agent("ann", "coder")
         async with session.events(after=None) as events:
             await session.send("Build the store.", to="ann")

@@ -116,3 +116,47 @@ async def test_without_a_terminal_permission_prompts_are_denied_with_a_hint(
     out = " ".join(capsys.readouterr().out.split())
     assert "no terminal to ask" in out
     assert "--yes" in out
+
+
+def test_inspect_shows_an_agents_tool_calls_by_name_not_as_a_repr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from loomkin.cli.main import _show_snapshot
+
+    call = {"call_id": "call_01", "name": "task_create", "arguments": '{"title": "Add farewell()"}'}
+    messages = [
+        {"kind": "user", "text": "add farewell()"},
+        {"kind": "assistant", "text": "", "tool_calls": [call]},
+        {"kind": "assistant", "text": "Two steps.", "tool_calls": [call, {**call, "name": "x"}]},
+    ]
+    _show_snapshot({"snapshot": {"name": "ann", "messages": messages}})
+    out = capsys.readouterr().out
+    assert "user: add farewell()" in out
+    assert 'assistant: task_create({"title": "Add farewell()"})\n' in out
+    assert 'assistant: Two steps. → task_create({"title": "Add farewell()"}), x(' in out
+    assert "call_id" not in out
+    assert "{'" not in out
+
+
+@pytest.mark.parametrize(
+    ("interrupted", "said"),
+    [
+        (None, ""),  # a worker: it says itself that it handed its sessions over
+        ("", "interrupted\n"),  # cluster status: nothing to resume
+        ("the session goes on", "interrupted; the session goes on\n"),
+    ],
+)
+def test_what_a_command_says_when_it_is_interrupted_is_its_own(
+    capsys: pytest.CaptureFixture[str], interrupted: str | None, said: str
+) -> None:
+    import asyncio
+
+    from loomkin.cli.common import run_command
+
+    async def stopped() -> int:
+        raise asyncio.CancelledError  # as SIGTERM or Ctrl-C cancels the command
+
+    with pytest.raises(SystemExit) as exited:
+        run_command(stopped(), interrupted=interrupted)
+    assert exited.value.code == 130
+    assert capsys.readouterr().out == said

@@ -187,3 +187,17 @@ def test_the_token_is_never_written_through_a_link(tmp_path: Path) -> None:
     assert list(readable.iterdir()) == []
     with pytest.raises(UserError, match="cannot read"):
         read_server_info(project)  # nor read through one
+
+
+@pytest.mark.parametrize(
+    "command", [["cost"], ["resume"], ["trace", "export", "--file", "t.jsonl"]]
+)
+def test_a_command_reading_sessions_of_a_project_without_a_store_creates_none(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # They used to open (and so create) <project>/.loomkin/loomkin.db, then find no session.
+    result = invoke(*command, "--project", str(tmp_path))
+    text = " ".join(result.output.split())
+    assert f"error: no sessions in {tmp_path}:" in text
+    assert "loomkin.db does not exist" in text
+    assert list(tmp_path.iterdir()) == []

@@ -6,12 +6,16 @@ None of these needs NATS or Postgres: a bad value is refused while parsing.
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
 
 from loomkin.cli.cluster import worker, worker_options
 from loomkin.cli.main import cli
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PG = "postgresql://127.0.0.1:5432/test"
 
@@ -72,3 +76,44 @@ def test_the_help_of_worker_explains_the_stall_limit() -> None:
     assert "--stall-s SECONDS" in text
     assert "could not be renewed for this long" in text
     assert "Default: the lease TTL" in text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["worker"],
+        ["cluster", "run", "goal"],
+        ["cluster", "status"],
+        ["cluster", "control", "session_x", "ann", "pause"],
+    ],
+    ids=["worker", "cluster-run", "cluster-status", "cluster-control"],
+)
+@pytest.mark.parametrize("store", ["x", "sqlite:///tmp/x.db", "memory:"])
+def test_a_store_other_than_postgres_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], store: str
+) -> None:
+    # A worker once took `--store x` for a SQLite file `x` in the current directory: a
+    # cluster of one, sharing nothing with the others.
+    monkeypatch.chdir(tmp_path)
+    args = [*command, "--store", store, "--bus", unused_nats_url()]
+    result = CliRunner().invoke(cli, args, env={})
+    created = sorted(p.name for p in tmp_path.iterdir())
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert "Invalid value for '--store': must be the Postgres store every worker shares" in output
+    assert created == []
+
+
+@pytest.mark.parametrize(
+    ("action", "text", "message"),
+    [("steer", None, "steer needs --text GUIDANCE"), ("pause", "hi", "--text is only for steer")],
+)
+def test_cluster_control_refuses_text_that_does_not_fit_the_action(
+    action: str, text: str | None, message: str
+) -> None:
+    args = ["cluster", "control", "session_x", "ann", action, "--store", PG]
+    args += ["--bus", unused_nats_url(), *(["--text", text] if text else [])]
+    result = CliRunner().invoke(cli, args, env={})
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert message in output
