@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# The scripted models check each request against the providers' rules, with the providers'
+# SDKs: imported here, not on the event loop at the first call (seconds on a busy machine,
+# long enough for the placements' NATS requests made meanwhile to time out).
+import loomkin.llm.providers.anthropic  # noqa: F401
 from loomkin.agents.roles import resolve_role
 from loomkin.bench.faults_child import SETTINGS
 from loomkin.bench.placed_calls import silent_call_reads
