@@ -27,7 +27,9 @@ failover time runs from the SIGKILL to the ``AgentPlaced`` event that moves the 
 away from the dead worker (its call then runs again there). ``agent_kills_missed`` counts
 sessions that finished before such a call was caught in flight, ``agents_not_moved`` kills
 after which no move was seen within two minutes. The same checks as a kill follow.
-Last, :mod:`loomkin.bench.placed_calls` measures what placing an agent costs one model call.
+Last, :mod:`loomkin.bench.placed_calls` measures what placing an agent costs one model call,
+and how often a host reads agents' lease keys while 200 calls wait silently on a live worker
+(``silent_call_key_reads_per_s``, over two TTLs).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loomkin.bench.placed_calls import placed_call_figures
+from loomkin.bench.placed_calls import placed_call_figures, silent_call_reads
 from loomkin.cluster import ClusterClient
 from loomkin.cluster.bus import connect
 from loomkin.core.events import (
@@ -428,6 +430,7 @@ async def _run(
                 proc.wait()
                 _reap(proc)
         calls = await placed_call_figures(bus, cluster)
+        silent = await silent_call_reads(bus, cluster, window_s=2 * ttl, ttl_s=ttl)
         rates = await _throughput(bus, messages)
     return {
         "workers": workers,
@@ -455,6 +458,7 @@ async def _run(
         "extra_moves": figures["extra_moves"],
         **rates,
         **calls,
+        **silent,
     }
 
 

@@ -6,6 +6,11 @@ executor that holds the agent (request, every chunk and the end each cross the N
 on loopback). The figures are medians over ``calls`` of each, measured side by side, so the
 difference is the placement's own cost per call; a real provider's latency comes on top of
 both alike.
+
+:func:`silent_call_reads` measures what calls that wait on their models cost the host on
+the bus: ``calls`` agents each have a call in flight on one live worker, whose model does not
+answer for ``window_s``; the figure is the host's reads of the agents' lease keys per second
+meanwhile (the worker's liveness comes from its directory reports, which the host hears).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from loomkin.testing.models import FunctionModel, Reply
 if TYPE_CHECKING:
     from loomkin.llm.model import Model
 
-__all__ = ["CHUNKS", "placed_call_figures"]
+__all__ = ["CHUNKS", "placed_call_figures", "silent_call_reads"]
 
 CHUNKS = 20
 """Text chunks each scripted answer streams."""
@@ -75,6 +80,63 @@ async def placed_call_figures(bus: str, cluster: str, *, calls: int = 200) -> di
         "local_call_ms": local_ms,
         "placed_call_ms": placed_ms,
         "placement_overhead_ms": placed_ms - local_ms,
+    }
+
+
+async def silent_call_reads(
+    bus: str, cluster: str, *, calls: int = 200, window_s: float = 20.0, ttl_s: float = 10.0
+) -> dict[str, float]:
+    """The host's lease-key reads per second while ``calls`` calls wait on a live worker.
+
+    Counted over ``window_s`` once every call is in flight on the worker (a window of two
+    TTLs or more includes the reads each call makes once a TTL whatever it hears).
+    """
+    answer = asyncio.Event()
+
+    async def wait_then_answer(_request: ModelRequest) -> Reply:
+        await answer.wait()
+        return Reply(text="done")
+
+    def silent(_role: object, name: str) -> Model:
+        return FunctionModel(wait_then_answer, name=f"scripted:{name}")
+
+    async with executor_rig(
+        bus,
+        cluster,
+        ttl_s=ttl_s,
+        model_factory=silent,
+        settings=SETTINGS,
+        worker_id="bench-silent",
+        session_id="session_silent",
+    ) as rig:
+        role = resolve_role("coder")
+        waiting = [
+            asyncio.create_task(
+                streamed_text(
+                    rig.placer.wrap(silent)(role, f"a{n}"),
+                    ModelRequest(messages=(UserMessage(text="go"),), cache_key=f"agent_{n}"),
+                )
+            )
+            for n in range(calls)
+        ]
+        try:
+            while rig.executor.in_flight() < calls:  # noqa: ASYNC110 - the calls' way there
+                await asyncio.sleep(0.05)
+            before = rig.placer.lease_reads
+            await asyncio.sleep(window_s)
+            reads = rig.placer.lease_reads - before
+            answer.set()
+            texts = await asyncio.gather(*waiting)
+        finally:
+            for task in waiting:
+                task.cancel()
+            await asyncio.wait(waiting)
+        assert texts == ["done"] * calls, "a silent call was lost"
+        await rig.placer.release_all()
+    return {
+        "silent_calls": calls,
+        "silent_call_key_reads_per_s": reads / window_s,
+        "silent_call_key_reads_per_call_per_s": reads / window_s / calls,
     }
 
 

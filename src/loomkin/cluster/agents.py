@@ -17,10 +17,16 @@ How this works and why:
 * **Fencing.** A placement is the worker and the agent's lease epoch there. Every call names
   the epoch; a worker that does not hold the agent under it refuses, and the host drops every
   message of a call it abandoned. Only the host appends, under the session's store epoch.
-* **Failover.** While a call is silent the host checks every ``check_s`` that the agent's
-  lease still names its worker. A worker killed with SIGKILL stops renewing; when its key
-  expires (one TTL) the agent is placed on another worker. A call that had streamed nothing
-  goes there at once, unseen by the loop; one that had fails as
+* **Failover.** A worker killed with SIGKILL stops renewing its agents' keys; when a key
+  expires (one TTL) the agent is placed on another worker. A silent call learns it by reading
+  the key, but not every ``check_s``: the host hears every worker's directory report (every
+  third of the TTL, from the same keeper thread that renews the keys;
+  :meth:`~loomkin.cluster.directory.WorkerDirectory.follow`), and a call reads its agent's
+  key only once its worker has not been heard from for ``lapse_s`` (then every ``check_s``
+  until the key expires), and otherwise once per ``recheck_s`` (a TTL). So the host's reads
+  grow with the workers that fell silent, not with the calls waiting on their models. The
+  reports only decide when to read: the key's expiry alone decides the move. A call that
+  had streamed nothing goes there at once, unseen by the loop; one that had fails as
   :class:`~loomkin.errors.ProviderUnavailable`, the loop journals the failed attempt and
   retries it there. A model call has no side effects, and the host journals each call's
   result once, so nothing runs twice. A graceful shutdown gives the agents back at once.
@@ -56,7 +62,7 @@ if TYPE_CHECKING:
     from loomkin.llm.model import Model, ModelRequest, StreamEvent
     from loomkin.service import ModelFactory
 
-__all__ = ["AgentPlacer", "PlacedModel", "Route"]
+__all__ = ["AgentPlacer", "LeaseWatch", "PlacedModel", "Route"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +122,15 @@ class AgentPlacer:
         self.project = project
         self.ttl_s = ttl_s
         self.check_s = min(0.5, ttl_s / 4)
-        """How often a silent call checks that its worker still holds the agent."""
+        """How often a silent call looks whether its agent's key is worth reading."""
+        self.lapse_s = ttl_s / 2
+        """A worker not heard from for this long (it reports every third of the TTL) may be
+        gone: its silent calls read their agents' keys every ``check_s``."""
+        self.recheck_s = ttl_s
+        """A silent call reads its agent's key this often even while its worker reports
+        (a worker that dropped the agent without a word, reports that mislead)."""
+        self.lease_reads = 0
+        """Reads of agents' keys in the leases bucket (tests and benchmarks)."""
         self._on_placed = on_placed
         self._routes: dict[str, Route] = {}
         self._placing = asyncio.Lock()
@@ -170,6 +184,24 @@ class AgentPlacer:
                 self._shunned[route.worker_id] = self._now()
             self._left[agent_id] = route.worker_id
 
+    def watch(self, agent_id: str, route: Route) -> LeaseWatch:
+        """Decides, for one silence of a call under ``route``, when to read the agent's key."""
+        return LeaseWatch(self, agent_id, route)
+
+    def worth_reading(self, route: Route, last_read: float) -> bool:
+        """Whether a call silent under ``route`` should read its agent's key now.
+
+        Yes once the worker has not been heard from for ``lapse_s`` (it may be dead: its
+        keys expire a TTL after its last renewal), or ``recheck_s`` after ``last_read``.
+        """
+        return self._now() - last_read >= self.recheck_s or self._directory.lapsed(
+            route.worker_id, after_s=self.lapse_s
+        )
+
+    async def _holder(self, key: str) -> dict[str, object] | None:
+        self.lease_reads += 1
+        return await self._leases.holder(key)
+
     async def still_holds(self, agent_id: str, route: Route) -> bool:
         """Whether the leases bucket still names ``route``'s worker for the agent.
 
@@ -182,7 +214,7 @@ class AgentPlacer:
         from nats.errors import Error as NatsError
 
         try:
-            holder = await self._leases.holder(agent_key(self.session_id, agent_id))
+            holder = await self._holder(agent_key(self.session_id, agent_id))
         except ConnectionClosedError:
             raise
         except NatsError as exc:
@@ -218,7 +250,7 @@ class AgentPlacer:
 
     async def _place(self, agent_id: str) -> Route:
         key = agent_key(self.session_id, agent_id)
-        holder = await self._leases.holder(key)
+        holder = await self._holder(key)
         previous = str(holder["worker"]) if holder and holder.get("worker") else None
         left = self._left.pop(agent_id, None)
         gone: set[str] = set()
@@ -274,7 +306,7 @@ class AgentPlacer:
         """
         deadline = self._now() + self.ttl_s + 2 * self.check_s + 1.0
         while True:
-            holder = await self._leases.holder(key)
+            holder = await self._holder(key)
             stop_if_cancelled()  # a cancellation lost in the request (rule 5)
             if holder is None or holder.get("worker") != worker_id:
                 return
@@ -330,6 +362,28 @@ class AgentPlacer:
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
+
+
+class LeaseWatch:
+    """One silence of a call: when to read its agent's key, and what the key says.
+
+    Made when the silence begins (the call was sent, or its last message came);
+    :meth:`still_holds` is asked every ``check_s`` of it.
+    """
+
+    def __init__(self, placer: AgentPlacer, agent_id: str, route: Route) -> None:
+        self._placer = placer
+        self._agent_id = agent_id
+        self._route = route
+        self._last_read = placer._now()
+
+    async def still_holds(self) -> bool:
+        """Whether the agent's worker still holds it (read only when worth it, else yes)."""
+        placer = self._placer
+        if not placer.worth_reading(self._route, self._last_read):
+            return True
+        self._last_read = placer._now()
+        return await placer.still_holds(self._agent_id, self._route)
 
 
 class PlacedModel:
@@ -444,11 +498,12 @@ class PlacedModel:
     async def _next(self, queue: asyncio.Queue[Msg], agent_id: str, route: Route) -> Msg:
         """The call's next message; fail once the agent's worker no longer holds it."""
         placer = self._placer
+        watch = placer.watch(agent_id, route)
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(placer.check_s):
                     return await queue.get()
-            if not await placer.still_holds(agent_id, route):
+            if not await watch.still_holds():
                 placer.lost(agent_id, route)
                 raise _WorkerLost(
                     f"worker {route.worker_id} stopped holding agent {self._agent!r} "

@@ -5,10 +5,16 @@ worker reports again (every third of it), so the live workers are the entries pr
 placement (one per session the cluster runs) has no TTL: it says the session must be hosted
 somewhere until it is done, which is how a surviving worker knows to take over a dead one's
 sessions.
+
+The reports double as the workers' liveness beat. A ``put`` is a message on the entry's
+subject, so a host that follows them (:meth:`WorkerDirectory.follow`, one subscription per
+process) knows when it last heard from each worker without reading anything: a silent call
+on a worker heard from lately need not read its agent's lease (see ``cluster.agents``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +23,9 @@ from typing import TYPE_CHECKING, Literal
 from loomkin.cluster.placement import WorkerLoad
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
     from nats.js.kv import KeyValue
 
 __all__ = ["Placement", "Placements", "WorkerDirectory"]
@@ -43,11 +52,56 @@ async def _get(kv: KeyValue, key: str) -> bytes | None:
     return entry.value or None
 
 
+_GONE = frozenset({"DEL", "PURGE"})
+"""``KV-Operation`` headers of a removed entry (a worker that shut down)."""
+
+
 class WorkerDirectory:
     """Live workers and their load (entries in the workers bucket)."""
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
+        self._heard: dict[str, float] = {}
+        """When each worker's last report was heard (the event loop's clock)."""
+        self._following: Subscription | None = None
+        self._prefix = ""
+        self.reports_heard = 0
+        """Reports heard since :meth:`follow` (tests and benchmarks)."""
+
+    async def follow(self, nc: Client, subject: str) -> None:
+        """Hear every worker's reports as they are written, on ``subject`` (a wildcard).
+
+        ``subject``: :attr:`~loomkin.cluster.names.ClusterNames.every_worker_report`. One
+        subscription serves every session this process hosts; once is enough.
+        """
+        if self._following is not None:
+            return
+        self._prefix = subject.removesuffix("*")
+        self._following = await nc.subscribe(subject, cb=self._on_report)
+
+    async def unfollow(self) -> None:
+        """Stop hearing reports (every worker counts as not heard from)."""
+        following, self._following = self._following, None
+        self._heard.clear()
+        if following is not None:
+            await following.unsubscribe()
+
+    async def _on_report(self, msg: Msg) -> None:
+        worker_id = msg.subject.removeprefix(self._prefix)
+        if msg.headers and msg.headers.get("KV-Operation") in _GONE:
+            self._heard.pop(worker_id, None)  # it left the directory: not heard from
+            return
+        self.reports_heard += 1
+        self._heard[worker_id] = asyncio.get_running_loop().time()
+
+    def lapsed(self, worker_id: str, *, after_s: float) -> bool:
+        """Whether no report of ``worker_id`` was heard in the last ``after_s`` seconds.
+
+        Also true of a worker never heard from, or that left, and of every worker while
+        this directory does not :meth:`follow` the reports: the caller then reads.
+        """
+        heard = self._heard.get(worker_id)
+        return heard is None or asyncio.get_running_loop().time() - heard > after_s
 
     async def report(self, load: WorkerLoad, *, host: str, pid: int) -> None:
         """Publish ``load`` as the worker's current entry (it expires after the TTL)."""

@@ -43,6 +43,15 @@ class ClusterNames:
         return f"{self.cluster}_leases"
 
     @property
+    def every_worker_report(self) -> str:
+        """Wildcard of the subjects a worker's directory report goes out on (one per worker).
+
+        A key-value ``put`` is a message on ``$KV.<bucket>.<key>``: subscribing to it hears
+        every worker's report (every third of the TTL) as it is written, without a read.
+        """
+        return f"$KV.{self.workers_bucket}.*"
+
+    @property
     def placements_bucket(self) -> str:
         """Key-value bucket of the sessions the cluster must keep running (no TTL)."""
         return f"{self.cluster}_placements"

@@ -117,12 +117,13 @@ class PlacedTools:
             ),
             name=f"tool:{call.call_id}",
         )
+        watch = placer.watch(call.agent_id, route)
         try:
             while not request.done():
                 await asyncio.wait({request}, timeout=placer.check_s)
                 if request.done():
                     break
-                if not await placer.still_holds(call.agent_id, route):
+                if not await watch.still_holds():
                     placer.lost(call.agent_id, route)
                     raise ToolError(
                         f"interrupted: worker {route.worker_id}, which ran this {tool} call, "

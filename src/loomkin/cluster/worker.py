@@ -125,6 +125,8 @@ class Worker:
         self._leases = BusLeases(buckets.leases, self.worker_id)
         self._placements = Placements(buckets.placements)
         self._directory = WorkerDirectory(buckets.workers)
+        if self._options.place_agents:  # the hosted sessions' silent calls ask it who lives
+            await self._directory.follow(nc, self.names.every_worker_report)
         self._keeper = LeaseKeeper(self._bus_url, self.names, self.worker_id, ttl_s=buckets.ttl_s)
         await self._keeper.start()
         self.executor = AgentExecutor(

@@ -90,12 +90,22 @@ class ExecutorRig:
         placer: AgentPlacer,
         nc: Client,
         placed: list[tuple[str, str, int, str]],
+        reports: asyncio.Task[None],
     ) -> None:
         self.executor = executor
         self.placer = placer
         self.nc = nc
         self.placed = placed
         """``(agent, worker, epoch, reason)`` of every placement, as a host would journal it."""
+        self._reports = reports
+
+    async def stop_reporting(self) -> None:
+        """The worker's directory reports stop (its agents' leases are still renewed).
+
+        Its entry expires after the TTL, and hosts no longer hear from it.
+        """
+        self._reports.cancel()
+        await asyncio.wait({self._reports})
 
 
 @contextlib.asynccontextmanager
@@ -142,6 +152,7 @@ async def executor_rig(
         )
         await executor.start()
         directory = WorkerDirectory(buckets.workers)
+        await directory.follow(nc, names.every_worker_report)  # as a worker's hosts do
         await directory.report(WorkerLoad(worker_id=worker_id), host="rig", pid=0)
 
         async def report(executor: AgentExecutor) -> None:  # its entry lives a TTL
@@ -166,7 +177,7 @@ async def executor_rig(
             ttl_s=ttl_s,
             on_placed=journal,
         )
-        yield ExecutorRig(executor, placer, nc, placed)
+        yield ExecutorRig(executor, placer, nc, placed, reports)
     finally:
         if reports is not None:
             reports.cancel()
