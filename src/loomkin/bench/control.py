@@ -176,7 +176,14 @@ class _Watch:
             return mine and isinstance(event, kind) and where(event)
 
         self._waiters.append((match, future))
-        return asyncio.wait_for(future, self.timeout_s)
+        return _within(future, self.timeout_s)
+
+
+async def _within(
+    future: asyncio.Future[tuple[float, Event]], timeout_s: float | None
+) -> tuple[float, Event]:
+    async with asyncio.timeout(timeout_s):
+        return await future
 
 
 # -- the cases --------------------------------------------------------------------------------
@@ -235,7 +242,8 @@ class _Run:
             asked = self.watch.loop.time()
             await self.session.steer(agent.name, text)
             try:
-                at, _ = await asyncio.wait_for(landed, self.cfg.lost_after_s if final else None)
+                async with asyncio.timeout(self.cfg.lost_after_s if final else None):
+                    at, _ = await landed
                 samples.append((at - asked) * 1000.0)
             except TimeoutError:
                 samples.append(float("inf"))

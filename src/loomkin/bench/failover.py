@@ -226,7 +226,8 @@ async def _agent_trial(
 async def _check(
     client: ClusterClient, trial: dict[str, Any], figures: collections.Counter[str]
 ) -> None:
-    await asyncio.wait_for(client.wait_done(trial["session_id"]), 300)
+    async with asyncio.timeout(300):
+        await client.wait_done(trial["session_id"])
     placement = await client.placement(trial["session_id"])
     figures["unfinished_runs"] += placement.status != "done"
     log = await client.history(trial["session_id"])
@@ -288,7 +289,8 @@ async def _partition(
     assert holder is not None
     ended: dict[str, Any] | None = None
     with contextlib.suppress(TimeoutError):
-        ended = await asyncio.wait_for(_ended(proc, session_id), ttl + ENDED_WAIT_S)
+        async with asyncio.timeout(ttl + ENDED_WAIT_S):
+            ended = await _ended(proc, session_id)
     return {
         "session_id": session_id,
         "takeover_s": takeover,
@@ -327,9 +329,8 @@ async def _check_partition(
     landed = sum(1 for event_id in ended["refused"] if event_id in log_ids)
     survivor: dict[str, Any] | None = None
     with contextlib.suppress(TimeoutError):
-        survivor = await asyncio.wait_for(
-            _ended(trial["survivor"], trial["session_id"]), ENDED_WAIT_S
-        )
+        async with asyncio.timeout(ENDED_WAIT_S):
+            survivor = await _ended(trial["survivor"], trial["session_id"])
     if survivor is None or not survivor["written_from"]:
         raise RuntimeError(f"the survivor of {trial['session_id']} reported no writes")
     landed += ended["written_to"] >= survivor["written_from"]

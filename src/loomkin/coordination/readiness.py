@@ -84,7 +84,8 @@ class ReadinessBook:
     async def wait_briefed(self, timeout_s: float) -> bool:
         """Wait until :meth:`briefing_over` (at most ``timeout_s``); True if it is over."""
         try:
-            await asyncio.wait_for(self._briefing_over.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # wait_for can swallow a cancel on 3.11
+                await self._briefing_over.wait()
         except TimeoutError:
             return False
         return True

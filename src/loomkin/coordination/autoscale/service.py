@@ -98,8 +98,12 @@ class Autoscaler(ScaleMemory):
         """Check on every wake-up and at every deadline (run it on the session's timers)."""
         while True:
             wait = self._next_deadline()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancel
+            # that stops the session when the wake-up lands in the same turn, and this loop
+            # then waits for ever with no deadline, so closing the runtime hangs.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
             self._wakeup.clear()
             await asyncio.sleep(0)  # let the scheduler place what it can first
             await self.check()
