@@ -68,14 +68,14 @@ async def start_worker(
 
 @contextlib.asynccontextmanager
 async def served(
-    bus_url: str, cluster: str, pg_url: str, project: Path
+    bus_url: str, cluster: str, pg_url: str, project: Path, *, act_timeout_s: float = 10.0
 ) -> AsyncIterator[tuple[httpx.AsyncClient, ClusterView, ClusterClient]]:
     """The app of ``serve --bus``, hosting nothing itself (as with --no-host)."""
     async with (
         await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as client,
         await Loomkin.open(pg_url) as watcher,
     ):
-        view = ClusterView(client, watcher, poll_s=0.2)
+        view = ClusterView(client, watcher, poll_s=0.2, act_timeout_s=act_timeout_s)
         async with view.watching():
             app = create_app(watcher, launch=LaunchPolicy(roots=(project,)), cluster=view)
             async with app.router.lifespan_context(app):

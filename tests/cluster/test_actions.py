@@ -14,12 +14,9 @@ import contextlib
 import json
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from loomkin.agents import SessionSettings
-from loomkin.api import ClusterView, LaunchPolicy, create_app
-from loomkin.cluster import ClusterClient, HostOptions, Worker
 from loomkin.cluster.bus import connect
 from loomkin.core.chat import ToolResultMessage, UserMessage
 from loomkin.core.events import (
@@ -31,24 +28,25 @@ from loomkin.core.events import (
     TeamScaleSet,
 )
 from loomkin.ids import AgentId, SessionId, TeamId
-from loomkin.service import Loomkin
 from loomkin.tasks import WorkerRef
 from loomkin.testing.internals import session_runtime
 from loomkin.testing.models import Call, FunctionModel, Reply
-from loomkin.tools.permissions import PermissionPolicy
+
+from .coders import options, served, start_worker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+    import httpx
+
+    from loomkin.api import ClusterView
+    from loomkin.cluster import ClusterClient, Worker
     from loomkin.core.events import Event
     from loomkin.llm.model import Model, ModelRequest
     from loomkin.service import Session
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(150)]
-
-TTL = 1.5
-BASE = "http://127.0.0.1"
 
 
 class Gate:
@@ -133,39 +131,17 @@ def decline(request: ModelRequest) -> Reply:
 
 @contextlib.asynccontextmanager
 async def hosting(bus_url: str, cluster: str, pg_url: str, gate: Gate) -> AsyncIterator[Worker]:
-    options = HostOptions(
-        store_url=pg_url,
-        ttl_s=TTL,
-        model_factory=gate.factory,
-        settings=SessionSettings(bootstrap_orienter=False),
-        approve_all=PermissionPolicy(auto_approve=frozenset({"*"})),
-        prepare=gate.work,
+    settings = SessionSettings(bootstrap_orienter=False)
+    node = await start_worker(
+        bus_url,
+        cluster,
+        options(pg_url, factory=gate.factory, settings=settings, prepare=gate.work),
     )
-    node = Worker(bus_url, options, cluster=cluster, scan_s=0.2)
-    await node.start()
     try:
         yield node
     finally:
         gate.open.set()
         await node.close()
-
-
-@contextlib.asynccontextmanager
-async def served(
-    bus_url: str, cluster: str, pg_url: str, project: Path, *, act_timeout_s: float = 10.0
-) -> AsyncIterator[tuple[httpx.AsyncClient, ClusterView, ClusterClient]]:
-    """The app of ``serve --bus``, hosting nothing itself."""
-    async with (
-        await ClusterClient.connect(bus_url, pg_url, cluster=cluster, ttl_s=TTL) as client,
-        await Loomkin.open(pg_url) as watcher,
-    ):
-        view = ClusterView(client, watcher, poll_s=0.2, act_timeout_s=act_timeout_s)
-        async with view.watching():
-            app = create_app(watcher, launch=LaunchPolicy(roots=(project,)), cluster=view)
-            async with app.router.lifespan_context(app):
-                transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
-                    yield http, view, client
 
 
 async def started(

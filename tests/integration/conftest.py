@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from _speculation import git_project
 
 from loomkin.testing.conformance import postgres_test_url, scratch_postgres_schema
 
@@ -19,6 +20,12 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A committed git project (a README and a placeholder ``api.py``)."""
+    return git_project(tmp_path / "project")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -15,16 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _pipeline_models import Playbook, Turn, answered
+from _speculation import CLIENT, SIGNATURE, open_pipeline, tentative_done
 
-from loomkin.agents import SessionSettings
 from loomkin.service import Loomkin
 from loomkin.testing.models import Call, Reply
-from loomkin.tools.permissions import PermissionPolicy
-
-SETTINGS = SessionSettings(bootstrap_orienter=False)
-WRITES = PermissionPolicy(auto_approve=frozenset({"file_write", "file_edit"}))
-SIGNATURE = "def parse(text: str) -> Ast"
-CLIENT = "from api import parse\n\nresult = parse('x')\n"
 
 
 async def hang(_turn: Turn) -> Reply:
@@ -45,16 +39,9 @@ async def client(turn: Turn) -> Reply:
 async def main(url: str, project: str) -> None:
     book = Playbook(parts={"write the interface": hang, "write the client": client})
     async with await Loomkin.open(url) as lk:
-        session = await lk.open_session(
-            project, model_factory=book.factory, settings=SETTINGS, policy=WRITES
-        )
-        await session.spawn_agent("ann", "coder")
-        t1 = await session.create_task("write the interface", assign_to="ann")
-        t2 = await session.create_task("write the client", depends_on=(t1,))
-        await session.spawn_agent("bob", "coder")
+        session, t1, t2 = await open_pipeline(lk, Path(project), book.factory)
         await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
-        while session.task(t2).status != "completed_tentative":  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await tentative_done(session)
         print(f"ready {session.session_id} {t1} {t2}", flush=True)
         await asyncio.Event().wait()
 

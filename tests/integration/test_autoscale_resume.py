@@ -7,6 +7,7 @@ its ceiling across the restart, and every task is done once.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,9 +29,7 @@ if TYPE_CHECKING:
     from loomkin.llm.model import Model
     from loomkin.service import Session
 
-# Virtual time: the model's onboarding and work (WorkModel sleeps) and the autoscaler's
-# windows elapse at once; the test's timeout bounds the waits on the log.
-pytestmark = [pytest.mark.looptime, pytest.mark.timeout(90)]
+pytestmark = pytest.mark.timeout(90)
 
 SETTINGS = SessionSettings(
     bootstrap_orienter=False,
@@ -51,7 +50,7 @@ def _factory(specs: dict[TaskId, TaskSpec]) -> Callable[[Role, str], Model]:
 async def _until(session: Session, done: Callable[[list[RecordedEvent]], bool]) -> None:
     """Follow the session's log (from its start) until ``done`` holds of what it holds."""
     seen: list[RecordedEvent] = []
-    async with session.events() as events:
+    async with asyncio.timeout(30), session.events() as events:
         async for recorded in events:
             seen.append(recorded)
             if done(seen):

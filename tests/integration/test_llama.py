@@ -54,6 +54,11 @@ local = pytest.importorskip("loomkin.llm.providers.local")
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(300)]
 
+ITERATIONS = int(os.environ.get("LOOMKIN_LLAMA_ITERATIONS", "2"))
+"""Model calls each agent of the robustness run may make: 2 in the suite (about 6 calls, 3
+agents that each call a tool and then answer its result). ``LOOMKIN_LLAMA_ITERATIONS=4`` is
+the run the README's figures come from (12 calls, about 73 s on two cores)."""
+
 READ_FILE = ToolSchema(
     name="read_file",
     description="Read a file of the project.",
@@ -243,7 +248,7 @@ async def test_robustness_run_on_the_local_model(tmp_path: Path, gguf: Path) -> 
 
     project = await asyncio.to_thread(copy_sample_project, tmp_path / "sample")
     model = local.LocalModel(cache_dir=gguf.parent, n_ctx=4096, n_threads=2, seed=0, max_tokens=96)
-    settings = SessionSettings(max_iterations=4, max_agents_per_team=3, max_team_depth=1)
+    settings = SessionSettings(max_iterations=ITERATIONS, max_agents_per_team=3, max_team_depth=1)
     started = time.monotonic()
     async with await Loomkin.open("memory:") as loomkin:
         session = await loomkin.open_session(project, model=model, settings=settings)

@@ -9,13 +9,12 @@ assumption about the interface's signature, in his own worktree.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 from _pipeline_models import Playbook, Turn, answered
+from _speculation import CLIENT, SETTINGS, SIGNATURE, git, open_pipeline, tentative_done
 
-from loomkin.agents import SessionSettings
 from loomkin.agents.judge import JUDGE_NAME
 from loomkin.core.events import (
     ConflictDetected,
@@ -30,7 +29,6 @@ from loomkin.core.events import (
 from loomkin.errors import UserError
 from loomkin.service import Loomkin
 from loomkin.testing.models import Call, FunctionModel, Reply
-from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,45 +39,14 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
 
-SETTINGS = SessionSettings(bootstrap_orienter=False)
-WRITES = PermissionPolicy(auto_approve=frozenset({"file_write", "file_edit"}))
-SIGNATURE = "def parse(text: str) -> Ast"
-CLIENT = "from api import parse\n\nresult = parse('x')\n"
 
-
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "README.md").write_text("demo\n")
-    (root / "api.py").write_text("# the interface goes here\n")
-    (root / ".gitignore").write_text(".loomkin/\n")
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "start")
-    return root
-
-
-def _interface(signature: str, session_ref: list[Session], dependent: list[str]) -> object:
+def _interface(signature: str, opened: list[Session]) -> object:
     """ann: waits until bob's speculative work is in, then writes and completes the interface."""
 
     async def play(turn: Turn) -> Reply:
         k = answered(turn)
         if k == 0:
-            session = session_ref[0]
-            while session.task(dependent[0]).status != "completed_tentative":  # noqa: ASYNC110
-                await asyncio.sleep(1.0)
+            await tentative_done(opened[0])
             content = f"{signature}:\n    ...\n"
             return Reply(tool_calls=[Call("file_write", {"path": "api.py", "content": content})])
         if k == 1:
@@ -105,32 +72,16 @@ async def _client(turn: Turn) -> Reply:
     return Reply(text="client done")
 
 
-async def _setup(
-    lk: Loomkin, repo: Path, book: Playbook, ref: list[Session], dep: list[str]
-) -> tuple[Session, str, str]:
-    session = await lk.open_session(
-        repo, model_factory=book.factory, settings=SETTINGS, policy=WRITES
-    )
-    ref.append(session)
-    await session.spawn_agent("ann", "coder")
-    t1 = await session.create_task("write the interface", assign_to="ann")
-    t2 = await session.create_task("write the client", depends_on=(t1,))
-    dep.append(t2)
-    await session.spawn_agent("bob", "coder")
-    return session, t1, t2
-
-
 def _events(recorded: list, kind: type) -> list:
     return [r.event for r in recorded if isinstance(r.event, kind)]
 
 
 async def test_assumption_holds_work_is_merged_into_the_shared_tree(repo: Path) -> None:
     ref: list[Session] = []
-    dep: list[str] = []
     book = Playbook(parts={"write the client": _client})
-    book.parts["write the interface"] = _interface(SIGNATURE, ref, dep)  # type: ignore[assignment]
+    book.parts["write the interface"] = _interface(SIGNATURE, ref)  # type: ignore[assignment]
     async with await Loomkin.open("memory:") as lk:
-        session, t1, t2 = await _setup(lk, repo, book, ref, dep)
+        session, t1, t2 = await open_pipeline(lk, repo, book.factory, ref)
         info = await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
         assert info.state == "running"
         workspace = repo / ".loomkin" / "worktrees" / t2
@@ -163,7 +114,7 @@ async def test_assumption_holds_work_is_merged_into_the_shared_tree(repo: Path) 
         assert session.task(t2).status == "completed"
         assert session.task(t2).result == "client written"
         assert not workspace.exists()
-        assert f"loomkin/speculation/{t2}" in _git(repo, "branch", "--list", "loomkin/*")
+        assert f"loomkin/speculation/{t2}" in git(repo, "branch", "--list", "loomkin/*")
         assert session.speculation(t2).state == "merged"
         summary = session.speculation_summary()
         assert (summary.held, summary.merged, summary.discarded) == (1, 1, 0)
@@ -186,12 +137,11 @@ async def _redo_client(turn: Turn) -> Reply:
 
 async def test_assumption_fails_work_is_discarded_and_redone(repo: Path) -> None:
     ref: list[Session] = []
-    dep: list[str] = []
     real = "def parse(data: bytes) -> Ast"
     book = Playbook(parts={"write the client": _redo_client})
-    book.parts["write the interface"] = _interface(real, ref, dep)  # type: ignore[assignment]
+    book.parts["write the interface"] = _interface(real, ref)  # type: ignore[assignment]
     async with await Loomkin.open("memory:") as lk:
-        session, _t1, t2 = await _setup(lk, repo, book, ref, dep)
+        session, _t1, t2 = await open_pipeline(lk, repo, book.factory, ref)
         await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
         await lk.wait_idle()
         recorded = await session.history()
@@ -216,7 +166,7 @@ async def test_assumption_fails_work_is_discarded_and_redone(repo: Path) -> None
         assert statuses[-1] == "completed"
         assert session.task(t2).result == "client redone"
         assert not (repo / ".loomkin" / "worktrees" / t2).exists()
-        assert _git(repo, "branch", "--list", "loomkin/*").strip() == ""
+        assert git(repo, "branch", "--list", "loomkin/*").strip() == ""
         assert session.speculation(t2).state == "discarded"
 
 
@@ -245,8 +195,7 @@ def _writer(path: str, content: str, result: str, *, gate: list[Session] | None 
             return Reply(tool_calls=[Call("file_write", {"path": path, "content": redo})])
         if k == 0:
             if gate:
-                while gate[0].tasks()[1].status != "completed_tentative":  # noqa: ASYNC110
-                    await asyncio.sleep(1.0)
+                await tentative_done(gate[0])
             return Reply(tool_calls=[Call("file_write", {"path": path, "content": content})])
         if k == 1:
             handoff = {"result": result, "decisions": [f"signature: {SIGNATURE}"]}
@@ -266,7 +215,7 @@ async def test_overlap_is_intended_while_working_and_a_real_conflict_surfaces_at
     )
     book.parts["write the client"] = _writer("shared.py", "bob = 2\n", "client written")  # type: ignore[assignment]
     async with await Loomkin.open("memory:") as lk:
-        session, _t1, t2 = await _setup(lk, repo, book, ref, [])
+        session, _t1, t2 = await open_pipeline(lk, repo, book.factory, ref)
         await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
         await lk.wait_idle()
         recorded = await session.history()
@@ -293,8 +242,8 @@ async def test_edits_to_other_lines_of_a_file_the_shared_tree_changed_are_merged
 ) -> None:
     lines = "".join(f"line {n}\n" for n in range(1, 21))
     (repo / "shared.py").write_text(lines)
-    _git(repo, "add", "shared.py")
-    _git(repo, "commit", "-q", "-m", "shared module")
+    git(repo, "add", "shared.py")
+    git(repo, "commit", "-q", "-m", "shared module")
     ann_edit = lines.replace("line 2\n", "line 2 by ann\n")
     bob_edit = lines.replace("line 19\n", "line 19 by bob\n")
     ref: list[Session] = []
@@ -304,7 +253,7 @@ async def test_edits_to_other_lines_of_a_file_the_shared_tree_changed_are_merged
     )
     book.parts["write the client"] = _writer("shared.py", bob_edit, "client written")  # type: ignore[assignment]
     async with await Loomkin.open("memory:") as lk:
-        session, _t1, t2 = await _setup(lk, repo, book, ref, [])
+        session, _t1, t2 = await open_pipeline(lk, repo, book.factory, ref)
         await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
         await lk.wait_idle()
         recorded = await session.history()
@@ -339,11 +288,10 @@ async def test_milestones_of_unconfirmed_work_are_held_until_the_assumptions_hol
     repo: Path,
 ) -> None:
     ref: list[Session] = []
-    dep: list[str] = []
     book = Playbook(parts={"write the client": _client_with_milestone, "write the docs": _docs})
-    book.parts["write the interface"] = _interface(SIGNATURE, ref, dep)  # type: ignore[assignment]
+    book.parts["write the interface"] = _interface(SIGNATURE, ref)  # type: ignore[assignment]
     async with await Loomkin.open("memory:") as lk:
-        session, _t1, t2 = await _setup(lk, repo, book, ref, dep)
+        session, _t1, t2 = await open_pipeline(lk, repo, book.factory, ref)
         t3 = await session.create_task("write the docs", depends_on=(t2,), milestone="interface")
         await session.spawn_agent("carl", "coder")
         await session.speculate(t2, "bob", [{"key": "signature", "value": SIGNATURE}])
@@ -376,9 +324,8 @@ async def test_prose_assumptions_are_judged_by_a_model_and_the_verdict_recorded(
     repo: Path,
 ) -> None:
     ref: list[Session] = []
-    dep: list[str] = []
     book = Playbook(parts={"write the client": _client})
-    book.parts["write the interface"] = _interface(SIGNATURE, ref, dep)  # type: ignore[assignment]
+    book.parts["write the interface"] = _interface(SIGNATURE, ref)  # type: ignore[assignment]
     judged: list[str] = []
 
     async def judge(request: ModelRequest) -> Reply:
@@ -392,15 +339,7 @@ async def test_prose_assumptions_are_judged_by_a_model_and_the_verdict_recorded(
         return book.factory(role, name)
 
     async with await Loomkin.open("memory:") as lk:
-        session = await lk.open_session(
-            repo, model_factory=factory, settings=SETTINGS, policy=WRITES
-        )
-        ref.append(session)
-        await session.spawn_agent("ann", "coder")
-        t1 = await session.create_task("write the interface", assign_to="ann")
-        t2 = await session.create_task("write the client", depends_on=(t1,))
-        dep.append(t2)
-        await session.spawn_agent("bob", "coder")
+        session, _t1, t2 = await open_pipeline(lk, repo, factory, ref)
         prose = "parse takes the text and returns an Ast"
         await session.speculate(t2, "bob", [{"text": prose}])
         await lk.wait_idle()

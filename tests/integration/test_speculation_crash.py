@@ -23,42 +23,15 @@ from pathlib import Path
 
 import pytest
 from _pipeline_models import Playbook, Turn, answered
+from _speculation import SETTINGS, SIGNATURE, WRITES, git
 
-from loomkin.agents import SessionSettings
 from loomkin.core.events import SpeculationDiscarded, SpeculationMerged
 from loomkin.service import Loomkin
 from loomkin.testing.models import Call, Reply
-from loomkin.tools.permissions import PermissionPolicy
 
 pytestmark = [pytest.mark.timeout(120)]
 
-SETTINGS = SessionSettings(bootstrap_orienter=False)
-WRITES = PermissionPolicy(auto_approve=frozenset({"file_write", "file_edit"}))
-SIGNATURE = "def parse(text: str) -> Ast"
 CHILD = Path(__file__).parent / "speculation_crash_child.py"
-
-
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "api.py").write_text("# the interface goes here\n")
-    (root / ".gitignore").write_text(".loomkin/\n")
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "start")
-    return root
 
 
 def _run_and_kill(url: str, repo: Path) -> tuple[str, str, str]:
@@ -144,5 +117,5 @@ def test_worktree_lost_in_the_kill_is_discarded_and_redone(tmp_path: Path, repo:
 
     asyncio.run(check())
     assert (repo / "client.py").read_text() == "from api import parse\n"
-    assert _git(repo, "branch", "--list", "loomkin/*").strip() == ""
-    assert "worktrees" not in _git(repo, "worktree", "list")
+    assert git(repo, "branch", "--list", "loomkin/*").strip() == ""
+    assert "worktrees" not in git(repo, "worktree", "list")

@@ -10,16 +10,14 @@ says why, not a crash.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import pytest
 from _pipeline_models import Playbook, Turn, answered
+from _speculation import open_pipeline, tentative_done
 
-from loomkin.agents import SessionSettings
 from loomkin.agents.judge import JUDGE_NAME
 from loomkin.api.feed import feed_row
 from loomkin.cli.speculation import speculation_lines
@@ -33,7 +31,6 @@ from loomkin.core.events import (
 from loomkin.errors import ProviderUnavailable
 from loomkin.service import Loomkin
 from loomkin.testing.models import Call, FunctionModel, Reply
-from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,33 +41,16 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
 
-SETTINGS = SessionSettings(bootstrap_orienter=False)
-WRITES = PermissionPolicy(auto_approve=frozenset({"file_write", "file_edit"}))
 PROSE = "parse raises ValueError on bad input"
 JUDGE_MODEL = "openai:gpt-4.1-mini"
 """A priced name, so the judge's call has a cost ($0.40 / $1.60 per million tokens)."""
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "README.md").write_text("demo\n")
-    (root / ".gitignore").write_text(".loomkin/\n")
-    for args in (("init", "-q"), ("add", "-A"), ("commit", "-q", "-m", "start")):
-        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args]
-        subprocess.run(git, cwd=root, check=True, capture_output=True)
-    return root
 
 
 def _interface(ref: list[Session]) -> object:
     async def play(turn: Turn) -> Reply:
         k = answered(turn)
         if k == 0:
-            while not any(  # noqa: ASYNC110
-                t.status == "completed_tentative" for t in ref[0].tasks()
-            ):
-                await asyncio.sleep(1.0)
+            await tentative_done(ref[0])
             content = "def parse(text):\n    raise ValueError(text)\n"
             return Reply(tool_calls=[Call("file_write", {"path": "api.py", "content": content})])
         if k == 1:
@@ -107,14 +87,7 @@ async def _run(repo: Path, judge: FunctionModel) -> tuple[Loomkin, Session, str,
     book = Playbook(parts={"write the client": _client})
     book.parts["write the interface"] = _interface(ref)  # type: ignore[assignment]
     lk = await Loomkin.open("memory:")
-    session = await lk.open_session(
-        repo, model_factory=Models(book, judge), settings=SETTINGS, policy=WRITES
-    )
-    ref.append(session)
-    await session.spawn_agent("ann", "coder")
-    t1 = await session.create_task("write the interface", assign_to="ann")
-    t2 = await session.create_task("write the client", depends_on=(t1,))
-    await session.spawn_agent("bob", "coder")
+    session, _t1, t2 = await open_pipeline(lk, repo, Models(book, judge), ref)
     await session.speculate(t2, "bob", [{"text": PROSE}])
     await lk.wait_idle()
     return lk, session, t2, await session.history()

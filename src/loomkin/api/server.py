@@ -7,6 +7,7 @@ where uvicorn would log it and call ``sys.exit`` inside the caller's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -185,11 +186,37 @@ async def serve(
             proxy_headers=False,  # no proxy is trusted: scheme and client are what they are
             server_header=False,
         )
-        await _Server(config, ctx, ready).serve(sockets=listening)
+        await _serve_until_cancelled(_Server(config, ctx, ready), ctx, listening)
     finally:
         for sock in listening:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+async def _serve_until_cancelled(
+    server: _Server, ctx: ApiContext, sockets: list[socket.socket]
+) -> None:
+    """Run ``server``; when this is cancelled, shut it down as Ctrl-C does, then re-raise.
+
+    ``run --serve`` stops its web app by cancelling it once the session is done. A cancel
+    that reaches uvicorn inside its loop ends the app's lifespan with a CancelledError,
+    which uvicorn logs as an ``ERROR: Traceback`` on the user's terminal. Asking uvicorn to
+    exit instead lets the lifespan end normally (open feeds are closed first, and uvicorn
+    gives requests ``timeout_graceful_shutdown`` to finish).
+    """
+    running = asyncio.create_task(server.serve(sockets=sockets), name="web app")
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        ctx.close_streams()
+        await running
+        raise
+    finally:
+        if not running.done():  # cancelled again while shutting down: stop waiting
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
 
 
 def _token(host: str, token: str | None, *, no_token: bool) -> str | None:

@@ -158,7 +158,12 @@ def cluster_group() -> None:
 @_BUS
 @_CLUSTER
 @_TTL
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="The project the agents work on (at the same path on every worker).",
+)
 @click.option("--model", default=None, help="provider:model (default: loomkin.toml).")
 @click.option("--yes", is_flag=True, help="Allow every write and shell call.")
 @click.option("--host/--no-host", default=True, help="Host agents in this process too.")

@@ -179,6 +179,12 @@ def call(
     url = f"{info.url}{path}"
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=30.0)
+    except httpx.ConnectError as exc:  # nobody listens: the server died (kill -9, a crash)
+        raise UserError(
+            f"cannot reach the Loomkin server at {info.url}: {exc}; the server that wrote "
+            f"{SERVER_FILE} is gone: serve its session again with `loomkin serve --project DIR "
+            f"--session {info.session_id}`"
+        ) from None
     except httpx.HTTPError as exc:
         raise UserError(f"cannot reach the Loomkin server at {info.url}: {exc}") from None
     if response.status_code >= 400:

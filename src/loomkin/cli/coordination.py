@@ -210,7 +210,14 @@ def rendezvous_list(project: Path, session_id: str | None) -> None:
 @rendezvous_group.command("create")
 @click.argument("name")
 @click.argument("participants", nargs=-1, required=True)
-@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for everyone; then the creator and participants hear who is missing.",
+)
 @click.option("--message", default="", help="Sent to the participants when all arrive.")
 @_project
 @_session

@@ -51,7 +51,12 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="The project whose stored session to resume (its .loomkin/loomkin.db).",
+)
 @click.option("--session", "session_id", help="Session id (default: the newest one).")
 @click.option("--model", "model_spec", help="PROVIDER:MODEL (default: the session's model).")
 @click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
@@ -153,7 +158,11 @@ def _agent_target(command: Callable[..., None]) -> Callable[..., None]:
 
 @agent.command("pause")
 @click.option(
-    "--mode", type=click.Choice(["asap", "at_boundary"]), default="asap", show_default=True
+    "--mode",
+    type=click.Choice(["asap", "at_boundary"]),
+    default="asap",
+    show_default=True,
+    help="asap cuts a streaming answer short; at_boundary waits for the model call or tool.",
 )
 @click.option("--force", is_flag=True, help="Also cancel a permission prompt it waits on.")
 @_agent_target

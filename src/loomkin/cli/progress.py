@@ -150,6 +150,8 @@ def describe(event: Event, session: Shown) -> str | None:  # noqa: C901 - flat d
             return f"[red]control[/] {action} of {_who(session, aid)} dropped ({reason})"
         case AgentStatusChanged(agent_id=aid, status="paused" | "crashed" as status, reason=r):
             return f"[red]{status}[/] {_who(session, aid)} {escape(r)}"
+        case DecisionLogged(node_type="decision", title=title):  # not "decision decision: …"
+            return f"[green]decision[/] {escape(title)}"
         case DecisionLogged(node_type=kind, title=title):
             return f"[green]decision[/] {escape(kind)}: {escape(title)}"
         case BudgetExceeded(agent_id=aid, scope=scope):

@@ -34,7 +34,12 @@ __all__ = ["run", "run_goal"]
 
 @click.command()
 @click.argument("goal")
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="The project the agents work on (default: the current directory).",
+)
 @click.option("--model", "model_spec", help="PROVIDER:MODEL, e.g. openai:gpt-4.1.")
 @click.option("--base-url", help="An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...).")
 @api_key_env_option

@@ -55,8 +55,15 @@ __all__ = ["ServeOptions", "serve", "serve_until_stopped"]
     is_flag=True,
     help="With --demo: answer the permission prompts yourself, in the page.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=PORT, default=8765, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on (one that is not loopback exposes the server to the network).",
+)
+@click.option(
+    "--port", type=PORT, default=8765, show_default=True, help="The port (0: any free port)."
+)
 @click.option(
     "--token",
     envvar="LOOMKIN_TOKEN",

@@ -21,7 +21,12 @@ def store_group() -> None:
 @click.option(
     "--store", "url", help="Event store URL (default: sqlite file in <project>/.loomkin)."
 )
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="The project whose store to check (its .loomkin/loomkin.db).",
+)
 def store_check(url: str | None, project: Path) -> None:
     """Verify the store end to end: positions, every event's decoding, the hash chain.
 

@@ -160,3 +160,21 @@ def test_what_a_command_says_when_it_is_interrupted_is_its_own(
         run_command(stopped(), interrupted=interrupted)
     assert exited.value.code == 130
     assert capsys.readouterr().out == said
+
+
+def test_every_option_of_every_command_says_what_it_is_for() -> None:
+    import click
+
+    def options(command: click.Command, path: str) -> list[str]:
+        found = [
+            f"{path} {param.opts[0]}"
+            for param in command.params
+            if isinstance(param, click.Option) and not param.hidden and not param.help
+        ]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                if not sub.hidden:
+                    found += options(sub, f"{path} {name}")
+        return found
+
+    assert options(cli, "loomkin") == []

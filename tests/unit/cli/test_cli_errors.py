@@ -201,3 +201,14 @@ def test_a_command_reading_sessions_of_a_project_without_a_store_creates_none(
     assert f"error: no sessions in {tmp_path}:" in text
     assert "loomkin.db does not exist" in text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_died_says_how_to_serve_its_session_again(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: the server was killed
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    write_server_info(tmp_path, url=url, session_id="session_x", token="t" * 40)
+    result = invoke("agent", "pause", "alice", "--project", str(tmp_path))
+    text = " ".join(result.output.split())
+    assert f"error: cannot reach the Loomkin server at {url}:" in text
+    assert "loomkin serve --project DIR --session session_x" in text
