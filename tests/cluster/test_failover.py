@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from loomkin.bench.faults_child import STEPS, WORKERS
+from loomkin.core.events import ControlApplied
 
 from .coders import completed_calls, first_shell_call, side_lines
 
@@ -71,3 +72,32 @@ async def test_a_control_reaches_an_agent_on_another_worker(
         await client.control(session_id, "pause", "nobody")
     await client.wait_done(session_id)
     assert not any(line.startswith(f"task-cal-{STEPS}") for line in side_lines(project))
+
+
+async def test_a_paused_agent_keeps_its_session_hosted_until_it_is_resumed(
+    workers: Callable[..., asyncio.Future[Worker]], client: ClusterClient, project: Path
+) -> None:
+    host = await workers(latency_s=0.3)
+    session_id, _ = await client.start_session(str(project), "", approve_all=True)
+    await first_shell_call(client, session_id)
+    paused = WORKERS[0]
+    await client.control(session_id, "pause", paused)
+    while not any(  # noqa: ASYNC110 - the log is in Postgres, read as a client would
+        isinstance(r.event, ControlApplied) and r.event.action == "pause"
+        for r in await client.history(session_id)
+    ):
+        await asyncio.sleep(0.05)
+    assert f"task-{paused}-{STEPS}" not in side_lines(project)  # paused mid-work
+    # The others finish their steps; the session then rests with one agent paused. Before,
+    # its host marked it done at that point and a resume was refused.
+    others = [w for w in WORKERS if w != paused]
+    while not all(f"task-{w}-{STEPS}" in side_lines(project) for w in others):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    for _ in range(40):  # two lease TTLs: longer than the host needs to see it at rest
+        assert (await client.placement(session_id)).status != "done"
+        await asyncio.sleep(0.075)
+    assert session_id not in host.outcomes
+    await client.control(session_id, "resume", paused)
+    await client.wait_done(session_id)
+    assert f"task-{paused}-{STEPS}" in side_lines(project)
+    assert host.outcomes[session_id] == ["done"]

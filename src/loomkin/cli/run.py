@@ -161,7 +161,9 @@ async def run_goal(
                     sockets=sockets,
                     launch=launch,
                 ):
-                    return await drive(session, goal, after=after, ask_user=not yes)
+                    return await drive(
+                        session, goal, after=after, ask_user=not yes, hold_paused=True
+                    )
     finally:
         for sock in sockets:
             sock.close()

@@ -224,12 +224,19 @@ def ask_in_terminal() -> PermissionResponder:
 
 
 async def drive(
-    session: Session, goal: str | None, *, after: int = 0, ask_user: bool = False
+    session: Session,
+    goal: str | None,
+    *,
+    after: int = 0,
+    ask_user: bool = False,
+    hold_paused: bool = False,
 ) -> int:
     """Send ``goal`` (if any), print events until the session is idle, then the summary.
 
     With ``ask_user`` and a terminal, the questions agents ask the user are asked here;
     otherwise they wait for an answer from the web page or the API until their deadline.
+    With ``hold_paused`` (a web app serves the session, so a paused agent can be resumed)
+    the run also waits while an agent is paused, instead of ending with it paused.
     """
     from loomkin.cli.questions import questions_at_terminal
 
@@ -238,13 +245,29 @@ async def drive(
         async with questions_at_terminal(session, enabled=ask_user):
             if goal is not None:
                 await session.send(goal)
-            await session.wait_idle()
+            if hold_paused:
+                await _wait_finished(session)
+            else:
+                await session.wait_idle()
     finally:
         printer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
     await print_summary(session)
     return 0
+
+
+async def _wait_finished(session: Session) -> None:
+    """:meth:`Session.wait_finished`, saying once why the run goes on while agents are paused."""
+    await session.wait_idle()
+    paused = [agent.name for agent in session.agents() if agent.status == "paused"]
+    if paused:
+        names = escape(", ".join(paused))
+        console.print(
+            f"[yellow]waiting[/]: {names} paused; resume from the web app or with "
+            "`loomkin agent resume NAME`, or stop with Ctrl-C"
+        )
+    await session.wait_finished()
 
 
 async def _print_events(session: Session, after: int) -> None:

@@ -275,7 +275,9 @@ class HostedSession:
         beat = self._beat
         assert beat is not None
         notify = asyncio.create_task(self._notify(session), name=f"notify:{self.session_id}")
-        idle = asyncio.create_task(session.wait_idle(), name=f"idle:{self.session_id}")
+        # Done once nothing is left, paused agents included: a paused agent is resumed by a
+        # control sent to this host, which a session marked done would no longer take.
+        idle = asyncio.create_task(session.wait_finished(), name=f"idle:{self.session_id}")
         asks = asyncio.create_task(
             answer_user_questions(session, self._forward_question), name=f"ask:{self.session_id}"
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from loomkin.coordination import WRITE_TOOLS
 from loomkin.core.events import (
     AgentPlaced,
+    AgentStatusChanged,
     BudgetsChanged,
     ControlApplied,
     ControlRequested,
@@ -146,6 +147,37 @@ class Session(CoordinationCommands):
                 # A question to the user ends with an answer or at its deadline; either one
                 # reaches the asker as a message and may set it working again.
                 await runtime.questions.wait_user_questions()
+
+    async def wait_finished(self) -> None:
+        """Wait until the session has nothing left to do, paused agents included.
+
+        As :meth:`wait_idle`, and then as long as an agent is paused: a paused agent still
+        has its loop to finish, which a resume (the web app, ``loomkin agent resume``, a
+        cluster control, :meth:`resume`) starts again and a cancel ends. What a run in front
+        of a web app or on a cluster waits for; a terminal run, which nobody can resume an
+        agent of, waits with :meth:`wait_idle`.
+
+        Raises:
+            ProjectionFailed: the runtime stopped because a projection failed.
+            StaleEpoch: another process took the session over; its agents stopped here.
+        """
+        while True:
+            await self.wait_idle()
+            if not self._paused():
+                return
+            async with self.events(after=None) as live:
+                if not self._paused():
+                    continue  # resumed (or cancelled) before the subscription began
+                async for recorded in live:
+                    event = recorded.event
+                    if isinstance(event, AgentStatusChanged) and event.previous == "paused":
+                        break
+                else:
+                    self._raise_if_halted()
+                    return  # the log closed (the runtime stopped): nothing will resume them
+
+    def _paused(self) -> bool:
+        return any(agent.status == "paused" for agent in self.agents())
 
     def _raise_if_halted(self) -> None:
         failure = self._log.halted or self._leases.lost(self.session_id)
