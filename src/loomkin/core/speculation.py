@@ -29,10 +29,11 @@ How this works and why:
   placed whose whole stake, with the whole stakes of the unconfirmed bets running and the
   waste so far, exceeds ``stake_share`` of the known work plus the work done ahead on
   guesses that held; ``budget_share`` more opens once a hit rate below ``min_p`` has become
-  unlikely (``stake_doubt``) on all the session's guesses pooled — three holds out of three
-  from the flat prior, not one or two, which a hit rate of 0.2 gives by chance in 20 % and
-  4 % of sessions. A bet too big now is placed later, once its check is near enough that
-  its stake fits (the part of its wait it can still save).
+  unlikely (``stake_doubt``) on all the session's guesses pooled — two holds in two from
+  the flat prior (P(rate < 0.5) = 1/8), not one, which a hit rate of 0.2 gives by chance
+  in 20 % of sessions (two in two: 4 %); a failure closes it again until more holds. A bet
+  too big now is placed later, once its check is near enough that its stake fits (the
+  part of its wait it can still save).
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ class SpeculationPolicy:
     """Guesses seen to hold after which the whole ``budget_share`` is open (0: at once)."""
     stake_share: float = 0.02
     """Share of the known work speculation may lose outright (whole stakes) on no evidence."""
-    stake_doubt: float = 0.1
+    stake_doubt: float = 0.13
     """Once a hit rate below ``min_p`` is no likelier than this, ``budget_share`` more opens."""
     auto: bool = False
     """Let the scheduler start speculations on idle agents (else only the tools and the API)."""

@@ -179,19 +179,21 @@ def test_a_bet_bigger_than_may_be_lost_outright_is_not_placed_after_one_lucky_ho
 def test_the_stake_limit_opens_once_a_low_hit_rate_is_unlikely_and_closes_with_waste() -> None:
     policy = SpeculationPolicy()
     rates = HitRates()
-    for _ in range(2):
-        rates.record("blocks", "coder", held=True)
-    two = stake_room_s(policy, rates, work_s=10_000.0, held_s=0.0, wasted_s=0.0, exposed_s=0.0)
-    assert math.isclose(rates.doubt(policy.min_p), 0.125)  # 2 in 2: P = 0.2 does it 4 % of the time
-    assert math.isclose(two, 200.0)
-    rates.record("other", "tester", held=True)  # pooled at full weight: three holds in three
-    three = stake_room_s(policy, rates, work_s=10_000.0, held_s=0.0, wasted_s=0.0, exposed_s=0.0)
-    assert math.isclose(rates.doubt(policy.min_p), 0.0625)
-    assert math.isclose(three, 800.0)  # stake_share + budget_share of the work
-    spent = stake_room_s(
-        policy, rates, work_s=10_000.0, held_s=100.0, wasted_s=300.0, exposed_s=250.0
-    )
-    assert math.isclose(spent, 800.0 + 100.0 - 300.0 - 250.0)
+
+    def room(held_s: float = 0.0, wasted_s: float = 0.0, exposed_s: float = 0.0) -> float:
+        return stake_room_s(
+            policy, rates, work_s=10_000.0, held_s=held_s, wasted_s=wasted_s, exposed_s=exposed_s
+        )
+
+    rates.record("blocks", "coder", held=True)
+    assert math.isclose(rates.doubt(policy.min_p), 0.25)  # one in one: P = 0.2 does it 1 in 5
+    assert math.isclose(room(), 200.0)  # stake_share of the work only
+    rates.record("other", "tester", held=True)  # pooled at full weight: two holds in two
+    assert math.isclose(rates.doubt(policy.min_p), 0.125)
+    assert math.isclose(room(), 800.0)  # stake_share + budget_share of the work
+    assert math.isclose(room(held_s=100.0, wasted_s=300.0, exposed_s=250.0), 350.0)
+    rates.record("blocks", "coder", held=False)  # two in three: it closes again
+    assert math.isclose(room(), 200.0)
 
 
 @given(
