@@ -23,6 +23,17 @@ How this works and why:
   bets, made on no evidence, are small ones, and bigger bets open up as the posterior firms
   at a useful hit rate. Failures open nothing: a policy whose guesses fail keeps to small
   bets and stops at the ``min_p`` floor.
+* **A stake limit, at face value** (:func:`stake_room_s`): the budget prices a bet at its
+  expected loss, so after one guess held by chance (the posterior at 2/3) it lets through a
+  bet three times its size, and a failed bet then loses its whole stake. So no bet is
+  placed whose whole stake, with the whole stakes of the unconfirmed bets running and the
+  waste so far, exceeds ``stake_share`` of the known work plus the work done ahead on
+  guesses that held; ``budget_share`` more opens once a hit rate below ``min_p`` has become
+  unlikely (``stake_doubt``) on all the session's guesses pooled — two holds in two from
+  the flat prior (P(rate < 0.5) = 1/8), not one, which a hit rate of 0.2 gives by chance
+  in 20 % of sessions (two in two: 4 %); a failure closes it again until more holds. A bet
+  too big now is placed later, once its check is near enough that its stake fits (the
+  part of its wait it can still save).
 """
 
 from __future__ import annotations
@@ -44,11 +55,13 @@ __all__ = [
     "SpeculationCosts",
     "SpeculationPolicy",
     "Verdict",
+    "beta_cdf",
     "budget_ramp",
     "decide",
     "handoff_payload",
     "payload_of",
     "same_value",
+    "stake_room_s",
 ]
 
 _PAIR = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(?:=|:)\s*(.+?)\s*$")
@@ -186,11 +199,57 @@ class HitRates:
         spread = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
         return min(1.0, a / (a + b) + spread)
 
+    def doubt(self, p: float) -> float:
+        """How likely a hit rate below ``p`` still is, on every pair's outcomes pooled.
+
+        The posterior probability ``P(rate < p)`` from all the session's guesses at full
+        weight: a session whose guesses held 3 times out of 3 from the flat prior leaves
+        ``p = 0.5`` at 6 %, 2 out of 2 at 12.5 %, 1 out of 1 at 25 %.
+        """
+        held = sum(c[0] for c in self.outcomes.values())
+        failed = sum(c[1] for c in self.outcomes.values())
+        return beta_cdf(p, self.alpha + held, self.beta + failed)
+
     def _shape(self, kind: str, role: str) -> tuple[float, float]:
         h, f = self.counts(kind, role)
         all_h = sum(c[0] for c in self.outcomes.values()) - h
         all_f = sum(c[1] for c in self.outcomes.values()) - f
         return self.alpha + h + self.pool * all_h, self.beta + f + self.pool * all_f
+
+
+def beta_cdf(x: float, a: float, b: float) -> float:
+    """The regularized incomplete beta function ``I_x(a, b)`` (the Beta(a, b) CDF at x)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_fraction(x, a, b) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(1.0 - x, b, a) / b
+
+
+def _beta_fraction(x: float, a: float, b: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 200):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-12:
+            break
+    return h
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,6 +271,10 @@ class SpeculationPolicy:
     """Speculations running at once, at most (fewer while little is known)."""
     ramp_holds: int = 2
     """Guesses seen to hold after which the whole ``budget_share`` is open (0: at once)."""
+    stake_share: float = 0.02
+    """Share of the known work speculation may lose outright (whole stakes) on no evidence."""
+    stake_doubt: float = 0.13
+    """Once a hit rate below ``min_p`` is no likelier than this, ``budget_share`` more opens."""
     auto: bool = False
     """Let the scheduler start speculations on idle agents (else only the tools and the API)."""
 
@@ -228,6 +291,8 @@ class SpeculationCosts:
     """Speculation budget open now (see :func:`budget_ramp`), less waste and risk so far."""
     probe: bool = False
     """A bet made to learn the hit rate, not to save time (see :func:`decide`)."""
+    stake_room_s: float | None = None
+    """Work speculation may still lose outright (None: no limit; see :func:`stake_room_s`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +308,8 @@ class Decision:
     saving_if_held_s: float = 0.0
     at_stake_s: float = 0.0
     budget_left_usd: float = 0.0
+    too_big: bool = False
+    """Worth it, but its whole stake exceeds what may be lost outright (it may fit later)."""
 
 
 def budget_ramp(policy: SpeculationPolicy, held: int) -> float:
@@ -250,6 +317,30 @@ def budget_ramp(policy: SpeculationPolicy, held: int) -> float:
     if policy.ramp_holds <= 0:
         return 1.0
     return min(1.0, (1 + max(0, held)) / (1 + policy.ramp_holds))
+
+
+def stake_room_s(
+    policy: SpeculationPolicy,
+    rates: HitRates,
+    *,
+    work_s: float,
+    held_s: float,
+    wasted_s: float,
+    exposed_s: float,
+) -> float:
+    """Work speculation may still lose outright: no bet with a larger stake is placed.
+
+    ``stake_share`` of the session's known work (``work_s``), plus the work done ahead on
+    guesses that held (``held_s``: what they earned), plus ``budget_share`` of the work once
+    a hit rate below ``min_p`` is no likelier than ``stake_doubt`` on every guess so far;
+    less the waste so far and the whole stakes of the unconfirmed bets running
+    (``exposed_s``). The bound is at face value: were every running bet to fail, the waste
+    stays within the allowance. Negative when it is already overdrawn.
+    """
+    allowance = policy.stake_share * work_s + held_s
+    if rates.doubt(policy.min_p) <= policy.stake_doubt:
+        allowance += policy.budget_share * work_s
+    return allowance - wasted_s - exposed_s
 
 
 def decide(
@@ -267,6 +358,9 @@ def decide(
     ``p_high`` (default ``p``) a hopeful one the ``min_p`` floor is checked at, so that the
     policy stops when a hit rate at the floor has become unlikely, not at the first failure.
 
+    A bet whose whole stake exceeds ``costs.stake_room_s`` (:func:`stake_room_s`) is refused
+    whatever its odds; ``too_big`` then says it may fit later, nearer its check.
+
     A **probe** (``costs.probe``) saves nothing — the task has slack — and is made only to
     learn the hit rate before bigger bets: it passes the same floor and budget checks, and
     its value (its expected waste, negative) is not required to be positive. A failed
@@ -278,7 +372,7 @@ def decide(
     risk_usd *= policy.usd_per_work_hour
     value = saving_s / 3600.0 * policy.usd_per_hour - waste_usd
 
-    def out(ok: bool, reason: str) -> Decision:
+    def out(ok: bool, reason: str, *, too_big: bool = False) -> Decision:
         return Decision(
             speculate=ok,
             p_hold=p,
@@ -289,6 +383,7 @@ def decide(
             saving_if_held_s=costs.saving_s,
             at_stake_s=costs.work_s,
             budget_left_usd=costs.budget_left_usd,
+            too_big=too_big,
         )
 
     if not policy.enabled:
@@ -300,6 +395,13 @@ def decide(
         )
     if costs.saving_s <= 0 and not costs.probe:
         return out(False, "the task has slack: starting it early would not end the work sooner")
+    if costs.stake_room_s is not None and costs.work_s > costs.stake_room_s:
+        return out(
+            False,
+            f"the whole stake ({costs.work_s:.0f} s of work) exceeds what speculation may "
+            f"still lose outright ({max(0.0, costs.stake_room_s):.0f} s)",
+            too_big=costs.saving_s > 0,
+        )
     if risk_usd > costs.budget_left_usd:
         return out(False, "the speculation budget has no room for the expected waste")
     if costs.probe:

@@ -359,6 +359,8 @@ class SpeculationSection(_Section):
     budget_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.06
     max_active: Annotated[int, Strict(), Field(ge=0, le=64)] = 4
     ramp_holds: Annotated[int, Strict(), Field(ge=0, le=1000)] = 2
+    stake_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
+    stake_doubt: Annotated[float, Field(ge=0.0, le=1.0)] = 0.13
     auto: Annotated[bool, Strict()] = False
 
 

@@ -454,6 +454,8 @@ class Loomkin:
             scheduler=self._scheduler,
             leases=self._leases,
         )
+        # A bet too big to place now may fit later, when no event would plan again.
+        runtime.coordination.speculation.wake = self._scheduler.kick
         self._runtimes[session_id] = runtime
         self._sessions[session_id] = session
         return session

@@ -71,3 +71,15 @@ def test_a_bet_on_streamed_output_is_checked_at_the_first_chunk() -> None:
     right = run_speculation(pipeline, agents=16, hit_rate=1.0, seed=0)
     assert right.speculations_held > 0
     assert right.speculations_failed == 0
+
+
+def test_a_probe_that_held_by_chance_does_not_open_a_bet_that_wastes_past_the_goal() -> None:
+    # flask, 4 agents, P = 0.2, seed 0: the probe on flask.views holds by chance, then the
+    # final integrate (8 % of the work) fails. Placed at once on the posterior mean it
+    # wasted 0.075 of all work; under the stake limit it waits until its stake fits.
+    result = run_speculation(load_workload("flask"), agents=4, hit_rate=0.2, seed=0)
+    assert result.tasks_completed == result.tasks_total
+    assert result.speculations_held >= 1  # the lucky probe
+    assert result.speculations_failed >= 1  # integrate still bet, smaller
+    assert result.waste_fraction <= 0.05
+    assert result.makespan_s <= 1.03 * result.baseline_makespan_s

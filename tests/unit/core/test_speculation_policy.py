@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,10 +11,12 @@ from loomkin.core.speculation import (
     HitRates,
     SpeculationCosts,
     SpeculationPolicy,
+    beta_cdf,
     budget_ramp,
     decide,
     handoff_payload,
     same_value,
+    stake_room_s,
 )
 
 
@@ -149,3 +153,55 @@ def test_a_probe_takes_a_task_with_slack_within_the_budget_and_above_the_floor()
     poor = SpeculationCosts(saving_s=0.0, work_s=100.0, budget_left_usd=0.0, probe=True)
     assert "budget" in decide(policy, 0.5, poor).reason
     assert "floor" in decide(policy, 0.2, probe, p_high=0.3).reason
+
+
+def test_a_bet_bigger_than_may_be_lost_outright_is_not_placed_after_one_lucky_hold() -> None:
+    # flask, 4 agents, P = 0.2: a probe of 2 % of the work held by chance; the budget, priced
+    # at the posterior mean (2/3), then had room for the final integrate (8 % of the work),
+    # whose guess failed: 0.075 of all work wasted. At face value it does not fit.
+    policy = SpeculationPolicy()
+    work = 10_000.0
+    rates = HitRates()
+    rates.record("blocks", "coder", held=True)
+    room = stake_room_s(policy, rates, work_s=work, held_s=200.0, wasted_s=0.0, exposed_s=0.0)
+    assert math.isclose(room, 400.0)  # 2 % of the work, plus the 200 s the lucky probe did ahead
+    big = SpeculationCosts(saving_s=400.0, work_s=800.0, budget_left_usd=1.0, stake_room_s=room)
+    p = rates.mean("blocks", "coder")
+    assert (1 - p) * 800.0 / 3600.0 * policy.usd_per_work_hour < 1.0  # the budget would allow it
+    refused = decide(policy, p, big)
+    assert not refused.speculate
+    assert refused.too_big  # worth it: it may fit later, nearer its check
+    assert "outright" in refused.reason
+    small = SpeculationCosts(saving_s=400.0, work_s=300.0, budget_left_usd=1.0, stake_room_s=room)
+    assert decide(policy, p, small).speculate
+
+
+def test_the_stake_limit_opens_once_a_low_hit_rate_is_unlikely_and_closes_with_waste() -> None:
+    policy = SpeculationPolicy()
+    rates = HitRates()
+
+    def room(held_s: float = 0.0, wasted_s: float = 0.0, exposed_s: float = 0.0) -> float:
+        return stake_room_s(
+            policy, rates, work_s=10_000.0, held_s=held_s, wasted_s=wasted_s, exposed_s=exposed_s
+        )
+
+    rates.record("blocks", "coder", held=True)
+    assert math.isclose(rates.doubt(policy.min_p), 0.25)  # one in one: P = 0.2 does it 1 in 5
+    assert math.isclose(room(), 200.0)  # stake_share of the work only
+    rates.record("other", "tester", held=True)  # pooled at full weight: two holds in two
+    assert math.isclose(rates.doubt(policy.min_p), 0.125)
+    assert math.isclose(room(), 800.0)  # stake_share + budget_share of the work
+    assert math.isclose(room(held_s=100.0, wasted_s=300.0, exposed_s=250.0), 350.0)
+    rates.record("blocks", "coder", held=False)  # two in three: it closes again
+    assert math.isclose(room(), 200.0)
+
+
+@given(
+    st.floats(0.0, 1.0),
+    st.floats(0.1, 30.0),
+    st.floats(0.1, 30.0),
+)
+def test_the_beta_cdf_matches_its_closed_forms(x: float, a: float, b: float) -> None:
+    assert math.isclose(beta_cdf(x, a, 1.0), x**a, abs_tol=1e-9)
+    assert math.isclose(beta_cdf(x, 1.0, b), 1.0 - (1.0 - x) ** b, abs_tol=1e-9)
+    assert math.isclose(beta_cdf(x, a, b), 1.0 - beta_cdf(1.0 - x, b, a), abs_tol=1e-9)

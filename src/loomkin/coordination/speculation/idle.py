@@ -20,6 +20,9 @@ Run by the scheduler after each planning round (``[speculation] auto = true``):
 * **Ramp.** While little is known, few speculations run at once: at most ``2 + 2 × held``
   unconfirmed ones, capped by ``max_active``; the budget ramps too (see
   :func:`loomkin.core.speculation.budget_ramp`), and below the ``min_p`` floor nothing starts.
+* **Stake limit.** A bet whose whole stake does not fit what may be lost outright
+  (:func:`loomkin.core.speculation.stake_room_s`) waits: the service is asked to plan
+  again when, its check nearer, the stake fits.
 * **One decision event per change of mind.** A refusal is recorded once per task and state of
   knowledge, not at every planning round.
 """
@@ -60,6 +63,8 @@ class SpeculationHost(Protocol):
     def state(self) -> SpeculationState: ...
 
     def forecast(self, *, start_now: TaskId | None = None) -> Forecast: ...
+    def stake_room_s(self, base: Forecast) -> float: ...
+    def wake_at(self, at: float) -> None: ...
     def decision_for(
         self,
         task_id: TaskId,
@@ -160,6 +165,8 @@ class IdlePolicy:
             kind = waits[0].kind if waits[0].milestone is None else f"{waits[0].kind}@milestone"
             role = view.role or member.role
             decision = spec.decision_for(view.task_id, kind, role, base=base)
+            if decision.too_big:
+                self._wake_when_it_fits(view.task_id, base)
             if not decision.speculate:
                 if decision.saving_if_held_s <= 0:
                     slack.append((decision.at_stake_s, member, view, kind, role))
@@ -176,6 +183,19 @@ class IdlePolicy:
             return None
         self._declined_now = [d for d in self._declined_now if d[0] != view.task_id]
         return member, view, True
+
+    def _wake_when_it_fits(self, task_id: TaskId, base: Forecast) -> None:
+        """Plan again when a bet refused as too big would fit (the stake limit).
+
+        Its stake is its work up to its check, so it shrinks as the check nears: started
+        once it fits, it still saves that part of its wait. No event may come to plan again
+        by then (near a session's end, few do), so the service sets a timer.
+        """
+        spec = self.speculation
+        room = spec.stake_room_s(base)
+        at = base.ready_at.get(task_id, base.now) - room
+        if room > 0 and at > base.now:
+            spec.wake_at(at)
 
     def _may_probe(self) -> bool:
         """Probe only while learning: fewer holds than open the whole budget, none running.

@@ -54,6 +54,7 @@ from loomkin.core.speculation import (
     budget_ramp,
     decide,
 )
+from loomkin.core.speculation import stake_room_s as _stake_room_s
 from loomkin.errors import NotFound, UserError
 from loomkin.ids import TaskId, new_id
 from loomkin.tasks.service import WorkerRef
@@ -102,6 +103,9 @@ class Speculation:
         self._busy = 0
         self._settled = asyncio.Event()
         self._settled.set()
+        self.wake: Callable[[], None] | None = None
+        """Asks for a planning round (the scheduler's kick), set by the runtime."""
+        self._wake_at: float | None = None
 
     def use_workspaces(self, workspaces: Workspaces) -> None:
         """Replace where workspaces are made (a benchmark's virtual ones, say)."""
@@ -176,13 +180,7 @@ class Speculation:
         if self.budget_usd is not None:
             cap = policy.budget_share * self.budget_usd
         else:
-            board = self.ctx.tasks.board
-            work = sum(
-                v.work_s or _DEFAULT_WORK_S
-                for v in board.tasks()
-                if v.session_id == self.ctx.session_id
-            )
-            cap = policy.budget_share * work * rate
+            cap = policy.budget_share * self._session_work_s() * rate
         cap *= ramp
         spent = max(self.state.wasted_usd, self.state.wasted_s * rate)
         return max(0.0, cap - spent - self._at_risk_usd())
@@ -422,6 +420,7 @@ class Speculation:
             work_s=min(work, max(0.0, check - base.now)),
             budget_left_usd=self.budget_left_usd(),
             probe=probe,
+            stake_room_s=self.stake_room_s(base),
         )
         rates = self.state.rates
         return decide(
@@ -430,6 +429,59 @@ class Speculation:
             costs,
             p_high=rates.hopeful(kind, role),
         )
+
+    def stake_room_s(self, base: Forecast) -> float:
+        """What may still be lost outright (:func:`~loomkin.core.speculation.stake_room_s`), now.
+
+        A running bet not yet confirmed stakes the work it does until its check: until
+        it finished tentatively, or until its check as forecast now (never less than the
+        work it already did, never more than its task's work).
+        """
+        exposed = 0.0
+        for spec in self.state.active.values():
+            if spec.all_held():
+                continue
+            tid = spec.started.task_id
+            end = spec.tentative_at
+            if end is None:
+                end = max(base.now, base.ready_at.get(tid, base.now))
+                end = min(end, spec.started_at + self._work_of(tid))
+            exposed += max(0.0, end - spec.started_at)
+        return _stake_room_s(
+            self.policy,
+            self.state.rates,
+            work_s=self._session_work_s(),
+            held_s=self.state.held_s,
+            wasted_s=self.state.wasted_s,
+            exposed_s=exposed,
+        )
+
+    def _session_work_s(self) -> float:
+        board = self.ctx.tasks.board
+        return sum(
+            v.work_s or _DEFAULT_WORK_S
+            for v in board.tasks()
+            if v.session_id == self.ctx.session_id
+        )
+
+    def wake_at(self, at: float) -> None:
+        """Plan again at ``at`` (session time), when a refused bet would fit by then.
+
+        Rounds follow events; near the end of a session none may come while the stake of
+        a waiting bet shrinks to what may be lost outright. One timer, the earliest asked.
+        """
+        if self.wake is None or (self._wake_at is not None and self._wake_at <= at):
+            return
+        self._wake_at = at
+        wake = self.wake
+
+        async def sleep_then_plan() -> None:
+            await asyncio.sleep(max(0.0, at - self.ctx.clock.now()))
+            if self._wake_at == at:
+                self._wake_at = None
+                wake()
+
+        self.ctx.timers.run(f"speculation:wake:{new_id('w_')}", sleep_then_plan)
 
     def _chain_odds(self, task_id: TaskId) -> float:
         """The odds that the unconfirmed speculations ``task_id`` waits on hold (1 if none).

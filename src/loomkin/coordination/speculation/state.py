@@ -48,6 +48,8 @@ class Active:
     """Milestones reached before the assumptions were confirmed (released with them)."""
     ready_at: float | None = None
     """When the last blocker's output was checked and held (the task could start then)."""
+    guessed: bool = False
+    """A real guess (an assumption checked against a blocker's output) held."""
     tokens: int = 0
     usd: float = 0.0
     calls: int = 0
@@ -89,6 +91,8 @@ class SpeculationState:
         self.judge_usd = 0.0
         self.saved_s = 0.0
         """Time merged speculations ran ahead of their blockers (what speculation gained)."""
+        self.held_s = 0.0
+        """Work done ahead on guesses that all held, up to their last check (what they earned)."""
         self.counts = {"started": 0, "held": 0, "failed": 0, "merged": 0, "discarded": 0}
         self.milestone_notes: dict[tuple[TaskId, str], str] = {}
         self.replay_notes: dict[TaskId, str] = {}
@@ -125,8 +129,13 @@ class SpeculationState:
             self.rates.record(spec.started.dep_kind, spec.started.role, held=event.held)
         self.counts["held" if event.held else "failed"] += 1
         if event.held:
+            was_held = spec.all_held()
             spec.held.add(event.on_task)
             spec.ready_at = at
+            spec.guessed = spec.guessed or bool(event.verdicts)
+            if spec.all_held() and not was_held and spec.guessed:
+                ahead = at if spec.tentative_at is None else min(at, spec.tentative_at)
+                self.held_s += max(0.0, ahead - spec.started_at)
         else:
             self.guessed_wrong.add(event.task_id)
 
