@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from loomkin.cli.common import console, run_command, shown
 from loomkin.cli.questions import answer_cluster_questions_here
+from loomkin.cli.sessions import report_failures
 from loomkin.errors import UserError
 
 if TYPE_CHECKING:
@@ -321,7 +322,7 @@ async def run_on_cluster(
         placement = await client.placement(session_id)
         console.print(f"hosted by {escape(' → '.join(placement.hosts))}")
         await _print_summary(watcher, session_id, project)
-    return 0
+        return report_failures(await watcher.history(session_id))
 
 
 async def _ask(ask: dict[str, str]) -> PermissionDecision:

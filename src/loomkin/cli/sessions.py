@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from loomkin.cli.common import console, shown
 from loomkin.cli.control import remove_server_info, write_server_info
+from loomkin.cli.outcome import failed_agents
 from loomkin.errors import UserError
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from loomkin.api import ClusterView, LaunchPolicy
+    from loomkin.core.events import RecordedEvent
     from loomkin.core.records import PermissionDecision
     from loomkin.service import Loomkin, PendingPermission, PermissionResponder, Session
 
@@ -45,6 +47,7 @@ __all__ = [
     "otlp_option",
     "print_summary",
     "project_dir",
+    "report_failures",
     "resume_configured",
     "take_over_option",
     "tracing",
@@ -254,7 +257,7 @@ async def drive(
         with contextlib.suppress(asyncio.CancelledError):
             await printer
     await print_summary(session)
-    return 0
+    return report_failures(await session.history(after=after))
 
 
 async def _wait_finished(session: Session) -> None:
@@ -278,6 +281,14 @@ async def _print_events(session: Session, after: int) -> None:
             line = describe(recorded.event, session)
             if line is not None:
                 console.print(line)
+
+
+def report_failures(history: list[RecordedEvent]) -> int:
+    """Print the agents whose work ended in an error; the run's exit status (0 or 1)."""
+    failed = failed_agents(r.event for r in history)
+    for name, why in failed:
+        console.print(f"[red]failed[/] {escape(name)}: {escape(why)}")
+    return 1 if failed else 0
 
 
 async def print_summary(session: Session) -> None:
