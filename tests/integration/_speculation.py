@@ -7,11 +7,11 @@ up the same project and tasks; only the parts the agents play differ.
 
 from __future__ import annotations
 
-import subprocess
 from typing import TYPE_CHECKING
 
 from loomkin.agents import SessionSettings
 from loomkin.core.events import TaskStatusChanged
+from loomkin.testing.repos import git, git_repo
 from loomkin.tools.permissions import PermissionPolicy
 
 if TYPE_CHECKING:
@@ -39,28 +39,10 @@ SIGNATURE = "def parse(text: str) -> Ast"
 CLIENT = "from api import parse\n\nresult = parse('x')\n"
 
 
-def git(root: Path, *args: str) -> str:
-    """Run git in ``root`` (as a throwaway identity) and return what it printed."""
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
-
-
 def git_project(root: Path) -> Path:
     """A committed git repository at ``root``: a README and a placeholder ``api.py``."""
-    root.mkdir()
-    (root / "README.md").write_text("demo\n")
-    (root / "api.py").write_text("# the interface goes here\n")
-    (root / ".gitignore").write_text(".loomkin/\n")
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "start")
-    return root
+    files = {"README.md": "demo\n", "api.py": "# the interface goes here\n"}
+    return git_repo(root, {**files, ".gitignore": ".loomkin/\n"})
 
 
 async def open_pipeline(

@@ -134,6 +134,12 @@ def test_no_request_makes_a_500(fuzzed: FuzzedApp) -> None:
     assert len(operations) >= 12
     for operation in operations:
         for mode in GenerationMode:
+            negative = mode is GenerationMode.NEGATIVE
+            if negative and _nothing_to_make_invalid(operation.definition.raw):
+                # Hypothesis would try hundreds of draws before calling this Unsatisfiable:
+                # about 45 s for the 20 such operations, whatever EXAMPLES is.
+                TALLY["operations without invalid input"] += 1
+                continue
             try:
                 _fuzz(fuzzed, operation.as_strategy(generation_mode=mode))
             except Unsatisfiable:
@@ -142,6 +148,21 @@ def test_no_request_makes_a_500(fuzzed: FuzzedApp) -> None:
                 TALLY["operations without invalid input"] += 1
     assert TALLY["500s"] == 0
     assert TALLY["cases"] >= len(operations) * EXAMPLES
+
+
+PLAIN = {"type": "string"}
+
+
+def _nothing_to_make_invalid(definition: dict[str, Any]) -> bool:
+    """No body and only plain-string parameters: every request of the operation is valid.
+
+    (An id that names nothing is a 404 of a valid request, which the positive mode makes.)
+    """
+    if "requestBody" in definition:
+        return False
+    notes = ("title", "description")
+    schemas = [p.get("schema", {}) for p in definition.get("parameters", [])]
+    return all({k: v for k, v in s.items() if k not in notes} == PLAIN for s in schemas)
 
 
 def _fuzz(fuzzed: FuzzedApp, cases: SearchStrategy[Any]) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from typing import TYPE_CHECKING
 
 from loomkin.coordination.speculation import Workspaces
+from loomkin.testing.repos import git_repo
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -53,33 +53,12 @@ def test_overlay_merges_only_its_own_changes_and_refuses_a_moved_shared_file(
     asyncio.run(run())
 
 
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return done.stdout
-
-
-def _repo(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir()
-    _git(root, "init", "-q")
-    for rel, text in files.items():
-        (root / rel).write_text(text)
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "start")
-    return root
-
-
 LINES = "".join(f"line {n}\n" for n in range(1, 21))
 
 
 def test_git_merge_keeps_both_sides_edits_to_different_lines_of_one_file(tmp_path: Path) -> None:
     async def run() -> None:
-        repo = _repo(tmp_path / "p", {"m.py": LINES, "old.py": "old\n"})
+        repo = git_repo(tmp_path / "p", {"m.py": LINES, "old.py": "old\n"})
         spaces = Workspaces(repo)
         ws = await spaces.create("t1")
         assert ws.kind == "git"
@@ -107,7 +86,7 @@ def test_git_merge_keeps_both_sides_edits_to_different_lines_of_one_file(tmp_pat
 
 def test_git_merge_of_overlapping_edits_is_a_conflict_and_applies_nothing(tmp_path: Path) -> None:
     async def run() -> None:
-        repo = _repo(tmp_path / "p", {"m.py": LINES, "clean.py": "a = 1\n"})
+        repo = git_repo(tmp_path / "p", {"m.py": LINES, "clean.py": "a = 1\n"})
         spaces = Workspaces(repo)
         ws = await spaces.create("t1")
         (ws.path / "m.py").write_text(LINES.replace("line 5\n", "line 5 (speculation)\n"))
@@ -130,7 +109,7 @@ def test_git_merge_of_overlapping_edits_is_a_conflict_and_applies_nothing(tmp_pa
 
 def test_git_merge_of_the_same_edit_on_both_sides_is_no_conflict(tmp_path: Path) -> None:
     async def run() -> None:
-        repo = _repo(tmp_path / "p", {"m.py": LINES})
+        repo = git_repo(tmp_path / "p", {"m.py": LINES})
         spaces = Workspaces(repo)
         ws = await spaces.create("t1")
         same = LINES.replace("line 7\n", "line 7 (both)\n")
