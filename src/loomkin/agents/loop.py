@@ -38,6 +38,7 @@ from loomkin.agents.execution import execute_tool
 from loomkin.agents.inbox import has_input, ingest_messages
 from loomkin.agents.memory import COMPLETION_NUDGE
 from loomkin.agents.modelcall import call_model as one_model_call
+from loomkin.agents.modelcall import close_interrupted, drop_interrupted
 from loomkin.agents.notices import COMPLETION_NUDGE_TEXT, EMPTY_ANSWER_NUDGE
 from loomkin.agents.rerun import next_attempt
 from loomkin.core.chat import AssistantMessage, ChatMessage, ToolCall, UserMessage
@@ -79,6 +80,11 @@ def next_step(transcript: list[ChatMessage], unanswered: list[ToolCall]) -> Step
 
 async def run_loop(agent: Agent) -> LoopOutcome:
     """Run the agent's loop until a final answer, a pause, a cancel or the iteration limit."""
+    # A model call the process stopped in ends first (the feed shows it retried, not running
+    # for ever), even if a pause waiting on the lane holds its retry back.
+    failed = await close_interrupted(agent)
+    if failed is not None:
+        return LoopOutcome(outcome="error", text=f"The model call failed: {failed.error}")
     while True:
         memory = agent.memory
         step = next_step(memory.transcript, memory.unanswered_calls())
@@ -118,6 +124,7 @@ async def apply_directive(agent: Agent, directive: Directive, where: Checkpoint)
     if directive.action == "pause":
         await agent.enter_paused(directive.command, where, reason=directive.reason)
         return LoopOutcome(outcome="paused", text=reason)
+    await drop_interrupted(agent, reason)
     await agent.apply_cancel(directive.command, where)
     return LoopOutcome(outcome="cancelled", text=reason)
 
@@ -144,17 +151,14 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
     stop = await checkpoint(agent, "before_model")
     if stop is not None:
         return stop
-    if await wait_for_brief(agent):  # the Concierge plans once the Orienter briefed it
-        stop = await checkpoint(agent, "before_model")
+    # A call a restart cut off is made again as it was (the same request, the same
+    # iteration): input that arrived meanwhile waits for the next call, as it would have.
+    retrying = agent.memory.open_model_call is not None
+    if not retrying:
+        stop = await _gather_input(agent)
         if stop is not None:
             return stop
-    await ingest_messages(agent)
-    await apply_steers(agent)
-    if not agent.memory.transcript:
-        # Woken by messages that turned out to need nothing (an assignment withdrawn before
-        # it was read): there is nothing to answer, and no provider takes an empty request.
-        return LoopOutcome(outcome="final")
-    if agent.memory.iteration >= agent.max_iterations:
+    if agent.memory.iterations_done() >= agent.max_iterations:
         text = (
             f"Stopped after reaching the iteration limit ({agent.max_iterations} model calls) "
             "without a final answer."
@@ -165,12 +169,27 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
     if breach is not None:
         await agent.enter_budget_pause(breach)
         return LoopOutcome(outcome="budget", text=breach.description)
-    if await compact_if_needed(agent):
+    if not retrying and await compact_if_needed(agent):
         # Compaction is a step like any other: a pause or cancel asked meanwhile lands here.
         stop = await checkpoint(agent, "before_model")
         if stop is not None:
             return stop
     return await call_model(agent)
+
+
+async def _gather_input(agent: Agent) -> LoopOutcome | None:
+    """Fold the brief, waiting messages and steering into the transcript before a call."""
+    if await wait_for_brief(agent):  # the Concierge plans once the Orienter briefed it
+        stop = await checkpoint(agent, "before_model")
+        if stop is not None:
+            return stop
+    await ingest_messages(agent)
+    await apply_steers(agent)
+    if not agent.memory.transcript:
+        # Woken by messages that turned out to need nothing (an assignment withdrawn before
+        # it was read): there is nothing to answer, and no provider takes an empty request.
+        return LoopOutcome(outcome="final")
+    return None
 
 
 async def call_model(agent: Agent) -> LoopOutcome | None:
