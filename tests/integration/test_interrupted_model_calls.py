@@ -21,6 +21,7 @@ from loomkin.core.events import (
     TranscriptAppended,
 )
 from loomkin.ids import AgentId, SessionId
+from loomkin.llm.retry import RetryPolicy
 from loomkin.service import Loomkin
 from loomkin.testing.internals import event_log
 from loomkin.testing.models import Reply, ScriptedModel, Stall
@@ -53,7 +54,11 @@ async def wait_call_started(session: Session) -> ModelCallStarted:
 
 
 async def killed_mid_call(
-    tmp_path: Path, settings: SessionSettings, *, extra: Sequence[str] = ()
+    tmp_path: Path,
+    settings: SessionSettings,
+    *,
+    extra: Sequence[str] = (),
+    pause: bool = False,
 ) -> tuple[str, str, ModelCallStarted]:
     """Start a session whose worker's model call never answers, and stop the process in it."""
     project = tmp_path / "project"
@@ -68,6 +73,8 @@ async def killed_mid_call(
         worker = await session.spawn_agent("worker", "coder")
         await session.send("say hello", to="worker")
         started = await wait_call_started(session)
+        if pause:  # asked at the boundary: it waits for the call to end, which it never does
+            await session.pause("worker", mode="at_boundary")
         for text in extra:  # what the transcript gained after the call began
             message = message_to_json(UserMessage(source="system", text=text))
             await event_log(lk).append(
@@ -104,9 +111,15 @@ def ends_of(events: list[Event], call_id: str) -> list[Event]:
     ]
 
 
-async def resume(url: str, session_id: str, model: Model) -> list[Event]:
+async def resume(
+    url: str, session_id: str, model: Model, settings: SessionSettings | None = None
+) -> list[Event]:
     async with await Loomkin.open(url) as lk:
-        session = await lk.resume_session(session_id, model_factory=only(model))  # type: ignore[arg-type]
+        session = await lk.resume_session(
+            session_id,
+            model_factory=only(model),  # type: ignore[arg-type]
+            settings=settings,
+        )
         await lk.wait_idle()
         return [r.event for r in await session.history()]
 
@@ -144,10 +157,12 @@ async def test_the_interrupted_call_does_not_count_twice_against_max_iterations(
 ) -> None:
     settings = SessionSettings(bootstrap_orienter=False, max_iterations=1)
     url, session_id, started = await killed_mid_call(tmp_path, settings)
-    events = await resume(url, session_id, ScriptedModel([Reply(text="hello")]))
+    events = await resume(url, session_id, ScriptedModel([Reply(text="hello")]), settings)
 
-    assert open_calls(events) == []
+    # Not "max_iterations": the retried call is the iteration the interrupted one was.
     assert [e.outcome for e in events if isinstance(e, LoopFinished)] == ["final"]
+    assert [e.iteration for e in events if isinstance(e, ModelCallStarted)] == [1]
+    assert open_calls(events) == []
     assert isinstance(ends_of(events, started.call_id)[-1], ModelCallCompleted)
 
 
@@ -174,3 +189,66 @@ async def test_a_call_whose_request_changed_ends_and_a_new_call_of_the_same_iter
     assert model.requests[0].messages[-1] == UserMessage(
         source="system", text="(read after the call began)"
     )
+
+
+async def test_a_pause_waiting_at_the_kill_holds_the_retry_back_until_resumed(
+    tmp_path: Path,
+) -> None:
+    url, session_id, started = await killed_mid_call(
+        tmp_path, SessionSettings(bootstrap_orienter=False), pause=True
+    )
+    model = ScriptedModel([Reply(text="hello")])
+    async with await Loomkin.open(url) as lk:
+        session = await lk.resume_session(session_id, model_factory=only(model))  # type: ignore[arg-type]
+        await lk.wait_idle()
+        assert session.agent("worker").status == "paused"
+        assert model.requests == []
+        # Paused, the call shows as failed and to be retried, not as running.
+        (retry,) = ends_of([r.event for r in await session.history()], started.call_id)
+        assert isinstance(retry, ModelCallFailed)
+        assert (retry.error, retry.will_retry) == (INTERRUPTED, True)
+        await session.resume("worker")
+        await lk.wait_idle()
+        events = [r.event for r in await session.history()]
+    assert open_calls(events) == []
+    assert len([e for e in events if isinstance(e, ModelCallStarted)]) == 1
+    retry, completed = ends_of(events, started.call_id)
+    assert isinstance(completed, ModelCallCompleted)
+    assert [e.outcome for e in events if isinstance(e, LoopFinished)] == ["final"]
+
+
+async def test_a_cancel_before_the_retry_ends_the_interrupted_call(tmp_path: Path) -> None:
+    url, session_id, started = await killed_mid_call(
+        tmp_path, SessionSettings(bootstrap_orienter=False), pause=True
+    )
+    model = ScriptedModel([Reply(text="hello")])
+    async with await Loomkin.open(url) as lk:
+        session = await lk.resume_session(session_id, model_factory=only(model))  # type: ignore[arg-type]
+        await lk.wait_idle()
+        await session.cancel("worker")
+        await lk.wait_idle()
+        events = [r.event for r in await session.history()]
+    assert model.requests == []
+    assert open_calls(events) == []
+    retry, dropped = ends_of(events, started.call_id)
+    assert isinstance(retry, ModelCallFailed)
+    assert retry.will_retry
+    assert isinstance(dropped, ModelCallFailed)
+    assert not dropped.will_retry
+    assert dropped.error == f"{INTERRUPTED}; cancelled by user"
+
+
+async def test_a_call_interrupted_once_too_often_fails_instead_of_retrying(
+    tmp_path: Path,
+) -> None:
+    settings = SessionSettings(bootstrap_orienter=False, model_retry=RetryPolicy(max_retries=0))
+    url, session_id, started = await killed_mid_call(tmp_path, settings)
+    model = ScriptedModel([Reply(text="hello")])
+    events = await resume(url, session_id, model, settings)
+
+    assert model.requests == []
+    assert open_calls(events) == []
+    (failed,) = ends_of(events, started.call_id)
+    assert isinstance(failed, ModelCallFailed)
+    assert (failed.error, failed.attempt, failed.will_retry) == (INTERRUPTED, 1, False)
+    assert [e.outcome for e in events if isinstance(e, LoopFinished)] == ["error"]

@@ -38,7 +38,6 @@ from loomkin.agents.execution import execute_tool
 from loomkin.agents.inbox import has_input, ingest_messages
 from loomkin.agents.memory import COMPLETION_NUDGE
 from loomkin.agents.modelcall import call_model as one_model_call
-from loomkin.agents.modelcall import close_interrupted, drop_interrupted
 from loomkin.agents.notices import COMPLETION_NUDGE_TEXT, EMPTY_ANSWER_NUDGE
 from loomkin.agents.rerun import next_attempt
 from loomkin.core.chat import AssistantMessage, ChatMessage, ToolCall, UserMessage
@@ -80,11 +79,6 @@ def next_step(transcript: list[ChatMessage], unanswered: list[ToolCall]) -> Step
 
 async def run_loop(agent: Agent) -> LoopOutcome:
     """Run the agent's loop until a final answer, a pause, a cancel or the iteration limit."""
-    # A model call the process stopped in ends first (the feed shows it retried, not running
-    # for ever), even if a pause waiting on the lane holds its retry back.
-    failed = await close_interrupted(agent)
-    if failed is not None:
-        return LoopOutcome(outcome="error", text=f"The model call failed: {failed.error}")
     while True:
         memory = agent.memory
         step = next_step(memory.transcript, memory.unanswered_calls())
@@ -124,7 +118,6 @@ async def apply_directive(agent: Agent, directive: Directive, where: Checkpoint)
     if directive.action == "pause":
         await agent.enter_paused(directive.command, where, reason=directive.reason)
         return LoopOutcome(outcome="paused", text=reason)
-    await drop_interrupted(agent, reason)
     await agent.apply_cancel(directive.command, where)
     return LoopOutcome(outcome="cancelled", text=reason)
 

@@ -55,10 +55,11 @@ from loomkin.core.events import (
     TranscriptAppended,
 )
 from loomkin.core.records import AgentStatus
-from loomkin.ids import CallId, TaskId
+from loomkin.ids import AgentId, CallId, SessionId, TaskId
 
 __all__ = [
     "COMPLETION_NUDGE",
+    "INTERRUPTED",
     "AgentMemory",
     "AgentSnapshot",
     "OpenModelCall",
@@ -93,6 +94,10 @@ class PendingPermission:
     target: str
 
 
+INTERRUPTED = "interrupted: the process stopped during the call"
+"""The error of a model call's attempt that a restart cut off."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenModelCall:
     """A model call journaled as started that has not ended yet.
@@ -111,6 +116,17 @@ class OpenModelCall:
     """Failed attempts journaled so far."""
     attempt_running: bool = True
     """False once the last attempt was journaled as failed (a retry was still to come)."""
+
+    def dropped(self, session_id: SessionId, agent_id: AgentId, why: str) -> ModelCallFailed:
+        """The event that ends this call without another attempt, saying ``why``."""
+        return ModelCallFailed(
+            session_id=session_id,
+            agent_id=agent_id,
+            call_id=self.call_id,
+            error=f"{INTERRUPTED}; {why}",
+            attempt=max(self.failures, 1),
+            will_retry=False,
+        )
 
 
 @dataclass(slots=True, kw_only=True)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.control import Directive
+from loomkin.agents.memory import INTERRUPTED
 from loomkin.agents.streampump import StreamDone, StreamFailed, StreamPump
 from loomkin.core.chat import AssistantMessage, ChatMessage, SystemMessage, ToolCall
 from loomkin.core.events import ModelCallCompleted, ModelCallFailed, ModelCallStarted
@@ -65,11 +66,7 @@ __all__ = [
     "build_request",
     "call_model",
     "close_interrupted",
-    "drop_interrupted",
 ]
-
-INTERRUPTED = "interrupted: the process stopped during the call"
-"""The error of a model call's attempt that a restart cut off."""
 
 INVALID_TOOL_NAME = "invalid_tool_name"
 """Stands in the transcript for a tool name no provider would accept back (the provider's
@@ -162,33 +159,10 @@ async def _open_call(agent: Agent, request: ModelRequest) -> tuple[CallId, int]:
         return call_id, 0
     # The request changed since the interrupted call started: that call ends here, and a new
     # one (of the same iteration) carries the new request.
-    abandoned = ModelCallFailed(
-        session_id=agent.session_id,
-        agent_id=agent.agent_id,
-        call_id=resumed.call_id,
-        error=f"{INTERRUPTED}; made again as a new call, with the input that arrived since",
-        attempt=max(resumed.failures, 1),
-        will_retry=False,
-    )
+    why = "made again as a new call, with the input that arrived since"
+    abandoned = resumed.dropped(agent.session_id, agent.agent_id, why)
     await agent.emit(abandoned, started)
     return call_id, 0
-
-
-async def drop_interrupted(agent: Agent, why: str) -> None:
-    """End the interrupted call waiting for its retry (if any): the loop stops without it."""
-    call = agent.memory.open_model_call
-    if call is None:
-        return
-    await agent.emit(
-        ModelCallFailed(
-            session_id=agent.session_id,
-            agent_id=agent.agent_id,
-            call_id=call.call_id,
-            error=f"{INTERRUPTED}; not made again: {why}",
-            attempt=max(call.failures, 1),
-            will_retry=False,
-        )
-    )
 
 
 def _same_json(a: JSON, b: JSON) -> bool:
