@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from loomkin.agents import SessionSettings
 from loomkin.agents.modelcall import INTERRUPTED
+from loomkin.api.feed import feed_row
+from loomkin.cli.progress import describe
 from loomkin.core.chat import UserMessage, message_to_json
 from loomkin.core.events import (
     LoopFinished,
@@ -252,3 +254,28 @@ async def test_a_call_interrupted_once_too_often_fails_instead_of_retrying(
     assert isinstance(failed, ModelCallFailed)
     assert (failed.error, failed.attempt, failed.will_retry) == (INTERRUPTED, 1, False)
     assert [e.outcome for e in events if isinstance(e, LoopFinished)] == ["error"]
+
+
+async def test_the_feed_and_the_terminal_show_the_interrupted_attempt_as_retried_now(
+    tmp_path: Path,
+) -> None:
+    url, session_id, _started = await killed_mid_call(
+        tmp_path, SessionSettings(bootstrap_orienter=False)
+    )
+    async with await Loomkin.open(url) as lk:
+        session = await lk.resume_session(
+            session_id,
+            model_factory=only(ScriptedModel([Reply(text="hello")])),  # type: ignore[arg-type]
+        )
+        await lk.wait_idle()
+        (recorded,) = [r for r in await session.history() if isinstance(r.event, ModelCallFailed)]
+        row = feed_row(recorded, session.names())
+        assert isinstance(recorded.event, ModelCallFailed)
+        line = describe(recorded.event, session)
+    assert row is not None
+    assert (row.type, row.actor) == ("retry", "worker")
+    assert row.summary == f"model call failed (attempt 1), retrying now: {INTERRUPTED}"
+    assert (
+        line
+        == f"[yellow]retry[/] worker: model call failed (attempt 1), retrying now: {INTERRUPTED}"
+    )
