@@ -8,7 +8,9 @@ it, and reads the control lane at a checkpoint between every two steps:
 * ``prepare`` — fold waiting messages, steering and notices into the transcript;
 * ``call_model`` — stream one model response while watching the control lane, so an ``asap``
   pause abandons the stream (even before its first chunk) and keeps what had streamed; a
-  failed or silent stream is journaled and retried (:mod:`loomkin.agents.modelcall`);
+  failed or silent stream is journaled and retried (:mod:`loomkin.agents.modelcall`); a
+  call the process stopped in is journaled as an interrupted attempt and made again, as
+  the same call and the same iteration (input that arrived meanwhile waits for the next);
 * ``run_tools`` — run the tool calls of the last response one by one; each call is journaled
   as started before it runs and as completed (with its result) after, so a resume never runs
   a completed call again, and a call that was started but never completed (the process died)

@@ -2,7 +2,8 @@
 
 Everything the loop needs to continue after a pause or a process restart is derived from
 the agent's events: the transcript (``TranscriptAppended``), which tool calls started and
-which completed (``ToolCallStarted`` / ``ToolCallCompleted``), whether the agent is paused
+which completed (``ToolCallStarted`` / ``ToolCallCompleted``), the model call started and
+not ended (after a crash: it is retried), whether the agent is paused
 (``AgentStatusChanged``), the iteration reached in the current loop, the usage so far, the
 control requests not yet applied, whether the loop serves the user and whether it was nudged
 to complete its task. Transcript messages may carry markers beside the message itself
