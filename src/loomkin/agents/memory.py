@@ -196,7 +196,8 @@ class AgentMemory:
             case ModelCallFailed():
                 self._model_call_failed(event)
             case ModelCallCompleted(input_tokens=i, output_tokens=o, cost_usd=c):
-                self.open_model_call = None
+                if self.open_model_call and self.open_model_call.call_id == event.call_id:
+                    self.open_model_call = None
                 self.input_tokens += i
                 self.cached_input_tokens += event.cached_input_tokens
                 self.output_tokens += o
