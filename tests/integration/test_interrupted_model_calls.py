@@ -185,7 +185,7 @@ async def test_a_call_whose_request_changed_ends_and_a_new_call_of_the_same_iter
     assert retry.will_retry
     assert isinstance(final, ModelCallFailed)
     assert not final.will_retry
-    assert final.error.startswith(INTERRUPTED)
+    assert final.error == f"{INTERRUPTED}; made again as a new call, with what changed since"
     (completed,) = ends_of(events, calls[1].call_id)
     assert isinstance(completed, ModelCallCompleted)
     assert model.requests[0].messages[-1] == UserMessage(
@@ -279,3 +279,23 @@ async def test_the_feed_and_the_terminal_show_the_interrupted_attempt_as_retried
         line
         == f"[yellow]retry[/] worker: model call failed (attempt 1), retrying now: {INTERRUPTED}"
     )
+
+
+async def test_a_call_resumed_on_another_model_is_made_again_as_a_new_call(
+    tmp_path: Path,
+) -> None:
+    url, session_id, started = await killed_mid_call(
+        tmp_path, SessionSettings(bootstrap_orienter=False)
+    )
+    model = ScriptedModel([Reply(text="hello")], name="scripted:other")
+    events = await resume(url, session_id, model)
+
+    assert open_calls(events) == []
+    calls = [e for e in events if isinstance(e, ModelCallStarted)]
+    assert [(c.model, c.iteration) for c in calls] == [(started.model, 1), ("scripted:other", 1)]
+    assert started.model != "scripted:other"
+    *_, dropped = ends_of(events, started.call_id)
+    assert isinstance(dropped, ModelCallFailed)
+    assert not dropped.will_retry
+    (completed,) = ends_of(events, calls[1].call_id)
+    assert isinstance(completed, ModelCallCompleted)

@@ -111,6 +111,7 @@ class OpenModelCall:
     call_id: CallId
     iteration: int
     """The iteration the call counts as (a retry of it is the same iteration)."""
+    model: str
     request: dict[str, JSON]
     """The request journaled with ``ModelCallStarted``."""
     failures: int = 0
@@ -190,7 +191,10 @@ class AgentMemory:
             case ModelCallStarted(iteration=iteration):
                 self.iteration = iteration
                 self.open_model_call = OpenModelCall(
-                    call_id=event.call_id, iteration=iteration, request=event.request
+                    call_id=event.call_id,
+                    iteration=iteration,
+                    model=event.model,
+                    request=event.request,
                 )
                 self.last_step = "model_call"
             case ModelCallFailed():

@@ -28,7 +28,7 @@ How this works and why:
   every projection (feed, progress, timeline, spans) sees the old attempt end. Should the
   request have changed meanwhile (an urgent message read on the way), the old call cannot
   be retried as it was: it ends with a final ``ModelCallFailed`` and a new call of the
-  same iteration is made.
+  same iteration is made (so too if the agent's model changed).
 * The response is journaled (``ModelCallCompleted``) with its assistant message in one batch.
   Tool calls get ids of our own, unique in the log, even when the provider repeated or
   omitted its ids; a name no provider would take back in a later request is replaced.
@@ -142,7 +142,11 @@ async def _open_call(agent: Agent, request: ModelRequest) -> tuple[CallId, int]:
     """
     resumed = agent.memory.open_model_call
     journaled = request.to_json()
-    if resumed is not None and _same_json(resumed.request, journaled):
+    if (
+        resumed is not None
+        and resumed.model == agent.model.name
+        and _same_json(resumed.request, journaled)
+    ):
         return resumed.call_id, resumed.failures  # the same call, tried again
     call_id = CallId(new_id("mc_"))
     started = ModelCallStarted(
@@ -157,9 +161,9 @@ async def _open_call(agent: Agent, request: ModelRequest) -> tuple[CallId, int]:
     if resumed is None:
         await agent.emit(started)
         return call_id, 0
-    # The request changed since the interrupted call started: that call ends here, and a new
-    # one (of the same iteration) carries the new request.
-    why = "made again as a new call, with the input that arrived since"
+    # The request (or the model) changed since the interrupted call started: that call ends
+    # here, and a new one (of the same iteration) carries the new request.
+    why = "made again as a new call, with what changed since"
     abandoned = resumed.dropped(agent.session_id, agent.agent_id, why)
     await agent.emit(abandoned, started)
     return call_id, 0
