@@ -313,6 +313,9 @@ class Agent:
             *self._outcomes(self._applied(command, where)),
             *self.status_change("idle", "cancelled by user"),
         ]
+        call = self.memory.open_model_call
+        if call is not None:  # cut off by a restart, and now never made again
+            events.append(call.dropped(self.session_id, self.agent_id, "cancelled by user"))
         if where == "idle" and self.memory.loop_open:
             # A loop cut short (a crash) that no driver will finish: it ends here, cancelled,
             # or a later restart would take the cancelled work up again.

@@ -8,7 +8,9 @@ it, and reads the control lane at a checkpoint between every two steps:
 * ``prepare`` — fold waiting messages, steering and notices into the transcript;
 * ``call_model`` — stream one model response while watching the control lane, so an ``asap``
   pause abandons the stream (even before its first chunk) and keeps what had streamed; a
-  failed or silent stream is journaled and retried (:mod:`loomkin.agents.modelcall`);
+  failed or silent stream is journaled and retried (:mod:`loomkin.agents.modelcall`); a
+  call the process stopped in is journaled as an interrupted attempt and made again, as
+  the same call and the same iteration (input that arrived meanwhile waits for the next);
 * ``run_tools`` — run the tool calls of the last response one by one; each call is journaled
   as started before it runs and as completed (with its result) after, so a resume never runs
   a completed call again, and a call that was started but never completed (the process died)
@@ -144,17 +146,14 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
     stop = await checkpoint(agent, "before_model")
     if stop is not None:
         return stop
-    if await wait_for_brief(agent):  # the Concierge plans once the Orienter briefed it
-        stop = await checkpoint(agent, "before_model")
+    # A call a restart cut off is made again as it was (the same request, the same
+    # iteration): input that arrived meanwhile waits for the next call, as it would have.
+    retrying = agent.memory.open_model_call is not None
+    if not retrying:
+        stop = await _gather_input(agent)
         if stop is not None:
             return stop
-    await ingest_messages(agent)
-    await apply_steers(agent)
-    if not agent.memory.transcript:
-        # Woken by messages that turned out to need nothing (an assignment withdrawn before
-        # it was read): there is nothing to answer, and no provider takes an empty request.
-        return LoopOutcome(outcome="final")
-    if agent.memory.iteration >= agent.max_iterations:
+    if agent.memory.iterations_done() >= agent.max_iterations:
         text = (
             f"Stopped after reaching the iteration limit ({agent.max_iterations} model calls) "
             "without a final answer."
@@ -165,12 +164,27 @@ async def call_model_step(agent: Agent) -> LoopOutcome | None:
     if breach is not None:
         await agent.enter_budget_pause(breach)
         return LoopOutcome(outcome="budget", text=breach.description)
-    if await compact_if_needed(agent):
+    if not retrying and await compact_if_needed(agent):
         # Compaction is a step like any other: a pause or cancel asked meanwhile lands here.
         stop = await checkpoint(agent, "before_model")
         if stop is not None:
             return stop
     return await call_model(agent)
+
+
+async def _gather_input(agent: Agent) -> LoopOutcome | None:
+    """Fold the brief, waiting messages and steering into the transcript before a call."""
+    if await wait_for_brief(agent):  # the Concierge plans once the Orienter briefed it
+        stop = await checkpoint(agent, "before_model")
+        if stop is not None:
+            return stop
+    await ingest_messages(agent)
+    await apply_steers(agent)
+    if not agent.memory.transcript:
+        # Woken by messages that turned out to need nothing (an assignment withdrawn before
+        # it was read): there is nothing to answer, and no provider takes an empty request.
+        return LoopOutcome(outcome="final")
+    return None
 
 
 async def call_model(agent: Agent) -> LoopOutcome | None:

@@ -2,7 +2,8 @@
 
 Everything the loop needs to continue after a pause or a process restart is derived from
 the agent's events: the transcript (``TranscriptAppended``), which tool calls started and
-which completed (``ToolCallStarted`` / ``ToolCallCompleted``), whether the agent is paused
+which completed (``ToolCallStarted`` / ``ToolCallCompleted``), the model call started and
+not ended (after a crash: it is retried), whether the agent is paused
 (``AgentStatusChanged``), the iteration reached in the current loop, the usage so far, the
 control requests not yet applied, whether the loop serves the user and whether it was nudged
 to complete its task. Transcript messages may carry markers beside the message itself
@@ -45,6 +46,7 @@ from loomkin.core.events import (
     Event,
     LoopFinished,
     ModelCallCompleted,
+    ModelCallFailed,
     ModelCallStarted,
     PermissionRequested,
     PermissionResolved,
@@ -54,9 +56,17 @@ from loomkin.core.events import (
     TranscriptAppended,
 )
 from loomkin.core.records import AgentStatus
-from loomkin.ids import TaskId
+from loomkin.ids import AgentId, CallId, SessionId, TaskId
 
-__all__ = ["COMPLETION_NUDGE", "AgentMemory", "AgentSnapshot", "PendingPermission", "snapshot_of"]
+__all__ = [
+    "COMPLETION_NUDGE",
+    "INTERRUPTED",
+    "AgentMemory",
+    "AgentSnapshot",
+    "OpenModelCall",
+    "PendingPermission",
+    "snapshot_of",
+]
 
 _LEAVES = frozenset(
     {
@@ -85,6 +95,42 @@ class PendingPermission:
     target: str
 
 
+INTERRUPTED = "interrupted: the process stopped during the call"
+"""The error of a model call's attempt that a restart cut off."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenModelCall:
+    """A model call journaled as started that has not ended yet.
+
+    Outside a running call this only happens when the process stopped during one: the
+    loop then closes the attempt that was cut off and makes the same call again
+    (:func:`~loomkin.agents.modelcall.close_interrupted`).
+    """
+
+    call_id: CallId
+    iteration: int
+    """The iteration the call counts as (a retry of it is the same iteration)."""
+    model: str
+    request: dict[str, JSON]
+    """The request journaled with ``ModelCallStarted``."""
+    failures: int = 0
+    """Failed attempts journaled so far."""
+    attempt_running: bool = True
+    """False once the last attempt was journaled as failed (a retry was still to come)."""
+
+    def dropped(self, session_id: SessionId, agent_id: AgentId, why: str) -> ModelCallFailed:
+        """The event that ends this call without another attempt, saying ``why``."""
+        return ModelCallFailed(
+            session_id=session_id,
+            agent_id=agent_id,
+            call_id=self.call_id,
+            error=f"{INTERRUPTED}; {why}",
+            attempt=max(self.failures, 1),
+            will_retry=False,
+        )
+
+
 @dataclass(slots=True, kw_only=True)
 class AgentMemory:
     """What one agent knows about itself; a projection of its event stream."""
@@ -102,6 +148,8 @@ class AgentMemory:
     """The latest attempt started of each tool call (an idempotent one may be re-run)."""
     iteration: int = 0
     """Model calls made in the current loop (reset when a loop ends, kept across a pause)."""
+    open_model_call: OpenModelCall | None = None
+    """The model call started and not ended (a crash cut it off, when no call runs)."""
     task_id: TaskId | None = None
     input_tokens: int = 0
     cached_input_tokens: int = 0
@@ -142,8 +190,18 @@ class AgentMemory:
                 self._compacted(event)
             case ModelCallStarted(iteration=iteration):
                 self.iteration = iteration
+                self.open_model_call = OpenModelCall(
+                    call_id=event.call_id,
+                    iteration=iteration,
+                    model=event.model,
+                    request=event.request,
+                )
                 self.last_step = "model_call"
+            case ModelCallFailed():
+                self._model_call_failed(event)
             case ModelCallCompleted(input_tokens=i, output_tokens=o, cost_usd=c):
+                if self.open_model_call and self.open_model_call.call_id == event.call_id:
+                    self.open_model_call = None
                 self.input_tokens += i
                 self.cached_input_tokens += event.cached_input_tokens
                 self.output_tokens += o
@@ -170,6 +228,7 @@ class AgentMemory:
             case LoopFinished(outcome=outcome):
                 self.loop_open = False
                 self.iteration = 0
+                self.open_model_call = None  # an ended loop retries nothing
                 self.last_step = "idle"
                 if outcome != "cancelled":  # a cancelled reply to the user is still owed
                     self.serving_user = False
@@ -189,6 +248,21 @@ class AgentMemory:
                     self.task_id = None
             case _:
                 pass  # events about other things do not change this agent's memory
+
+    def _model_call_failed(self, event: ModelCallFailed) -> None:
+        call = self.open_model_call
+        if call is None or call.call_id != event.call_id:
+            return
+        if not event.will_retry:
+            self.open_model_call = None
+            return
+        self.open_model_call = dataclasses.replace(
+            call, failures=event.attempt, attempt_running=False
+        )
+
+    def iterations_done(self) -> int:
+        """Model calls of the current loop that ended (an interrupted one is retried, not new)."""
+        return self.iteration - (1 if self.open_model_call is not None else 0)
 
     def _transcript_appended(self, message: dict[str, JSON]) -> None:
         self.loop_open = True

@@ -20,6 +20,15 @@ How this works and why:
   count towards the same limit. Every wait (the stream, a backoff) reads the control lane, so
   a pause also cancels a backoff. All attempts share one ``call_id``: one logical call, one
   ``ModelCallStarted``, ended by ``ModelCallCompleted`` or a final ``ModelCallFailed``.
+* A call the process stopped in (killed, or its host lost) is left open in the journal: a
+  ``ModelCallStarted`` with no end. When the agent's loop runs again it closes the attempt
+  that was cut off (:func:`close_interrupted`: a ``ModelCallFailed`` saying so, with
+  ``will_retry``) and makes the same call again under the same ``call_id``, as one more
+  attempt of the same iteration: a model call has no side effects, so a retry is safe, and
+  every projection (feed, progress, timeline, spans) sees the old attempt end. Should the
+  request have changed meanwhile (an urgent message read on the way), the old call cannot
+  be retried as it was: it ends with a final ``ModelCallFailed`` and a new call of the
+  same iteration is made (so too if the agent's model changed).
 * The response is journaled (``ModelCallCompleted``) with its assistant message in one batch.
   Tool calls get ids of our own, unique in the log, even when the provider repeated or
   omitted its ids; a name no provider would take back in a later request is replaced.
@@ -28,11 +37,13 @@ How this works and why:
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from loomkin.agents.control import Directive
+from loomkin.agents.memory import INTERRUPTED
 from loomkin.agents.streampump import StreamDone, StreamFailed, StreamPump
 from loomkin.core.chat import AssistantMessage, ChatMessage, SystemMessage, ToolCall
 from loomkin.core.events import ModelCallCompleted, ModelCallFailed, ModelCallStarted
@@ -48,7 +59,14 @@ if TYPE_CHECKING:
     from loomkin.core.events.base import JSON
     from loomkin.llm.model import ModelResponse
 
-__all__ = ["INVALID_TOOL_NAME", "CallResult", "build_request", "call_model"]
+__all__ = [
+    "INTERRUPTED",
+    "INVALID_TOOL_NAME",
+    "CallResult",
+    "build_request",
+    "call_model",
+    "close_interrupted",
+]
 
 INVALID_TOOL_NAME = "invalid_tool_name"
 """Stands in the transcript for a tool name no provider would accept back (the provider's
@@ -89,29 +107,78 @@ def build_request(agent: Agent) -> ModelRequest:
 
 async def call_model(agent: Agent) -> CallResult:
     """Make one model call (with its retries) and journal how it went."""
+    failed = await close_interrupted(agent)
+    if failed is not None:
+        return failed
     request = build_request(agent)
-    call_id = CallId(new_id("mc_"))
-    await agent.emit(
-        ModelCallStarted(
-            session_id=agent.session_id,
-            agent_id=agent.agent_id,
-            call_id=call_id,
-            iteration=agent.memory.iteration + 1,
-            model=agent.model.name,
-            request=request.to_json(),
-            task_id=agent.memory.task_id,
-        )
-    )
+    call_id, failures = await _open_call(agent, request)
     await agent.set_status("thinking")
     try:
-        return await _attempts(agent, request, call_id)
+        return await _attempts(agent, request, call_id, failures)
     finally:
         agent.streaming = None
 
 
-async def _attempts(agent: Agent, request: ModelRequest, call_id: CallId) -> CallResult:
+async def close_interrupted(agent: Agent) -> CallResult | None:
+    """Journal the end of the attempt a restart cut off, if the journal ends inside one.
+
+    The call is retried (:func:`call_model`) unless it already failed ``max_retries + 1``
+    times counting this one (a call that keeps stopping the process is not retried for
+    ever); then the call ends here and the ``failed`` result says so.
+    """
+    call = agent.memory.open_model_call
+    if call is None or not call.attempt_running:
+        return None
+    attempts = _Attempts(agent, call.call_id, failures=call.failures)
+    if await attempts.interrupted():
+        return None
+    return CallResult(kind="failed", error=INTERRUPTED)
+
+
+async def _open_call(agent: Agent, request: ModelRequest) -> tuple[CallId, int]:
+    """The call to make: the interrupted one again, or a new one (journaled as started).
+
+    Returns its id and the failures it had so far.
+    """
+    resumed = agent.memory.open_model_call
+    journaled = request.to_json()
+    if (
+        resumed is not None
+        and resumed.model == agent.model.name
+        and _same_json(resumed.request, journaled)
+    ):
+        return resumed.call_id, resumed.failures  # the same call, tried again
+    call_id = CallId(new_id("mc_"))
+    started = ModelCallStarted(
+        session_id=agent.session_id,
+        agent_id=agent.agent_id,
+        call_id=call_id,
+        iteration=agent.memory.iteration + 1 if resumed is None else resumed.iteration,
+        model=agent.model.name,
+        request=journaled,
+        task_id=agent.memory.task_id,
+    )
+    if resumed is None:
+        await agent.emit(started)
+        return call_id, 0
+    # The request (or the model) changed since the interrupted call started: that call ends
+    # here, and a new one (of the same iteration) carries the new request.
+    why = "made again as a new call, with what changed since"
+    abandoned = resumed.dropped(agent.session_id, agent.agent_id, why)
+    await agent.emit(abandoned, started)
+    return call_id, 0
+
+
+def _same_json(a: JSON, b: JSON) -> bool:
+    """Whether two JSON values are equal once encoded (a stored request has lists for tuples)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+async def _attempts(
+    agent: Agent, request: ModelRequest, call_id: CallId, failures: int
+) -> CallResult:
     """Stream attempts until one answers, a control cuts the call, or retries run out."""
-    attempt = _Attempts(agent, call_id)
+    attempt = _Attempts(agent, call_id, failures=failures)
     while True:
         builder = ResponseBuilder()
         agent.streaming = builder  # the live view of the answer (the cards show it)
@@ -136,10 +203,20 @@ async def _attempts(agent: Agent, request: ModelRequest, call_id: CallId) -> Cal
 class _Attempts:
     """Counts one call's failures, journals each, and decides on the retry."""
 
-    def __init__(self, agent: Agent, call_id: CallId) -> None:
+    def __init__(self, agent: Agent, call_id: CallId, *, failures: int = 0) -> None:
         self._agent = agent
         self._call_id = call_id
-        self.failures = 0
+        self.failures = failures
+
+    async def interrupted(self) -> bool:
+        """A restart cut the running attempt off; return whether the call is retried."""
+        self.failures += 1
+        if self.failures > self._agent.ctx.settings.model_retry.max_retries:
+            idle = self._agent.status_change("idle", "model call interrupted")
+            await self._journal(INTERRUPTED, will_retry=False, also=idle)
+            return False
+        await self._journal(INTERRUPTED, will_retry=True)  # no backoff: nothing failed
+        return True
 
     async def announced(self, notice: RetryNotice) -> None:
         """The model's wrapper failed an attempt and retries after ``notice.delay_s``."""

@@ -300,8 +300,8 @@ def _conversation_summary(event: Event, names: Names) -> str | None:
             )
         case ModelCallFailed(will_retry=True):
             return (
-                f"model call failed (attempt {event.attempt}), retrying in "
-                f"{event.delay_s:.1f} s: {_cut(event.error, 120)}"
+                f"model call failed (attempt {event.attempt}), {_retrying(event.delay_s)}: "
+                f"{_cut(event.error, 120)}"
             )
         case ModelCallFailed():
             return f"model call failed (attempt {event.attempt}): {_cut(event.error, 140)}"
@@ -432,6 +432,11 @@ def _recipient(event: MessageSent, names: Names) -> str:
 def _task_title(task_id: str, names: Names) -> str:
     task = names.task(task_id)
     return task.title if task is not None else task_id
+
+
+def _retrying(delay_s: float) -> str:
+    """When a failed model call is tried again (at once after an interrupted attempt)."""
+    return f"retrying in {delay_s:.1f} s" if delay_s > 0 else "retrying now"
 
 
 def _cut(text: str, limit: int) -> str:

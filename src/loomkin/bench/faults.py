@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from loomkin.agents.memory import INTERRUPTED
 from loomkin.bench.faults_child import NOTES, WORKERS, serve
 from loomkin.core.events import (
     AgentSpawned,
@@ -52,6 +53,8 @@ from loomkin.core.events import (
     ControlApplied,
     ControlDropped,
     ControlRequested,
+    ModelCallCompleted,
+    ModelCallFailed,
     ModelCallStarted,
     RecordedEvent,
     TaskCreated,
@@ -289,6 +292,7 @@ def analyse(trial: Trial) -> dict[str, int]:
     figures = collections.Counter[str]()
     _count_lost_events(trial, figures)
     _count_duplicates(log, figures)
+    _count_model_calls(log, figures)
     _count_controls(trial, figures)
     _count_paused_runs(trial, figures)
     _count_half_decisions(log, figures)
@@ -330,6 +334,25 @@ def _count_duplicates(log: list[RecordedEvent], figures: collections.Counter[str
                 figures["idempotent_reruns"] += 1
                 figures["duplicate_tool_calls"] += event.tool in NOT_REPEATABLE
     figures["duplicate_tool_calls"] += sum(n - 1 for n in attempts.values() if n > 1)
+
+
+def _count_model_calls(log: list[RecordedEvent], figures: collections.Counter[str]) -> None:
+    """Model calls a kill cut off: each must be closed (and retried) when the run resumes."""
+    open_calls: set[str] = set()
+    for recorded in log:
+        match recorded.event:
+            case ModelCallStarted(call_id=call_id):
+                open_calls.add(call_id)
+            case (
+                ModelCallCompleted(call_id=call_id)
+                | ModelCallFailed(call_id=call_id, will_retry=False)
+            ):
+                open_calls.discard(call_id)
+            case ModelCallFailed(error=error) if error.startswith(INTERRUPTED):
+                figures["interrupted_model_calls"] += 1
+            case _:
+                pass
+    figures["model_calls_left_open"] += len(open_calls)
 
 
 def _count_controls(trial: Trial, figures: collections.Counter[str]) -> None:
@@ -563,11 +586,13 @@ _ROWS = (
     ("runs_fenced_lost", "processes fenced after a take-over (StaleEpoch)"),
     ("controls_acknowledged", "controls acknowledged"),
     ("idempotent_reruns", "interrupted idempotent calls re-run"),
+    ("interrupted_model_calls", "model calls cut off by a kill, closed and retried"),
     ("events_seen", "committed events seen by the runs"),
     ("acknowledged_controls_lost", "acknowledged controls lost (must be 0)"),
     ("paused_agents_ran", "paused agents that ran (after a restart or not) (must be 0)"),
     ("resumes_lost", "resumes lost (must be 0)"),
     ("duplicate_tool_calls", "duplicate tool calls (must be 0)"),
+    ("model_calls_left_open", "model calls started and never ended (must be 0)"),
     ("duplicate_side_effects", "side-effect lines written twice (must be 0)"),
     ("lost_writes", "completed tasks whose (re-run) notes write is missing (must be 0)"),
     ("lost_events", "lost events (must be 0)"),

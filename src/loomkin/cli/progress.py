@@ -58,6 +58,11 @@ class Shown(Protocol):
     def agents(self) -> Sequence[AgentInfo]: ...
 
 
+def _retrying(delay_s: float) -> str:
+    """When a failed model call is tried again (at once after an interrupted attempt)."""
+    return f"retrying in {delay_s:.1f} s" if delay_s > 0 else "retrying now"
+
+
 def short(text: str, limit: int = 100) -> str:
     """One line of at most ``limit`` characters."""
     line = " ".join(text.split())
@@ -159,7 +164,7 @@ def describe(event: Event, session: Shown) -> str | None:  # noqa: C901 - flat d
         case ModelCallFailed(agent_id=aid, error=error, will_retry=True, attempt=n, delay_s=d):
             return (
                 f"[yellow]retry[/] {_who(session, aid)}: model call failed (attempt {n}), "
-                f"retrying in {d:.1f} s: {escape(short(error, 80))}"
+                f"{_retrying(d)}: {escape(short(error, 80))}"
             )
         case ModelCallFailed(agent_id=aid, error=error):
             return f"[bold red]model error[/] {_who(session, aid)}: {escape(short(error))}"

@@ -86,7 +86,9 @@ export class Feed {
 
   fold(row, calls) {
     const callId = row.payload && row.payload.call_id;
-    const isEnd = ENDS.has(row.kind) && !(row.kind === "model_call_failed" && row.payload.will_retry);
+    const retry = row.kind === "model_call_failed" && row.payload.will_retry;
+    const isEnd = ENDS.has(row.kind) && !retry;
+    if (callId && retry && calls.has(callId)) calls.get(callId).retrying = true;  // between attempts
     if (callId && isEnd) {
       const start = calls.get(callId);
       if (start) { start.end = row; calls.delete(callId); this.index(start); return null; }
@@ -177,7 +179,7 @@ export class Feed {
       const result = end.kind === "tool_call_completed" ? end.payload.outcome : end.kind === "model_call_failed" ? "failed" : "done";
       outcome = el("span", { class: `outcome oc-${result}` }, `${result} · ${took < 1 ? `${Math.round(took * 1000)} ms` : `${took.toFixed(1)} s`}`);
     } else if (entry.callId && this.calls.get(entry.callId) === entry) {
-      outcome = el("span", { class: "outcome oc-running" }, "running");
+      outcome = el("span", { class: "outcome oc-running" }, entry.retrying ? "retrying" : "running");
     }
     const summary = end ? `${row.summary} → ${end.summary.replace(/^model answered: /, "")}` : row.summary;
     return el("li", {
