@@ -17,11 +17,12 @@ import pytest
 from loomkin.agents import SessionSettings
 from loomkin.core.events import LoopFinished
 from loomkin.service import Loomkin
-from loomkin.testing.models import Call, Reply, ScriptedModel
+from loomkin.testing.models import Call, FunctionModel, Reply
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from loomkin.llm.model import ModelRequest
     from loomkin.service import Session
 
 pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
@@ -29,9 +30,15 @@ pytestmark = [pytest.mark.looptime, pytest.mark.timeout(60)]
 
 async def _paused_mid_task(lk: Loomkin, project: Path) -> Session:
     (project / "README.md").write_text("# hi\n")
-    model = ScriptedModel(
-        [Reply(tool_calls=[Call("file_read", {"path": "README.md"})]), Reply(text="done")]
-    )
+    calls: list[ModelRequest] = []
+
+    def answer(request: ModelRequest) -> Reply:
+        calls.append(request)
+        if len(calls) == 1:
+            return Reply(tool_calls=[Call("file_read", {"path": "README.md"})])
+        return Reply(text="done")
+
+    model = FunctionModel(answer)
     session = await lk.open_session(
         project,
         model_factory=lambda _r, _n: model,
@@ -60,7 +67,8 @@ async def test_a_paused_agent_holds_the_session_open_until_it_is_resumed(project
             await finished
         log = [r.event for r in await session.history()]
     assert session.agent("worker").status == "idle"
-    assert any(isinstance(e, LoopFinished) for e in log)  # the loop ran to its end
+    outcomes = [e.outcome for e in log if isinstance(e, LoopFinished)]
+    assert outcomes[-1] == "final"  # the loop ran to its answer
 
 
 async def test_cancelling_the_paused_agent_finishes_the_session(project: Path) -> None:
