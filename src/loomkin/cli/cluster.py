@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import click
 from rich.markup import escape
 
-from loomkin.cli.common import console, run_command, shown
+from loomkin.cli.common import console, counted, run_command, shown
 from loomkin.cli.questions import answer_cluster_questions_here
 from loomkin.cli.sessions import report_failures
 from loomkin.errors import UserError
@@ -419,7 +419,8 @@ async def _status(store: str, bus: str, cluster: str, ttl: float) -> int:
         for w in workers:
             state = "accepting" if w.accepting else "leaving"
             console.print(
-                f"worker {escape(w.worker_id)}: {w.agents} agents in {w.sessions} sessions "
+                f"worker {escape(w.worker_id)}: {counted(w.agents, 'agent')} in "
+                f"{counted(w.sessions, 'session')} "
                 f"(capacity {w.capacity}, {state})"
             )
         placements = await client.placements()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import FrameType
 
-__all__ = ["console", "default_store", "fail", "run_command", "shown", "stored_sessions"]
+__all__ = ["console", "counted", "default_store", "fail", "run_command", "shown", "stored_sessions"]
 
 console = Console(highlight=False, emoji=False)
 """Every line goes through rich markup; user text is escaped, and ``:m:`` stays ``:m:``."""
@@ -32,6 +32,11 @@ def fail(message: str) -> NoReturn:
     """Print ``message`` as one error line and exit with status 2."""
     console.print(f"[bold red]error:[/] {escape(message)}")
     sys.exit(2)
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1 ("1 agent", "3 sessions")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def shown(text: str, limit: int = 200) -> str:

@@ -178,3 +178,9 @@ def test_every_option_of_every_command_says_what_it_is_for() -> None:
         return found
 
     assert options(cli, "loomkin") == []
+
+
+def test_counts_read_as_a_person_writes_them() -> None:
+    from loomkin.cli.common import counted
+
+    assert [counted(n, "session") for n in (0, 1, 2)] == ["0 sessions", "1 session", "2 sessions"]

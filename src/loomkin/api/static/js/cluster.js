@@ -27,7 +27,7 @@ function render(out) {
   const workers = out.workers.length
     ? out.workers.map((w) => el("li", { class: "worker", "data-worker": w.worker_id },
       el("strong", {}, w.worker_id), " ",
-      el("span", { class: "muted" }, `${num(w.agents)} agents / ${num(w.capacity)} · ${num(w.sessions)} sessions${w.accepting ? "" : " · leaving"}`)))
+      el("span", { class: "muted" }, `${num(w.agents)} ${w.agents === 1 ? "agent" : "agents"} / ${num(w.capacity)} · ${num(w.sessions)} ${w.sessions === 1 ? "session" : "sessions"}${w.accepting ? "" : " · leaving"}`)))
     : [el("li", { class: "muted" }, "no live worker: start one with loomkin worker --store … --bus …")];
   const current = new URLSearchParams(location.search).get("session");
   const sessions = [...out.sessions].reverse().map((s) => {
