@@ -700,7 +700,8 @@ def _model_factory(
         raise UserError(
             "no model given: pass --model PROVIDER:MODEL with its key set (e.g. openai:gpt-4.1 "
             "with OPENAI_API_KEY, or anthropic:claude-sonnet-4-5 with ANTHROPIC_API_KEY), point "
-            "--base-url at an OpenAI-compatible server, run offline with --model "
+            "[model] base_url in loomkin.toml (or --base-url, without --bus) at an "
+            "OpenAI-compatible server, run offline with --model "
             f"{LOCAL_HINT}, set [model] default in loomkin.toml, or try `loomkin demo`"
         )
     shared = (
