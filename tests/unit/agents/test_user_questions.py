@@ -66,10 +66,11 @@ async def open_session(
 async def asked(session: Session) -> UserQuestion:
     """Let ann ask, and return her open question."""
     await session.send("Make the button.", to="ann")
-    for _ in range(10_000):
-        if questions := session.questions_for_user():
-            return questions[0]
-        await asyncio.sleep(0)
+    # Follow the log (a store on disk commits from a thread: counting loop turns raced it).
+    async with session.events(after=0) as events:
+        async for recorded in events:
+            if isinstance(recorded.event, QuestionAsked) and session.questions_for_user():
+                return session.questions_for_user()[0]
     raise AssertionError("ann never asked")
 
 
