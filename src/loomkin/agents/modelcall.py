@@ -122,9 +122,8 @@ async def call_model(agent: Agent) -> CallResult:
 async def close_interrupted(agent: Agent) -> CallResult | None:
     """Journal the end of the attempt a restart cut off, if the journal ends inside one.
 
-    The call is retried (:func:`call_model`) unless it already failed ``max_retries + 1``
-    times counting this one (a call that keeps stopping the process is not retried for
-    ever); then the call ends here and the ``failed`` result says so.
+    The call is then made again (:func:`call_model`): a restart is not a provider failure,
+    so it never uses up the call's retries.
     """
     call = agent.memory.open_model_call
     if call is None or not call.attempt_running:
@@ -209,12 +208,14 @@ class _Attempts:
         self.failures = failures
 
     async def interrupted(self) -> bool:
-        """A restart cut the running attempt off; return whether the call is retried."""
+        """A restart cut the running attempt off; the call is always retried.
+
+        An interruption is not the provider failing: the process was killed or its host lost
+        from outside. Giving the call up after ``max_retries`` of them left its agent idle with
+        its task still claimed, so a session killed a few times never finished (the work
+        stealing crash test, four kills).
+        """
         self.failures += 1
-        if self.failures > self._agent.ctx.settings.model_retry.max_retries:
-            idle = self._agent.status_change("idle", "model call interrupted")
-            await self._journal(INTERRUPTED, will_retry=False, also=idle)
-            return False
         await self._journal(INTERRUPTED, will_retry=True)  # no backoff: nothing failed
         return True
 
