@@ -102,10 +102,12 @@ async def test_a_stored_session_not_hosted_here_is_read_only(tmp_path: Path) -> 
     project.mkdir()
     async with await Loomkin.open(store) as first:
         session = await start_scenario(first, project)
-        for _ in range(20_000):  # let the loop run until alice asks (no real time passes)
-            if session.pending_permissions():
-                break
-            await asyncio.sleep(0)
+        # Follow the log until alice asks (a store on disk commits from a thread: counting
+        # loop turns raced it, and the tasks were not all stored yet).
+        async with session.events(after=0) as events:
+            async for _recorded in events:
+                if session.pending_permissions():
+                    break
         session_id = session.session_id
     async with await Loomkin.open(store) as second:
         app = create_app(second)
