@@ -92,11 +92,7 @@ async def activation(agent: Agent) -> None:
     """Work until there is nothing left, the agent pauses, or it is cancelled."""
     # A model call the process stopped in ends first, before a control waiting on the lane
     # (a pause, a cancel) is applied: the feed shows it retried, not running for ever.
-    failed = await close_interrupted(agent)
-    if failed is not None:
-        text = f"The model provider failed: {failed.error}"
-        await _finish_loop(agent, LoopOutcome(outcome="error", text=text))
-        return
+    await close_interrupted(agent)
     while True:
         if await _apply_idle_controls(agent):
             if _arrived_meanwhile(agent):

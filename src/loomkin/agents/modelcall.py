@@ -107,9 +107,7 @@ def build_request(agent: Agent) -> ModelRequest:
 
 async def call_model(agent: Agent) -> CallResult:
     """Make one model call (with its retries) and journal how it went."""
-    failed = await close_interrupted(agent)
-    if failed is not None:
-        return failed
+    await close_interrupted(agent)
     request = build_request(agent)
     call_id, failures = await _open_call(agent, request)
     await agent.set_status("thinking")
@@ -119,19 +117,15 @@ async def call_model(agent: Agent) -> CallResult:
         agent.streaming = None
 
 
-async def close_interrupted(agent: Agent) -> CallResult | None:
+async def close_interrupted(agent: Agent) -> None:
     """Journal the end of the attempt a restart cut off, if the journal ends inside one.
 
     The call is then made again (:func:`call_model`): a restart is not a provider failure,
     so it never uses up the call's retries.
     """
     call = agent.memory.open_model_call
-    if call is None or not call.attempt_running:
-        return None
-    attempts = _Attempts(agent, call.call_id, failures=call.failures)
-    if await attempts.interrupted():
-        return None
-    return CallResult(kind="failed", error=INTERRUPTED)
+    if call is not None and call.attempt_running:
+        await _Attempts(agent, call.call_id, failures=call.failures).interrupted()
 
 
 async def _open_call(agent: Agent, request: ModelRequest) -> tuple[CallId, int]:
@@ -207,7 +201,7 @@ class _Attempts:
         self._call_id = call_id
         self.failures = failures
 
-    async def interrupted(self) -> bool:
+    async def interrupted(self) -> None:
         """A restart cut the running attempt off; the call is always retried.
 
         An interruption is not the provider failing: the process was killed or its host lost
@@ -217,7 +211,6 @@ class _Attempts:
         """
         self.failures += 1
         await self._journal(INTERRUPTED, will_retry=True)  # no backoff: nothing failed
-        return True
 
     async def announced(self, notice: RetryNotice) -> None:
         """The model's wrapper failed an attempt and retries after ``notice.delay_s``."""
